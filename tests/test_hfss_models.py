@@ -1,0 +1,256 @@
+"""Unit tests for simfarm.common.hfss: PyEDB-compatible HFSS job models."""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+
+import pytest
+from pydantic import ValidationError
+
+from simfarm.common.hfss import (
+    HFSS3DLayoutBatchOptions,
+    HFSSSimulationConfig,
+    MachineNode,
+    SchedulerOptions,
+    SchedulerType,
+    create_hfss_config,
+    parse_memory_mb,
+    parse_walltime,
+)
+
+
+def test_scheduler_type_values_match_pyedb() -> None:
+    assert [t.value for t in SchedulerType] == ["none", "lsf", "slurm", "pbs", "windows_hpc"]
+    assert SchedulerType("windows_hpc") is SchedulerType.WINDOWS_HPC
+
+
+def test_scheduler_options_defaults() -> None:
+    opts = SchedulerOptions()
+    assert opts.model_dump() == {
+        "queue": "default",
+        "time": "24:00:00",
+        "nodes": 1,
+        "tasks_per_node": 1,
+        "cores_per_node": 0,
+        "memory": "4GB",
+        "account": None,
+        "reservation": None,
+        "qos": None,
+        "constraints": None,
+        "exclusive": False,
+        "gpus": 0,
+        "gpu_type": None,
+        "priority": "Normal",
+        "email_notification": None,
+        "run_as_administrator": False,
+    }
+
+
+@pytest.mark.parametrize(
+    ("time", "seconds"),
+    [("24:00:00", 86400), ("100:30:00", 361800), ("2.03:00:00", 183600), ("90", 5400)],
+)
+def test_scheduler_time_formats(time: str, seconds: int) -> None:
+    assert SchedulerOptions(time=time).walltime_seconds == seconds
+    assert parse_walltime(time) == seconds
+
+
+@pytest.mark.parametrize("time", ["1h", "24:00", "1:99:00", "1.25:00:00", "", "1:00:00 "])
+def test_scheduler_time_rejected(time: str) -> None:
+    with pytest.raises(ValidationError):
+        SchedulerOptions(time=time)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("nodes", 0),
+        ("tasks_per_node", 0),
+        ("cores_per_node", -1),
+        ("gpus", -1),
+        ("priority", "Urgent"),
+        ("memory", "lots"),
+    ],
+)
+def test_scheduler_options_rejects_bad_values(field: str, value: object) -> None:
+    with pytest.raises(ValueError):
+        SchedulerOptions(**{field: value})
+
+
+def test_scheduler_options_validates_on_assignment() -> None:
+    opts = SchedulerOptions()
+    with pytest.raises(ValueError):
+        opts.nodes = 0
+
+
+@pytest.mark.parametrize(
+    ("memory", "mb"),
+    [
+        ("4GB", 4096),
+        ("512M", 512),
+        ("64gb", 65536),
+        ("2048", 2048),
+        ("1TB", 1048576),
+        ("8GiB", 8192),
+    ],
+)
+def test_memory_parsing(memory: str, mb: int) -> None:
+    assert parse_memory_mb(memory) == mb
+    assert SchedulerOptions(memory=memory).memory_mb == mb
+
+
+def test_machine_node_defaults_and_str() -> None:
+    node = MachineNode()
+    assert (node.hostname, node.cores, node.max_cores, node.utilization) == (
+        "localhost",
+        -1,
+        20,
+        90,
+    )
+    assert str(node) == "localhost:-1:20:90%"
+    assert (
+        str(MachineNode(hostname="n01", cores=8, max_cores=32, utilization=100)) == "n01:8:32:100%"
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"utilization": 0},
+        {"utilization": 101},
+        {"max_cores": 0},
+        {"hostname": ""},
+        {"hostname": "a:b"},
+        {"hostname": "a,b"},
+        {"cores": 0},
+        {"cores": -2},
+    ],
+)
+def test_machine_node_rejects(kwargs: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        MachineNode(**kwargs)
+
+
+def test_layout_options_defaults_and_batch_string() -> None:
+    opts = HFSS3DLayoutBatchOptions()
+    assert opts.create_starting_mesh is False
+    assert opts.default_process_priority == "Normal"
+    assert opts.mpi_vendor == "Intel"
+    assert opts.mpi_version == "Default"
+    assert opts.remote_spawn_command == "Scheduler"
+    assert opts.temp_directory == tempfile.gettempdir()
+    text = HFSS3DLayoutBatchOptions(
+        enable_gpu=True, mpi_vendor="Open MPI"
+    ).to_batch_options_string()
+    assert text.startswith(
+        "'HFSS 3D Layout Design/CreateStartingMesh'='0' "
+        "'HFSS 3D Layout Design/DefaultProcessPriority'='Normal' "
+        "'HFSS 3D Layout Design/EnableGPU'='1' 'HFSS 3D Layout Design/MPIVendor'='Open MPI' "
+    )
+    assert text.endswith("'Q3D Extractor/RAMLimitPercent'='90'")
+    assert text.count("'='") == 13
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"default_process_priority": "Realtime"}, {"mpi_vendor": "MPICH"}, {"temp_directory": ""}],
+)
+def test_layout_options_rejects(kwargs: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        HFSS3DLayoutBatchOptions(**kwargs)
+
+
+def test_config_defaults_and_auto_jobid() -> None:
+    cfg = HFSSSimulationConfig(project_path="/data/board.aedb")
+    assert re.fullmatch(r"JOB_\d{8}_\d{6}_[0-9a-f]{8}", cfg.jobid)
+    assert cfg.solver == "Hfss3DLayout"
+    assert cfg.user == "unknown"
+    assert (cfg.distributed, cfg.auto, cfg.non_graphical, cfg.monitor) == (True, True, True, True)
+    assert [str(n) for n in cfg.machine_nodes] == ["localhost:-1:20:90%"]
+    assert (cfg.design_name, cfg.design_mode, cfg.setup_name) == ("", "", "")
+    assert cfg.scheduler_type is SchedulerType.NONE
+    assert cfg.ansys_edt_path == ""
+    other = HFSSSimulationConfig(project_path="/data/board.aedb")
+    assert other.jobid != cfg.jobid
+
+
+def test_config_does_not_require_project_on_submitting_machine() -> None:
+    cfg = HFSSSimulationConfig(project_path="/nowhere/on/this/host/design.AEDT")
+    assert cfg.project_path.endswith(".AEDT")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"project_path": "/data/board.txt"},
+        {"jobid": "bad id"},
+        {"jobid": "x;rm"},
+        {"scheduler_type": "sge"},
+        {"scheduler_options": {"nodes": 0}},
+        {"unknown_field": 1},
+    ],
+)
+def test_config_rejects(kwargs: dict[str, object]) -> None:
+    data: dict[str, object] = {"project_path": "/data/board.aedt", **kwargs}
+    with pytest.raises(ValueError):
+        HFSSSimulationConfig(**data)
+
+
+def test_config_string_helpers() -> None:
+    cfg = HFSSSimulationConfig(
+        project_path="/p.aedt",
+        design_name="main",
+        design_mode="Nominal",
+        setup_name="Setup1",
+        machine_nodes=[MachineNode(hostname="a", cores=4), MachineNode(hostname="b", cores=8)],
+        scheduler_options=SchedulerOptions(nodes=3, tasks_per_node=2),
+    )
+    assert cfg.generate_design_string() == "main:Nominal:Setup1"
+    assert cfg.generate_machinelist_string() == "list=a:4:20:90%,b:8:20:90%"
+    assert cfg.num_cores_for_scheduler() == 6
+    cfg.scheduler_options = SchedulerOptions(nodes=2, cores_per_node=16, tasks_per_node=2)
+    assert cfg._num_cores_for_scheduler() == 32
+    assert cfg.generate_batch_options_string() == cfg.layout_options.to_batch_options_string()
+
+
+def test_to_dict_from_dict_round_trip_through_json() -> None:
+    cfg = create_hfss_config(
+        project_path="/shared/array.aedt",
+        jobid="array_001",
+        ansys_edt_path="/ansys/v252/Linux64/ansysedt",
+        design_name="main",
+        setup_name="Setup1",
+        scheduler_type=SchedulerType.SLURM,
+        scheduler_options=SchedulerOptions(
+            queue="compute", nodes=4, memory="64GB", time="08:00:00"
+        ),
+        user="alice",
+    )
+    data = json.loads(json.dumps(cfg.to_dict()))
+    assert data["scheduler_type"] == "slurm"
+    assert {"platform", "timestamp", "version"} <= data.keys()
+    back = HFSSSimulationConfig.from_dict(data)
+    assert back.model_dump() == cfg.model_dump()
+    # PyEDB-style direct construction from to_dict output also works.
+    assert HFSSSimulationConfig(**data).model_dump() == cfg.model_dump()
+
+
+def test_from_dict_fallbacks_match_pyedb() -> None:
+    cfg = HFSSSimulationConfig.from_dict({"project_path": "/p/x.aedb", "user": None})
+    assert (cfg.design_name, cfg.design_mode, cfg.setup_name) == ("main", "Nominal", "Setup1")
+    assert cfg.machine_nodes == []
+    assert cfg.user == "unknown"
+    assert cfg.jobid.startswith("JOB_")
+    assert cfg.scheduler_options == SchedulerOptions()
+
+
+def test_create_hfss_config_defaults() -> None:
+    cfg = create_hfss_config(project_path="/p/antenna.aedt")
+    assert cfg.jobid.startswith("JOB_")
+    assert [str(n) for n in cfg.machine_nodes] == ["localhost:-1:20:90%"]
+    assert cfg.scheduler_options == SchedulerOptions()
+    cfg2 = create_hfss_config("/p/antenna.aedt", jobid=None, ansys_edt_path=None, distributed=False)
+    assert cfg2.distributed is False
+    assert cfg2.ansys_edt_path == ""
