@@ -254,3 +254,16 @@ def test_create_hfss_config_defaults() -> None:
     cfg2 = create_hfss_config("/p/antenna.aedt", jobid=None, ansys_edt_path=None, distributed=False)
     assert cfg2.distributed is False
     assert cfg2.ansys_edt_path == ""
+
+
+def test_scheduler_type_accepts_any_case_and_dict_options() -> None:
+    # As in PyEDB's documented example, which PyEDB itself rejected.
+    cfg = create_hfss_config(
+        project_path="antenna.AEDB",
+        scheduler_type="SLURM",  # type: ignore[arg-type]
+        scheduler_options={"queue": "hpclarge", "nodes": 2, "cores_per_node": 32},  # type: ignore[arg-type]
+    )
+    assert cfg.scheduler_type is SchedulerType.SLURM
+    assert cfg.num_cores_for_scheduler() == 64
+    cfg.scheduler_type = "Windows_HPC"  # type: ignore[assignment]
+    assert cfg.scheduler_type is SchedulerType.WINDOWS_HPC

@@ -310,6 +310,14 @@ class HFSSSimulationConfig(_Model):
                 data.pop("user", None)
         return data
 
+    @field_validator("scheduler_type", mode="before")
+    @classmethod
+    def _scheduler_type_any_case(cls, value: Any) -> Any:
+        # PyEDB's own docs pass scheduler_type="SLURM"; accept names in any case.
+        if isinstance(value, str) and not isinstance(value, SchedulerType):
+            return value.strip().lower()
+        return value
+
     @field_validator("jobid")
     @classmethod
     def _check_jobid(cls, value: str) -> str:
