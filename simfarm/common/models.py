@@ -1,0 +1,186 @@
+"""Request and response models shared by the gateway, the workers and the clients."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from simfarm.common.states import JobState
+
+MAX_ARGV_ITEMS = 4096
+MAX_ARG_LENGTH = 32_768
+MAX_ENV_ITEMS = 256
+MAX_LABELS = 64
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_LABEL_KEY = re.compile(r"^[A-Za-z0-9_.\-/]{1,64}$")
+
+Priority = Annotated[int, Field(ge=0, le=10, description="0 (lowest) to 10 (highest)")]
+
+
+class StrictModel(BaseModel):
+    """Base for every API model: unknown fields are rejected, not ignored."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class ResourceRequest(StrictModel):
+    """What a job needs from the node that runs it."""
+
+    cores: int = Field(default=1, ge=1, le=4096, description="CPU cores")
+    memory_mb: int = Field(default=0, ge=0, le=16 * 1024 * 1024, description="memory in MiB")
+    disk_mb: int = Field(default=0, ge=0, le=1024 * 1024 * 1024, description="scratch disk in MiB")
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="node labels that must match, e.g. {'os': 'linux'}"
+    )
+    licenses: dict[str, int] = Field(
+        default_factory=dict, description="licence tokens needed, e.g. {'hfss': 1}"
+    )
+
+    @field_validator("labels")
+    @classmethod
+    def _check_labels(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > MAX_LABELS:
+            raise ValueError(f"at most {MAX_LABELS} labels")
+        for key, label in value.items():
+            if not _LABEL_KEY.match(key):
+                raise ValueError(f"label name {key!r} must match {_LABEL_KEY.pattern}")
+            if len(label) > 256:
+                raise ValueError(f"label {key!r} value longer than 256 characters")
+        return value
+
+    @field_validator("licenses")
+    @classmethod
+    def _check_licenses(cls, value: dict[str, int]) -> dict[str, int]:
+        for key, count in value.items():
+            if not _LABEL_KEY.match(key):
+                raise ValueError(f"licence name {key!r} must match {_LABEL_KEY.pattern}")
+            if count < 1 or count > 10_000:
+                raise ValueError(f"licence {key!r} count must be between 1 and 10000")
+        return value
+
+
+class JobSpec(StrictModel):
+    """What a user asks simfarm to run."""
+
+    name: str = Field(default="", max_length=200, description="human-readable name")
+    kind: Literal["command", "hfss"] = Field(default="command")
+    argv: list[str] = Field(
+        default_factory=list, description="program and arguments; never run through a shell"
+    )
+    cwd: str | None = Field(default=None, max_length=4096, description="working directory")
+    env: dict[str, str] = Field(default_factory=dict, description="extra environment variables")
+    priority: Priority = 5
+    resources: ResourceRequest = Field(default_factory=ResourceRequest)
+    timeout_s: float | None = Field(
+        default=None, gt=0, le=30 * 24 * 3600, description="wall-clock limit in seconds"
+    )
+    retries: int = Field(default=0, ge=0, le=10, description="re-runs allowed after a lost worker")
+    owner: str | None = Field(default=None, max_length=200)
+
+    @field_validator("argv")
+    @classmethod
+    def _check_argv(cls, value: list[str]) -> list[str]:
+        if len(value) > MAX_ARGV_ITEMS:
+            raise ValueError(f"at most {MAX_ARGV_ITEMS} arguments")
+        if value and not value[0]:
+            raise ValueError("program (argv[0]) must not be empty")
+        for arg in value:
+            if len(arg) > MAX_ARG_LENGTH:
+                raise ValueError(f"argument longer than {MAX_ARG_LENGTH} characters")
+            if "\x00" in arg:
+                raise ValueError("arguments must not contain NUL bytes")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _check_env(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > MAX_ENV_ITEMS:
+            raise ValueError(f"at most {MAX_ENV_ITEMS} environment variables")
+        for key, item in value.items():
+            if not _ENV_NAME.match(key):
+                raise ValueError(f"environment variable name {key!r} is not valid")
+            if "\x00" in item or len(item) > MAX_ARG_LENGTH:
+                raise ValueError(f"environment variable {key!r} has an invalid value")
+        return value
+
+    @model_validator(mode="after")
+    def _check_kind(self) -> JobSpec:
+        if self.kind == "command" and not self.argv:
+            raise ValueError("argv must be a non-empty list of strings for command jobs")
+        return self
+
+
+class Job(BaseModel):
+    """A job as stored and reported: the spec plus everything simfarm knows about it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    spec: JobSpec
+    state: JobState
+    priority: Priority
+    created_at: datetime
+    updated_at: datetime
+    scheduled_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    node: str | None = None
+    attempt: int = 0
+    exit_code: int | None = None
+    error: str | None = None
+    reason: str | None = Field(default=None, description="why the job is where it is")
+    cancel_requested: bool = False
+    owner: str | None = None
+    progress: dict[str, Any] | None = None
+    native_id: str | None = Field(default=None, description="cluster job id, if forwarded")
+    artifacts: list[str] = Field(default_factory=list)
+
+    @property
+    def final(self) -> bool:
+        """True once the job can no longer change."""
+        return self.state.final
+
+
+class JobEvent(BaseModel):
+    """One entry of a job's event stream: a transition, a log line or progress."""
+
+    id: str = Field(description="monotonic event id (Redis stream id)")
+    job_id: str
+    type: Literal["state", "log", "progress", "info"]
+    ts: float
+    data: dict[str, Any]
+
+
+class JobPage(BaseModel):
+    """One page of a job listing."""
+
+    jobs: list[Job]
+    next_cursor: str | None = None
+
+
+class NodeInfo(BaseModel):
+    """A worker node as registered in the farm, with its capacity and free resources."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str
+    hostname: str
+    queue: str = Field(description="Celery queue that feeds this node")
+    os: str = ""
+    cores_total: int = 0
+    memory_mb_total: int = 0
+    disk_mb_total: int = 0
+    cores_free: int = 0
+    memory_mb_free: int = 0
+    disk_mb_free: int = 0
+    labels: dict[str, str] = Field(default_factory=dict)
+    licenses: dict[str, int] = Field(default_factory=dict)
+    max_jobs: int = 1
+    jobs: list[str] = Field(default_factory=list, description="jobs scheduled or running here")
+    alive: bool = True
+    last_seen: float = 0.0
+    held_reason: str | None = Field(default=None, description="why the node takes no new jobs")
+    boot_id: str = Field(default="", description="changes every time the worker restarts")

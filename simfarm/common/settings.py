@@ -1,0 +1,112 @@
+"""Settings from the environment (prefix ``SIMFARM_``) and an optional TOML file."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+def _default_state_dir() -> Path:
+    return Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "simfarm"
+
+
+class Settings(BaseSettings):
+    """Every setting of simfarm. Environment variables win over the TOML file
+    (``SIMFARM_CONFIG``, default ``simfarm.toml`` in the working directory)."""
+
+    model_config = SettingsConfigDict(env_prefix="SIMFARM_", extra="ignore")
+
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis URL; unset means `simfarm up` starts a private redis-server",
+    )
+    key_prefix: str = Field(default="simfarm:", description="prefix of every Redis key")
+    state_dir: Path = Field(
+        default_factory=_default_state_dir, description="folder for embedded Redis data and logs"
+    )
+    gateway_host: str = Field(default="127.0.0.1", description="address the gateway binds")
+    gateway_port: int = Field(default=8765, ge=0, le=65535, description="gateway TCP port")
+    gateway_threads: int = Field(default=64, ge=4, le=4096, description="gateway worker threads")
+    url: str | None = Field(default=None, description="gateway URL used by clients and the CLI")
+    token: str | None = Field(default=None, description="bearer token used by clients")
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="largest API body")
+    node_name: str = Field(
+        default_factory=socket.gethostname, description="stable name of this worker node"
+    )
+    node_labels: dict[str, str] = Field(default_factory=dict, description="extra node labels")
+    node_licenses: dict[str, int] = Field(
+        default_factory=dict, description="licence tokens this node holds"
+    )
+    node_cores: int | None = Field(
+        default=None, ge=1, description="cores this node offers (default: all CPUs)"
+    )
+    node_memory_mb: int | None = Field(
+        default=None, ge=1, description="memory this node offers in MiB (default: all RAM)"
+    )
+    worker_concurrency: int = Field(
+        default=4, ge=1, le=1024, description="jobs this worker runs at once"
+    )
+    heartbeat_s: float = Field(default=2.0, gt=0, description="worker heartbeat interval")
+    heartbeat_ttl_s: float = Field(
+        default=10.0, gt=0, description="a node whose heartbeat is older is lost"
+    )
+    visibility_timeout_s: int = Field(
+        default=8 * 24 * 3600,
+        ge=60,
+        description="Redis broker visibility timeout; must exceed the longest job",
+    )
+    events_per_job: int = Field(default=10_000, ge=10, description="cap of each job's event stream")
+    events_global: int = Field(default=200_000, ge=100, description="cap of the global stream")
+    kill_grace_s: float = Field(
+        default=5.0, ge=0, description="seconds between SIGTERM and SIGKILL on cancel/timeout"
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = os.environ.get("SIMFARM_CONFIG", "simfarm.toml")
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_file),
+            file_secret_settings,
+        )
+
+    def require_redis_url(self) -> str:
+        """The Redis URL, or a clear error for components that cannot embed Redis."""
+        if not self.redis_url:
+            raise RuntimeError(
+                "SIMFARM_REDIS_URL is not set; start the embedded service with `simfarm up`"
+            )
+        return self.redis_url
+
+    def export_env(self) -> dict[str, str]:
+        """Environment variables that reproduce these settings in a child process."""
+        out: dict[str, Any] = {}
+        for name, value in self.model_dump(mode="json").items():
+            if value is None:
+                continue
+            key = f"SIMFARM_{name.upper()}"
+            if isinstance(value, dict):
+                import json
+
+                out[key] = json.dumps(value)
+            else:
+                out[key] = str(value)
+        return out

@@ -1,0 +1,69 @@
+"""The job state machine shared by every layer (store, gateway, workers, clients)."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class JobState(str, Enum):
+    """Lifecycle state of a job.
+
+    ``pending → scheduled → running → completed | failed | cancelled``; ``pending`` and
+    ``scheduled`` may also go to ``cancelled``; ``scheduled``/``running`` go back to
+    ``pending`` only when their worker is lost and the retry budget allows it.
+    """
+
+    PENDING = "pending"
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def final(self) -> bool:
+        """True for states a job never leaves."""
+        return self in FINAL_STATES
+
+    @property
+    def order(self) -> int:
+        """Position in the lifecycle; an update may never move a job to a lower order
+        except through the explicit lost-worker requeue transition."""
+        return _ORDER[self]
+
+    def can_go_to(self, target: JobState) -> bool:
+        """Whether ``self → target`` is an allowed transition."""
+        return target in TRANSITIONS[self]
+
+    def __str__(self) -> str:
+        return self.value
+
+
+FINAL_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
+
+_ORDER = {
+    JobState.PENDING: 0,
+    JobState.SCHEDULED: 1,
+    JobState.RUNNING: 2,
+    JobState.COMPLETED: 3,
+    JobState.FAILED: 3,
+    JobState.CANCELLED: 3,
+}
+
+TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    JobState.PENDING: frozenset({JobState.SCHEDULED, JobState.CANCELLED, JobState.FAILED}),
+    JobState.SCHEDULED: frozenset(
+        {JobState.RUNNING, JobState.CANCELLED, JobState.PENDING, JobState.FAILED}
+    ),
+    JobState.RUNNING: frozenset(
+        {JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.PENDING}
+    ),
+    JobState.COMPLETED: frozenset(),
+    JobState.FAILED: frozenset(),
+    JobState.CANCELLED: frozenset(),
+}
+
+
+def sources_of(target: JobState) -> list[JobState]:
+    """States from which ``target`` may be reached."""
+    return [s for s, targets in TRANSITIONS.items() if target in targets]

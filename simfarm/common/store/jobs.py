@@ -1,0 +1,441 @@
+"""The job store: jobs, their state indexes and their event streams in Redis.
+
+Every state change is one Lua script call, so a transition is checked and applied
+atomically: an illegal change raises a typed error and leaves Redis untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from importlib import resources
+from typing import Any, cast
+
+import redis
+
+from simfarm.common.errors import DuplicateJob, IllegalTransition, JobNotFound, StaleAttempt
+from simfarm.common.models import Job, JobEvent, JobPage, JobSpec
+from simfarm.common.states import JobState, sources_of
+from simfarm.common.store.keys import Keys
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENCY_TTL_S = 24 * 3600
+_RENEW_LEASE = """
+if redis.call('HGET', KEYS[1], 'state') == 'running'
+   and redis.call('HGET', KEYS[1], 'attempt') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'lease_until', ARGV[2])
+  return 1
+end
+return 0
+"""
+MAX_PAGE = 1000
+
+
+def _script(name: str) -> str:
+    return resources.files("simfarm.common.store").joinpath(f"lua/{name}.lua").read_text()
+
+
+def new_job_id() -> str:
+    """A fresh, URL-safe, unique job id."""
+    return uuid.uuid4().hex
+
+
+def _decode(value: bytes | str | None) -> str | None:
+    if value is None:
+        return None
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class JobStore:
+    """Reads and changes jobs in Redis. The only code that knows the Redis keys.
+
+    Methods that write take an optional ``pipeline`` only where batching with other
+    writes makes sense; transitions always run as single atomic scripts.
+    """
+
+    def __init__(
+        self,
+        connection: redis.Redis,
+        prefix: str = "simfarm:",
+        *,
+        events_per_job: int = 10_000,
+        events_global: int = 200_000,
+    ) -> None:
+        self.connection = connection
+        self.keys = Keys(prefix)
+        self.events_per_job = events_per_job
+        self.events_global = events_global
+        self._create = connection.register_script(_script("create"))
+        self._transition = connection.register_script(_script("transition"))
+        self._append = connection.register_script(_script("append"))
+        self._cancel = connection.register_script(_script("cancel"))
+        self._set_priority = connection.register_script(_script("set_priority"))
+        self._renew = connection.register_script(_RENEW_LEASE)
+
+    # ------------------------------------------------------------------ create / read
+    def create(
+        self,
+        spec: JobSpec,
+        *,
+        job_id: str | None = None,
+        idempotency_key: str | None = None,
+        owner: str | None = None,
+    ) -> tuple[Job, bool]:
+        """Store a new pending job. Returns ``(job, created)``; ``created`` is False when
+        the idempotency key already produced a job, which is then returned unchanged."""
+        job_id = job_id or new_job_id()
+        now = time.time()
+        owner = owner or spec.owner or ""
+        event = json.dumps({"to": "pending", "priority": spec.priority})
+        k = self.keys
+        result = self._create(
+            keys=[
+                k.seq,
+                k.job(job_id),
+                k.all_jobs,
+                k.state(JobState.PENDING.value),
+                k.events,
+                k.job_events(job_id),
+                k.idempotency(idempotency_key) if idempotency_key else "",
+                k.owner(owner) if owner else "",
+            ],
+            args=[
+                job_id,
+                spec.model_dump_json(),
+                spec.priority,
+                repr(now),
+                owner,
+                self.events_global,
+                self.events_per_job,
+                IDEMPOTENCY_TTL_S,
+                event,
+            ],
+        )
+        status, ident = (_decode(x) for x in result[:2])
+        assert ident is not None
+        if status == "dup":
+            return self.get(ident), False
+        if status == "exists":
+            raise DuplicateJob(ident)
+        log.info("job %s: created (priority %s)", job_id, spec.priority)
+        return self.get(job_id), True
+
+    def get(self, job_id: str) -> Job:
+        """The job with this id, or :class:`JobNotFound`."""
+        raw = self.connection.hgetall(self.keys.job(job_id))
+        if not raw:
+            raise JobNotFound(job_id)
+        return self._to_job(cast(dict[bytes, bytes], raw))
+
+    def get_many(self, job_ids: Sequence[str]) -> list[Job]:
+        """Jobs for these ids, in order, skipping ids that no longer exist."""
+        pipe = self.connection.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hgetall(self.keys.job(job_id))
+        return [self._to_job(raw) for raw in pipe.execute() if raw]
+
+    def exists(self, job_id: str) -> bool:
+        """Whether a job with this id exists."""
+        return bool(self.connection.exists(self.keys.job(job_id)))
+
+    def field(self, job_id: str, name: str) -> str | None:
+        """One raw field of a job's hash (cheap check used in worker loops)."""
+        return _decode(cast(bytes | None, self.connection.hget(self.keys.job(job_id), name)))
+
+    @staticmethod
+    def _to_job(raw: Mapping[bytes, bytes]) -> Job:
+        data = {k.decode(): v.decode() for k, v in raw.items()}
+        fields: dict[str, Any] = {
+            "id": data["id"],
+            "spec": JobSpec.model_validate_json(data["spec"]),
+            "state": data["state"],
+            "priority": int(data["priority"]),
+            "created_at": float(data["created_at"]),
+            "updated_at": float(data["updated_at"]),
+            "attempt": int(data.get("attempt", "0")),
+            "cancel_requested": data.get("cancel_requested") == "1",
+            "owner": data.get("owner") or None,
+        }
+        for name in ("scheduled_at", "started_at", "finished_at"):
+            if data.get(name):
+                fields[name] = float(data[name])
+        for name in ("node", "error", "reason", "native_id"):
+            if data.get(name):
+                fields[name] = data[name]
+        if data.get("exit_code"):
+            fields["exit_code"] = int(data["exit_code"])
+        if data.get("progress"):
+            fields["progress"] = json.loads(data["progress"])
+        if data.get("artifacts"):
+            fields["artifacts"] = json.loads(data["artifacts"])
+        return Job.model_validate(fields)
+
+    # ------------------------------------------------------------------ listing
+    def list(
+        self,
+        *,
+        state: JobState | None = None,
+        owner: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> JobPage:
+        """One page of jobs. With ``state``: queue order (priority, then submit order).
+        Without: newest first. ``cursor`` is the ``next_cursor`` of the previous page.
+        Cost is O(log n + page) whatever the number of jobs."""
+        limit = max(1, min(limit, MAX_PAGE))
+        if state is not None and owner is not None:
+            return self._list_filtered(state, owner, cursor, limit)
+        if state is not None:
+            key = self.keys.state(state.value)
+            low = f"({cursor}" if cursor else "-inf"
+            rows = self.connection.zrangebyscore(key, low, "+inf", start=0, num=limit + 1,
+                                                 withscores=True)
+        else:
+            key = self.keys.owner(owner) if owner else self.keys.all_jobs
+            high = f"({cursor}" if cursor else "+inf"
+            rows = self.connection.zrevrangebyscore(key, high, "-inf", start=0, num=limit + 1,
+                                                    withscores=True)
+        return self._page(cast(list[tuple[bytes, float]], rows), limit)
+
+    def _list_filtered(
+        self, state: JobState, owner: str, cursor: str | None, limit: int
+    ) -> JobPage:
+        # Walk the owner's index newest-first and keep the jobs in the wanted state;
+        # bounded by a scan budget so one request never walks the whole index.
+        budget = 20 * limit
+        key = self.keys.owner(owner)
+        high = f"({cursor}" if cursor else "+inf"
+        found: list[Job] = []
+        last_score: float | None = None
+        while budget > 0 and len(found) <= limit:
+            rows = cast(
+                list[tuple[bytes, float]],
+                self.connection.zrevrangebyscore(key, high, "-inf", start=0, num=200,
+                                                 withscores=True),
+            )
+            if not rows:
+                last_score = None
+                break
+            budget -= len(rows)
+            for job in self.get_many([r[0].decode() for r in rows]):
+                if job.state == state and len(found) <= limit:
+                    found.append(job)
+            last_score = rows[-1][1]
+            high = f"({int(last_score)}"
+        if len(found) > limit:
+            found = found[:limit]
+            return JobPage(jobs=found, next_cursor=str(self._seq_of(found[-1].id)))
+        return JobPage(jobs=found, next_cursor=None if last_score is None else str(int(last_score)))
+
+    def _seq_of(self, job_id: str) -> int:
+        return int(cast(bytes, self.connection.hget(self.keys.job(job_id), "seq")))
+
+    def _page(self, rows: list[tuple[bytes, float]], limit: int) -> JobPage:
+        more = len(rows) > limit
+        rows = rows[:limit]
+        jobs = self.get_many([r[0].decode() for r in rows])
+        cursor = str(int(rows[-1][1])) if more and rows else None
+        return JobPage(jobs=jobs, next_cursor=cursor)
+
+    def count(self, state: JobState) -> int:
+        """Number of jobs in a state (O(1))."""
+        return int(self.connection.zcard(self.keys.state(state.value)))
+
+    def counts(self) -> dict[str, int]:
+        """Number of jobs per state."""
+        pipe = self.connection.pipeline(transaction=False)
+        for s in JobState:
+            pipe.zcard(self.keys.state(s.value))
+        return {s.value: int(n) for s, n in zip(JobState, pipe.execute(), strict=True)}
+
+    def pending_ids(self, limit: int = 200) -> list[str]:
+        """Ids of pending jobs in dispatch order (priority, then submit order)."""
+        ids = self.connection.zrange(self.keys.state(JobState.PENDING.value), 0, limit - 1)
+        return [i.decode() for i in cast(list[bytes], ids)]
+
+    def ids_in_state(self, state: JobState, limit: int = 10_000) -> list[str]:
+        """Ids of jobs in a state (bounded)."""
+        ids = self.connection.zrange(self.keys.state(state.value), 0, limit - 1)
+        return [i.decode() for i in cast(list[bytes], ids)]
+
+    # ------------------------------------------------------------------ transitions
+    def transition(
+        self,
+        job_id: str,
+        target: JobState,
+        *,
+        expect_attempt: int | None = None,
+        expect_node: str | None = None,
+        fields: Mapping[str, Any] | None = None,
+        new_attempt: bool = False,
+        event: Mapping[str, Any] | None = None,
+        fence: tuple[str, int] | None = None,
+        sources: Iterable[JobState] | None = None,
+    ) -> str:
+        """Move a job to ``target`` atomically; returns the event id.
+
+        Raises :class:`JobNotFound`, :class:`IllegalTransition` (nothing changed) or
+        :class:`StaleAttempt` when ``expect_attempt``/``expect_node``/``fence`` do not hold.
+        """
+        allowed = [s.value for s in (sources if sources is not None else sources_of(target))]
+        fence_key, fence_token = (fence[0], str(fence[1])) if fence else ("", "")
+        now = time.time()
+        values = dict(fields or {})
+        timestamp_field = {
+            JobState.SCHEDULED: "scheduled_at",
+            JobState.RUNNING: "started_at",
+            JobState.COMPLETED: "finished_at",
+            JobState.FAILED: "finished_at",
+            JobState.CANCELLED: "finished_at",
+        }.get(target)
+        if timestamp_field:
+            values.setdefault(timestamp_field, repr(now))
+        k = self.keys
+        result = self._transition(
+            keys=[k.job(job_id), k.events, k.job_events(job_id)],
+            args=[
+                job_id,
+                k.prefix,
+                target.value,
+                json.dumps(allowed),
+                "" if expect_attempt is None else str(expect_attempt),
+                expect_node or "",
+                json.dumps(values),
+                repr(now),
+                self.events_global,
+                self.events_per_job,
+                "1" if new_attempt else "0",
+                json.dumps(dict(event or {})),
+                fence_token,
+                fence_key,
+            ],
+        )
+        status, info = (_decode(x) or "" for x in result[:2])
+        if status == "missing":
+            raise JobNotFound(job_id)
+        if status == "illegal":
+            raise IllegalTransition(job_id, info, target.value)
+        if status in ("stale", "fenced"):
+            raise StaleAttempt(job_id, expect_attempt if expect_attempt is not None else -1)
+        log.info("job %s: %s -> %s", job_id, info, target.value)
+        return _decode(result[2]) or ""
+
+    def request_cancel(self, job_id: str, reason: str = "cancelled by user") -> str:
+        """Cancel a job. Returns ``"cancelled"`` when the job was pending/scheduled and is
+        now cancelled, ``"requested"`` when it is running and its worker will stop it.
+        Raises :class:`IllegalTransition` for a finished job."""
+        k = self.keys
+        result = self._cancel(
+            keys=[k.job(job_id), k.events, k.job_events(job_id)],
+            args=[job_id, k.prefix, repr(time.time()), self.events_global,
+                  self.events_per_job, reason],
+        )
+        status, state = (_decode(x) or "" for x in result[:2])
+        if status == "missing":
+            raise JobNotFound(job_id)
+        if status == "final":
+            raise IllegalTransition(job_id, state, JobState.CANCELLED.value)
+        log.info("job %s: cancel %s (was %s)", job_id, status, state)
+        return status
+
+    def set_priority(self, job_id: str, priority: int) -> Job:
+        """Change the priority of a pending job."""
+        k = self.keys
+        result = self._set_priority(
+            keys=[k.job(job_id), k.events, k.job_events(job_id)],
+            args=[job_id, k.prefix, priority, repr(time.time()), self.events_global,
+                  self.events_per_job],
+        )
+        status, state = (_decode(x) or "" for x in result[:2])
+        if status == "missing":
+            raise JobNotFound(job_id)
+        if status == "illegal":
+            raise IllegalTransition(job_id, state, "re-prioritised (only pending jobs can be)")
+        log.info("job %s: priority set to %s", job_id, priority)
+        return self.get(job_id)
+
+    def update_fields(self, job_id: str, fields: Mapping[str, Any]) -> None:
+        """Set informational fields (progress, artifacts, native id, lease) on a job.
+        Never use this for state: states change only through :meth:`transition`."""
+        if "state" in fields:
+            raise ValueError("state changes must go through transition()")
+        values = {
+            k: (json.dumps(v) if isinstance(v, dict | list) else str(v)) for k, v in fields.items()
+        }
+        self.connection.hset(self.keys.job(job_id), mapping=values)
+
+    def renew_lease(self, job_id: str, attempt: int, until: float) -> bool:
+        """Extend a running attempt's lease; False if the attempt is no longer current
+        (the job was requeued or ended elsewhere) and the caller must stop."""
+        return bool(self._renew(keys=[self.keys.job(job_id)], args=[attempt, repr(until)]))
+
+    # ------------------------------------------------------------------ events
+    def append_events(self, job_id: str, events: Sequence[tuple[str, Mapping[str, Any]]]) -> list[str]:
+        """Append ``(type, data)`` events (log lines, progress...) in one round trip."""
+        if not events:
+            return []
+        args: list[Any] = [job_id, self.events_global, self.events_per_job]
+        for kind, data in events:
+            args.extend([kind, json.dumps(dict(data))])
+        k = self.keys
+        ids = self._append(keys=[k.events, k.job_events(job_id), k.job(job_id)], args=args)
+        return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
+
+    def events(self, job_id: str, since: str | None = None, limit: int = 1000) -> list[JobEvent]:
+        """The job's events after event id ``since`` (exclusive), oldest first."""
+        low = f"({since}" if since else "-"
+        rows = self.connection.xrange(self.keys.job_events(job_id), min=low, max="+",
+                                      count=max(1, min(limit, 10_000)))
+        return [self._to_event(eid, fields) for eid, fields in cast(list[Any], rows)]
+
+    def wait_events(self, job_id: str, since: str, timeout_s: float,
+                    limit: int = 1000) -> list[JobEvent]:
+        """Block up to ``timeout_s`` for the job's events after ``since``."""
+        result = self.connection.xread({self.keys.job_events(job_id): since}, count=limit,
+                                       block=max(1, int(timeout_s * 1000)))
+        out: list[JobEvent] = []
+        for _stream, rows in cast(list[Any], result or []):
+            out.extend(self._to_event(eid, fields) for eid, fields in rows)
+        return out
+
+    def global_events(self, since: str = "$", block_ms: int | None = None,
+                      count: int = 1000) -> list[JobEvent]:
+        """Events of every job after ``since`` (exclusive), optionally blocking."""
+        result = self.connection.xread({self.keys.events: since}, count=count, block=block_ms)
+        out: list[JobEvent] = []
+        for _stream, rows in cast(list[Any], result or []):
+            out.extend(self._to_event(eid, fields) for eid, fields in rows)
+        return out
+
+    def last_event_id(self) -> str:
+        """Id of the newest event of any job, or ``0-0``."""
+        rows = cast(list[Any], self.connection.xrevrange(self.keys.events, count=1))
+        return _decode(rows[0][0]) or "0-0" if rows else "0-0"
+
+    @staticmethod
+    def _to_event(eid: bytes | str, fields: Mapping[bytes, bytes]) -> JobEvent:
+        event_id = eid.decode() if isinstance(eid, bytes) else eid
+        ms = int(event_id.split("-", 1)[0])
+        return JobEvent(
+            id=event_id,
+            job_id=fields[b"job"].decode(),
+            type=fields[b"type"].decode(),  # type: ignore[arg-type]
+            ts=ms / 1000.0,
+            data=json.loads(fields[b"data"]),
+        )
+
+    # ------------------------------------------------------------------ dispatch nudges
+    def nudge_dispatcher(self) -> None:
+        """Wake the dispatcher (after a submit, a finished job, a new node...)."""
+        pipe = self.connection.pipeline(transaction=False)
+        pipe.lpush(self.keys.wakeup, "1")
+        pipe.ltrim(self.keys.wakeup, 0, 0)
+        pipe.execute()
+
+    def wait_for_nudge(self, timeout_s: float) -> bool:
+        """Block until nudged or ``timeout_s`` passes; True if nudged."""
+        return self.connection.blpop([self.keys.wakeup], timeout=timeout_s) is not None

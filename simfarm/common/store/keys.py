@@ -1,0 +1,89 @@
+"""Every Redis key simfarm uses, in one place.
+
+Key map (``P`` is the configurable prefix, ``simfarm:`` by default):
+
+=================================  ==========  ===============================================
+key                                type        content
+=================================  ==========  ===============================================
+``P seq``                          string      submit sequence counter
+``P job:<id>``                     hash        one job (spec JSON, state, timestamps, node...)
+``P job:<id>:events``              stream      the job's events, capped, ids shared with
+                                               ``P events``
+``P events``                       stream      every event of every job, capped
+``P jobs``                         zset        all job ids, score = submit sequence
+``P state:<state>``                zset        job ids in that state, score = rank
+                                               ((10 - priority) * 1e12 + sequence)
+``P owner:<owner>``                zset        job ids of one owner, score = submit sequence
+``P idem:<key>``                   string      job id created for an Idempotency-Key (TTL)
+``P nodes``                        set         names of registered nodes
+``P node:<name>``                  hash        node description and free resources
+``P node:<name>:alive``            string      heartbeat marker with a TTL
+``P node:<name>:jobs``             set         jobs scheduled on or running at the node
+``P dispatch:wakeup``              list        nudges for the dispatcher
+``P dispatch:lock``                string      dispatcher leader lock (fencing token, TTL)
+``P dispatch:fence``               string      fencing token counter
+=================================  ==========  ===============================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Builds key names for one prefix."""
+
+    prefix: str = "simfarm:"
+
+    @property
+    def seq(self) -> str:
+        return f"{self.prefix}seq"
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}events"
+
+    @property
+    def all_jobs(self) -> str:
+        return f"{self.prefix}jobs"
+
+    @property
+    def nodes(self) -> str:
+        return f"{self.prefix}nodes"
+
+    @property
+    def wakeup(self) -> str:
+        return f"{self.prefix}dispatch:wakeup"
+
+    @property
+    def dispatch_lock(self) -> str:
+        return f"{self.prefix}dispatch:lock"
+
+    @property
+    def dispatch_fence(self) -> str:
+        return f"{self.prefix}dispatch:fence"
+
+    def job(self, job_id: str) -> str:
+        return f"{self.prefix}job:{job_id}"
+
+    def job_events(self, job_id: str) -> str:
+        return f"{self.prefix}job:{job_id}:events"
+
+    def state(self, state: str) -> str:
+        return f"{self.prefix}state:{state}"
+
+    def owner(self, owner: str) -> str:
+        return f"{self.prefix}owner:{owner}"
+
+    def idempotency(self, key: str) -> str:
+        return f"{self.prefix}idem:{key}"
+
+    def node(self, name: str) -> str:
+        return f"{self.prefix}node:{name}"
+
+    def node_alive(self, name: str) -> str:
+        return f"{self.prefix}node:{name}:alive"
+
+    def node_jobs(self, name: str) -> str:
+        return f"{self.prefix}node:{name}:jobs"

@@ -1,0 +1,31 @@
+-- Cancel a job: pending/scheduled jobs become cancelled at once; running jobs get a cancel
+-- request their worker acts on. KEYS: 1 job hash, 2 global events, 3 job events
+-- ARGV: 1 job id, 2 prefix, 3 now, 4 global maxlen, 5 job maxlen, 6 reason
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {'missing', ''} end
+local id = ARGV[1]
+local prefix = ARGV[2]
+if state == 'running' then
+  if redis.call('HGET', KEYS[1], 'cancel_requested') == '1' then return {'requested', state} end
+  redis.call('HSET', KEYS[1], 'cancel_requested', '1', 'updated_at', ARGV[3])
+  local payload = cjson.encode({message = 'cancel requested', reason = ARGV[6]})
+  local eid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'job', id, 'type', 'info',
+    'data', payload)
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], eid, 'job', id, 'type', 'info',
+    'data', payload)
+  return {'requested', state}
+end
+if state ~= 'pending' and state ~= 'scheduled' then return {'final', state} end
+local rank = redis.call('HGET', KEYS[1], 'rank')
+redis.call('ZREM', prefix .. 'state:' .. state, id)
+redis.call('ZADD', prefix .. 'state:cancelled', rank, id)
+local node = redis.call('HGET', KEYS[1], 'node')
+if node then redis.call('SREM', prefix .. 'node:' .. node .. ':jobs', id) end
+redis.call('HSET', KEYS[1], 'state', 'cancelled', 'updated_at', ARGV[3], 'finished_at', ARGV[3],
+  'reason', ARGV[6], 'cancel_requested', '1')
+local payload = cjson.encode({from = state, to = 'cancelled', reason = ARGV[6]})
+local eid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'job', id, 'type', 'state',
+  'data', payload)
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], eid, 'job', id, 'type', 'state',
+  'data', payload)
+return {'cancelled', state}

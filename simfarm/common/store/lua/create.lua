@@ -1,0 +1,25 @@
+-- Create a pending job atomically.
+-- KEYS: 1 seq, 2 job hash, 3 all jobs zset, 4 pending zset, 5 global events, 6 job events,
+--       7 idempotency key ('' when none), 8 owner zset ('' when none)
+-- ARGV: 1 job id, 2 spec json, 3 priority, 4 now, 5 owner, 6 global maxlen, 7 job maxlen,
+--       8 idempotency ttl seconds, 9 event json
+if KEYS[7] ~= '' then
+  local existing = redis.call('GET', KEYS[7])
+  if existing then return {'dup', existing} end
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {'exists', ARGV[1]} end
+local seq = redis.call('INCR', KEYS[1])
+local priority = tonumber(ARGV[3])
+local rank = (10 - priority) * 1000000000000 + seq
+redis.call('HSET', KEYS[2], 'id', ARGV[1], 'spec', ARGV[2], 'state', 'pending',
+  'priority', priority, 'seq', seq, 'rank', rank, 'created_at', ARGV[4], 'updated_at', ARGV[4],
+  'attempt', 0, 'owner', ARGV[5])
+redis.call('ZADD', KEYS[3], seq, ARGV[1])
+redis.call('ZADD', KEYS[4], rank, ARGV[1])
+if KEYS[8] ~= '' then redis.call('ZADD', KEYS[8], seq, ARGV[1]) end
+if KEYS[7] ~= '' then redis.call('SET', KEYS[7], ARGV[1], 'EX', tonumber(ARGV[8])) end
+local eid = redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[6], '*',
+  'job', ARGV[1], 'type', 'state', 'data', ARGV[9])
+redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[7], eid, 'job', ARGV[1], 'type', 'state',
+  'data', ARGV[9])
+return {'ok', ARGV[1], eid}

@@ -1,0 +1,18 @@
+-- Change the priority of a pending job and re-rank it.
+-- KEYS: 1 job hash, 2 global events, 3 job events
+-- ARGV: 1 job id, 2 prefix, 3 new priority, 4 now, 5 global maxlen, 6 job maxlen
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {'missing', ''} end
+if state ~= 'pending' then return {'illegal', state} end
+local seq = tonumber(redis.call('HGET', KEYS[1], 'seq'))
+local old = redis.call('HGET', KEYS[1], 'priority')
+local priority = tonumber(ARGV[3])
+local rank = (10 - priority) * 1000000000000 + seq
+redis.call('HSET', KEYS[1], 'priority', priority, 'rank', rank, 'updated_at', ARGV[4])
+redis.call('ZADD', ARGV[2] .. 'state:pending', rank, ARGV[1])
+local payload = cjson.encode({message = 'priority changed', old = tonumber(old), new = priority})
+local eid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'job', ARGV[1],
+  'type', 'info', 'data', payload)
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], eid, 'job', ARGV[1], 'type', 'info',
+  'data', payload)
+return {'ok', state}

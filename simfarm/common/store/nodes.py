@@ -1,0 +1,80 @@
+"""The node registry: which workers exist, what they have, whether they are alive."""
+
+from __future__ import annotations
+
+import time
+from typing import cast
+
+import redis
+
+from simfarm.common.models import NodeInfo
+from simfarm.common.store.keys import Keys
+
+
+class NodeStore:
+    """Registers worker nodes and their heartbeats in Redis."""
+
+    def __init__(self, connection: redis.Redis, prefix: str = "simfarm:") -> None:
+        self.connection = connection
+        self.keys = Keys(prefix)
+
+    def heartbeat(self, node: NodeInfo, ttl_s: float) -> None:
+        """Register or refresh a node; it counts as alive for ``ttl_s`` seconds."""
+        node = node.model_copy(update={"last_seen": time.time()})
+        payload = node.model_dump_json(exclude={"jobs", "alive"})
+        pipe = self.connection.pipeline(transaction=True)
+        pipe.sadd(self.keys.nodes, node.name)
+        pipe.hset(self.keys.node(node.name), mapping={"info": payload})
+        pipe.set(self.keys.node_alive(node.name), "1", px=int(ttl_s * 1000))
+        pipe.execute()
+
+    def remove(self, name: str) -> None:
+        """Mark a node as gone now (clean shutdown)."""
+        self.connection.delete(self.keys.node_alive(name))
+
+    def forget(self, name: str) -> None:
+        """Delete a node from the registry entirely."""
+        pipe = self.connection.pipeline(transaction=True)
+        pipe.srem(self.keys.nodes, name)
+        pipe.delete(self.keys.node(name), self.keys.node_alive(name))
+        pipe.execute()
+
+    def names(self) -> list[str]:
+        """Names of every registered node, alive or not."""
+        return sorted(n.decode() for n in cast(set[bytes], self.connection.smembers(self.keys.nodes)))
+
+    def is_alive(self, name: str) -> bool:
+        """Whether the node's heartbeat is current."""
+        return bool(self.connection.exists(self.keys.node_alive(name)))
+
+    def get(self, name: str) -> NodeInfo | None:
+        """One node with its current jobs and liveness, or None."""
+        nodes = self._load([name])
+        return nodes[0] if nodes else None
+
+    def all(self) -> list[NodeInfo]:
+        """Every registered node with its current jobs and liveness."""
+        return self._load(self.names())
+
+    def _load(self, names: list[str]) -> list[NodeInfo]:
+        pipe = self.connection.pipeline(transaction=False)
+        for name in names:
+            pipe.hget(self.keys.node(name), "info")
+            pipe.exists(self.keys.node_alive(name))
+            pipe.smembers(self.keys.node_jobs(name))
+        raw = pipe.execute()
+        out: list[NodeInfo] = []
+        for i in range(0, len(raw), 3):
+            info, alive, jobs = raw[i : i + 3]
+            if not info:
+                continue
+            node = NodeInfo.model_validate_json(info)
+            node.alive = bool(alive)
+            node.jobs = sorted(j.decode() for j in jobs)
+            out.append(node)
+        return out
+
+    def jobs_of(self, name: str) -> list[str]:
+        """Jobs scheduled on or running at a node."""
+        members = cast(set[bytes], self.connection.smembers(self.keys.node_jobs(name)))
+        return sorted(j.decode() for j in members)

@@ -1,0 +1,28 @@
+"""The Flask application factory of the gateway."""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from flask import Flask
+
+from simfarm.common.settings import Settings
+from simfarm.gateway import health_api, jobs_api
+from simfarm.gateway.errors import install_error_handlers
+from simfarm.gateway.services import build_services
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, connection: redis.Redis | None = None) -> Flask:
+    """Build the gateway app for ``settings`` (from the environment by default)."""
+    settings = settings or Settings()
+    app = Flask("simfarm.gateway")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["simfarm"] = build_services(settings, connection)
+    install_error_handlers(app)
+    app.register_blueprint(jobs_api.bp)
+    app.register_blueprint(health_api.bp)
+    return app

@@ -1,0 +1,103 @@
+"""JSON errors for the API: ``{error, detail, fields}`` with the right 4xx status."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from simfarm.common.errors import DuplicateJob, IllegalTransition, JobNotFound
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error answered as JSON with an HTTP status."""
+
+    def __init__(self, status: int, error: str, detail: str,
+                 fields: list[dict[str, str]] | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.error = error
+        self.detail = detail
+        self.fields = fields or []
+
+
+def field_error(field: str, reason: str, status: int = 422) -> ApiError:
+    """A 422 (by default) naming one bad field."""
+    return ApiError(status, "validation_error", f"{field}: {reason}",
+                    [{"field": field, "reason": reason}])
+
+
+def validation_fields(exc: ValidationError) -> list[dict[str, str]]:
+    """The field paths and reasons of a pydantic error, in API form."""
+    out = []
+    for err in exc.errors(include_url=False):
+        path = ".".join(str(p) for p in err["loc"]) or "body"
+        out.append({"field": path, "reason": err["msg"]})
+    return out
+
+
+def _body(status: int, error: str, detail: str, fields: list[dict[str, str]]) -> Response:
+    response = jsonify({"error": error, "detail": detail, "fields": fields})
+    response.status_code = status
+    return response
+
+
+def install_error_handlers(app: Flask) -> None:
+    """Answer every error, including Flask's own, as JSON."""
+
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError) -> Response:
+        return _body(exc.status, exc.error, exc.detail, exc.fields)
+
+    @app.errorhandler(ValidationError)
+    def _validation(exc: ValidationError) -> Response:
+        fields = validation_fields(exc)
+        detail = "; ".join(f"{f['field']}: {f['reason']}" for f in fields)
+        return _body(422, "validation_error", detail, fields)
+
+    @app.errorhandler(JobNotFound)
+    def _not_found(exc: JobNotFound) -> Response:
+        return _body(404, "not_found", str(exc), [])
+
+    @app.errorhandler(IllegalTransition)
+    def _conflict(exc: IllegalTransition) -> Response:
+        return _body(409, "conflict", str(exc), [{"field": "state", "reason": exc.current}])
+
+    @app.errorhandler(DuplicateJob)
+    def _duplicate(exc: DuplicateJob) -> Response:
+        return _body(409, "conflict", str(exc), [{"field": "id", "reason": "already exists"}])
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        names = {413: "payload_too_large", 404: "not_found", 405: "method_not_allowed",
+                 400: "bad_request", 415: "unsupported_media_type"}
+        return _body(status, names.get(status, exc.name.lower().replace(" ", "_")),
+                     exc.description or exc.name, [])
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return _body(500, "internal_error", "unexpected server error; see the gateway log", [])
+
+
+def error_schema() -> dict[str, Any]:
+    """JSON schema of the error body (for the OpenAPI document)."""
+    return {
+        "type": "object",
+        "required": ["error", "detail", "fields"],
+        "properties": {
+            "error": {"type": "string"},
+            "detail": {"type": "string"},
+            "fields": {
+                "type": "array",
+                "items": {"type": "object", "properties": {"field": {"type": "string"},
+                                                           "reason": {"type": "string"}}},
+            },
+        },
+    }

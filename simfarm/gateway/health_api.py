@@ -1,0 +1,28 @@
+"""Health and service information routes."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+
+from simfarm import __version__
+from simfarm.gateway.services import services
+
+bp = Blueprint("health", __name__, url_prefix="/api/v1")
+
+
+@bp.get("/health")
+def health() -> tuple[Response, int]:
+    """200 when Redis answers, 503 otherwise; also counts live nodes and jobs."""
+    svc = services()
+    try:
+        svc.redis.ping()
+    except Exception as exc:
+        return jsonify({"status": "unavailable", "redis": str(exc), "version": __version__}), 503
+    nodes = svc.nodes.all()
+    return jsonify({
+        "status": "ok",
+        "redis": "ok",
+        "version": __version__,
+        "nodes_alive": sum(1 for n in nodes if n.alive),
+        "jobs": svc.jobs.counts(),
+    }), 200

@@ -1,0 +1,103 @@
+"""REST routes for jobs: ``/api/v1/jobs`` and below."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request, url_for
+
+from simfarm.common.models import Job, JobSpec
+from simfarm.common.states import JobState
+from simfarm.gateway.errors import field_error
+from simfarm.gateway.requests import check_job_id, float_arg, idempotency_key, int_arg, parse_body
+from simfarm.gateway.services import services
+
+bp = Blueprint("jobs", __name__, url_prefix="/api/v1")
+_CURSOR = re.compile(r"^[0-9]{1,20}$")
+_EVENT_ID = re.compile(r"^[0-9]{1,20}(-[0-9]{1,20})?$")
+
+
+def job_links(job_id: str) -> dict[str, str]:
+    """Hypermedia links of a job."""
+    return {
+        "self": url_for("jobs.get_job", job_id=job_id),
+        "events": url_for("jobs.job_events", job_id=job_id),
+        "cancel": url_for("jobs.cancel_job", job_id=job_id),
+    }
+
+
+def job_body(job: Job) -> dict[str, Any]:
+    """A job as the API shows it: the model plus its links."""
+    body = job.model_dump(mode="json")
+    body["links"] = job_links(job.id)
+    return body
+
+
+@bp.post("/jobs")
+def submit_job() -> tuple[Response, int, dict[str, str]]:
+    """Submit a job; 201 with the job and Location, 200 on an idempotent replay."""
+    spec = parse_body(JobSpec)
+    svc = services()
+    job, created = svc.jobs.create(spec, idempotency_key=idempotency_key())
+    if created:
+        svc.jobs.nudge_dispatcher()
+    location = url_for("jobs.get_job", job_id=job.id)
+    return jsonify(job_body(job)), (201 if created else 200), {"Location": location}
+
+
+@bp.get("/jobs")
+def list_jobs() -> Response:
+    """List jobs: ``state`` filter, ``limit`` and ``cursor`` paging."""
+    state_arg = request.args.get("state")
+    state = None
+    if state_arg:
+        try:
+            state = JobState(state_arg)
+        except ValueError:
+            allowed = ", ".join(s.value for s in JobState)
+            raise field_error("state", f"must be one of {allowed}") from None
+    cursor = request.args.get("cursor") or None
+    if cursor is not None and not _CURSOR.match(cursor):
+        raise field_error("cursor", "must be the next_cursor of a previous page")
+    limit = int_arg("limit", 50, 1, 1000)
+    page = services().jobs.list(state=state, cursor=cursor, limit=limit)
+    return jsonify({"jobs": [job_body(j) for j in page.jobs], "next_cursor": page.next_cursor})
+
+
+@bp.get("/jobs/<job_id>")
+def get_job(job_id: str) -> Response:
+    """One job."""
+    return jsonify(job_body(services().jobs.get(check_job_id(job_id))))
+
+
+@bp.post("/jobs/<job_id>/cancel")
+def cancel_job(job_id: str) -> tuple[Response, int]:
+    """Cancel a job: 200 when cancelled now, 202 when its worker is stopping it,
+    409 when it already finished."""
+    jobs = services().jobs
+    status = jobs.request_cancel(check_job_id(job_id))
+    job = jobs.get(job_id)
+    if status == "cancelled":
+        jobs.nudge_dispatcher()
+    return jsonify(job_body(job)), (200 if status == "cancelled" else 202)
+
+
+@bp.get("/jobs/<job_id>/events")
+def job_events(job_id: str) -> Response:
+    """The job's events after ``since`` (exclusive). With ``wait`` > 0 and nothing new,
+    waits up to that many seconds for the next event (long poll)."""
+    jobs = services().jobs
+    check_job_id(job_id)
+    since = request.args.get("since") or None
+    if since is not None and not _EVENT_ID.match(since):
+        raise field_error("since", "must be an event id such as 1700000000000-0")
+    limit = int_arg("limit", 1000, 1, 10_000)
+    wait = float_arg("wait", 0.0, 0.0, 60.0)
+    if not jobs.exists(job_id):
+        jobs.get(job_id)  # raises JobNotFound → 404
+    events = jobs.events(job_id, since=since, limit=limit)
+    if not events and wait > 0:
+        events = jobs.wait_events(job_id, since=since or "0-0", timeout_s=wait, limit=limit)
+    last = events[-1].id if events else since
+    return jsonify({"events": [e.model_dump(mode="json") for e in events], "last_id": last})

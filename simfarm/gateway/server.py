@@ -1,0 +1,54 @@
+"""Runs the gateway under a production WSGI server: gunicorn (threads) on POSIX,
+waitress on Windows (without WebSocket support there)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from flask import Flask
+
+from simfarm.common.settings import Settings
+from simfarm.gateway.app import create_app
+
+log = logging.getLogger(__name__)
+
+
+def serve(settings: Settings, app: Flask | None = None) -> None:
+    """Serve the gateway on ``settings.gateway_host:gateway_port`` until stopped."""
+    app = app or create_app(settings)
+    host, port = settings.gateway_host, settings.gateway_port
+    log.info("gateway listening on http://%s:%d", host, port)
+    if sys.platform == "win32":
+        import waitress
+
+        waitress.serve(app, host=host, port=port, threads=settings.gateway_threads)
+        return
+    from gunicorn.app.base import BaseApplication
+
+    class _Gunicorn(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            options: dict[str, Any] = {
+                "bind": f"{host}:{port}",
+                "workers": 1,  # one process: WebSocket fan-out state lives in it
+                "worker_class": "gthread",
+                "threads": settings.gateway_threads,
+                "timeout": 120,
+                "graceful_timeout": 5,
+                "keepalive": 30,
+                "accesslog": None,
+                "loglevel": "warning",
+            }
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Flask:
+            return app
+
+    _Gunicorn().run()
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    serve(Settings())

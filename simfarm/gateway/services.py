@@ -1,0 +1,43 @@
+"""What the gateway's request handlers share: settings, Redis and the stores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+from flask import current_app
+
+from simfarm.common.settings import Settings
+from simfarm.common.store import JobStore, NodeStore
+
+
+@dataclass
+class Services:
+    """The gateway's connections, created once per app."""
+
+    settings: Settings
+    redis: redis.Redis
+    jobs: JobStore
+    nodes: NodeStore
+
+
+def build_services(settings: Settings, connection: redis.Redis | None = None) -> Services:
+    """Connect to Redis and build the stores."""
+    if connection is None:
+        connection = redis.Redis.from_url(
+            settings.require_redis_url(), health_check_interval=30, socket_timeout=90,
+            max_connections=settings.gateway_threads * 2 + 16,
+        )
+    return Services(
+        settings=settings,
+        redis=connection,
+        jobs=JobStore(connection, settings.key_prefix, events_per_job=settings.events_per_job,
+                      events_global=settings.events_global),
+        nodes=NodeStore(connection, settings.key_prefix),
+    )
+
+
+def services() -> Services:
+    """The services of the current app."""
+    svc: Services = current_app.extensions["simfarm"]
+    return svc

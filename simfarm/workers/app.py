@@ -1,0 +1,41 @@
+"""The Celery application of simfarm workers (``celery -A simfarm.workers.app``)."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from simfarm.common.settings import Settings
+
+RUN_JOB_TASK = "simfarm.run_job"
+_FALLBACK_URL = "redis://127.0.0.1:6379/0"
+
+
+def make_celery(settings: Settings) -> Celery:
+    """A Celery app configured for long jobs from ``settings``.
+
+    Exactly-once is simfarm's job (leases in the job store), so redelivery after the
+    visibility timeout or a warm shutdown is harmless: a stale attempt exits at once.
+    """
+    url = settings.redis_url or _FALLBACK_URL
+    celery = Celery("simfarm", broker=url, backend=url, include=["simfarm.workers.tasks", "simfarm.workers.lifecycle"])
+    celery.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        result_backend_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        broker_connection_retry_on_startup=True,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        task_track_started=True,
+        task_ignore_result=True,
+        task_default_queue="simfarm.default",
+        worker_hijack_root_logger=False,
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+        accept_content=["json"],
+        task_serializer="json",
+    )
+    return celery
+
+
+app = make_celery(Settings())

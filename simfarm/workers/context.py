@@ -1,0 +1,57 @@
+"""Per-process worker context: settings, Redis connection, stores and node identity."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import redis
+
+from simfarm.common.settings import Settings
+from simfarm.common.store import JobStore, NodeStore
+
+
+def node_queue(node_name: str) -> str:
+    """The Celery queue that feeds one node."""
+    return f"simfarm.node.{node_name}"
+
+
+@dataclass
+class WorkerContext:
+    """Everything a worker process shares between its tasks and background threads."""
+
+    settings: Settings
+    redis: redis.Redis
+    jobs: JobStore
+    nodes: NodeStore
+    shutting_down: threading.Event = field(default_factory=threading.Event)
+    boot_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+    @property
+    def node_name(self) -> str:
+        return self.settings.node_name
+
+    @property
+    def queue(self) -> str:
+        return node_queue(self.settings.node_name)
+
+
+def build_context(settings: Settings) -> WorkerContext:
+    """Connect to Redis and build the stores for these settings."""
+    connection = redis.Redis.from_url(settings.require_redis_url(), health_check_interval=30,
+                                        socket_timeout=30)
+    return WorkerContext(
+        settings=settings,
+        redis=connection,
+        jobs=JobStore(connection, settings.key_prefix, events_per_job=settings.events_per_job,
+                      events_global=settings.events_global),
+        nodes=NodeStore(connection, settings.key_prefix),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_context() -> WorkerContext:
+    """The context of this worker process, built on first use from the environment."""
+    return build_context(Settings())

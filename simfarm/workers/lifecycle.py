@@ -1,0 +1,58 @@
+"""Starts and stops a worker's background parts with the Celery worker process:
+the node heartbeat and the dispatcher; on warm shutdown, running jobs are stopped and
+handed back to the queue instead of being waited for or lost."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
+
+from simfarm.common.models import Job, NodeInfo
+from simfarm.workers.app import RUN_JOB_TASK, app
+from simfarm.workers.context import get_context
+from simfarm.workers.dispatcher import Dispatcher
+from simfarm.workers.node_agent import NodeAgent
+
+log = logging.getLogger(__name__)
+
+_parts: dict[str, Any] = {}
+
+
+def send_run_job(node: NodeInfo, job: Job, attempt: int) -> None:
+    """Send the ``run_job`` task for one attempt to the node's own queue."""
+    app.send_task(
+        RUN_JOB_TASK,
+        args=[job.id, attempt],
+        queue=node.queue,
+        argsrepr=f"(job={job.id}, attempt={attempt}, name={job.spec.name!r})",
+    )
+
+
+@worker_ready.connect
+def _on_ready(**_: Any) -> None:
+    ctx = get_context()
+    agent = NodeAgent(ctx)
+    agent.start()
+    dispatcher = Dispatcher(ctx, send_run_job)
+    dispatcher.start()
+    _parts.update(agent=agent, dispatcher=dispatcher)
+    ctx.jobs.nudge_dispatcher()
+    log.info("node %s: ready (queue %s, %d slots)", ctx.node_name, ctx.queue,
+             ctx.settings.worker_concurrency)
+
+
+@worker_shutting_down.connect
+def _on_shutting_down(**_: Any) -> None:
+    ctx = get_context()
+    ctx.shutting_down.set()
+    log.info("node %s: shutting down; running jobs go back to the queue", ctx.node_name)
+
+
+@worker_shutdown.connect
+def _on_shutdown(**_: Any) -> None:
+    for name in ("dispatcher", "agent"):
+        part = _parts.pop(name, None)
+        if part is not None:
+            part.stop()

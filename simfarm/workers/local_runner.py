@@ -1,0 +1,172 @@
+"""Runs a command job as a local subprocess: no shell, own process group, log streaming,
+timeout, cancel and lease renewal."""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import IO
+
+from simfarm.common.models import Job
+from simfarm.common.states import JobState
+from simfarm.workers.context import WorkerContext
+from simfarm.workers.outcome import Outcome
+from simfarm.workers.platform import kill_tree, popen_group_kwargs
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.1
+CANCEL_CHECK_S = 0.2
+MAX_LINE = 8192
+MAX_BATCH = 500
+
+
+def _read_lines(stream: IO[bytes], name: str, sink: queue.Queue[tuple[str, str] | None]) -> None:
+    try:
+        for raw in iter(stream.readline, b""):
+            sink.put((name, raw.decode("utf-8", errors="replace").rstrip("\r\n")[:MAX_LINE]))
+    finally:
+        sink.put(None)
+
+
+def job_workdir(ctx: WorkerContext, job: Job) -> Path:
+    """The job's working directory: its own ``cwd`` or a fresh folder under the state dir."""
+    if job.spec.cwd:
+        return Path(job.spec.cwd)
+    path = ctx.settings.state_dir / "jobs" / job.id
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class LocalRunner:
+    """Runs ``job.spec.argv`` on this machine and reports an :class:`Outcome`."""
+
+    def __init__(self, ctx: WorkerContext, job: Job, attempt: int) -> None:
+        self.ctx = ctx
+        self.job = job
+        self.attempt = attempt
+        self.lines: queue.Queue[tuple[str, str] | None] = queue.Queue()
+
+    def argv(self) -> list[str]:
+        """The command to run; subclasses (HFSS) build their own."""
+        return list(self.job.spec.argv)
+
+    def environment(self) -> dict[str, str]:
+        """The child's environment: the worker's, the job's extras and the job id."""
+        env = dict(os.environ)
+        env.update(self.job.spec.env)
+        env["SIMFARM_JOB_ID"] = self.job.id
+        return env
+
+    def on_line(self, stream: str, line: str) -> list[tuple[str, dict[str, object]]]:
+        """Events for one output line; subclasses add parsed progress."""
+        return [("log", {"stream": stream, "line": line})]
+
+    def run(self) -> Outcome:
+        job_id = self.job.id
+        try:
+            cwd = job_workdir(self.ctx, self.job)
+        except OSError as exc:
+            return Outcome(JobState.FAILED, reason=f"cannot create working directory: {exc}")
+        if not cwd.is_dir():
+            return Outcome(JobState.FAILED, reason=f"working directory does not exist: {cwd}")
+        argv = self.argv()
+        try:
+            proc = subprocess.Popen(  # noqa: S603 - argv list, never a shell
+                argv,
+                cwd=cwd,
+                env=self.environment(),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                **popen_group_kwargs(),
+            )
+        except FileNotFoundError:
+            return Outcome(JobState.FAILED, reason=f"executable not found: {argv[0]}")
+        except PermissionError:
+            return Outcome(JobState.FAILED, reason=f"executable not runnable: {argv[0]}")
+        except OSError as exc:
+            return Outcome(JobState.FAILED, reason=f"cannot start {argv[0]}: {exc}")
+        log.info("job %s: started pid %d: %s", job_id, proc.pid, argv)
+        self.ctx.jobs.update_fields(job_id, {"pid": proc.pid})
+        assert proc.stdout is not None and proc.stderr is not None
+        readers = [
+            threading.Thread(target=_read_lines, args=(proc.stdout, "stdout", self.lines),
+                             daemon=True),
+            threading.Thread(target=_read_lines, args=(proc.stderr, "stderr", self.lines),
+                             daemon=True),
+        ]
+        for reader in readers:
+            reader.start()
+        return self._supervise(proc, readers)
+
+    def _supervise(self, proc: subprocess.Popen[bytes], readers: list[threading.Thread]) -> Outcome:
+        job_id = self.job.id
+        started = time.monotonic()
+        deadline = started + self.job.spec.timeout_s if self.job.spec.timeout_s else None
+        next_cancel_check = 0.0
+        next_lease = started + self.ctx.settings.heartbeat_s
+        open_streams = len(readers)
+        stop: Outcome | None = None
+        while True:
+            open_streams -= self._flush(timeout=TICK_S)
+            now = time.monotonic()
+            if proc.poll() is not None and open_streams <= 0:
+                break
+            if stop is not None:
+                continue
+            if deadline is not None and now >= deadline:
+                stop = Outcome(JobState.FAILED,
+                               reason=f"timeout: exceeded {self.job.spec.timeout_s:g} s")
+            elif now >= next_cancel_check:
+                next_cancel_check = now + CANCEL_CHECK_S
+                if self.ctx.jobs.field(job_id, "cancel_requested") == "1":
+                    stop = Outcome(JobState.CANCELLED, reason="cancelled by user")
+            if stop is None and self.ctx.shutting_down.is_set():
+                stop = Outcome(None, reason=f"worker {self.ctx.node_name} stopped")
+            if stop is not None:
+                log.info("job %s: stopping process tree (%s)", job_id, stop.reason)
+                kill_tree(proc, self.ctx.settings.kill_grace_s, job_id)
+            if stop is None and now >= next_lease:
+                next_lease = now + self.ctx.settings.heartbeat_s
+                until = time.time() + self.ctx.settings.heartbeat_ttl_s
+                if not self.ctx.jobs.renew_lease(job_id, self.attempt, until):
+                    stop = Outcome(None, reason="lease lost: the job was taken from this worker")
+                    log.warning("job %s: lease lost; stopping", job_id)
+                    kill_tree(proc, self.ctx.settings.kill_grace_s, job_id)
+        code = proc.wait()
+        for reader in readers:
+            reader.join(timeout=1)
+        self._flush(timeout=0)
+        if stop is not None:
+            stop.exit_code = code
+            return stop
+        if code == 0:
+            return Outcome(JobState.COMPLETED, exit_code=0)
+        return Outcome(JobState.FAILED, exit_code=code, reason=f"exit code {code}")
+
+    def _flush(self, timeout: float) -> int:
+        """Send waiting output lines as events in one round trip; returns how many
+        output streams reached their end."""
+        batch: list[tuple[str, dict[str, object]]] = []
+        closed = 0
+        try:
+            item = self.lines.get(timeout=timeout) if timeout else self.lines.get_nowait()
+            while True:
+                if item is None:
+                    closed += 1
+                else:
+                    batch.extend(self.on_line(*item))
+                if len(batch) >= MAX_BATCH:
+                    break
+                item = self.lines.get_nowait()
+        except queue.Empty:
+            pass
+        if batch:
+            self.ctx.jobs.append_events(self.job.id, batch)  # type: ignore[arg-type]
+        return closed

@@ -1,0 +1,36 @@
+"""Starts a Celery worker for this node (``simfarm worker``)."""
+
+from __future__ import annotations
+
+import sys
+
+from simfarm.common.settings import Settings
+from simfarm.workers.context import node_queue
+
+
+def worker_argv(settings: Settings, loglevel: str = "INFO") -> list[str]:
+    """Arguments for ``celery worker`` that make this process serve its node's queue."""
+    pool = "threads"  # prefork does not work on Windows; threads suit subprocess-bound jobs
+    return [
+        "worker",
+        "--queues", node_queue(settings.node_name),
+        "--hostname", f"{settings.node_name}@%h",
+        "--pool", pool,
+        "--concurrency", str(settings.worker_concurrency),
+        "--loglevel", loglevel,
+        "--task-events",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+
+
+def run_worker(settings: Settings, loglevel: str = "INFO") -> None:
+    """Run the worker in this process until it is stopped."""
+    settings.require_redis_url()
+    from simfarm.workers.app import app
+
+    app.worker_main(worker_argv(settings, loglevel))
+
+
+if __name__ == "__main__":
+    run_worker(Settings(), *(sys.argv[1:2]))

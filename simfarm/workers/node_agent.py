@@ -1,0 +1,79 @@
+"""Describes this machine and keeps its registration alive with heartbeats."""
+
+from __future__ import annotations
+
+import logging
+import platform
+import socket
+import threading
+
+import psutil
+
+from simfarm.common.models import NodeInfo
+from simfarm.workers.context import WorkerContext
+
+log = logging.getLogger(__name__)
+
+
+def describe_node(ctx: WorkerContext) -> NodeInfo:
+    """This node's identity, capacity and free resources, measured with psutil."""
+    settings = ctx.settings
+    memory = psutil.virtual_memory()
+    disk_path = settings.state_dir if settings.state_dir.exists() else settings.state_dir.parent
+    try:
+        disk = psutil.disk_usage(str(disk_path))
+        disk_total, disk_free = disk.total // 2**20, disk.free // 2**20
+    except OSError:
+        disk_total = disk_free = 0
+    cores = settings.node_cores or psutil.cpu_count() or 1
+    memory_total = settings.node_memory_mb or memory.total // 2**20
+    labels = {"os": platform.system().lower(), **settings.node_labels}
+    return NodeInfo(
+        name=settings.node_name,
+        hostname=socket.gethostname(),
+        queue=ctx.queue,
+        os=platform.system().lower(),
+        cores_total=cores,
+        memory_mb_total=memory_total,
+        disk_mb_total=disk_total,
+        cores_free=cores,
+        memory_mb_free=min(memory_total, memory.available // 2**20),
+        disk_mb_free=disk_free,
+        labels=labels,
+        licenses=dict(settings.node_licenses),
+        max_jobs=settings.worker_concurrency,
+        boot_id=ctx.boot_id,
+    )
+
+
+class NodeAgent:
+    """Background thread that sends this node's heartbeat every ``heartbeat_s``."""
+
+    def __init__(self, ctx: WorkerContext) -> None:
+        self.ctx = ctx
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="simfarm-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self.beat()
+        self._thread.start()
+
+    def beat(self) -> None:
+        """Send one heartbeat now."""
+        self.ctx.nodes.heartbeat(describe_node(self.ctx), self.ctx.settings.heartbeat_ttl_s)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.ctx.settings.heartbeat_s):
+            try:
+                self.beat()
+            except Exception:
+                log.exception("node %s: heartbeat failed", self.ctx.node_name)
+
+    def stop(self) -> None:
+        """Stop beating and mark the node as gone."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+        try:
+            self.ctx.nodes.remove(self.ctx.node_name)
+        except Exception:
+            log.exception("node %s: could not deregister", self.ctx.node_name)
