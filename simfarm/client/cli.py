@@ -63,8 +63,10 @@ def _print_job(job: Job, as_json: bool) -> None:
 @click.pass_context
 def cli(ctx: click.Context, url: str | None, token: str | None, verbose: bool) -> None:
     """simfarm: run HFSS simulations and any command on a farm of machines."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
     ctx.ensure_object(dict).update(url=url, token=token)
 
 
@@ -133,9 +135,19 @@ def gateway() -> None:
 @click.option("--wait", "wait_", is_flag=True, help="wait for the job and print its output")
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 @click.pass_context
-def submit(ctx: click.Context, argv: tuple[str, ...], name: str, priority: int, cores: int,
-           memory_mb: int, labels: tuple[str, ...], timeout_s: float | None, cwd: str | None,
-           wait_: bool, as_json: bool) -> None:
+def submit(
+    ctx: click.Context,
+    argv: tuple[str, ...],
+    name: str,
+    priority: int,
+    cores: int,
+    memory_mb: int,
+    labels: tuple[str, ...],
+    timeout_s: float | None,
+    cwd: str | None,
+    wait_: bool,
+    as_json: bool,
+) -> None:
     """Submit a command: simfarm submit [OPTIONS] -- PROGRAM [ARGS]..."""
     parsed: dict[str, str] = {}
     for item in labels:
@@ -144,11 +156,18 @@ def submit(ctx: click.Context, argv: tuple[str, ...], name: str, priority: int, 
             raise UserError(f"--label {item!r}: use key=value")
         parsed[key] = value
     try:
-        spec = JobSpec(name=name, argv=list(argv), priority=priority, cwd=cwd, timeout_s=timeout_s,
-                       resources={"cores": cores, "memory_mb": memory_mb, "labels": parsed})
+        spec = JobSpec(
+            name=name,
+            argv=list(argv),
+            priority=priority,
+            cwd=cwd,
+            timeout_s=timeout_s,
+            resources={"cores": cores, "memory_mb": memory_mb, "labels": parsed},
+        )
     except ValidationError as exc:
-        reasons = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'job'}: {e['msg']}"
-                            for e in exc.errors())
+        reasons = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'job'}: {e['msg']}" for e in exc.errors()
+        )
         raise UserError(f"invalid job: {reasons}") from exc
     client = _client(ctx)
     job = _call(lambda: client.submit(spec))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import os
 import time
 from collections.abc import Iterator, Mapping
@@ -36,8 +37,12 @@ def _raise_for(response: httpx.Response) -> None:
         return
     try:
         body = response.json()
-        raise ApiError(response.status_code, body.get("error", "error"),
-                       body.get("detail", response.text), body.get("fields"))
+        raise ApiError(
+            response.status_code,
+            body.get("error", "error"),
+            body.get("detail", response.text),
+            body.get("fields"),
+        )
     except ValueError:
         raise ApiError(response.status_code, "error", response.text[:500]) from None
 
@@ -45,8 +50,9 @@ def _raise_for(response: httpx.Response) -> None:
 class Client:
     """Talks to a simfarm gateway over HTTP. Safe to share between threads."""
 
-    def __init__(self, url: str | None = None, token: str | None = None,
-                 timeout: float = 30.0) -> None:
+    def __init__(
+        self, url: str | None = None, token: str | None = None, timeout: float = 30.0
+    ) -> None:
         self.url = resolve_url(url)
         token = token or os.environ.get("SIMFARM_TOKEN")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -73,22 +79,28 @@ class Client:
         _raise_for(response)
         return response
 
-    def submit(self, spec: JobSpec | Mapping[str, Any], priority: int | None = None,
-               idempotency_key: str | None = None) -> Job:
+    def submit(
+        self,
+        spec: JobSpec | Mapping[str, Any],
+        priority: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Job:
         """Submit a job and return it as stored (state ``pending``)."""
         body = spec.model_dump(mode="json") if isinstance(spec, JobSpec) else dict(spec)
         if priority is not None:
             body["priority"] = priority
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        return Job.model_validate(self._request("POST", "/api/v1/jobs", json=body,
-                                                headers=headers).json())
+        return Job.model_validate(
+            self._request("POST", "/api/v1/jobs", json=body, headers=headers).json()
+        )
 
     def get(self, job_id: str) -> Job:
         """The job's current state."""
         return Job.model_validate(self._request("GET", f"/api/v1/jobs/{job_id}").json())
 
-    def list(self, state: JobState | str | None = None, limit: int = 50,
-             cursor: str | None = None) -> JobPage:
+    def list(
+        self, state: JobState | str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> JobPage:
         """One page of jobs."""
         params: dict[str, Any] = {"limit": limit}
         if state:
@@ -101,37 +113,41 @@ class Client:
         """Cancel a job (a running one is stopped by its worker shortly after)."""
         return Job.model_validate(self._request("POST", f"/api/v1/jobs/{job_id}/cancel").json())
 
-    def events(self, job_id: str, since: str | None = None, wait: float = 0) -> list[JobEvent]:
+    def events(
+        self, job_id: str, since: str | None = None, wait: float = 0
+    ) -> builtins.list[JobEvent]:
         """The job's events after ``since``; with ``wait`` long-polls for new ones."""
         params: dict[str, Any] = {}
         if since:
             params["since"] = since
         if wait:
             params["wait"] = wait
-        body = self._request("GET", f"/api/v1/jobs/{job_id}/events", params=params,
-                             timeout=wait + 30).json()
+        body = self._request(
+            "GET", f"/api/v1/jobs/{job_id}/events", params=params, timeout=wait + 30
+        ).json()
         return [JobEvent.model_validate(e) for e in body["events"]]
 
     def logs(self, job_id: str, follow: bool = False) -> Iterator[str]:
         """The job's output lines; with ``follow`` keeps going until the job ends."""
+        final = {s.value for s in JobState if s.final}
         since: str | None = None
         while True:
             events = self.events(job_id, since=since, wait=10 if follow else 0)
+            ended = False
             for event in events:
                 since = event.id
                 if event.type == "log":
                     yield str(event.data.get("line", ""))
-            if not follow:
+                elif event.type == "state" and event.data.get("to") in final:
+                    ended = True
+            if not follow or ended:
                 return
             if not events and self.get(job_id).final:
-                remaining = self.events(job_id, since=since)
-                for event in remaining:
-                    if event.type == "log":
-                        yield str(event.data.get("line", ""))
-                return
+                follow = False  # one more read without waiting, then stop
 
-    def wait(self, job_id: str, timeout: float | None = None,
-             raise_on_failure: bool = False) -> Job:
+    def wait(
+        self, job_id: str, timeout: float | None = None, raise_on_failure: bool = False
+    ) -> Job:
         """Block until the job finishes (or raise ``TimeoutError``)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         since: str | None = None

@@ -16,9 +16,16 @@ def demo_specs(count: int) -> list[JobSpec]:
     py = sys.executable
     specs = [
         JobSpec(name="hello", argv=[py, "-c", "print('hello from simfarm')"], priority=5),
-        JobSpec(name="count", argv=[py, "-c",
+        JobSpec(
+            name="count",
+            argv=[
+                py,
+                "-c",
                 "import time\nfor i in range(5):\n    print('step', i, flush=True)\n"
-                "    time.sleep(0.2)"], priority=7),
+                "    time.sleep(0.2)",
+            ],
+            priority=7,
+        ),
         JobSpec(name="answer", argv=[py, "-c", "print(6 * 7)"], priority=3),
         JobSpec(name="fails", argv=[py, "-c", "import sys; print('bad input'); sys.exit(3)"]),
     ]

@@ -30,6 +30,16 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a TCP port can be bound on ``host`` now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def wait_until(check: object, timeout_s: float, what: str, interval_s: float = 0.05) -> None:
     """Poll ``check()`` until it is truthy or raise ``TimeoutError`` naming ``what``."""
     deadline = time.monotonic() + timeout_s
@@ -41,8 +51,10 @@ def wait_until(check: object, timeout_s: float, what: str, interval_s: float = 0
         except Exception as exc:  # the service may not be up yet
             last = exc
         time.sleep(interval_s)
-    raise TimeoutError(f"{what} did not become ready in {timeout_s:g} s" +
-                       (f" (last error: {last})" if last else ""))
+    raise TimeoutError(
+        f"{what} did not become ready in {timeout_s:g} s"
+        + (f" (last error: {last})" if last else "")
+    )
 
 
 def read_state_file(state_dir: Path) -> dict[str, str] | None:
@@ -62,11 +74,15 @@ class EmbeddedService:
     free loopback port, its data in ``state_dir/redis``.
     """
 
-    def __init__(self, settings: Settings, *, gateway_port: int | None = None,
-                 node_name: str | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, gateway_port: int | None = None, node_name: str | None = None
+    ) -> None:
         self.settings = settings
         self.state_dir = settings.state_dir
         self.gateway_port = gateway_port or settings.gateway_port
+        if not port_is_free(self.gateway_port):
+            busy, self.gateway_port = self.gateway_port, free_port()
+            log.warning("port %d is busy; the gateway uses port %d", busy, self.gateway_port)
         self.node_name = node_name or settings.node_name
         self.redis_url = settings.redis_url
         self._procs: list[tuple[str, subprocess.Popen[bytes]]] = []
@@ -97,26 +113,46 @@ class EmbeddedService:
     def _child_env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update(self.settings.export_env())
-        env.update({
-            "SIMFARM_REDIS_URL": self.redis_url or "",
-            "SIMFARM_GATEWAY_PORT": str(self.gateway_port),
-            "SIMFARM_GATEWAY_HOST": "127.0.0.1",
-            "SIMFARM_NODE_NAME": self.node_name,
-            "SIMFARM_STATE_DIR": str(self.state_dir),
-        })
+        env.update(
+            {
+                "SIMFARM_REDIS_URL": self.redis_url or "",
+                "SIMFARM_GATEWAY_PORT": str(self.gateway_port),
+                "SIMFARM_GATEWAY_HOST": "127.0.0.1",
+                "SIMFARM_NODE_NAME": self.node_name,
+                "SIMFARM_STATE_DIR": str(self.state_dir),
+            }
+        )
         return env
 
     def _start_redis(self, timeout_s: float) -> str:
         binary = shutil.which("redis-server")
         if binary is None:
-            raise RuntimeError("redis-server not found on PATH: install it "
-                               "(apt-get install redis-server) or set SIMFARM_REDIS_URL")
+            raise RuntimeError(
+                "redis-server not found on PATH: install it "
+                "(apt-get install redis-server) or set SIMFARM_REDIS_URL"
+            )
         port = free_port()
         data = self.state_dir / "redis"
         data.mkdir(parents=True, exist_ok=True)
-        argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
-                "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-                "--daemonize", "no", "--protected-mode", "yes"]
+        argv = [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(data),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "yes",
+        ]
         self._spawn("redis", argv, dict(os.environ))
         url = f"redis://127.0.0.1:{port}/0"
         import redis
@@ -127,18 +163,21 @@ class EmbeddedService:
         return url
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
-        logfile = open(self.state_dir / "logs" / f"{name}.log", "ab")  # noqa: SIM115
+        logfile = open(self.state_dir / "logs" / f"{name}.log", "ab")
         self._logs.append(logfile)
-        proc = subprocess.Popen(argv, env=env, stdout=logfile, stderr=subprocess.STDOUT,  # noqa: S603
-                                stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            argv, env=env, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
         self._procs.append((name, proc))
         log.info("started %s (pid %d)", name, proc.pid)
 
     def _ready(self) -> bool:
         for name, proc in self._procs:
             if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with code {proc.returncode}; see "
-                                   f"{self.state_dir / 'logs' / (name + '.log')}")
+                raise RuntimeError(
+                    f"{name} exited with code {proc.returncode}; see "
+                    f"{self.state_dir / 'logs' / (name + '.log')}"
+                )
         response = httpx.get(f"{self.url}/api/v1/health", timeout=2)
         return response.status_code == 200 and response.json().get("nodes_alive", 0) >= 1
 

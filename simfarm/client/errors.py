@@ -10,8 +10,9 @@ from simfarm.common.errors import SimfarmError
 class ApiError(SimfarmError):
     """The gateway answered with an error (4xx/5xx)."""
 
-    def __init__(self, status: int, error: str, detail: str,
-                 fields: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self, status: int, error: str, detail: str, fields: list[dict[str, Any]] | None = None
+    ) -> None:
         super().__init__(f"{status} {error}: {detail}")
         self.status = status
         self.error = error

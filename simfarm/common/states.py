@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class JobState(str, Enum):
+class JobState(StrEnum):
     """Lifecycle state of a job.
 
     ``pending → scheduled → running → completed | failed | cancelled``; ``pending`` and

@@ -17,8 +17,9 @@ log = logging.getLogger(__name__)
 class ApiError(Exception):
     """An error answered as JSON with an HTTP status."""
 
-    def __init__(self, status: int, error: str, detail: str,
-                 fields: list[dict[str, str]] | None = None) -> None:
+    def __init__(
+        self, status: int, error: str, detail: str, fields: list[dict[str, str]] | None = None
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.error = error
@@ -28,8 +29,9 @@ class ApiError(Exception):
 
 def field_error(field: str, reason: str, status: int = 422) -> ApiError:
     """A 422 (by default) naming one bad field."""
-    return ApiError(status, "validation_error", f"{field}: {reason}",
-                    [{"field": field, "reason": reason}])
+    return ApiError(
+        status, "validation_error", f"{field}: {reason}", [{"field": field, "reason": reason}]
+    )
 
 
 def validation_fields(exc: ValidationError) -> list[dict[str, str]]:
@@ -75,10 +77,19 @@ def install_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:
         status = exc.code or 500
-        names = {413: "payload_too_large", 404: "not_found", 405: "method_not_allowed",
-                 400: "bad_request", 415: "unsupported_media_type"}
-        return _body(status, names.get(status, exc.name.lower().replace(" ", "_")),
-                     exc.description or exc.name, [])
+        names = {
+            413: "payload_too_large",
+            404: "not_found",
+            405: "method_not_allowed",
+            400: "bad_request",
+            415: "unsupported_media_type",
+        }
+        return _body(
+            status,
+            names.get(status, exc.name.lower().replace(" ", "_")),
+            exc.description or exc.name,
+            [],
+        )
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
@@ -96,8 +107,10 @@ def error_schema() -> dict[str, Any]:
             "detail": {"type": "string"},
             "fields": {
                 "type": "array",
-                "items": {"type": "object", "properties": {"field": {"type": "string"},
-                                                           "reason": {"type": "string"}}},
+                "items": {
+                    "type": "object",
+                    "properties": {"field": {"type": "string"}, "reason": {"type": "string"}},
+                },
             },
         },
     }

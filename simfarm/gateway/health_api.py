@@ -19,10 +19,12 @@ def health() -> tuple[Response, int]:
     except Exception as exc:
         return jsonify({"status": "unavailable", "redis": str(exc), "version": __version__}), 503
     nodes = svc.nodes.all()
-    return jsonify({
-        "status": "ok",
-        "redis": "ok",
-        "version": __version__,
-        "nodes_alive": sum(1 for n in nodes if n.alive),
-        "jobs": svc.jobs.counts(),
-    }), 200
+    return jsonify(
+        {
+            "status": "ok",
+            "redis": "ok",
+            "version": __version__,
+            "nodes_alive": sum(1 for n in nodes if n.alive),
+            "jobs": svc.jobs.counts(),
+        }
+    ), 200

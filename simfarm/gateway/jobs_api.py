@@ -61,7 +61,7 @@ def list_jobs() -> Response:
     if cursor is not None and not _CURSOR.match(cursor):
         raise field_error("cursor", "must be the next_cursor of a previous page")
     limit = int_arg("limit", 50, 1, 1000)
-    page = services().jobs.list(state=state, cursor=cursor, limit=limit)
+    page = services().jobs.list_jobs(state=state, cursor=cursor, limit=limit)
     return jsonify({"jobs": [job_body(j) for j in page.jobs], "next_cursor": page.next_cursor})
 
 

@@ -19,8 +19,11 @@ JOB_ID = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")
 def json_body() -> Any:
     """The request's JSON body, or a 415/400 explaining what is wrong with it."""
     if not request.is_json:
-        raise ApiError(415, "unsupported_media_type",
-                       "send the body as JSON with Content-Type: application/json")
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "send the body as JSON with Content-Type: application/json",
+        )
     raw = request.get_data(cache=True)
     if not raw:
         raise ApiError(400, "bad_request", "the request body is empty; send a JSON object")
@@ -34,8 +37,12 @@ def parse_body(model: type[M]) -> M:
     """The JSON body validated as ``model`` (422 with field paths when invalid)."""
     data = json_body()
     if not isinstance(data, dict):
-        raise ApiError(422, "validation_error", "the body must be a JSON object",
-                       [{"field": "body", "reason": "must be an object"}])
+        raise ApiError(
+            422,
+            "validation_error",
+            "the body must be a JSON object",
+            [{"field": "body", "reason": "must be an object"}],
+        )
     return model.model_validate(data)
 
 

@@ -17,13 +17,13 @@ log = logging.getLogger(__name__)
 
 def serve(settings: Settings, app: Flask | None = None) -> None:
     """Serve the gateway on ``settings.gateway_host:gateway_port`` until stopped."""
-    app = app or create_app(settings)
+    wsgi_app = app or create_app(settings)
     host, port = settings.gateway_host, settings.gateway_port
     log.info("gateway listening on http://%s:%d", host, port)
     if sys.platform == "win32":
         import waitress
 
-        waitress.serve(app, host=host, port=port, threads=settings.gateway_threads)
+        waitress.serve(wsgi_app, host=host, port=port, threads=settings.gateway_threads)
         return
     from gunicorn.app.base import BaseApplication
 
@@ -44,7 +44,7 @@ def serve(settings: Settings, app: Flask | None = None) -> None:
                 self.cfg.set(key, value)
 
         def load(self) -> Flask:
-            return app
+            return wsgi_app
 
     _Gunicorn().run()
 

@@ -25,14 +25,20 @@ def build_services(settings: Settings, connection: redis.Redis | None = None) ->
     """Connect to Redis and build the stores."""
     if connection is None:
         connection = redis.Redis.from_url(
-            settings.require_redis_url(), health_check_interval=30, socket_timeout=90,
+            settings.require_redis_url(),
+            health_check_interval=30,
+            socket_timeout=90,
             max_connections=settings.gateway_threads * 2 + 16,
         )
     return Services(
         settings=settings,
         redis=connection,
-        jobs=JobStore(connection, settings.key_prefix, events_per_job=settings.events_per_job,
-                      events_global=settings.events_global),
+        jobs=JobStore(
+            connection,
+            settings.key_prefix,
+            events_per_job=settings.events_per_job,
+            events_global=settings.events_global,
+        ),
         nodes=NodeStore(connection, settings.key_prefix),
     )
 

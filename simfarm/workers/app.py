@@ -17,7 +17,12 @@ def make_celery(settings: Settings) -> Celery:
     visibility timeout or a warm shutdown is harmless: a stale attempt exits at once.
     """
     url = settings.redis_url or _FALLBACK_URL
-    celery = Celery("simfarm", broker=url, backend=url, include=["simfarm.workers.tasks", "simfarm.workers.lifecycle"])
+    celery = Celery(
+        "simfarm",
+        broker=url,
+        backend=url,
+        include=["simfarm.workers.tasks", "simfarm.workers.lifecycle"],
+    )
     celery.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,

@@ -40,13 +40,18 @@ class WorkerContext:
 
 def build_context(settings: Settings) -> WorkerContext:
     """Connect to Redis and build the stores for these settings."""
-    connection = redis.Redis.from_url(settings.require_redis_url(), health_check_interval=30,
-                                        socket_timeout=30)
+    connection = redis.Redis.from_url(
+        settings.require_redis_url(), health_check_interval=30, socket_timeout=30
+    )
     return WorkerContext(
         settings=settings,
         redis=connection,
-        jobs=JobStore(connection, settings.key_prefix, events_per_job=settings.events_per_job,
-                      events_global=settings.events_global),
+        jobs=JobStore(
+            connection,
+            settings.key_prefix,
+            events_per_job=settings.events_per_job,
+            events_global=settings.events_global,
+        ),
         nodes=NodeStore(connection, settings.key_prefix),
     )
 

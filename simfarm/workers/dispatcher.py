@@ -60,7 +60,9 @@ class Dispatcher:
     def __init__(self, ctx: WorkerContext, send: SendTask) -> None:
         self.ctx = ctx
         self.send = send
-        self.lock = LeaderLock(ctx.redis, ctx.jobs.keys, ttl_s=max(3.0, ctx.settings.heartbeat_ttl_s))
+        self.lock = LeaderLock(
+            ctx.redis, ctx.jobs.keys, ttl_s=max(3.0, ctx.settings.heartbeat_ttl_s)
+        )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="simfarm-dispatcher", daemon=True)
 
@@ -94,8 +96,9 @@ class Dispatcher:
         by_id = {j.id: j for j in assigned}
         rooms = []
         for node in nodes:
-            room = NodeRoom(node, node.cores_total, node.memory_mb_total, node.max_jobs,
-                            dict(node.licenses))
+            room = NodeRoom(
+                node, node.cores_total, node.memory_mb_total, node.max_jobs, dict(node.licenses)
+            )
             for job_id in node.jobs:
                 if job_id in by_id:
                     room.take(by_id[job_id])
@@ -124,10 +127,16 @@ class Dispatcher:
             return False
         try:
             self.ctx.jobs.transition(
-                job.id, JobState.SCHEDULED, new_attempt=True, fence=fence,
+                job.id,
+                JobState.SCHEDULED,
+                new_attempt=True,
+                fence=fence,
                 sources=[JobState.PENDING],
-                fields={"node": node.name, "reason": None,
-                        "lease_until": repr(time.time() + SCHEDULED_LEASE_S)},
+                fields={
+                    "node": node.name,
+                    "reason": None,
+                    "lease_until": repr(time.time() + SCHEDULED_LEASE_S),
+                },
             )
         except (IllegalTransition, StaleAttempt, JobNotFound) as exc:
             log.info("job %s: not scheduled: %s", job.id, exc)
@@ -138,9 +147,13 @@ class Dispatcher:
         except Exception as exc:
             log.exception("job %s: sending to %s failed; back to pending", job.id, node.name)
             try:
-                self.ctx.jobs.transition(job.id, JobState.PENDING, expect_attempt=attempt,
-                                         sources=[JobState.SCHEDULED],
-                                         fields={"node": None, "reason": f"send failed: {exc}"})
+                self.ctx.jobs.transition(
+                    job.id,
+                    JobState.PENDING,
+                    expect_attempt=attempt,
+                    sources=[JobState.SCHEDULED],
+                    fields={"node": None, "reason": f"send failed: {exc}"},
+                )
             except (IllegalTransition, StaleAttempt, JobNotFound):
                 pass
             return False
@@ -175,19 +188,26 @@ class Dispatcher:
     def _requeue_lost(self, job: Job, why: str) -> int:
         losses = int(self.ctx.jobs.field(job.id, "losses") or 0) + 1
         reason = f"worker lost ({job.node}: {why})"
+        fields: dict[str, object] = {"reason": reason, "losses": losses, "lease_until": None}
         if job.cancel_requested:
-            target, fields = JobState.CANCELLED, {"reason": "cancelled by user; " + reason}
+            target = JobState.CANCELLED
+            fields["reason"] = "cancelled by user; " + reason
         elif losses <= job.spec.retries:
-            target, fields = JobState.PENDING, {"node": None, "reason": reason, "losses": losses}
+            target = JobState.PENDING
+            fields["node"] = None
         else:
-            target, fields = JobState.FAILED, {"reason": reason, "error": "worker lost",
-                                               "losses": losses}
-        fields["lease_until"] = None
+            target = JobState.FAILED
+            fields["error"] = "worker lost"
         try:
-            self.ctx.jobs.transition(job.id, target, expect_attempt=job.attempt,
-                                     sources=[JobState.SCHEDULED, JobState.RUNNING],
-                                     fields=fields, event={"reason": reason},
-                                     fence=self.lock.fence)
+            self.ctx.jobs.transition(
+                job.id,
+                target,
+                expect_attempt=job.attempt,
+                sources=[JobState.SCHEDULED, JobState.RUNNING],
+                fields=fields,
+                event={"reason": reason},
+                fence=self.lock.fence,
+            )
         except (IllegalTransition, StaleAttempt, JobNotFound):
             return 0
         log.warning("job %s: %s -> %s", job.id, reason, target.value)

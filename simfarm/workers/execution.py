@@ -55,8 +55,10 @@ def execute(ctx: WorkerContext, job_id: str, attempt: int) -> JobState | None:
             expect_attempt=attempt,
             expect_node=ctx.node_name,
             sources=[JobState.SCHEDULED],
-            fields={"lease_until": repr(time.time() + ctx.settings.heartbeat_ttl_s),
-                    "boot": ctx.boot_id},
+            fields={
+                "lease_until": repr(time.time() + ctx.settings.heartbeat_ttl_s),
+                "boot": ctx.boot_id,
+            },
         )
     except (StaleAttempt, IllegalTransition, JobNotFound) as exc:
         log.info("job %s: attempt %d not run: %s", job_id, attempt, exc)
@@ -67,8 +69,9 @@ def execute(ctx: WorkerContext, job_id: str, attempt: int) -> JobState | None:
         job = store.get(job_id)
         runner = _runners.get(job.spec.kind)
         if runner is None:
-            outcome = Outcome(JobState.FAILED,
-                              reason=f"this worker cannot run {job.spec.kind!r} jobs")
+            outcome = Outcome(
+                JobState.FAILED, reason=f"this worker cannot run {job.spec.kind!r} jobs"
+            )
         else:
             try:
                 outcome = runner(ctx, job, attempt)
@@ -101,8 +104,14 @@ def _record(ctx: WorkerContext, job_id: str, attempt: int, outcome: Outcome) -> 
                 fields["error"] = outcome.reason
     event = {"exit_code": outcome.exit_code, "reason": outcome.reason}
     try:
-        ctx.jobs.transition(job_id, target, expect_attempt=attempt, sources=[JobState.RUNNING],
-                            fields=fields, event=event)
+        ctx.jobs.transition(
+            job_id,
+            target,
+            expect_attempt=attempt,
+            sources=[JobState.RUNNING],
+            fields=fields,
+            event=event,
+        )
     except (StaleAttempt, IllegalTransition, JobNotFound) as exc:
         log.warning("job %s: outcome of attempt %d not recorded: %s", job_id, attempt, exc)
         return None

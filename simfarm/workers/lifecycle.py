@@ -30,7 +30,7 @@ def send_run_job(node: NodeInfo, job: Job, attempt: int) -> None:
     )
 
 
-@worker_ready.connect
+@worker_ready.connect  # type: ignore[untyped-decorator]
 def _on_ready(**_: Any) -> None:
     ctx = get_context()
     agent = NodeAgent(ctx)
@@ -39,18 +39,22 @@ def _on_ready(**_: Any) -> None:
     dispatcher.start()
     _parts.update(agent=agent, dispatcher=dispatcher)
     ctx.jobs.nudge_dispatcher()
-    log.info("node %s: ready (queue %s, %d slots)", ctx.node_name, ctx.queue,
-             ctx.settings.worker_concurrency)
+    log.info(
+        "node %s: ready (queue %s, %d slots)",
+        ctx.node_name,
+        ctx.queue,
+        ctx.settings.worker_concurrency,
+    )
 
 
-@worker_shutting_down.connect
+@worker_shutting_down.connect  # type: ignore[untyped-decorator]
 def _on_shutting_down(**_: Any) -> None:
     ctx = get_context()
     ctx.shutting_down.set()
     log.info("node %s: shutting down; running jobs go back to the queue", ctx.node_name)
 
 
-@worker_shutdown.connect
+@worker_shutdown.connect  # type: ignore[untyped-decorator]
 def _on_shutdown(**_: Any) -> None:
     for name in ("dispatcher", "agent"):
         part = _parts.pop(name, None)

@@ -77,7 +77,7 @@ class LocalRunner:
             return Outcome(JobState.FAILED, reason=f"working directory does not exist: {cwd}")
         argv = self.argv()
         try:
-            proc = subprocess.Popen(  # noqa: S603 - argv list, never a shell
+            proc = subprocess.Popen(
                 argv,
                 cwd=cwd,
                 env=self.environment(),
@@ -96,10 +96,12 @@ class LocalRunner:
         self.ctx.jobs.update_fields(job_id, {"pid": proc.pid})
         assert proc.stdout is not None and proc.stderr is not None
         readers = [
-            threading.Thread(target=_read_lines, args=(proc.stdout, "stdout", self.lines),
-                             daemon=True),
-            threading.Thread(target=_read_lines, args=(proc.stderr, "stderr", self.lines),
-                             daemon=True),
+            threading.Thread(
+                target=_read_lines, args=(proc.stdout, "stdout", self.lines), daemon=True
+            ),
+            threading.Thread(
+                target=_read_lines, args=(proc.stderr, "stderr", self.lines), daemon=True
+            ),
         ]
         for reader in readers:
             reader.start()
@@ -121,8 +123,9 @@ class LocalRunner:
             if stop is not None:
                 continue
             if deadline is not None and now >= deadline:
-                stop = Outcome(JobState.FAILED,
-                               reason=f"timeout: exceeded {self.job.spec.timeout_s:g} s")
+                stop = Outcome(
+                    JobState.FAILED, reason=f"timeout: exceeded {self.job.spec.timeout_s:g} s"
+                )
             elif now >= next_cancel_check:
                 next_cancel_check = now + CANCEL_CHECK_S
                 if self.ctx.jobs.field(job_id, "cancel_requested") == "1":
@@ -168,5 +171,5 @@ class LocalRunner:
         except queue.Empty:
             pass
         if batch:
-            self.ctx.jobs.append_events(self.job.id, batch)  # type: ignore[arg-type]
+            self.ctx.jobs.append_events(self.job.id, batch)
         return closed

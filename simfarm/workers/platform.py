@@ -23,7 +23,7 @@ IS_WINDOWS = sys.platform == "win32"
 def popen_group_kwargs() -> dict[str, Any]:
     """Extra ``subprocess.Popen`` arguments that start a child in a group of its own."""
     if IS_WINDOWS:
-        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+        return {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0x200)}
     return {"start_new_session": True}
 
 
@@ -89,13 +89,13 @@ def kill_tree(root: subprocess.Popen[bytes], grace_s: float, job_id: str = "-") 
                 pass
         alive = _wait(root, alive, 5.0)
     if alive:
-        log.error("job %s: processes still alive after SIGKILL: %s", job_id,
-                  [p.pid for p in alive])
+        log.error("job %s: processes still alive after SIGKILL: %s", job_id, [p.pid for p in alive])
     return not alive
 
 
-def _wait(root: subprocess.Popen[bytes], procs: list[psutil.Process],
-          timeout: float) -> list[psutil.Process]:
+def _wait(
+    root: subprocess.Popen[bytes], procs: list[psutil.Process], timeout: float
+) -> list[psutil.Process]:
     """Wait for ``procs`` to end; the root through Popen so its exit code is kept."""
     others = [p for p in procs if p.pid != root.pid]
     root_alive: list[psutil.Process] = []

@@ -11,7 +11,7 @@ from simfarm.workers.execution import execute
 log = logging.getLogger(__name__)
 
 
-@app.task(name=RUN_JOB_TASK, acks_late=True, ignore_result=True)  # type: ignore[misc]
+@app.task(name=RUN_JOB_TASK, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
 def run_job(job_id: str, attempt: int) -> str | None:
     """Run one attempt of a job on this node. Returns the final state's name."""
     state = execute(get_context(), job_id, attempt)

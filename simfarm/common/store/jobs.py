@@ -175,7 +175,7 @@ class JobStore:
         return Job.model_validate(fields)
 
     # ------------------------------------------------------------------ listing
-    def list(
+    def list_jobs(
         self,
         *,
         state: JobState | None = None,
@@ -192,13 +192,15 @@ class JobStore:
         if state is not None:
             key = self.keys.state(state.value)
             low = f"({cursor}" if cursor else "-inf"
-            rows = self.connection.zrangebyscore(key, low, "+inf", start=0, num=limit + 1,
-                                                 withscores=True)
+            rows = self.connection.zrangebyscore(
+                key, low, "+inf", start=0, num=limit + 1, withscores=True
+            )
         else:
             key = self.keys.owner(owner) if owner else self.keys.all_jobs
             high = f"({cursor}" if cursor else "+inf"
-            rows = self.connection.zrevrangebyscore(key, high, "-inf", start=0, num=limit + 1,
-                                                    withscores=True)
+            rows = self.connection.zrevrangebyscore(
+                key, high, "-inf", start=0, num=limit + 1, withscores=True
+            )
         return self._page(cast(list[tuple[bytes, float]], rows), limit)
 
     def _list_filtered(
@@ -214,8 +216,9 @@ class JobStore:
         while budget > 0 and len(found) <= limit:
             rows = cast(
                 list[tuple[bytes, float]],
-                self.connection.zrevrangebyscore(key, high, "-inf", start=0, num=200,
-                                                 withscores=True),
+                self.connection.zrevrangebyscore(
+                    key, high, "-inf", start=0, num=200, withscores=True
+                ),
             )
             if not rows:
                 last_score = None
@@ -331,8 +334,14 @@ class JobStore:
         k = self.keys
         result = self._cancel(
             keys=[k.job(job_id), k.events, k.job_events(job_id)],
-            args=[job_id, k.prefix, repr(time.time()), self.events_global,
-                  self.events_per_job, reason],
+            args=[
+                job_id,
+                k.prefix,
+                repr(time.time()),
+                self.events_global,
+                self.events_per_job,
+                reason,
+            ],
         )
         status, state = (_decode(x) or "" for x in result[:2])
         if status == "missing":
@@ -347,8 +356,14 @@ class JobStore:
         k = self.keys
         result = self._set_priority(
             keys=[k.job(job_id), k.events, k.job_events(job_id)],
-            args=[job_id, k.prefix, priority, repr(time.time()), self.events_global,
-                  self.events_per_job],
+            args=[
+                job_id,
+                k.prefix,
+                priority,
+                repr(time.time()),
+                self.events_global,
+                self.events_per_job,
+            ],
         )
         status, state = (_decode(x) or "" for x in result[:2])
         if status == "missing":
@@ -366,7 +381,7 @@ class JobStore:
         values = {
             k: (json.dumps(v) if isinstance(v, dict | list) else str(v)) for k, v in fields.items()
         }
-        self.connection.hset(self.keys.job(job_id), mapping=values)
+        self.connection.hset(self.keys.job(job_id), mapping=values)  # type: ignore[arg-type]
 
     def renew_lease(self, job_id: str, attempt: int, until: float) -> bool:
         """Extend a running attempt's lease; False if the attempt is no longer current
@@ -374,7 +389,9 @@ class JobStore:
         return bool(self._renew(keys=[self.keys.job(job_id)], args=[attempt, repr(until)]))
 
     # ------------------------------------------------------------------ events
-    def append_events(self, job_id: str, events: Sequence[tuple[str, Mapping[str, Any]]]) -> list[str]:
+    def append_events(
+        self, job_id: str, events: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> list[str]:
         """Append ``(type, data)`` events (log lines, progress...) in one round trip."""
         if not events:
             return []
@@ -388,22 +405,26 @@ class JobStore:
     def events(self, job_id: str, since: str | None = None, limit: int = 1000) -> list[JobEvent]:
         """The job's events after event id ``since`` (exclusive), oldest first."""
         low = f"({since}" if since else "-"
-        rows = self.connection.xrange(self.keys.job_events(job_id), min=low, max="+",
-                                      count=max(1, min(limit, 10_000)))
+        rows = self.connection.xrange(
+            self.keys.job_events(job_id), min=low, max="+", count=max(1, min(limit, 10_000))
+        )
         return [self._to_event(eid, fields) for eid, fields in cast(list[Any], rows)]
 
-    def wait_events(self, job_id: str, since: str, timeout_s: float,
-                    limit: int = 1000) -> list[JobEvent]:
+    def wait_events(
+        self, job_id: str, since: str, timeout_s: float, limit: int = 1000
+    ) -> list[JobEvent]:
         """Block up to ``timeout_s`` for the job's events after ``since``."""
-        result = self.connection.xread({self.keys.job_events(job_id): since}, count=limit,
-                                       block=max(1, int(timeout_s * 1000)))
+        result = self.connection.xread(
+            {self.keys.job_events(job_id): since}, count=limit, block=max(1, int(timeout_s * 1000))
+        )
         out: list[JobEvent] = []
         for _stream, rows in cast(list[Any], result or []):
             out.extend(self._to_event(eid, fields) for eid, fields in rows)
         return out
 
-    def global_events(self, since: str = "$", block_ms: int | None = None,
-                      count: int = 1000) -> list[JobEvent]:
+    def global_events(
+        self, since: str = "$", block_ms: int | None = None, count: int = 1000
+    ) -> list[JobEvent]:
         """Events of every job after ``since`` (exclusive), optionally blocking."""
         result = self.connection.xread({self.keys.events: since}, count=count, block=block_ms)
         out: list[JobEvent] = []
@@ -423,7 +444,7 @@ class JobStore:
         return JobEvent(
             id=event_id,
             job_id=fields[b"job"].decode(),
-            type=fields[b"type"].decode(),  # type: ignore[arg-type]
+            type=fields[b"type"].decode(),
             ts=ms / 1000.0,
             data=json.loads(fields[b"data"]),
         )

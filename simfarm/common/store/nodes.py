@@ -41,7 +41,9 @@ class NodeStore:
 
     def names(self) -> list[str]:
         """Names of every registered node, alive or not."""
-        return sorted(n.decode() for n in cast(set[bytes], self.connection.smembers(self.keys.nodes)))
+        return sorted(
+            n.decode() for n in cast(set[bytes], self.connection.smembers(self.keys.nodes))
+        )
 
     def is_alive(self, name: str) -> bool:
         """Whether the node's heartbeat is current."""

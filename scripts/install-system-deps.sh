@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs the system packages simfarm needs when they are missing (Debian/Ubuntu, as root
+# or with sudo). Safe to run repeatedly: it installs nothing that is already there.
+set -euo pipefail
+need=()
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+if [ ${#need[@]} -eq 0 ]; then exit 0; fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "installing ${need[*]} ..."
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"

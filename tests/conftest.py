@@ -1,0 +1,146 @@
+"""Fixtures that start real components: redis-server, Celery worker, gateway over HTTP."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from simfarm.common.settings import Settings
+from simfarm.common.store import JobStore, NodeStore
+from tests.helpers import free_port, start_gateway, start_worker, stop_process, wait_until
+
+
+class RedisServer:
+    """A private redis-server on a free loopback port, data in a temp folder."""
+
+    def __init__(self, data_dir: Path, appendonly: bool = True) -> None:
+        self.data_dir = data_dir
+        self.appendonly = appendonly
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server is not installed; run `make test` which installs it")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.data_dir),
+                "--appendonly",
+                "yes" if self.appendonly else "no",
+                "--save",
+                "",
+                "--daemonize",
+                "no",
+                "--logfile",
+                str(self.data_dir / "redis.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url)
+        wait_until(client.ping, 20, "redis-server")
+        client.close()
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            if kill:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+            else:
+                stop_process(self.proc)
+        self.proc = None
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings of the session's farm: one node ``test-node`` with 8 cores, 4 slots."""
+    return Settings(
+        redis_url=redis_server.url,
+        state_dir=tmp_path_factory.mktemp("state"),
+        gateway_port=free_port(),
+        node_name="test-node",
+        node_cores=8,
+        node_memory_mb=16_384,
+        worker_concurrency=4,
+        heartbeat_s=0.5,
+        heartbeat_ttl_s=3.0,
+        kill_grace_s=2.0,
+    )
+
+
+@pytest.fixture(scope="session")
+def redis_client(redis_server: RedisServer) -> redis.Redis:
+    return redis.Redis.from_url(redis_server.url)
+
+
+@pytest.fixture(scope="session")
+def store(redis_client: redis.Redis, settings: Settings) -> JobStore:
+    return JobStore(redis_client, settings.key_prefix)
+
+
+@pytest.fixture(scope="session")
+def node_store(redis_client: redis.Redis, settings: Settings) -> NodeStore:
+    return NodeStore(redis_client, settings.key_prefix)
+
+
+@pytest.fixture(scope="session")
+def worker(settings: Settings, node_store: NodeStore) -> Iterator[subprocess.Popen[bytes]]:
+    """A real Celery worker process serving node ``test-node``."""
+    proc = start_worker(settings, settings.state_dir / "worker.log")
+
+    def _alive() -> bool:
+        if proc.poll() is not None:
+            log = (settings.state_dir / "worker.log").read_text()[-3000:]
+            raise RuntimeError(f"worker exited with {proc.returncode}:\n{log}")
+        return node_store.is_alive(settings.node_name)
+
+    wait_until(_alive, 60, "celery worker")
+    yield proc
+    stop_process(proc)
+
+
+@pytest.fixture(scope="session")
+def gateway(settings: Settings) -> Iterator[str]:
+    """The real gateway under gunicorn; yields its base URL."""
+    proc = start_gateway(settings, settings.state_dir / "gateway.log")
+    yield f"http://127.0.0.1:{settings.gateway_port}"
+    stop_process(proc)
+
+
+@pytest.fixture
+def http(gateway: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=gateway, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def farm(worker: subprocess.Popen[bytes], http: httpx.Client) -> httpx.Client:
+    """An HTTP client to a gateway with a live worker behind it."""
+    return http

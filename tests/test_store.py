@@ -1,0 +1,141 @@
+"""Unit tests of the job store's atomic transitions and indexes (fakeredis)."""
+
+from __future__ import annotations
+
+import fakeredis
+import pytest
+
+from simfarm.common.errors import IllegalTransition, JobNotFound, StaleAttempt
+from simfarm.common.models import JobSpec
+from simfarm.common.states import JobState
+from simfarm.common.store import JobStore
+
+
+@pytest.fixture
+def jobs() -> JobStore:
+    return JobStore(fakeredis.FakeRedis(), "t:")
+
+
+def spec(priority: int = 5) -> JobSpec:
+    return JobSpec(argv=["true"], priority=priority)
+
+
+def test_create_is_pending_with_submitted_event(jobs: JobStore) -> None:
+    job, created = jobs.create(spec())
+    assert created and job.state is JobState.PENDING and job.attempt == 0
+    events = jobs.events(job.id)
+    assert [(e.type, e.data["to"]) for e in events] == [("state", "pending")]
+
+
+def test_pending_order_is_priority_then_submit_time(jobs: JobStore) -> None:
+    low, _ = jobs.create(spec(1))
+    high1, _ = jobs.create(spec(9))
+    mid, _ = jobs.create(spec(5))
+    high2, _ = jobs.create(spec(9))
+    assert jobs.pending_ids() == [high1.id, high2.id, mid.id, low.id]
+
+
+def test_illegal_transition_raises_and_changes_nothing(jobs: JobStore) -> None:
+    job, _ = jobs.create(spec())
+    before = jobs.events(job.id)
+    with pytest.raises(IllegalTransition) as err:
+        jobs.transition(job.id, JobState.COMPLETED)
+    assert err.value.current == "pending"
+    assert jobs.get(job.id).state is JobState.PENDING
+    assert jobs.events(job.id) == before
+    assert jobs.pending_ids() == [job.id]
+
+
+def test_final_states_cannot_be_left(jobs: JobStore) -> None:
+    job, _ = jobs.create(spec())
+    jobs.request_cancel(job.id)
+    for target in (JobState.PENDING, JobState.RUNNING, JobState.COMPLETED):
+        with pytest.raises(IllegalTransition):
+            jobs.transition(job.id, target)
+    with pytest.raises(IllegalTransition):
+        jobs.request_cancel(job.id)
+
+
+def test_stale_attempt_cannot_start_the_job(jobs: JobStore) -> None:
+    job, _ = jobs.create(spec())
+    jobs.transition(job.id, JobState.SCHEDULED, new_attempt=True, fields={"node": "a"})
+    with pytest.raises(StaleAttempt):
+        jobs.transition(job.id, JobState.RUNNING, expect_attempt=0, expect_node="a")
+    with pytest.raises(StaleAttempt):
+        jobs.transition(job.id, JobState.RUNNING, expect_attempt=1, expect_node="b")
+    jobs.transition(job.id, JobState.RUNNING, expect_attempt=1, expect_node="a")
+    job = jobs.get(job.id)
+    assert job.state is JobState.RUNNING and job.node == "a" and job.started_at is not None
+
+
+def test_state_indexes_follow_transitions(jobs: JobStore) -> None:
+    job, _ = jobs.create(spec())
+    jobs.transition(job.id, JobState.SCHEDULED, new_attempt=True, fields={"node": "n1"})
+    assert jobs.count(JobState.PENDING) == 0 and jobs.count(JobState.SCHEDULED) == 1
+    assert jobs.connection.smembers(jobs.keys.node_jobs("n1")) == {job.id.encode()}
+    jobs.transition(job.id, JobState.RUNNING)
+    jobs.transition(job.id, JobState.COMPLETED, fields={"exit_code": 0})
+    assert jobs.counts()["completed"] == 1 and jobs.counts()["running"] == 0
+    assert jobs.connection.smembers(jobs.keys.node_jobs("n1")) == set()
+    assert jobs.get(job.id).exit_code == 0
+
+
+def test_cancel_pending_now_running_on_request(jobs: JobStore) -> None:
+    pending, _ = jobs.create(spec())
+    assert jobs.request_cancel(pending.id) == "cancelled"
+    assert jobs.get(pending.id).state is JobState.CANCELLED
+    running, _ = jobs.create(spec())
+    jobs.transition(running.id, JobState.SCHEDULED, new_attempt=True, fields={"node": "n"})
+    jobs.transition(running.id, JobState.RUNNING)
+    assert jobs.request_cancel(running.id) == "requested"
+    job = jobs.get(running.id)
+    assert job.state is JobState.RUNNING and job.cancel_requested
+
+
+def test_idempotency_key_returns_the_first_job(jobs: JobStore) -> None:
+    first, created1 = jobs.create(spec(), idempotency_key="k1")
+    again, created2 = jobs.create(spec(9), idempotency_key="k1")
+    assert created1 and not created2 and again.id == first.id
+    assert jobs.count(JobState.PENDING) == 1
+
+
+def test_missing_job(jobs: JobStore) -> None:
+    with pytest.raises(JobNotFound):
+        jobs.get("nope")
+    with pytest.raises(JobNotFound):
+        jobs.transition("nope", JobState.SCHEDULED)
+    with pytest.raises(JobNotFound):
+        jobs.request_cancel("nope")
+
+
+def test_list_pages_with_cursor(jobs: JobStore) -> None:
+    ids = [jobs.create(spec())[0].id for _ in range(7)]
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = jobs.list_jobs(limit=3, cursor=cursor)
+        seen.extend(j.id for j in page.jobs)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert seen == list(reversed(ids))
+    by_state = jobs.list_jobs(state=JobState.PENDING, limit=5)
+    assert [j.id for j in by_state.jobs] == ids[:5] and by_state.next_cursor is not None
+
+
+def test_set_priority_reorders_pending(jobs: JobStore) -> None:
+    a, _ = jobs.create(spec(5))
+    b, _ = jobs.create(spec(5))
+    jobs.set_priority(b.id, 8)
+    assert jobs.pending_ids() == [b.id, a.id]
+    assert jobs.get(b.id).priority == 8
+
+
+def test_events_since_cursor_and_logs_share_ids(jobs: JobStore) -> None:
+    job, _ = jobs.create(spec())
+    first = jobs.events(job.id)[0].id
+    ids = jobs.append_events(job.id, [("log", {"line": "a"}), ("log", {"line": "b"})])
+    later = jobs.events(job.id, since=first)
+    assert [e.data["line"] for e in later] == ["a", "b"]
+    assert [e.id for e in later] == ids
+    assert [e.id for e in jobs.global_events(since="0-0")][-2:] == ids
