@@ -5,7 +5,9 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 set -e
-"$PY" -m ruff check simfarm tests benchmarks examples 2>/dev/null || "$PY" -m ruff check simfarm tests
+dirs=()
+for d in simfarm tests benchmarks examples; do [ -d "$d" ] && dirs+=("$d"); done
+"$PY" -m ruff check "${dirs[@]}"
 "$PY" -m mypy simfarm
 set +e
 "$PY" -m pytest -q "$@"

@@ -96,7 +96,7 @@ def test_sigterm_stops_every_part(simfarm_up: subprocess.Popen[str]) -> None:
     assert "simfarm.workers.main" in names
     simfarm_up.send_signal(signal.SIGTERM)
     assert simfarm_up.wait(timeout=60) == 0
-    gone, alive = psutil.wait_procs(children, timeout=10)
+    _gone, alive = psutil.wait_procs(children, timeout=10)
     assert not alive
 
 
