@@ -144,3 +144,26 @@ def http(gateway: str) -> Iterator[httpx.Client]:
 def farm(worker: subprocess.Popen[bytes], http: httpx.Client) -> httpx.Client:
     """An HTTP client to a gateway with a live worker behind it."""
     return http
+
+
+@pytest.fixture(scope="session")
+def hfss_node(settings: Settings, node_store: NodeStore,
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """A second real worker, ``hfss-node``, whose AEDT 2025.2 is the FAKE ansysedt
+    (tests/fakes/ansysedt, found through ANSYSEM_ROOT252). Yields its settings."""
+    from tests.helpers import FAKES
+
+    node = settings.model_copy(update={"node_name": "hfss-node", "node_cores": 4,
+                                       "worker_concurrency": 2})
+    log_path = tmp_path_factory.mktemp("hfss-node") / "worker.log"
+    proc = start_worker(node, log_path, ANSYSEM_ROOT252=str(FAKES),
+                        FAKE_ANSYSEDT_SECONDS="0.3")
+
+    def _alive() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"hfss worker exited:\n{log_path.read_text()[-3000:]}")
+        return node_store.is_alive("hfss-node")
+
+    wait_until(_alive, 60, "hfss worker")
+    yield node
+    stop_process(proc)

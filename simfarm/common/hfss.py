@@ -37,8 +37,10 @@ __all__ = [
     "MachineNode",
     "SchedulerOptions",
     "SchedulerType",
+    "aedt_release",
     "create_hfss_config",
     "new_hfss_jobid",
+    "normalize_aedt_version",
 ]
 
 JOBID_PATTERN = re.compile(r"^[a-zA-Z0-9_-]+$")
@@ -100,6 +102,22 @@ def parse_memory_mb(value: str) -> int:
         raise ValueError("Memory must be a number with an optional unit K, M, G or T (e.g. '4GB')")
     number, unit, _suffix = m.groups()
     return max(1, round(float(number) * _MEMORY_FACTOR_MB[unit.upper()]))
+
+
+def normalize_aedt_version(text: str) -> str:
+    """Turn ``252``, ``v252``, ``25.2``, ``2025.2``, ``2025R2`` or ``2025 R2`` into ``"252"``."""
+    value = text.strip().lower().replace(" ", "")
+    if m := re.fullmatch(r"v?(\d{3})", value):
+        return m.group(1)
+    if m := re.fullmatch(r"(?:20)?(\d{2})(?:\.|r)(\d)", value):
+        return m.group(1) + m.group(2)
+    raise ValueError(f"not an AEDT version: {text!r} (use e.g. 252, 2025.2 or 2025R2)")
+
+
+def aedt_release(version: str) -> str:
+    """``"252"`` → ``"2025.2"`` (any accepted spelling in, release form out)."""
+    short = normalize_aedt_version(version)
+    return f"20{short[:2]}.{short[2:]}"
 
 
 class _Model(BaseModel):

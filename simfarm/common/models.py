@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from simfarm.common.hfss import HFSSSimulationConfig
 from simfarm.common.states import JobState
 
 MAX_ARGV_ITEMS = 4096
@@ -79,6 +80,9 @@ class JobSpec(StrictModel):
     )
     retries: int = Field(default=0, ge=0, le=10, description="re-runs allowed after a lost worker")
     owner: str | None = Field(default=None, max_length=200)
+    hfss: HFSSSimulationConfig | None = Field(
+        default=None, description="the HFSS batch solve of a kind='hfss' job (PyEDB's config)"
+    )
 
     @field_validator("argv")
     @classmethod
@@ -110,6 +114,17 @@ class JobSpec(StrictModel):
     def _check_kind(self) -> JobSpec:
         if self.kind == "command" and not self.argv:
             raise ValueError("argv must be a non-empty list of strings for command jobs")
+        if self.kind == "command" and self.hfss is not None:
+            raise ValueError("hfss is only allowed with kind 'hfss'")
+        if self.kind == "hfss":
+            if self.hfss is None:
+                raise ValueError("hfss jobs need an 'hfss' configuration")
+            if self.argv:
+                raise ValueError("hfss jobs build their own ansysedt command: leave argv empty")
+            if "resources" not in self.model_fields_set:
+                from simfarm.common.hfss_jobs import hfss_resources
+
+                self.resources = hfss_resources(self.hfss)
         return self
 
 

@@ -15,6 +15,7 @@ an argv list: never a shell string.
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import re
@@ -23,7 +24,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from simfarm.common.hfss import HFSSSimulationConfig, SchedulerType
+from simfarm.common.hfss import HFSSSimulationConfig, SchedulerType, normalize_aedt_version
+from simfarm.common.hfss_jobs import aedt_labels
+
+normalize_version = normalize_aedt_version  # short name used by callers
 
 __all__ = [
     "AEDTInstall",
@@ -33,6 +37,7 @@ __all__ = [
     "discover_aedt",
     "executable_name",
     "find_aedt",
+    "node_aedt_labels",
     "normalize_version",
     "standard_locations",
 ]
@@ -74,16 +79,6 @@ class AEDTInstall:
 def executable_name(system: str | None = None) -> str:
     """``ansysedt.exe`` on Windows, ``ansysedt`` elsewhere."""
     return "ansysedt.exe" if (system or platform.system()) == "Windows" else "ansysedt"
-
-
-def normalize_version(text: str) -> str:
-    """Turn ``252``, ``v252``, ``25.2``, ``2025.2``, ``2025R2`` or ``2025 R2`` into ``"252"``."""
-    value = text.strip().lower().replace(" ", "")
-    if m := re.fullmatch(r"v?(\d{3})", value):
-        return m.group(1)
-    if m := re.fullmatch(r"(?:20)?(\d{2})(?:\.|r)(\d)", value):
-        return m.group(1) + m.group(2)
-    raise ValueError(f"not an AEDT version: {text!r} (use e.g. 252, 2025.2 or 2025R2)")
 
 
 def standard_locations(
@@ -165,6 +160,12 @@ def discover_aedt(
         key=lambda i: int(i.version) if i.version.isdigit() else -1,
         reverse=True,
     )
+
+
+@functools.cache
+def node_aedt_labels() -> dict[str, str]:
+    """Labels this node advertises for the AEDT installs it has (found once per process)."""
+    return aedt_labels(install.version for install in discover_aedt())
 
 
 def _explicit(path: str, system: str | None) -> AEDTInstall:

@@ -16,6 +16,7 @@ from simfarm.common.errors import IllegalTransition, JobNotFound, StaleAttempt
 from simfarm.common.models import Job
 from simfarm.common.states import JobState
 from simfarm.workers.context import WorkerContext
+from simfarm.workers.hfss_runner import run_hfss
 from simfarm.workers.local_runner import LocalRunner
 from simfarm.workers.outcome import Outcome
 
@@ -37,6 +38,7 @@ def _run_local(ctx: WorkerContext, job: Job, attempt: int) -> Outcome:
 
 
 register_runner("command", _run_local)
+register_runner("hfss", run_hfss)
 
 
 def active_jobs() -> dict[str, int]:

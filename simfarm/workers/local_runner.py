@@ -149,6 +149,10 @@ class LocalRunner:
         if stop is not None:
             stop.exit_code = code
             return stop
+        return self.exit_outcome(code)
+
+    def exit_outcome(self, code: int) -> Outcome:
+        """The outcome of a program that ended by itself; subclasses (HFSS) refine it."""
         if code == 0:
             return Outcome(JobState.COMPLETED, exit_code=0)
         return Outcome(JobState.FAILED, exit_code=code, reason=f"exit code {code}")

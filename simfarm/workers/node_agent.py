@@ -10,6 +10,7 @@ import threading
 import psutil
 
 from simfarm.common.models import NodeInfo
+from simfarm.workers.aedt import node_aedt_labels
 from simfarm.workers.context import WorkerContext
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ def describe_node(ctx: WorkerContext) -> NodeInfo:
         disk_total = disk_free = 0
     cores = settings.node_cores or psutil.cpu_count() or 1
     memory_total = settings.node_memory_mb or memory.total // 2**20
-    labels = {"os": platform.system().lower(), **settings.node_labels}
+    labels = {"os": platform.system().lower(), **node_aedt_labels(), **settings.node_labels}
     return NodeInfo(
         name=settings.node_name,
         hostname=socket.gethostname(),

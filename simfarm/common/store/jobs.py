@@ -287,7 +287,9 @@ class JobStore:
         allowed = [s.value for s in (sources if sources is not None else sources_of(target))]
         fence_key, fence_token = (fence[0], str(fence[1])) if fence else ("", "")
         now = time.time()
-        values = dict(fields or {})
+        # Structured fields (progress, artifacts) are stored as JSON, as update_fields does.
+        values = {k: (json.dumps(v) if isinstance(v, dict | list) else v)
+                  for k, v in (fields or {}).items()}
         timestamp_field = {
             JobState.SCHEDULED: "scheduled_at",
             JobState.RUNNING: "started_at",

@@ -1,0 +1,427 @@
+"""Drop-in replacement for PyEDB's job manager (``pyedb.workflows.job_manager``).
+
+Change only the import line of a script written for PyEDB 0.64-0.65::
+
+    # from pyedb.workflows.job_manager.backend.job_submission import create_hfss_config
+    # from pyedb.workflows.job_manager.backend.job_manager_handler import JobManagerHandler
+    from simfarm.compat.pyedb import JobManagerHandler, create_hfss_config
+
+:class:`JobManagerHandler` behaves as PyEDB documents it: it detects the local AEDT
+and scheduler, ``start_service()`` makes a job service available (it attaches to a
+simfarm gateway already answering at ``host:port`` or ``SIMFARM_URL``, otherwise it
+starts a private one: Redis, gateway and a worker on this machine, watched by a
+daemon thread), ``submit_job(config)`` returns the job id (``config.jobid``),
+``wait_until_done(id)`` returns ``completed``/``failed``/``cancelled``, and
+``close()`` (also registered with ``atexit``) stops what it started.
+:class:`JobManager` is the async twin.  Both talk to PyEDB's REST routes, which the
+simfarm gateway serves (see :mod:`simfarm.gateway.pyedb_routes`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+import os
+import platform
+import shutil
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from simfarm.common.hfss import (
+    HFSS3DLayoutBatchOptions,
+    HFSSSimulationConfig,
+    MachineNode,
+    SchedulerOptions,
+    SchedulerType,
+    create_hfss_config,
+)
+from simfarm.common.hfss_jobs import aedt_release
+
+__all__ = [
+    "HFSS3DLayoutBatchOptions",
+    "HFSSSimulationConfig",
+    "JobInfo",
+    "JobManager",
+    "JobManagerHandler",
+    "JobStatus",
+    "JobSubmissionError",
+    "MachineNode",
+    "ResourceLimits",
+    "SchedulerOptions",
+    "SchedulerType",
+    "create_hfss_config",
+]
+
+log = logging.getLogger(__name__)
+
+TERMINAL = frozenset({"completed", "failed", "cancelled"})
+START_TIMEOUT_S = 90.0
+WATCH_INTERVAL_S = 2.0
+
+
+class JobStatus(StrEnum):
+    """PyEDB's job states (string-valued, so ``status == "completed"`` works)."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+
+
+@dataclass
+class ResourceLimits:
+    """PyEDB's per-host limits: a node takes no new job while one is exceeded."""
+
+    max_concurrent_jobs: int = 1
+    max_cpu_percent: float = 80.0
+    min_memory_gb: float = 2.0
+    min_disk_gb: float = 2.0
+
+
+@dataclass
+class JobInfo:
+    """A job as PyEDB's ``JobManager.jobs`` shows it."""
+
+    config: HFSSSimulationConfig
+    status: JobStatus
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    return_code: int | None = None
+    scheduler_job_id: str | None = None
+    priority: int = 0
+    error: str = ""
+
+
+class JobSubmissionError(RuntimeError):
+    """The service refused a job (the message says why)."""
+
+
+def _detect_scheduler() -> SchedulerType:
+    """As PyEDB: SLURM when ``sinfo`` is on PATH, LSF for ``bhosts``, else none."""
+    if platform.system() == "Windows":
+        return SchedulerType.NONE
+    for command, kind in (("sinfo", SchedulerType.SLURM), ("bhosts", SchedulerType.LSF)):
+        if shutil.which(command):
+            return kind
+    return SchedulerType.NONE
+
+
+def _local_ansysedt(version: str | None) -> str | None:
+    """Newest local ``ansysedt`` (of ``version``), or None: the farm's nodes may have it."""
+    from simfarm.workers.aedt import AEDTNotFoundError, find_aedt
+
+    try:
+        return str(find_aedt(version=version).executable)
+    except AEDTNotFoundError:
+        return None
+
+
+def _job_info(data: dict[str, Any]) -> JobInfo:
+    def when(value: Any) -> datetime | None:
+        return datetime.fromisoformat(value) if value else None
+
+    return JobInfo(
+        config=HFSSSimulationConfig.from_dict(data["config"]),
+        status=JobStatus(data["status"]),
+        start_time=when(data.get("start_time")),
+        end_time=when(data.get("end_time")),
+        return_code=data.get("return_code"),
+        scheduler_job_id=data.get("scheduler_job_id"),
+        priority=int(data.get("priority") or 0),
+        error=data.get("error") or "",
+    )
+
+
+def _submit_body(config: HFSSSimulationConfig, priority: int, version: str | None,
+                 default_path: str | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"config": config.to_dict(), "priority": priority}
+    if version:
+        body["aedt_version"] = version
+    if config.ansys_edt_path and config.ansys_edt_path != default_path:
+        body["use_config_ansys_edt_path"] = True  # the user named an ansysedt: keep it
+    return body
+
+
+def _submit_result(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {"error": response.text[:500]}
+    if response.status_code >= 400 or not body.get("success"):
+        raise JobSubmissionError(f"Job submission failed: {body.get('error') or body}")
+    return str(body["job_id"])
+
+
+class _Service:
+    """A simfarm service this process uses: found running, or started here."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.embedded: Any = None
+        self._watch: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    @staticmethod
+    def answers(url: str) -> bool:
+        try:
+            return httpx.get(f"{url}/api/v1/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    @classmethod
+    def attach_or_start(cls, url: str | None, host: str, port: int) -> _Service:
+        for candidate in (url, os.environ.get("SIMFARM_URL"), f"http://{host}:{port}"):
+            if candidate and cls.answers(candidate.rstrip("/")):
+                return cls(candidate.rstrip("/"))
+        from simfarm.client.embedded import EmbeddedService
+        from simfarm.common.settings import Settings
+
+        settings = Settings()
+        if not os.environ.get("SIMFARM_STATE_DIR"):
+            settings.state_dir = settings.state_dir / f"pyedb-{port}"
+        service = cls(f"http://127.0.0.1:{port}")
+        service.embedded = EmbeddedService(settings, gateway_port=port)
+        service.embedded.start(timeout_s=START_TIMEOUT_S)
+        service._watch = threading.Thread(target=service._watchdog, daemon=True,
+                                          name="simfarm-pyedb-service")
+        service._watch.start()
+        return service
+
+    def _watchdog(self) -> None:
+        while not self._stop.wait(WATCH_INTERVAL_S):
+            dead = self.embedded.check_alive()
+            if dead:
+                log.error("simfarm service part %s exited; see its log in %s", dead,
+                          self.embedded.state_dir / "logs")
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.embedded is not None:
+            self.embedded.stop()
+            self.embedded = None
+
+
+class JobManagerHandler:
+    """Synchronous façade of the job service (PyEDB's ``JobManagerHandler``).
+
+    ``version`` (e.g. ``"2025.2"``) routes jobs to nodes with that AEDT release;
+    ``host``/``port`` is where the service answers (default ``localhost:8080``, as
+    PyEDB); ``url`` points at an existing simfarm gateway instead.
+    """
+
+    def __init__(self, edb: Any = None, version: str | None = None, host: str = "localhost",
+                 port: int = 8080, url: str | None = None) -> None:
+        self.version = aedt_release(version) if version else None
+        if edb is not None:
+            exe = "ansysedt.exe" if platform.system() == "Windows" else "ansysedt"
+            self.ansys_path: str | None = os.path.join(edb.base_path, exe)
+        else:
+            self.ansys_path = _local_ansysedt(self.version)
+        self.scheduler_type = _detect_scheduler()
+        self.host, self.port = host, port
+        self.resource_limits = ResourceLimits()
+        self.started = False
+        self._requested_url = url
+        self._service: _Service | None = None
+        self._http: httpx.Client | None = None
+        self.manager: JobManager | None = None
+        self._lock = threading.Lock()
+        atexit.register(self.close)
+
+    @property
+    def url(self) -> str:
+        """The service URL."""
+        if self._service is not None:
+            return self._service.url
+        return self._requested_url or f"http://{self.host}:{self.port}"
+
+    def start_service(self) -> None:
+        """Make the job service available (attach or start it); idempotent."""
+        with self._lock:
+            if self.started:
+                return
+            self._service = _Service.attach_or_start(self._requested_url, self.host, self.port)
+            self._http = httpx.Client(base_url=self._service.url, timeout=30)
+            self.manager = JobManager(self.resource_limits, self.scheduler_type,
+                                      url=self._service.url)
+            self.started = True
+            log.info("job service at %s", self._service.url)
+
+    def _client(self) -> httpx.Client:
+        if not self.started or self._http is None:
+            raise RuntimeError("Job-manager service is not started")
+        return self._http
+
+    def submit_job(self, config: HFSSSimulationConfig, priority: int = 0,
+                   timeout: float = 30.0) -> str:
+        """Queue ``config``; returns its job id (``config.jobid``)."""
+        body = _submit_body(config, priority, self.version, self.ansys_path)
+        try:
+            response = self._client().post("/jobs/submit", json=body, timeout=timeout)
+        except httpx.TimeoutException as exc:
+            raise RuntimeError("Job submission timed out") from exc
+        job_id = _submit_result(response)
+        config.jobid = job_id
+        return job_id
+
+    def _jobs(self) -> list[dict[str, Any]]:
+        data: list[dict[str, Any]] = self._client().get("/api/jobs").json()
+        return data
+
+    def _status(self, job_id: str) -> str:
+        response = self._client().get(f"/api/v1/jobs/{job_id}")
+        if response.status_code == 404:
+            raise RuntimeError(f"Job {job_id} disappeared from manager")
+        response.raise_for_status()
+        job = response.json()
+        if job["state"] == "pending" or (job["state"] == "scheduled" and not job.get("native_id")):
+            return "queued"
+        return str(job["state"])
+
+    def wait_until_done(self, job_id: str, poll_every: float = 2.0) -> str:
+        """Block until the job is completed, failed or cancelled; return that status."""
+        since: str | None = None
+        while True:
+            status = self._status(job_id)
+            if status in TERMINAL:
+                return status
+            params: dict[str, Any] = {"wait": max(0.05, min(poll_every, 30.0))}
+            if since:
+                params["since"] = since
+            events = self._client().get(f"/api/v1/jobs/{job_id}/events", params=params,
+                                        timeout=60).json()
+            since = events.get("last_id") or since
+
+    def wait_until_all_done(self, poll_every: float = 2.0) -> None:
+        """Block until every job the service knows is in a terminal state."""
+        while any(j["status"] not in TERMINAL for j in self._jobs()):
+            time.sleep(poll_every)
+
+    def cancel_job(self, job_id: str) -> bool:
+        """Cancel a queued or running job; True when the cancel was accepted."""
+        response = self._client().post(f"/api/cancel/{job_id}")
+        return response.status_code < 400 and bool(response.json().get("success"))
+
+    def edit_concurrent_limits(self, update_data: dict[str, Any]) -> dict[str, Any] | None:
+        """Change the pool limits (``max_concurrent_jobs``, ``max_cpu_percent``, ...)."""
+        response = self._client().put("/pool/limits", json=update_data)
+        if response.status_code >= 400:
+            return None
+        limits: dict[str, Any] = response.json().get("limits", {})
+        for key, value in limits.items():
+            if hasattr(self.resource_limits, key):
+                setattr(self.resource_limits, key, value)
+        return limits
+
+    def create_simulation_config(self, project_path: str, ansys_edt_path: str | None = None,
+                                 jobid: str | None = None,
+                                 scheduler_type: SchedulerType | str | None = None,
+                                 cpu_cores: int = 1, user: str = "unknown") -> HFSSSimulationConfig:
+        """A validated config for one project on ``cpu_cores`` local cores (PyEDB helper)."""
+        if not project_path:
+            raise ValueError("Project path must be provided")
+        cfg = create_hfss_config(
+            ansys_edt_path=ansys_edt_path or "",
+            jobid=jobid or f"{Path(project_path).stem}_{uuid.uuid4().hex[:6]}",
+            project_path=project_path,
+            scheduler_type=SchedulerType(str(scheduler_type).lower()) if scheduler_type
+            else self.scheduler_type,
+            machine_nodes=[MachineNode(hostname="localhost", cores=cpu_cores,
+                                       max_cores=cpu_cores, utilization=90)],
+        )
+        cfg.user = user
+        return cfg
+
+    def close(self) -> None:
+        """Stop what ``start_service`` started (a service found running is left alone)."""
+        with self._lock:
+            if not self.started:
+                return
+            self.started = False
+            if self._http is not None:
+                self._http.close()
+                self._http = None
+            if self._service is not None:
+                self._service.stop()
+                self._service = None
+
+
+class JobManager:
+    """Async job service client (PyEDB's ``JobManager`` coroutines).
+
+    Without ``url`` it uses ``SIMFARM_URL`` or the service at ``localhost:8080``,
+    starting a private one if none answers.
+    """
+
+    def __init__(self, resource_limits: ResourceLimits | None = None,
+                 scheduler_type: SchedulerType = SchedulerType.NONE,
+                 url: str | None = None) -> None:
+        self.resource_limits = resource_limits or ResourceLimits()
+        self.scheduler_type = scheduler_type
+        self._url = url
+        self._service: _Service | None = None
+
+    @property
+    def url(self) -> str:
+        """The service URL (starting the service if needed)."""
+        if self._url is None:
+            self._service = _Service.attach_or_start(None, "localhost", 8080)
+            self._url = self._service.url
+            atexit.register(self._service.stop)
+        return self._url
+
+    def _async_client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, timeout=30)
+
+    async def submit_job(self, config: HFSSSimulationConfig, priority: int = 0) -> str:
+        """Queue ``config``; returns its job id."""
+        async with self._async_client() as client:
+            response = await client.post("/jobs/submit",
+                                         json=_submit_body(config, priority, None, None))
+        job_id = _submit_result(response)
+        config.jobid = job_id
+        return job_id
+
+    async def cancel_job(self, job_id: str) -> bool:
+        """Cancel a queued or running job."""
+        async with self._async_client() as client:
+            response = await client.post(f"/api/cancel/{job_id}")
+        return response.status_code < 400 and bool(response.json().get("success"))
+
+    async def wait_until_all_done(self) -> None:
+        """Return once every known job is completed, failed or cancelled."""
+        async with self._async_client() as client:
+            while True:
+                jobs = (await client.get("/api/jobs")).json()
+                if all(j["status"] in TERMINAL for j in jobs):
+                    return
+                await asyncio.sleep(1)
+
+    async def edit_concurrent_limits(self, update_data: dict[str, Any]) -> dict[str, Any] | None:
+        """Change the pool limits; returns the new limits or None when refused."""
+        async with self._async_client() as client:
+            response = await client.put("/pool/limits", json=update_data)
+        if response.status_code >= 400:
+            return None
+        limits: dict[str, Any] = response.json().get("limits", {})
+        self.resource_limits = ResourceLimits(**{**asdict(self.resource_limits), **limits})
+        return limits
+
+    @property
+    def jobs(self) -> dict[str, JobInfo]:
+        """Snapshot of every job, by id."""
+        data = httpx.get(f"{self.url}/api/jobs", timeout=30).json()
+        return {item["id"]: _job_info(item) for item in data}

@@ -1,0 +1,101 @@
+"""``submit_local_job``: queue one HFSS project on a job service (PyEDB's CLI).
+
+    submit_local_job --project-path /data/board.aedb [--num-cores 8] [--host H] [--port P]
+
+``--host``/``--port`` fall back to ``PYEDB_JOB_MANAGER_HOST``/``PYEDB_JOB_MANAGER_PORT``
+and then ``localhost:8080``.  It returns once the job is queued and prints its id.
+Exit codes as PyEDB documents them: 0 accepted, 1 validation or connection error,
+2 unexpected error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+import httpx
+from pydantic import ValidationError
+
+from simfarm.common.hfss import MachineNode, create_hfss_config
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_INVALID, EXIT_UNEXPECTED = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line parser (also used for the docs)."""
+    parser = argparse.ArgumentParser(
+        prog="submit_local_job",
+        description="Submit an HFSS job to the local job-manager service.",
+    )
+    parser.add_argument("--host", default=os.environ.get("PYEDB_JOB_MANAGER_HOST", "localhost"),
+                        help="job-manager host (default: $PYEDB_JOB_MANAGER_HOST or localhost)")
+    parser.add_argument("--port", default=os.environ.get("PYEDB_JOB_MANAGER_PORT", "8080"),
+                        help="job-manager port (default: $PYEDB_JOB_MANAGER_PORT or 8080)")
+    parser.add_argument("--project-path", required=True, type=Path,
+                        help="full path to the .aedb or .aedt project")
+    parser.add_argument("--num-cores", type=int, default=8,
+                        help="number of cores to allocate (default: 8)")
+    return parser
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"Error: {message}", file=sys.stderr)
+    return code
+
+
+def submit(host: str, port: int, project_path: Path, num_cores: int) -> int:
+    """Send one job; returns the process exit code."""
+    config = create_hfss_config(project_path=str(project_path))
+    if not config.machine_nodes:
+        config.machine_nodes.append(MachineNode())
+    config.machine_nodes[0].cores = num_cores
+    config.machine_nodes[0].max_cores = num_cores
+    url = f"http://{host}:{port}/jobs/submit"
+    try:
+        response = httpx.post(url, json={"config": config.to_dict(), "priority": 0}, timeout=60)
+    except httpx.HTTPError as exc:
+        return _fail(f"cannot reach the job manager at {url}: {exc}", EXIT_INVALID)
+    try:
+        body = response.json()
+    except ValueError:
+        body = {"error": response.text[:500]}
+    if response.status_code >= 500:
+        return _fail(f"job manager error {response.status_code}: {body.get('error')}",
+                     EXIT_UNEXPECTED)
+    if response.status_code >= 400 or not body.get("success"):
+        return _fail(f"job rejected ({response.status_code}): {body.get('error')}", EXIT_INVALID)
+    print(f"Job {body['job_id']} queued at {host}:{port}")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``submit_local_job`` console script."""
+    args = build_parser().parse_args(argv)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO)
+    try:
+        port = int(args.port)
+        if not 0 < port < 65536:
+            raise ValueError
+    except ValueError:
+        return _fail(f"--port must be a TCP port number, got {args.port!r}", EXIT_INVALID)
+    if not args.project_path.exists():
+        return _fail(f"project path does not exist: {args.project_path}", EXIT_INVALID)
+    if args.num_cores <= 0:
+        return _fail("--num-cores must be positive", EXIT_INVALID)
+    try:
+        return submit(args.host, port, args.project_path, args.num_cores)
+    except ValidationError as exc:
+        return _fail(str(exc), EXIT_INVALID)
+    except Exception as exc:  # the documented "unexpected" exit code
+        log.exception("submit_local_job failed")
+        return _fail(f"unexpected error: {exc}", EXIT_UNEXPECTED)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

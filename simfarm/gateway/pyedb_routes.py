@@ -1,0 +1,432 @@
+"""PyEDB job-manager REST routes, with PyEDB's JSON shapes, served by the simfarm gateway.
+
+Existing PyEDB clients (its web UI, ``submit_local_job``, ``submit_batch_jobs``,
+scripts using ``requests``) keep working against simfarm.  Routes and shapes follow
+``pyedb.workflows.job_manager.backend`` (``service.py`` and
+``job_manager_handler.py``, pyedb 0.64-0.65).  Differences, all deliberate:
+
+* jobs live in Redis and survive restarts; ``/jobs`` lists the newest
+  :data:`MAX_LISTED` HFSS jobs;
+* the client's ``scheduler_type`` is honoured (PyEDB overwrote it with the
+  scheduler detected on the server); ``ansys_edt_path`` is still ignored unless
+  ``"use_config_ansys_edt_path": true``: the node picks its newest AEDT, or the
+  release named by ``"aedt_version"``;
+* a submit is refused (422) when no worker has AEDT (of that release), instead of
+  failing later with an IndexError;
+* errors carry simfarm's ``detail`` and ``fields`` next to PyEDB's
+  ``success``/``error``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from pydantic import ValidationError
+
+from simfarm.common.errors import DuplicateJob, IllegalTransition, JobNotFound
+from simfarm.common.hfss import (
+    HFSS3DLayoutBatchOptions,
+    HFSSSimulationConfig,
+    MachineNode,
+    SchedulerType,
+)
+from simfarm.common.hfss_jobs import (
+    AEDT_ANY_LABEL,
+    SCHEDULER_LABEL,
+    aedt_version_label,
+    hfss_resources,
+    pyedb_priority,
+    pyedb_status,
+    simfarm_priority,
+)
+from simfarm.common.models import Job, JobSpec, NodeInfo
+from simfarm.common.states import JobState
+from simfarm.gateway.errors import validation_fields
+from simfarm.gateway.requests import JOB_ID
+from simfarm.gateway.services import services
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("pyedb", __name__)
+MAX_LISTED = 1000
+MAX_RESUBMITS = 50
+_GB = 1024.0
+
+
+def _fail(status: int, error: str, fields: list[dict[str, str]] | None = None) -> Response:
+    response = jsonify({"success": False, "error": error, "detail": error, "fields": fields or []})
+    response.status_code = status
+    return response
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _job_json(job: Job) -> dict[str, Any]:
+    config = job.spec.hfss
+    return {
+        "id": job.id,
+        "user": (config.user if config and config.user != "unknown" else None)
+        or job.owner or "unknown",
+        "config": config.to_dict() if config else {},
+        "status": pyedb_status(job),
+        "start_time": _iso(job.started_at),
+        "end_time": _iso(job.finished_at),
+        "return_code": job.exit_code,
+        "scheduler_job_id": job.native_id,
+        "priority": pyedb_priority(job.priority),
+        "error": job.error,
+        "progress": job.progress,
+    }
+
+
+def _hfss_jobs(limit: int = MAX_LISTED) -> list[Job]:
+    jobs = services().jobs
+    found: list[Job] = []
+    cursor: str | None = None
+    while len(found) < limit:
+        page = jobs.list_jobs(cursor=cursor, limit=200)
+        found.extend(j for j in page.jobs if j.spec.kind == "hfss")
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    return found[:limit]
+
+
+def _alive_nodes() -> list[NodeInfo]:
+    return [n for n in services().nodes.all() if n.alive]
+
+
+def _usage(nodes: list[NodeInfo]) -> dict[str, Any]:
+    """PyEDB's ResourceMonitor snapshot, summed over the farm's live nodes."""
+    mem_total = sum(n.memory_mb_total for n in nodes) / _GB
+    mem_free = sum(n.memory_mb_free for n in nodes) / _GB
+    disk_total = sum(n.disk_mb_total for n in nodes) / _GB
+    disk_free = sum(n.disk_mb_free for n in nodes) / _GB
+    cores = sum(n.cores_total for n in nodes)
+    busy = cores - sum(n.cores_free for n in nodes)
+
+    def pct(part: float, whole: float) -> float:
+        return round(100.0 * part / whole, 1) if whole else 0.0
+
+    return {
+        "cpu_percent": pct(busy, cores),
+        "memory_percent": pct(mem_total - mem_free, mem_total),
+        "memory_used_gb": round(mem_total - mem_free, 2),
+        "memory_total_gb": round(mem_total, 2),
+        "memory_free_gb": round(mem_free, 2),
+        "disk_usage_percent": pct(disk_total - disk_free, disk_total),
+        "disk_free_gb": round(disk_free, 2),
+        "timestamp": datetime.now(UTC).isoformat(),
+        "nodes": len(nodes),
+    }
+
+
+def _scheduler_type(nodes: list[NodeInfo]) -> SchedulerType:
+    for node in nodes:
+        value = node.labels.get(SCHEDULER_LABEL)
+        if value and value in SchedulerType._value2member_map_:
+            return SchedulerType(value)
+    return SchedulerType.NONE
+
+
+def _queue_stats(nodes: list[NodeInfo]) -> dict[str, Any]:
+    jobs = services().jobs
+    pending = jobs.list_jobs(state=JobState.PENDING, limit=1000).jobs
+    by_priority: dict[str, int] = {}
+    regular = 0
+    for job in pending:
+        prio = pyedb_priority(job.priority)
+        if prio > 0:
+            by_priority[str(prio)] = by_priority.get(str(prio), 0) + 1
+        else:
+            regular += 1
+    return {
+        "total_queued": jobs.count(JobState.PENDING),
+        "regular_queue_size": regular,
+        "priority_queues": by_priority,
+        "running_jobs": jobs.count(JobState.RUNNING),
+        "max_concurrent": sum(n.max_jobs for n in nodes),
+    }
+
+
+# ---------------------------------------------------------------- read-only routes
+
+
+@bp.get("/jobs")
+@bp.get("/api/jobs")
+def list_jobs() -> Response:
+    """All HFSS jobs, newest first, as PyEDB lists them."""
+    return jsonify([_job_json(job) for job in _hfss_jobs()])
+
+
+@bp.get("/resources")
+@bp.get("/api/resources")
+def resources() -> Response:
+    """CPU/memory/disk usage (farm-wide sum of live nodes)."""
+    return jsonify(_usage(_alive_nodes()))
+
+
+@bp.get("/queue")
+@bp.get("/api/queue")
+def queue() -> Response:
+    """Queue statistics."""
+    return jsonify(_queue_stats(_alive_nodes()))
+
+
+@bp.get("/system/status")
+def system_status() -> Response:
+    """Scheduler, resource and pool status (PyEDB's ``JobManager`` shape)."""
+    nodes = _alive_nodes()
+    usage = _usage(nodes)
+    stats = _queue_stats(nodes)
+    scheduler = _scheduler_type(nodes)
+    return jsonify({
+        "scheduler_detection": {"active_scheduler": scheduler.name, "detected_by": "simfarm",
+                                "backend_available": bool(nodes)},
+        "resource_monitoring": {"active": bool(nodes), "last_update": usage["timestamp"],
+                                **usage},
+        "mode": scheduler.value,
+        "local_pool": {"running_jobs": stats["running_jobs"],
+                       "queued_jobs": stats["total_queued"],
+                       "max_concurrent": stats["max_concurrent"]},
+    })
+
+
+@bp.post("/system/start_monitoring")
+def start_monitoring() -> Response:
+    """Resource monitoring is always on in simfarm (node heartbeats)."""
+    return jsonify({"success": True, "message": "Resource monitoring already active"})
+
+
+@bp.get("/api/scheduler_type")
+def scheduler_type() -> Response:
+    """The cluster scheduler a worker of this farm is attached to, else ``none``."""
+    return jsonify({"scheduler_type": _scheduler_type(_alive_nodes()).value})
+
+
+def _partitions() -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for node in _alive_nodes():
+        partitions = getattr(node, "partitions", None)
+        if partitions:
+            out.extend(dict(p) for p in partitions)
+    return out
+
+
+@bp.get("/api/cluster_partitions")
+def cluster_partitions() -> Response:
+    """Partitions/queues of attached clusters (empty without any)."""
+    return jsonify(_partitions())
+
+
+@bp.get("/scheduler/partitions")
+def scheduler_partitions() -> Response:
+    """Same as ``/api/cluster_partitions`` with PyEDB's 400 when no scheduler is attached."""
+    if _scheduler_type(_alive_nodes()) is SchedulerType.NONE:
+        return _fail(400, "Scheduler not supported")
+    return jsonify(_partitions())
+
+
+@bp.get("/api/me")
+def me() -> Response:
+    """The calling user (from the gateway's auth when present, else the service account)."""
+    user = getattr(request, "simfarm_user", None) or getpass.getuser()
+    return jsonify({"username": user})
+
+
+def _job_or_404(job_id: str) -> Job | Response:
+    if not JOB_ID.match(job_id):
+        return _fail(404, f"Job {job_id[:64]} not found")
+    try:
+        return services().jobs.get(job_id)
+    except JobNotFound:
+        return _fail(404, f"Job {job_id} not found")
+
+
+@bp.get("/api/jobs/<job_id>/log")
+def job_log(job_id: str) -> Response | tuple[Response, int]:
+    """The parsed solver log of a job: project, adaptive passes, sweep, convergence.
+    204 while nothing has been parsed yet."""
+    job = _job_or_404(job_id)
+    if isinstance(job, Response):
+        return job
+    events = services().jobs.events(job.id, limit=10_000)
+    passes: dict[int, dict[str, Any]] = {}
+    errors: list[str] = []
+    for event in events:
+        if event.type == "progress" and event.data.get("adaptive_pass"):
+            n = int(event.data["adaptive_pass"])
+            passes[n] = {"pass_nr": n, "frequency": event.data.get("adaptive_frequency"),
+                         "delta_s": event.data.get("delta_s"), "converged": False}
+        elif event.type == "log" and str(event.data.get("line", "")).startswith(
+                ("[error]", "[fatal]")):
+            errors.append(str(event.data["line"]))
+    progress = job.progress or {}
+    if not passes and not progress:
+        return Response(status=204)
+    adaptive = [passes[n] for n in sorted(passes)]
+    if adaptive and progress.get("converged"):
+        adaptive[-1]["converged"] = True
+    config = job.spec.hfss
+    return jsonify({
+        "project": {"name": config.project_path.replace("\\", "/").rsplit("/", 1)[-1]
+                    if config else "", "file": config.project_path if config else "",
+                    "design": config.design_name if config else ""},
+        "adaptive": adaptive,
+        "sweep": ({"type": progress.get("sweep"), "frequencies": progress.get("sweep_frequencies"),
+                   "solved": progress.get("sweep_solved")} if progress.get("sweep") else None),
+        "errors": errors,
+        "progress": progress,
+        "log_parser": {"is_converged": bool(progress.get("converged"))},
+    }), 200
+
+
+# ---------------------------------------------------------------- changing routes
+
+
+def _submit_config(data: dict[str, Any]) -> HFSSSimulationConfig:
+    raw = data.get("config")
+    if not isinstance(raw, dict):
+        raise ValueError("config: must be an object with the HFSS configuration")
+    raw = dict(raw)
+    if not data.get("use_config_ansys_edt_path"):
+        raw["ansys_edt_path"] = ""  # as PyEDB: never trust a client's local path
+    config = HFSSSimulationConfig.from_dict(raw)
+    user = data.get("user") or raw.get("user")
+    if user:
+        config.user = str(user)
+    if data.get("machine_nodes"):
+        config.machine_nodes = [MachineNode(**n) for n in data["machine_nodes"]]
+    if data.get("batch_options"):
+        config.layout_options = HFSS3DLayoutBatchOptions(**data["batch_options"])
+    return config
+
+
+def _check_capacity(config: HFSSSimulationConfig, version: str | None) -> str | None:
+    nodes = _alive_nodes()
+    if config.scheduler_type is not SchedulerType.NONE:
+        wanted = config.scheduler_type.value
+        if not any(n.labels.get(SCHEDULER_LABEL) == wanted for n in nodes):
+            return f"no worker is attached to a {wanted} cluster"
+        return None
+    label = aedt_version_label(version) if version else AEDT_ANY_LABEL
+    if not any(n.labels.get(label) == "yes" for n in nodes):
+        which = f"AEDT {version}" if version else "Ansys Electronics Desktop"
+        return (f"no worker node has {which} installed; install it on a worker, set "
+                "ANSYSEM_ROOT<ver> there, or start a worker on a machine that has it")
+    return None
+
+
+def _create(config: HFSSSimulationConfig, priority: int, version: str | None) -> Job:
+    """Store the job under the config's job id (PyEDB returns ``config.jobid``).
+
+    Resubmitting the id of a queued/running job returns that job, as PyEDB did; the id
+    of a finished job gets a ``-2``, ``-3``... suffix (history is never overwritten).
+    """
+    jobs = services().jobs
+    base = config.jobid
+    for n in range(1, MAX_RESUBMITS + 1):
+        job_id = base if n == 1 else f"{base}-{n}"
+        config.jobid = job_id
+        spec = JobSpec(name=job_id, kind="hfss", hfss=config,
+                       priority=simfarm_priority(priority),
+                       resources=hfss_resources(config, version),
+                       owner=config.user if config.user != "unknown" else None)
+        try:
+            job, _ = jobs.create(spec, job_id=job_id)
+        except DuplicateJob:
+            existing = jobs.get(job_id)
+            if not existing.final:
+                return existing
+            continue
+        jobs.nudge_dispatcher()
+        return job
+    raise ValueError(f"jobid {base}: too many resubmissions; use a new jobid")
+
+
+@bp.post("/jobs/submit")
+@bp.post("/api/submit")
+def submit() -> Response | tuple[Response, int]:
+    """Queue an HFSS job: ``{"config": {...}, "priority": 0}`` → ``{success, job_id, message}``."""
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        return _fail(400, "send a JSON object: {\"config\": {...}, \"priority\": 0}")
+    try:
+        priority = int(data.get("priority", 0))
+        version = data.get("aedt_version") or None
+        config = _submit_config(data)
+        if version is not None:
+            aedt_version_label(str(version))
+    except ValidationError as exc:
+        fields = [{"field": f"config.{f['field']}", "reason": f["reason"]}
+                  for f in validation_fields(exc)]
+        return _fail(422, "; ".join(f"{f['field']}: {f['reason']}" for f in fields), fields)
+    except (ValueError, TypeError) as exc:
+        return _fail(422, str(exc))
+    problem = _check_capacity(config, version)
+    if problem:
+        return _fail(422, problem, [{"field": "config", "reason": problem}])
+    try:
+        job = _create(config, priority, version)
+    except ValueError as exc:
+        return _fail(409, str(exc))
+    log.info("job %s: submitted through the PyEDB API", job.id)
+    return jsonify({"success": True, "job_id": job.id, "status": pyedb_status(job),
+                    "message": f"Job {job.id} submitted successfully"}), 200
+
+
+def _cancel(job_id: str) -> tuple[bool, Response | None]:
+    job = _job_or_404(job_id)
+    if isinstance(job, Response):
+        return False, job
+    try:
+        services().jobs.request_cancel(job.id)
+    except IllegalTransition:
+        return False, None
+    services().jobs.nudge_dispatcher()
+    return True, None
+
+
+@bp.post("/jobs/<job_id>/cancel")
+def cancel(job_id: str) -> Response:
+    """Cancel a queued or running job (a cluster job is cancelled on its cluster)."""
+    ok, error = _cancel(job_id)
+    if error is not None:
+        return error
+    return jsonify({"success": ok,
+                    "message": f"Job {job_id} cancellation {'initiated' if ok else 'failed'}"})
+
+
+@bp.post("/api/cancel/<job_id>")
+def cancel_api(job_id: str) -> Response:
+    """Handler-style cancel: ``{status, success}``."""
+    ok, error = _cancel(job_id)
+    if error is not None:
+        return error
+    return jsonify({"status": "cancelled" if ok else "failed", "success": ok})
+
+
+@bp.post("/jobs/<job_id>/priority")
+def set_priority(job_id: str) -> Response:
+    """Change a queued job's priority: ``{"priority": 5}``."""
+    job = _job_or_404(job_id)
+    if isinstance(job, Response):
+        return job
+    data = request.get_json(silent=True) or {}
+    try:
+        priority = int(data.get("priority", 0))
+    except (TypeError, ValueError):
+        return _fail(422, "priority must be an integer",
+                     [{"field": "priority", "reason": "must be an integer"}])
+    try:
+        services().jobs.set_priority(job.id, simfarm_priority(priority))
+    except IllegalTransition as exc:
+        return _fail(409, f"only queued jobs can change priority ({exc})")
+    services().jobs.nudge_dispatcher()
+    return jsonify({"success": True, "message": f"Priority set to {priority}"})
