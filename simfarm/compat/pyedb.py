@@ -146,7 +146,11 @@ def _job_info(data: dict[str, Any]) -> JobInfo:
 
 def _submit_body(config: HFSSSimulationConfig, priority: int, version: str | None,
                  default_path: str | None) -> dict[str, Any]:
-    body: dict[str, Any] = {"config": config.to_dict(), "priority": priority}
+    data = config.to_dict()
+    project = Path(config.project_path)
+    if not project.is_absolute() and project.exists():
+        data["project_path"] = str(project.resolve())  # the node needs a full path
+    body: dict[str, Any] = {"config": data, "priority": priority}
     if version:
         body["aedt_version"] = version
     if config.ansys_edt_path and config.ansys_edt_path != default_path:
@@ -218,12 +222,13 @@ class JobManagerHandler:
     """Synchronous façade of the job service (PyEDB's ``JobManagerHandler``).
 
     ``version`` (e.g. ``"2025.2"``) routes jobs to nodes with that AEDT release;
-    ``host``/``port`` is where the service answers (default ``localhost:8080``, as
+    ``host``/``port`` is where the service answers (default
+    ``$PYEDB_JOB_MANAGER_HOST:$PYEDB_JOB_MANAGER_PORT``, else ``localhost:8080`` as
     PyEDB); ``url`` points at an existing simfarm gateway instead.
     """
 
-    def __init__(self, edb: Any = None, version: str | None = None, host: str = "localhost",
-                 port: int = 8080, url: str | None = None) -> None:
+    def __init__(self, edb: Any = None, version: str | None = None, host: str | None = None,
+                 port: int | None = None, url: str | None = None) -> None:
         self.version = aedt_release(version) if version else None
         if edb is not None:
             exe = "ansysedt.exe" if platform.system() == "Windows" else "ansysedt"
@@ -231,7 +236,8 @@ class JobManagerHandler:
         else:
             self.ansys_path = _local_ansysedt(self.version)
         self.scheduler_type = _detect_scheduler()
-        self.host, self.port = host, port
+        self.host = host or os.environ.get("PYEDB_JOB_MANAGER_HOST", "localhost")
+        self.port = port or int(os.environ.get("PYEDB_JOB_MANAGER_PORT", "8080"))
         self.resource_limits = ResourceLimits()
         self.started = False
         self._requested_url = url

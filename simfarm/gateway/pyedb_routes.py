@@ -71,8 +71,7 @@ def _job_json(job: Job) -> dict[str, Any]:
     config = job.spec.hfss
     return {
         "id": job.id,
-        "user": (config.user if config and config.user != "unknown" else None)
-        or job.owner or "unknown",
+        "user": job.owner or (config.user if config else "unknown"),
         "config": config.to_dict() if config else {},
         "status": pyedb_status(job),
         "start_time": _iso(job.started_at),
@@ -299,8 +298,9 @@ def _submit_config(data: dict[str, Any]) -> HFSSSimulationConfig:
         raw["ansys_edt_path"] = ""  # as PyEDB: never trust a client's local path
     config = HFSSSimulationConfig.from_dict(raw)
     user = data.get("user") or raw.get("user")
-    if user:
-        config.user = str(user)
+    if not user or user == "unknown":
+        user = getattr(request, "simfarm_user", None) or getpass.getuser()
+    config.user = str(user)
     if data.get("machine_nodes"):
         config.machine_nodes = [MachineNode(**n) for n in data["machine_nodes"]]
     if data.get("batch_options"):
@@ -308,35 +308,39 @@ def _submit_config(data: dict[str, Any]) -> HFSSSimulationConfig:
     return config
 
 
-def _check_capacity(config: HFSSSimulationConfig, version: str | None) -> str | None:
+def _eligible(config: HFSSSimulationConfig, version: str | None) -> tuple[list[NodeInfo], str]:
+    """Live nodes that can run ``config``, and why there are none when empty."""
     nodes = _alive_nodes()
     if config.scheduler_type is not SchedulerType.NONE:
         wanted = config.scheduler_type.value
-        if not any(n.labels.get(SCHEDULER_LABEL) == wanted for n in nodes):
-            return f"no worker is attached to a {wanted} cluster"
-        return None
+        found = [n for n in nodes if n.labels.get(SCHEDULER_LABEL) == wanted]
+        return found, f"no worker is attached to a {wanted} cluster"
     label = aedt_version_label(version) if version else AEDT_ANY_LABEL
-    if not any(n.labels.get(label) == "yes" for n in nodes):
-        which = f"AEDT {version}" if version else "Ansys Electronics Desktop"
-        return (f"no worker node has {which} installed; install it on a worker, set "
-                "ANSYSEM_ROOT<ver> there, or start a worker on a machine that has it")
-    return None
+    which = f"AEDT {version}" if version else "Ansys Electronics Desktop"
+    found = [n for n in nodes if n.labels.get(label) == "yes"]
+    return found, (f"no worker node has {which} installed; install it on a worker, set "
+                   "ANSYSEM_ROOT<ver> there, or start a worker on a machine that has it")
 
 
-def _create(config: HFSSSimulationConfig, priority: int, version: str | None) -> Job:
+def _create(config: HFSSSimulationConfig, priority: int, version: str | None,
+            nodes: list[NodeInfo]) -> Job:
     """Store the job under the config's job id (PyEDB returns ``config.jobid``).
 
     Resubmitting the id of a queued/running job returns that job, as PyEDB did; the id
     of a finished job gets a ``-2``, ``-3``... suffix (history is never overwritten).
+    A machine list naming more cores than the largest capable node has reserves
+    that whole node (PyEDB never reserved cores at all).
     """
     jobs = services().jobs
+    resources = hfss_resources(config, version)
+    largest = max((n.cores_total for n in nodes), default=resources.cores)
+    resources.cores = max(1, min(resources.cores, largest))
     base = config.jobid
     for n in range(1, MAX_RESUBMITS + 1):
         job_id = base if n == 1 else f"{base}-{n}"
         config.jobid = job_id
         spec = JobSpec(name=job_id, kind="hfss", hfss=config,
-                       priority=simfarm_priority(priority),
-                       resources=hfss_resources(config, version),
+                       priority=simfarm_priority(priority), resources=resources,
                        owner=config.user if config.user != "unknown" else None)
         try:
             job, _ = jobs.create(spec, job_id=job_id)
@@ -369,11 +373,11 @@ def submit() -> Response | tuple[Response, int]:
         return _fail(422, "; ".join(f"{f['field']}: {f['reason']}" for f in fields), fields)
     except (ValueError, TypeError) as exc:
         return _fail(422, str(exc))
-    problem = _check_capacity(config, version)
-    if problem:
+    nodes, problem = _eligible(config, version)
+    if not nodes:
         return _fail(422, problem, [{"field": "config", "reason": problem}])
     try:
-        job = _create(config, priority, version)
+        job = _create(config, priority, version, nodes)
     except ValueError as exc:
         return _fail(409, str(exc))
     log.info("job %s: submitted through the PyEDB API", job.id)
