@@ -86,6 +86,7 @@ def settings(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
         state_dir=tmp_path_factory.mktemp("state"),
         gateway_port=free_port(),
         node_name="test-node",
+        node_labels={"pool": "main"},
         node_cores=8,
         node_memory_mb=16_384,
         worker_concurrency=4,

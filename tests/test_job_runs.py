@@ -44,7 +44,7 @@ def test_command_completes_with_output(farm: httpx.Client) -> None:
     job_id = submit(farm, argv=[PY, "-c", "import sys; print(42); print('err', file=sys.stderr)"])
     done = wait_state(farm, job_id, "completed", "failed")
     assert done["state"] == "completed" and done["exit_code"] == 0
-    assert done["node"] == "test-node" and done["started_at"] and done["finished_at"]
+    assert done["node"] and done["started_at"] and done["finished_at"]
     assert sorted(output(farm, job_id)) == ["42", "err"]
     states = [
         e["data"]["to"]
@@ -117,13 +117,18 @@ def test_timeout_kills_and_fails(farm: httpx.Client) -> None:
 
 
 def test_priority_order_when_node_is_full(farm: httpx.Client) -> None:
-    # Fill all 8 cores, then queue two jobs: the higher priority one must start first.
+    # Fill all 8 cores of test-node, then queue two jobs that only test-node may run:
+    # the higher priority one must start first.
     blocker = submit(
-        farm, argv=[PY, "-c", "import time; time.sleep(60)"], resources={"cores": 8}, priority=10
+        farm,
+        argv=[PY, "-c", "import time; time.sleep(60)"],
+        resources={"cores": 8, "labels": {"pool": "main"}},
+        priority=10,
     )
     wait_state(farm, blocker, "running")
-    low = submit(farm, argv=["true"], priority=1)
-    high = submit(farm, argv=["true"], priority=9)
+    main_only = {"labels": {"pool": "main"}}
+    low = submit(farm, argv=["true"], priority=1, resources=main_only)
+    high = submit(farm, argv=["true"], priority=9, resources=main_only)
     farm.post(f"/api/v1/jobs/{blocker}/cancel")
     low_done = wait_state(farm, low, "completed")
     high_done = wait_state(farm, high, "completed")
