@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import http.server
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -174,3 +175,25 @@ def test_submit_local_job_server_error_is_exit_2(broken_server: int, project: Pa
     done = run_cli("--project-path", str(project), "--host", "127.0.0.1",
                    "--port", str(broken_server))
     assert done.returncode == 2 and "boom" in done.stderr
+
+
+# --- PyEDB's config helpers -----------------------------------------------------
+
+
+def test_config_command_helpers_and_direct_run(project: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANSYSEM_ROOT252", str(FAKES))
+    monkeypatch.setenv("FAKE_ANSYSEDT_SECONDS", "0.05")
+    config = create_hfss_config(project_path=str(project), jobid="direct_1",
+                                design_name="main", setup_name="Setup1")
+    argv = config.generate_command_list()
+    assert argv[0] == str(FAKES / "ansysedt")
+    assert argv[1:3] == ["-jobid", "direct_1"]
+    assert argv[-3:] == ["-batchsolve", "main:Nominal:Setup1", str(project)]
+    assert shlex.split(config.generate_command_string()) == argv
+    result = config.run_simulation()
+    assert isinstance(result, subprocess.CompletedProcess)
+    assert result.returncode == 0
+    assert "Normal completion of simulation" in result.stdout  # -monitor output
+    round_trip = type(config).from_dict(config.to_dict())
+    assert round_trip.generate_command_list() == argv

@@ -27,7 +27,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 from pathlib import PurePath
-from typing import Any
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -401,7 +401,7 @@ class HFSSSimulationConfig(_Model):
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> HFSSSimulationConfig:
+    def from_dict(cls, data: dict[str, Any]) -> Self:
         """Build a config from :meth:`to_dict` output or a PyEDB REST ``config`` payload.
 
         Missing keys take PyEDB's ``from_dict`` fallbacks (note: design

@@ -24,7 +24,9 @@ import atexit
 import logging
 import os
 import platform
+import shlex
 import shutil
+import subprocess
 import threading
 import time
 import uuid
@@ -36,13 +38,12 @@ from typing import Any
 
 import httpx
 
+from simfarm.common import hfss as _models
 from simfarm.common.hfss import (
     HFSS3DLayoutBatchOptions,
-    HFSSSimulationConfig,
     MachineNode,
     SchedulerOptions,
     SchedulerType,
-    create_hfss_config,
 )
 from simfarm.common.hfss_jobs import aedt_release
 
@@ -66,6 +67,69 @@ log = logging.getLogger(__name__)
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 START_TIMEOUT_S = 90.0
 WATCH_INTERVAL_S = 2.0
+
+
+class HFSSSimulationConfig(_models.HFSSSimulationConfig):
+    """PyEDB's config with its command-line helpers and ``run_simulation``.
+
+    Same fields and validation as :class:`simfarm.common.hfss.HFSSSimulationConfig`.
+    """
+
+    def _executable(self) -> str:
+        if self.ansys_edt_path:
+            return self.ansys_edt_path
+        found = _local_ansysedt(None)
+        if found is None:
+            raise FileNotFoundError("no Ansys Electronics Desktop found on this machine: "
+                                    "set ANSYSEM_ROOT<ver> or ansys_edt_path")
+        return found
+
+    def generate_command_list(self) -> list[str]:
+        """The ``ansysedt`` argv (see :func:`simfarm.workers.aedt.build_ansysedt_argv`)."""
+        from simfarm.workers.aedt import build_ansysedt_argv
+
+        return build_ansysedt_argv(self, self._executable())
+
+    def generate_command_string(self) -> str:
+        """The same command quoted for this platform's shell (for display and scripts)."""
+        argv = self.generate_command_list()
+        if platform.system() == "Windows":
+            return subprocess.list2cmdline(argv)
+        return shlex.join(argv)
+
+    def run_simulation(self, **subprocess_kwargs: Any) -> subprocess.CompletedProcess[str] | str:
+        """Run now, as PyEDB did: locally, ``ansysedt`` runs in this process and its
+        ``CompletedProcess`` is returned (argv list, never a shell); with a scheduler the
+        job goes to the simfarm service and its id is returned."""
+        if self.scheduler_type is not SchedulerType.NONE:
+            return asyncio.run(JobManager().submit_job(self))
+        options: dict[str, Any] = {"capture_output": True, "text": True, "encoding": "utf-8",
+                                   "errors": "replace"}
+        options.update(subprocess_kwargs)
+        options.pop("shell", None)
+        argv = self.generate_command_list()
+        log.info("job %s: running %s", self.jobid, argv)
+        result: subprocess.CompletedProcess[str] = subprocess.run(argv, check=False, **options)
+        return result
+
+
+def create_hfss_config(
+    project_path: str,
+    jobid: str | None = "",
+    ansys_edt_path: str | None = "",
+    design_name: str | None = "",
+    setup_name: str | None = "",
+    machine_nodes: list[MachineNode] | None = None,
+    scheduler_type: SchedulerType = SchedulerType.NONE,
+    scheduler_options: SchedulerOptions | None = None,
+    **kwargs: Any,
+) -> HFSSSimulationConfig:
+    """PyEDB's factory (see :func:`simfarm.common.hfss.create_hfss_config`)."""
+    base = _models.create_hfss_config(
+        project_path, jobid=jobid, ansys_edt_path=ansys_edt_path, design_name=design_name,
+        setup_name=setup_name, machine_nodes=machine_nodes, scheduler_type=scheduler_type,
+        scheduler_options=scheduler_options, **kwargs)
+    return HFSSSimulationConfig.model_validate(base.model_dump())
 
 
 class JobStatus(StrEnum):
@@ -144,7 +208,7 @@ def _job_info(data: dict[str, Any]) -> JobInfo:
     )
 
 
-def _submit_body(config: HFSSSimulationConfig, priority: int, version: str | None,
+def _submit_body(config: _models.HFSSSimulationConfig, priority: int, version: str | None,
                  default_path: str | None) -> dict[str, Any]:
     data = config.to_dict()
     project = Path(config.project_path)
@@ -271,7 +335,7 @@ class JobManagerHandler:
             raise RuntimeError("Job-manager service is not started")
         return self._http
 
-    def submit_job(self, config: HFSSSimulationConfig, priority: int = 0,
+    def submit_job(self, config: _models.HFSSSimulationConfig, priority: int = 0,
                    timeout: float = 30.0) -> str:
         """Queue ``config``; returns its job id (``config.jobid``)."""
         body = _submit_body(config, priority, self.version, self.ansys_path)
@@ -392,7 +456,7 @@ class JobManager:
     def _async_client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.url, timeout=30)
 
-    async def submit_job(self, config: HFSSSimulationConfig, priority: int = 0) -> str:
+    async def submit_job(self, config: _models.HFSSSimulationConfig, priority: int = 0) -> str:
         """Queue ``config``; returns its job id."""
         async with self._async_client() as client:
             response = await client.post("/jobs/submit",
