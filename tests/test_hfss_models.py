@@ -267,3 +267,28 @@ def test_scheduler_type_accepts_any_case_and_dict_options() -> None:
     assert cfg.num_cores_for_scheduler() == 64
     cfg.scheduler_type = "Windows_HPC"  # type: ignore[assignment]
     assert cfg.scheduler_type is SchedulerType.WINDOWS_HPC
+
+
+def test_hfss_job_spec_derives_routing_and_time_limit() -> None:
+    from simfarm.common.models import JobSpec
+
+    spec = JobSpec(kind="hfss", hfss={  # type: ignore[arg-type]
+        "project_path": "/p/a.aedt",
+        "machine_nodes": [{"hostname": "localhost", "cores": 6}],
+        "scheduler_options": {"time": "2:00:00"},
+    })
+    assert spec.resources.labels == {"aedt.any": "yes"}
+    assert spec.resources.cores == 6
+    assert spec.timeout_s == 7200
+    cluster = JobSpec(kind="hfss", hfss={"project_path": "/p/a.aedt",  # type: ignore[arg-type]
+                                         "scheduler_type": "slurm"})
+    assert cluster.resources.labels == {"scheduler": "slurm"}
+    explicit = JobSpec(kind="hfss", hfss={"project_path": "/p/a.aedt"},  # type: ignore[arg-type]
+                       resources={"cores": 2, "labels": {"aedt.2024.2": "yes"}},  # type: ignore[arg-type]
+                       timeout_s=60)
+    assert explicit.resources.labels == {"aedt.2024.2": "yes"} and explicit.timeout_s == 60
+    for bad in ({"kind": "hfss"}, {"kind": "hfss", "hfss": {"project_path": "/a.aedt"},
+                                   "argv": ["x"]},
+                {"kind": "command", "argv": ["x"], "hfss": {"project_path": "/a.aedt"}}):
+        with pytest.raises(ValidationError):
+            JobSpec.model_validate(bad)

@@ -125,6 +125,8 @@ class JobSpec(StrictModel):
                 from simfarm.common.hfss_jobs import hfss_resources
 
                 self.resources = hfss_resources(self.hfss)
+            if self.timeout_s is None:  # PyEDB's wall time (default 24:00:00) bounds the run
+                self.timeout_s = float(self.hfss.scheduler_options.walltime_seconds)
         return self
 
 
