@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from simfarm.workers.schedulers.base import BackendConfig, ClusterBackend
+from simfarm.workers.schedulers.lsf import LsfBackend
+from simfarm.workers.schedulers.pbs import PbsBackend
 from simfarm.workers.schedulers.slurm import SlurmBackend
 
 BACKENDS: dict[str, type[ClusterBackend]] = {
     SlurmBackend.kind: SlurmBackend,
+    LsfBackend.kind: LsfBackend,
+    PbsBackend.kind: PbsBackend,
 }
 
 
