@@ -73,15 +73,24 @@ def _purge(state: dict[str, Any]) -> None:
             del state["jobs"][job_id]
 
 
-def submit(directory: Path, job: dict[str, Any],
-           prepare: Callable[[dict[str, Any]], None] | None = None) -> str:
-    """Record a pending job and start its runner; returns the new job id.
+def allocate_id(state: dict[str, Any]) -> str:
+    """A fresh job id (call inside ``locked``)."""
+    job_id = str(state["next_id"])
+    state["next_id"] += 1
+    return job_id
 
-    ``prepare(job)`` may fill in fields that need the id (output paths, env).
+
+def submit(directory: Path, job: dict[str, Any],
+           prepare: Callable[[dict[str, Any]], None] | None = None,
+           job_id: str | None = None) -> str:
+    """Record a pending job and start its runner; returns the job id.
+
+    ``prepare(job)`` may fill in fields that need the id (output paths, env);
+    ``job_id`` reuses an id handed out earlier by :func:`allocate_id`.
     """
     with locked(directory) as state:
-        job_id = str(state["next_id"])
-        state["next_id"] += 1
+        if job_id is None:
+            job_id = allocate_id(state)
         job.update(id=job_id, state="pending", submit_time=time.time(), start_time=None,
                    end_time=None, exit_code=None, pid=None, kill=False, reason="",
                    pend_s=setting("SIMFARM_FAKE_PEND_S", 1.0),

@@ -116,7 +116,11 @@ class ClusterBackend(ABC):
     def render_script(self, request: ClusterJobRequest, options: ClusterOptions) -> str:
         """The job script text for ``request``."""
         _check_request(request)
-        return render(self.template, self.script_context(request, options))
+        return render(self.template_name(), self.script_context(request, options))
+
+    def template_name(self) -> str:
+        """The template file this backend renders (beside its module)."""
+        return self.template
 
     # ------------------------------------------------------------------ submit
     @abstractmethod

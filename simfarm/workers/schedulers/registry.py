@@ -6,11 +6,13 @@ from simfarm.workers.schedulers.base import BackendConfig, ClusterBackend
 from simfarm.workers.schedulers.lsf import LsfBackend
 from simfarm.workers.schedulers.pbs import PbsBackend
 from simfarm.workers.schedulers.slurm import SlurmBackend
+from simfarm.workers.schedulers.winhpc import WinHpcBackend
 
 BACKENDS: dict[str, type[ClusterBackend]] = {
     SlurmBackend.kind: SlurmBackend,
     LsfBackend.kind: LsfBackend,
     PbsBackend.kind: PbsBackend,
+    WinHpcBackend.kind: WinHpcBackend,
 }
 
 

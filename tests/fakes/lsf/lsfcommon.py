@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import fakequeue  # noqa: E402
+import fakequeue
 
 HOST = "fakehost"
 STAT = {"pending": "PEND", "running": "RUN", "done": "DONE", "exit": "EXIT",
