@@ -254,7 +254,10 @@ def _pro_partitions(queues: dict[str, Any], nodes: dict[str, Any]) -> list[Parti
     for name, queue in queues.items():
         if queue.get("queue_type", "Execution") != "Execution":
             continue
-        members = [n for n in nodes.values() if n.get("queue") in (None, name)]
+        # Nodes tied to a queue (node attribute "queue") serve only that queue; the
+        # other queues share the untied nodes.
+        members = [n for n in nodes.values() if n.get("queue") == name] or [
+            n for n in nodes.values() if not n.get("queue")]
         cores = sum(int(n.get("resources_available", {}).get("ncpus", 0)) for n in members)
         used = sum(int(n.get("resources_assigned", {}).get("ncpus", 0)) for n in members)
         busy = sum(1 for n in members if str(n.get("state", "")) != "free")
