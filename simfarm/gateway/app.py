@@ -8,8 +8,9 @@ import redis
 from flask import Flask
 
 from simfarm.common.settings import Settings
-from simfarm.gateway import health_api, jobs_api, pyedb_routes
+from simfarm.gateway import health_api, jobs_api, pyedb_docs, pyedb_routes
 from simfarm.gateway.errors import install_error_handlers
+from simfarm.gateway.openapi import routes as openapi_routes
 from simfarm.gateway.services import build_services
 
 log = logging.getLogger(__name__)
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None, connection: redis.Redis | None = None) -> Flask:
     """Build the gateway app for ``settings`` (from the environment by default)."""
     settings = settings or Settings()
-    app = Flask("simfarm.gateway")
+    app = Flask("simfarm.gateway", static_folder=None)  # assets are served by routes
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["simfarm"] = build_services(settings, connection)
@@ -26,4 +27,6 @@ def create_app(settings: Settings | None = None, connection: redis.Redis | None 
     app.register_blueprint(jobs_api.bp)
     app.register_blueprint(health_api.bp)
     app.register_blueprint(pyedb_routes.bp)  # PyEDB job-manager routes and JSON shapes
+    assert pyedb_docs.TAG  # their OpenAPI metadata
+    app.register_blueprint(openapi_routes.bp)
     return app

@@ -5,12 +5,18 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from simfarm import __version__
+from simfarm.gateway.openapi import Body, document
+from simfarm.gateway.openapi.bodies import HealthOut
 from simfarm.gateway.services import services
 
 bp = Blueprint("health", __name__, url_prefix="/api/v1")
 
 
 @bp.get("/health")
+@document(
+    tags=["service"],
+    responses={200: HealthOut, 503: Body(HealthOut, "Redis does not answer")},
+)
 def health() -> tuple[Response, int]:
     """200 when Redis answers, 503 otherwise; also counts live nodes and jobs."""
     svc = services()

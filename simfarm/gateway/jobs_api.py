@@ -10,11 +10,20 @@ from flask import Blueprint, Response, jsonify, request, url_for
 from simfarm.common.models import Job, JobSpec
 from simfarm.common.states import JobState
 from simfarm.gateway.errors import field_error
+from simfarm.gateway.openapi import Body, document
+from simfarm.gateway.openapi.bodies import (
+    EventListOut,
+    EventsQuery,
+    JobListOut,
+    JobOut,
+    ListJobsQuery,
+)
 from simfarm.gateway.requests import check_job_id, float_arg, idempotency_key, int_arg, parse_body
 from simfarm.gateway.services import services
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1")
 _CURSOR = re.compile(r"^[0-9]{1,20}$")
+_JOB = {"job_id": "the job's id"}
 _EVENT_ID = re.compile(r"^[0-9]{1,20}(-[0-9]{1,20})?$")
 
 
@@ -35,6 +44,13 @@ def job_body(job: Job) -> dict[str, Any]:
 
 
 @bp.post("/jobs")
+@document(
+    tags=["jobs"],
+    body=JobSpec,
+    headers={"Idempotency-Key": "retrying with the same key returns the same job (24 h)"},
+    responses={201: Body(JobOut, "created"), 200: Body(JobOut, "idempotent replay")},
+    errors=(400, 413, 415, 422),
+)
 def submit_job() -> tuple[Response, int, dict[str, str]]:
     """Submit a job; 201 with the job and Location, 200 on an idempotent replay."""
     spec = parse_body(JobSpec)
@@ -47,6 +63,7 @@ def submit_job() -> tuple[Response, int, dict[str, str]]:
 
 
 @bp.get("/jobs")
+@document(tags=["jobs"], query=ListJobsQuery, responses={200: JobListOut}, errors=(422,))
 def list_jobs() -> Response:
     """List jobs: ``state`` filter, ``limit`` and ``cursor`` paging."""
     state_arg = request.args.get("state")
@@ -66,12 +83,19 @@ def list_jobs() -> Response:
 
 
 @bp.get("/jobs/<job_id>")
+@document(tags=["jobs"], path_params=_JOB, responses={200: JobOut}, errors=(404,))
 def get_job(job_id: str) -> Response:
     """One job."""
     return jsonify(job_body(services().jobs.get(check_job_id(job_id))))
 
 
 @bp.post("/jobs/<job_id>/cancel")
+@document(
+    tags=["jobs"],
+    path_params=_JOB,
+    responses={200: Body(JobOut, "cancelled"), 202: Body(JobOut, "the worker is stopping it")},
+    errors=(404, 409),
+)
 def cancel_job(job_id: str) -> tuple[Response, int]:
     """Cancel a job: 200 when cancelled now, 202 when its worker is stopping it,
     409 when it already finished."""
@@ -84,6 +108,10 @@ def cancel_job(job_id: str) -> tuple[Response, int]:
 
 
 @bp.get("/jobs/<job_id>/events")
+@document(
+    tags=["jobs"], path_params=_JOB, query=EventsQuery, responses={200: EventListOut},
+    errors=(404, 422),
+)
 def job_events(job_id: str) -> Response:
     """The job's events after ``since`` (exclusive). With ``wait`` > 0 and nothing new,
     waits up to that many seconds for the next event (long poll)."""
