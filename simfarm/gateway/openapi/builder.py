@@ -213,10 +213,17 @@ def build_openapi(app: Flask, *, strict: bool = True) -> dict[str, Any]:
             "description": "REST API of simfarm: submit, follow and manage simulation jobs "
             "on a farm of machines. Errors are JSON `{error, detail, fields}`.",
         },
-        "tags": [{"name": name} for name in tags],
+        "tags": [{"name": name} for name in sorted(tags, key=_tag_rank)],
         "paths": paths,
         "components": {"schemas": dict(sorted(components.items()))},
     }
+
+
+TAG_ORDER = ("jobs", "workers", "limits", "events", "service", "meta", "dashboard", "pyedb")
+
+
+def _tag_rank(tag: str) -> tuple[int, str]:
+    return (TAG_ORDER.index(tag) if tag in TAG_ORDER else len(TAG_ORDER) - 1, tag)
 
 
 def _reason(status: int) -> str:
