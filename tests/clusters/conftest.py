@@ -121,4 +121,6 @@ def early_limit_jobs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
                                   time.monotonic())
     yield jobs
     for entry in jobs.values():
+        if not entry.seen.done.is_set():
+            entry.cluster.backend.cancel(entry.job.native_id)
         entry.cluster.close()
