@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from simfarm.common.deps import Dependencies
+from simfarm.common.files import ProjectFiles, ResultsInfo
 from simfarm.common.hfss import HFSSSimulationConfig
 from simfarm.common.states import JobState
 
@@ -83,6 +85,12 @@ class JobSpec(StrictModel):
     hfss: HFSSSimulationConfig | None = Field(
         default=None, description="the HFSS batch solve of a kind='hfss' job (PyEDB's config)"
     )
+    depends_on: Dependencies | None = Field(
+        default=None, description="jobs or sweeps this job waits for (after_ok/any/failed)"
+    )
+    files: ProjectFiles | None = Field(
+        default=None, description="shared-storage (default) or staged project files"
+    )
 
     @field_validator("argv")
     @classmethod
@@ -154,6 +162,19 @@ class Job(BaseModel):
     progress: dict[str, Any] | None = None
     native_id: str | None = Field(default=None, description="cluster job id, if forwarded")
     artifacts: list[str] = Field(default_factory=list)
+    hold: str | None = Field(
+        default=None,
+        description="why a pending job may not start yet: 'dependencies' or 'throttle'",
+    )
+    dependencies: dict[str, list[str]] | None = Field(
+        default=None, description="resolved dependencies: condition -> job ids"
+    )
+    sweep_id: str | None = Field(default=None, description="the sweep this job belongs to")
+    sweep_index: int | None = Field(default=None, description="index within its sweep")
+    variation: dict[str, Any] | None = Field(default=None, description="its sweep variables")
+    resubmit_of: str | None = Field(default=None, description="the job this one re-runs")
+    resubmitted_as: str | None = Field(default=None, description="latest re-run of this job")
+    results: ResultsInfo | None = Field(default=None, description="uploaded results (staged)")
 
     @property
     def final(self) -> bool:

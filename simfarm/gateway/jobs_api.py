@@ -20,6 +20,7 @@ from simfarm.gateway.openapi.bodies import (
 )
 from simfarm.gateway.requests import check_job_id, float_arg, idempotency_key, int_arg, parse_body
 from simfarm.gateway.services import services
+from simfarm.gateway.submission import create_job
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1")
 _CURSOR = re.compile(r"^[0-9]{1,20}$")
@@ -55,7 +56,7 @@ def submit_job() -> tuple[Response, int, dict[str, str]]:
     """Submit a job; 201 with the job and Location, 200 on an idempotent replay."""
     spec = parse_body(JobSpec)
     svc = services()
-    job, created = svc.jobs.create(spec, idempotency_key=idempotency_key())
+    job, created = create_job(svc, spec, idempotency_key=idempotency_key())
     if created:
         svc.jobs.nudge_dispatcher()
     location = url_for("jobs.get_job", job_id=job.id)

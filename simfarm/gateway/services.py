@@ -9,6 +9,8 @@ from flask import current_app
 
 from simfarm.common.settings import Settings
 from simfarm.common.store import JobStore, NodeStore
+from simfarm.common.store.holds import HoldStore
+from simfarm.common.store.sweeps import SweepStore
 
 
 @dataclass
@@ -19,6 +21,8 @@ class Services:
     redis: redis.Redis
     jobs: JobStore
     nodes: NodeStore
+    holds: HoldStore
+    sweeps: SweepStore
 
 
 def build_services(settings: Settings, connection: redis.Redis | None = None) -> Services:
@@ -40,6 +44,13 @@ def build_services(settings: Settings, connection: redis.Redis | None = None) ->
             events_global=settings.events_global,
         ),
         nodes=NodeStore(connection, settings.key_prefix),
+        holds=HoldStore(
+            connection,
+            settings.key_prefix,
+            events_per_job=settings.events_per_job,
+            events_global=settings.events_global,
+        ),
+        sweeps=SweepStore(connection, settings.key_prefix),
     )
 
 

@@ -17,6 +17,7 @@ from simfarm.common.errors import IllegalTransition, JobNotFound, StaleAttempt
 from simfarm.common.models import Job, NodeInfo
 from simfarm.common.states import JobState
 from simfarm.workers.context import WorkerContext
+from simfarm.workers.holds import HoldReleaser
 from simfarm.workers.leader import LeaderLock
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,9 @@ class Dispatcher:
         self.lock = LeaderLock(
             ctx.redis, ctx.jobs.keys, ttl_s=max(3.0, ctx.settings.heartbeat_ttl_s)
         )
+        # Eligibility hook: held jobs (dependencies, sweep throttles) are not in
+        # pending_ids(); the releaser lets them in when they may start.
+        self.holds = HoldReleaser.for_store(ctx.jobs)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="simfarm-dispatcher", daemon=True)
 
@@ -82,6 +86,7 @@ class Dispatcher:
                     self._stop.wait(renew_every)
                     continue
                 self.reap_lost()
+                self.holds.run_once()
                 self.dispatch_once()
                 self.ctx.jobs.wait_for_nudge(min(renew_every, 0.5))
             except Exception:

@@ -33,6 +33,8 @@ end
 return 0
 """
 MAX_PAGE = 1000
+#: held pending jobs are ranked at ``rank + HELD_BAND`` (ranks stay below 1e13 + seq)
+HELD_BAND = 100_000_000_000_000
 
 
 def _script(name: str) -> str:
@@ -42,6 +44,12 @@ def _script(name: str) -> str:
 def new_job_id() -> str:
     """A fresh, URL-safe, unique job id."""
     return uuid.uuid4().hex
+
+
+def _hash_values(fields: Mapping[str, Any]) -> dict[str, str]:
+    """Hash field values as stored: structured values as JSON, the rest as text."""
+    return {k: (json.dumps(v) if isinstance(v, dict | list) else str(v))
+            for k, v in fields.items() if v is not None}
 
 
 def _decode(value: bytes | str | None) -> str | None:
@@ -84,9 +92,14 @@ class JobStore:
         job_id: str | None = None,
         idempotency_key: str | None = None,
         owner: str | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> tuple[Job, bool]:
         """Store a new pending job. Returns ``(job, created)``; ``created`` is False when
-        the idempotency key already produced a job, which is then returned unchanged."""
+        the idempotency key already produced a job, which is then returned unchanged.
+
+        ``extra`` sets more fields of the job atomically with its creation (sweep
+        membership, resolved dependencies...); with a ``hold`` code the job starts held
+        (see :class:`~simfarm.common.store.holds.HoldStore`)."""
         job_id = job_id or new_job_id()
         now = time.time()
         owner = owner or spec.owner or ""
@@ -113,6 +126,7 @@ class JobStore:
                 self.events_per_job,
                 IDEMPOTENCY_TTL_S,
                 event,
+                json.dumps(_hash_values(extra or {})),
             ],
         )
         status, ident = (_decode(x) for x in result[:2])
@@ -163,9 +177,15 @@ class JobStore:
         for name in ("scheduled_at", "started_at", "finished_at"):
             if data.get(name):
                 fields[name] = float(data[name])
-        for name in ("node", "error", "reason", "native_id"):
+        for name in ("node", "error", "reason", "native_id", "hold", "sweep_id",
+                     "resubmit_of", "resubmitted_as"):
             if data.get(name):
                 fields[name] = data[name]
+        if data.get("sweep_index"):
+            fields["sweep_index"] = int(data["sweep_index"])
+        for name in ("dependencies", "variation", "results"):
+            if data.get(name):
+                fields[name] = json.loads(data[name])
         if data.get("exit_code"):
             fields["exit_code"] = int(data["exit_code"])
         if data.get("progress"):
@@ -256,8 +276,19 @@ class JobStore:
         return {s.value: int(n) for s, n in zip(JobState, pipe.execute(), strict=True)}
 
     def pending_ids(self, limit: int = 200) -> list[str]:
-        """Ids of pending jobs in dispatch order (priority, then submit order)."""
-        ids = self.connection.zrange(self.keys.state(JobState.PENDING.value), 0, limit - 1)
+        """Ids of pending jobs that may start, in dispatch order (priority, then submit
+        order). Held jobs (waiting for dependencies or a sweep throttle) are left out:
+        they are ranked after :data:`HELD_BAND` until released."""
+        ids = self.connection.zrangebyscore(
+            self.keys.state(JobState.PENDING.value), "-inf", f"({HELD_BAND}", start=0, num=limit
+        )
+        return [i.decode() for i in cast(list[bytes], ids)]
+
+    def held_ids(self, limit: int = 10_000) -> list[str]:
+        """Ids of held pending jobs, in queue order."""
+        ids = self.connection.zrangebyscore(
+            self.keys.state(JobState.PENDING.value), HELD_BAND, "+inf", start=0, num=limit
+        )
         return [i.decode() for i in cast(list[bytes], ids)]
 
     def ids_in_state(self, state: JobState, limit: int = 10_000) -> list[str]:

@@ -22,6 +22,15 @@ key                                type        content
 ``P dispatch:wakeup``              list        nudges for the dispatcher
 ``P dispatch:lock``                string      dispatcher leader lock (fencing token, TTL)
 ``P dispatch:fence``               string      fencing token counter
+``P finished``                     zset        final jobs, score = finished_at (history, expiry)
+``P job:<id>:dependents``          set         held jobs waiting for job <id>
+``P holds:check``                  set         jobs whose holds (or dependents' holds) need a
+                                               new look: held jobs, and watched jobs that ended
+``P sweeps``                       zset        sweep ids, score = created_at
+``P sweep:<id>``                   hash        one sweep (spec JSON, size, throttle...)
+``P sweep:<id>:jobs``              zset        the sweep's child job ids, score = index
+``P audit``                        stream      append-only audit log (who, what, from where)
+``P expiry:lock``                  string      retention sweeper lock (TTL)
 =================================  ==========  ===============================================
 """
 
@@ -63,6 +72,35 @@ class Keys:
     @property
     def dispatch_fence(self) -> str:
         return f"{self.prefix}dispatch:fence"
+
+    @property
+    def finished(self) -> str:
+        return f"{self.prefix}finished"
+
+    @property
+    def hold_checks(self) -> str:
+        return f"{self.prefix}holds:check"
+
+    @property
+    def sweeps(self) -> str:
+        return f"{self.prefix}sweeps"
+
+    @property
+    def audit(self) -> str:
+        return f"{self.prefix}audit"
+
+    @property
+    def expiry_lock(self) -> str:
+        return f"{self.prefix}expiry:lock"
+
+    def dependents(self, job_id: str) -> str:
+        return f"{self.prefix}job:{job_id}:dependents"
+
+    def sweep(self, sweep_id: str) -> str:
+        return f"{self.prefix}sweep:{sweep_id}"
+
+    def sweep_jobs(self, sweep_id: str) -> str:
+        return f"{self.prefix}sweep:{sweep_id}:jobs"
 
     def job(self, job_id: str) -> str:
         return f"{self.prefix}job:{job_id}"

@@ -2,7 +2,8 @@
 -- KEYS: 1 seq, 2 job hash, 3 all jobs zset, 4 pending zset, 5 global events, 6 job events,
 --       7 idempotency key ('' when none), 8 owner zset ('' when none)
 -- ARGV: 1 job id, 2 spec json, 3 priority, 4 now, 5 owner, 6 global maxlen, 7 job maxlen,
---       8 idempotency ttl seconds, 9 event json
+--       8 idempotency ttl seconds, 9 event json, 10 extra hash fields (json map; a 'hold'
+--       field creates the job held: ranked after every startable job, see hold.lua)
 if KEYS[7] ~= '' then
   local existing = redis.call('GET', KEYS[7])
   if existing then return {'dup', existing} end
@@ -15,7 +16,13 @@ redis.call('HSET', KEYS[2], 'id', ARGV[1], 'spec', ARGV[2], 'state', 'pending',
   'priority', priority, 'seq', seq, 'rank', rank, 'created_at', ARGV[4], 'updated_at', ARGV[4],
   'attempt', 0, 'owner', ARGV[5])
 redis.call('ZADD', KEYS[3], seq, ARGV[1])
-redis.call('ZADD', KEYS[4], rank, ARGV[1])
+local score = rank
+if ARGV[10] and ARGV[10] ~= '' then
+  local extra = cjson.decode(ARGV[10])
+  for k, v in pairs(extra) do redis.call('HSET', KEYS[2], k, tostring(v)) end
+  if extra['hold'] then score = string.format('%.0f', rank + 100000000000000) end
+end
+redis.call('ZADD', KEYS[4], score, ARGV[1])
 if KEYS[8] ~= '' then redis.call('ZADD', KEYS[8], seq, ARGV[1]) end
 if KEYS[7] ~= '' then redis.call('SET', KEYS[7], ARGV[1], 'EX', tonumber(ARGV[8])) end
 local eid = redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[6], '*',

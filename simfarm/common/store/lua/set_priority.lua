@@ -9,7 +9,11 @@ local old = redis.call('HGET', KEYS[1], 'priority')
 local priority = tonumber(ARGV[3])
 local rank = (10 - priority) * 1000000000000 + seq
 redis.call('HSET', KEYS[1], 'priority', priority, 'rank', rank, 'updated_at', ARGV[4])
-redis.call('ZADD', ARGV[2] .. 'state:pending', rank, ARGV[1])
+local score = rank
+if redis.call('HEXISTS', KEYS[1], 'hold') == 1 then
+  score = string.format('%.0f', rank + 100000000000000)  -- held jobs stay behind startable ones
+end
+redis.call('ZADD', ARGV[2] .. 'state:pending', score, ARGV[1])
 local payload = cjson.encode({message = 'priority changed', old = tonumber(old), new = priority})
 local eid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'job', ARGV[1],
   'type', 'info', 'data', payload)

@@ -41,6 +41,13 @@ end
 if new_node ~= '' and (target == 'scheduled' or target == 'running') then
   redis.call('SADD', prefix .. 'node:' .. new_node .. ':jobs', id)
 end
+if target == 'completed' or target == 'failed' or target == 'cancelled' then
+  redis.call('ZADD', prefix .. 'finished', ARGV[8], id)
+  redis.call('HDEL', KEYS[1], 'hold')
+  if redis.call('HGET', KEYS[1], 'watched') == '1' then
+    redis.call('SADD', prefix .. 'holds:check', id)
+  end
+end
 local data = cjson.decode(ARGV[12])
 data['from'] = state
 data['to'] = target

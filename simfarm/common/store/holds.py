@@ -1,0 +1,108 @@
+"""Held pending jobs: waiting for dependencies or for room under a sweep's throttle.
+
+A held job is ``pending`` for every reader but ranked after every startable job, so
+the dispatcher (which reads :meth:`JobStore.pending_ids`) never sees it. Jobs that
+other jobs wait for are *watched*: when one ends, the state-change script adds it to
+the ``holds:check`` set, and the hold releaser (run by the active dispatcher) looks at
+its dependents again. Held jobs themselves are added there when created.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from typing import cast
+
+import redis
+
+from simfarm.common.states import JobState
+from simfarm.common.store.jobs import _script
+from simfarm.common.store.keys import Keys
+
+log = logging.getLogger(__name__)
+
+HOLD_DEPENDENCIES = "dependencies"
+HOLD_THROTTLE = "throttle"
+
+
+class HoldStore:
+    """Holds, releases and the bookkeeping that tells the releaser what to look at."""
+
+    def __init__(
+        self,
+        connection: redis.Redis,
+        prefix: str = "simfarm:",
+        *,
+        events_per_job: int = 10_000,
+        events_global: int = 200_000,
+    ) -> None:
+        self.connection = connection
+        self.keys = Keys(prefix)
+        self.events_per_job = events_per_job
+        self.events_global = events_global
+        self._hold = connection.register_script(_script("hold"))
+
+    def watch(self, job_id: str, dependencies: Iterable[str]) -> None:
+        """Record that ``job_id`` waits for ``dependencies`` and queue it for a first look
+        (after the watch is in place, so a dependency ending meanwhile is not missed)."""
+        deps = list(dependencies)
+        pipe = self.connection.pipeline(transaction=True)
+        for dep in deps:
+            pipe.sadd(self.keys.dependents(dep), job_id)
+            pipe.hset(self.keys.job(dep), "watched", "1")
+        pipe.sadd(self.keys.hold_checks, job_id)
+        pipe.execute()
+
+    def mark_watched(self, job_ids: Iterable[str]) -> None:
+        """Have these jobs notify the releaser when they end (throttled sweep children)."""
+        pipe = self.connection.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hset(self.keys.job(job_id), "watched", "1")
+        pipe.execute()
+
+    def request_check(self, job_ids: Iterable[str]) -> None:
+        """Have the releaser look at these jobs (held ones, or ended ones' dependents)."""
+        ids = list(job_ids)
+        if ids:
+            self.connection.sadd(self.keys.hold_checks, *ids)
+
+    def pop_checks(self, count: int = 1000) -> list[str]:
+        """Take up to ``count`` job ids waiting for a look."""
+        ids = cast(list[bytes] | None, self.connection.spop(self.keys.hold_checks, count))
+        return [i.decode() for i in ids or []]
+
+    def dependents(self, job_id: str) -> list[str]:
+        """Held jobs that wait for ``job_id``."""
+        members = cast(set[bytes], self.connection.smembers(self.keys.dependents(job_id)))
+        return sorted(m.decode() for m in members)
+
+    def states(self, job_ids: Iterable[str]) -> dict[str, JobState | None]:
+        """The current state of each job (None for a job that no longer exists)."""
+        ids = list(dict.fromkeys(job_ids))
+        pipe = self.connection.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hget(self.keys.job(job_id), "state")
+        return {job_id: (JobState(raw.decode()) if raw else None)
+                for job_id, raw in zip(ids, pipe.execute(), strict=True)}
+
+    def set_hold(self, job_id: str, code: str, reason: str) -> bool:
+        """Hold a pending job (or change why); False if it is no longer pending."""
+        return self._call(job_id, code, reason)
+
+    def release(self, job_id: str) -> bool:
+        """Let a held job start; False if it is no longer pending."""
+        released = self._call(job_id, "", "")
+        if released:
+            log.info("job %s: released", job_id)
+        return released
+
+    def _call(self, job_id: str, code: str, reason: str) -> bool:
+        k = self.keys
+        result = self._hold(
+            keys=[k.job(job_id), k.events, k.job_events(job_id)],
+            args=[job_id, k.prefix, code, reason, repr(time.time()), self.events_global,
+                  self.events_per_job],
+        )
+        status = result[0].decode() if isinstance(result[0], bytes) else str(result[0])
+        return status == "ok"

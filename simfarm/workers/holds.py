@@ -1,0 +1,143 @@
+"""The hold releaser: lets held jobs start when their dependencies are met and their
+sweep's throttle has room, and cancels those whose dependencies can never be met.
+
+It runs in the active dispatcher's loop, just before each placement round, so only one
+process releases at a time (which is what keeps a sweep under its throttle). It looks
+only at jobs queued for a check (held jobs when created, watched jobs when they end),
+plus, every ``full_pass_s``, at every held job as a safety net.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from simfarm.common.deps import DEPENDENCY_FAILED, verdict
+from simfarm.common.errors import IllegalTransition, JobNotFound, StaleAttempt
+from simfarm.common.models import Job
+from simfarm.common.states import JobState
+from simfarm.common.store import JobStore
+from simfarm.common.store.holds import HOLD_DEPENDENCIES, HOLD_THROTTLE, HoldStore
+from simfarm.common.store.sweeps import SweepStore
+
+log = logging.getLogger(__name__)
+
+CHECK_BATCH = 1000
+FULL_PASS_LIMIT = 5000
+ACTIVE = (JobState.SCHEDULED, JobState.RUNNING)
+
+
+def throttle_reason(throttle: int) -> str:
+    """The reason shown on a child held by its sweep's throttle."""
+    return f"sweep throttle: at most {throttle} children at once"
+
+
+class HoldReleaser:
+    """Applies dependencies and sweep throttles to held pending jobs."""
+
+    def __init__(
+        self, jobs: JobStore, holds: HoldStore, sweeps: SweepStore, full_pass_s: float = 15.0
+    ) -> None:
+        self.jobs = jobs
+        self.holds = holds
+        self.sweeps = sweeps
+        self.full_pass_s = full_pass_s
+        self._next_full = 0.0
+
+    @classmethod
+    def for_store(cls, jobs: JobStore) -> HoldReleaser:
+        """A releaser sharing the job store's connection and key prefix."""
+        return cls(
+            jobs,
+            HoldStore(jobs.connection, jobs.keys.prefix, events_per_job=jobs.events_per_job,
+                      events_global=jobs.events_global),
+            SweepStore(jobs.connection, jobs.keys.prefix),
+        )
+
+    def run_once(self) -> int:
+        """One pass; returns how many jobs were released or cancelled."""
+        ids = self.holds.pop_checks(CHECK_BATCH)
+        now = time.monotonic()
+        if now >= self._next_full:
+            self._next_full = now + self.full_pass_s
+            ids += self.jobs.held_ids(FULL_PASS_LIMIT)
+        if not ids:
+            return 0
+        held: dict[str, Job] = {}
+        ended: list[str] = []
+        sweeps: set[str] = set()
+        for job in self.jobs.get_many(list(dict.fromkeys(ids))):
+            if job.state is JobState.PENDING and job.hold:
+                held[job.id] = job
+            elif job.final:
+                ended.append(job.id)
+                if job.sweep_id:
+                    sweeps.add(job.sweep_id)
+        waiting = [d for job_id in ended for d in self.holds.dependents(job_id)]
+        for job in self.jobs.get_many([d for d in dict.fromkeys(waiting) if d not in held]):
+            if job.state is JobState.PENDING and job.hold:
+                held[job.id] = job
+        changed = 0
+        for job in held.values():
+            if job.hold == HOLD_DEPENDENCIES:
+                changed += self._judge_dependencies(job, sweeps)
+            elif job.hold == HOLD_THROTTLE and job.sweep_id:
+                sweeps.add(job.sweep_id)
+            else:
+                log.warning("job %s: unknown hold %r; releasing it", job.id, job.hold)
+                changed += self.holds.release(job.id)
+        for sweep_id in sorted(sweeps):
+            changed += self._fill_sweep(sweep_id)
+        return changed
+
+    def _judge_dependencies(self, job: Job, sweeps: set[str]) -> int:
+        deps = job.dependencies or {}
+        states = self.holds.states(i for ids in deps.values() for i in ids)
+        result = verdict(deps, states)
+        if result.status == "never":
+            try:
+                self.jobs.transition(
+                    job.id, JobState.CANCELLED, sources=[JobState.PENDING],
+                    fields={"reason": DEPENDENCY_FAILED, "hold": None},
+                    event={"reason": DEPENDENCY_FAILED, "detail": result.detail},
+                )
+            except (IllegalTransition, StaleAttempt, JobNotFound):
+                return 0
+            log.info("job %s: cancelled: %s (%s)", job.id, DEPENDENCY_FAILED, result.detail)
+            return 1
+        if result.status == "wait":
+            self.holds.set_hold(job.id, HOLD_DEPENDENCIES, result.detail)
+            return 0
+        throttle = self.sweeps.throttle(job.sweep_id) if job.sweep_id else None
+        if job.sweep_id and throttle:
+            self.holds.set_hold(job.id, HOLD_THROTTLE, throttle_reason(throttle))
+            sweeps.add(job.sweep_id)
+            return 0
+        return int(self.holds.release(job.id))
+
+    def _fill_sweep(self, sweep_id: str) -> int:
+        """Release throttled children, in index order, while the sweep has room."""
+        throttle = self.sweeps.throttle(sweep_id)
+        children = self.jobs.get_many(self.sweeps.child_ids(sweep_id))
+        if throttle is None:
+            waiting = [c for c in children if c.hold == HOLD_THROTTLE]
+            return sum(self.holds.release(c.id) for c in waiting)
+        active = sum(
+            1 for c in children
+            if c.state in ACTIVE or (c.state is JobState.PENDING and not c.hold)
+        )
+        released = 0
+        for child in children:
+            if child.hold != HOLD_THROTTLE or child.state is not JobState.PENDING:
+                continue
+            if active >= throttle:
+                if child.reason != throttle_reason(throttle):
+                    self.holds.set_hold(child.id, HOLD_THROTTLE, throttle_reason(throttle))
+                continue
+            if self.holds.release(child.id):
+                active += 1
+                released += 1
+        if released:
+            log.info("sweep %s: released %d children (%d of %d active)", sweep_id, released,
+                     active, throttle)
+        return released
