@@ -67,6 +67,25 @@ class Settings(BaseSettings):
     )
     events_per_job: int = Field(default=10_000, ge=10, description="cap of each job's event stream")
     events_global: int = Field(default=200_000, ge=100, description="cap of the global stream")
+    ws_heartbeat_s: float = Field(
+        default=15.0, gt=0, le=3600, description="idle seconds before a WebSocket heartbeat message"
+    )
+    ws_ping_s: float = Field(
+        default=20.0, gt=0, le=3600, description="WebSocket ping interval; a missed pong closes"
+    )
+    ws_queue_size: int = Field(
+        default=1000, ge=10, le=1_000_000, description="events queued per WebSocket client before "
+        "it is dropped as too slow (close code 4008)"
+    )
+    ws_send_buffer_bytes: int = Field(
+        default=256 * 1024, ge=4096, description="kernel send buffer of each WebSocket connection"
+    )
+    ws_send_timeout_s: float = Field(
+        default=30.0, gt=0, description="a WebSocket send blocked this long drops the client"
+    )
+    ws_max_clients: int | None = Field(
+        default=None, ge=1, description="WebSocket clients at once (default: 3/4 of threads)"
+    )
     kill_grace_s: float = Field(
         default=5.0, ge=0, description="seconds between SIGTERM and SIGKILL on cancel/timeout"
     )

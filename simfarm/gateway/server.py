@@ -4,12 +4,14 @@ waitress on Windows (without WebSocket support there)."""
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from typing import Any
 
 from flask import Flask
 
 from simfarm.common.settings import Settings
+from simfarm.gateway import ws
 from simfarm.gateway.app import create_app
 
 log = logging.getLogger(__name__)
@@ -39,12 +41,26 @@ def serve(settings: Settings, app: Flask | None = None) -> None:
                 "keepalive": 30,
                 "accesslog": None,
                 "loglevel": "warning",
+                "post_worker_init": _close_websockets_on_sigterm,
             }
             for key, value in options.items():
                 self.cfg.set(key, value)
 
         def load(self) -> Flask:
             return wsgi_app
+
+    def _close_websockets_on_sigterm(worker: Any) -> None:
+        # gunicorn waits up to graceful_timeout for open connections when it stops;
+        # WebSockets never end by themselves, so close them (1001) as the stop begins.
+        previous = signal.getsignal(signal.SIGTERM)
+
+        def _on_sigterm(signum: int, frame: Any) -> None:
+            ws.shutdown(wsgi_app)
+            if callable(previous):
+                previous(signum, frame)
+
+        signal.signal(signal.SIGTERM, _on_sigterm)
+        signal.siginterrupt(signal.SIGTERM, False)
 
     _Gunicorn().run()
 

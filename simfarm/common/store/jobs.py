@@ -58,6 +58,11 @@ def _decode(value: bytes | str | None) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _id_key(event_id: str) -> tuple[int, int]:
+    ms, _, seq = event_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
 class JobStore:
     """Reads and changes jobs in Redis. The only code that knows the Redis keys.
 
@@ -151,6 +156,13 @@ class JobStore:
         for job_id in job_ids:
             pipe.hgetall(self.keys.job(job_id))
         return [self._to_job(raw) for raw in pipe.execute() if raw]
+
+    def states_of(self, job_ids: Sequence[str]) -> list[str | None]:
+        """Current state of each job (None for unknown ids), in one round trip."""
+        pipe = self.connection.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hget(self.keys.job(job_id), "state")
+        return [_decode(s) for s in pipe.execute()]
 
     def exists(self, job_id: str) -> bool:
         """Whether a job with this id exists."""
@@ -469,6 +481,25 @@ class JobStore:
         """Id of the newest event of any job, or ``0-0``."""
         rows = cast(list[Any], self.connection.xrevrange(self.keys.events, count=1))
         return _decode(rows[0][0]) or "0-0" if rows else "0-0"
+
+    def trimmed_after(self, since: str, job_id: str | None = None) -> str | None:
+        """The oldest event id still kept when events after ``since`` may have been trimmed
+        from the capped stream (the job's, or the global one); None when nothing was lost."""
+        key = self.keys.job_events(job_id) if job_id else self.keys.events
+        try:
+            info: dict[str, Any] = self.connection.xinfo_stream(key)
+        except redis.ResponseError:  # no such stream: nothing was ever there
+            return None
+        first = info.get("first-entry")
+        first_id = _decode(first[0]) if first else _decode(info.get("last-generated-id"))
+        if not first_id:
+            return None
+        added = info.get("entries-added")
+        if added is not None and int(added) <= int(info["length"]):
+            return None  # Redis >= 7 says nothing was ever removed
+        if added is None and since in ("0", "0-0"):
+            return None  # Redis < 7 cannot tell; do not cry wolf for "everything"
+        return first_id if _id_key(first_id) > _id_key(since) else None
 
     @staticmethod
     def _to_event(eid: bytes | str, fields: Mapping[bytes, bytes]) -> JobEvent:
