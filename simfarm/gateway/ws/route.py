@@ -9,7 +9,8 @@ from typing import Any
 from flask import Flask
 from flask_sock import Sock
 
-from simfarm.common.ws_protocol import WS_PATH
+from simfarm.common.ws_protocol import WS_PATH, EventMessage, Subscribe
+from simfarm.gateway.openapi import Body, document
 from simfarm.gateway.services import services
 from simfarm.gateway.ws.hub import Hub
 from simfarm.gateway.ws.session import Session
@@ -69,8 +70,20 @@ def register(app: Flask) -> None:
     sock = Sock(app)
 
     @sock.route(WS_PATH, endpoint="websocket")  # type: ignore[untyped-decorator]
+    @document(
+        tags=["events"],
+        websocket=True,
+        body=Body(Subscribe, "the first message after the upgrade"),
+        responses={101: Body(EventMessage, "switching protocols; then JSON messages")},
+    )
     def websocket(ws: Any) -> None:
-        """Live job events; protocol in docs/websocket.md."""
+        """Live job events: state changes, log lines, progress.
+
+        Send one ``subscribe`` message (all jobs, some job ids, a state filter, event
+        types, and ``since`` to resume); receive ``subscribed``, the replay, ``live``,
+        then each event as it happens, with ``heartbeat`` messages when idle. Resuming
+        with the last event id loses and repeats nothing. Full protocol, close codes and
+        limits: docs/websocket.md."""
         svc = services()
         raw = ws.sock
         raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, svc.settings.ws_send_buffer_bytes)
