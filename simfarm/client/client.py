@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from simfarm.client.errors import ApiError, ConnectionFailed, JobCancelled, JobFailed
+from simfarm.client.workflow import WorkflowMixin
 from simfarm.common.models import Job, JobEvent, JobPage, JobSpec
 from simfarm.common.settings import Settings
 from simfarm.common.states import JobState
@@ -47,7 +48,7 @@ def _raise_for(response: httpx.Response) -> None:
         raise ApiError(response.status_code, "error", response.text[:500]) from None
 
 
-class Client:
+class Client(WorkflowMixin):
     """Talks to a simfarm gateway over HTTP. Safe to share between threads."""
 
     def __init__(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import (
@@ -90,6 +90,56 @@ class Settings(BaseSettings):
         default=5.0, ge=0, description="seconds between SIGTERM and SIGKILL on cancel/timeout"
     )
 
+    # --- project files, sweeps and history -------------------------------------------
+    file_mode: Literal["shared", "staged"] = Field(
+        default="shared",
+        description="how clients send HFSS projects unless told: shared storage or staged upload",
+    )
+    path_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="worker: path prefixes as submitted -> as this node mounts them, e.g. "
+        '{"\\\\\\\\fs01\\\\sim": "/mnt/sim"}',
+    )
+    blob_dir: Path | None = Field(
+        default=None, description="gateway: blob store folder (default: <state_dir>/blobs)"
+    )
+    max_upload_bytes: int = Field(
+        default=50 * 1024**3, ge=1024, description="gateway: largest project/results upload (413)"
+    )
+    worker_gateway_url: str | None = Field(
+        default=None,
+        description="worker: gateway URL for blobs (default: url, else gateway_host:gateway_port)",
+    )
+    scratch_dir: Path | None = Field(
+        default=None, description="worker: per-job scratch folders (default: <state_dir>/scratch)"
+    )
+    scratch_retention_s: float = Field(
+        default=7 * 24 * 3600.0, ge=0, description="worker: keep a failed job's scratch this long"
+    )
+    job_retention_s: float = Field(
+        default=30 * 24 * 3600.0, gt=0, description="gateway: keep finished jobs this long"
+    )
+    expiry_interval_s: float = Field(
+        default=60.0, ge=0, description="gateway: retention sweep interval (0 = off)"
+    )
+
+    def blob_root(self) -> Path:
+        """The gateway's blob store folder."""
+        return self.blob_dir or self.state_dir / "blobs"
+
+    def scratch_root(self) -> Path:
+        """The worker's scratch folder."""
+        return self.scratch_dir or self.state_dir / "scratch"
+
+    def gateway_url_for_workers(self) -> str:
+        """Where workers reach the gateway for project and results blobs."""
+        if self.worker_gateway_url:
+            return self.worker_gateway_url.rstrip("/")
+        if self.url:
+            return self.url.rstrip("/")
+        host = self.gateway_host if self.gateway_host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+        return f"http://{host}:{self.gateway_port}"
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -122,7 +172,7 @@ class Settings(BaseSettings):
             if value is None:
                 continue
             key = f"SIMFARM_{name.upper()}"
-            if isinstance(value, dict):
+            if isinstance(value, dict | list):
                 import json
 
                 out[key] = json.dumps(value)

@@ -12,6 +12,7 @@ from simfarm.gateway import health_api, jobs_api, pyedb_docs, pyedb_routes, ws
 from simfarm.gateway.errors import install_error_handlers
 from simfarm.gateway.openapi import routes as openapi_routes
 from simfarm.gateway.services import build_services
+from simfarm.gateway.workflow import install_workflow
 
 log = logging.getLogger(__name__)
 
@@ -30,4 +31,5 @@ def create_app(settings: Settings | None = None, connection: redis.Redis | None 
     app.register_blueprint(pyedb_routes.bp)  # PyEDB job-manager routes and JSON shapes
     assert pyedb_docs.TAG  # their OpenAPI metadata
     app.register_blueprint(openapi_routes.bp)
+    install_workflow(app)  # files, sweeps, resubmit, history, audit
     return app

@@ -9,8 +9,10 @@ from flask import current_app
 
 from simfarm.common.settings import Settings
 from simfarm.common.store import JobStore, NodeStore
+from simfarm.common.store.blobs import BlobIndex
 from simfarm.common.store.holds import HoldStore
 from simfarm.common.store.sweeps import SweepStore
+from simfarm.gateway.blobstore import FolderBlobStore
 
 
 @dataclass
@@ -23,6 +25,8 @@ class Services:
     nodes: NodeStore
     holds: HoldStore
     sweeps: SweepStore
+    blobs: FolderBlobStore
+    blob_index: BlobIndex
 
 
 def build_services(settings: Settings, connection: redis.Redis | None = None) -> Services:
@@ -51,6 +55,8 @@ def build_services(settings: Settings, connection: redis.Redis | None = None) ->
             events_global=settings.events_global,
         ),
         sweeps=SweepStore(connection, settings.key_prefix),
+        blobs=FolderBlobStore(settings.blob_root()),
+        blob_index=BlobIndex(connection, settings.key_prefix),
     )
 
 

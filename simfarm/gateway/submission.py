@@ -63,6 +63,17 @@ def check_acyclic(svc: Services, job_id: str, resolved: Mapping[str, list[str]])
                 stack.extend(ids)
 
 
+def check_files(svc: Services, spec: JobSpec, where: str = "files") -> None:
+    """A staged job's project archive must be on the gateway already."""
+    files = spec.files
+    if files is None or files.mode != "staged" or files.archive is None:
+        return
+    if not svc.blobs.exists(files.archive):
+        raise field_error(f"{where}.archive", "no such blob on the gateway: upload the project "
+                          "first (PUT /api/v1/blobs/<sha256>)")
+    svc.blob_index.touch(files.archive)
+
+
 def create_job(
     svc: Services,
     spec: JobSpec,
@@ -75,6 +86,7 @@ def create_job(
 ) -> tuple[Job, bool]:
     """Store a job; one with dependencies starts held until they are met.
     ``resolved`` overrides the spec's dependencies (sweep children, element-wise)."""
+    check_files(svc, spec)
     fields = dict(extra or {})
     if resolved is None and spec.depends_on is not None and not spec.depends_on.is_empty():
         resolved = resolve_dependencies(svc, spec.depends_on)

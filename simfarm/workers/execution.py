@@ -16,6 +16,7 @@ from simfarm.common.errors import IllegalTransition, JobNotFound, StaleAttempt
 from simfarm.common.models import Job
 from simfarm.common.states import JobState
 from simfarm.workers.context import WorkerContext
+from simfarm.workers.files import run_with_files
 from simfarm.workers.hfss_runner import run_hfss
 from simfarm.workers.local_runner import LocalRunner
 from simfarm.workers.outcome import Outcome
@@ -76,7 +77,7 @@ def execute(ctx: WorkerContext, job_id: str, attempt: int) -> JobState | None:
             )
         else:
             try:
-                outcome = runner(ctx, job, attempt)
+                outcome = run_with_files(ctx, job, attempt, runner)
             except Exception as exc:  # a runner bug must not leave the job running
                 log.exception("job %s: runner crashed", job_id)
                 outcome = Outcome(JobState.FAILED, reason=f"internal error: {exc}")

@@ -31,6 +31,8 @@ key                                type        content
 ``P sweep:<id>:jobs``              zset        the sweep's child job ids, score = index
 ``P audit``                        stream      append-only audit log (who, what, from where)
 ``P expiry:lock``                  string      retention sweeper lock (TTL)
+``P blobs``                        zset        blob SHA-256s, score = last use (upload, submit,
+                                               download), for the retention sweep
 =================================  ==========  ===============================================
 """
 
@@ -92,6 +94,10 @@ class Keys:
     @property
     def expiry_lock(self) -> str:
         return f"{self.prefix}expiry:lock"
+
+    @property
+    def blobs(self) -> str:
+        return f"{self.prefix}blobs"
 
     def dependents(self, job_id: str) -> str:
         return f"{self.prefix}job:{job_id}:dependents"

@@ -1,0 +1,111 @@
+"""Tar archives of projects and results, written and read as streams with their SHA-256.
+
+Archives are plain (uncompressed) tar: AEDT projects and results are mostly binary and
+compress poorly, and a plain stream costs no CPU on either end. Extraction refuses
+absolute paths, ``..``, links out of the folder and device files (tarfile's ``data``
+filter).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tarfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO
+
+CHUNK = 1024 * 1024
+
+
+class HashingWriter:
+    """A write-only file object that hashes and counts what passes through it."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        return self.out.write(data)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+    @property
+    def sha256(self) -> str:
+        return self.digest.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as source:
+        for chunk in iter(lambda: source.read(CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _add(tar: tarfile.TarFile, path: Path, arcname: str) -> list[str]:
+    """Add a file or a folder tree (sorted, for reproducible archives); returns names."""
+    names: list[str] = []
+    if path.is_dir():
+        tar.add(path, arcname=arcname, recursive=False)
+        for child in sorted(path.iterdir()):
+            names += _add(tar, child, f"{arcname}/{child.name}")
+        return names
+    tar.add(path, arcname=arcname, recursive=False)
+    names.append(arcname)
+    return names
+
+
+def write_archive(
+    entries: Iterable[tuple[Path, str]], out: IO[bytes]
+) -> tuple[str, int, list[str]]:
+    """Write ``(path, name in archive)`` entries as a tar stream to ``out``.
+    Returns (sha256, size, file names)."""
+    writer = HashingWriter(out)
+    names: list[str] = []
+    with tarfile.open(fileobj=writer, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+        for path, arcname in entries:
+            names += _add(tar, path, arcname)
+    writer.flush()
+    return writer.sha256, writer.size, names
+
+
+def pack_project(project: Path, out: IO[bytes]) -> tuple[str, int, list[str]]:
+    """Archive a ``.aedt`` file (with its ``.aedb`` folder beside it, if any) or a
+    ``.aedb`` folder under its own name."""
+    entries = [(project, project.name)]
+    if project.suffix.lower() == ".aedt":
+        edb = project.with_suffix(".aedb")
+        if edb.is_dir():
+            entries.append((edb, edb.name))
+    return write_archive(entries, out)
+
+
+def extract(archive: IO[bytes], dest: Path) -> list[str]:
+    """Extract a tar stream into ``dest`` safely; returns the member names."""
+    dest.mkdir(parents=True, exist_ok=True)
+    names: list[str] = []
+    with tarfile.open(fileobj=archive, mode="r|") as tar:
+        for member in tar:
+            tar.extract(member, dest, filter="data")
+            names.append(member.name)
+    return names
+
+
+def iter_file(path: Path, offset: int = 0) -> Iterator[bytes]:
+    """The bytes of a file from ``offset``, in chunks (an upload body)."""
+    with open(path, "rb") as source:
+        source.seek(offset)
+        yield from iter(lambda: source.read(CHUNK), b"")
+
+
+def fsync_replace(tmp: Path, final: Path) -> None:
+    """Move a finished file into place atomically."""
+    with open(tmp, "rb") as done:
+        os.fsync(done.fileno())
+    os.replace(tmp, final)

@@ -1,0 +1,15 @@
+"""JSON bodies of the files, sweeps, history and audit routes (for the OpenAPI document)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class BlobOut(BaseModel):
+    """A stored blob."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sha256: str
+    size: int | None = Field(description="bytes")
+    created: bool = Field(description="false when the blob was already stored (deduplicated)")
