@@ -142,3 +142,14 @@ def test_unknown_aedt_field_is_rejected_with_path(http: httpx.Client) -> None:
     assert response.status_code == 422
     fields = [f["field"] for f in response.json()["fields"]]
     assert any("machine_nodes.0.utilization" in f for f in fields)
+
+
+def test_submit_refused_when_no_node_has_that_aedt(http: httpx.Client, hfss_node: Settings,
+                                                   project: Path) -> None:
+    response = http.post("/api/v1/jobs", json={
+        "kind": "hfss", "hfss": {"project_path": str(project)},
+        "resources": {"labels": {"aedt.2019.1": "yes"}}})
+    assert response.status_code == 422
+    body = response.json()
+    assert body["detail"].startswith("no worker node has AEDT 2019.1 installed")
+    assert body["fields"][0]["field"] == "resources.labels"

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, jsonify, request, url_for
 from simfarm.common.models import Job, JobSpec
 from simfarm.common.states import JobState
 from simfarm.gateway.errors import field_error
+from simfarm.gateway.hfss_checks import check_hfss_spec
 from simfarm.gateway.openapi import Body, document
 from simfarm.gateway.openapi.bodies import (
     EventListOut,
@@ -56,6 +57,8 @@ def submit_job() -> tuple[Response, int, dict[str, str]]:
     """Submit a job; 201 with the job and Location, 200 on an idempotent replay."""
     spec = parse_body(JobSpec)
     svc = services()
+    if spec.kind == "hfss":
+        check_hfss_spec(svc, spec)  # no AEDT (or cluster) anywhere: 422 now, not pending
     job, created = create_job(svc, spec, idempotency_key=idempotency_key())
     if created:
         svc.jobs.nudge_dispatcher()

@@ -35,7 +35,6 @@ from simfarm.common.hfss import (
     SchedulerType,
 )
 from simfarm.common.hfss_jobs import (
-    AEDT_ANY_LABEL,
     SCHEDULER_LABEL,
     aedt_version_label,
     hfss_resources,
@@ -46,6 +45,7 @@ from simfarm.common.hfss_jobs import (
 from simfarm.common.models import Job, JobSpec, NodeInfo
 from simfarm.common.states import JobState
 from simfarm.gateway.errors import validation_fields
+from simfarm.gateway.hfss_checks import capable_nodes, missing_reason
 from simfarm.gateway.requests import JOB_ID
 from simfarm.gateway.services import services
 
@@ -308,20 +308,6 @@ def _submit_config(data: dict[str, Any]) -> HFSSSimulationConfig:
     return config
 
 
-def _eligible(config: HFSSSimulationConfig, version: str | None) -> tuple[list[NodeInfo], str]:
-    """Live nodes that can run ``config``, and why there are none when empty."""
-    nodes = _alive_nodes()
-    if config.scheduler_type is not SchedulerType.NONE:
-        wanted = config.scheduler_type.value
-        found = [n for n in nodes if n.labels.get(SCHEDULER_LABEL) == wanted]
-        return found, f"no worker is attached to a {wanted} cluster"
-    label = aedt_version_label(version) if version else AEDT_ANY_LABEL
-    which = f"AEDT {version}" if version else "Ansys Electronics Desktop"
-    found = [n for n in nodes if n.labels.get(label) == "yes"]
-    return found, (f"no worker node has {which} installed; install it on a worker, set "
-                   "ANSYSEM_ROOT<ver> there, or start a worker on a machine that has it")
-
-
 def _create(config: HFSSSimulationConfig, priority: int, version: str | None,
             nodes: list[NodeInfo]) -> Job:
     """Store the job under the config's job id (PyEDB returns ``config.jobid``).
@@ -373,8 +359,10 @@ def submit() -> Response | tuple[Response, int]:
         return _fail(422, "; ".join(f"{f['field']}: {f['reason']}" for f in fields), fields)
     except (ValueError, TypeError) as exc:
         return _fail(422, str(exc))
-    nodes, problem = _eligible(config, version)
+    probe = JobSpec(kind="hfss", hfss=config, resources=hfss_resources(config, version))
+    nodes = capable_nodes(services(), probe)
     if not nodes:
+        problem = missing_reason(probe)
         return _fail(422, problem, [{"field": "config", "reason": problem}])
     try:
         job = _create(config, priority, version, nodes)
