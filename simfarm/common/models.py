@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from simfarm.common.deps import Dependencies
 from simfarm.common.files import ProjectFiles, ResultsInfo
-from simfarm.common.hfss import HFSSSimulationConfig
+from simfarm.common.hfss import HFSSSimulationConfig, SchedulerOptions
 from simfarm.common.states import JobState
 
 MAX_ARGV_ITEMS = 4096
@@ -90,6 +90,11 @@ class JobSpec(StrictModel):
     )
     files: ProjectFiles | None = Field(
         default=None, description="shared-storage (default) or staged project files"
+    )
+    cluster: SchedulerOptions | None = Field(
+        default=None,
+        description="scheduler directives (queue, time, nodes, memory...) used when a worker "
+        "forwards this job to a cluster; HFSS jobs use hfss.scheduler_options",
     )
 
     @field_validator("argv")

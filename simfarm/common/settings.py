@@ -89,6 +89,31 @@ class Settings(BaseSettings):
     kill_grace_s: float = Field(
         default=5.0, ge=0, description="seconds between SIGTERM and SIGKILL on cancel/timeout"
     )
+    scheduler: str | None = Field(
+        default=None,
+        description="forward this worker's jobs to a cluster: slurm, lsf, pbs or windows_hpc",
+    )
+    scheduler_bin_dir: Path | None = Field(
+        default=None, description="folder of the scheduler's commands (default: PATH)"
+    )
+    scheduler_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="default scheduler options (queue, time, memory...) for forwarded jobs",
+    )
+    scheduler_extra: dict[str, str] = Field(
+        default_factory=dict,
+        description="backend settings: PBS flavour (pro|torque), HPC Pack node_os, SLURM "
+        "accounting",
+    )
+    scheduler_job_dir: Path | None = Field(
+        default=None,
+        description="shared folder, visible from compute nodes, for job scripts and outputs "
+        "(default: <state_dir>/cluster-jobs)",
+    )
+    scheduler_poll_s: float = Field(default=5.0, gt=0, description="fastest cluster poll interval")
+    scheduler_poll_max_s: float = Field(
+        default=60.0, gt=0, description="slowest cluster poll interval while nothing changes"
+    )
 
     # --- project files, sweeps and history -------------------------------------------
     file_mode: Literal["shared", "staged"] = Field(

@@ -25,13 +25,22 @@ log = logging.getLogger(__name__)
 
 Runner = Callable[[WorkerContext, Job, int], Outcome]
 _runners: dict[str, Runner] = {}
+_self_starting: set[str] = set()
 _active: dict[str, int] = {}
 _active_lock = threading.Lock()
 
 
-def register_runner(kind: str, runner: Runner) -> None:
-    """Use ``runner`` for jobs of ``kind`` (``command``, ``hfss``...) on this worker."""
+def register_runner(kind: str, runner: Runner, *, starts_itself: bool = False) -> None:
+    """Use ``runner`` for jobs of ``kind`` (``command``, ``hfss``...) on this worker.
+
+    A runner that ``starts_itself`` (cluster runners) gets the attempt while the job is
+    still ``scheduled`` and moves it to ``running`` when the job really starts.
+    """
     _runners[kind] = runner
+    if starts_itself:
+        _self_starting.add(kind)
+    else:
+        _self_starting.discard(kind)
 
 
 def _run_local(ctx: WorkerContext, job: Job, attempt: int) -> Outcome:
@@ -52,17 +61,25 @@ def execute(ctx: WorkerContext, job_id: str, attempt: int) -> JobState | None:
     """Run one attempt of a job; returns the state it ended in, or None if skipped."""
     store = ctx.jobs
     try:
-        store.transition(
-            job_id,
-            JobState.RUNNING,
-            expect_attempt=attempt,
-            expect_node=ctx.node_name,
-            sources=[JobState.SCHEDULED],
-            fields={
-                "lease_until": repr(time.time() + ctx.settings.heartbeat_ttl_s),
-                "boot": ctx.boot_id,
-            },
-        )
+        self_starting = store.get(job_id).spec.kind in _self_starting
+        if self_starting:
+            if not store.claim_scheduled(job_id, attempt, ctx.node_name,
+                                         time.time() + ctx.settings.heartbeat_ttl_s):
+                log.info("job %s: attempt %d not run: not current or already taken",
+                         job_id, attempt)
+                return None
+        else:
+            store.transition(
+                job_id,
+                JobState.RUNNING,
+                expect_attempt=attempt,
+                expect_node=ctx.node_name,
+                sources=[JobState.SCHEDULED],
+                fields={
+                    "lease_until": repr(time.time() + ctx.settings.heartbeat_ttl_s),
+                    "boot": ctx.boot_id,
+                },
+            )
     except (StaleAttempt, IllegalTransition, JobNotFound) as exc:
         log.info("job %s: attempt %d not run: %s", job_id, attempt, exc)
         return None
@@ -81,14 +98,15 @@ def execute(ctx: WorkerContext, job_id: str, attempt: int) -> JobState | None:
             except Exception as exc:  # a runner bug must not leave the job running
                 log.exception("job %s: runner crashed", job_id)
                 outcome = Outcome(JobState.FAILED, reason=f"internal error: {exc}")
-        return _record(ctx, job_id, attempt, outcome)
+        return _record(ctx, job_id, attempt, outcome, from_scheduled=self_starting)
     finally:
         with _active_lock:
             _active.pop(job_id, None)
         store.nudge_dispatcher()
 
 
-def _record(ctx: WorkerContext, job_id: str, attempt: int, outcome: Outcome) -> JobState | None:
+def _record(ctx: WorkerContext, job_id: str, attempt: int, outcome: Outcome,
+            from_scheduled: bool = False) -> JobState | None:
     fields = dict(outcome.fields)
     fields["lease_until"] = None
     fields["pid"] = None
@@ -111,7 +129,8 @@ def _record(ctx: WorkerContext, job_id: str, attempt: int, outcome: Outcome) -> 
             job_id,
             target,
             expect_attempt=attempt,
-            sources=[JobState.RUNNING],
+            sources=[JobState.SCHEDULED, JobState.RUNNING] if from_scheduled
+            else [JobState.RUNNING],
             fields=fields,
             event=event,
         )

@@ -11,6 +11,7 @@ from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 
 from simfarm.common.models import Job, NodeInfo
 from simfarm.workers.app import RUN_JOB_TASK, app
+from simfarm.workers.cluster_service import attach_cluster, detach_cluster
 from simfarm.workers.context import get_context
 from simfarm.workers.dispatcher import Dispatcher
 from simfarm.workers.node_agent import NodeAgent
@@ -33,6 +34,7 @@ def send_run_job(node: NodeInfo, job: Job, attempt: int) -> None:
 @worker_ready.connect  # type: ignore[untyped-decorator]
 def _on_ready(**_: Any) -> None:
     ctx = get_context()
+    attach_cluster(ctx)  # scheduler workers forward jobs instead of running them
     agent = NodeAgent(ctx)
     agent.start()
     dispatcher = Dispatcher(ctx, send_run_job)
@@ -60,3 +62,4 @@ def _on_shutdown(**_: Any) -> None:
         part = _parts.pop(name, None)
         if part is not None:
             part.stop()
+    detach_cluster()

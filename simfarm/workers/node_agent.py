@@ -11,6 +11,7 @@ import psutil
 
 from simfarm.common.models import NodeInfo
 from simfarm.workers.aedt import node_aedt_labels
+from simfarm.workers.cluster_service import cluster_node_info
 from simfarm.workers.context import WorkerContext
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ def describe_node(ctx: WorkerContext) -> NodeInfo:
     cores = settings.node_cores or psutil.cpu_count() or 1
     memory_total = settings.node_memory_mb or memory.total // 2**20
     labels = {"os": platform.system().lower(), **node_aedt_labels(), **settings.node_labels}
-    return NodeInfo(
+    info = NodeInfo(
         name=settings.node_name,
         hostname=socket.gethostname(),
         queue=ctx.queue,
@@ -45,6 +46,7 @@ def describe_node(ctx: WorkerContext) -> NodeInfo:
         max_jobs=settings.worker_concurrency,
         boot_id=ctx.boot_id,
     )
+    return cluster_node_info(ctx, info)  # scheduler workers advertise their partition
 
 
 class NodeAgent:

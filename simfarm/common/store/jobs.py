@@ -25,12 +25,24 @@ log = logging.getLogger(__name__)
 
 IDEMPOTENCY_TTL_S = 24 * 3600
 _RENEW_LEASE = """
-if redis.call('HGET', KEYS[1], 'state') == 'running'
+local state = redis.call('HGET', KEYS[1], 'state')
+local claimed = redis.call('HGET', KEYS[1], 'claimed')
+if (state == 'running' or (state == 'scheduled' and claimed == ARGV[1]))
    and redis.call('HGET', KEYS[1], 'attempt') == ARGV[1] then
   redis.call('HSET', KEYS[1], 'lease_until', ARGV[2])
   return 1
 end
 return 0
+"""
+# A scheduled attempt is taken by one task only (cluster runners keep the job scheduled
+# while it waits in the cluster queue, so the running transition cannot be the claim).
+_CLAIM = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'scheduled' then return 0 end
+if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return 0 end
+if (redis.call('HGET', KEYS[1], 'node') or '') ~= ARGV[2] then return 0 end
+if redis.call('HGET', KEYS[1], 'claimed') == ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'claimed', ARGV[1], 'lease_until', ARGV[3])
+return 1
 """
 MAX_PAGE = 1000
 #: held pending jobs are ranked at ``rank + HELD_BAND`` (ranks stay below 1e13 + seq)
@@ -88,6 +100,7 @@ class JobStore:
         self._cancel = connection.register_script(_script("cancel"))
         self._set_priority = connection.register_script(_script("set_priority"))
         self._renew = connection.register_script(_RENEW_LEASE)
+        self._claim = connection.register_script(_CLAIM)
 
     # ------------------------------------------------------------------ create / read
     def create(
@@ -427,6 +440,12 @@ class JobStore:
             k: (json.dumps(v) if isinstance(v, dict | list) else str(v)) for k, v in fields.items()
         }
         self.connection.hset(self.keys.job(job_id), mapping=values)  # type: ignore[arg-type]
+
+    def claim_scheduled(self, job_id: str, attempt: int, node: str, lease_until: float) -> bool:
+        """Take a scheduled attempt for one task without moving it to running; False if
+        the attempt is not current, not on ``node`` or already taken."""
+        return bool(self._claim(keys=[self.keys.job(job_id)],
+                                args=[attempt, node, repr(lease_until)]))
 
     def renew_lease(self, job_id: str, attempt: int, until: float) -> bool:
         """Extend a running attempt's lease; False if the attempt is no longer current

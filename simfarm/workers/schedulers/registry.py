@@ -16,11 +16,26 @@ BACKENDS: dict[str, type[ClusterBackend]] = {
 }
 
 
+# PyEDB's SchedulerType values name the schedulers in labels and job configs.
+ALIASES = {"windows_hpc": "winhpc", "hpc": "winhpc", "torque": "pbs", "openpbs": "pbs"}
+LABEL_VALUES = {"slurm": "slurm", "lsf": "lsf", "pbs": "pbs", "winhpc": "windows_hpc"}
+
+
+def backend_kind(name: str) -> str:
+    """``slurm``/``lsf``/``pbs``/``winhpc`` for any accepted spelling; ValueError otherwise."""
+    kind = ALIASES.get(name.strip().lower(), name.strip().lower())
+    if kind not in BACKENDS:
+        known = ", ".join(sorted({*BACKENDS, *ALIASES}))
+        raise ValueError(f"unknown scheduler {name!r}; known: {known}")
+    return kind
+
+
+def scheduler_label(name: str) -> str:
+    """The ``scheduler=<value>`` node label for a scheduler (PyEDB's SchedulerType value)."""
+    return LABEL_VALUES[backend_kind(name)]
+
+
 def create_backend(kind: str, config: BackendConfig | None = None) -> ClusterBackend:
-    """A backend for scheduler ``kind`` (``slurm``, ``lsf``, ``pbs``, ``winhpc``)."""
-    try:
-        cls = BACKENDS[kind.lower()]
-    except KeyError:
-        raise ValueError(f"unknown scheduler {kind!r}; known: {', '.join(sorted(BACKENDS))}") \
-            from None
-    return cls(config)
+    """A backend for scheduler ``kind`` (``slurm``, ``lsf``, ``pbs``, ``winhpc`` or
+    ``windows_hpc``)."""
+    return BACKENDS[backend_kind(kind)](config)

@@ -1,0 +1,247 @@
+"""Runs one job attempt on a cluster: submit (or adopt), follow, cancel, report.
+
+The job stays ``scheduled`` while it waits in the cluster queue, with the cluster job
+id in ``native_id`` and the cluster's own reason in ``reason``; it becomes ``running``
+when the cluster starts it and ends with the cluster's verdict (exit code from the
+job's exit-code file or accounting, the cluster's reason kept). Output the job script
+writes to ``<native_id>.out`` is streamed as log events.
+
+A worker that stops leaves its cluster jobs alone: the attempt goes back to
+``pending`` and the next attempt adopts the cluster job instead of submitting again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import time
+from pathlib import Path
+from typing import Any
+
+from simfarm.common.errors import IllegalTransition, JobNotFound, StaleAttempt
+from simfarm.common.models import Job
+from simfarm.common.states import JobState
+from simfarm.workers.aedt import AEDTNotFoundError, build_ansysedt_argv, find_aedt
+from simfarm.workers.aedt_log import LogTail
+from simfarm.workers.cluster_service import ClusterService, get_service
+from simfarm.workers.context import WorkerContext
+from simfarm.workers.outcome import Outcome
+from simfarm.workers.schedulers import ClusterJobRequest, ClusterOptions, ClusterState
+from simfarm.workers.schedulers.errors import CommandError, SchedulerError
+from simfarm.workers.schedulers.types import ClusterStatus
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.5
+CANCEL_WAIT_S = 120.0
+_FINAL = {ClusterState.COMPLETED: JobState.COMPLETED, ClusterState.FAILED: JobState.FAILED,
+          ClusterState.CANCELLED: JobState.CANCELLED}
+
+
+def cluster_job_dir(ctx: WorkerContext, job: Job) -> Path:
+    """Where the job's script, output and exit-code file go (shared with the cluster)."""
+    root = ctx.settings.scheduler_job_dir or ctx.settings.state_dir / "cluster-jobs"
+    return Path(root) / job.id
+
+
+def job_options(ctx: WorkerContext, job: Job) -> ClusterOptions:
+    """The worker's default options, overridden by what the job set explicitly."""
+    merged: dict[str, Any] = dict(ctx.settings.scheduler_options)
+    explicit = job.spec.hfss.scheduler_options if job.spec.hfss else job.spec.cluster
+    if explicit is not None:
+        merged.update(explicit.model_dump(include=explicit.model_fields_set))
+        if job.spec.hfss is not None:  # PyEDB's config always carries a wall time
+            merged.setdefault("time", explicit.time)
+    need = job.spec.resources
+    if "cores_per_node" not in merged and "tasks_per_node" not in merged and need.cores > 1:
+        merged["cores_per_node"] = need.cores
+    if "memory" not in merged and need.memory_mb:
+        merged["memory"] = f"{need.memory_mb}MB"
+    return ClusterOptions.from_any(merged, time_limit_s=job.spec.timeout_s)
+
+
+def job_argv(job: Job) -> tuple[list[str], str | None]:
+    """The command the cluster runs and its working directory."""
+    config = job.spec.hfss
+    if config is None:
+        return list(job.spec.argv), job.spec.cwd
+    executable = config.ansys_edt_path
+    if not executable:
+        executable = str(find_aedt(None).executable)
+    return build_ansysedt_argv(config, executable), (
+        job.spec.cwd or str(Path(config.project_path).parent))
+
+
+class ClusterJobRunner:
+    """Follows one attempt of one job on the cluster (runs in the Celery task thread)."""
+
+    def __init__(self, ctx: WorkerContext, service: ClusterService, job: Job,
+                 attempt: int) -> None:
+        self.ctx = ctx
+        self.service = service
+        self.job = job
+        self.attempt = attempt
+        self.updates: queue.Queue[ClusterStatus] = queue.Queue()
+        self.native_id = ""
+        self.job_dir = cluster_job_dir(ctx, job)
+        self.running = False
+        self.cancel_sent_at: float | None = None
+
+    # ------------------------------------------------------------------ steps
+    def run(self) -> Outcome:
+        problem = self._start()
+        if problem is not None:
+            return problem
+        self.service.poller.watch(self.native_id, self.job_dir, self.updates.put, self._problem)
+        try:
+            return self._follow()
+        finally:
+            self.service.poller.unwatch(self.native_id)
+
+    def _start(self) -> Outcome | None:
+        """Adopt the cluster job of an earlier attempt, or submit a new one."""
+        store = self.ctx.jobs
+        previous = self.job.native_id
+        if previous and store.field(self.job.id, "cluster") == self.service.kind:
+            self.native_id = previous
+            self._info(f"following {self.service.kind} job {previous} submitted by an "
+                       "earlier attempt")
+            return None
+        try:
+            options = job_options(self.ctx, self.job)
+            argv, cwd = job_argv(self.job)
+            env = {**self.job.spec.env, "SIMFARM_JOB_ID": self.job.id}
+            request = ClusterJobRequest(job_id=self.job.id, argv=argv, job_dir=self.job_dir,
+                                        name=self.job.spec.name, env=env, cwd=cwd,
+                                        attempt=self.attempt)
+            submitted = self.service.backend.submit(request, options)
+        except (SchedulerError, AEDTNotFoundError, ValueError, OSError) as exc:
+            log.warning("job %s: not submitted to %s: %s", self.job.id, self.service.kind, exc)
+            return Outcome(JobState.FAILED, reason=f"{self.service.kind} submission failed: {exc}")
+        self.native_id = submitted.native_id
+        store.update_fields(self.job.id, {
+            "native_id": self.native_id, "cluster": self.service.kind,
+            "reason": f"submitted to {self.service.kind} as job {self.native_id}"})
+        self._info(f"submitted to {self.service.kind} as job {self.native_id}",
+                   native_id=self.native_id, script=str(submitted.script_path))
+        return None
+
+    def _follow(self) -> Outcome:
+        tail = LogTail(self.job_dir / f"{self.native_id}.out")
+        next_lease = 0.0
+        while True:
+            try:
+                status = self.updates.get(timeout=TICK_S)
+            except queue.Empty:
+                status = None
+            self._stream(tail)
+            if status is not None:
+                outcome = self._on_status(status)
+                if outcome is not None:
+                    self._stream(tail, final=True)
+                    return outcome
+            now = time.monotonic()
+            if self.ctx.shutting_down.is_set():
+                return Outcome(None, reason=f"worker {self.ctx.node_name} stopped; "
+                               f"{self.service.kind} job {self.native_id} keeps its place")
+            self._check_cancel()
+            if now >= next_lease:
+                next_lease = now + self.ctx.settings.heartbeat_s
+                lost = self._renew()
+                if lost is not None:
+                    return lost
+
+    def _on_status(self, status: ClusterStatus) -> Outcome | None:
+        where = f"{self.service.kind} job {self.native_id}"
+        detail = status.native_state + (f" ({status.reason})" if status.reason else "")
+        if status.state is ClusterState.QUEUED:
+            self.ctx.jobs.update_fields(self.job.id, {"reason": f"{where}: {detail}"})
+            self._info(f"{where} queued: {detail}", native_state=status.native_state)
+            return None
+        if status.state is ClusterState.RUNNING:
+            self._mark_running(f"{where}: {detail}")
+            return None
+        target = _FINAL[status.state]
+        if target is not JobState.CANCELLED and status.exit_code is not None:
+            self._mark_running(f"{where} ran")  # it did run, however briefly
+        reason = None if target is JobState.COMPLETED else f"{where}: {detail}"
+        if status.exit_code is not None and target is JobState.FAILED \
+                and "exit code" not in detail:
+            reason = f"{reason}, exit code {status.exit_code}"
+        log.info("job %s: %s ended %s (%s, from %s)", self.job.id, where, target.value,
+                 detail, status.source)
+        return Outcome(target, exit_code=status.exit_code, reason=reason,
+                       fields={"native_state": status.native_state})
+
+    def _mark_running(self, reason: str) -> None:
+        if self.running:
+            return
+        self.running = True
+        try:
+            self.ctx.jobs.transition(
+                self.job.id, JobState.RUNNING, expect_attempt=self.attempt,
+                expect_node=self.ctx.node_name, sources=[JobState.SCHEDULED],
+                fields={"reason": reason, "boot": self.ctx.boot_id,
+                        "lease_until": repr(time.time() + self.ctx.settings.heartbeat_ttl_s)})
+        except (IllegalTransition, StaleAttempt, JobNotFound) as exc:
+            log.info("job %s: not marked running: %s", self.job.id, exc)
+
+    def _check_cancel(self) -> None:
+        store = self.ctx.jobs
+        wanted = store.field(self.job.id, "cancel_requested") == "1" \
+            or store.field(self.job.id, "state") == JobState.CANCELLED.value
+        if not wanted:
+            return
+        now = time.monotonic()
+        if self.cancel_sent_at is not None and now - self.cancel_sent_at < CANCEL_WAIT_S:
+            return
+        self.cancel_sent_at = now
+        try:
+            self.service.poller.cancel(self.native_id)
+            self._info(f"cancel sent to {self.service.kind} job {self.native_id}")
+        except CommandError as exc:
+            self._info(f"cancel of {self.service.kind} job {self.native_id} failed; "
+                       f"will try again: {exc}")
+            self.cancel_sent_at = now - CANCEL_WAIT_S + 5  # retry in a few seconds
+
+    def _renew(self) -> Outcome | None:
+        until = time.time() + self.ctx.settings.heartbeat_ttl_s
+        if self.ctx.jobs.renew_lease(self.job.id, self.attempt, until):
+            return None
+        state = self.ctx.jobs.field(self.job.id, "state")
+        if state == JobState.CANCELLED.value:
+            return None  # cancelled while queued: _check_cancel stops the cluster job
+        log.warning("job %s: attempt %d is no longer ours (%s); %s job %s left to the "
+                    "current attempt", self.job.id, self.attempt, state, self.service.kind,
+                    self.native_id)
+        return Outcome(None, reason="lease lost: the job was taken from this worker")
+
+    # ------------------------------------------------------------------ events
+    def _stream(self, tail: LogTail, final: bool = False) -> None:
+        try:
+            lines = tail.read_lines(final=final)
+        except OSError:
+            return
+        if lines:
+            self.ctx.jobs.append_events(self.job.id, [
+                ("log", {"stream": "stdout", "line": line[:8192]}) for line in lines])
+
+    def _info(self, message: str, **data: object) -> None:
+        self.ctx.jobs.append_events(self.job.id, [("info", {"message": message, **data})])
+
+    def _problem(self, message: str) -> None:
+        try:
+            self._info(message, native_id=self.native_id)
+        except Exception:
+            log.exception("job %s: cannot record cluster problem", self.job.id)
+
+
+def run_on_cluster(ctx: WorkerContext, job: Job, attempt: int) -> Outcome:
+    """The runner registered for every job kind on a scheduler worker."""
+    service = get_service(ctx)
+    if service is None:
+        return Outcome(JobState.FAILED, reason=f"node {ctx.node_name} has no scheduler")
+    log.info("job %s: forwarding attempt %d to %s (pid %d)", job.id, attempt, service.kind,
+             os.getpid())
+    return ClusterJobRunner(ctx, service, job, attempt).run()

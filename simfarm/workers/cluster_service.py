@@ -1,0 +1,155 @@
+"""A worker attached to a cluster: one backend and one status poller per worker process,
+the runners that forward jobs, and the capacity the node advertises.
+
+Enabled by ``SIMFARM_SCHEDULER`` (slurm, lsf, pbs, windows_hpc). The node then carries
+the label ``scheduler=<type>`` and advertises the capacity of its partition (the
+``queue`` of ``SIMFARM_SCHEDULER_OPTIONS``, else the cluster's default partition), so
+the dispatcher can choose between lab machines and clusters.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from simfarm.common.models import NodeInfo
+from simfarm.common.settings import Settings
+from simfarm.workers.context import WorkerContext
+from simfarm.workers.schedulers import (
+    BackendConfig,
+    ClusterBackend,
+    ClusterPoller,
+    Partition,
+    PollerSettings,
+    create_backend,
+)
+from simfarm.workers.schedulers.errors import SchedulerError
+from simfarm.workers.schedulers.registry import backend_kind, scheduler_label
+
+log = logging.getLogger(__name__)
+
+CAPACITY_TTL_S = 30.0
+SCHEDULER_LABEL = "scheduler"
+
+
+@dataclass
+class ClusterService:
+    """The cluster side of one worker process."""
+
+    settings: Settings
+    backend: ClusterBackend
+    poller: ClusterPoller
+    _partition: Partition | None = None
+    _problem: str | None = None
+    _checked: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def kind(self) -> str:
+        return self.backend.kind
+
+    @property
+    def label(self) -> str:
+        return scheduler_label(self.kind)
+
+    def partition(self) -> tuple[Partition | None, str | None]:
+        """The advertised partition (cached) and, if the cluster cannot be read, why."""
+        with self._lock:
+            if time.monotonic() - self._checked < CAPACITY_TTL_S:
+                return self._partition, self._problem
+            self._checked = time.monotonic()
+            try:
+                partitions = self.backend.partitions()
+            except SchedulerError as exc:
+                log.warning("node %s: cannot read %s partitions: %s",
+                            self.settings.node_name, self.kind, exc)
+                self._problem = f"{self.kind} partitions unavailable: {exc}"
+                return self._partition, self._problem
+            wanted = self.settings.scheduler_options.get("queue")
+            chosen = next((p for p in partitions if p.name == wanted), None) \
+                or next((p for p in partitions if p.default), None) \
+                or max(partitions, key=lambda p: p.cores_total, default=None)
+            self._partition, self._problem = chosen, None
+            if chosen is None:
+                self._problem = f"{self.kind} reports no partitions"
+            return self._partition, self._problem
+
+    def describe(self, info: NodeInfo) -> NodeInfo:
+        """``info`` with the cluster's capacity and the ``scheduler`` label."""
+        partition, problem = self.partition()
+        labels = {**info.labels, SCHEDULER_LABEL: self.label}
+        update: dict[str, object] = {"labels": labels,
+                                     "max_jobs": self.settings.worker_concurrency}
+        if partition is not None:
+            labels["scheduler.partition"] = partition.name
+            memory = partition.memory_mb * max(1, partition.nodes_total)
+            update.update(cores_total=partition.cores_total, cores_free=partition.cores_free,
+                          memory_mb_total=memory, memory_mb_free=memory)
+        else:
+            update.update(cores_total=0, cores_free=0, memory_mb_total=0, memory_mb_free=0)
+        if problem is not None and partition is None:
+            update["held_reason"] = problem
+        return info.model_copy(update=update)
+
+    def stop(self) -> None:
+        self.poller.stop()
+
+
+_service: ClusterService | None = None
+_service_lock = threading.Lock()
+
+
+def build_service(settings: Settings) -> ClusterService:
+    """A backend and a started poller for ``settings.scheduler``."""
+    assert settings.scheduler
+    kind = backend_kind(settings.scheduler)
+    backend = create_backend(kind, BackendConfig(bin_dir=settings.scheduler_bin_dir,
+                                                 extra=dict(settings.scheduler_extra)))
+    poller = ClusterPoller(backend, PollerSettings(
+        min_interval_s=settings.scheduler_poll_s,
+        max_interval_s=max(settings.scheduler_poll_s, settings.scheduler_poll_max_s),
+        first_poll_delay_s=min(1.0, settings.scheduler_poll_s)))
+    poller.start()
+    return ClusterService(settings, backend, poller)
+
+
+def get_service(ctx: WorkerContext) -> ClusterService | None:
+    """This process's cluster service, or None when the worker runs jobs itself."""
+    global _service
+    if not ctx.settings.scheduler:
+        return None
+    with _service_lock:
+        if _service is None:
+            _service = build_service(ctx.settings)
+            log.info("node %s: forwarding jobs to %s", ctx.node_name, _service.kind)
+        return _service
+
+
+def attach_cluster(ctx: WorkerContext) -> ClusterService | None:
+    """On a scheduler worker: start the service and route every job kind to the cluster."""
+    service = get_service(ctx)
+    if service is None:
+        return None
+    from simfarm.workers.cluster_runner import run_on_cluster
+    from simfarm.workers.execution import register_runner
+
+    for kind in ("command", "hfss"):
+        register_runner(kind, run_on_cluster, starts_itself=True)
+    return service
+
+
+def cluster_node_info(ctx: WorkerContext, info: NodeInfo) -> NodeInfo:
+    """The node description a scheduler worker advertises (unchanged for others)."""
+    service = get_service(ctx)
+    return info if service is None else service.describe(info)
+
+
+def detach_cluster() -> None:
+    """Stop the poller (worker shutdown)."""
+    global _service
+    with _service_lock:
+        if _service is not None:
+            _service.stop()
+            _service = None

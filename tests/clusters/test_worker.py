@@ -1,0 +1,186 @@
+"""Scheduler workers end to end: gateway → dispatcher → worker → real SLURM (or the FAKE
+LSF tools) → job states, cluster ids, logs, cancel and node capacity."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from simfarm.common.hfss import HFSSSimulationConfig
+from simfarm.common.settings import Settings
+from simfarm.common.store import NodeStore
+from simfarm.workers.aedt import build_ansysedt_argv
+from tests.clusters.conftest import SlurmCluster
+from tests.helpers import FAKES, start_worker, stop_process, wait_for, wait_until
+
+TERMINAL = ("completed", "failed", "cancelled")
+
+
+def start_cluster_worker(settings: Settings, node_store: NodeStore, directory: Path,
+                         **extra: str) -> subprocess.Popen[bytes]:
+    log_path = directory / "worker.log"
+    proc = start_worker(settings, log_path, **extra)
+
+    def alive() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"worker exited:\n{log_path.read_text()[-3000:]}")
+        node = node_store.get(settings.node_name)
+        return node is not None and node.alive and node.cores_total > 0
+
+    wait_until(alive, 60, f"{settings.node_name} to register its cluster capacity")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def slurm_node(slurm_cluster: SlurmCluster, settings: Settings, node_store: NodeStore,
+               gateway: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    directory = tmp_path_factory.mktemp("slurm-node")
+    node = settings.model_copy(update={
+        "node_name": "slurm-node", "scheduler": "slurm", "worker_concurrency": 8,
+        "scheduler_job_dir": directory / "jobs", "scheduler_poll_s": 0.3,
+        "scheduler_poll_max_s": 1.0})
+    proc = start_cluster_worker(node, node_store, directory)
+    yield node
+    stop_process(proc)
+
+
+@pytest.fixture(scope="module")
+def lsf_node(settings: Settings, node_store: NodeStore, gateway: str,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    directory = tmp_path_factory.mktemp("lsf-node")
+    node = settings.model_copy(update={
+        "node_name": "lsf-node", "scheduler": "lsf", "scheduler_bin_dir": FAKES / "lsf",
+        "scheduler_job_dir": directory / "jobs", "scheduler_poll_s": 0.3,
+        "scheduler_poll_max_s": 1.0, "scheduler_options": {"queue": "short"}})
+    proc = start_cluster_worker(node, node_store, directory,
+                                SIMFARM_FAKE_CLUSTER_DIR=str(directory / "fake-lsf"),
+                                SIMFARM_FAKE_PEND_S="0.5")
+    yield node
+    stop_process(proc)
+
+
+def submit(http: httpx.Client, **spec: Any) -> str:
+    response = http.post("/api/v1/jobs", json=spec)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def job_state(http: httpx.Client, job_id: str, *states: str, timeout_s: float = 60) -> Any:
+    return wait_for(lambda: http.get(f"/api/v1/jobs/{job_id}").json(),
+                    lambda j: j["state"] in (states or TERMINAL), timeout_s,
+                    f"job {job_id} to reach {states or TERMINAL}")
+
+
+def events(http: httpx.Client, job_id: str) -> list[dict[str, Any]]:
+    return list(http.get(f"/api/v1/jobs/{job_id}/events").json()["events"])
+
+
+def scontrol(*args: str) -> str:
+    return subprocess.run(["scontrol", *args], capture_output=True, text=True, check=True,
+                          timeout=30).stdout
+
+
+def test_scheduler_worker_advertises_partition_capacity(slurm_node: Settings,
+                                                        node_store: NodeStore) -> None:
+    node = node_store.get("slurm-node")
+    assert node is not None
+    assert node.labels["scheduler"] == "slurm"
+    assert node.labels["scheduler.partition"] == "debug"  # SLURM's default partition
+    assert node.cores_total == 8 and node.memory_mb_total == 8192
+
+
+def test_job_waits_as_scheduled_with_cluster_id_then_runs_to_completed(
+        http: httpx.Client, slurm_node: Settings) -> None:
+    scontrol("update", "PartitionName=long", "State=DOWN")
+    try:
+        job_id = submit(http, argv=["bash", "-c", "echo hello from $SLURM_JOB_ID; exit 0"],
+                        resources={"labels": {"scheduler": "slurm"}},
+                        cluster={"queue": "long", "time": "00:05:00"})
+        job = wait_for(lambda: http.get(f"/api/v1/jobs/{job_id}").json(),
+                       lambda j: j["native_id"] and "PartitionDown" in (j["reason"] or ""),
+                       60, "the job to wait in SLURM's queue")
+        assert job["state"] == "scheduled" and job["node"] == "slurm-node"
+        native_id = job["native_id"]
+        info = scontrol("show", "job", "-o", native_id)
+        assert "JobState=PENDING" in info and "Partition=long" in info
+    finally:
+        scontrol("update", "PartitionName=long", "State=UP")
+    job = job_state(http, job_id)
+    assert (job["state"], job["exit_code"]) == ("completed", 0), job
+    seen = events(http, job_id)
+    transitions = [e["data"]["to"] for e in seen if e["type"] == "state"]
+    assert transitions[-3:] == ["scheduled", "running", "completed"]
+    lines = [e["data"]["line"] for e in seen if e["type"] == "log"]
+    assert f"hello from {native_id}" in lines
+
+
+def test_failed_cluster_job_reports_exit_code_and_reason(http: httpx.Client,
+                                                         slurm_node: Settings) -> None:
+    job_id = submit(http, argv=["bash", "-c", "exit 9"],
+                    resources={"labels": {"scheduler": "slurm"}})
+    job = job_state(http, job_id)
+    assert (job["state"], job["exit_code"]) == ("failed", 9), job
+    assert f"slurm job {job['native_id']}" in job["reason"]
+
+
+def test_cancel_reaches_the_cluster_and_kills_the_process(
+        http: httpx.Client, slurm_node: Settings, tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    job_id = submit(http, argv=["bash", "-c", f"echo $$ > {pid_file}; exec sleep 300"],
+                    resources={"labels": {"scheduler": "slurm"}})
+    job = job_state(http, job_id, "running")
+    wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(), 30, "pid file")
+    pid = int(pid_file.read_text())
+    assert http.post(f"/api/v1/jobs/{job_id}/cancel").status_code in (200, 202)
+    job = job_state(http, job_id)
+    assert job["state"] == "cancelled", job
+    wait_until(lambda: not psutil.pid_exists(pid)
+               or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, 30, "process gone")
+    wait_until(lambda: "CANCELLED" in subprocess.run(
+        ["squeue", "-h", "-t", "all", "-j", job["native_id"], "-o", "%T"], capture_output=True,
+        text=True).stdout or "CANCELLED" in subprocess.run(
+        ["sacct", "-c", "-n", "-P", "-j", job["native_id"], "-o", "State"],
+        capture_output=True, text=True).stdout, 30, "SLURM to record the cancel")
+
+
+def test_hfss_job_runs_through_sbatch_with_the_ansysedt_command_line(
+        http: httpx.Client, slurm_node: Settings, tmp_path: Path) -> None:
+    project = tmp_path / "board.aedt"
+    project.write_text("$begin 'Setup1'\nMaximumPasses=8\n$end 'Setup1'\n")
+    record = tmp_path / "argv.jsonl"
+    hfss = {"project_path": str(project), "jobid": "board_slurm", "design_name": "main",
+            "setup_name": "Setup1", "ansys_edt_path": str(FAKES / "ansysedt"),
+            "scheduler_type": "slurm",
+            "scheduler_options": {"queue": "debug", "time": "00:10:00", "nodes": 1,
+                                  "tasks_per_node": 2, "memory": "1GB"}}
+    job_id = submit(http, kind="hfss", hfss=hfss, env={"FAKE_ANSYSEDT_RECORD": str(record)})
+    job = job_state(http, job_id)
+    assert (job["state"], job["exit_code"], job["node"]) == ("completed", 0, "slurm-node"), job
+    expected = build_ansysedt_argv(HFSSSimulationConfig(**hfss), FAKES / "ansysedt")
+    assert json.loads(record.read_text()) == expected[1:]
+    assert "-machinelist" in expected and "numcores=2" in expected
+    script = Path(slurm_node.scheduler_job_dir or "") / job_id / f"{job_id}.slurm.sh"
+    text = script.read_text()
+    assert "#SBATCH --partition=debug" in text and "#SBATCH --mem=1024M" in text
+    assert project.with_suffix(".aedtresults").is_dir()
+
+
+def test_job_demanding_lsf_goes_to_the_lsf_worker(http: httpx.Client, lsf_node: Settings,
+                                                  slurm_node: Settings,
+                                                  node_store: NodeStore) -> None:
+    node = node_store.get("lsf-node")
+    assert node is not None and node.labels["scheduler"] == "lsf"
+    assert node.labels["scheduler.partition"] == "short"
+    job_id = submit(http, argv=["bash", "-c", "echo via lsf $LSB_JOBID; exit 0"],
+                    resources={"labels": {"scheduler": "lsf"}})
+    job = job_state(http, job_id)
+    assert (job["state"], job["node"], job["exit_code"]) == ("completed", "lsf-node", 0), job
+    lines = [e["data"]["line"] for e in events(http, job_id) if e["type"] == "log"]
+    assert f"via lsf {job['native_id']}" in lines
