@@ -1,0 +1,444 @@
+"""Scheduling-quality benchmark: the real placement policy against a simulated farm.
+
+A discrete-event simulator with a virtual clock drives
+:class:`simfarm.workers.dispatch.Scheduler` — the same object the dispatcher uses — with
+200 heterogeneous nodes and 10,000 mixed jobs drawn from a seeded distribution. Every
+placement is audited by code in this file that does not share logic with the policy.
+
+Run: ``PYTHONPATH=. python benchmarks/bench_scheduling.py [--jobs N] [--nodes N] [--seed S]``
+
+Printed per policy mode (``reservation`` is simfarm's; ``none`` = strict order, no
+backfill, and ``greedy`` = first fit ignoring blocked jobs, are baselines run in the same
+process):
+
+* utilisation: the work/capacity lower bound on the makespan divided by the makespan;
+* mean and p95 wait per priority, and the longest wait of a large (>= 32 core) job;
+* out-of-order starts (a job started while a higher-ordered one was pending), how many
+  the audit confirmed as safe backfill, and undocumented inversions (must be 0);
+* dispatch decisions (placements) per second of time spent inside the policy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import math
+import random
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from simfarm.common.capacity import Capacity, Demand
+from simfarm.workers.dispatch import (
+    BackfillMode,
+    NodeView,
+    PendingJob,
+    PolicyConfig,
+    Scheduler,
+)
+
+LARGE_CORES = 32
+#: what the farm's operator tells the policy to assume for jobs without a time limit
+UNLIMITED_ESTIMATE_S = 3600.0
+#: seconds of waiting worth one priority level (the policy's default)
+AGING_S: float | None = PolicyConfig().aging_s_per_priority
+LIMITS = [900.0, 1800.0, 3600.0, 2 * 3600.0, 4 * 3600.0, 8 * 3600.0]
+
+
+@dataclass
+class SimJob:
+    """One job of the workload, and what happened to it."""
+
+    id: str
+    priority: int
+    seq: int
+    arrival: float
+    duration: float
+    limit: float | None
+    demand: Demand
+    start: float | None = None
+    node: str | None = None
+
+    @property
+    def key(self) -> tuple[float, int]:
+        """The documented dispatch order, with aging (docs/scheduling.md)."""
+        if AGING_S is None:
+            return (-float(self.priority), self.seq)
+        return (self.arrival - self.priority * AGING_S, self.seq)
+
+
+@dataclass
+class SimNode:
+    """A simulated node and its own (independent) accounting of what is free."""
+
+    cap: Capacity
+    free_c: int = 0
+    free_m: int = 0
+    free_d: int = 0
+    free_s: int = 0
+    free_lic: dict[str, int] = field(default_factory=dict)
+    running: dict[str, SimJob] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.free_c, self.free_m, self.free_d = self.cap.cores, self.cap.memory_mb, self.cap.disk_mb
+        self.free_s = self.cap.max_jobs
+        self.free_lic = dict(self.cap.licenses)
+
+    def fits(self, dem: Demand) -> bool:
+        if any(self.cap.labels.get(k) != v for k, v in dem.labels.items()):
+            return False
+        if dem.cores > self.free_c or dem.memory_mb > self.free_m or dem.disk_mb > self.free_d:
+            return False
+        if self.free_s < 1:
+            return False
+        return all(self.free_lic.get(k, 0) >= n for k, n in dem.licenses.items())
+
+    def take(self, job: SimJob, sign: int) -> None:
+        dem = job.demand
+        self.free_c -= sign * dem.cores
+        self.free_m -= sign * dem.memory_mb
+        self.free_d -= sign * dem.disk_mb
+        self.free_s -= sign
+        for k, n in dem.licenses.items():
+            self.free_lic[k] = self.free_lic.get(k, 0) - sign * n
+
+
+# ---------------------------------------------------------------------- workload
+NODE_TYPES = [  # count, cores, memory GB, labels, licences: a lab farm of mixed machines
+    (70, 8, 32, {"os": "linux"}, {}),
+    (50, 16, 64, {"os": "linux"}, {}),
+    (20, 32, 256, {"os": "linux"}, {}),
+    (25, 16, 128, {"os": "linux", "gpu": "a100"}, {}),
+    (35, 8, 32, {"os": "windows", "aedt": "2024.2"}, {"hfss": 2}),
+]
+
+
+def make_nodes(count: int, rng: random.Random) -> list[Capacity]:
+    """``count`` nodes in the proportions of NODE_TYPES (200 with the defaults)."""
+    total = sum(t[0] for t in NODE_TYPES)
+    nodes = []
+    for kind, (n, cores, mem_gb, labels, lic) in enumerate(NODE_TYPES):
+        for i in range(max(1, round(n * count / total))):
+            disk = rng.choice([250_000, 500_000, 1_000_000])
+            nodes.append(Capacity(f"n{kind}-{i:03d}", cores, mem_gb * 1024, disk, labels, lic,
+                                  max_jobs=min(cores, 16)))
+    return nodes[:count] if len(nodes) > count else nodes
+
+
+def make_jobs(count: int, nodes: list[Capacity], rng: random.Random, load: float) -> list[SimJob]:
+    """A seeded mix of small, medium, large, GPU and Windows/HFSS jobs arriving over a
+    working day at ``load`` times what the farm can run."""
+    jobs = []
+    for seq in range(count):
+        r = rng.random()
+        median = 10 * 60.0
+        if r < 0.03:  # large jobs that need a big node
+            cores = rng.choice([16, 32])
+            dem = Demand(cores, cores * 6144, 20_000, {"os": "linux"})
+            median = 20 * 60.0
+        elif r < 0.10:
+            cores = rng.choice([2, 4, 8])
+            dem = Demand(cores, cores * 4096, 10_000, {"gpu": "a100"})
+        elif r < 0.22:
+            cores = rng.choice([1, 2, 4, 4])
+            dem = Demand(cores, cores * 2048, 5_000, {"os": "windows", "aedt": "2024.2"},
+                         {"hfss": 1})
+        else:
+            cores = rng.choices([1, 2, 4, 8], weights=[30, 25, 30, 15])[0]
+            labels = {"os": "linux"} if rng.random() < 0.7 else {}
+            dem = Demand(cores, cores * rng.choice([2048, 4096]), rng.choice([0, 10_000]),
+                         labels)
+        duration = min(3600.0, max(60.0, rng.lognormvariate(math.log(median), 0.8)))
+        if rng.random() < 0.85:  # users pick a round limit with some margin
+            want = duration * rng.uniform(1.05, 2.0)
+            limit: float | None = next(x for x in LIMITS if x >= want)
+        else:
+            limit = None
+        priority = rng.choices(range(11), weights=[1, 1, 2, 3, 4, 8, 4, 3, 2, 1, 1])[0]
+        jobs.append(SimJob(f"j{seq:05d}", priority, seq, 0.0, duration, limit, dem))
+    work = sum(j.demand.cores * j.duration for j in jobs)
+    cores = sum(n.cores for n in nodes)
+    window = work / (cores * load)
+    arrivals = sorted(rng.uniform(0, window) for _ in jobs)
+    for job, at in zip(jobs, arrivals, strict=True):
+        job.arrival = at
+    return jobs
+
+
+def makespan_lower_bound(jobs: list[SimJob], nodes: list[Capacity]) -> float:
+    """No schedule can finish before this bound.
+
+    It is the largest of: the latest arrival plus duration; and, for every set S of
+    nodes that is exactly where some job may run, the work of all jobs confined to S
+    divided by the capacity of S — in cores, in memory and in each licence's tokens.
+    """
+    bound = max(j.arrival + j.duration for j in jobs)
+    eligible: dict[str, frozenset[str]] = {}
+    for j in jobs:
+        d = j.demand
+        eligible[j.id] = frozenset(
+            n.name for n in nodes
+            if all(n.labels.get(k) == v for k, v in d.labels.items())
+            and n.cores >= d.cores and n.memory_mb >= d.memory_mb
+            and all(n.licenses.get(k, 0) >= c for k, c in d.licenses.items()))
+    by_name = {n.name: n for n in nodes}
+    for pool in set(eligible.values()):
+        confined = [j for j in jobs if eligible[j.id] <= pool]
+        members = [by_name[name] for name in pool]
+        dims = [(lambda d: d.cores, sum(n.cores for n in members)),
+                (lambda d: d.memory_mb, sum(n.memory_mb for n in members))]
+        for lic in {k for j in confined for k in j.demand.licenses}:
+            dims.append((lambda d, k=lic: d.licenses.get(k, 0),
+                         sum(n.licenses.get(lic, 0) for n in members)))
+        for size, cap in dims:
+            bound = max(bound, sum(size(j.demand) * j.duration for j in confined) / cap)
+    return bound
+
+
+# ---------------------------------------------------------------------- audit
+class Auditor:
+    """Checks every decision with code independent of the policy's."""
+
+    def __init__(self, nodes: dict[str, SimNode], unlimited_runtime_s: float) -> None:
+        self.nodes = nodes
+        self.unlimited = unlimited_runtime_s
+        self.out_of_order = 0
+        self.safe_backfill = 0
+        self.undocumented: list[str] = []
+
+    def planned_end(self, job: SimJob) -> float:
+        assert job.start is not None
+        return job.start + (job.limit if job.limit is not None else self.unlimited)
+
+    def window_ok(self, node: SimNode, job: SimJob, now: float, reservations: list) -> bool:
+        """Does ``job`` starting now on ``node`` leave every given reservation intact?"""
+        end = now + (job.limit if job.limit is not None else math.inf)
+        points = [now] + [r.start for r in reservations if now < r.start < end]
+        cap = node.cap
+        for t in points:
+            users = [o.demand for o in node.running.values()
+                     if o is job or max(now, self.planned_end(o)) > t]
+            if job.id not in node.running:
+                users.append(job.demand)
+            users += [r.demand for r in reservations if r.start <= t < r.end]
+            if (sum(u.cores for u in users) > cap.cores
+                    or sum(u.memory_mb for u in users) > cap.memory_mb
+                    or sum(u.disk_mb for u in users) > cap.disk_mb
+                    or len(users) > cap.max_jobs):
+                return False
+            for name, tokens in cap.licenses.items():
+                if sum(u.licenses.get(name, 0) for u in users) > tokens:
+                    return False
+        return True
+
+    def check_round(self, now: float, started: list[SimJob], pending_heads: list[SimJob],
+                    reservations: list, jobs: dict[str, SimJob]) -> None:
+        """After a round: nothing ahead of a started job could have started instead, and
+        every start ahead of a blocked job respects that job's reservation."""
+        if not started:
+            return
+        by_node: dict[str, list] = defaultdict(list)
+        for r in reservations:
+            by_node[r.node].append(r)
+        latest = max(j.key for j in started)
+        ahead = [h for h in pending_heads if h.key < latest]
+        if not ahead:
+            return
+        for job in started:
+            if any(h.key < job.key for h in ahead):
+                self.out_of_order += 1
+                assert job.node is not None
+                mine = [r for r in by_node.get(job.node, []) if jobs[r.job_id].key < job.key]
+                if self.window_ok(self.nodes[job.node], job, job.start or now, mine):
+                    self.safe_backfill += 1
+                else:
+                    self.undocumented.append(f"{job.id} broke a reservation on {job.node}")
+        open_nodes = [n for n in self.nodes.values() if n.free_s > 0 and n.free_c > 0]
+        for head in ahead:
+            for node in open_nodes:
+                if not node.fits(head.demand):
+                    continue
+                mine = [r for r in by_node.get(node.cap.name, [])
+                        if jobs[r.job_id].key < head.key]
+                if self.window_ok(node, head, now, mine):
+                    self.undocumented.append(
+                        f"{head.id} could start on {node.cap.name} at {now:.0f} but a "
+                        f"lower-ordered job started instead")
+                    break
+
+
+# ---------------------------------------------------------------------- simulation
+@dataclass
+class Result:
+    mode: str
+    makespan: float
+    bound: float
+    policy_s: float
+    wall_s: float
+    decisions: int
+    rounds: int
+    jobs: list[SimJob]
+    auditor: Auditor
+    busy_core_s: float
+    cores: int
+
+
+def simulate(mode: BackfillMode, caps: list[Capacity], workload: list[SimJob],
+             audit: bool) -> Result:
+    """Run the workload through the policy in ``mode`` with a virtual clock."""
+    config = PolicyConfig(backfill=mode, unlimited_runtime_s=UNLIMITED_ESTIMATE_S)
+    sched = Scheduler(config)
+    jobs = {j.id: SimJob(j.id, j.priority, j.seq, j.arrival, j.duration, j.limit, j.demand)
+            for j in workload}
+    arrivals = sorted(jobs.values(), key=lambda j: (j.arrival, j.seq))
+    nodes = {c.name: SimNode(c) for c in caps}
+    auditor = Auditor(nodes, config.unlimited_runtime_s)
+    # simulator-side view of pending heads per shape, for the audit
+    shapes: dict[tuple, list[tuple[tuple[int, int], str]]] = defaultdict(list)
+
+    def shape(j: SimJob) -> tuple:
+        d = j.demand
+        return (d.cores, d.memory_mb, d.disk_mb, tuple(sorted(d.licenses.items())),
+                tuple(sorted(d.labels.items())), j.limit)
+
+    policy_s = 0.0
+    wall0 = time.perf_counter()
+    t0 = time.perf_counter()
+    for c in caps:
+        sched.upsert_node(NodeView(c))
+    policy_s += time.perf_counter() - t0
+    ends: list[tuple[float, str]] = []
+    ai = 0
+    rounds = 0
+    makespan = 0.0
+    busy = 0.0
+    while ai < len(arrivals) or ends:
+        next_arrival = arrivals[ai].arrival if ai < len(arrivals) else math.inf
+        next_end = ends[0][0] if ends else math.inf
+        now = min(next_arrival, next_end)
+        t0 = time.perf_counter()
+        while ends and ends[0][0] <= now:
+            _, job_id = heapq.heappop(ends)
+            job = jobs[job_id]
+            assert job.node is not None
+            node = nodes[job.node]
+            node.take(job, -1)
+            del node.running[job_id]
+            sched.finish(job_id)
+            makespan = max(makespan, now)
+        while ai < len(arrivals) and arrivals[ai].arrival <= now:
+            job = arrivals[ai]
+            ai += 1
+            sched.submit(PendingJob(job.id, job.priority, job.seq, job.demand, job.limit,
+                                    job.arrival))
+            if audit:
+                heapq.heappush(shapes[shape(job)], (job.key, job.id))
+        placements = sched.schedule(now)
+        policy_s += time.perf_counter() - t0
+        rounds += 1
+        started = []
+        for p in placements:
+            job = jobs[p.job_id]
+            node = nodes[p.node]
+            if not node.fits(job.demand):
+                auditor.undocumented.append(f"{job.id} placed on {p.node} without room")
+            job.start, job.node = now, p.node
+            node.take(job, +1)
+            node.running[job.id] = job
+            heapq.heappush(ends, (now + job.duration, job.id))
+            busy += job.demand.cores * job.duration
+            started.append(job)
+        if audit and started:
+            heads = []
+            for q in shapes.values():
+                while q and jobs[q[0][1]].start is not None:
+                    heapq.heappop(q)
+                if q:
+                    heads.append(jobs[q[0][1]])
+            auditor.check_round(now, started, heads, sched.reservations(), jobs)
+    wall = time.perf_counter() - wall0
+    never = [j for j in jobs.values() if j.start is None]
+    if never:
+        print(f"warning: {len(never)} jobs never started", file=sys.stderr)
+    return Result(mode.value, makespan, makespan_lower_bound(list(jobs.values()), caps),
+                  policy_s, wall, sched.decisions, rounds, list(jobs.values()), auditor,
+                  busy, sum(c.cores for c in caps))
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    values = sorted(values)
+    return values[min(len(values) - 1, int(math.ceil(q * len(values))) - 1)]
+
+
+def report(res: Result) -> None:
+    waits: dict[int, list[float]] = defaultdict(list)
+    for j in res.jobs:
+        if j.start is not None:
+            waits[j.priority].append(j.start - j.arrival)
+    large = [j.start - j.arrival for j in res.jobs
+             if j.start is not None and j.demand.cores >= LARGE_CORES]
+    a = res.auditor
+    print(f"== policy mode: {res.mode}")
+    print(f"   utilisation (lower bound / makespan): {res.bound / res.makespan:.3f}   "
+          f"[makespan {res.makespan / 3600:.2f} h, bound {res.bound / 3600:.2f} h, "
+          f"busy cores {res.busy_core_s / (res.cores * res.makespan):.3f}]")
+    print("   wait by priority (minutes):  prio  jobs    mean     p95")
+    for prio in sorted(waits, reverse=True):
+        w = waits[prio]
+        print(f"                                {prio:4d} {len(w):5d} {sum(w) / len(w) / 60:7.1f} "
+              f"{pct(w, 0.95) / 60:7.1f}")
+    if large:
+        print(f"   longest wait of a large (>= {LARGE_CORES} cores) job: {max(large) / 60:.1f} min "
+              f"(mean {sum(large) / len(large) / 60:.1f} min over {len(large)} jobs)")
+    print(f"   out-of-order starts: {a.out_of_order}, audited as reservation-safe backfill: "
+          f"{a.safe_backfill}, undocumented inversions: {len(a.undocumented)}")
+    for line in a.undocumented[:5]:
+        print(f"      ! {line}")
+    print(f"   dispatch decisions: {res.decisions} in {res.rounds} rounds; "
+          f"{res.decisions / res.policy_s:,.0f} decisions/s inside the policy "
+          f"({res.policy_s:.2f} s policy, {res.wall_s:.2f} s wall incl. simulator and audit)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--nodes", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=20240501)
+    parser.add_argument("--load", type=float, default=1.3,
+                        help="offered load while jobs arrive, as a multiple of capacity")
+    parser.add_argument("--modes", default="reservation,none,greedy")
+    parser.add_argument("--no-audit", action="store_true")
+    args = parser.parse_args(argv)
+    rng = random.Random(args.seed)
+    caps = make_nodes(args.nodes, rng)
+    workload = make_jobs(args.jobs, caps, rng, args.load)
+    print(f"simfarm scheduling benchmark: {len(caps)} nodes "
+          f"({sum(c.cores for c in caps)} cores), {len(workload)} jobs, seed {args.seed}, "
+          f"offered load {args.load}")
+    results = []
+    for name in args.modes.split(","):
+        res = simulate(BackfillMode(name), caps, workload, audit=not args.no_audit)
+        report(res)
+        results.append(res)
+    main_res = results[0]
+    for other in results[1:]:
+        print(f"ratio {main_res.mode}/{other.mode}: utilisation "
+              f"{(main_res.bound / main_res.makespan) / (other.bound / other.makespan):.3f}, "
+              f"large-job longest wait {_longest_large(main_res) / max(1.0, _longest_large(other)):.3f}")
+    ok = (main_res.bound / main_res.makespan >= 0.95 and not main_res.auditor.undocumented
+          and main_res.decisions / main_res.policy_s >= 5000)
+    print("targets (utilisation >= 0.95, 0 undocumented inversions, >= 5000 decisions/s): "
+          + ("met" if ok else "NOT met"))
+    return 0 if ok else 1
+
+
+def _longest_large(res: Result) -> float:
+    return max((j.start - j.arrival for j in res.jobs
+                if j.start is not None and j.demand.cores >= LARGE_CORES), default=0.0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

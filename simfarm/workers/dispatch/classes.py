@@ -1,0 +1,77 @@
+"""Pending jobs grouped by shape: same request, labels, licences and time limit.
+
+Jobs of one shape are interchangeable for placement, so if the first of them cannot
+start, none of the others can either. The dispatcher therefore looks at one job per shape
+per round, which keeps a round proportional to the number of shapes, not of jobs.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+from collections.abc import Mapping
+
+from simfarm.common.capacity import Demand
+from simfarm.workers.dispatch.nodes import Hold, NodeState
+from simfarm.workers.dispatch.views import Key, PendingJob
+
+Shape = tuple[int, int, int, tuple[tuple[str, int], ...], tuple[tuple[str, str], ...], float | None]
+
+
+def shape_of(job: PendingJob) -> Shape:
+    """The grouping key of a job."""
+    dem = job.demand
+    return (
+        dem.cores, dem.memory_mb, dem.disk_mb, tuple(sorted(dem.licenses.items())),
+        tuple(sorted(dem.labels.items())), job.time_limit_s,
+    )
+
+
+class JobClass:
+    """The queue of pending jobs of one shape, in dispatch order, plus what the policy
+    last learned about it (candidate nodes, reservations, why it is blocked)."""
+
+    __slots__ = (
+        "block", "c", "checked_at", "d", "demand", "eligible", "eligible_set", "entry",
+        "holds", "in_round", "lic", "limit", "m", "maybe", "never", "queue", "shape", "uid",
+    )
+
+    def __init__(self, shape: Shape, demand: Demand, limit: float | None, uid: int) -> None:
+        self.shape = shape
+        self.uid = uid
+        self.demand = demand
+        self.c, self.m, self.d = demand.cores, demand.memory_mb, demand.disk_mb
+        self.lic: Mapping[str, int] = dict(demand.licenses)
+        self.limit = limit
+        #: ``(key, job id)`` of the pending jobs, sorted
+        self.queue: list[tuple[Key, str]] = []
+        self.eligible: list[NodeState] = []
+        self.eligible_set: set[int] = set()
+        self.never: str | None = None
+        #: ``(head key, uid, self)`` while the class is in the scheduler's order
+        self.entry: tuple[Key, int, JobClass] | None = None
+        #: number of the dispatch round that last queued this class for a visit
+        self.in_round = 0
+        #: nodes that had room at the last check; others only after they loosen
+        self.maybe: list[NodeState] = []
+        #: position in the scheduler's loosen log at the last check; -1 = check every node
+        self.checked_at = -1
+        #: reservations of the first jobs in line, by job id
+        self.holds: dict[str, Hold] = {}
+        #: why the head could not start last time: a code and the node or hold involved
+        self.block: tuple[str, object] = ("new", None)
+
+    def push(self, key: Key, job_id: str) -> None:
+        """Queue a job."""
+        insort(self.queue, (key, job_id))
+
+    def remove(self, key: Key, job_id: str) -> None:
+        """Take a job out of the queue."""
+        queue = self.queue
+        i = bisect_left(queue, (key, job_id))
+        if i < len(queue) and queue[i] == (key, job_id):
+            del queue[i]
+
+    @property
+    def head(self) -> tuple[Key, str] | None:
+        """``(key, job id)`` of the first job in line, if any."""
+        return self.queue[0] if self.queue else None

@@ -1,0 +1,193 @@
+"""Per-node state of the policy: free resources now and an availability timeline.
+
+The timeline is built from the planned ends of the jobs running on the node (start plus
+time limit) and the reservations made for blocked jobs. Availability only grows between
+reservation starts, so a window is checked at its start and at every reservation start
+inside it.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, bisect_right
+from collections.abc import Mapping, Sequence
+
+from simfarm.common.capacity import Capacity
+from simfarm.workers.dispatch.views import Key
+
+INF = math.inf
+#: release times, then cumulative free cores, memory, disk, slots and licences after each
+Profile = tuple[list[float], list[int], list[int], list[int], list[int], dict[str, list[int]]]
+
+
+class Run:
+    """A job holding resources on a node until its planned ``end``."""
+
+    __slots__ = ("c", "d", "end", "job_id", "key", "lic", "m", "node")
+
+    def __init__(
+        self, job_id: str, node: NodeState, c: int, m: int, d: int,
+        lic: Mapping[str, int], end: float, key: Key,
+    ) -> None:
+        self.job_id = job_id
+        self.node = node
+        self.c, self.m, self.d, self.lic = c, m, d, lic
+        self.end = end
+        self.key = key
+
+
+class Hold:
+    """A reservation: resources promised to the job with ``key`` in ``[start, end)``."""
+
+    __slots__ = ("c", "d", "end", "job_id", "key", "lic", "m", "node", "owner", "start")
+
+    def __init__(
+        self, owner: object, job_id: str, key: Key, node: NodeState, start: float,
+        end: float, c: int, m: int, d: int, lic: Mapping[str, int],
+    ) -> None:
+        self.owner = owner
+        self.job_id = job_id
+        self.key = key
+        self.node = node
+        self.start, self.end = start, end
+        self.c, self.m, self.d, self.lic = c, m, d, lic
+
+
+class NodeState:
+    """One node: capacity, what is free now, running jobs and reservations."""
+
+    __slots__ = (
+        "_prof", "alive", "cap", "free_c", "free_d", "free_lic", "free_m", "free_s", "held",
+        "holds", "index", "name", "runs",
+    )
+
+    def __init__(self, cap: Capacity, index: int, held: str | None = None) -> None:
+        self.name = cap.name
+        self.index = index
+        self.cap = cap
+        self.held = held
+        self.alive = True
+        self.runs: dict[str, Run] = {}
+        self.holds: list[Hold] = []
+        self.free_c, self.free_m, self.free_d = cap.cores, cap.memory_mb, cap.disk_mb
+        self.free_s = cap.max_jobs
+        self.free_lic: dict[str, int] = dict(cap.licenses)
+        self._prof: Profile | None = None
+
+    # ------------------------------------------------------------------ now
+    def add_run(self, run: Run) -> None:
+        """Account for a job that now holds resources here."""
+        self.runs[run.job_id] = run
+        self.free_c -= run.c
+        self.free_m -= run.m
+        self.free_d -= run.d
+        self.free_s -= 1
+        for name, count in run.lic.items():
+            self.free_lic[name] = self.free_lic.get(name, 0) - count
+        self._prof = None
+
+    def remove_run(self, job_id: str) -> Run | None:
+        """Give back a job's resources; returns the run, or None if unknown here."""
+        run = self.runs.pop(job_id, None)
+        if run is None:
+            return None
+        self.free_c += run.c
+        self.free_m += run.m
+        self.free_d += run.d
+        self.free_s += 1
+        for name, count in run.lic.items():
+            self.free_lic[name] = self.free_lic.get(name, 0) + count
+        self._prof = None
+        return run
+
+    def set_end(self, run: Run, end: float) -> None:
+        """Move a running job's planned end (it outlived its estimate)."""
+        run.end = end
+        self._prof = None
+
+    def fits_now(self, c: int, m: int, d: int, lic: Mapping[str, int]) -> bool:
+        """Whether the request fits what is free right now (ignoring reservations)."""
+        if c > self.free_c or m > self.free_m or d > self.free_d or self.free_s < 1:
+            return False
+        if lic:
+            free = self.free_lic
+            return all(free.get(k, 0) >= n for k, n in lic.items())
+        return True
+
+    # ------------------------------------------------------------------ timeline
+    def _profile(self) -> Profile:
+        """Release times and cumulative free cores/memory/disk/slots/licences after each."""
+        prof = self._prof
+        if prof is None:
+            runs = sorted(self.runs.values(), key=lambda r: r.end)
+            ends = [r.end for r in runs]
+            cc, cm, cd, cs = [self.free_c], [self.free_m], [self.free_d], [self.free_s]
+            cl = {name: [free] for name, free in self.free_lic.items()}
+            for r in runs:
+                cc.append(cc[-1] + r.c)
+                cm.append(cm[-1] + r.m)
+                cd.append(cd[-1] + r.d)
+                cs.append(cs[-1] + 1)
+                for name, series in cl.items():
+                    series.append(series[-1] + r.lic.get(name, 0))
+            prof = self._prof = (ends, cc, cm, cd, cs, cl)
+        return prof
+
+    def fits_window(
+        self, c: int, m: int, d: int, lic: Mapping[str, int], start: float, end: float,
+        holds: Sequence[Hold],
+    ) -> bool:
+        """Whether the request fits at every moment of ``[start, end)`` given ``holds``."""
+        ends, cc, cm, cd, cs, cl = self._profile()
+        points = [start]
+        points += [h.start for h in holds if start < h.start < end]
+        for t in points:
+            i = bisect_right(ends, t)
+            ac, am, ad, as_ = cc[i], cm[i], cd[i], cs[i]
+            active = [h for h in holds if h.start <= t < h.end]
+            for h in active:
+                ac -= h.c
+                am -= h.m
+                ad -= h.d
+                as_ -= 1
+            if ac < c or am < m or ad < d or as_ < 1:
+                return False
+            for name, series in cl.items():
+                need = lic.get(name, 0) + sum(h.lic.get(name, 0) for h in active)
+                if need and series[i] < need:
+                    return False
+            if lic and any(name not in cl for name in lic):
+                return False
+        return True
+
+    def earliest(
+        self, c: int, m: int, d: int, lic: Mapping[str, int], length: float, now: float,
+        holds: Sequence[Hold], cutoff: float = INF,
+    ) -> float:
+        """Earliest ``t >= now`` with room for the request during ``[t, t + length)``.
+
+        Returns ``INF`` when the node has no room before ``cutoff`` (given the planned
+        ends of its running jobs and ``holds``).
+        """
+        ends, cc, cm, cd, cs, cl = self._profile()
+        # lower bound: when enough is free ignoring reservations (free space only grows)
+        i = max(bisect_left(cc, c), bisect_left(cm, m), bisect_left(cd, d), bisect_left(cs, 1))
+        for name, count in lic.items():
+            series = cl.get(name)
+            i = max(i, bisect_left(series, count) if series is not None else len(ends) + 1)
+        if i > len(ends):
+            return INF
+        lower = now if i == 0 else max(now, ends[i - 1])
+        if lower >= cutoff:
+            return INF
+        if not holds:
+            return lower
+        times = {lower}
+        times.update(e for e in ends if e > lower)
+        times.update(h.end for h in holds if lower < h.end < INF)
+        for t in sorted(times):
+            if t >= cutoff:
+                break
+            if self.fits_window(c, m, d, lic, t, t + length, holds):
+                return t
+        return INF

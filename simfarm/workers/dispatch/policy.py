@@ -1,0 +1,577 @@
+"""The placement policy: which pending job starts on which node, now.
+
+Pure and in-memory: the real dispatcher feeds it from Redis, the scheduling benchmark
+from a simulated farm; both call the same :class:`Scheduler`.
+
+Policy (docs/scheduling.md has a worked example):
+
+* Jobs are considered in order: higher priority first, then earlier submission.
+* A job starts on a node only if its cores, memory, disk, licence tokens and a job slot
+  are free there now, its labels match, and the node is not held by its local limits.
+  Among such nodes the best fit (fewest cores, then least memory, left over) wins.
+* Reservation-based backfill: when a job cannot start, it gets a reservation — the
+  earliest time some node will have room for it, from the time limits of the jobs
+  running there. A later job may start first only if it leaves every earlier job's
+  reservation on that node intact: it ends (by its own time limit) before the
+  reservation begins, or the reservation still fits beside it. A job without a time
+  limit never ends for planning, so it only uses resources no reservation covers.
+* Starvation: prevented by reservations, not aging. A job holding a reservation starts
+  no later than the reservation unless a *higher*-priority job takes the resources, so
+  smaller or lower-priority jobs can never starve a large one. The first job of every
+  request shape holds a reservation (up to ``max_reservations``); jobs of the same
+  shape behind it follow in submission order.
+
+Efficiency: pending jobs are grouped by shape (:mod:`.classes`); a round visits only the
+shapes that could have changed — those able to use a node that freed resources or lost a
+reservation since they were last checked — so a round costs about the number of
+placements, not the number of pending jobs.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from bisect import bisect_left, insort
+from collections.abc import Callable, Iterable, Iterator
+
+from simfarm.common.capacity import Capacity, Demand, never_fits_reason, shortfall
+from simfarm.workers.dispatch.classes import JobClass, Shape, shape_of
+from simfarm.workers.dispatch.config import BackfillMode, PolicyConfig
+from simfarm.workers.dispatch.nodes import INF, Hold, NodeState, Run
+from simfarm.workers.dispatch.reasons import explain
+from simfarm.workers.dispatch.views import (
+    Key,
+    NodeView,
+    PendingJob,
+    PendingReason,
+    Placement,
+    Reservation,
+    RunningJob,
+    order_key,
+)
+
+log = logging.getLogger(__name__)
+
+_LOOSEN_LOG_MAX = 100_000
+_FIRST: Key = (-INF, -1)
+Entry = tuple[Key, int, JobClass]
+
+
+class Scheduler:
+    """Incremental placement policy over an in-memory picture of the farm.
+
+    Tell it about nodes (:meth:`upsert_node`, :meth:`remove_node`), pending jobs
+    (:meth:`submit`, :meth:`withdraw`, :meth:`set_priority`) and running jobs
+    (:meth:`add_running`, :meth:`finish`); call :meth:`schedule` to get the jobs to start
+    now. Placed jobs count as running from then on.
+    """
+
+    def __init__(self, config: PolicyConfig | None = None) -> None:
+        self.config = config or PolicyConfig()
+        self._nodes: dict[str, NodeState] = {}
+        self._node_ver = 0
+        self._elig_ver = 0
+        self._next_index = 0
+        self._pending: dict[str, PendingJob] = {}
+        self._keys: dict[str, Key] = {}
+        self._class_of: dict[str, JobClass] = {}
+        self._classes: dict[Shape, JobClass] = {}
+        #: classes with a pending job that some node could run, by their first job's key
+        self._order: list[Entry] = []
+        #: node index -> (cores, memory, disk, uid, class) of classes it could run, by cores
+        self._by_node: dict[int, list[tuple[int, int, int, int, JobClass]]] = {}
+        self._dirty: dict[int, JobClass] = {}
+        self._running: dict[str, Run] = {}
+        self._ends: list[tuple[float, str]] = []
+        #: nodes that may take jobs they could not take before, in the order that happened
+        self._loosened: list[NodeState] = []
+        self._mark = 0
+        self._round = 0
+        self._n_holds = 0
+        self._now = 0.0
+        self.decisions = 0
+
+    # ------------------------------------------------------------------ nodes
+    def upsert_node(self, view: NodeView) -> None:
+        """Add a node or update its capacity, labels or hold."""
+        node = self._nodes.get(view.name)
+        if node is None or node.cap != view.capacity:
+            fresh = NodeState(view.capacity, self._next_index, view.held_reason)
+            self._next_index += 1
+            if node is not None:
+                for run in node.runs.values():
+                    run.node = fresh
+                    fresh.add_run(run)
+                self._drop_holds(list(node.holds))
+                node.alive = False
+            self._nodes[view.name] = fresh
+            self._node_ver += 1
+            self._loosen(fresh)
+            return
+        if node.held != view.held_reason:
+            was_held = node.held is not None
+            node.held = view.held_reason
+            if node.held is not None:
+                self._drop_holds(list(node.holds))
+            elif was_held:
+                self._loosen(node)
+
+    def remove_node(self, name: str) -> list[str]:
+        """Forget a node (lost or gone); returns the ids of the jobs that were on it.
+
+        The caller decides what happens to those jobs (re-submit them as pending or
+        fail them); the policy no longer counts them as running.
+        """
+        node = self._nodes.pop(name, None)
+        if node is None:
+            return []
+        node.alive = False
+        self._drop_holds(list(node.holds))
+        for job_id in node.runs:
+            self._running.pop(job_id, None)
+        self._node_ver += 1
+        return sorted(node.runs)
+
+    def node_names(self) -> list[str]:
+        """Names of the nodes the policy knows."""
+        return sorted(self._nodes)
+
+    def capacities(self) -> list[Capacity]:
+        """Total capacity of every known node."""
+        return [n.cap for n in self._nodes.values()]
+
+    # ------------------------------------------------------------------ jobs
+    def submit(self, job: PendingJob) -> None:
+        """Queue a pending job (a job already known is replaced)."""
+        if job.id in self._pending:
+            self.withdraw(job.id)
+        self.finish(job.id)
+        shape = shape_of(job)
+        cls = self._classes.get(shape)
+        if cls is None:
+            cls = JobClass(shape, job.demand, job.time_limit_s, len(self._classes) + 1)
+            self._classes[shape] = cls
+            if self._elig_ver == self._node_ver:
+                self._set_eligible(cls)
+        old_head = cls.head
+        key = order_key(job, self.config.aging_s_per_priority)
+        self._pending[job.id] = job
+        self._keys[job.id] = key
+        self._class_of[job.id] = cls
+        cls.push(key, job.id)
+        if old_head is None or key < old_head[0]:
+            self._head_changed(cls)
+
+    def withdraw(self, job_id: str) -> bool:
+        """Remove a pending job (cancelled, or taken elsewhere). True if it was pending."""
+        job = self._pending.pop(job_id, None)
+        if job is None:
+            return False
+        key = self._keys.pop(job_id)
+        cls = self._class_of.pop(job_id)
+        was_head = cls.head is not None and cls.head[1] == job_id
+        cls.remove(key, job_id)
+        self._drop_job_hold(cls, job_id)
+        if was_head:
+            self._head_changed(cls)
+        return True
+
+    def set_priority(self, job_id: str, priority: int) -> bool:
+        """Change a pending job's priority. True if the job is pending here."""
+        job = self._pending.get(job_id)
+        if job is None:
+            return False
+        if job.priority == priority:
+            return True
+        cls = self._class_of[job_id]
+        old_head = cls.head
+        new = PendingJob(job.id, priority, job.seq, job.demand, job.time_limit_s, job.submitted_at)
+        self._pending[job_id] = new
+        cls.remove(self._keys[job_id], job_id)
+        key = order_key(new, self.config.aging_s_per_priority)
+        self._keys[job_id] = key
+        cls.push(key, job_id)
+        self._drop_job_hold(cls, job_id)
+        if cls.head != old_head or (old_head is not None and old_head[1] == job_id):
+            self._head_changed(cls)
+        return True
+
+    def add_running(self, job: RunningJob) -> None:
+        """Account for a job that already holds resources on a node."""
+        node = self._nodes.get(job.node)
+        if node is None or job.id in self._running:
+            return
+        self.withdraw(job.id)
+        limit = job.time_limit_s
+        end = job.started_at + (limit if limit is not None else self.config.unlimited_runtime_s)
+        dem = job.demand
+        run = Run(job.id, node, dem.cores, dem.memory_mb, dem.disk_mb, dict(dem.licenses),
+                  max(end, self._now), _FIRST)
+        self._start_run(run)
+        self._revalidate(node)
+
+    def finish(self, job_id: str) -> bool:
+        """A running job ended (any way): its resources are free again."""
+        run = self._running.pop(job_id, None)
+        if run is None:
+            return False
+        node = run.node
+        if node.alive:
+            node.remove_run(job_id)
+            self._loosen(node)
+        return True
+
+    def is_pending(self, job_id: str) -> bool:
+        """Whether the job is queued here."""
+        return job_id in self._pending
+
+    def is_running(self, job_id: str) -> bool:
+        """Whether the job holds resources on a node here."""
+        return job_id in self._running
+
+    def running_on(self, name: str) -> list[str]:
+        """Ids of the jobs holding resources on a node."""
+        node = self._nodes.get(name)
+        return sorted(node.runs) if node else []
+
+    # ------------------------------------------------------------------ decisions
+    def schedule(self, now: float) -> list[Placement]:
+        """One dispatch round at time ``now``: the jobs to start, in dispatch order."""
+        self._now = now
+        self._round += 1
+        self._extend_overruns(now)
+        if self._elig_ver != self._node_ver:
+            self._refresh_eligibility()
+        if self.config.backfill is BackfillMode.NONE:
+            placements = self._schedule_strict(now)
+        else:
+            placements = self._schedule_backfill(now)
+        self.decisions += len(placements)
+        return placements
+
+    def _schedule_strict(self, now: float) -> list[Placement]:
+        """Strict order (baseline): stop at the first job that cannot start."""
+        placements = []
+        while self._order:
+            cls = self._order[0][2]
+            job = self._pending[cls.queue[0][1]]
+            node = self._try_place(cls, job, now, holds=False)
+            if node is None:
+                for _, _, other in self._order[1:]:
+                    other.block = ("order", None)
+                break
+            self._start(cls, job, node, now)
+            placements.append(Placement(job.id, node.name, False))
+        self._mark = len(self._loosened)
+        return placements
+
+    def _schedule_backfill(self, now: float) -> list[Placement]:
+        use_holds = self.config.backfill is BackfillMode.RESERVATION
+        work: list[Entry] = []
+        rnd = self._round
+
+        def want(cls: JobClass, after: Key) -> None:
+            entry = cls.entry
+            if entry is not None and cls.in_round != rnd and entry[0] > after:
+                cls.in_round = rnd
+                heapq.heappush(work, entry)
+
+        self._wake_dirty(want, _FIRST)
+        self._wake_loosened(want, _FIRST)
+        placements: list[Placement] = []
+        while work:
+            entry = heapq.heappop(work)
+            key, _, cls = entry
+            if cls.entry is not entry:
+                continue
+            job = self._pending[cls.queue[0][1]]
+            node = self._try_place(cls, job, now, holds=use_holds)
+            if node is None:
+                if use_holds:
+                    self._ensure_holds(cls, now)
+            else:
+                backfill = self._order[0][0] < key
+                self._start(cls, job, node, now)
+                placements.append(Placement(job.id, node.name, backfill))
+                if cls.entry is not None:
+                    heapq.heappush(work, cls.entry)
+            self._wake_dirty(want, key)
+            self._wake_loosened(want, key)
+        return placements
+
+    def _wake_dirty(self, want: Callable[[JobClass, Key], None], after: Key) -> None:
+        """Queue for a visit every class whose first job or reservation changed."""
+        if self._dirty:
+            for cls in self._dirty.values():
+                want(cls, after)
+            self._dirty.clear()
+
+    def _wake_loosened(self, want: Callable[[JobClass, Key], None], after: Key) -> None:
+        """Queue for a visit every class that could use a node loosened since the mark."""
+        log_ = self._loosened
+        if self._mark > len(log_):  # the log was reset: look at everything
+            self._mark = 0
+        if self._mark == len(log_):
+            return
+        seen: set[int] = set()
+        for node in log_[self._mark:]:
+            if node.index in seen or not node.alive or node.held is not None:
+                continue
+            seen.add(node.index)
+            if node.free_s < 1:
+                continue
+            fc, fm, fd = node.free_c, node.free_m, node.free_d
+            for c, m, d, _, cls in self._by_node.get(node.index, ()):
+                if c > fc:
+                    break
+                if m <= fm and d <= fd and cls.entry is not None:
+                    want(cls, after)
+        self._mark = len(log_)
+
+    def unplace(self, job_id: str, job: PendingJob | None = None) -> None:
+        """Undo a placement the caller could not carry out; optionally queue the job again."""
+        self.finish(job_id)
+        if job is not None:
+            self.submit(job)
+
+    # ------------------------------------------------------------------ explanations
+    def why_pending(self, job_id: str) -> PendingReason | None:
+        """Why a pending job has not started, or None if it is not pending here."""
+        if job_id not in self._pending:
+            return None
+        cls = self._class_of[job_id]
+        if self._elig_ver != self._node_ver:
+            self._refresh_eligibility()
+        return explain(cls, job_id, self._now)
+
+    def reasons(self) -> Iterator[tuple[str, PendingReason]]:
+        """``(job id, reason)`` for every pending job."""
+        for job_id in list(self._pending):
+            reason = self.why_pending(job_id)
+            if reason is not None:
+                yield job_id, reason
+
+    def reservations(self) -> list[Reservation]:
+        """Every reservation currently held, for display and audits."""
+        out = []
+        for node in self._nodes.values():
+            for h in node.holds:
+                out.append(Reservation(h.job_id, node.name, h.start, h.end,
+                                       self._pending[h.job_id].demand))
+        return out
+
+    def never_fits(self, demand: Demand) -> str | None:
+        """Why no known node could ever run ``demand``, or None."""
+        return never_fits_reason(demand, self.capacities())
+
+    # ------------------------------------------------------------------ classes
+    def _set_eligible(self, cls: JobClass) -> None:
+        dem = cls.demand
+        cls.eligible = sorted((n for n in self._nodes.values() if shortfall(dem, n.cap) is None),
+                              key=lambda n: n.index)
+        cls.eligible_set = {n.index for n in cls.eligible}
+        cls.never = None if cls.eligible else never_fits_reason(dem, self.capacities())
+        cls.checked_at = -1
+        for node in cls.eligible:
+            insort(self._by_node.setdefault(node.index, []), (cls.c, cls.m, cls.d, cls.uid, cls))
+
+    def _refresh_eligibility(self) -> None:
+        """The set of nodes changed: recompute which nodes can run which class."""
+        self._by_node = {}
+        for cls in self._classes.values():
+            self._set_eligible(cls)
+            self._reorder(cls)
+            self._dirty[cls.uid] = cls
+        self._elig_ver = self._node_ver
+
+    def _reorder(self, cls: JobClass) -> None:
+        """Put ``cls`` at the place its first job's key says (or take it out)."""
+        entry = cls.entry
+        if entry is not None:
+            i = bisect_left(self._order, entry)
+            del self._order[i]
+            cls.entry = None
+        head = cls.head
+        if head is not None and cls.never is None and (cls.eligible or cls.uid < 0):
+            cls.entry = (head[0], cls.uid, cls)
+            insort(self._order, cls.entry)
+
+    def _head_changed(self, cls: JobClass) -> None:
+        """The first job of a class changed: re-check it from scratch next round."""
+        cls.checked_at = -1
+        cls.block = ("new", None)
+        self._reorder(cls)
+        self._dirty[cls.uid] = cls
+
+    # ------------------------------------------------------------------ placing
+    def _loosen(self, node: NodeState) -> None:
+        """Record that ``node`` may now take jobs it could not take before."""
+        if len(self._loosened) >= _LOOSEN_LOG_MAX:
+            self._loosened.clear()
+            self._mark = 0
+            for cls in self._classes.values():
+                cls.checked_at = -1
+                self._dirty[cls.uid] = cls
+        self._loosened.append(node)
+
+    def _candidates(self, cls: JobClass) -> Iterable[NodeState]:
+        eligible = cls.eligible
+        since = cls.checked_at
+        if since < 0 or since > len(self._loosened):
+            return eligible
+        new = self._loosened[since:]
+        if not new:
+            return cls.maybe
+        if len(new) >= len(eligible):
+            return eligible
+        elig = cls.eligible_set
+        seen = {n.index for n in cls.maybe}
+        out = list(cls.maybe)
+        for n in new:
+            if n.index in elig and n.index not in seen and n.alive:
+                seen.add(n.index)
+                out.append(n)
+        return out
+
+    def _try_place(
+        self, cls: JobClass, job: PendingJob, now: float, holds: bool
+    ) -> NodeState | None:
+        """Best-fit node on which ``job`` can start now without breaking an earlier
+        job's reservation, or None (recording why in ``cls.block``)."""
+        c, m, d, lic = cls.c, cls.m, cls.d, cls.lic
+        key = self._keys[job.id]
+        end = now + (cls.limit if cls.limit is not None else INF)
+        best: NodeState | None = None
+        best_score: tuple[int, int, int] = (0, 0, 0)
+        fitting: list[NodeState] = []
+        reserved_by: Hold | None = None
+        held: NodeState | None = None
+        for node in self._candidates(cls):
+            if not node.alive:
+                continue
+            if node.held is not None:
+                held = held or node
+                continue
+            if not node.fits_now(c, m, d, lic):
+                continue
+            if holds and node.holds:
+                before = [h for h in node.holds if h.key < key]
+                if before and not node.fits_window(c, m, d, lic, now, end, before):
+                    reserved_by = reserved_by or before[0]
+                    continue
+            fitting.append(node)
+            score = (node.free_c - c, node.free_m - m, node.index)
+            if best is None or score < best_score:
+                best, best_score = node, score
+        cls.maybe = fitting
+        cls.checked_at = len(self._loosened)
+        if best is None:
+            if reserved_by is not None:
+                cls.block = ("reserved", reserved_by)
+            elif held is not None and all(n.held is not None for n in cls.eligible):
+                cls.block = ("held", held)
+            else:
+                cls.block = ("no-room", None)
+        return best
+
+    def _start(self, cls: JobClass, job: PendingJob, node: NodeState, now: float) -> None:
+        key = self._keys.pop(job.id)
+        del self._pending[job.id]
+        del self._class_of[job.id]
+        cls.remove(key, job.id)
+        self._drop_job_hold(cls, job.id)
+        limit = job.time_limit_s
+        end = now + (limit if limit is not None else self.config.unlimited_runtime_s)
+        self._start_run(Run(job.id, node, cls.c, cls.m, cls.d, cls.lic, end, key))
+        cls.block = ("new", None)
+        self._reorder(cls)
+        if node.holds:
+            self._revalidate(node, after=key)
+
+    def _start_run(self, run: Run) -> None:
+        run.node.add_run(run)
+        self._running[run.job_id] = run
+        heapq.heappush(self._ends, (run.end, run.job_id))
+
+    # ------------------------------------------------------------------ reservations
+    def _ensure_holds(self, cls: JobClass, now: float) -> None:
+        """Give the first jobs in line of a blocked class a reservation each."""
+        for key, job_id in cls.queue[: self.config.reservations_per_shape]:
+            if job_id in cls.holds:
+                continue
+            if self._n_holds >= self.config.max_reservations:
+                return
+            if not self._reserve(cls, key, job_id, now):
+                return
+
+    def _reserve(self, cls: JobClass, key: Key, job_id: str, now: float) -> bool:
+        """Reserve the earliest slot for one job, around the reservations ahead of it."""
+        length = cls.limit if cls.limit is not None else INF
+        c, m, d, lic = cls.c, cls.m, cls.d, cls.lic
+        best: NodeState | None = None
+        best_t = INF
+        for node in cls.eligible:
+            if node.held is not None:
+                continue
+            before = [h for h in node.holds if h.key < key] if node.holds else []
+            t = node.earliest(c, m, d, lic, length, now, before, best_t)
+            if t < best_t:
+                best, best_t = node, t
+                if t <= now:
+                    break
+        if best is None:
+            return False
+        hold = Hold(cls, job_id, key, best, best_t, best_t + length, c, m, d, lic)
+        best.holds.append(hold)
+        cls.holds[job_id] = hold
+        self._n_holds += 1
+        self._revalidate(best, after=key)
+        return True
+
+    def _drop_job_hold(self, cls: JobClass, job_id: str) -> None:
+        hold = cls.holds.get(job_id)
+        if hold is not None:
+            self._drop_holds([hold])
+
+    def _revalidate(self, node: NodeState, after: Key = _FIRST) -> None:
+        """Drop reservations on ``node`` (ordered after ``after``) that no longer fit."""
+        if not node.holds:
+            return
+        kept: list[Hold] = []
+        dropped: list[Hold] = []
+        for h in sorted(node.holds, key=lambda h: h.key):
+            if h.key <= after or node.fits_window(h.c, h.m, h.d, h.lic, h.start, h.end, kept):
+                kept.append(h)
+            else:
+                dropped.append(h)
+        if dropped:
+            self._drop_holds(dropped)
+
+    def _drop_holds(self, holds: list[Hold]) -> None:
+        for h in holds:
+            owner = h.owner
+            assert isinstance(owner, JobClass)
+            if owner.holds.get(h.job_id) is h:
+                del owner.holds[h.job_id]
+                self._n_holds -= 1
+                self._dirty[owner.uid] = owner
+            if h in h.node.holds:
+                h.node.holds.remove(h)
+                self._loosen(h.node)
+
+    def _extend_overruns(self, now: float) -> None:
+        """Jobs still running past their planned end are assumed to end a little later."""
+        ends = self._ends
+        grace = self.config.overrun_grace_s
+        touched: dict[int, NodeState] = {}
+        while ends and ends[0][0] <= now:
+            end, job_id = heapq.heappop(ends)
+            run = self._running.get(job_id)
+            if run is None or run.end != end:
+                continue
+            run.node.set_end(run, now + grace)
+            heapq.heappush(ends, (run.end, job_id))
+            touched[run.node.index] = run.node
+        for node in touched.values():
+            if node.alive:
+                self._revalidate(node)
