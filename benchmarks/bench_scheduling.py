@@ -370,7 +370,7 @@ def pct(values: list[float], q: float) -> float:
     if not values:
         return 0.0
     values = sorted(values)
-    return values[min(len(values) - 1, int(math.ceil(q * len(values))) - 1)]
+    return values[min(len(values) - 1, math.ceil(q * len(values)) - 1)]
 
 
 def report(res: Result) -> None:
@@ -425,9 +425,10 @@ def main(argv: list[str] | None = None) -> int:
         results.append(res)
     main_res = results[0]
     for other in results[1:]:
-        print(f"ratio {main_res.mode}/{other.mode}: utilisation "
-              f"{(main_res.bound / main_res.makespan) / (other.bound / other.makespan):.3f}, "
-              f"large-job longest wait {_longest_large(main_res) / max(1.0, _longest_large(other)):.3f}")
+        util = (main_res.bound / main_res.makespan) / (other.bound / other.makespan)
+        wait = _longest_large(main_res) / max(1.0, _longest_large(other))
+        print(f"ratio {main_res.mode}/{other.mode}: utilisation {util:.3f}, "
+              f"large-job longest wait {wait:.3f}")
     ok = (main_res.bound / main_res.makespan >= 0.95 and not main_res.auditor.undocumented
           and main_res.decisions / main_res.policy_s >= 5000)
     print("targets (utilisation >= 0.95, 0 undocumented inversions, >= 5000 decisions/s): "
