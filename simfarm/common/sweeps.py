@@ -162,6 +162,11 @@ def render_child(
     return JobSpec.model_validate(data)
 
 
+def throttle_reason(throttle: int) -> str:
+    """The reason shown on a child held by its sweep's throttle."""
+    return f"sweep throttle: at most {throttle} children at once"
+
+
 def sweep_state(counts: Mapping[str, int]) -> str:
     """The parent's state from its children's counts per state."""
     total = sum(counts.values())

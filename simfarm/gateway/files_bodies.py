@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from simfarm.common.sweeps import Sweep
+
 
 class BlobOut(BaseModel):
     """A stored blob."""
@@ -13,3 +15,10 @@ class BlobOut(BaseModel):
     sha256: str
     size: int | None = Field(description="bytes")
     created: bool = Field(description="false when the blob was already stored (deduplicated)")
+
+
+class SweepListOut(BaseModel):
+    """One page of sweeps (without their children); pass ``next_cursor`` back."""
+
+    sweeps: list[Sweep]
+    next_cursor: str | None = None

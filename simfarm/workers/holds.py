@@ -19,17 +19,13 @@ from simfarm.common.states import JobState
 from simfarm.common.store import JobStore
 from simfarm.common.store.holds import HOLD_DEPENDENCIES, HOLD_THROTTLE, HoldStore
 from simfarm.common.store.sweeps import SweepStore
+from simfarm.common.sweeps import throttle_reason
 
 log = logging.getLogger(__name__)
 
 CHECK_BATCH = 1000
 FULL_PASS_LIMIT = 5000
 ACTIVE = (JobState.SCHEDULED, JobState.RUNNING)
-
-
-def throttle_reason(throttle: int) -> str:
-    """The reason shown on a child held by its sweep's throttle."""
-    return f"sweep throttle: at most {throttle} children at once"
 
 
 class HoldReleaser:

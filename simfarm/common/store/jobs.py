@@ -119,34 +119,8 @@ class JobStore:
         membership, resolved dependencies...); with a ``hold`` code the job starts held
         (see :class:`~simfarm.common.store.holds.HoldStore`)."""
         job_id = job_id or new_job_id()
-        now = time.time()
-        owner = owner or spec.owner or ""
-        event = json.dumps({"to": "pending", "priority": spec.priority})
-        k = self.keys
-        result = self._create(
-            keys=[
-                k.seq,
-                k.job(job_id),
-                k.all_jobs,
-                k.state(JobState.PENDING.value),
-                k.events,
-                k.job_events(job_id),
-                k.idempotency(idempotency_key) if idempotency_key else "",
-                k.owner(owner) if owner else "",
-            ],
-            args=[
-                job_id,
-                spec.model_dump_json(),
-                spec.priority,
-                repr(now),
-                owner,
-                self.events_global,
-                self.events_per_job,
-                IDEMPOTENCY_TTL_S,
-                event,
-                json.dumps(_hash_values(extra or {})),
-            ],
-        )
+        keys, args = self._create_call(spec, job_id, idempotency_key, owner, extra)
+        result = self._create(keys=keys, args=args)
         status, ident = (_decode(x) for x in result[:2])
         assert ident is not None
         if status == "dup":
@@ -155,6 +129,78 @@ class JobStore:
             raise DuplicateJob(ident)
         log.info("job %s: created (priority %s)", job_id, spec.priority)
         return self.get(job_id), True
+
+    def _create_call(
+        self,
+        spec: JobSpec,
+        job_id: str,
+        idempotency_key: str | None,
+        owner: str | None,
+        extra: Mapping[str, Any] | None,
+    ) -> tuple[list[str], list[Any]]:
+        now = time.time()
+        owner = owner or spec.owner or ""
+        event = json.dumps({"to": "pending", "priority": spec.priority})
+        k = self.keys
+        keys = [
+            k.seq,
+            k.job(job_id),
+            k.all_jobs,
+            k.state(JobState.PENDING.value),
+            k.events,
+            k.job_events(job_id),
+            k.idempotency(idempotency_key) if idempotency_key else "",
+            k.owner(owner) if owner else "",
+        ]
+        args = [
+            job_id,
+            spec.model_dump_json(),
+            spec.priority,
+            repr(now),
+            owner,
+            self.events_global,
+            self.events_per_job,
+            IDEMPOTENCY_TTL_S,
+            event,
+            json.dumps(_hash_values(extra or {})),
+        ]
+        return keys, args
+
+    def create_batch(
+        self, items: Sequence[tuple[str, JobSpec, Mapping[str, Any]]], owner: str | None = None
+    ) -> list[str]:
+        """Store many new pending jobs ``(job_id, spec, extra fields)`` in pipelined
+        round trips (each creation is atomic, the batch is not). Returns the ids created;
+        an id that already exists is skipped."""
+        created: list[str] = []
+        for start in range(0, len(items), 1000):
+            chunk = items[start : start + 1000]
+            pipe = self.connection.pipeline(transaction=False)
+            for job_id, spec, extra in chunk:
+                keys, args = self._create_call(spec, job_id, None, owner, extra)
+                self._create(keys=keys, args=args, client=pipe)
+            for (job_id, _, _), result in zip(chunk, pipe.execute(), strict=True):
+                if _decode(result[0]) == "ok":
+                    created.append(job_id)
+        log.info("created %d jobs in a batch", len(created))
+        return created
+
+    def cancel_many(self, job_ids: Sequence[str], reason: str = "cancelled by user") -> int:
+        """Cancel many jobs in pipelined round trips (running ones get a cancel request;
+        finished ones are left alone). Returns how many were cancelled or requested."""
+        done = 0
+        k = self.keys
+        for start in range(0, len(job_ids), 1000):
+            pipe = self.connection.pipeline(transaction=False)
+            for job_id in job_ids[start : start + 1000]:
+                self._cancel(
+                    keys=[k.job(job_id), k.events, k.job_events(job_id)],
+                    args=[job_id, k.prefix, repr(time.time()), self.events_global,
+                          self.events_per_job, reason],
+                    client=pipe,
+                )
+            done += sum(1 for r in pipe.execute() if _decode(r[0]) in ("cancelled", "requested"))
+        return done
 
     def get(self, job_id: str) -> Job:
         """The job with this id, or :class:`JobNotFound`."""
