@@ -79,7 +79,11 @@ class ClusterService:
     def describe(self, info: NodeInfo) -> NodeInfo:
         """``info`` with the cluster's capacity and the ``scheduler`` label."""
         partition, problem = self.partition()
-        labels = {**info.labels, SCHEDULER_LABEL: self.label}
+        # AEDT found on this (login) host says nothing about the compute nodes: only
+        # labels configured for the node are kept, so local HFSS jobs stay on lab machines.
+        labels = {k: v for k, v in info.labels.items()
+                  if not k.startswith("aedt") or k in self.settings.node_labels}
+        labels[SCHEDULER_LABEL] = self.label
         update: dict[str, object] = {"labels": labels,
                                      "max_jobs": self.settings.worker_concurrency}
         if partition is not None:

@@ -184,3 +184,50 @@ def test_job_demanding_lsf_goes_to_the_lsf_worker(http: httpx.Client, lsf_node: 
     assert (job["state"], job["node"], job["exit_code"]) == ("completed", "lsf-node", 0), job
     lines = [e["data"]["line"] for e in events(http, job_id) if e["type"] == "log"]
     assert f"via lsf {job['native_id']}" in lines
+
+
+@pytest.mark.timeout(180)
+def test_restarted_worker_adopts_its_cluster_job_instead_of_resubmitting(
+        http: httpx.Client, settings: Settings, node_store: NodeStore, slurm_node: Settings,
+        tmp_path: Path) -> None:
+    node = settings.model_copy(update={
+        "node_name": "slurm-b", "scheduler": "slurm", "node_labels": {"pool": "b"},
+        "scheduler_job_dir": tmp_path / "jobs", "scheduler_poll_s": 0.3,
+        "scheduler_poll_max_s": 1.0})
+    marker = tmp_path / "started"
+    proc = start_cluster_worker(node, node_store, tmp_path)
+    try:
+        job_id = submit(http, argv=["bash", "-c", f"touch {marker}; sleep 6; exit 0"],
+                        resources={"labels": {"scheduler": "slurm", "pool": "b"}},
+                        retries=1)
+        job = job_state(http, job_id, "running")
+        native_id = job["native_id"]
+        wait_until(marker.exists, 30, "the cluster job to start")
+        stop_process(proc)  # warm shutdown: the attempt goes back, the cluster job stays
+        job = job_state(http, job_id, "pending", "scheduled", timeout_s=30)
+        assert squeue_state(native_id) == "RUNNING"
+        proc = start_cluster_worker(node, node_store, tmp_path)
+        job = job_state(http, job_id, timeout_s=90)
+    finally:
+        stop_process(proc)
+    assert (job["state"], job["exit_code"], job["native_id"]) == ("completed", 0, native_id)
+    assert job["attempt"] >= 2
+    assert cluster_jobs_named(f"simfarm-{job_id}-") == {native_id}, \
+        "later attempts must follow the first cluster job, not submit another"
+    assert any("earlier attempt" in e["data"].get("message", "")
+               for e in events(http, job_id) if e["type"] == "info")
+
+
+def cluster_jobs_named(prefix: str) -> set[str]:
+    """Ids of every SLURM job (queued, running or finished) whose name starts with prefix."""
+    listed = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i|%j"], capture_output=True,
+                            text=True).stdout.splitlines()
+    finished = subprocess.run(["sacct", "-c", "-n", "-P", "-o", "JobID,JobName"],
+                              capture_output=True, text=True).stdout.splitlines()
+    return {line.split("|")[0] for line in listed + finished
+            if "|" in line and line.split("|")[1].startswith(prefix)}
+
+
+def squeue_state(native_id: str) -> str:
+    return subprocess.run(["squeue", "-h", "-t", "all", "-j", native_id, "-o", "%T"],
+                          capture_output=True, text=True).stdout.strip()
