@@ -47,6 +47,7 @@ JOBID_PATTERN = re.compile(r"^[a-zA-Z0-9_-]+$")
 _TIME_HMS = re.compile(r"^(\d+):(\d{2}):(\d{2})$")
 _TIME_DHMS = re.compile(r"^(\d+)\.(\d{2}):(\d{2}):(\d{2})$")
 _TIME_MINUTES = re.compile(r"^(\d+)$")
+_DIRECTIVE_VALUE = re.compile(r"^[A-Za-z0-9_.,:+=@/%&|!\[\]()*\-]{1,256}$")
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(I?B?)\s*$", re.IGNORECASE)
 _MEMORY_FACTOR_MB = {"": 1.0, "K": 1.0 / 1024, "M": 1.0, "G": 1024.0, "T": 1024.0 * 1024}
 
@@ -160,6 +161,17 @@ class SchedulerOptions(_Model):
     @classmethod
     def _check_memory(cls, value: str) -> str:
         parse_memory_mb(value)
+        return value
+
+    @field_validator("queue", "account", "reservation", "qos", "constraints", "gpu_type",
+                     "email_notification")
+    @classmethod
+    def _check_directive(cls, value: str | None) -> str | None:
+        # These go onto #SBATCH/#BSUB/#PBS lines or HPC Pack switches: a newline would
+        # start a new script line, quotes change how the scheduler splits the line.
+        if value and not _DIRECTIVE_VALUE.match(value):
+            raise ValueError("must be 1-256 characters without whitespace, quotes, '#', "
+                             "'$', ';', backslashes or control characters")
         return value
 
     @field_validator("priority")

@@ -231,3 +231,11 @@ def cluster_jobs_named(prefix: str) -> set[str]:
 def squeue_state(native_id: str) -> str:
     return subprocess.run(["squeue", "-h", "-t", "all", "-j", native_id, "-o", "%T"],
                           capture_output=True, text=True).stdout.strip()
+
+
+def test_directive_injection_is_refused_at_submission(http: httpx.Client) -> None:
+    response = http.post("/api/v1/jobs", json={
+        "argv": ["true"], "resources": {"labels": {"scheduler": "slurm"}},
+        "cluster": {"queue": "debug\n#SBATCH --uid=0"}})
+    assert response.status_code == 422, response.text
+    assert "queue" in json.dumps(response.json())
