@@ -1,67 +1,59 @@
-"""The synchronous Python façade of simfarm."""
+"""The synchronous Python façade: :class:`Client`."""
 
 from __future__ import annotations
 
 import builtins
-import os
 import time
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from typing import Any, TypeVar
 
 import httpx
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.sync.client import ClientConnection, connect
 
-from simfarm.client.errors import ApiError, ConnectionFailed, JobCancelled, JobFailed
+from simfarm.client import api, flows
+from simfarm.client.base import ClientConfig, ws_error
+from simfarm.client.errors import ConnectionFailed
+from simfarm.client.specs import SpecLike, job_body
 from simfarm.client.workflow import WorkflowMixin
-from simfarm.common.models import Job, JobEvent, JobPage, JobSpec
+from simfarm.common.models import Job, JobEvent, JobPage, NodeInfo
 from simfarm.common.settings import Settings
 from simfarm.common.states import JobState
+from simfarm.common.ws_protocol import EventType, Subscribe, parse_server_message
 
-DEFAULT_URL = "http://127.0.0.1:8765"
-
-
-def resolve_url(url: str | None = None) -> str:
-    """The gateway URL: explicit, ``SIMFARM_URL``, a running embedded service, or default."""
-    if url:
-        return url.rstrip("/")
-    if os.environ.get("SIMFARM_URL"):
-        return os.environ["SIMFARM_URL"].rstrip("/")
-    from simfarm.client.embedded import read_state_file
-
-    state = read_state_file(Settings().state_dir)
-    if state and state.get("url"):
-        return state["url"]
-    return DEFAULT_URL
-
-
-def _raise_for(response: httpx.Response) -> None:
-    if response.status_code < 400:
-        return
-    try:
-        body = response.json()
-        raise ApiError(
-            response.status_code,
-            body.get("error", "error"),
-            body.get("detail", response.text),
-            body.get("fields"),
-        )
-    except ValueError:
-        raise ApiError(response.status_code, "error", response.text[:500]) from None
+T = TypeVar("T")
+PARALLEL_CALLS = 8
 
 
 class Client(WorkflowMixin):
-    """Talks to a simfarm gateway over HTTP. Safe to share between threads."""
+    """Talks to a simfarm gateway over HTTP and WebSocket. Safe to share between threads.
+
+    ``url`` defaults to ``SIMFARM_URL``, then to a running ``simfarm up``, then to
+    ``http://127.0.0.1:8765``; ``token`` to ``SIMFARM_TOKEN``. With ``embedded=True`` the
+    client starts a private farm (redis-server, gateway, one worker) and stops it at
+    :meth:`close` or interpreter exit.
+    """
 
     def __init__(
-        self, url: str | None = None, token: str | None = None, timeout: float = 30.0
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        embedded: bool = False,
+        timeout: float = 30.0,
+        *,
+        settings: Settings | None = None,
     ) -> None:
-        self.url = resolve_url(url)
-        token = token or os.environ.get("SIMFARM_TOKEN")
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        self._config = ClientConfig(url, token, embedded, timeout, settings)
+        self.url = self._config.url
+        self._http = httpx.Client(base_url=self.url, headers=self._config.headers, timeout=timeout)
 
+    # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
-        """Close the HTTP connections."""
+        """Close the connections and stop the embedded service, if any."""
         self._http.close()
+        self._config.close()
 
     def __enter__(self) -> Client:
         return self
@@ -69,101 +61,218 @@ class Client(WorkflowMixin):
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise ConnectionFailed(
-                f"cannot reach the simfarm gateway at {self.url} ({exc}); "
-                "start it with `simfarm up` or set SIMFARM_URL"
-            ) from exc
-        _raise_for(response)
-        return response
-
+    # ------------------------------------------------------------------ jobs
     def submit(
         self,
-        spec: JobSpec | Mapping[str, Any],
+        spec_or_config: SpecLike,
         priority: int | None = None,
+        *,
         idempotency_key: str | None = None,
     ) -> Job:
-        """Submit a job and return it as stored (state ``pending``)."""
-        body = spec.model_dump(mode="json") if isinstance(spec, JobSpec) else dict(spec)
-        if priority is not None:
-            body["priority"] = priority
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        return Job.model_validate(
-            self._request("POST", "/api/v1/jobs", json=body, headers=headers).json()
-        )
+        """Submit a job: a :class:`~simfarm.common.models.JobSpec`, an
+        :class:`~simfarm.common.hfss.HFSSSimulationConfig`, a dict or an argv list.
+        ``priority`` 0-10 (default: the spec's, 5). Returns the job as stored."""
+        return self._call(api.submit(job_body(spec_or_config, priority), idempotency_key))
 
     def get(self, job_id: str) -> Job:
-        """The job's current state."""
-        return Job.model_validate(self._request("GET", f"/api/v1/jobs/{job_id}").json())
+        """The job's current state (:class:`~simfarm.client.errors.NotFound` if unknown)."""
+        return self._call(api.get(job_id))
 
     def list(
         self, state: JobState | str | None = None, limit: int = 50, cursor: str | None = None
     ) -> JobPage:
-        """One page of jobs."""
-        params: dict[str, Any] = {"limit": limit}
-        if state:
-            params["state"] = str(state)
-        if cursor:
-            params["cursor"] = cursor
-        return JobPage.model_validate(self._request("GET", "/api/v1/jobs", params=params).json())
+        """One page of jobs: newest first, or queue order with ``state``."""
+        return self._call(api.list_jobs(state, limit, cursor))
 
     def cancel(self, job_id: str) -> Job:
         """Cancel a job (a running one is stopped by its worker shortly after)."""
-        return Job.model_validate(self._request("POST", f"/api/v1/jobs/{job_id}/cancel").json())
+        return self._call(api.cancel(job_id))
+
+    def set_priority(self, job_id: str, priority: int) -> Job:
+        """Change the priority (0-10) of a pending job."""
+        return self._call(api.set_priority(job_id, priority))
 
     def events(
         self, job_id: str, since: str | None = None, wait: float = 0
     ) -> builtins.list[JobEvent]:
         """The job's events after ``since``; with ``wait`` long-polls for new ones."""
-        params: dict[str, Any] = {}
-        if since:
-            params["since"] = since
-        if wait:
-            params["wait"] = wait
-        body = self._request(
-            "GET", f"/api/v1/jobs/{job_id}/events", params=params, timeout=wait + 30
-        ).json()
-        return [JobEvent.model_validate(e) for e in body["events"]]
+        return self._call(api.events(job_id, since, wait))
 
     def logs(self, job_id: str, follow: bool = False) -> Iterator[str]:
         """The job's output lines; with ``follow`` keeps going until the job ends."""
-        final = {s.value for s in JobState if s.final}
-        since: str | None = None
-        while True:
-            events = self.events(job_id, since=since, wait=10 if follow else 0)
-            ended = False
-            for event in events:
-                since = event.id
-                if event.type == "log":
-                    yield str(event.data.get("line", ""))
-                elif event.type == "state" and event.data.get("to") in final:
-                    ended = True
-            if not follow or ended:
-                return
-            if not events and self.get(job_id).final:
-                follow = False  # one more read without waiting, then stop
+        return _Runner(self).iterate(flows.logs_flow(job_id, follow))
+
+    def stream(
+        self,
+        jobs: Sequence[str] | None = None,
+        states: Iterable[JobState | str] | None = None,
+        types: Iterable[EventType] | None = None,
+        since: str | None = None,
+    ) -> Iterator[JobEvent]:
+        """Live events over the WebSocket, forever (break out of the loop to stop).
+        Reconnects and resumes by itself, losing and repeating nothing."""
+        subscription = Subscribe.model_validate(
+            {
+                "jobs": list(jobs) if jobs is not None else None,
+                "states": list(states) if states is not None else None,
+                "types": list(types) if types is not None else None,
+                "since": since,
+            }
+        )
+        return _Runner(self).iterate(flows.stream_flow(subscription))
 
     def wait(
         self, job_id: str, timeout: float | None = None, raise_on_failure: bool = False
     ) -> Job:
-        """Block until the job finishes (or raise ``TimeoutError``)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        since: str | None = None
-        while True:
-            job = self.get(job_id)
-            if job.final:
-                break
-            remaining = 10.0 if deadline is None else deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"job {job_id} still {job.state.value} after {timeout} s")
-            events = self.events(job_id, since=since, wait=min(10.0, max(0.05, remaining)))
-            if events:
-                since = events[-1].id
-        if raise_on_failure and job.state is JobState.FAILED:
-            raise JobFailed(job)
-        if raise_on_failure and job.state is JobState.CANCELLED:
-            raise JobCancelled(job)
-        return job
+        """Block until the job is final and return it. Raises
+        :class:`~simfarm.client.errors.WaitTimeout` (a ``TimeoutError``) after
+        ``timeout`` seconds; with ``raise_on_failure``, :class:`JobFailed` or
+        :class:`JobCancelled` when it did not complete."""
+        return self.wait_all([job_id], timeout, raise_on_failure)[0]
+
+    def wait_all(
+        self,
+        job_ids: Iterable[str],
+        timeout: float | None = None,
+        raise_on_failure: bool = False,
+    ) -> builtins.list[Job]:
+        """Block until every job is final; the jobs in the order given. One WebSocket
+        follows all of them (polling if the gateway has none). With
+        ``raise_on_failure`` the first failed or cancelled job raises at once."""
+        return _Runner(self).run(flows.wait_flow(list(job_ids), timeout, raise_on_failure))
+
+    # ------------------------------------------------------------------ farm
+    def workers(self) -> builtins.list[NodeInfo]:
+        """The registered worker nodes with their free resources and jobs."""
+        return self._call(api.workers())
+
+    def limits(self, node: str) -> dict[str, Any]:
+        """A node's local limits (max jobs, CPU %, memory %, free disk)."""
+        return self._call(api.limits(node))
+
+    def set_limits(self, node: str, **changes: Any) -> dict[str, Any]:
+        """Change some of a node's local limits at run time; returns all of them."""
+        return self._call(api.set_limits(node, changes))
+
+    def health(self) -> dict[str, Any]:
+        """The gateway's health: Redis, live nodes, jobs per state."""
+        return self._call(api.health())
+
+    # ------------------------------------------------------------------ transport
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request; a typed error for a failed answer (used by the workflow methods)."""
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ConnectionFailed(self._config.connection_error(exc)) from exc
+        if response.status_code >= 400:
+            raise api.error_for(
+                response.status_code, api.decode_json(response.content), response.text
+            )
+        return response
+
+    def _call(self, op: api.Operation[T]) -> T:
+        try:
+            response = self._http.request(**op.request.httpx_kwargs())
+        except httpx.TransportError as exc:
+            raise ConnectionFailed(self._config.connection_error(exc)) from exc
+        return op.read(response)
+
+
+class _Runner:
+    """Runs one flow with blocking I/O; owns at most one WebSocket connection."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.ws: ClientConnection | None = None
+        self._ws_stack = ExitStack()
+
+    def run(self, flow: flows.Flow[T]) -> T:
+        """Run a flow that emits nothing; its return value."""
+        result: Any = None
+        error: BaseException | None = None
+        try:
+            while True:
+                try:
+                    action = flow.throw(error) if error is not None else flow.send(result)
+                except StopIteration as stop:
+                    value: T = stop.value
+                    return value
+                result, error = None, None
+                try:
+                    result = self._perform(action)
+                except Exception as exc:
+                    error = exc
+        finally:
+            flow.close()
+            self._close_ws()
+
+    def iterate(self, flow: flows.Flow[None]) -> Iterator[Any]:
+        """Run a flow, yielding what it emits."""
+        result: Any = None
+        error: BaseException | None = None
+        try:
+            while True:
+                try:
+                    action = flow.throw(error) if error is not None else flow.send(result)
+                except StopIteration:
+                    return
+                result, error = None, None
+                if isinstance(action, flows.Emit):
+                    yield action.value
+                    continue
+                try:
+                    result = self._perform(action)
+                except Exception as exc:
+                    error = exc
+        finally:
+            flow.close()
+            self._close_ws()
+
+    def _perform(self, action: flows.Action) -> Any:
+        if isinstance(action, flows.Call):
+            return self.client._call(action.op)
+        if isinstance(action, flows.CallMany):
+            if len(action.ops) <= 1:
+                return [self.client._call(op) for op in action.ops]
+            with ThreadPoolExecutor(min(PARALLEL_CALLS, len(action.ops))) as pool:
+                return list(pool.map(self.client._call, action.ops))
+        if isinstance(action, flows.Open):
+            return self._open(action.subscribe)
+        if isinstance(action, flows.Receive):
+            return self._receive(action.timeout)
+        if isinstance(action, flows.Pause):
+            time.sleep(action.seconds)
+            return None
+        raise TypeError(f"unknown action {action!r}")
+
+    def _open(self, subscription: Subscribe) -> None:
+        self._close_ws()
+        config = self.client._config
+        try:
+            # entered as a context manager: websockets >= 17 warns about bare connect()
+            self.ws = self._ws_stack.enter_context(
+                connect(
+                    config.ws_url,
+                    additional_headers=config.headers,
+                    open_timeout=config.timeout,
+                    max_size=None,
+                )
+            )
+            self.ws.send(subscription.model_dump_json(exclude_none=True))
+        except (InvalidHandshake, ConnectionClosed, OSError) as exc:
+            raise ws_error(exc) from exc
+
+    def _receive(self, timeout: float) -> Any:
+        assert self.ws is not None
+        try:
+            raw = self.ws.recv(timeout=timeout)
+        except TimeoutError:
+            return None
+        except (ConnectionClosed, OSError) as exc:
+            raise ws_error(exc) from exc
+        return parse_server_message(raw)
+
+    def _close_ws(self) -> None:
+        self.ws = None
+        self._ws_stack.close()

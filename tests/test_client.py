@@ -1,0 +1,152 @@
+"""The synchronous façade against the real gateway and Celery worker."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+
+import psutil
+import pytest
+
+from simfarm import Client
+from simfarm.client.errors import ApiError, JobCancelled, JobFailed, NotFound, WaitTimeout
+from simfarm.common.hfss import create_hfss_config
+from simfarm.common.models import JobSpec
+from simfarm.common.states import JobState
+
+PY = sys.executable
+SLEEPER = [PY, "-c", "import time; time.sleep(60)"]
+
+
+@pytest.fixture
+def client(gateway: str, worker: subprocess.Popen[bytes]) -> Iterator[Client]:
+    with Client(gateway) as c:
+        yield c
+
+
+def test_submit_wait_and_read_the_output(client: Client) -> None:
+    job = client.submit([PY, "-c", "print('one'); print('two')"], priority=7)
+    assert job.state is JobState.PENDING and job.priority == 7
+    done = client.wait(job.id, timeout=30, raise_on_failure=True)
+    assert done.state is JobState.COMPLETED and done.exit_code == 0
+    assert list(client.logs(job.id)) == ["one", "two"]
+    assert client.get(job.id).state is JobState.COMPLETED
+    assert job.id in [j.id for j in client.list(state="completed", limit=1000).jobs]
+
+
+def test_follow_streams_lines_while_the_job_runs(client: Client) -> None:
+    script = (
+        "import time\nfor i in range(3):\n    print('tick', i, flush=True)\n    time.sleep(0.3)"
+    )
+    job = client.submit(JobSpec(argv=[PY, "-c", script]))
+    lines = client.logs(job.id, follow=True)
+    assert next(lines) == "tick 0"
+    assert client.get(job.id).state is JobState.RUNNING  # the first line came while running
+    assert list(lines) == ["tick 1", "tick 2"]
+    assert client.get(job.id).state is JobState.COMPLETED
+
+
+def test_failures_and_cancellations_raise_when_asked(client: Client) -> None:
+    bad = client.submit({"argv": [PY, "-c", "raise SystemExit(3)"]})
+    with pytest.raises(JobFailed) as failed:
+        client.wait(bad.id, timeout=30, raise_on_failure=True)
+    assert failed.value.job.exit_code == 3
+    assert client.wait(bad.id).state is JobState.FAILED  # no raise unless asked
+
+    slow = client.submit(SLEEPER)
+    with pytest.raises(WaitTimeout) as timed_out:
+        client.wait(slow.id, timeout=0.5)
+    assert isinstance(timed_out.value, TimeoutError) and timed_out.value.pending == [slow.id]
+    client.cancel(slow.id)
+    with pytest.raises(JobCancelled):
+        client.wait(slow.id, timeout=30, raise_on_failure=True)
+
+
+def test_errors_are_typed(client: Client) -> None:
+    with pytest.raises(NotFound):
+        client.get("nosuchjob")
+    with pytest.raises(NotFound):
+        client.wait("nosuchjob", timeout=10)
+    with pytest.raises(ApiError) as invalid:
+        client.submit({"argv": ["true"], "priority": 11})
+    assert invalid.value.status == 422 and invalid.value.fields[0]["field"] == "priority"
+
+
+def test_stream_follows_a_job_over_the_websocket(client: Client) -> None:
+    job = client.submit([PY, "-c", "print('hello')"])
+    seen = []
+    for event in client.stream(jobs=[job.id], since="0"):
+        seen.append((event.type, event.data.get("to") or event.data.get("line")))
+        if event.type == "state" and event.data["to"] in ("completed", "failed"):
+            break
+    assert seen == [
+        ("state", "pending"), ("state", "scheduled"), ("state", "running"),
+        ("log", "hello"), ("state", "completed"),
+    ]
+
+
+def test_wait_all_without_websocket_falls_back_to_polling(client: Client) -> None:
+    # A gateway whose WebSocket route is missing (as behind a proxy that drops upgrades).
+    client._config.ws_url = client._config.ws_url.replace("/api/v1/ws", "/api/v1/no-ws")
+    jobs = [client.submit([PY, "-c", f"print({i})"]) for i in range(3)]
+    done = client.wait_all([j.id for j in jobs], timeout=30)
+    assert [j.id for j in done] == [j.id for j in jobs]
+    assert {j.state for j in done} == {JobState.COMPLETED}
+
+
+def test_32_threads_submit_and_cancel_at_once(client: Client) -> None:
+    ids: list[str] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    start = threading.Barrier(32)
+
+    def work(n: int) -> None:
+        try:
+            start.wait(10)
+            for i in range(4):
+                job = client.submit(SLEEPER, priority=n % 11, idempotency_key=f"t{n}-{i}-{id(ids)}")
+                client.cancel(job.id)
+                with lock:
+                    ids.append(job.id)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(32)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    assert len(set(ids)) == 128
+    finished = client.wait_all(ids, timeout=60)
+    assert {j.state for j in finished} == {JobState.CANCELLED}
+
+
+def test_hfss_config_is_submitted_as_an_hfss_job(client: Client) -> None:
+    config = create_hfss_config(project_path="/nowhere/antenna.aedt", design_name="main",
+                                setup_name="Setup1")
+    job = client.submit(config, priority=2)
+    try:
+        assert job.spec.kind == "hfss" and job.priority == 2
+        assert job.spec.hfss is not None and job.spec.hfss.jobid == config.jobid
+        assert job.spec.resources.labels == {"aedt.any": "yes"}
+    finally:
+        client.cancel(job.id)
+
+
+def test_embedded_client_runs_a_private_farm_and_stops_it() -> None:
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    client = Client(embedded=True)
+    try:
+        job = client.submit([PY, "-c", "print('inside')"])
+        assert client.wait(job.id, timeout=60).state is JobState.COMPLETED
+        assert list(client.logs(job.id)) == ["inside"]
+        children = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
+        names = " ".join(" ".join(c.cmdline()) for c in children)
+        assert "redis-server" in names and "simfarm.workers.main" in names
+    finally:
+        client.close()
+    _gone, alive = psutil.wait_procs(children, timeout=30)
+    assert not alive
