@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 import pytest
@@ -14,6 +15,7 @@ from simfarm import Client
 from simfarm.client.errors import ApiError, JobCancelled, JobFailed, NotFound, WaitTimeout
 from simfarm.common.hfss import create_hfss_config
 from simfarm.common.models import JobSpec
+from simfarm.common.settings import Settings
 from simfarm.common.states import JobState
 
 PY = sys.executable
@@ -124,16 +126,18 @@ def test_32_threads_submit_and_cancel_at_once(client: Client) -> None:
     assert {j.state for j in finished} == {JobState.CANCELLED}
 
 
-def test_hfss_config_is_submitted_as_an_hfss_job(client: Client) -> None:
-    config = create_hfss_config(project_path="/nowhere/antenna.aedt", design_name="main",
+def test_hfss_config_runs_as_an_hfss_job(
+    client: Client, hfss_node: Settings, tmp_path: Path
+) -> None:
+    project = tmp_path / "antenna.aedt"
+    project.write_text("$begin 'Setup1'\nMaximumPasses=4\n$end 'Setup1'\n")
+    config = create_hfss_config(project_path=str(project), design_name="main",
                                 setup_name="Setup1")
-    job = client.submit(config, priority=2)
-    try:
-        assert job.spec.kind == "hfss" and job.priority == 2
-        assert job.spec.hfss is not None and job.spec.hfss.jobid == config.jobid
-        assert job.spec.resources.labels == {"aedt.any": "yes"}
-    finally:
-        client.cancel(job.id)
+    job = client.submit(config, priority=6)
+    assert job.spec.kind == "hfss" and job.priority == 6
+    assert job.spec.hfss is not None and job.spec.hfss.jobid == config.jobid
+    done = client.wait(job.id, timeout=60, raise_on_failure=True)
+    assert done.node == "hfss-node" and done.progress and done.progress["phase"] == "done"
 
 
 def test_embedded_client_runs_a_private_farm_and_stops_it() -> None:
