@@ -13,3 +13,14 @@ def test_rest_reference_is_current() -> None:
         "`python -m simfarm.gateway.openapi.markdown > docs/rest-api.md`"
     )
     assert "### `POST /api/v1/jobs`" in written and "JobSpec" in written
+
+
+def test_configuration_reference_is_current() -> None:
+    from simfarm.common.settings_reference import render
+
+    written = (ROOT / "docs" / "configuration.md").read_text()
+    assert written == render(), (
+        "docs/configuration.md is out of date: run "
+        "`python -m simfarm.common.settings_reference > docs/configuration.md`"
+    )
+    assert "`SIMFARM_REDIS_URL`" in written and "`SIMFARM_LOG_FORMAT`" in written

@@ -63,10 +63,9 @@ def _print_job(job: Job, as_json: bool) -> None:
 @click.pass_context
 def cli(ctx: click.Context, url: str | None, token: str | None, verbose: bool) -> None:
     """simfarm: run HFSS simulations and any command on a farm of machines."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    from simfarm.common.logs import configure_logging
+
+    configure_logging(logging.INFO if verbose else logging.WARNING)
     ctx.ensure_object(dict).update(url=url, token=token)
 
 

@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     ws_max_clients: int | None = Field(
         default=None, ge=1, description="WebSocket clients at once (default: 3/4 of threads)"
     )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="log lines as text or JSON (job id and node in each line)"
+    )
+    log_level: str = Field(default="INFO", description="logging level of services")
     kill_grace_s: float = Field(
         default=5.0, ge=0, description="seconds between SIGTERM and SIGKILL on cancel/timeout"
     )

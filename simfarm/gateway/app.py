@@ -8,7 +8,7 @@ import redis
 from flask import Flask
 
 from simfarm.common.settings import Settings
-from simfarm.gateway import health_api, jobs_api, pyedb_docs, pyedb_routes, ws
+from simfarm.gateway import health_api, jobs_api, metrics, pyedb_docs, pyedb_routes, ws
 from simfarm.gateway.errors import install_error_handlers
 from simfarm.gateway.openapi import routes as openapi_routes
 from simfarm.gateway.services import build_services
@@ -32,4 +32,6 @@ def create_app(settings: Settings | None = None, connection: redis.Redis | None 
     assert pyedb_docs.TAG  # their OpenAPI metadata
     app.register_blueprint(openapi_routes.bp)
     install_workflow(app)  # files, sweeps, resubmit, history, audit
+    app.extensions[metrics.EXTENSION] = metrics.GatewayMetrics()
+    app.register_blueprint(metrics.bp)
     return app

@@ -66,5 +66,8 @@ def serve(settings: Settings, app: Flask | None = None) -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    serve(Settings())
+    from simfarm.common.logs import configure_logging
+
+    _settings = Settings()
+    configure_logging(_settings.log_level, _settings.log_format, _settings.node_name)
+    serve(_settings)

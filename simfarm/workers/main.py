@@ -32,9 +32,15 @@ def worker_argv(settings: Settings, loglevel: str = "INFO") -> list[str]:
 def run_worker(settings: Settings, loglevel: str = "INFO") -> None:
     """Run the worker in this process until it is stopped."""
     settings.require_redis_url()
+    from simfarm.common.logs import configure_logging
     from simfarm.workers.app import app
 
-    app.worker_main(worker_argv(settings, loglevel))
+    configure_logging(settings.log_level, settings.log_format, settings.node_name)
+
+    argv = worker_argv(settings, loglevel)
+    if settings.log_format == "json":
+        argv.insert(0, "--quiet")  # no start-up banner: stdout/stderr stay JSON lines only
+    app.worker_main(argv)
 
 
 if __name__ == "__main__":

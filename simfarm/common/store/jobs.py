@@ -47,6 +47,7 @@ return 1
 MAX_PAGE = 1000
 #: held pending jobs are ranked at ``rank + HELD_BAND`` (ranks stay below 1e13 + seq)
 HELD_BAND = 100_000_000_000_000
+RANK_STEP = 1_000_000_000_000  # rank = (10 - priority) * RANK_STEP + seq (lua/create.lua)
 
 
 def _script(name: str) -> str:
@@ -345,6 +346,17 @@ class JobStore:
         for s in JobState:
             pipe.zcard(self.keys.state(s.value))
         return {s.value: int(n) for s, n in zip(JobState, pipe.execute(), strict=True)}
+
+    def pending_by_priority(self, held: bool = False) -> dict[int, int]:
+        """Number of pending jobs at each priority 0-10 that the dispatcher may place
+        (or, with ``held``, that wait on a hold). 11 O(log n) counts."""
+        pipe = self.connection.pipeline(transaction=False)
+        key = self.keys.state(JobState.PENDING.value)
+        band = HELD_BAND if held else 0
+        for priority in range(11):
+            low = band + (10 - priority) * RANK_STEP
+            pipe.zcount(key, low, f"({low + RANK_STEP}")
+        return {p: int(n) for p, n in zip(range(11), pipe.execute(), strict=True)}
 
     def pending_ids(self, limit: int = 200) -> list[str]:
         """Ids of pending jobs that may start, in dispatch order (priority, then submit
