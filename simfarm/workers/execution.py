@@ -61,7 +61,8 @@ def execute(ctx: WorkerContext, job_id: str, attempt: int) -> JobState | None:
     """Run one attempt of a job; returns the state it ended in, or None if skipped."""
     store = ctx.jobs
     try:
-        self_starting = store.get(job_id).spec.kind in _self_starting
+        # Only scheduler workers register self-starting runners; others skip the read.
+        self_starting = bool(_self_starting) and store.get(job_id).spec.kind in _self_starting
         if self_starting:
             if not store.claim_scheduled(job_id, attempt, ctx.node_name,
                                          time.time() + ctx.settings.heartbeat_ttl_s):
