@@ -113,9 +113,12 @@ def test_filters_and_snapshot(wsfarm: WsFarm) -> None:
     mine, other, done = wsfarm.job(), wsfarm.job(), wsfarm.job()
     wsfarm.run_job(done)
     with wsfarm.connect() as by_job, wsfarm.connect() as by_state:
-        answer = subscribe(by_job, jobs=[mine, done, "nosuchjob"], types=["state"], snapshot=True)
+        # Start after done's last event: the hub may not have read it yet when we subscribe.
+        after_done = wsfarm.stored_ids(done)[-1]
+        answer = subscribe(by_job, jobs=[mine, done, "nosuchjob"], types=["state"], snapshot=True,
+                           since=after_done)
         assert answer["jobs"] == {mine: "pending", done: "completed", "nosuchjob": None}
-        subscribe(by_state, states=["running"])
+        subscribe(by_state, states=["running"], since=after_done)
         wsfarm.run_job(other)
         wsfarm.run_job(mine)
         last = wsfarm.stored_ids(mine)[-1]
