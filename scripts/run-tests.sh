@@ -10,7 +10,7 @@ for d in simfarm tests benchmarks examples; do [ -d "$d" ] && dirs+=("$d"); done
 "$PY" -m ruff check "${dirs[@]}"
 "$PY" -m mypy simfarm
 set +e
-"$PY" -m pytest -q "$@"
+"$PY" -m pytest -q --durations=15 "$@"
 rc=$?
 if [ $rc -eq 5 ]; then
   echo "pytest collected no tests: treating as a failure" >&2
