@@ -8,7 +8,7 @@ import redis
 from flask import Flask
 
 from simfarm.common.settings import Settings
-from simfarm.gateway import health_api, jobs_api, metrics, pyedb_docs, pyedb_routes, ws
+from simfarm.gateway import dashboard, health_api, jobs_api, metrics, pyedb_docs, pyedb_routes, ws
 from simfarm.gateway.errors import install_error_handlers
 from simfarm.gateway.openapi import routes as openapi_routes
 from simfarm.gateway.services import build_services
@@ -34,4 +34,5 @@ def create_app(settings: Settings | None = None, connection: redis.Redis | None 
     install_workflow(app)  # files, sweeps, resubmit, history, audit
     app.extensions[metrics.EXTENSION] = metrics.GatewayMetrics()
     app.register_blueprint(metrics.bp)
+    app.register_blueprint(dashboard.bp)  # web UI at /
     return app
