@@ -1,4 +1,10 @@
-"""The ``simfarm`` command line. Exit codes: 0 ok, 1 user error, 2 unexpected error."""
+"""The ``simfarm`` command line. Exit codes: 0 ok, 1 user error, 2 unexpected error.
+
+Commands live in small modules and are added to the :func:`cli` group at the end of this
+file: ``cli_jobs`` (submit, status, list, logs, cancel, priority), ``cli_watch`` (watch),
+``cli_farm`` (workers, limits); service commands (up, worker, gateway, demo) and
+``completion`` are here. Shell completion: docs/cli.md.
+"""
 
 from __future__ import annotations
 
@@ -7,53 +13,14 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import click
-from pydantic import ValidationError
 
-from simfarm.client.client import Client
-from simfarm.client.errors import ApiError, ConnectionFailed
+from simfarm.client import cli_farm, cli_jobs, cli_watch
+from simfarm.client.cli_common import UserError
 from simfarm.common.errors import SimfarmError
-from simfarm.common.models import Job, JobSpec
 from simfarm.common.settings import Settings
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-class UserError(click.ClickException):
-    """A mistake the user can fix: printed as one line, exit code 1."""
-
-    exit_code = 1
-
-
-def _client(ctx: click.Context) -> Client:
-    obj = ctx.ensure_object(dict)
-    return Client(url=obj.get("url"), token=obj.get("token"))
-
-
-def _call(fn: Callable[[], Any]) -> Any:
-    try:
-        return fn()
-    except ConnectionFailed as exc:
-        raise UserError(str(exc)) from exc
-    except ApiError as exc:
-        raise UserError(f"{exc.detail} ({exc.status} {exc.error})") from exc
-
-
-def _print_job(job: Job, as_json: bool) -> None:
-    if as_json:
-        click.echo(job.model_dump_json(indent=2))
-        return
-    line = f"{job.id}  {job.state.value:<9}  priority={job.priority}"
-    if job.node:
-        line += f"  node={job.node}"
-    if job.exit_code is not None:
-        line += f"  exit={job.exit_code}"
-    if job.reason:
-        line += f"  reason={job.reason}"
-    click.echo(line)
 
 
 @click.group()
@@ -122,119 +89,6 @@ def gateway() -> None:
         raise UserError(str(exc)) from exc
 
 
-@cli.command(context_settings={"ignore_unknown_options": True})
-@click.argument("argv", nargs=-1, required=True, type=click.UNPROCESSED)
-@click.option("--name", default="", help="job name")
-@click.option("--priority", type=int, default=5, show_default=True, help="0-10")
-@click.option("--cores", type=int, default=1, show_default=True)
-@click.option("--memory", "memory_mb", type=int, default=0, help="memory in MiB")
-@click.option("--label", "labels", multiple=True, help="required node label key=value")
-@click.option("--timeout", "timeout_s", type=float, default=None, help="seconds")
-@click.option("--cwd", default=None, help="working directory on the node")
-@click.option("--wait", "wait_", is_flag=True, help="wait for the job and print its output")
-@click.option("--json", "as_json", is_flag=True, help="print JSON")
-@click.pass_context
-def submit(
-    ctx: click.Context,
-    argv: tuple[str, ...],
-    name: str,
-    priority: int,
-    cores: int,
-    memory_mb: int,
-    labels: tuple[str, ...],
-    timeout_s: float | None,
-    cwd: str | None,
-    wait_: bool,
-    as_json: bool,
-) -> None:
-    """Submit a command: simfarm submit [OPTIONS] -- PROGRAM [ARGS]..."""
-    parsed: dict[str, str] = {}
-    for item in labels:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UserError(f"--label {item!r}: use key=value")
-        parsed[key] = value
-    try:
-        spec = JobSpec(
-            name=name,
-            argv=list(argv),
-            priority=priority,
-            cwd=cwd,
-            timeout_s=timeout_s,
-            resources={"cores": cores, "memory_mb": memory_mb, "labels": parsed},
-        )
-    except ValidationError as exc:
-        reasons = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'job'}: {e['msg']}" for e in exc.errors()
-        )
-        raise UserError(f"invalid job: {reasons}") from exc
-    client = _client(ctx)
-    job = _call(lambda: client.submit(spec))
-    if wait_:
-        for line in _call(lambda: list(client.logs(job.id, follow=True))):
-            if not as_json:
-                click.echo(line)
-        job = _call(lambda: client.wait(job.id))
-        _print_job(job, as_json)
-        sys.exit(0 if job.state.value == "completed" else 1)
-    _print_job(job, as_json)
-
-
-@cli.command()
-@click.argument("job_id")
-@click.option("--json", "as_json", is_flag=True, help="print JSON")
-@click.pass_context
-def status(ctx: click.Context, job_id: str, as_json: bool) -> None:
-    """Show a job's state and, when it finished, its output."""
-    client = _client(ctx)
-    job = _call(lambda: client.get(job_id))
-    _print_job(job, as_json)
-    if not as_json and job.final:
-        for line in _call(lambda: list(client.logs(job_id))):
-            click.echo(f"  | {line}")
-
-
-@cli.command("list")
-@click.option("--state", default=None, help="only jobs in this state")
-@click.option("--limit", type=int, default=50, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="print JSON")
-@click.pass_context
-def list_(ctx: click.Context, state: str | None, limit: int, as_json: bool) -> None:
-    """List jobs, newest first (or queue order with --state)."""
-    client = _client(ctx)
-    page = _call(lambda: client.list(state=state, limit=limit))
-    if as_json:
-        click.echo(json.dumps([j.model_dump(mode="json") for j in page.jobs], indent=2))
-        return
-    for job in page.jobs:
-        _print_job(job, False)
-
-
-@cli.command()
-@click.argument("job_id")
-@click.option("--json", "as_json", is_flag=True, help="print JSON")
-@click.pass_context
-def cancel(ctx: click.Context, job_id: str, as_json: bool) -> None:
-    """Cancel a job."""
-    client = _client(ctx)
-    _print_job(_call(lambda: client.cancel(job_id)), as_json)
-
-
-@cli.command()
-@click.argument("job_id")
-@click.option("-f", "--follow", is_flag=True, help="keep printing until the job ends")
-@click.pass_context
-def logs(ctx: click.Context, job_id: str, follow: bool) -> None:
-    """Print a job's output."""
-    client = _client(ctx)
-
-    def _stream() -> None:
-        for line in client.logs(job_id, follow=follow):
-            click.echo(line)
-
-    _call(_stream)
-
-
 @cli.command()
 @click.option("--jobs", "count", type=int, default=4, show_default=True, help="demo jobs")
 @click.option("--exit", "exit_after", is_flag=True, help="stop once the demo jobs finished")
@@ -253,22 +107,55 @@ def demo(count: int, exit_after: bool) -> None:
     _serve_until_signal(service)
 
 
+@cli.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script for bash, zsh or fish (see docs/cli.md)."""
+    from click.shell_completion import get_completion_class
+
+    cls = get_completion_class(shell)
+    assert cls is not None
+    click.echo(cls(cli, {}, "simfarm", "_SIMFARM_COMPLETE").source())
+
+
+for _command in [*cli_jobs.COMMANDS, *cli_watch.COMMANDS, *cli_farm.COMMANDS]:
+    cli.add_command(_command)
+
+
+def _wants_json(argv: list[str]) -> bool:
+    options = argv[: argv.index("--")] if "--" in argv else argv
+    return "--json" in options
+
+
+def _fail(code: int, error: str, message: str, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({"error": error, "detail": message}), err=True)
+    else:
+        click.echo(message, err=True)
+    sys.exit(code)
+
+
 def main() -> None:
-    """Console-script entry point with simfarm's exit codes."""
+    """Console-script entry point with simfarm's exit codes (0 ok, 1 user error,
+    2 unexpected); with ``--json`` errors are printed as ``{"error", "detail"}`` JSON."""
+    as_json = _wants_json(sys.argv[1:])
     try:
-        cli.main(standalone_mode=False)
+        cli.main(prog_name="simfarm", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(1)
+        _fail(1, "aborted", "aborted", as_json)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
+        if as_json:
+            _fail(1, "user_error", exc.format_message(), True)
         exc.show()
         sys.exit(1)
     except SimfarmError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        _fail(1, "user_error", f"error: {exc}", as_json)
+    except KeyboardInterrupt:
+        _fail(1, "interrupted", "interrupted", as_json)
     except Exception as exc:
-        click.echo(f"unexpected error: {exc!r}", err=True)
-        sys.exit(2)
+        _fail(2, "unexpected", f"unexpected error: {exc!r}", as_json)
     sys.exit(0)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from simfarm.common.sweeps import Sweep
+from simfarm.gateway.openapi.bodies import JobOut
 
 
 class BlobOut(BaseModel):
@@ -21,4 +22,11 @@ class SweepListOut(BaseModel):
     """One page of sweeps (without their children); pass ``next_cursor`` back."""
 
     sweeps: list[Sweep]
+    next_cursor: str | None = None
+
+
+class HistoryOut(BaseModel):
+    """Finished jobs newest first; pass ``next_cursor`` back as ``cursor``."""
+
+    jobs: list[JobOut]
     next_cursor: str | None = None

@@ -9,6 +9,7 @@ from flask import current_app
 
 from simfarm.common.settings import Settings
 from simfarm.common.store import JobStore, NodeStore
+from simfarm.common.store.audit import AuditStore
 from simfarm.common.store.blobs import BlobIndex
 from simfarm.common.store.holds import HoldStore
 from simfarm.common.store.sweeps import SweepStore
@@ -27,6 +28,7 @@ class Services:
     sweeps: SweepStore
     blobs: FolderBlobStore
     blob_index: BlobIndex
+    audit: AuditStore
 
 
 def build_services(settings: Settings, connection: redis.Redis | None = None) -> Services:
@@ -57,6 +59,7 @@ def build_services(settings: Settings, connection: redis.Redis | None = None) ->
         sweeps=SweepStore(connection, settings.key_prefix),
         blobs=FolderBlobStore(settings.blob_root()),
         blob_index=BlobIndex(connection, settings.key_prefix),
+        audit=AuditStore(connection, settings.key_prefix),
     )
 
 

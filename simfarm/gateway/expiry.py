@@ -1,0 +1,75 @@
+"""The retention sweep: forgets finished jobs older than ``job_retention_s`` and blobs
+unused that long, in a background thread of the gateway (one gateway at a time, by a
+Redis lock)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from simfarm.common.store.history import HistoryStore
+from simfarm.gateway.services import Services
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+
+
+class Expirer:
+    """Runs :meth:`sweep_once` every ``expiry_interval_s`` seconds."""
+
+    def __init__(self, svc: Services) -> None:
+        self.svc = svc
+        self.history = HistoryStore(svc.jobs)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._started = threading.Lock()
+
+    def ensure_started(self) -> None:
+        """Start the thread once (called on the first request: in the serving process)."""
+        if self._thread is not None or self.svc.settings.expiry_interval_s <= 0:
+            return
+        with self._started:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="simfarm-expiry",
+                                                daemon=True)
+                self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        interval = self.svc.settings.expiry_interval_s
+        while not self._stop.wait(interval):
+            try:
+                if self._take_turn(interval):
+                    self.sweep_once()
+            except Exception:
+                log.exception("retention sweep failed")
+
+    def _take_turn(self, interval: float) -> bool:
+        lock = self.svc.jobs.keys.expiry_lock
+        return bool(self.svc.redis.set(lock, "1", nx=True, px=max(1, int(interval * 900))))
+
+    def sweep_once(self, now: float | None = None) -> int:
+        """Expire what is past retention; returns how many jobs were forgotten."""
+        now = time.time() if now is None else now
+        cutoff = now - self.svc.settings.job_retention_s
+        expired = 0
+        while True:
+            ids = self.history.expired_ids(cutoff, BATCH)
+            if not ids:
+                break
+            for job_id in ids:
+                status, _ = self.history.expire(job_id)
+                expired += status == "expired"
+            if len(ids) < BATCH:
+                break
+        for sha in self.svc.blob_index.unused_since(cutoff):
+            self.svc.blobs.delete(sha)
+            self.svc.blob_index.forget(sha)
+            log.info("blob %s: expired (unused for the retention time)", sha)
+        if expired:
+            log.info("retention: %d finished jobs expired", expired)
+        return expired

@@ -1,0 +1,153 @@
+"""The ``simfarm`` client commands through the real entry point (subprocesses) against the
+test farm: --url/--token/--json everywhere, exit codes 0/1/2, job files, watch."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from simfarm.common.settings import Settings
+from tests.helpers import ROOT, free_port, wait_until
+from tests.test_cli import simfarm_argv
+
+PY = sys.executable
+
+
+@pytest.fixture(scope="module")
+def env(gateway: str, worker: subprocess.Popen[bytes],
+        tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SIMFARM_")}
+    clean.update({"SIMFARM_URL": gateway, "PYTHONPATH": str(ROOT),
+                  "SIMFARM_STATE_DIR": str(tmp_path_factory.mktemp("cli-client"))})
+    return clean
+
+
+def simfarm(*args: str, env: dict[str, str], timeout: float = 60,
+            stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*simfarm_argv(), *args], env=env, capture_output=True, text=True,
+                          timeout=timeout, input=stdin, check=False)
+
+
+def test_submit_status_list_cancel_as_json(env: dict[str, str]) -> None:
+    held = simfarm("submit", "--json", "--cores", "64", "--priority", "2", "--name", "big",
+                   "--label", "room=lab1", "--", "true", env=env)
+    assert held.returncode == 0, held.stderr
+    job = json.loads(held.stdout)
+    assert (job["state"], job["priority"], job["spec"]["name"]) == ("pending", 2, "big")
+    assert job["spec"]["resources"]["cores"] == 64
+    assert job["spec"]["resources"]["labels"] == {"room": "lab1"}
+    listed = json.loads(simfarm("list", "--state", "pending", "--json", env=env).stdout)
+    assert job["id"] in [j["id"] for j in listed]
+    status = json.loads(simfarm("status", job["id"], "--json", env=env).stdout)
+    assert status["id"] == job["id"]
+    cancelled = simfarm("cancel", job["id"], "--json", env=env)
+    assert cancelled.returncode == 0 and json.loads(cancelled.stdout)["state"] == "cancelled"
+    again = simfarm("cancel", job["id"], "--json", env=env)
+    assert again.returncode == 1
+    assert json.loads(again.stderr)["detail"].startswith(f"job {job['id']} is cancelled")
+
+
+def test_url_and_token_options_on_every_level(env: dict[str, str], gateway: str) -> None:
+    no_env = {k: v for k, v in env.items() if k != "SIMFARM_URL"}
+    dead = f"http://127.0.0.1:{free_port()}"
+    for args in (["list", "--url", gateway], ["--url", gateway, "list"],
+                 ["--url", dead, "list", "--url", gateway],
+                 ["list", "--url", gateway, "--token", "t0ken"]):
+        result = simfarm(*args, "--json", env=no_env)
+        assert result.returncode == 0, (args, result.stderr)
+    refused = simfarm("list", "--url", dead, env=no_env)
+    assert refused.returncode == 1 and "cannot reach the simfarm gateway" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_wait_streams_output_and_sets_the_exit_code(env: dict[str, str]) -> None:
+    ok = simfarm("submit", "--wait", "--", PY, "-c", "print('alpha'); print('beta')", env=env)
+    assert ok.returncode == 0, ok.stderr
+    lines = ok.stdout.splitlines()
+    assert lines[:2] == ["alpha", "beta"] and " completed " in lines[2]
+    failed = simfarm("submit", "--wait", "--json", "--", PY, "-c", "raise SystemExit(6)",
+                     env=env)
+    assert failed.returncode == 1
+    assert json.loads(failed.stdout)["exit_code"] == 6
+
+
+def test_logs_follow_and_watch_replay(env: dict[str, str]) -> None:
+    job = json.loads(simfarm("submit", "--json", "--", PY, "-c",
+                             "import time\nfor i in range(3):\n print(i, flush=True)\n"
+                             " time.sleep(0.2)", env=env).stdout)
+    followed = simfarm("logs", "-f", job["id"], env=env)
+    assert followed.returncode == 0 and followed.stdout.splitlines() == ["0", "1", "2"]
+    watched = simfarm("watch", "--job", job["id"], "--since", "0", "--count", "4", "--json",
+                      env=env)
+    assert watched.returncode == 0, watched.stderr
+    moves = [json.loads(line)["data"]["to"] for line in watched.stdout.splitlines()]
+    assert moves == ["pending", "scheduled", "running", "completed"]
+    plain = simfarm("watch", "--job", job["id"], "--since", "0", "--count", "4", env=env)
+    assert plain.stdout.splitlines()[-1].endswith("running -> completed  node=test-node")
+
+
+def test_job_files_json_and_toml(env: dict[str, str], tmp_path: Path,
+                                 hfss_node: Settings) -> None:
+    toml = tmp_path / "job.toml"
+    toml.write_text(f'name = "from-toml"\nargv = ["{PY}", "-c", "print(7)"]\npriority = 8\n'
+                    '[resources]\ncores = 2\n')
+    done = simfarm("submit", "--file", str(toml), "--wait", "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    job = json.loads(done.stdout)
+    assert (job["spec"]["name"], job["priority"], job["spec"]["resources"]["cores"]) == (
+        "from-toml", 8, 2)
+    project = tmp_path / "antenna.aedt"
+    project.write_text("$begin 'Setup1'\nMaximumPasses=2\n$end 'Setup1'\n")
+    pyedb_config = tmp_path / "config.json"  # PyEDB's HFSSSimulationConfig.to_dict() form
+    pyedb_config.write_text(json.dumps({"project_path": str(project), "jobid": "cli_hfss_1",
+                                        "design_name": "main", "setup_name": "Setup1"}))
+    hfss = simfarm("submit", "-f", str(pyedb_config), "--wait", "--json", env=env)
+    assert hfss.returncode == 0, hfss.stdout + hfss.stderr
+    hjob = json.loads(hfss.stdout)
+    assert hjob["spec"]["kind"] == "hfss" and hjob["spec"]["hfss"]["jobid"] == "cli_hfss_1"
+    flags = simfarm("submit", "--hfss", str(project), "--design", "main", "--setup", "Setup1",
+                    "--json", "--wait", env=env)
+    assert flags.returncode == 0 and json.loads(flags.stdout)["node"] == "hfss-node"
+
+
+def test_user_errors_exit_1_and_unexpected_answers_exit_2(env: dict[str, str],
+                                                          tmp_path: Path) -> None:
+    both = simfarm("submit", "--hfss", "x.aedt", "--", "true", env=env)
+    assert both.returncode == 1 and "exactly one of" in both.stderr
+    bad_file = tmp_path / "bad.toml"
+    bad_file.write_text("argv = [")
+    assert simfarm("submit", "-f", str(bad_file), env=env).returncode == 1
+    bad_label = simfarm("submit", "--label", "nolabel", "--", "true", env=env)
+    assert bad_label.returncode == 1 and "key=value" in bad_label.stderr
+    invalid = simfarm("submit", "--json", "--priority", "11", "--", "true", env=env)
+    assert invalid.returncode == 1 and "priority" in json.loads(invalid.stderr)["detail"]
+    # Not a simfarm gateway: a plain file server answering 200 with text.
+    (tmp_path / "api" / "v1" / "jobs").mkdir(parents=True)
+    (tmp_path / "api" / "v1" / "jobs" / "abc").write_text("hello")
+    port = free_port()
+    server = subprocess.Popen([PY, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+                              cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: simfarm("status", "abc", "--url", url, env=env).returncode != 1, 20,
+                   "the file server")
+        odd = simfarm("status", "abc", "--url", url, env=env)
+        assert odd.returncode == 2 and "unexpected error" in odd.stderr
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def test_completion_script_and_help(env: dict[str, str]) -> None:
+    script = simfarm("completion", "bash", env=env)
+    assert script.returncode == 0 and "_SIMFARM_COMPLETE=bash_complete" in script.stdout
+    completed = subprocess.run(
+        [*simfarm_argv()], env={**env, "_SIMFARM_COMPLETE": "bash_complete",
+                                "COMP_WORDS": "simfarm wa", "COMP_CWORD": "1"},
+        capture_output=True, text=True, check=False, timeout=30)
+    assert "plain,watch" in completed.stdout.splitlines()
