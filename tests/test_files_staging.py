@@ -199,3 +199,22 @@ def test_staged_job_needs_an_uploaded_archive(client: Client) -> None:
         client.submit({"argv": ["true"], "files": {"mode": "staged", "archive": "0" * 64}})
     assert err.value.status == 422
     assert err.value.fields[0]["field"] == "files.archive"
+
+
+def test_async_client_stages_and_downloads(gateway: str, remote: RemoteNode,
+                                           tmp_path: Path) -> None:
+    import asyncio
+
+    from simfarm.client.async_client import AsyncClient
+
+    project = make_project(tmp_path / "async")
+
+    async def scenario() -> Path:
+        async with AsyncClient(gateway) as aclient:
+            job = await aclient.submit_project(project, staged=True, resources=REMOTE)
+            done = await aclient.wait(job.id, timeout=40)
+            assert done.state.value == "completed", done
+            return await aclient.download(job.id, tmp_path / "async-results")
+
+    dest = asyncio.run(scenario())
+    assert (dest / "board.aedtresults").is_dir() and (dest / "board.log").is_file()

@@ -126,7 +126,7 @@ def test_history_pages_stay_fast_with_100k_finished_jobs(own_gateway: Any) -> No
 
 
 def test_retention_expires_finished_jobs_and_unused_blobs(own_gateway: Any) -> None:
-    http, _ = own_gateway("expiry:", job_retention_s=1.5, expiry_interval_s=0.2)
+    http, _ = own_gateway("expiry:", job_retention_s=3.0, expiry_interval_s=0.2)
     done = http.post("/api/v1/jobs", json={"argv": ["true"]}).json()
     waiting = http.post("/api/v1/jobs", json={"argv": ["true"]}).json()
     assert http.post(f"/api/v1/jobs/{done['id']}/cancel").status_code == 200

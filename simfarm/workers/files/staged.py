@@ -58,6 +58,7 @@ class StagedRun:
         self.folder = scratch.scratch_folder(ctx.settings.scratch_root(), job.id)
         self.work = self.folder / "work"
         self._next_check = 0.0
+        self._watch_cancel = True  # off while sending results: a cancel must not stop that
         headers = {"Authorization": f"Bearer {ctx.settings.token}"} if ctx.settings.token else {}
         self.http = httpx.Client(base_url=ctx.settings.gateway_url_for_workers(),
                                  headers=headers, timeout=httpx.Timeout(60.0, connect=10.0))
@@ -90,7 +91,7 @@ class StagedRun:
             return
         self._next_check = now + CHECK_EVERY_S
         jobs = self.ctx.jobs
-        if jobs.field(self.job.id, "cancel_requested") == "1":
+        if self._watch_cancel and jobs.field(self.job.id, "cancel_requested") == "1":
             raise Stop(Outcome(JobState.CANCELLED, reason="cancelled by user"))
         until = time.time() + self.ctx.settings.heartbeat_ttl_s
         if not jobs.renew_lease(self.job.id, self.attempt, until):
@@ -174,6 +175,7 @@ class StagedRun:
         """Send the results back; a completed job whose results cannot be sent fails."""
         if outcome.interrupted:
             return outcome
+        self._watch_cancel = False
         partial = outcome.state is not JobState.COMPLETED
         try:
             with tempfile.NamedTemporaryFile(dir=self.folder, suffix=".tar",
