@@ -10,8 +10,17 @@ for d in simfarm tests benchmarks examples; do [ -d "$d" ] && dirs+=("$d"); done
 "$PY" -m ruff check "${dirs[@]}"
 "$PY" -m mypy simfarm
 set +e
+# The private single-node SLURM of tests/clusters (installs it when missing, as root);
+# started here so the install is not charged to one test's timeout. Stopped at the end
+# unless it was already running. Where it cannot run, the SLURM tests say why.
+slurm_log=$(bash tests/slurm/slurm-up.sh 2>&1 >/dev/null)
+slurm_rc=$?
+[ $slurm_rc -eq 0 ] || echo "tests/slurm/slurm-up.sh exited $slurm_rc: $slurm_log" >&2
 "$PY" -m pytest -q --durations=15 "$@"
 rc=$?
+if [ $slurm_rc -eq 0 ] && ! grep -q "already running" <<<"$slurm_log"; then
+  bash tests/slurm/slurm-down.sh >/dev/null 2>&1
+fi
 if [ $rc -eq 5 ]; then
   echo "pytest collected no tests: treating as a failure" >&2
   exit 1

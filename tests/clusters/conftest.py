@@ -1,5 +1,9 @@
 """Fixtures for the cluster backends: a real single-node SLURM (tests/slurm/slurm-up.sh),
-PBS through SLURM's Torque wrappers, and the FAKE LSF and HPC Pack tools."""
+PBS through SLURM's Torque wrappers, and the FAKE LSF and HPC Pack tools.
+
+The SLURM started here is left running after the session (other test sessions may be
+using it); scripts/run-tests.sh stops it when it started it.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,6 @@ from tests.helpers import ROOT, wait_until
 
 SLURM_DIR = Path(os.environ.get("SIMFARM_SLURM_DIR", "/tmp/simfarm-slurm"))
 UP = ROOT / "tests" / "slurm" / "slurm-up.sh"
-DOWN = ROOT / "tests" / "slurm" / "slurm-down.sh"
 NOT_INSTALLABLE = 3
 
 
@@ -71,7 +74,6 @@ def slurm_or_reason() -> SlurmCluster | str:
     os.environ["SLURM_CONF"] = str(SLURM_DIR / "slurm.conf")
     cluster = SlurmCluster(SLURM_DIR, SLURM_DIR / "slurm.conf")
     _state["cluster"] = cluster
-    _state["started"] = "already running" not in result.stderr
     return cluster
 
 
@@ -82,12 +84,6 @@ def slurm_cluster() -> Iterator[SlurmCluster]:
     if isinstance(found, str):
         pytest.skip(found)
     yield found
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if _state.get("started"):
-        subprocess.run([str(DOWN)], capture_output=True, timeout=120,
-                       env={**os.environ, "SIMFARM_SLURM_DIR": str(SLURM_DIR)})
 
 
 @pytest.fixture(params=["slurm", "pbs", "lsf", "winhpc"])

@@ -20,6 +20,15 @@ wait_gone() {
 }
 
 [ -f "$SLURM_CONF" ] || { echo "slurm-down: nothing to stop ($SLURM_CONF missing)" >&2; exit 0; }
+# Cancel the test jobs first: slurmstepd keeps a job's processes alive across a daemon
+# shutdown, which would leave them behind.
+if pid_alive "$DIR/slurmctld.pid"; then
+    squeue -h -o %i 2>/dev/null | xargs -r scancel 2>/dev/null || true
+    for i in $(seq 1 50); do
+        [ -z "$(squeue -h -t running,completing -o %i 2>/dev/null)" ] && break
+        sleep 0.2
+    done
+fi
 scontrol shutdown >/dev/null 2>&1 || true
 wait_gone "$DIR/slurmctld.pid"
 if pid_alive "$DIR/slurmd.pid"; then
