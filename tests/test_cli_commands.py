@@ -88,7 +88,8 @@ def test_logs_follow_and_watch_replay(env: dict[str, str]) -> None:
     moves = [json.loads(line)["data"]["to"] for line in watched.stdout.splitlines()]
     assert moves == ["pending", "scheduled", "running", "completed"]
     plain = simfarm("watch", "--job", job["id"], "--since", "0", "--count", "4", env=env)
-    assert plain.stdout.splitlines()[-1].endswith("running -> completed  node=test-node")
+    last = plain.stdout.splitlines()[-1]
+    assert f"  {job['id']}  running -> completed  node=" in last
 
 
 def test_job_files_json_and_toml(env: dict[str, str], tmp_path: Path,
