@@ -78,6 +78,26 @@ def worker() -> None:
         raise UserError(str(exc)) from exc
 
 
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.option("--port", type=int, default=5555, show_default=True, help="Flower's HTTP port")
+@click.option("--address", default="127.0.0.1", show_default=True, help="address to bind")
+@click.option("--allow-control", is_flag=True,
+              help="let Flower revoke tasks (off: cancel jobs with simfarm instead)")
+@click.argument("flower_options", nargs=-1, type=click.UNPROCESSED)
+def flower(port: int, address: str, allow_control: bool, flower_options: tuple[str, ...]) -> None:
+    """Run Celery Flower on this farm's broker (needs SIMFARM_REDIS_URL). Extra options
+    go to Flower, e.g. --basic-auth=admin:secret."""
+    from simfarm.workers.flower import flower_argv, run_flower
+
+    try:
+        argv = flower_argv(Settings(), port=port, address=address,
+                           read_only=not allow_control, extra=flower_options)
+        status = run_flower(argv)
+    except RuntimeError as exc:
+        raise UserError(str(exc)) from exc
+    sys.exit(status)
+
+
 @cli.command()
 def gateway() -> None:
     """Run the gateway (needs SIMFARM_REDIS_URL)."""
