@@ -292,3 +292,34 @@ def test_gateway_stop_closes_websockets_with_1001(settings: Settings, wsfarm: Ws
         assert proc.wait(timeout=10) == 0
     finally:
         stop_process(proc)
+
+
+def test_client_stream_resumes_across_a_gateway_restart(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    from simfarm import Client
+
+    gw = settings.model_copy(update={"key_prefix": PREFIX, "gateway_port": free_port()})
+    log = settings.state_dir / "ws-restart.log"
+    proc = start_gateway(gw, log)
+    store = JobStore(redis_client, PREFIX)
+    job = store.create(JobSpec(argv=["true"]))[0].id
+    store.append_events(job, [("log", {"line": f"before {i}"}) for i in range(50)])
+    got: list[str] = []
+    try:
+        with Client(f"http://127.0.0.1:{gw.gateway_port}") as client:
+            for event in client.stream(jobs=[job], since="0"):
+                got.append(event.id)
+                if len(got) == 20:
+                    proc.kill()  # no close frame, no goodbye
+                    proc.wait(10)
+                    store.append_events(job, [("log", {"line": f"during {i}"}) for i in range(50)])
+                    proc = start_gateway(gw, log)
+                    store.append_events(job, [("log", {"line": f"after {i}"}) for i in range(50)])
+                    store.transition(job, JobState.CANCELLED, sources=[JobState.PENDING])
+                if event.type == "state" and event.data["to"] == "cancelled":
+                    break
+    finally:
+        stop_process(proc)
+    assert got == [e.id for e in store.events(job, limit=10_000)]
+    assert len(got) == 1 + 150 + 1
