@@ -152,3 +152,26 @@ def test_completion_script_and_help(env: dict[str, str]) -> None:
                                 "COMP_WORDS": "simfarm wa", "COMP_CWORD": "1"},
         capture_output=True, text=True, check=False, timeout=30)
     assert "plain,watch" in completed.stdout.splitlines()
+
+
+def test_up_json_prints_where_the_farm_is(tmp_path: Path) -> None:
+    import signal
+
+    import httpx
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIMFARM_")}
+    env.update({"PYTHONPATH": str(ROOT), "SIMFARM_STATE_DIR": str(tmp_path),
+                "SIMFARM_GATEWAY_PORT": str(free_port())})
+    proc = subprocess.Popen([*simfarm_argv(), "up", "--json"], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        info = json.loads(proc.stdout.readline())
+        assert info["state_dir"] == str(tmp_path) and info["redis_url"].startswith("redis://")
+        assert httpx.get(info["url"] + "/api/v1/health", timeout=10).json()["nodes_alive"] == 1
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        assert proc.stdout.read() == ""  # progress messages go to stderr with --json
+    finally:
+        if proc.poll() is None:
+            proc.kill()

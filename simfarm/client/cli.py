@@ -38,7 +38,9 @@ def cli(ctx: click.Context, url: str | None, token: str | None, verbose: bool) -
 
 @cli.command()
 @click.option("--port", type=int, default=None, help="gateway port (default 8765)")
-def up(port: int | None) -> None:
+@click.option("--json", "as_json", is_flag=True,
+              help='print {"url", "redis_url", "state_dir"} as one JSON line once up')
+def up(port: int | None, as_json: bool) -> None:
     """Start a private Redis, the gateway and one worker; Ctrl-C stops them."""
     from simfarm.client.embedded import EmbeddedService
 
@@ -48,12 +50,16 @@ def up(port: int | None) -> None:
         service.start()
     except (RuntimeError, TimeoutError) as exc:
         raise UserError(str(exc)) from exc
-    click.echo(f"simfarm is up: {service.url}  (dashboard: {service.url}/)")
-    click.echo(f"state folder: {settings.state_dir}; press Ctrl-C to stop")
-    _serve_until_signal(service)
+    if as_json:
+        click.echo(json.dumps({"url": service.url, "redis_url": service.redis_url,
+                               "state_dir": str(settings.state_dir)}))
+    else:
+        click.echo(f"simfarm is up: {service.url}  (dashboard: {service.url}/)")
+        click.echo(f"state folder: {settings.state_dir}; press Ctrl-C to stop")
+    _serve_until_signal(service, quiet=as_json)
 
 
-def _serve_until_signal(service: Any) -> None:
+def _serve_until_signal(service: Any, quiet: bool = False) -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -62,9 +68,9 @@ def _serve_until_signal(service: Any) -> None:
         if dead:
             click.echo(f"{dead} stopped unexpectedly; shutting down", err=True)
             break
-    click.echo("stopping simfarm ...")
+    click.echo("stopping simfarm ...", err=quiet)
     service.stop()
-    click.echo("stopped")
+    click.echo("stopped", err=quiet)
 
 
 @cli.command()
