@@ -2,7 +2,8 @@
 
 Commands live in small modules and are added to the :func:`cli` group at the end of this
 file: ``cli_jobs`` (submit, status, list, logs, cancel, priority), ``cli_watch`` (watch),
-``cli_farm`` (workers, limits); service commands (up, worker, gateway, demo) and
+``cli_farm`` (workers, limits), ``cli_files`` (fetch, upload, submit-batch, sweep,
+resubmit, history, audit); service commands (up, worker, gateway, demo) and
 ``completion`` are here. Shell completion: docs/cli.md.
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 
 import click
 
-from simfarm.client import cli_farm, cli_jobs, cli_watch
+from simfarm.client import cli_farm, cli_files, cli_jobs, cli_watch
 from simfarm.client.cli_common import UserError
 from simfarm.common.errors import SimfarmError
 from simfarm.common.settings import Settings
@@ -144,7 +145,8 @@ def completion(shell: str) -> None:
     click.echo(cls(cli, {}, "simfarm", "_SIMFARM_COMPLETE").source())
 
 
-for _command in [*cli_jobs.COMMANDS, *cli_watch.COMMANDS, *cli_farm.COMMANDS]:
+for _command in [*cli_jobs.COMMANDS, *cli_watch.COMMANDS, *cli_farm.COMMANDS,
+                 *cli_files.COMMANDS]:
     cli.add_command(_command)
 
 

@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", default=os.environ.get("PYEDB_JOB_MANAGER_PORT", "8080"),
                         help="job-manager port (default: $PYEDB_JOB_MANAGER_PORT or 8080)")
     parser.add_argument("--project-path", required=True, type=Path,
-                        help="full path to the .aedb or .aedt project")
+                        help="full path to the .aedb or .aedt project, or a folder: "
+                        "every project in it")
     parser.add_argument("--num-cores", type=int, default=8,
                         help="number of cores to allocate (default: 8)")
     return parser
@@ -88,6 +89,11 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"project path does not exist: {args.project_path}", EXIT_INVALID)
     if args.num_cores <= 0:
         return _fail("--num-cores must be positive", EXIT_INVALID)
+    if args.project_path.is_dir() and args.project_path.suffix.lower() != ".aedb":
+        # A folder of projects: queue each one (simfarm's batch submission).
+        from simfarm.compat.submit_batch_jobs import submit_folder
+
+        return submit_folder(args.host, port, args.project_path, args.num_cores)
     try:
         return submit(args.host, port, args.project_path, args.num_cores)
     except ValidationError as exc:

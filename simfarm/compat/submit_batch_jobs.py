@@ -1,0 +1,122 @@
+"""``submit_batch_jobs``: queue every HFSS project of a folder (PyEDB's batch CLI).
+
+    submit_batch_jobs --root-dir D:/Temp/test_jobs [--num-cores 8] [--recursive]
+                      [--host H] [--port P] [--max-concurrent 5] [--delay-ms 100]
+
+Same options as PyEDB's ``submit_batch_jobs.py``; projects are found the same way (each
+``.aedb`` folder, or its ``.aedt`` when both exist, and loose ``.aedt`` files) and sent to
+the PyEDB route ``POST /jobs/submit``, at most ``--max-concurrent`` at once. Unlike
+PyEDB, the exit code tells whether every project was accepted (0) or not (1).
+``submit_local_job --project-path FOLDER`` does the same. The simfarm-native equivalent,
+``simfarm submit-batch FOLDER``, submits the folder as one sweep (throttle, staging).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+from simfarm.common.hfss import MachineNode, create_hfss_config
+from simfarm.common.projects import scan_projects
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_INVALID = 0, 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line parser."""
+    parser = argparse.ArgumentParser(
+        prog="submit_batch_jobs",
+        description="Submit every HFSS project of a folder to the job-manager service.")
+    parser.add_argument("--host", default=os.environ.get("PYEDB_JOB_MANAGER_HOST", "localhost"),
+                        help="job-manager host (default: $PYEDB_JOB_MANAGER_HOST or localhost)")
+    parser.add_argument("--port", type=int,
+                        default=int(os.environ.get("PYEDB_JOB_MANAGER_PORT", "8080")),
+                        help="job-manager port (default: $PYEDB_JOB_MANAGER_PORT or 8080)")
+    parser.add_argument("--root-dir", required=True, type=Path,
+                        help="folder to scan for .aedb folders and .aedt files")
+    parser.add_argument("--num-cores", type=int, default=8, help="cores per job (default: 8)")
+    parser.add_argument("--recursive", action="store_true", help="scan subfolders too")
+    parser.add_argument("--max-concurrent", type=int, default=5,
+                        help="submissions in flight at once (default: 5)")
+    parser.add_argument("--delay-ms", type=int, default=100,
+                        help="pause after each submission in ms (default: 100)")
+    parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    return parser
+
+
+def submit_one(http: httpx.Client, project: Path, num_cores: int) -> str | None:
+    """Queue one project; its job id, or None (the reason is logged)."""
+    config = create_hfss_config(project_path=str(project.resolve()))
+    if not config.machine_nodes:
+        config.machine_nodes.append(MachineNode())
+    config.machine_nodes[0].cores = num_cores
+    config.machine_nodes[0].max_cores = num_cores
+    try:
+        response = http.post("/jobs/submit", json={"config": config.to_dict(), "priority": 0})
+        body = response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        log.error("%s: not submitted: %s", project.name, exc)
+        return None
+    if response.status_code >= 400 or not body.get("success"):
+        log.error("%s: rejected (%s): %s", project.name, response.status_code, body.get("error"))
+        return None
+    log.info("%s: queued as %s", project.name, body["job_id"])
+    return str(body["job_id"])
+
+
+def submit_all(host: str, port: int, projects: list[Path], num_cores: int,
+               max_concurrent: int = 5, delay_ms: int = 0) -> int:
+    """Queue every project; prints one line per project; returns the exit code."""
+    with httpx.Client(base_url=f"http://{host}:{port}", timeout=120) as http:
+
+        def one(project: Path) -> str | None:
+            job_id = submit_one(http, project, num_cores)
+            time.sleep(delay_ms / 1000)
+            return job_id
+
+        with ThreadPoolExecutor(max_workers=max_concurrent) as pool:
+            results = list(pool.map(one, projects))
+    for project, job_id in zip(projects, results, strict=True):
+        print(f"{project}: {'queued as ' + job_id if job_id else 'FAILED'}")
+    failed = sum(1 for r in results if r is None)
+    print(f"{len(projects) - failed} of {len(projects)} projects queued at {host}:{port}")
+    return EXIT_INVALID if failed else EXIT_OK
+
+
+def submit_folder(host: str, port: int, root: Path, num_cores: int, recursive: bool = False,
+                  max_concurrent: int = 5, delay_ms: int = 0) -> int:
+    """Queue every project found in ``root``; the exit code."""
+    projects = scan_projects(root, recursive)
+    if not projects:
+        print(f"Warning: no .aedb folders or .aedt files found in {root}")
+        return EXIT_OK
+    return submit_all(host, port, projects, num_cores, max_concurrent, delay_ms)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``submit_batch_jobs`` console script."""
+    args = build_parser().parse_args(argv)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO)
+    for bad, message in ((not args.root_dir.is_dir(), f"not a folder: {args.root_dir}"),
+                         (args.num_cores <= 0, "--num-cores must be positive"),
+                         (args.max_concurrent <= 0, "--max-concurrent must be positive"),
+                         (args.delay_ms < 0, "--delay-ms must be non-negative")):
+        if bad:
+            print(f"Error: {message}", file=sys.stderr)
+            return EXIT_INVALID
+    return submit_folder(args.host, args.port, args.root_dir, args.num_cores, args.recursive,
+                         args.max_concurrent, args.delay_ms)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
