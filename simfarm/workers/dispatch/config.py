@@ -24,8 +24,8 @@ class PolicyConfig:
     """Settings of :class:`~simfarm.workers.dispatch.policy.Scheduler`."""
 
     backfill: BackfillMode = BackfillMode.RESERVATION
-    #: at most this many blocked jobs hold a reservation at once (highest-ordered first)
-    max_reservations: int = 1024
+    #: at most this many blocked jobs hold a reservation at once: the best-ranked ones
+    max_reservations: int = 16
     #: how many of the first jobs of each request shape hold a reservation
     reservations_per_shape: int = 1
     #: planning estimate for how long a running job without a time limit still runs

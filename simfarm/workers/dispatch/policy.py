@@ -479,7 +479,7 @@ class Scheduler:
         del self._pending[job.id]
         del self._class_of[job.id]
         cls.remove(key, job.id)
-        self._drop_job_hold(cls, job.id)
+        self._pass_on_hold(cls, job.id, node)
         limit = job.time_limit_s
         end = now + (limit if limit is not None else self.config.unlimited_runtime_s)
         self._start_run(Run(job.id, node, cls.c, cls.m, cls.d, cls.lic, end, key))
@@ -499,10 +499,23 @@ class Scheduler:
         for key, job_id in cls.queue[: self.config.reservations_per_shape]:
             if job_id in cls.holds:
                 continue
-            if self._n_holds >= self.config.max_reservations:
+            if self._n_holds >= self.config.max_reservations and not self._evict_lowest(key):
                 return
             if not self._reserve(cls, key, job_id, now):
                 return
+
+    def _evict_lowest(self, key: Key) -> bool:
+        """Make room for a reservation ranked at ``key`` by dropping the lowest-ranked one,
+        if that ranks after ``key``: reservations go to the best-ranked blocked jobs."""
+        lowest: Hold | None = None
+        for node in self._nodes.values():
+            for h in node.holds:
+                if lowest is None or h.key > lowest.key:
+                    lowest = h
+        if lowest is None or lowest.key <= key:
+            return False
+        self._drop_holds([lowest])
+        return True
 
     def _reserve(self, cls: JobClass, key: Key, job_id: str, now: float) -> bool:
         """Reserve the earliest slot for one job, around the reservations ahead of it."""
@@ -527,6 +540,24 @@ class Scheduler:
         self._n_holds += 1
         self._revalidate(best, after=key)
         return True
+
+    def _pass_on_hold(self, cls: JobClass, job_id: str, started_on: NodeState) -> None:
+        """A job started: its reservation, if it started elsewhere, goes to the next job
+        of the same shape that has none (identical needs, so it still fits); else it is
+        released."""
+        hold = cls.holds.get(job_id)
+        if hold is None:
+            return
+        if hold.node is not started_on:
+            for key, other in cls.queue:
+                if other not in cls.holds:
+                    del cls.holds[job_id]
+                    hold.job_id, hold.key = other, key
+                    cls.holds[other] = hold
+                    # ranked later now: jobs ranked in between are no longer bound by it
+                    self._loosen(hold.node)
+                    return
+        self._drop_holds([hold])
 
     def _drop_job_hold(self, cls: JobClass, job_id: str) -> None:
         hold = cls.holds.get(job_id)
