@@ -8,7 +8,8 @@ from typing import Any
 import httpx
 import psutil
 
-from simfarm.common.store import JobStore
+from simfarm.common.models import NodeInfo
+from simfarm.common.store import JobStore, NodeStore
 from tests.helpers import wait_for
 
 PY = sys.executable
@@ -67,12 +68,26 @@ def test_missing_program_fails_with_reason(farm: httpx.Client) -> None:
     assert done["state"] == "failed" and "executable not found" in done["error"]
 
 
-def test_cancel_pending_job(farm: httpx.Client) -> None:
-    # Needs more cores than the node has: stays pending until cancelled.
-    job_id = submit(farm, argv=["true"], resources={"cores": 64})
-    response = farm.post(f"/api/v1/jobs/{job_id}/cancel")
-    assert response.status_code == 200 and response.json()["state"] == "cancelled"
-    assert farm.post(f"/api/v1/jobs/{job_id}/cancel").status_code == 409
+def test_cancel_pending_job(farm: httpx.Client, node_store: NodeStore) -> None:
+    # Only a registered but lost node could run it: accepted, stays pending until cancelled.
+    node_store.heartbeat(NodeInfo(name="parked-node", hostname="parked", queue="none",
+                                  cores_total=64, labels={"parked": "yes"}), ttl_s=0.01)
+    try:
+        job_id = submit(farm, argv=["true"],
+                        resources={"cores": 64, "labels": {"parked": "yes"}})
+        response = farm.post(f"/api/v1/jobs/{job_id}/cancel")
+        assert response.status_code == 200 and response.json()["state"] == "cancelled"
+        assert farm.post(f"/api/v1/jobs/{job_id}/cancel").status_code == 409
+    finally:
+        node_store.forget("parked-node")
+
+
+def test_job_no_node_could_ever_run_is_rejected_with_why(farm: httpx.Client) -> None:
+    response = farm.post("/api/v1/jobs", json={"argv": ["true"], "resources": {"cores": 4096}})
+    assert response.status_code == 422
+    body = response.json()
+    assert body["error"] == "unsatisfiable" and "4096 cores" in body["detail"]
+    assert body["fields"][0]["field"] == "resources"
 
 
 def test_cancel_running_job_kills_process_tree(farm: httpx.Client, store: JobStore) -> None:

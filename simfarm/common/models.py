@@ -227,3 +227,6 @@ class NodeInfo(BaseModel):
     last_seen: float = 0.0
     held_reason: str | None = Field(default=None, description="why the node takes no new jobs")
     boot_id: str = Field(default="", description="changes every time the worker restarts")
+    limits: dict[str, Any] = Field(
+        default_factory=dict, description="local limits in force (see NodeLimits)"
+    )

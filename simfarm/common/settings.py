@@ -56,6 +56,26 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(
         default=4, ge=1, le=1024, description="jobs this worker runs at once"
     )
+    node_max_cpu_percent: float | None = Field(
+        default=None, gt=0, le=100,
+        description="local limit: take no new job while CPU use is above this (API can change)",
+    )
+    node_max_memory_percent: float | None = Field(
+        default=None, gt=0, le=100,
+        description="local limit: take no new job while memory use is above this",
+    )
+    node_min_free_disk_mb: int | None = Field(
+        default=None, ge=0, description="local limit: take no new job while free disk is below"
+    )
+    dispatch_backfill: Literal["reservation", "none", "greedy"] = Field(
+        default="reservation",
+        description="reservation: later jobs start first only if that cannot delay a blocked "
+        "job's reservation; none: strict order; greedy: first fit (large jobs can starve)",
+    )
+    dispatch_aging_s: float | None = Field(
+        default=3600.0, gt=0,
+        description="seconds of waiting worth one priority level (unset: strict priority)",
+    )
     heartbeat_s: float = Field(default=2.0, gt=0, description="worker heartbeat interval")
     heartbeat_ttl_s: float = Field(
         default=10.0, gt=0, description="a node whose heartbeat is older is lost"

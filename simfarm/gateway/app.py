@@ -8,7 +8,16 @@ import redis
 from flask import Flask
 
 from simfarm.common.settings import Settings
-from simfarm.gateway import dashboard, health_api, jobs_api, metrics, pyedb_docs, pyedb_routes, ws
+from simfarm.gateway import (
+    dashboard,
+    health_api,
+    jobs_api,
+    metrics,
+    pyedb_docs,
+    pyedb_routes,
+    workers_api,
+    ws,
+)
 from simfarm.gateway.errors import install_error_handlers
 from simfarm.gateway.openapi import routes as openapi_routes
 from simfarm.gateway.services import build_services
@@ -27,6 +36,7 @@ def create_app(settings: Settings | None = None, connection: redis.Redis | None 
     install_error_handlers(app)
     app.register_blueprint(jobs_api.bp)
     app.register_blueprint(health_api.bp)
+    app.register_blueprint(workers_api.bp)  # nodes, local limits, PATCH job priority
     ws.register(app)
     app.register_blueprint(pyedb_routes.bp)  # PyEDB job-manager routes and JSON shapes
     assert pyedb_docs.TAG  # their OpenAPI metadata

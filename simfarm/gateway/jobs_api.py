@@ -10,6 +10,7 @@ from flask import Blueprint, Response, jsonify, request, url_for
 from simfarm.common.models import Job, JobSpec
 from simfarm.common.states import JobState
 from simfarm.gateway.errors import field_error
+from simfarm.gateway.fit_check import check_fits_some_node
 from simfarm.gateway.hfss_checks import check_hfss_spec
 from simfarm.gateway.openapi import Body, document
 from simfarm.gateway.openapi.bodies import (
@@ -59,6 +60,7 @@ def submit_job() -> tuple[Response, int, dict[str, str]]:
     svc = services()
     if spec.kind == "hfss":
         check_hfss_spec(svc, spec)  # no AEDT (or cluster) anywhere: 422 now, not pending
+    check_fits_some_node(svc, spec)  # no registered node could ever run it: 422
     job, created = create_job(svc, spec, idempotency_key=idempotency_key())
     if created:
         svc.jobs.nudge_dispatcher()

@@ -1,5 +1,10 @@
 """The dispatcher: moves pending jobs onto nodes with room, and requeues jobs of lost nodes.
 
+Which job goes where is the placement policy's decision (:mod:`simfarm.workers.dispatch`,
+docs/scheduling.md): priority order with aging, resource and label routing, reservation-
+based backfill. This module carries the decisions out: a fenced transition to
+``scheduled`` (a paused former leader cannot schedule anything), then the Celery task.
+
 One dispatcher is active at a time (see :mod:`simfarm.workers.leader`). It sends a Celery
 task only when a node has room, so Celery never holds a backlog: priorities live in
 simfarm's sorted sets, not in broker queues.
@@ -11,52 +16,32 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from simfarm.common.errors import IllegalTransition, JobNotFound, StaleAttempt
 from simfarm.common.models import Job, NodeInfo
+from simfarm.common.settings import Settings
 from simfarm.common.states import JobState
 from simfarm.workers.context import WorkerContext
+from simfarm.workers.dispatch import BackfillMode, PolicyConfig
+from simfarm.workers.dispatch.feed import SchedulerFeed
 from simfarm.workers.holds import HoldReleaser
 from simfarm.workers.leader import LeaderLock
 
 log = logging.getLogger(__name__)
 
 SendTask = Callable[[NodeInfo, Job, int], None]
-SCAN_DEPTH = 200
 SCHEDULED_LEASE_S = 60.0
 LEASE_SLACK_S = 10.0
 
 
-@dataclass
-class NodeRoom:
-    """What is still free on a node during one dispatch round."""
-
-    node: NodeInfo
-    cores: int
-    memory_mb: int
-    slots: int
-    licenses: dict[str, int] = field(default_factory=dict)
-
-    def fits(self, job: Job) -> bool:
-        need = job.spec.resources
-        if self.slots < 1 or need.cores > self.cores or need.memory_mb > self.memory_mb:
-            return False
-        if any(self.node.labels.get(k) != v for k, v in need.labels.items()):
-            return False
-        return all(self.licenses.get(k, 0) >= n for k, n in need.licenses.items())
-
-    def take(self, job: Job) -> None:
-        need = job.spec.resources
-        self.slots -= 1
-        self.cores -= need.cores
-        self.memory_mb -= need.memory_mb
-        for name, count in need.licenses.items():
-            self.licenses[name] = self.licenses.get(name, 0) - count
+def policy_config(settings: Settings) -> PolicyConfig:
+    """The placement policy's settings from simfarm's."""
+    return PolicyConfig(backfill=BackfillMode(settings.dispatch_backfill),
+                        aging_s_per_priority=settings.dispatch_aging_s)
 
 
 class Dispatcher:
-    """Places pending jobs in priority order on nodes whose free resources fit them."""
+    """Places pending jobs on nodes with the placement policy of :mod:`.dispatch`."""
 
     def __init__(self, ctx: WorkerContext, send: SendTask) -> None:
         self.ctx = ctx
@@ -67,6 +52,7 @@ class Dispatcher:
         # Eligibility hook: held jobs (dependencies, sweep throttles) are not in
         # pending_ids(); the releaser lets them in when they may start.
         self.holds = HoldReleaser.for_store(ctx.jobs)
+        self.feed: SchedulerFeed | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="simfarm-dispatcher", daemon=True)
 
@@ -83,6 +69,7 @@ class Dispatcher:
         while not self._stop.is_set():
             try:
                 if not self.lock.acquire_or_renew():
+                    self.feed = None  # a new term starts from what Redis says
                     self._stop.wait(renew_every)
                     continue
                 self.reap_lost()
@@ -91,39 +78,35 @@ class Dispatcher:
                 self.ctx.jobs.wait_for_nudge(min(renew_every, 0.5))
             except Exception:
                 log.exception("dispatcher on %s: round failed", self.ctx.node_name)
+                self.feed = None
                 self._stop.wait(1.0)
 
     # ------------------------------------------------------------------ placing
-    def rooms(self) -> list[NodeRoom]:
-        """Free room on every live node that takes jobs."""
-        nodes = [n for n in self.ctx.nodes.all() if n.alive and not n.held_reason]
-        assigned = self.ctx.jobs.get_many([j for n in nodes for j in n.jobs])
-        by_id = {j.id: j for j in assigned}
-        rooms = []
-        for node in nodes:
-            room = NodeRoom(
-                node, node.cores_total, node.memory_mb_total, node.max_jobs, dict(node.licenses)
-            )
-            for job_id in node.jobs:
-                if job_id in by_id:
-                    room.take(by_id[job_id])
-            rooms.append(room)
-        return rooms
-
     def dispatch_once(self) -> int:
-        """One round: place as many pending jobs as fit. Returns how many were sent."""
-        pending = self.ctx.jobs.get_many(self.ctx.jobs.pending_ids(SCAN_DEPTH))
-        if not pending:
-            return 0
-        rooms = self.rooms()
+        """One round: start what the policy places now. Returns how many were sent."""
+        if self.feed is None:
+            self.feed = SchedulerFeed(self.ctx.jobs, self.ctx.nodes,
+                                      policy_config(self.ctx.settings))
+            log.info("dispatcher on %s: leading (fence %s)", self.ctx.node_name, self.lock.token)
+        feed = self.feed
+        now = time.time()
+        feed.refresh(now)
+        placements = feed.scheduler.schedule(now)
         sent = 0
-        for job in pending:
-            room = next((r for r in rooms if r.fits(job)), None)
-            if room is None:
-                continue
-            if self._schedule(job, room.node):
-                room.take(job)
-                sent += 1
+        if placements:
+            jobs = {j.id: j for j in self.ctx.jobs.get_many([p.job_id for p in placements])}
+            for placement in placements:
+                job = jobs.get(placement.job_id)
+                node = feed.live.get(placement.node)
+                if job is not None and node is not None and self._schedule(job, node):
+                    feed.placed(placement)
+                    sent += 1
+                else:
+                    feed.not_placed(placement)
+        reasons = feed.changed_reasons()
+        if reasons:
+            self.ctx.jobs.set_pending_reasons(reasons)
+            feed.reasons_written(reasons)
         return sent
 
     def _schedule(self, job: Job, node: NodeInfo) -> bool:

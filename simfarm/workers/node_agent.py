@@ -9,6 +9,7 @@ import threading
 
 import psutil
 
+from simfarm.common.limits import NodeLimits, Usage, held_reason
 from simfarm.common.models import NodeInfo
 from simfarm.workers.aedt import node_aedt_labels
 from simfarm.workers.cluster_service import cluster_node_info
@@ -30,6 +31,15 @@ def describe_node(ctx: WorkerContext) -> NodeInfo:
     cores = settings.node_cores or psutil.cpu_count() or 1
     memory_total = settings.node_memory_mb or memory.total // 2**20
     labels = {"os": platform.system().lower(), **node_aedt_labels(), **settings.node_labels}
+    limits = ctx.nodes.limits(settings.node_name) or NodeLimits()
+    usage = Usage(
+        cpu_percent=psutil.cpu_percent(interval=None),
+        memory_percent=memory.percent,
+        free_disk_mb=disk_free,
+    )
+    max_jobs = settings.worker_concurrency
+    if limits.max_jobs is not None:
+        max_jobs = min(max_jobs, limits.max_jobs)
     info = NodeInfo(
         name=settings.node_name,
         hostname=socket.gethostname(),
@@ -43,8 +53,10 @@ def describe_node(ctx: WorkerContext) -> NodeInfo:
         disk_mb_free=disk_free,
         labels=labels,
         licenses=dict(settings.node_licenses),
-        max_jobs=settings.worker_concurrency,
+        max_jobs=max_jobs,
         boot_id=ctx.boot_id,
+        held_reason=held_reason(limits, usage),
+        limits=limits.model_dump(),
     )
     return cluster_node_info(ctx, info)  # scheduler workers advertise their partition
 
@@ -58,6 +70,14 @@ class NodeAgent:
         self._thread = threading.Thread(target=self._loop, name="simfarm-heartbeat", daemon=True)
 
     def start(self) -> None:
+        settings = self.ctx.settings
+        if self.ctx.nodes.limits(settings.node_name) is None:
+            # first start: the configured limits become the node's; the API changes them
+            self.ctx.nodes.set_limits(settings.node_name, NodeLimits(
+                max_cpu_percent=settings.node_max_cpu_percent,
+                max_memory_percent=settings.node_max_memory_percent,
+                min_free_disk_mb=settings.node_min_free_disk_mb,
+            ))
         self.beat()
         self._thread.start()
 

@@ -44,6 +44,16 @@ if redis.call('HGET', KEYS[1], 'claimed') == ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'claimed', ARGV[1], 'lease_until', ARGV[3])
 return 1
 """
+_PENDING_REASONS = """
+local n = 0
+for i = 1, #KEYS do
+  if redis.call('HGET', KEYS[i], 'state') == 'pending' then
+    redis.call('HSET', KEYS[i], 'reason', ARGV[i])
+    n = n + 1
+  end
+end
+return n
+"""
 MAX_PAGE = 1000
 #: held pending jobs are ranked at ``rank + HELD_BAND`` (ranks stay below 1e13 + seq)
 HELD_BAND = 100_000_000_000_000
@@ -102,6 +112,7 @@ class JobStore:
         self._set_priority = connection.register_script(_script("set_priority"))
         self._renew = connection.register_script(_RENEW_LEASE)
         self._claim = connection.register_script(_CLAIM)
+        self._pending_reasons = connection.register_script(_PENDING_REASONS)
 
     # ------------------------------------------------------------------ create / read
     def create(
@@ -367,6 +378,19 @@ class JobStore:
         )
         return [i.decode() for i in cast(list[bytes], ids)]
 
+    def pending_entries(self, limit: int = 200) -> list[tuple[str, int, int]]:
+        """``(id, priority, submit sequence)`` of the pending jobs that may start, in
+        dispatch order (read from the queue's scores: no job hash is loaded)."""
+        rows = self.connection.zrangebyscore(
+            self.keys.state(JobState.PENDING.value), "-inf", f"({HELD_BAND}",
+            start=0, num=limit, withscores=True,
+        )
+        out = []
+        for raw_id, score in cast(list[tuple[bytes, float]], rows):
+            rank = int(score)
+            out.append((raw_id.decode(), 10 - rank // RANK_STEP, rank % RANK_STEP))
+        return out
+
     def held_ids(self, limit: int = 10_000) -> list[str]:
         """Ids of held pending jobs, in queue order."""
         ids = self.connection.zrangebyscore(
@@ -488,6 +512,16 @@ class JobStore:
             raise IllegalTransition(job_id, state, "re-prioritised (only pending jobs can be)")
         log.info("job %s: priority set to %s", job_id, priority)
         return self.get(job_id)
+
+    def set_pending_reasons(self, reasons: Mapping[str, str]) -> int:
+        """Set why each job is still pending, for jobs that still are (one atomic script,
+        so a job cancelled or scheduled meanwhile keeps its own reason). Returns how many
+        were written."""
+        if not reasons:
+            return 0
+        ids = list(reasons)
+        return int(self._pending_reasons(keys=[self.keys.job(i) for i in ids],
+                                         args=[reasons[i] for i in ids]))
 
     def update_fields(self, job_id: str, fields: Mapping[str, Any]) -> None:
         """Set informational fields (progress, artifacts, native id, lease) on a job.

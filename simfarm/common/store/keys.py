@@ -19,6 +19,7 @@ key                                type        content
 ``P node:<name>``                  hash        node description and free resources
 ``P node:<name>:alive``            string      heartbeat marker with a TTL
 ``P node:<name>:jobs``             set         jobs scheduled on or running at the node
+``P node:<name>:limits``           string      the node's local limits (JSON), set by the API
 ``P dispatch:wakeup``              list        nudges for the dispatcher
 ``P dispatch:lock``                string      dispatcher leader lock (fencing token, TTL)
 ``P dispatch:fence``               string      fencing token counter
@@ -131,3 +132,6 @@ class Keys:
 
     def node_jobs(self, name: str) -> str:
         return f"{self.prefix}node:{name}:jobs"
+
+    def node_limits(self, name: str) -> str:
+        return f"{self.prefix}node:{name}:limits"

@@ -7,6 +7,7 @@ from typing import cast
 
 import redis
 
+from simfarm.common.limits import NodeLimits
 from simfarm.common.models import NodeInfo
 from simfarm.common.store.keys import Keys
 
@@ -36,7 +37,7 @@ class NodeStore:
         """Delete a node from the registry entirely."""
         pipe = self.connection.pipeline(transaction=True)
         pipe.srem(self.keys.nodes, name)
-        pipe.delete(self.keys.node(name), self.keys.node_alive(name))
+        pipe.delete(self.keys.node(name), self.keys.node_alive(name), self.keys.node_limits(name))
         pipe.execute()
 
     def names(self) -> list[str]:
@@ -64,17 +65,29 @@ class NodeStore:
             pipe.hget(self.keys.node(name), "info")
             pipe.exists(self.keys.node_alive(name))
             pipe.smembers(self.keys.node_jobs(name))
+            pipe.get(self.keys.node_limits(name))
         raw = pipe.execute()
         out: list[NodeInfo] = []
-        for i in range(0, len(raw), 3):
-            info, alive, jobs = raw[i : i + 3]
+        for i in range(0, len(raw), 4):
+            info, alive, jobs, limits = raw[i : i + 4]
             if not info:
                 continue
             node = NodeInfo.model_validate_json(info)
             node.alive = bool(alive)
             node.jobs = sorted(j.decode() for j in jobs)
+            if limits:
+                node.limits = NodeLimits.model_validate_json(limits).model_dump()
             out.append(node)
         return out
+
+    def limits(self, name: str) -> NodeLimits | None:
+        """The node's local limits as last set through the API, or None if never set."""
+        raw = self.connection.get(self.keys.node_limits(name))
+        return NodeLimits.model_validate_json(cast(bytes, raw)) if raw else None
+
+    def set_limits(self, name: str, limits: NodeLimits) -> None:
+        """Store a node's local limits (its worker applies them at the next heartbeat)."""
+        self.connection.set(self.keys.node_limits(name), limits.model_dump_json())
 
     def jobs_of(self, name: str) -> list[str]:
         """Jobs scheduled on or running at a node."""
