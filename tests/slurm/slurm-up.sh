@@ -72,6 +72,7 @@ JobCompLoc=$DIR/jobcomp.txt
 MinJobAge=5
 KillWait=2
 MailProg=/bin/true
+MpiDefault=none
 ReturnToService=2
 SlurmdParameters=config_overrides
 NodeName=localhost NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEMORY_MB State=UNKNOWN

@@ -48,7 +48,10 @@ _STATE_MAP: dict[str, ClusterState] = {
 }
 _UNKNOWN_ID = ("Unknown Job Id", "Job has finished")
 _TRANSIENT = ("cannot connect to server", "Connection refused", "Problem loading jobs",
-              "pbs_iff: cannot", "Communication failure", "Server busy")
+              "pbs_iff: cannot", "Communication failure", "Server busy",
+              # SLURM's Torque wrappers pass sbatch's own complaints through.
+              "Unable to contact slurm controller", "Socket timed out",
+              "temporarily unable to accept job")
 _WALLTIME = {"pro": -29, "torque": -11}
 _PRIORITY = {"Low": -512, "BelowNormal": -256, "Normal": None, "AboveNormal": 256, "High": 512}
 _SIZE = re.compile(r"^(\d+)(b|kb|mb|gb|tb)?$", re.IGNORECASE)
