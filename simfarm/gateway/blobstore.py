@@ -21,6 +21,8 @@ from simfarm.common.files import SHA256
 
 log = logging.getLogger(__name__)
 
+LOCK_WAIT_S = 5.0
+
 
 class BlobError(Exception):
     """An upload that cannot be accepted (status and message for the API)."""
@@ -88,27 +90,34 @@ class FolderBlobStore:
         with self._guard:
             return self._locks.setdefault(sha, threading.Lock())
 
-    def receive(self, sha: str, body: IO[bytes], offset: int, limit: int) -> int:
+    def receive(
+        self, sha: str, body: IO[bytes], offset: int, limit: int, length: int | None = None
+    ) -> int:
         """Store an upload body for ``sha`` starting at byte ``offset`` (0 restarts, the
-        size of the kept part resumes). Returns the blob's size.
+        size of the kept part resumes); ``length`` is the body's announced length. Returns
+        the blob's size.
 
         Raises :class:`BlobError`: 409 when another upload of it runs or the offset is
         not the kept part's size, 413 beyond ``limit``, 422 when the bytes do not hash
-        to ``sha``. A broken connection keeps what arrived for resuming.
+        to ``sha``, 400 when fewer than ``length`` bytes arrived (the connection broke:
+        what arrived is kept for resuming).
         """
         lock = self._lock(sha)
-        if not lock.acquire(blocking=False):
+        # A finishing upload of the same blob (fsync) gets a moment; a running one, 409.
+        if not lock.acquire(timeout=LOCK_WAIT_S):
             raise BlobError(409, "conflict", f"blob {sha} is being uploaded by another request",
                             self.partial_size(sha))
         try:
             existing = self.size(sha)
             if existing is not None:
                 return existing
-            return self._receive(sha, body, offset, limit)
+            return self._receive(sha, body, offset, limit, length)
         finally:
             lock.release()
 
-    def _receive(self, sha: str, body: IO[bytes], offset: int, limit: int) -> int:
+    def _receive(
+        self, sha: str, body: IO[bytes], offset: int, limit: int, length: int | None
+    ) -> int:
         part = self._part(sha)
         part.parent.mkdir(parents=True, exist_ok=True)
         kept = self.partial_size(sha)
@@ -136,6 +145,10 @@ class FolderBlobStore:
                 digest.update(chunk)
             out.flush()
             os.fsync(out.fileno())
+        if length is not None and size < offset + length:
+            log.info("blob %s: upload interrupted at %d bytes; kept for resuming", sha, size)
+            raise BlobError(400, "incomplete_upload", f"the body ended after {size - offset} "
+                            f"of {length} bytes; resume at byte {size}", size)
         actual = digest.hexdigest()
         if actual != sha:
             part.unlink(missing_ok=True)

@@ -90,7 +90,8 @@ def put_blob(sha256: str) -> tuple[Response, int]:
     limit = svc.settings.max_upload_bytes
     request.max_content_length = limit
     try:
-        size = svc.blobs.receive(sha, request.stream, int(raw_offset), limit)
+        size = svc.blobs.receive(sha, request.stream, int(raw_offset), limit,
+                                 request.content_length)
     except BlobError as exc:
         error = ApiError(exc.status, exc.error, exc.detail)
         if exc.offset is not None:
