@@ -1,0 +1,41 @@
+"""Docs: every relative link and image in README.md, docs/*.md and deploy/**/*.md points
+to a file of the repository, and every page of mkdocs.yml exists."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from tests.helpers import ROOT
+
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")),
+         *sorted((ROOT / "deploy").rglob("*.md"))]
+
+
+def test_relative_links_resolve() -> None:
+    broken = []
+    for page in PAGES:
+        text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+        for target in LINK.findall(text):
+            if re.match(r"^[a-z]+:", target) or target.startswith("#"):
+                continue
+            path = (page.parent / target.split("#", 1)[0]).resolve()
+            if not path.exists():
+                broken.append(f"{page.relative_to(ROOT)}: {target}")
+    assert broken == []
+
+
+def test_docs_show_the_dashboard_screenshots() -> None:
+    shown = {Path(t).name for p in PAGES for t in LINK.findall(p.read_text()) if "img/" in t}
+    assert {"jobs.png", "job-page.png", "submit-errors.png", "workers.png"} <= shown
+    assert all((ROOT / "docs" / "img" / name).stat().st_size > 1000 for name in shown)
+
+
+def test_mkdocs_navigation_pages_exist() -> None:
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+    pages = [next(iter(item.values())) for item in config["nav"]]
+    missing = [p for p in pages if not (ROOT / "docs" / p).exists()]
+    assert missing == []
