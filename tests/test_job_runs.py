@@ -141,13 +141,14 @@ def test_priority_order_when_node_is_full(farm: httpx.Client) -> None:
         priority=10,
     )
     wait_state(farm, blocker, "running")
-    main_only = {"labels": {"pool": "main"}}
+    # Each needs the whole node, so they cannot start together: order is observable.
+    main_only = {"cores": 8, "labels": {"pool": "main"}}
     low = submit(farm, argv=["true"], priority=1, resources=main_only)
     high = submit(farm, argv=["true"], priority=9, resources=main_only)
     farm.post(f"/api/v1/jobs/{blocker}/cancel")
     low_done = wait_state(farm, low, "completed")
     high_done = wait_state(farm, high, "completed")
-    assert high_done["started_at"] <= low_done["started_at"]
+    assert high_done["finished_at"] <= low_done["started_at"]
 
 
 def test_long_poll_waits_for_next_event(farm: httpx.Client) -> None:
