@@ -92,12 +92,26 @@ def test_form_shows_the_api_validation_messages(page: Page, shots: Path) -> None
     page.screenshot(path=str(shots / "submit-errors.png"), full_page=True)
 
 
-def test_cancel_from_the_jobs_table(page: Page, farm: httpx.Client, shots: Path) -> None:
+def test_reprioritise_and_cancel_from_the_jobs_table(
+    page: Page, farm: httpx.Client, shots: Path
+) -> None:
     job = farm.post("/api/v1/jobs", json={"argv": ["sleep", "60"], "name": "to-cancel"}).json()
+    waiting = farm.post("/api/v1/jobs", json={
+        "argv": ["true"], "name": "waits-for-it", "priority": 2,
+        "depends_on": {"after_any": [job["id"]]}}).json()
+    assert waiting["state"] == "pending"
     page.goto("/")
     row = page.locator(f'tr[data-job="{job["id"]}"]')
     expect(row).to_be_visible()
     page.screenshot(path=str(shots / "jobs.png"), full_page=True)
+    other = page.locator(f'tr[data-job="{waiting["id"]}"]')
+    other.locator("input.prio").fill("9")
+    other.locator("button.set-priority").click()
+    expect(page.locator("#flash")).to_contain_text("priority 9")
+    assert farm.get(f"/api/v1/jobs/{waiting['id']}").json()["priority"] == 9
+    other.locator("input.prio").fill("11")
+    other.locator("button.set-priority").click()
+    expect(page.locator("#flash")).to_contain_text("priority: Input should be less than")
     row.locator("button.cancel").click()
     expect(row.locator(".state")).to_have_attribute("data-state", "cancelled")
     assert farm.get(f"/api/v1/jobs/{job['id']}").json()["state"] == "cancelled"
