@@ -30,6 +30,9 @@ class NodeLimits(BaseModel):
     min_free_disk_mb: int | None = Field(
         default=None, ge=0, description="take no new job while free scratch disk is below this"
     )
+    min_free_memory_mb: int | None = Field(
+        default=None, ge=0, description="take no new job while free memory is below this"
+    )
 
 
 class NodeLimitsPatch(NodeLimits):
@@ -43,6 +46,7 @@ class Usage:
     cpu_percent: float
     memory_percent: float
     free_disk_mb: int
+    free_memory_mb: int = 2**62
 
 
 def held_reason(limits: NodeLimits, usage: Usage) -> str | None:
@@ -61,4 +65,8 @@ def held_reason(limits: NodeLimits, usage: Usage) -> str | None:
         )
     if limits.min_free_disk_mb is not None and usage.free_disk_mb < limits.min_free_disk_mb:
         reasons.append(f"free disk {usage.free_disk_mb} MB < min {limits.min_free_disk_mb} MB")
+    if limits.min_free_memory_mb is not None and usage.free_memory_mb < limits.min_free_memory_mb:
+        reasons.append(
+            f"free memory {usage.free_memory_mb} MB < min {limits.min_free_memory_mb} MB"
+        )
     return "; ".join(reasons) if reasons else None

@@ -14,6 +14,7 @@ from simfarm.gateway import (
     jobs_api,
     metrics,
     pyedb_docs,
+    pyedb_limits,
     pyedb_routes,
     workers_api,
     ws,
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None, connection: redis.Redis | None 
     app.register_blueprint(workers_api.bp)  # nodes, local limits, PATCH job priority
     ws.register(app)
     app.register_blueprint(pyedb_routes.bp)  # PyEDB job-manager routes and JSON shapes
+    app.register_blueprint(pyedb_limits.bp)  # PUT /pool/limits onto node limits
     assert pyedb_docs.TAG  # their OpenAPI metadata
     app.register_blueprint(openapi_routes.bp)
     install_workflow(app)  # files, sweeps, resubmit, history, audit

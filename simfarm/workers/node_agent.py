@@ -36,6 +36,7 @@ def describe_node(ctx: WorkerContext) -> NodeInfo:
         cpu_percent=psutil.cpu_percent(interval=None),
         memory_percent=memory.percent,
         free_disk_mb=disk_free,
+        free_memory_mb=memory.available // 2**20,
     )
     max_jobs = settings.worker_concurrency
     if limits.max_jobs is not None:
