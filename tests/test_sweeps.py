@@ -125,3 +125,19 @@ def test_bad_sweeps_are_rejected(http: httpx.Client) -> None:
                                               "template": {"argv": ["x"]}})
     assert short.status_code == 422
     assert short.json()["fields"][0]["field"] == "depends_on.after_ok.0"
+
+
+def test_grid_sweep_example_runs(gateway: str, worker: Any) -> None:
+    import os
+    import subprocess
+
+    from tests.helpers import ROOT
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIMFARM_")}
+    env.update({"SIMFARM_URL": gateway, "PYTHONPATH": str(ROOT)})
+    result = subprocess.run([PY, str(ROOT / "examples" / "grid_sweep.py")], env=env,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert "[0] width=10    er=2.2  completed f0 = 10.106 GHz" in lines
+    assert lines[-1] == "sweep completed: 6 of 6 completed; summary completed"
