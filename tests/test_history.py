@@ -64,6 +64,11 @@ def test_resubmit_runs_the_stored_spec_again(farm: httpx.Client, tmp_path: Path)
     old = farm.get(f"/api/v1/jobs/{first.json()['id']}").json()
     assert old["resubmitted_as"] == again["id"] and old["state"] == "failed"
     assert farm.post("/api/v1/jobs/nope/resubmit").status_code == 404
+    # The dashboard offers the re-run on a finished job and links both ways.
+    old_page = farm.get(f"/ui/jobs/{first.json()['id']}").text
+    assert f'class="resubmit" data-job="{first.json()["id"]}"' in old_page
+    assert f'href="/ui/jobs/{again["id"]}"' in old_page
+    assert f'href="/ui/jobs/{first.json()["id"]}"' in farm.get(f"/ui/jobs/{again['id']}").text
 
     # Every change is in the audit log, with who and from where.
     entries = farm.get("/api/v1/audit", params={"target": first.json()["id"]}).json()["entries"]

@@ -37,7 +37,7 @@ def test_project_round_trip_and_unsafe_members_refused(tmp_path: Path) -> None:
     (project.parent / "board.aedb").mkdir()
     (project.parent / "board.aedb" / "edb.def").write_bytes(b"\x00" * 10)
     archive = io.BytesIO()
-    sha, size, names = pack_project(project, archive)
+    _, size, names = pack_project(project, archive)
     assert names == ["board.aedt", "board.aedb/edb.def"] and size == len(archive.getvalue())
     archive.seek(0)
     extract(archive, tmp_path / "out")

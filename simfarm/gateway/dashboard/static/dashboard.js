@@ -78,6 +78,18 @@ var simfarm = (function () {
     });
   }
 
+  function resubmit(jobId, button) {
+    button.disabled = true;
+    api("POST", jobPath(jobId) + "/resubmit", {}).then(function (r) {
+      button.disabled = false;
+      if (r.ok) {
+        window.location.href = "/ui/jobs/" + encodeURIComponent(r.body.id);
+      } else {
+        flash("resubmit failed: " + problem(r), "error");
+      }
+    });
+  }
+
   function bindActions(root) {
     root.addEventListener("click", function (event) {
       var target = event.target;
@@ -85,6 +97,7 @@ var simfarm = (function () {
       var jobId = target.getAttribute("data-job");
       if (!jobId) { return; }
       if (target.classList.contains("cancel")) { cancel(jobId, target); }
+      if (target.classList.contains("resubmit")) { resubmit(jobId, target); }
       if (target.classList.contains("set-priority")) {
         var input = target.parentNode.querySelector('input.prio[data-job="' + jobId + '"]');
         setPriority(jobId, input, target);
