@@ -10,6 +10,7 @@ from typing import Any
 from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 
 from simfarm.common.models import Job, NodeInfo
+from simfarm.workers import orphan_guard
 from simfarm.workers.app import RUN_JOB_TASK, app
 from simfarm.workers.cluster_service import attach_cluster, detach_cluster
 from simfarm.workers.context import get_context
@@ -34,6 +35,10 @@ def send_run_job(node: NodeInfo, job: Job, attempt: int) -> None:
 @worker_ready.connect  # type: ignore[untyped-decorator]
 def _on_ready(**_: Any) -> None:
     ctx = get_context()
+    guard = orphan_guard.start(  # kills this worker's jobs if it dies without cleanup
+        ctx.settings.state_dir / "orphan-guard" / f"{ctx.node_name}-{ctx.boot_id}"
+    )
+    _parts["guard"] = guard
     attach_cluster(ctx)  # scheduler workers forward jobs instead of running them
     agent = NodeAgent(ctx)
     agent.start()
@@ -63,3 +68,4 @@ def _on_shutdown(**_: Any) -> None:
         if part is not None:
             part.stop()
     detach_cluster()
+    orphan_guard.stop(_parts.pop("guard", None))

@@ -14,6 +14,7 @@ from typing import IO
 
 from simfarm.common.models import Job
 from simfarm.common.states import JobState
+from simfarm.workers import orphan_guard
 from simfarm.workers.context import WorkerContext
 from simfarm.workers.outcome import Outcome
 from simfarm.workers.platform import kill_tree, popen_group_kwargs
@@ -92,6 +93,7 @@ class LocalRunner:
             return Outcome(JobState.FAILED, reason=f"executable not runnable: {argv[0]}")
         except OSError as exc:
             return Outcome(JobState.FAILED, reason=f"cannot start {argv[0]}: {exc}")
+        orphan_guard.track(proc.pid)  # killed if this worker dies before reaping it
         log.info("job %s: started pid %d: %s", job_id, proc.pid, argv)
         self.ctx.jobs.update_fields(job_id, {"pid": proc.pid})
         assert proc.stdout is not None and proc.stderr is not None
@@ -143,6 +145,7 @@ class LocalRunner:
                     log.warning("job %s: lease lost; stopping", job_id)
                     kill_tree(proc, self.ctx.settings.kill_grace_s, job_id)
         code = proc.wait()
+        orphan_guard.untrack(proc.pid)
         for reader in readers:
             reader.join(timeout=1)
         self._flush(timeout=0)

@@ -1,0 +1,286 @@
+"""Scheduling across a farm of real workers: three worker processes with different node
+names, capacities and labels (plus two more started by the lost-worker test), one private
+redis-server, the real gateway over HTTP. Every worker process also runs a dispatcher;
+one of them leads."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+import redis
+
+from simfarm.common.errors import StaleAttempt
+from simfarm.common.models import JobSpec
+from simfarm.common.settings import Settings
+from simfarm.common.states import JobState
+from simfarm.common.store import JobStore, NodeStore
+from simfarm.common.store.keys import Keys
+from simfarm.workers.leader import LeaderLock
+from tests.conftest import RedisServer
+from tests.helpers import free_port, start_gateway, start_worker, stop_process, wait_for
+
+pytestmark = pytest.mark.timeout(180)
+
+NODES: dict[str, dict[str, Any]] = {
+    "small": {"node_cores": 2, "node_memory_mb": 4096, "worker_concurrency": 2,
+              "node_labels": {"tier": "small", "pool": "farm"}},
+    "big": {"node_cores": 8, "node_memory_mb": 32_768, "worker_concurrency": 4,
+            "node_labels": {"tier": "big", "pool": "farm"}},
+    "gpu": {"node_cores": 4, "node_memory_mb": 8192, "worker_concurrency": 2,
+            "node_labels": {"gpu": "a100"}},
+}
+PY = sys.executable
+#: a job that records ``<pid> start`` / ``<pid> end`` lines in a file and sleeps
+RECORDER = ("import os, sys, time\n"
+            "log = open(sys.argv[1], 'a', buffering=1)\n"
+            "log.write(f'{os.getpid()} start\\n')\n"
+            "time.sleep(float(sys.argv[2]))\n"
+            "log.write(f'{os.getpid()} end\\n')\n")
+
+
+@dataclass
+class Farm:
+    """The running farm and how to reach and disturb it."""
+
+    settings: Settings
+    root: Path
+    http: httpx.Client
+    nodes: NodeStore
+    jobs: JobStore
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, name: str, **overrides: Any) -> None:
+        node = self.settings.model_copy(update={"node_name": name, **overrides})
+        self.procs[name] = start_worker(node, self.root / f"{name}.log")
+        wait_for(lambda: self.nodes.is_alive(name), bool, 60, f"worker {name} to register")
+
+    def log(self, name: str) -> str:
+        return (self.root / f"{name}.log").read_text(errors="replace")
+
+    def submit(self, **spec: Any) -> str:
+        response = self.http.post("/api/v1/jobs", json=spec)
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return dict(self.http.get(f"/api/v1/jobs/{job_id}").json())
+
+    def wait_state(self, job_id: str, *states: str, timeout_s: float = 30) -> dict[str, Any]:
+        return wait_for(lambda: self.job(job_id), lambda j: j["state"] in states, timeout_s,
+                        f"job {job_id} to be {'/'.join(states)}")
+
+    def worker(self, name: str) -> dict[str, Any]:
+        rows = self.http.get("/api/v1/workers").json()["workers"]
+        return next(dict(r) for r in rows if r["name"] == name)
+
+
+@pytest.fixture(scope="module")
+def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
+    root = tmp_path_factory.mktemp("farm")
+    server = RedisServer(root / "redis", appendonly=False)
+    server.start()
+    settings = Settings(redis_url=server.url, state_dir=root / "state", gateway_port=free_port(),
+                        node_name="gateway", heartbeat_s=0.3, heartbeat_ttl_s=2.0,
+                        kill_grace_s=1.0)
+    gateway = start_gateway(settings, root / "gateway.log")
+    connection = redis.Redis.from_url(server.url)
+    with httpx.Client(base_url=f"http://127.0.0.1:{settings.gateway_port}", timeout=30) as http:
+        farm = Farm(settings, root, http, NodeStore(connection), JobStore(connection))
+        try:
+            for name, overrides in NODES.items():
+                farm.start(name, **overrides)
+            yield farm
+        finally:
+            for proc in farm.procs.values():
+                stop_process(proc)
+            stop_process(gateway)
+            server.stop()
+
+
+def started(job: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(job["started_at"])
+
+
+def test_routes_by_cores_memory_and_labels(farm: Farm) -> None:
+    wide = farm.submit(argv=["true"], resources={"cores": 6})
+    fat = farm.submit(argv=["true"], resources={"memory_mb": 16_000})
+    cuda = farm.submit(argv=["true"], resources={"labels": {"gpu": "a100"}})
+    tiny = farm.submit(argv=["true"], resources={"labels": {"tier": "small"}})
+    where = {j: farm.wait_state(j, "completed")["node"] for j in (wide, fat, cuda, tiny)}
+    assert where == {wide: "big", fat: "big", cuda: "gpu", tiny: "small"}
+
+
+def test_job_no_registered_node_fits_is_a_422_naming_the_closest_miss(farm: Farm) -> None:
+    response = farm.http.post("/api/v1/jobs", json={"argv": ["true"],
+                                                   "resources": {"cores": 16}})
+    assert response.status_code == 422
+    assert "16 cores (node has 8)" in response.json()["detail"]
+    response = farm.http.post("/api/v1/jobs", json={"argv": ["true"],
+                                                   "resources": {"labels": {"gpu": "h100"}}})
+    assert response.status_code == 422 and "gpu=h100" in response.json()["detail"]
+
+
+def test_workers_api_and_cli_show_free_resources_and_jobs(farm: Farm) -> None:
+    job_id = farm.submit(argv=[PY, "-c", "import time; time.sleep(1.5)"],
+                         resources={"cores": 3, "labels": {"gpu": "a100"}})
+    farm.wait_state(job_id, "running")
+    gpu = farm.worker("gpu")
+    assert gpu["alive"] and gpu["status"] == "ready" and job_id in gpu["jobs"]
+    assert gpu["cores_total"] == 4 and gpu["cores_free"] == 1
+    out = subprocess.run(
+        [PY, "-m", "simfarm.client.cli", "workers", "--url", str(farm.http.base_url)],
+        capture_output=True, text=True, timeout=60, check=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    ).stdout
+    assert "gpu" in out and "small" in out and "big" in out
+    farm.wait_state(job_id, "completed")
+
+
+def test_priority_order_and_priority_change_while_pending(farm: Farm) -> None:
+    small = {"cores": 2, "labels": {"tier": "small"}}
+    blocker = farm.submit(argv=[PY, "-c", "import time; time.sleep(1.5)"], resources=small)
+    farm.wait_state(blocker, "running")
+    low = farm.submit(argv=["true"], priority=1, resources=small)
+    high = farm.submit(argv=["true"], priority=9, resources=small)
+    bumped = farm.submit(argv=["true"], priority=1, resources=small)
+    response = farm.http.patch(f"/api/v1/jobs/{bumped}", json={"priority": 5})
+    assert response.status_code == 200 and response.json()["priority"] == 5
+    jobs = {j: farm.wait_state(j, "completed") for j in (low, high, bumped)}
+    assert started(jobs[high]) < started(jobs[bumped]) < started(jobs[low])
+    assert farm.http.patch(f"/api/v1/jobs/{low}", json={"priority": 3}).status_code == 409
+    assert farm.http.patch(f"/api/v1/jobs/{low}", json={"priority": 11}).status_code == 422
+
+
+def test_backfill_runs_short_jobs_but_never_delays_the_reserved_one(farm: Farm) -> None:
+    small = {"labels": {"tier": "small"}}
+    # 1 of 'small's 2 cores busy for 2 s, under an 8 s time limit: a 2-core job must wait.
+    blocker = farm.submit(argv=[PY, "-c", "import time; time.sleep(2)"], timeout_s=8,
+                          resources={"cores": 1, **small})
+    farm.wait_state(blocker, "running")
+    wide = farm.submit(argv=["true"], priority=9, timeout_s=30, resources={"cores": 2, **small})
+    short = farm.submit(argv=["true"], priority=1, timeout_s=3, resources={"cores": 1, **small})
+    long = farm.submit(argv=["true"], priority=1, timeout_s=60, resources={"cores": 1, **small})
+    # the short job fits before the reservation: it starts while the wide job waits
+    assert farm.wait_state(short, "completed")["node"] == "small"
+    assert farm.job(wide)["state"] == "pending"
+    reason = wait_for(lambda: farm.job(long), lambda j: "reserved" in (j["reason"] or ""),
+                      10, "the long job's reason")["reason"]
+    assert f"reserved for higher-priority job {wide}" in reason
+    assert "reserved on small" in farm.job(wide)["reason"]
+    done = {j: farm.wait_state(j, "completed") for j in (wide, long)}
+    assert started(farm.job(short)) < started(done[wide]) <= started(done[long])
+
+
+def test_local_limit_holds_the_node_until_released(farm: Farm) -> None:
+    url = "/api/v1/workers/gpu/limits"
+    assert farm.http.get("/api/v1/workers/nope/limits").status_code == 404
+    assert farm.http.patch(url, json={"max_cpu_percent": 150}).status_code == 422
+    changed = farm.http.patch(url, json={"max_memory_percent": 1}).json()
+    assert changed["max_memory_percent"] == 1
+    held = wait_for(lambda: farm.worker("gpu"), lambda w: w["status"] == "held", 10,
+                    "the gpu node to be held")
+    assert "memory" in held["held_reason"] and "> max 1%" in held["held_reason"]
+    job_id = farm.submit(argv=["true"], resources={"labels": {"gpu": "a100"}})
+    reason = wait_for(lambda: farm.job(job_id), lambda j: "held" in (j["reason"] or ""), 10,
+                      "the job's reason")["reason"]
+    assert "local limits" in reason and "gpu" in reason
+    assert farm.job(job_id)["state"] == "pending"
+    assert farm.http.patch(url, json={"max_memory_percent": None}).status_code == 200
+    assert farm.wait_state(job_id, "completed")["node"] == "gpu"
+    assert farm.http.get(url).json()["max_memory_percent"] is None
+    # max_jobs = 0 is a hold too; PUT replaces every limit
+    assert farm.http.put(url, json={"max_jobs": 0}).json()["max_jobs"] == 0
+    wait_for(lambda: farm.worker("gpu"), lambda w: w["held_reason"] == "max_jobs is 0", 10,
+             "max_jobs hold")
+    assert farm.http.put(url, json={}).json() == {
+        "max_jobs": None, "max_cpu_percent": None, "max_memory_percent": None,
+        "min_free_disk_mb": None}
+    wait_for(lambda: farm.worker("gpu"), lambda w: w["status"] == "ready", 10, "release")
+
+
+def test_kill_9_of_a_worker_mid_job_requeues_it_and_it_finishes_elsewhere(
+    farm: Farm, tmp_path: Path
+) -> None:
+    rescue = {"labels": {"rescue": "yes"}}
+    farm.start("victim", node_cores=2, worker_concurrency=2, node_labels={"rescue": "yes"})
+    record = tmp_path / "runs.txt"
+    retried = farm.submit(argv=[PY, "-c", RECORDER, str(record), "4"], retries=1, **{
+        "resources": {"cores": 1, **rescue}})
+    lost = farm.submit(argv=[PY, "-c", "import time; time.sleep(30)"], retries=0,
+                       resources={"cores": 1, **rescue})
+    for job_id in (retried, lost):
+        assert farm.wait_state(job_id, "running")["node"] == "victim"
+    first_pid = int(wait_for(record.read_text, lambda t: "start" in t, 10,
+                             "the first run").split()[0])
+    farm.start("rescuer", node_cores=2, worker_concurrency=2, node_labels={"rescue": "yes"})
+    os.kill(farm.procs["victim"].pid, signal.SIGKILL)
+    # the orphan guard kills the first run before the node is even declared lost
+    wait_for(lambda: psutil.pid_exists(first_pid) and
+             psutil.Process(first_pid).status() != psutil.STATUS_ZOMBIE,
+             lambda alive: not alive, 5, "the orphaned solver to be killed")
+    assert farm.job(retried)["state"] == "running"  # not re-queued yet: never twice at once
+    failed = farm.wait_state(lost, "failed", timeout_s=30)
+    assert failed["error"] == "worker lost" and "victim" in failed["reason"]
+    done = farm.wait_state(retried, "completed", timeout_s=40)
+    assert done["node"] == "rescuer" and done["attempt"] == 2
+    runs = record.read_text().split("\n")
+    assert runs[0] == f"{first_pid} start" and f"{first_pid} end" not in runs
+    assert runs[1].endswith("start") and runs[2] == runs[1].replace("start", "end")
+    victim = farm.worker("victim")
+    assert not victim["alive"] and victim["status"] == "lost"
+
+
+def test_fencing_token_stops_a_paused_former_leader(farm: Farm) -> None:
+    connection = farm.jobs.connection
+    keys = Keys("fencetest:")
+    store = JobStore(connection, "fencetest:")
+    old = LeaderLock(connection, keys, ttl_s=0.2)
+    assert old.acquire_or_renew() and old.fence is not None
+    stale = old.fence
+    time.sleep(0.3)  # the old leader is "paused" past its lease; the lock expires
+    new = LeaderLock(connection, keys, ttl_s=5)
+    assert new.acquire_or_renew()
+    job, _ = store.create(JobSpec(argv=["true"]))
+    with pytest.raises(StaleAttempt):
+        store.transition(job.id, JobState.SCHEDULED, new_attempt=True, fence=stale,
+                         sources=[JobState.PENDING], fields={"node": "x"})
+    store.transition(job.id, JobState.SCHEDULED, new_attempt=True, fence=new.fence,
+                     sources=[JobState.PENDING], fields={"node": "x"})
+    assert store.get(job.id).state is JobState.SCHEDULED
+
+
+def test_dispatcher_leader_failover(farm: Farm) -> None:
+    def leader() -> str | None:
+        best: tuple[int, str] | None = None
+        for name, proc in farm.procs.items():
+            if proc.poll() is not None:
+                continue
+            for line in farm.log(name).splitlines():
+                if ": leading (fence " in line:
+                    fence = int(line.rsplit("(fence ", 1)[1].split(")")[0])
+                    best = max(best or (fence, name), (fence, name))
+        return best[1] if best else None
+
+    first = wait_for(leader, lambda n: n is not None, 10, "a leader")
+    assert first is not None
+    os.kill(farm.procs[first].pid, signal.SIGKILL)
+    farm.procs[first].wait(timeout=10)
+    anywhere = [n for n in ("small", "big", "gpu", "rescuer") if n != first and
+                farm.procs.get(n) is not None and farm.procs[n].poll() is None]
+    job_id = farm.submit(argv=["true"], resources={"cores": 1})
+    done = farm.wait_state(job_id, "completed", timeout_s=30)
+    assert done["node"] in anywhere
+    second = wait_for(leader, lambda n: n not in (None, first), 10, "a new leader")
+    assert second in anywhere
