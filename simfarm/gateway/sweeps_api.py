@@ -62,7 +62,11 @@ def submit_sweep() -> tuple[Response, int, dict[str, str]]:
     svc = services()
     spec = parse_body(SweepSpec)
     children = _render_children(spec)
-    check_files(svc, children[0][1], "template.files")
+    archives: set[str | None] = set()
+    for _, child in children:  # each distinct uploaded project must be on the gateway
+        if child.files is not None and child.files.archive not in archives:
+            archives.add(child.files.archive)
+            check_files(svc, child, "template.files")
     shared_deps = None
     if spec.depends_on is not None and not spec.elementwise:
         shared_deps = resolve_dependencies(svc, spec.depends_on)

@@ -114,23 +114,22 @@ class HoldReleaser:
     def _fill_sweep(self, sweep_id: str) -> int:
         """Release throttled children, in index order, while the sweep has room."""
         throttle = self.sweeps.throttle(sweep_id)
-        children = self.jobs.get_many(self.sweeps.child_ids(sweep_id))
+        children = self.holds.brief(self.sweeps.child_ids(sweep_id))
         if throttle is None:
-            waiting = [c for c in children if c.hold == HOLD_THROTTLE]
-            return sum(self.holds.release(c.id) for c in waiting)
-        active = sum(
-            1 for c in children
-            if c.state in ACTIVE or (c.state is JobState.PENDING and not c.hold)
-        )
+            return sum(self.holds.release(job_id) for job_id, _, hold, _ in children
+                       if hold == HOLD_THROTTLE)
+        active = sum(1 for _, state, hold, _ in children
+                     if state in ACTIVE or (state is JobState.PENDING and not hold))
         released = 0
-        for child in children:
-            if child.hold != HOLD_THROTTLE or child.state is not JobState.PENDING:
+        wanted = throttle_reason(throttle)
+        for job_id, state, hold, reason in children:
+            if hold != HOLD_THROTTLE or state is not JobState.PENDING:
                 continue
             if active >= throttle:
-                if child.reason != throttle_reason(throttle):
-                    self.holds.set_hold(child.id, HOLD_THROTTLE, throttle_reason(throttle))
+                if reason != wanted:
+                    self.holds.set_hold(job_id, HOLD_THROTTLE, wanted)
                 continue
-            if self.holds.release(child.id):
+            if self.holds.release(job_id):
                 active += 1
                 released += 1
         if released:

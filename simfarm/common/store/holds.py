@@ -86,6 +86,19 @@ class HoldStore:
         return {job_id: (JobState(raw.decode()) if raw else None)
                 for job_id, raw in zip(ids, pipe.execute(), strict=True)}
 
+    def brief(self, job_ids: Iterable[str]) -> list[tuple[str, JobState | None, str, str]]:
+        """``(id, state, hold code, reason)`` of each job, read without loading specs
+        (the throttle check of a large sweep reads all its children)."""
+        ids = list(job_ids)
+        pipe = self.connection.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hmget(self.keys.job(job_id), "state", "hold", "reason")
+        out = []
+        for job_id, (state, hold, reason) in zip(ids, pipe.execute(), strict=True):
+            out.append((job_id, JobState(state.decode()) if state else None,
+                        hold.decode() if hold else "", reason.decode() if reason else ""))
+        return out
+
     def set_hold(self, job_id: str, code: str, reason: str) -> bool:
         """Hold a pending job (or change why); False if it is no longer pending."""
         return self._call(job_id, code, reason)
