@@ -95,3 +95,34 @@ def test_held_jobs_do_not_block_the_queue(store: JobStore) -> None:
     finally:
         store.request_cancel(held.id)
         store.request_cancel(free.id)
+
+
+def test_workflow_by_local_names_and_cycles_rejected(farm: httpx.Client,
+                                                     store: JobStore) -> None:
+    from simfarm.client.client import Client
+
+    with Client(str(farm.base_url)) as client:
+        jobs = client.submit_workflow({
+            "post": {"argv": ["true"], "depends_on": {"after_ok": ["solve"]}},
+            "solve": {"argv": [PY, "-c", "import time; time.sleep(0.3)"],
+                      "depends_on": {"after_ok": ["mesh"]}},
+            "mesh": {"argv": ["true"]},
+        })
+        assert jobs["solve"].dependencies == {"after_ok": [jobs["mesh"].id]}
+        done = {n: wait_final(farm, j.id) for n, j in jobs.items()}
+    assert all(j["state"] == "completed" for j in done.values())
+    assert done["post"]["started_at"] >= done["solve"]["finished_at"]
+    assert done["solve"]["started_at"] >= done["mesh"]["finished_at"]
+
+    before = store.counts()
+    cyclic = farm.post("/api/v1/workflows", json={"jobs": {
+        "a": {"argv": ["true"], "depends_on": {"after_ok": ["b"]}},
+        "b": {"argv": ["true"], "depends_on": {"after_any": ["c"]}},
+        "c": {"argv": ["true"], "depends_on": {"after_ok": ["a"]}}}})
+    assert cyclic.status_code == 422
+    assert cyclic.json()["detail"] == "dependency cycle: a -> b -> c -> a"
+    unknown = farm.post("/api/v1/workflows", json={"jobs": {
+        "a": {"argv": ["true"], "depends_on": {"after_ok": ["nope"]}}}})
+    assert unknown.status_code == 422
+    assert unknown.json()["fields"][0]["field"] == "jobs.a.depends_on.after_ok.0"
+    assert store.counts() == before  # nothing was created

@@ -111,6 +111,11 @@ class WorkflowMixin:
         return {c.index: self.download(c.job_id, Path(dest) / str(c.index))
                 for c in sweep.children if c.results}
 
+    def submit_workflow(self, jobs: Mapping[str, JobSpec | Mapping[str, Any]]) -> dict[str, Job]:
+        """Submit jobs that depend on each other by local name (``depends_on`` may name
+        other keys of ``jobs``); returns the created jobs by name. Cycles: 422."""
+        return self._call(wapi.submit_workflow(jobs))
+
     # ------------------------------------------------------------------ history
     def resubmit(self, job_id: str, priority: int | None = None) -> Job:
         """Submit a new job from a job's stored spec, linked to it (``resubmit_of``)."""
@@ -194,6 +199,12 @@ class AsyncWorkflowMixin:
         sweep = await self.get_sweep(sweep_id)
         return {c.index: await self.download(c.job_id, Path(dest) / str(c.index))
                 for c in sweep.children if c.results}
+
+    async def submit_workflow(
+        self, jobs: Mapping[str, JobSpec | Mapping[str, Any]]
+    ) -> dict[str, Job]:
+        """See :meth:`WorkflowMixin.submit_workflow`."""
+        return await self._call(wapi.submit_workflow(jobs))
 
     async def resubmit(self, job_id: str, priority: int | None = None) -> Job:
         """See :meth:`WorkflowMixin.resubmit`."""

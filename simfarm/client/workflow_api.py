@@ -71,3 +71,12 @@ def audit(**filters: Any) -> Operation[list[dict[str, Any]]]:
     params = {k: v for k, v in filters.items() if v is not None}
     return Operation(Request("GET", "/api/v1/audit", params=params),
                      lambda body: list(body["entries"]))
+
+
+def submit_workflow(jobs: Mapping[str, Any]) -> Operation[dict[str, Job]]:
+    """POST several jobs at once that depend on each other by local name."""
+    body = {"jobs": {name: (spec.model_dump(mode="json", exclude_none=True)
+                            if hasattr(spec, "model_dump") else dict(spec))
+                     for name, spec in jobs.items()}}
+    return Operation(Request("POST", "/api/v1/workflows", json=body),
+                     lambda out: {n: Job.model_validate(j) for n, j in out["jobs"].items()})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from simfarm.gateway import files_api, history_api, sweeps_api
+from simfarm.gateway import files_api, history_api, sweeps_api, workflows_api
 from simfarm.gateway.audit import install_audit
 from simfarm.gateway.expiry import Expirer
 from simfarm.gateway.services import Services
@@ -16,6 +16,7 @@ def install_workflow(app: Flask) -> None:
     app.register_blueprint(files_api.bp)
     app.register_blueprint(sweeps_api.bp)
     app.register_blueprint(history_api.bp)
+    app.register_blueprint(workflows_api.bp)
     install_audit(app)
     svc: Services = app.extensions["simfarm"]
     expirer = Expirer(svc)
