@@ -141,3 +141,22 @@ def test_grid_sweep_example_runs(gateway: str, worker: Any) -> None:
     lines = result.stdout.splitlines()
     assert "[0] width=10    er=2.2  completed f0 = 10.106 GHz" in lines
     assert lines[-1] == "sweep completed: 6 of 6 completed; summary completed"
+
+
+def test_async_facade_sweeps_and_resubmit(gateway: str, worker: Any) -> None:
+    import asyncio
+
+    from simfarm.client.async_client import AsyncClient
+
+    async def scenario() -> tuple[str, str, str | None]:
+        async with AsyncClient(gateway) as aclient:
+            sweep = await aclient.submit_sweep({"variations": [{"n": 1}, {"n": 2}],
+                                                "template": {"argv": ["test", "{n}", "=", "1"]}})
+            await aclient.wait_all([c.job_id for c in sweep.children], timeout=30)
+            done = await aclient.get_sweep(sweep.id)
+            again = await aclient.resubmit(done.children[1].job_id)
+            return done.state, (await aclient.wait(again.id, timeout=30)).state.value, \
+                again.resubmit_of
+
+    state, rerun, origin = asyncio.run(scenario())
+    assert (state, rerun) == ("failed", "failed") and origin is not None
