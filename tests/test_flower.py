@@ -67,7 +67,8 @@ def test_flower_shows_run_job_tasks_with_job_ids(flower: str, farm: httpx.Client
     assert task is not None
     assert task["name"] == "simfarm.run_job"
     assert task["args"] == f"(job={job_id}, attempt=1, name='flower-check')"
-    assert task["worker"].startswith("test-node@")
+    node = farm.get(f"/api/v1/jobs/{job_id}").json()["node"]
+    assert task["worker"].startswith(f"{node}@")  # Celery's name of the node's worker
     page = httpx.get(f"{flower}/tasks", timeout=10)
     assert page.status_code == 200 and "args" in page.text
     # read-only by default: revoking through Flower is refused (simfarm cancels jobs itself)
