@@ -47,6 +47,8 @@ def test_submit_follow_logs_wait_and_cancel(gateway_url: str) -> None:
                 await client.wait(slow.id, timeout=30, raise_on_failure=True)
             page = await client.list(limit=5)
             assert slow.id in [j.id for j in page.jobs]
+            assert "test-node" in [n.name for n in await client.workers()]
+            assert "max_jobs" in await client.limits("test-node")
 
     asyncio.run(main())
 

@@ -33,23 +33,48 @@ def simfarm(*args: str, env: dict[str, str], timeout: float = 60,
                           timeout=timeout, input=stdin, check=False)
 
 
-def test_submit_status_list_cancel_as_json(env: dict[str, str]) -> None:
-    held = simfarm("submit", "--json", "--cores", "64", "--priority", "2", "--name", "big",
-                   "--label", "room=lab1", "--", "true", env=env)
+def test_submit_status_list_priority_cancel_as_json(env: dict[str, str]) -> None:
+    first = json.loads(simfarm("submit", "--json", "--", PY, "-c", "import time; time.sleep(60)",
+                               env=env).stdout)
+    held = simfarm("submit", "--json", "--cores", "2", "--priority", "2", "--name", "later",
+                   "--label", "os=linux", "--after", first["id"], "--", "true", env=env)
     assert held.returncode == 0, held.stderr
     job = json.loads(held.stdout)
-    assert (job["state"], job["priority"], job["spec"]["name"]) == ("pending", 2, "big")
-    assert job["spec"]["resources"]["cores"] == 64
-    assert job["spec"]["resources"]["labels"] == {"room": "lab1"}
+    assert (job["state"], job["priority"], job["spec"]["name"]) == ("pending", 2, "later")
+    assert job["spec"]["resources"]["cores"] == 2
+    assert job["spec"]["resources"]["labels"] == {"os": "linux"}
+    assert job["spec"]["depends_on"]["after_ok"] == [first["id"]]
     listed = json.loads(simfarm("list", "--state", "pending", "--json", env=env).stdout)
     assert job["id"] in [j["id"] for j in listed]
+    raised = simfarm("priority", job["id"], "9", "--json", env=env)
+    assert raised.returncode == 0 and json.loads(raised.stdout)["priority"] == 9
     status = json.loads(simfarm("status", job["id"], "--json", env=env).stdout)
-    assert status["id"] == job["id"]
-    cancelled = simfarm("cancel", job["id"], "--json", env=env)
-    assert cancelled.returncode == 0 and json.loads(cancelled.stdout)["state"] == "cancelled"
+    assert (status["id"], status["priority"]) == (job["id"], 9)
+    cancelled = simfarm("cancel", job["id"], first["id"], "--json", env=env)
+    assert cancelled.returncode == 0
+    assert [j["id"] for j in json.loads(cancelled.stdout)] == [job["id"], first["id"]]
     again = simfarm("cancel", job["id"], "--json", env=env)
     assert again.returncode == 1
     assert json.loads(again.stderr)["detail"].startswith(f"job {job['id']} is cancelled")
+
+
+def test_workers_and_limits(env: dict[str, str]) -> None:
+    nodes = json.loads(simfarm("workers", "--json", env=env).stdout)
+    node = next(n for n in nodes if n["name"] == "test-node")
+    assert node["alive"] and node["cores_total"] == 8
+    table = simfarm("workers", env=env)
+    assert table.returncode == 0 and "test-node" in table.stdout
+    changed = simfarm("limits", "test-node", "--set", "min_free_disk_mb=1", "--json", env=env)
+    assert changed.returncode == 0, changed.stderr
+    assert json.loads(changed.stdout)["min_free_disk_mb"] == 1
+    shown = simfarm("limits", "test-node", env=env)
+    assert "min_free_disk_mb" in shown.stdout and " 1" in shown.stdout
+    cleared = simfarm("limits", "test-node", "--set", "min_free_disk_mb=null", "--json", env=env)
+    assert json.loads(cleared.stdout)["min_free_disk_mb"] is None
+    unknown = simfarm("limits", "no-such-node", env=env)
+    assert unknown.returncode == 1 and "404" in unknown.stderr
+    bad = simfarm("limits", "test-node", "--set", "max_cpu_percent=500", env=env)
+    assert bad.returncode == 1 and "max_cpu_percent" in bad.stderr
 
 
 def test_url_and_token_options_on_every_level(env: dict[str, str], gateway: str) -> None:

@@ -154,3 +154,24 @@ def test_embedded_client_runs_a_private_farm_and_stops_it() -> None:
         client.close()
     _gone, alive = psutil.wait_procs(children, timeout=30)
     assert not alive
+
+
+def test_priority_workers_and_limits(client: Client) -> None:
+    blocker = client.submit(SLEEPER)
+    held = client.submit(JobSpec(argv=["true"], depends_on={"after_ok": [blocker.id]}))
+    try:
+        assert client.set_priority(held.id, 9).priority == 9
+        assert client.get(held.id).priority == 9
+    finally:
+        client.cancel(held.id)
+        client.cancel(blocker.id)
+    with pytest.raises(ApiError) as finished:
+        client.set_priority(held.id, 1)
+    assert finished.value.status == 409
+    node = next(n for n in client.workers() if n.name == "test-node")
+    assert node.alive and node.cores_total == 8
+    assert client.set_limits("test-node", min_free_memory_mb=1)["min_free_memory_mb"] == 1
+    assert client.limits("test-node")["min_free_memory_mb"] == 1
+    assert client.set_limits("test-node", min_free_memory_mb=None)["min_free_memory_mb"] is None
+    with pytest.raises(NotFound):
+        client.limits("no-such-node")

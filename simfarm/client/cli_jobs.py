@@ -67,6 +67,8 @@ def _apply(body: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     for key in ("name", "priority", "timeout_s", "retries"):
         if overrides[key] is not None:
             body[key] = overrides[key]
+    if overrides["depends_on"]:
+        body["depends_on"] = {**(body.get("depends_on") or {}), **overrides["depends_on"]}
     if overrides["cwd"]:
         body["cwd"] = os.path.abspath(overrides["cwd"])  # the node needs an absolute path
     return body
@@ -101,6 +103,12 @@ def _apply(body: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
 @click.option("--timeout", "timeout_s", type=float, default=None, help="wall time in seconds")
 @click.option("--retries", type=int, default=None, help="re-runs after a lost worker")
 @click.option("--cwd", default=None, help="working directory on the node")
+@click.option("--after", "after_ok", multiple=True, metavar="ID",
+              help="start once this job (or sweep) completed (repeat)")
+@click.option("--after-any", multiple=True, metavar="ID",
+              help="start once this job ended, whatever its state (repeat)")
+@click.option("--after-failed", multiple=True, metavar="ID",
+              help="start once this job failed or was cancelled (repeat)")
 @click.option("--wait", "wait_", is_flag=True, help="follow the job to its end; exit 1 "
               "unless it completed")
 @client_options
@@ -110,7 +118,9 @@ def submit(ctx: click.Context, argv: tuple[str, ...], spec_file: str | None,
            scheduler: str | None, machines: tuple[str, ...], jobid: str, name: str | None,
            priority: int | None, cores: int | None, memory_mb: int | None,
            labels: tuple[str, ...], env: tuple[str, ...], timeout_s: float | None,
-           retries: int | None, cwd: str | None, wait_: bool, as_json: bool) -> None:
+           retries: int | None, cwd: str | None, after_ok: tuple[str, ...],
+           after_any: tuple[str, ...], after_failed: tuple[str, ...], wait_: bool,
+           as_json: bool) -> None:
     """Submit a job and print its id.
 
     \b
@@ -125,6 +135,8 @@ def submit(ctx: click.Context, argv: tuple[str, ...], spec_file: str | None,
         "name": name, "priority": priority, "cores": cores, "memory_mb": memory_mb,
         "labels": parse_pairs(labels, "--label"), "env": parse_pairs(env, "--env"),
         "timeout_s": timeout_s, "retries": retries, "cwd": cwd,
+        "depends_on": {k: list(v) for k, v in (("after_ok", after_ok), ("after_any", after_any),
+                                              ("after_failed", after_failed)) if v},
     })
     try:
         spec = JobSpec.model_validate(body)
