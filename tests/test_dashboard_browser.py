@@ -6,6 +6,7 @@ the ones `scripts/update-screenshots.sh` writes to docs/img/)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from simfarm.common.settings import Settings
 
 pytestmark = pytest.mark.browser
 CHROMIUM_ARGS = [
@@ -125,3 +128,25 @@ def test_swagger_ui_renders_the_openapi_document(page: Page, shots: Path) -> Non
     expect(page.locator(".swagger-ui .info .title")).to_contain_text("simfarm gateway")
     expect(page.locator('.opblock-summary-path[data-path="/api/v1/jobs"]').first).to_be_visible()
     page.screenshot(path=str(shots / "api-docs.png"))
+
+
+def test_hfss_job_from_the_form_runs_on_the_aedt_node(
+    page: Page, hfss_node: Settings, farm: httpx.Client, tmp_path: Path
+) -> None:
+    project = tmp_path / "board.aedt"  # solved by the FAKE ansysedt of the hfss-node fixture
+    project.write_text("$begin 'Setup1'\nMaximumPasses=8\n$end 'Setup1'\n")
+    page.goto("/ui/submit")
+    page.check("input[name=kind][value=hfss]")
+    expect(page.locator("textarea[name=argv]")).to_be_hidden()
+    page.fill("input[name=name]", "board-from-form")
+    page.fill("input[name=project_path]", str(project))
+    page.fill("input[name=design_name]", "main")
+    page.fill("input[name=setup_name]", "Setup1")
+    page.fill("input[name=hfss_cores]", "2")
+    page.click("#submit-button")
+    page.wait_for_url("**/ui/jobs/*")
+    expect(page.locator("#job-state")).to_have_attribute("data-state", "completed")
+    expect(page.locator("#f-node")).to_have_text("hfss-node")
+    expect(page.locator("#f-progress")).to_contain_text(re.compile(r'"converged": ?true'))
+    job = farm.get(f"/api/v1/jobs/{page.url.rsplit('/', 1)[-1]}").json()
+    assert job["spec"]["kind"] == "hfss" and job["spec"]["hfss"]["design_name"] == "main"
