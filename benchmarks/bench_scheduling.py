@@ -290,6 +290,7 @@ class Result:
     auditor: Auditor
     busy_core_s: float
     cores: int
+    busy_while_waiting: float
 
 
 def simulate(mode: BackfillMode, caps: list[Capacity], workload: list[SimJob],
@@ -324,10 +325,19 @@ def simulate(mode: BackfillMode, caps: list[Capacity], workload: list[SimJob],
     rounds = 0
     makespan = 0.0
     busy = 0.0
+    running_cores = 0
+    pending = 0
+    last = 0.0
+    waited_busy = waited_cap = 0.0
+    capacity = sum(c.cores for c in caps)
     while ai < len(arrivals) or ends:
         next_arrival = arrivals[ai].arrival if ai < len(arrivals) else math.inf
         next_end = ends[0][0] if ends else math.inf
         now = min(next_arrival, next_end)
+        if pending:
+            waited_busy += (now - last) * running_cores
+            waited_cap += (now - last) * capacity
+        last = now
         t0, w0 = time.thread_time(), time.perf_counter()
         while ends and ends[0][0] <= now:
             _, job_id = heapq.heappop(ends)
@@ -336,6 +346,7 @@ def simulate(mode: BackfillMode, caps: list[Capacity], workload: list[SimJob],
             node = nodes[job.node]
             node.take(job, -1)
             del node.running[job_id]
+            running_cores -= job.demand.cores
             sched.finish(job_id)
             makespan = max(makespan, now)
         while ai < len(arrivals) and arrivals[ai].arrival <= now:
@@ -343,6 +354,7 @@ def simulate(mode: BackfillMode, caps: list[Capacity], workload: list[SimJob],
             ai += 1
             sched.submit(PendingJob(job.id, job.priority, job.seq, job.demand, job.limit,
                                     job.arrival))
+            pending += 1
             if audit:
                 heapq.heappush(shapes[shape(job)], (job.key, job.id))
                 heapq.heappush(by_prio[job.priority], (job.key, job.id))
@@ -360,6 +372,8 @@ def simulate(mode: BackfillMode, caps: list[Capacity], workload: list[SimJob],
             node.take(job, +1)
             node.running[job.id] = job
             heapq.heappush(ends, (now + job.duration, job.id))
+            running_cores += job.demand.cores
+            pending -= 1
             busy += job.demand.cores * job.duration
             started.append(job)
         if audit and started:
@@ -385,8 +399,8 @@ def simulate(mode: BackfillMode, caps: list[Capacity], workload: list[SimJob],
         print(f"warning: {len(never)} jobs never started", file=sys.stderr)
     bound, terms = makespan_lower_bound(list(jobs.values()), caps)
     return Result(mode.value, makespan, bound, terms, policy_s, policy_wall, wall,
-                  sched.decisions, rounds, list(jobs.values()), auditor, busy,
-                  sum(c.cores for c in caps))
+                  sched.decisions, rounds, list(jobs.values()), auditor, busy, capacity,
+                  waited_busy / waited_cap if waited_cap else 1.0)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -408,6 +422,7 @@ def report(res: Result) -> None:
     print(f"   utilisation (lower bound / makespan): {res.bound / res.makespan:.3f}   "
           f"[makespan {res.makespan / 3600:.2f} h; bound = max of {res.bound_terms}; "
           f"busy cores {res.busy_core_s / (res.cores * res.makespan):.3f}]")
+    print(f"   busy cores while at least one job waited: {res.busy_while_waiting:.3f}")
     print("   wait by priority (minutes):  prio  jobs    mean     p95")
     for prio in sorted(waits, reverse=True):
         w = waits[prio]
@@ -454,28 +469,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--nodes", type=int, default=200)
     parser.add_argument("--seed", type=int, default=20240501)
-    parser.add_argument("--load", type=float, default=0.95,
+    parser.add_argument("--load", type=float, default=1.0,
                         help="offered load while jobs arrive, as a multiple of capacity")
     parser.add_argument("--overload", type=float, default=1.3,
                         help="offered load of the second, overloaded scenario (0 = skip)")
     parser.add_argument("--modes", default="reservation,none,greedy")
     parser.add_argument("--no-audit", action="store_true")
     args = parser.parse_args(argv)
-    results = run_scenario("steady farm", args, args.load)
+    results = run_scenario("fully loaded farm", args, args.load)
     if args.overload:
-        over = run_scenario("overloaded farm (informational)", args, args.overload)
-        print("note: under sustained overload every order-respecting policy (strict 'none' "
-              "too) leaves the largest jobs for the drain at the end; the bound ignores order.")
-        bad = [r for r in over if r.auditor.undocumented]
-        if bad:
-            print(f"overload scenario: undocumented inversions in {[r.mode for r in bad]}")
+        over = run_scenario("overloaded farm", args, args.overload)
+        bad = [r.mode for r in over if r.auditor.undocumented]
+        print(f"overloaded farm: undocumented inversions in {bad or 'no mode'}")
     main_res = results[0]
     rate = main_res.decisions / main_res.policy_s
-    ok = (main_res.bound / main_res.makespan >= 0.95 and not main_res.auditor.undocumented
-          and rate >= 5000)
-    print(f"targets on the steady farm with '{main_res.mode}' (utilisation >= 0.95, "
-          f"0 undocumented inversions, >= 5000 decisions/s): " + ("met" if ok else "NOT met"))
-    return 0 if ok else 1
+    util = main_res.bound / main_res.makespan
+    checks = [
+        (f"utilisation {util:.3f} >= 0.95 of the bound", util >= 0.95),
+        (f"{len(main_res.auditor.undocumented)} undocumented inversions", not
+         main_res.auditor.undocumented),
+        (f"{rate:,.0f} >= 5,000 decisions per CPU-second", rate >= 5000),
+    ]
+    for text, ok in checks:
+        print(f"target on the fully loaded farm, '{main_res.mode}': {text}: "
+              + ("met" if ok else "NOT met"))
+    return 0 if all(ok for _, ok in checks) else 1
 
 
 def _longest_large(res: Result) -> float:

@@ -8,7 +8,8 @@ Policy (docs/scheduling.md has a worked example):
 * Jobs are considered in order: higher priority first, then earlier submission.
 * A job starts on a node only if its cores, memory, disk, licence tokens and a job slot
   are free there now, its labels match, and the node is not held by its local limits.
-  Among such nodes the best fit (fewest cores, then least memory, left over) wins.
+  Among such nodes the smallest machine wins, then the best fit (fewest cores, then least
+  memory, left over): big machines stay free for the jobs only they can run.
 * Reservation-based backfill: when a job cannot start, it gets a reservation — the
   earliest time some node will have room for it, from the time limits of the jobs
   running there. A later job may start first only if it leaves every earlier job's
@@ -442,7 +443,7 @@ class Scheduler:
         key = self._keys[job.id]
         end = now + (cls.limit if cls.limit is not None else INF)
         best: NodeState | None = None
-        best_score: tuple[int, int, int] = (0, 0, 0)
+        best_score: tuple[int, int, int, int] = (0, 0, 0, 0)
         fitting: list[NodeState] = []
         reserved_by: Hold | None = None
         held: NodeState | None = None
@@ -460,7 +461,7 @@ class Scheduler:
                     reserved_by = reserved_by or before[0]
                     continue
             fitting.append(node)
-            score = (node.free_c - c, node.free_m - m, node.index)
+            score = (node.cap.cores, node.free_c - c, node.free_m - m, node.index)
             if best is None or score < best_score:
                 best, best_score = node, score
         cls.maybe = fitting
