@@ -20,6 +20,7 @@ up: setup
 	$(VENV)/bin/simfarm up
 
 test: setup
+	bash scripts/install-system-deps.sh --test
 	PY=$(PY) bash scripts/run-tests.sh
 
 lint: setup
