@@ -155,7 +155,8 @@ def hfss_node(settings: Settings, node_store: NodeStore,
     from tests.helpers import FAKES
 
     node = settings.model_copy(update={"node_name": "hfss-node", "node_cores": 4,
-                                       "worker_concurrency": 2})
+                                       "worker_concurrency": 2,
+                                       "node_labels": {"pool": "hfss"}})  # not test-node's
     log_path = tmp_path_factory.mktemp("hfss-node") / "worker.log"
     proc = start_worker(node, log_path, ANSYSEM_ROOT252=str(FAKES),
                         FAKE_ANSYSEDT_SECONDS="0.3")

@@ -37,7 +37,7 @@ def test_health(http: httpx.Client) -> None:
 
 
 def test_list_filters_by_state_and_pages(http: httpx.Client) -> None:
-    sleeper = {"argv": ["sleep", "30"], "priority": 0}
+    sleeper = {"argv": ["sleep", "30"], "priority": 0, "owner": "lister"}
     ids = [http.post("/api/v1/jobs", json=sleeper).json()["id"] for _ in range(3)]
     for job_id in ids:
         http.post(f"/api/v1/jobs/{job_id}/cancel")

@@ -20,6 +20,7 @@ import click
 
 from simfarm.client import cli_farm, cli_files, cli_jobs, cli_watch
 from simfarm.client.cli_common import UserError
+from simfarm.client.cli_tokens import hash_token_command
 from simfarm.common.errors import SimfarmError
 from simfarm.common.settings import Settings
 
@@ -146,7 +147,7 @@ def completion(shell: str) -> None:
 
 
 for _command in [*cli_jobs.COMMANDS, *cli_watch.COMMANDS, *cli_farm.COMMANDS,
-                 *cli_files.COMMANDS]:
+                 *cli_files.COMMANDS, hash_token_command]:
     cli.add_command(_command)
 
 

@@ -19,6 +19,9 @@ MAX_ENV_ITEMS = 256
 MAX_LABELS = 64
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9_.\-/]{1,64}$")
+# Variables that make the dynamic loader run code of the submitter's choosing inside the
+# program simfarm starts (e.g. ansysedt for an hfss job).
+_FORBIDDEN_ENV = frozenset({"LD_PRELOAD", "LD_AUDIT", "DYLD_INSERT_LIBRARIES"})
 
 Priority = Annotated[int, Field(ge=0, le=10, description="0 (lowest) to 10 (highest)")]
 
@@ -119,6 +122,8 @@ class JobSpec(StrictModel):
         for key, item in value.items():
             if not _ENV_NAME.match(key):
                 raise ValueError(f"environment variable name {key!r} is not valid")
+            if key.upper() in _FORBIDDEN_ENV:
+                raise ValueError(f"environment variable {key!r} may not be set by a job")
             if "\x00" in item or len(item) > MAX_ARG_LENGTH:
                 raise ValueError(f"environment variable {key!r} has an invalid value")
         return value

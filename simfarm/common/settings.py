@@ -15,6 +15,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from simfarm.common.tokens import TokenEntry
+
 
 def _default_state_dir() -> Path:
     return Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "simfarm"
@@ -40,6 +42,16 @@ class Settings(BaseSettings):
     url: str | None = Field(default=None, description="gateway URL used by clients and the CLI")
     token: str | None = Field(default=None, description="bearer token used by clients")
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="largest API body")
+    auth_tokens: list[TokenEntry] = Field(
+        default_factory=list,
+        description="accepted bearer tokens, hashed (`simfarm hash-token`); when set, every "
+        "API call needs one; required when the gateway binds a non-loopback address",
+    )
+    allowed_roots: list[str] = Field(
+        default_factory=list,
+        description="folders that job paths (cwd, project files) must lie under; "
+        "empty allows any absolute path",
+    )
     node_name: str = Field(
         default_factory=socket.gethostname, description="stable name of this worker node"
     )

@@ -19,8 +19,10 @@ from simfarm.gateway import (
     workers_api,
     ws,
 )
+from simfarm.gateway.auth import install_auth
 from simfarm.gateway.errors import install_error_handlers
 from simfarm.gateway.openapi import routes as openapi_routes
+from simfarm.gateway.requests import install_request_parsing
 from simfarm.gateway.services import build_services
 from simfarm.gateway.workflow import install_workflow
 
@@ -35,6 +37,8 @@ def create_app(settings: Settings | None = None, connection: redis.Redis | None 
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["simfarm"] = build_services(settings, connection)
     install_error_handlers(app)
+    install_auth(app, settings)  # first: refuses an exposed bind without tokens
+    install_request_parsing(app)
     app.register_blueprint(jobs_api.bp)
     app.register_blueprint(health_api.bp)
     app.register_blueprint(workers_api.bp)  # nodes, local limits, PATCH job priority

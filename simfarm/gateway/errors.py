@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from simfarm.common.errors import DuplicateJob, IllegalTransition, JobNotFound
+from simfarm.common.paths import PathRejected
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,11 @@ def install_error_handlers(app: Flask) -> None:
     @app.errorhandler(JobNotFound)
     def _not_found(exc: JobNotFound) -> Response:
         return _body(404, "not_found", str(exc), [])
+
+    @app.errorhandler(PathRejected)
+    def _bad_path(exc: PathRejected) -> Response:
+        return _body(422, "validation_error", str(exc), [{"field": exc.field,
+                                                           "reason": exc.reason}])
 
     @app.errorhandler(IllegalTransition)
     def _conflict(exc: IllegalTransition) -> Response:

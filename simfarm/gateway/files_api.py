@@ -11,6 +11,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request, send_file
 
 from simfarm.common.files import ResultsInfo
+from simfarm.gateway.auth import require_visible
 from simfarm.gateway.blobstore import BlobError
 from simfarm.gateway.errors import ApiError, field_error
 from simfarm.gateway.files_bodies import BlobOut
@@ -110,7 +111,8 @@ def attach_results(job_id: str) -> Response:
 
     svc = services()
     info = parse_body(ResultsInfo)
-    job = svc.jobs.get(check_job_id(job_id))
+    require_visible(check_job_id(job_id))
+    job = svc.jobs.get(job_id)
     if not svc.blobs.exists(info.sha256):
         raise field_error("sha256", "upload the results archive first (PUT /api/v1/blobs/...)")
     svc.jobs.update_fields(job.id, {"results": info.model_dump()})
@@ -127,7 +129,8 @@ def get_results(job_id: str) -> Response:
     Available once the worker uploaded them: after the job ended, also when it failed
     or was cancelled (then ``results.partial`` is true)."""
     svc = services()
-    job = svc.jobs.get(check_job_id(job_id))
+    require_visible(check_job_id(job_id))
+    job = svc.jobs.get(job_id)
     if job.results is None or not svc.blobs.exists(job.results.sha256):
         raise ApiError(404, "not_found", f"job {job.id} has no results (only staged jobs "
                        "upload results, once they end)")

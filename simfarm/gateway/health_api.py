@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from simfarm import __version__
+from simfarm.gateway.auth import public
 from simfarm.gateway.openapi import Body, document
 from simfarm.gateway.openapi.bodies import HealthOut
 from simfarm.gateway.services import services
@@ -13,6 +14,7 @@ bp = Blueprint("health", __name__, url_prefix="/api/v1")
 
 
 @bp.get("/health")
+@public
 @document(
     tags=["service"],
     responses={200: HealthOut, 503: Body(HealthOut, "Redis does not answer")},

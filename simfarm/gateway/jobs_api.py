@@ -7,9 +7,16 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
+from simfarm.common.job_paths import check_spec_paths
 from simfarm.common.models import Job, JobSpec
 from simfarm.common.states import JobState
-from simfarm.gateway.errors import field_error
+from simfarm.gateway.auth import (
+    can_see,
+    owner_for_submit,
+    require_visible,
+    visible_owner_filter,
+)
+from simfarm.gateway.errors import ApiError, field_error
 from simfarm.gateway.fit_check import check_fits_some_node
 from simfarm.gateway.hfss_checks import check_hfss_spec
 from simfarm.gateway.openapi import Body, document
@@ -52,16 +59,21 @@ def job_body(job: Job) -> dict[str, Any]:
     body=JobSpec,
     headers={"Idempotency-Key": "retrying with the same key returns the same job (24 h)"},
     responses={201: Body(JobOut, "created"), 200: Body(JobOut, "idempotent replay")},
-    errors=(400, 413, 415, 422),
+    errors=(400, 403, 413, 415, 422),
 )
 def submit_job() -> tuple[Response, int, dict[str, str]]:
     """Submit a job; 201 with the job and Location, 200 on an idempotent replay."""
     spec = parse_body(JobSpec)
     svc = services()
+    owner = owner_for_submit(spec.owner)
+    check_spec_paths(spec, svc.settings.allowed_roots)
     if spec.kind == "hfss":
         check_hfss_spec(svc, spec)  # no AEDT (or cluster) anywhere: 422 now, not pending
     check_fits_some_node(svc, spec)  # no registered node could ever run it: 422
-    job, created = create_job(svc, spec, idempotency_key=idempotency_key())
+    key = idempotency_key()
+    if key is not None and owner:
+        key = f"{owner}/{key}"  # one user's key never replays another user's job
+    job, created = create_job(svc, spec, idempotency_key=key, owner=owner)
     if created:
         svc.jobs.nudge_dispatcher()
     location = url_for("jobs.get_job", job_id=job.id)
@@ -69,9 +81,13 @@ def submit_job() -> tuple[Response, int, dict[str, str]]:
 
 
 @bp.get("/jobs")
-@document(tags=["jobs"], query=ListJobsQuery, responses={200: JobListOut}, errors=(422,))
+@document(
+    tags=["jobs"], query=ListJobsQuery, responses={200: JobListOut}, errors=(403, 422)
+)
 def list_jobs() -> Response:
-    """List jobs: ``state`` filter, ``limit`` and ``cursor`` paging."""
+    """List jobs: ``state`` and ``owner`` filters, ``limit`` and ``cursor`` paging.
+
+    Users see their own jobs; admins see everyone's, or one ``owner``'s."""
     state_arg = request.args.get("state")
     state = None
     if state_arg:
@@ -84,15 +100,19 @@ def list_jobs() -> Response:
     if cursor is not None and not _CURSOR.match(cursor):
         raise field_error("cursor", "must be the next_cursor of a previous page")
     limit = int_arg("limit", 50, 1, 1000)
-    page = services().jobs.list_jobs(state=state, cursor=cursor, limit=limit)
+    owner = visible_owner_filter(request.args.get("owner"))
+    page = services().jobs.list_jobs(state=state, owner=owner, cursor=cursor, limit=limit)
     return jsonify({"jobs": [job_body(j) for j in page.jobs], "next_cursor": page.next_cursor})
 
 
 @bp.get("/jobs/<job_id>")
 @document(tags=["jobs"], path_params=_JOB, responses={200: JobOut}, errors=(404,))
 def get_job(job_id: str) -> Response:
-    """One job."""
-    return jsonify(job_body(services().jobs.get(check_job_id(job_id))))
+    """One job (another user's job is 404)."""
+    job = services().jobs.get(check_job_id(job_id))
+    if not can_see(job.owner):
+        raise ApiError(404, "not_found", f"job {job_id} not found")
+    return jsonify(job_body(job))
 
 
 @bp.post("/jobs/<job_id>/cancel")
@@ -106,7 +126,8 @@ def cancel_job(job_id: str) -> tuple[Response, int]:
     """Cancel a job: 200 when cancelled now, 202 when its worker is stopping it,
     409 when it already finished."""
     jobs = services().jobs
-    status = jobs.request_cancel(check_job_id(job_id))
+    require_visible(check_job_id(job_id))
+    status = jobs.request_cancel(job_id)
     job = jobs.get(job_id)
     if status == "cancelled":
         jobs.nudge_dispatcher()
@@ -128,8 +149,7 @@ def job_events(job_id: str) -> Response:
         raise field_error("since", "must be an event id such as 1700000000000-0")
     limit = int_arg("limit", 1000, 1, 10_000)
     wait = float_arg("wait", 0.0, 0.0, 60.0)
-    if not jobs.exists(job_id):
-        jobs.get(job_id)  # raises JobNotFound → 404
+    require_visible(job_id)
     events = jobs.events(job_id, since=since, limit=limit)
     if not events and wait > 0:
         events = jobs.wait_events(job_id, since=since or "0-0", timeout_s=wait, limit=limit)

@@ -42,8 +42,11 @@ from simfarm.common.hfss_jobs import (
     pyedb_status,
     simfarm_priority,
 )
+from simfarm.common.job_paths import check_spec_paths
 from simfarm.common.models import Job, JobSpec, NodeInfo
+from simfarm.common.paths import PathRejected
 from simfarm.common.states import JobState
+from simfarm.gateway.auth import can_see, current_user
 from simfarm.gateway.errors import validation_fields
 from simfarm.gateway.hfss_checks import capable_nodes, missing_reason
 from simfarm.gateway.requests import JOB_ID
@@ -86,10 +89,12 @@ def _job_json(job: Job) -> dict[str, Any]:
 
 def _hfss_jobs(limit: int = MAX_LISTED) -> list[Job]:
     jobs = services().jobs
+    principal = current_user()
+    owner = None if principal.admin else principal.user
     found: list[Job] = []
     cursor: str | None = None
     while len(found) < limit:
-        page = jobs.list_jobs(cursor=cursor, limit=200)
+        page = jobs.list_jobs(cursor=cursor, owner=owner, limit=200)
         found.extend(j for j in page.jobs if j.spec.kind == "hfss")
         cursor = page.next_cursor
         if cursor is None:
@@ -235,7 +240,7 @@ def scheduler_partitions() -> Response:
 @bp.get("/api/me")
 def me() -> Response:
     """The calling user (from the gateway's auth when present, else the service account)."""
-    user = getattr(request, "simfarm_user", None) or getpass.getuser()
+    user = current_user().user or getpass.getuser()
     return jsonify({"username": user})
 
 
@@ -243,9 +248,12 @@ def _job_or_404(job_id: str) -> Job | Response:
     if not JOB_ID.match(job_id):
         return _fail(404, f"Job {job_id[:64]} not found")
     try:
-        return services().jobs.get(job_id)
+        job = services().jobs.get(job_id)
     except JobNotFound:
         return _fail(404, f"Job {job_id} not found")
+    if not can_see(job.owner):
+        return _fail(404, f"Job {job_id} not found")
+    return job
 
 
 @bp.get("/api/jobs/<job_id>/log")
@@ -299,7 +307,7 @@ def _submit_config(data: dict[str, Any]) -> HFSSSimulationConfig:
     config = HFSSSimulationConfig.from_dict(raw)
     user = data.get("user") or raw.get("user")
     if not user or user == "unknown":
-        user = getattr(request, "simfarm_user", None) or getpass.getuser()
+        user = current_user().user or getpass.getuser()
     config.user = str(user)
     if data.get("machine_nodes"):
         config.machine_nodes = [MachineNode(**n) for n in data["machine_nodes"]]
@@ -309,7 +317,7 @@ def _submit_config(data: dict[str, Any]) -> HFSSSimulationConfig:
 
 
 def _create(config: HFSSSimulationConfig, priority: int, version: str | None,
-            nodes: list[NodeInfo]) -> Job:
+            nodes: list[NodeInfo], owner: str | None) -> Job:
     """Store the job under the config's job id (PyEDB returns ``config.jobid``).
 
     Resubmitting the id of a queued/running job returns that job, as PyEDB did; the id
@@ -327,11 +335,14 @@ def _create(config: HFSSSimulationConfig, priority: int, version: str | None,
         config.jobid = job_id
         spec = JobSpec(name=job_id, kind="hfss", hfss=config,
                        priority=simfarm_priority(priority), resources=resources,
-                       owner=config.user if config.user != "unknown" else None)
+                       owner=owner)
+        check_spec_paths(spec, services().settings.allowed_roots)
         try:
-            job, _ = jobs.create(spec, job_id=job_id)
+            job, _ = jobs.create(spec, job_id=job_id, owner=owner)
         except DuplicateJob:
             existing = jobs.get(job_id)
+            if not can_see(existing.owner):
+                continue  # another user's job id: never hand it back
             if not existing.final:
                 return existing
             continue
@@ -364,8 +375,13 @@ def submit() -> Response | tuple[Response, int]:
     if not nodes:
         problem = missing_reason(probe)
         return _fail(422, problem, [{"field": "config", "reason": problem}])
+    # With tokens the owner is the token's user; PyEDB's "user" field stays informational.
+    owner = current_user().user or (config.user if config.user != "unknown" else None)
     try:
-        job = _create(config, priority, version, nodes)
+        job = _create(config, priority, version, nodes, owner)
+    except PathRejected as exc:
+        return _fail(422, str(exc), [{"field": f"config.{exc.field.removeprefix('hfss.')}",
+                                      "reason": exc.reason}])
     except ValueError as exc:
         return _fail(409, str(exc))
     log.info("job %s: submitted through the PyEDB API", job.id)

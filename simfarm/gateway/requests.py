@@ -6,14 +6,66 @@ import json
 import re
 from typing import Any, TypeVar
 
-from flask import request
+from flask import Flask, current_app, request
+from flask.json.provider import DefaultJSONProvider
 from pydantic import BaseModel
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from simfarm.gateway.errors import ApiError, field_error
 
 M = TypeVar("M", bound=BaseModel)
 _IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_.:\-]{1,200}$")
 JOB_ID = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def strict_json_loads(raw: str | bytes) -> Any:
+    """Parse standard JSON only: no NaN/Infinity, no lone UTF-16 surrogates (they cannot
+    be stored or sent back), and too-deep nesting is a ValueError rather than a crash."""
+    try:
+        data = json.loads(raw, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    escaped = b"\\u" in raw if isinstance(raw, bytes) else "\\u" in raw
+    if escaped:
+        try:
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("contains an unpaired UTF-16 surrogate escape") from None
+        except RecursionError:
+            raise ValueError("nested too deeply") from None
+    return data
+
+
+class StrictJSONProvider(DefaultJSONProvider):
+    """Flask's JSON provider with :func:`strict_json_loads` for every ``get_json``."""
+
+    sort_keys = False  # answers keep the models' field order
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return strict_json_loads(s)
+
+
+def enforce_body_limit() -> None:
+    """413 for a body without Content-Length (chunked) that reaches the size limit.
+
+    Werkzeug stops reading such a stream at ``MAX_CONTENT_LENGTH`` and returns the
+    truncated body silently; this reads it up front (it is cached for the view) and
+    answers 413 instead of a confusing parse error."""
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if request.content_length is not None or limit is None:
+        return
+    if request.method in ("POST", "PUT", "PATCH") and len(request.get_data(cache=True)) >= limit:
+        raise RequestEntityTooLarge()
+
+
+def install_request_parsing(app: Flask) -> None:
+    """Strict JSON and the streamed-body size limit for ``app``."""
+    app.json = StrictJSONProvider(app)
+    app.before_request(enforce_body_limit)
 
 
 def json_body() -> Any:
@@ -28,7 +80,7 @@ def json_body() -> Any:
     if not raw:
         raise ApiError(400, "bad_request", "the request body is empty; send a JSON object")
     try:
-        return json.loads(raw)
+        return strict_json_loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "bad_request", f"malformed JSON: {exc}") from exc
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Flask
 
+from simfarm.common.errors import SimfarmError
 from simfarm.common.settings import Settings
 from simfarm.gateway import ws
 from simfarm.gateway.app import create_app
@@ -65,9 +66,19 @@ def serve(settings: Settings, app: Flask | None = None) -> None:
     _Gunicorn().run()
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """``python -m simfarm.gateway.server``: serve, or exit 1 with a clear message when the
+    settings are unsafe or incomplete."""
     from simfarm.common.logs import configure_logging
 
-    _settings = Settings()
-    configure_logging(_settings.log_level, _settings.log_format, _settings.node_name)
-    serve(_settings)
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format, settings.node_name)
+    try:
+        serve(settings)
+    except (SimfarmError, RuntimeError) as exc:
+        log.error("%s", exc)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

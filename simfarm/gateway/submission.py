@@ -9,10 +9,16 @@ from typing import Any
 from simfarm.common.deps import Dependencies
 from simfarm.common.models import Job, JobSpec
 from simfarm.common.store.holds import HOLD_DEPENDENCIES
+from simfarm.gateway.auth import can_see
 from simfarm.gateway.errors import ApiError, field_error
 from simfarm.gateway.services import Services
 
 MAX_GRAPH_VISITS = 100_000
+
+
+def _sweep_visible(svc: Services, sweep_id: str) -> bool:
+    sweep = svc.sweeps.get(sweep_id, svc.jobs, children=False)
+    return sweep is not None and can_see(sweep.owner)
 
 
 def resolve_dependencies(
@@ -25,12 +31,12 @@ def resolve_dependencies(
         out: list[str] = []
         for n, ident in enumerate(ids):
             field = f"{where}.{condition}.{n}"
-            if svc.jobs.exists(ident):
+            if svc.jobs.exists(ident) and can_see(svc.jobs.field(ident, "owner")):
                 if element is not None:
                     raise field_error(field, f"{ident} is a job; elementwise needs sweep ids")
                 out.append(ident)
                 continue
-            if not svc.sweeps.exists(ident):
+            if not svc.sweeps.exists(ident) or not _sweep_visible(svc, ident):
                 raise field_error(field, f"unknown job or sweep id {ident}")
             children = svc.sweeps.child_ids(ident)
             if element is None:

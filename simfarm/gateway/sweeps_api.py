@@ -8,10 +8,12 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request, url_for
 from pydantic import ValidationError
 
+from simfarm.common.job_paths import check_spec_paths
 from simfarm.common.models import JobSpec
 from simfarm.common.store import new_job_id
 from simfarm.common.store.holds import HOLD_THROTTLE
 from simfarm.common.sweeps import Sweep, SweepSpec, render_child, throttle_reason
+from simfarm.gateway.auth import can_see, owner_for_submit
 from simfarm.gateway.errors import ApiError, field_error, validation_fields
 from simfarm.gateway.files_bodies import SweepListOut
 from simfarm.gateway.openapi import Body, document
@@ -49,7 +51,7 @@ def _render_children(spec: SweepSpec) -> list[tuple[dict[str, Any], JobSpec]]:
 
 def _load(svc: Services, sweep_id: str) -> Sweep:
     sweep = svc.sweeps.get(check_job_id(sweep_id), svc.jobs)
-    if sweep is None:
+    if sweep is None or not can_see(sweep.owner):
         raise ApiError(404, "not_found", f"sweep {sweep_id} not found")
     return sweep
 
@@ -62,6 +64,9 @@ def submit_sweep() -> tuple[Response, int, dict[str, str]]:
     svc = services()
     spec = parse_body(SweepSpec)
     children = _render_children(spec)
+    owner = owner_for_submit(children[0][1].owner)
+    for _, child in children:
+        check_spec_paths(child, svc.settings.allowed_roots)
     archives: set[str | None] = set()
     for _, child in children:  # each distinct uploaded project must be on the gateway
         if child.files is not None and child.files.archive not in archives:
@@ -74,7 +79,7 @@ def submit_sweep() -> tuple[Response, int, dict[str, str]]:
                  if spec.depends_on is not None and spec.elementwise else shared_deps
                  for i in range(len(children))]
     sweep_id = new_job_id()
-    svc.sweeps.create(sweep_id, spec, len(children), None)
+    svc.sweeps.create(sweep_id, spec, len(children), owner)
     items = []
     held: list[str] = []
     watched: list[tuple[str, list[str]]] = []
@@ -93,7 +98,7 @@ def submit_sweep() -> tuple[Response, int, dict[str, str]]:
             extra.update(hold=HOLD_THROTTLE, reason=throttle_reason(spec.throttle))
             held.append(job_id)
         items.append((job_id, child, extra))
-    svc.jobs.create_batch(items)
+    svc.jobs.create_batch(items, owner=owner)
     svc.sweeps.add_children(sweep_id, {job_id: i for i, (job_id, _, _) in enumerate(items)})
     for job_id, dep_ids in watched:
         svc.holds.watch(job_id, dep_ids)
@@ -114,7 +119,9 @@ def list_sweeps() -> Response:
         raise field_error("cursor", "must be the next_cursor of a previous page")
     ids, nxt = svc.sweeps.list_ids(float(cursor) if cursor else None,
                                    int_arg("limit", 50, 1, 500))
-    sweeps = [s for s in (svc.sweeps.get(i, svc.jobs, children=False) for i in ids) if s]
+    # Another user's sweeps are left out of the page (pages may come out shorter).
+    sweeps = [s for s in (svc.sweeps.get(i, svc.jobs, children=False) for i in ids)
+              if s and can_see(s.owner)]
     return jsonify({"sweeps": [sweep_body(s) for s in sweeps], "next_cursor": nxt})
 
 

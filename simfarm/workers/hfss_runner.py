@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from pathlib import Path
 
 from simfarm.common.hfss import HFSSSimulationConfig, SchedulerType
+from simfarm.common.job_paths import node_roots
 from simfarm.common.models import Job
+from simfarm.common.paths import PathRejected, resolve_within
 from simfarm.common.states import JobState
 from simfarm.workers.aedt import AEDTInstall, AEDTNotFoundError, build_ansysedt_argv, find_aedt
 from simfarm.workers.aedt_log import (
@@ -57,7 +58,11 @@ class HFSSRunner(LocalRunner):
 
     def _prepare(self) -> str | None:
         """Check what must exist on this node; return why the job cannot run, or None."""
-        project = Path(self.config.project_path)
+        try:
+            project = resolve_within(self.config.project_path, node_roots(self.ctx.settings),
+                                     field="project_path")
+        except PathRejected as exc:
+            return f"project path refused on node {self.ctx.node_name}: {exc}"
         if not project.exists():
             return (f"project {project} does not exist on node {self.ctx.node_name} "
                     "(the path must be valid on the machine that runs the job)")

@@ -12,7 +12,9 @@ import time
 from pathlib import Path
 from typing import IO
 
+from simfarm.common.job_paths import node_roots
 from simfarm.common.models import Job
+from simfarm.common.paths import PathRejected, resolve_within
 from simfarm.common.states import JobState
 from simfarm.workers import orphan_guard
 from simfarm.workers.context import WorkerContext
@@ -36,9 +38,10 @@ def _read_lines(stream: IO[bytes], name: str, sink: queue.Queue[tuple[str, str] 
 
 
 def job_workdir(ctx: WorkerContext, job: Job) -> Path:
-    """The job's working directory: its own ``cwd`` or a fresh folder under the state dir."""
+    """The job's working directory: its own ``cwd`` (checked against this node's allowed
+    roots with symlinks resolved) or a fresh folder under the state dir."""
     if job.spec.cwd:
-        return Path(job.spec.cwd)
+        return resolve_within(job.spec.cwd, node_roots(ctx.settings), field="cwd")
     path = ctx.settings.state_dir / "jobs" / job.id
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -58,8 +61,9 @@ class LocalRunner:
         return list(self.job.spec.argv)
 
     def environment(self) -> dict[str, str]:
-        """The child's environment: the worker's, the job's extras and the job id."""
-        env = dict(os.environ)
+        """The child's environment: the worker's (without simfarm's own settings, which
+        hold the Redis URL and tokens), the job's extras and the job id."""
+        env = {k: v for k, v in os.environ.items() if not k.upper().startswith("SIMFARM_")}
         env.update(self.job.spec.env)
         env["SIMFARM_JOB_ID"] = self.job.id
         return env
@@ -72,6 +76,8 @@ class LocalRunner:
         job_id = self.job.id
         try:
             cwd = job_workdir(self.ctx, self.job)
+        except PathRejected as exc:
+            return Outcome(JobState.FAILED, reason=f"working directory refused: {exc}")
         except OSError as exc:
             return Outcome(JobState.FAILED, reason=f"cannot create working directory: {exc}")
         if not cwd.is_dir():

@@ -14,6 +14,7 @@ from simfarm.common.errors import JobNotFound
 from simfarm.common.hfss import SchedulerType
 from simfarm.common.models import Job, JobEvent
 from simfarm.common.states import JobState
+from simfarm.gateway.auth import can_see, public, visible_owner_filter
 from simfarm.gateway.dashboard import format as fmt
 from simfarm.gateway.errors import validation_fields
 from simfarm.gateway.openapi import Body, document
@@ -57,7 +58,8 @@ def jobs_page() -> tuple[str, int]:
     """Jobs table with state/owner filters and cursor paging (O(page) at any job count)."""
     query, errors = _query()
     svc = services()
-    page = svc.jobs.list_jobs(state=query.state, owner=query.owner, cursor=query.cursor,
+    owner = visible_owner_filter(query.owner)
+    page = svc.jobs.list_jobs(state=query.state, owner=owner, cursor=query.cursor,
                               limit=query.limit)
     html = render_template("jobs.html", page=page, query=query, errors=errors,
                            counts=svc.jobs.counts())
@@ -80,6 +82,8 @@ def job_page(job_id: str) -> tuple[str, int]:
         if not JOB_ID.match(job_id):
             raise JobNotFound(job_id[:64])
         job = svc.jobs.get(job_id)
+        if not can_see(job.owner):
+            raise JobNotFound(job_id)
     except JobNotFound:
         return render_template("missing.html", job_id=job_id[:64]), 404
     events = svc.jobs.events(job_id, limit=MAX_EVENTS)
@@ -121,6 +125,7 @@ def submit_page() -> str:
 
 
 @bp.get("/ui/assets/<name>")
+@public
 @document(tags=["dashboard"], path_params={"name": "file name"},
           responses={200: Body(None, "static file", media_type="application/octet-stream"),
                      404: "no such asset"})

@@ -85,6 +85,9 @@ class ListJobsQuery(BaseModel):
     cursor: str | None = Field(
         default=None, description="`next_cursor` of the previous page", pattern=r"^[0-9]{1,20}$"
     )
+    owner: str | None = Field(
+        default=None, description="only this user's jobs (admins; others may name themselves)"
+    )
 
 
 class EventsQuery(BaseModel):

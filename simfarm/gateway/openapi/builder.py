@@ -18,6 +18,7 @@ from pydantic.json_schema import JsonSchemaMode
 from werkzeug.routing import Rule
 
 from simfarm import __version__
+from simfarm.gateway.openapi.bodies import ErrorBody
 from simfarm.gateway.openapi.registry import RouteDoc, route_doc
 
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -124,6 +125,8 @@ def _operation_id(endpoint: str, method: str, index: int, multiple: bool) -> str
 def build_openapi(app: Flask, *, strict: bool = True) -> dict[str, Any]:
     """The OpenAPI 3.1 document of ``app``. With ``strict``, an undocumented route raises
     :class:`UndocumentedRoute`; otherwise it is left out."""
+    from simfarm.gateway.auth import is_public  # auth documents its routes with this package
+
     schemas = _Schemas([])
     paths: dict[str, dict[str, Any]] = {}
     refs: list[tuple[dict[str, Any], str, int]] = []  # (holder, key, schema index)
@@ -176,6 +179,13 @@ def build_openapi(app: Flask, *, strict: bool = True) -> dict[str, Any]:
                         refs.append((media, "schema", schemas.add(body.type, "serialization")))
                     entry["content"] = {body.media_type or "application/json": media}
                 responses[str(status)] = entry
+            if is_public(app.view_functions.get(rule.endpoint)):
+                op["security"] = []
+            elif "401" not in responses:
+                media = {}
+                refs.append((media, "schema", schemas.add(ErrorBody, "serialization")))
+                responses["401"] = {"description": "missing or invalid token (token mode)",
+                                    "content": {"application/json": media}}
             op["responses"] = responses or {"200": {"description": "OK"}}
             path_item[method.lower()] = op
     if missing and strict:
@@ -215,7 +225,18 @@ def build_openapi(app: Flask, *, strict: bool = True) -> dict[str, Any]:
         },
         "tags": [{"name": name} for name in sorted(tags, key=_tag_rank)],
         "paths": paths,
-        "components": {"schemas": dict(sorted(components.items()))},
+        "components": {
+            "schemas": dict(sorted(components.items())),
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "a token from `simfarm hash-token`; required when the "
+                    "gateway has tokens configured (always when it listens beyond loopback)",
+                }
+            },
+        },
+        "security": [{"bearerAuth": []}],
     }
 
 

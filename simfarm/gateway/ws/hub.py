@@ -19,7 +19,8 @@ from simfarm.common.ws_protocol import CloseCode, EventFilter, event_frame, even
 log = logging.getLogger(__name__)
 
 # One queued event: (sort key of its id, its id, its JSON frame). ``None`` wakes the reader.
-QueueItem = tuple[tuple[int, int], str, str] | None
+# (event key, event id, frame, job id); None wakes the session up.
+QueueItem = tuple[tuple[int, int], str, str, str] | None
 
 
 class Subscriber:
@@ -186,7 +187,7 @@ class Hub:
                 for key, event_id, frame, event in items:
                     if not flt.matches(event.job_id, event.type, event.data):
                         continue
-                    if not subscriber.offer((key, event_id, frame)):
+                    if not subscriber.offer((key, event_id, frame, event.job_id)):
                         self._subscribers.discard(subscriber)
                         self._dropped_slow_total += 1
                         subscriber.close_code = CloseCode.TOO_SLOW

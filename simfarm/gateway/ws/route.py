@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
 from flask_sock import Sock
 
+from simfarm.common.store import JobStore
 from simfarm.common.ws_protocol import WS_PATH, EventMessage, Subscribe
+from simfarm.gateway.auth import current_user
 from simfarm.gateway.openapi import Body, document
 from simfarm.gateway.services import services
 from simfarm.gateway.ws.hub import Hub
@@ -57,6 +60,24 @@ def hub_of(app: Flask) -> Hub | None:
     return hub
 
 
+def _visibility(store: JobStore) -> Callable[[str], bool] | None:
+    """For a non-admin caller: whether a job is theirs (owners never change, so each
+    job's owner is read once per connection)."""
+    principal = current_user()
+    if principal.admin:
+        return None
+    known: dict[str, bool] = {}
+
+    def visible(job_id: str) -> bool:
+        if job_id not in known:
+            if len(known) > 100_000:
+                known.clear()
+            known[job_id] = (store.field(job_id, "owner") or None) == principal.user
+        return known[job_id]
+
+    return visible
+
+
 def register(app: Flask) -> None:
     """Add the WebSocket route and its hub to the gateway app."""
     svc = app.extensions["simfarm"]
@@ -92,4 +113,4 @@ def register(app: Flask) -> None:
         raw.settimeout(svc.settings.ws_send_timeout_s)
         ws.sock = LockedSocket(raw)
         hub = app.extensions[EXTENSION]
-        Session(ws, hub, svc.jobs, svc.settings).run()
+        Session(ws, hub, svc.jobs, svc.settings, visible=_visibility(svc.jobs)).run()

@@ -6,6 +6,7 @@ import json
 import logging
 import queue
 import time
+from collections.abc import Callable
 from typing import Any, NoReturn, Protocol
 
 from pydantic import BaseModel, ValidationError
@@ -60,7 +61,16 @@ class Closed(Exception):
 class Session:
     """Serves one connection from subscribe to close."""
 
-    def __init__(self, ws: Connection, hub: Hub, store: JobStore, settings: Settings) -> None:
+    def __init__(
+        self,
+        ws: Connection,
+        hub: Hub,
+        store: JobStore,
+        settings: Settings,
+        visible: Callable[[str], bool] | None = None,
+    ) -> None:
+        """``visible(job_id)`` limits what is sent to jobs the caller may see (None: all)."""
+        self.visible = visible
         self.ws = ws
         self.hub = hub
         self.store = store
@@ -135,7 +145,8 @@ class Session:
     def _snapshot(self, subscription: Subscribe) -> dict[str, JobState | None]:
         jobs = list(dict.fromkeys(subscription.jobs or []))
         states = self.store.states_of(jobs)
-        return {job: (JobState(s) if s else None) for job, s in zip(jobs, states, strict=True)}
+        return {job: (JobState(s) if s and (self.visible is None or self.visible(job)) else None)
+                for job, s in zip(jobs, states, strict=True)}
 
     def _replay(self, subscription: Subscribe) -> str | None:
         assert subscription.since is not None
@@ -165,9 +176,11 @@ class Session:
                 continue
             if item is None:
                 continue
-            key, event_id, frame = item
+            key, event_id, frame, job_id = item
             if key <= skip_until:
                 continue  # already sent by the replay
+            if self.visible is not None and not self.visible(job_id):
+                continue  # another user's job
             self._send(frame)
             self.cursor = event_id
 
@@ -186,6 +199,8 @@ class Session:
 
     # ------------------------------------------------------------------ sending
     def _send_event(self, event: JobEvent) -> None:
+        if self.visible is not None and not self.visible(event.job_id):
+            return
         self._send(event_frame(event))
         self.cursor = event.id
 

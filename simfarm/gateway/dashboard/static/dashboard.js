@@ -110,8 +110,15 @@ var simfarm = (function () {
     if (!input) { return; }
     input.value = token();
     input.addEventListener("change", function () {
-      if (input.value) { window.localStorage.setItem(TOKEN_KEY, input.value); }
-      else { window.localStorage.removeItem(TOKEN_KEY); }
+      // The cookie lets the gateway serve the pages and the WebSocket (GET only).
+      if (input.value) {
+        window.localStorage.setItem(TOKEN_KEY, input.value);
+        document.cookie = "simfarm_token=" + encodeURIComponent(input.value) +
+          "; path=/; SameSite=Strict";
+      } else {
+        window.localStorage.removeItem(TOKEN_KEY);
+        document.cookie = "simfarm_token=; path=/; max-age=0; SameSite=Strict";
+      }
     });
   }
 
