@@ -392,3 +392,19 @@ def test_sweeps_results_and_dependencies_are_scoped(
     dep = bob.post("/api/v1/jobs", json={**OK, "depends_on": {"after_ok": [child]}})
     assert dep.status_code == 422 and "unknown" in dep.json()["detail"]
     assert admin.post(f"/api/v1/sweeps/{sweep['id']}/cancel").status_code == 200
+
+
+def test_operator_actions_need_an_admin_and_history_is_scoped(
+    alice: httpx.Client, bob: httpx.Client, admin: httpx.Client
+) -> None:
+    job = submit(alice, argv=["sleep", "60"], name="alice-history")
+    assert bob.patch(f"/api/v1/jobs/{job['id']}", json={"priority": 9}).status_code == 404
+    assert alice.patch(f"/api/v1/jobs/{job['id']}", json={"priority": 9}).status_code == 200
+    assert bob.post(f"/api/v1/jobs/{job['id']}/resubmit").status_code == 404
+    assert alice.put("/api/v1/workers/test-node/limits", json={}).status_code == 403
+    assert alice.put("/pool/limits", json={"max_concurrent_jobs": 1}).status_code == 403
+    admin.post(f"/api/v1/jobs/{job['id']}/cancel")
+    history = bob.get("/api/v1/history", params={"limit": 1000}).json()["jobs"]
+    assert job["id"] not in {j["id"] for j in history}
+    assert all(j["owner"] == "bob" for j in history)
+    assert bob.get("/api/v1/audit").status_code == 403

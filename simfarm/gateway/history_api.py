@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from simfarm.common.models import Priority
 from simfarm.common.states import JobState
 from simfarm.common.store.history import HistoryStore
+from simfarm.gateway.auth import can_see, require_visible
 from simfarm.gateway.errors import field_error
 from simfarm.gateway.files_bodies import HistoryOut
 from simfarm.gateway.jobs_api import job_body
@@ -51,7 +52,8 @@ def resubmit(job_id: str) -> tuple[Response, int, dict[str, str]]:
 
     Dependencies are kept (as resolved ids); a staged job reuses its uploaded project."""
     svc = services()
-    old = svc.jobs.get(check_job_id(job_id))
+    require_visible(check_job_id(job_id))
+    old = svc.jobs.get(job_id)
     changes = ResubmitBody()
     if request.content_length:
         changes = ResubmitBody.model_validate(json_body())
@@ -87,4 +89,6 @@ def history() -> Response:
     jobs, nxt = HistoryStore(services().jobs).page(
         since=since, until=until, cursor=cursor, limit=int_arg("limit", 50, 1, 1000),
         state=JobState(state_arg) if state_arg else None)
-    return jsonify({"jobs": [job_body(j) for j in jobs], "next_cursor": nxt})
+    # Another user's jobs are left out of the page (pages may come out shorter).
+    return jsonify({"jobs": [job_body(j) for j in jobs if can_see(j.owner)],
+                    "next_cursor": nxt})

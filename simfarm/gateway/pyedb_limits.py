@@ -16,6 +16,7 @@ from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from simfarm.common.limits import NodeLimits
+from simfarm.gateway.auth import current_user
 from simfarm.gateway.errors import validation_fields
 from simfarm.gateway.openapi import document
 from simfarm.gateway.pyedb_docs import PyedbError
@@ -89,9 +90,11 @@ def _error(status: int, error: str, fields: list[dict[str, str]] | None = None) 
 @bp.put("/pool/limits")
 @document(tags=["pyedb"], body=PoolLimits, query=PoolLimitsQuery,
           responses={200: PoolLimitsResult, 400: PyedbError, 404: PyedbError,
-                     422: PyedbError})
+                     403: PyedbError, 422: PyedbError})
 def edit_pool_limits() -> Response:
-    """Change the local limits of every node (PyEDB's pool limits)."""
+    """Change the local limits of every node (PyEDB's pool limits; admins only)."""
+    if not current_user().admin:
+        return _error(403, "changing the pool limits needs an admin token")
     data = request.get_json(silent=True)
     if not data or not isinstance(data, dict):
         return _error(400, "No data provided")

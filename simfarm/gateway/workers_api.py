@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from simfarm.common.limits import NodeLimits, NodeLimitsPatch
 from simfarm.common.models import Job, NodeInfo, Priority
+from simfarm.gateway.auth import require_admin, require_visible
 from simfarm.gateway.errors import ApiError
 from simfarm.gateway.jobs_api import job_body
 from simfarm.gateway.openapi import document
@@ -91,10 +92,11 @@ def get_limits(node: str) -> Response:
 
 @bp.put("/workers/<node>/limits")
 @document(tags=["workers"], path_params=_NODE, body=NodeLimits,
-          responses={200: NodeLimits}, errors=(400, 404, 422))
+          responses={200: NodeLimits}, errors=(400, 403, 404, 422))
 def put_limits(node: str) -> Response:
     """Replace a node's local limits; fields left out mean no limit. The worker applies
     them at its next heartbeat; while one is hit the node takes no new jobs."""
+    require_admin()
     svc = services()
     limits = parse_body(NodeLimits)
     return _store(svc, _known(svc, node), limits)
@@ -102,9 +104,10 @@ def put_limits(node: str) -> Response:
 
 @bp.patch("/workers/<node>/limits")
 @document(tags=["workers"], path_params=_NODE, body=NodeLimitsPatch,
-          responses={200: NodeLimits}, errors=(400, 404, 422))
+          responses={200: NodeLimits}, errors=(400, 403, 404, 422))
 def patch_limits(node: str) -> Response:
     """Change some of a node's local limits (``null`` removes one); returns them all."""
+    require_admin()
     svc = services()
     patch = parse_body(NodeLimitsPatch)
     current = svc.nodes.limits(_known(svc, node)) or NodeLimits()
@@ -125,6 +128,7 @@ def patch_job(job_id: str) -> Response:
     """Change a pending job's priority (409 once it has left ``pending``)."""
     svc = services()
     change = parse_body(PriorityPatch)
-    job: Job = svc.jobs.set_priority(check_job_id(job_id), change.priority)
+    require_visible(check_job_id(job_id))
+    job: Job = svc.jobs.set_priority(job_id, change.priority)
     svc.jobs.nudge_dispatcher()
     return jsonify(job_body(job))
