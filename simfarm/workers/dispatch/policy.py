@@ -40,6 +40,7 @@ from simfarm.workers.dispatch.classes import JobClass, Shape, shape_of
 from simfarm.workers.dispatch.config import BackfillMode, PolicyConfig
 from simfarm.workers.dispatch.nodes import INF, Hold, NodeState, Run
 from simfarm.workers.dispatch.reasons import explain
+from simfarm.workers.dispatch.reservations import FIRST, ReservationBook
 from simfarm.workers.dispatch.views import (
     Key,
     NodeView,
@@ -54,7 +55,7 @@ from simfarm.workers.dispatch.views import (
 log = logging.getLogger(__name__)
 
 _LOOSEN_LOG_MAX = 100_000
-_FIRST: Key = (-INF, -1)
+_FIRST: Key = FIRST
 Entry = tuple[Key, int, JobClass]
 
 
@@ -88,7 +89,8 @@ class Scheduler:
         self._loosened: list[NodeState] = []
         self._mark = 0
         self._round = 0
-        self._n_holds = 0
+        self._book = ReservationBook(self.config, self._nodes.values, self._mark_dirty,
+                                     self._loosen)
         self._now = 0.0
         self.decisions = 0
 
@@ -103,7 +105,7 @@ class Scheduler:
                 for run in node.runs.values():
                     run.node = fresh
                     fresh.add_run(run)
-                self._drop_holds(list(node.holds))
+                self._book.drop(list(node.holds))
                 node.alive = False
             self._nodes[view.name] = fresh
             self._node_ver += 1
@@ -113,7 +115,7 @@ class Scheduler:
             was_held = node.held is not None
             node.held = view.held_reason
             if node.held is not None:
-                self._drop_holds(list(node.holds))
+                self._book.drop(list(node.holds))
             elif was_held:
                 self._loosen(node)
 
@@ -127,7 +129,7 @@ class Scheduler:
         if node is None:
             return []
         node.alive = False
-        self._drop_holds(list(node.holds))
+        self._book.drop(list(node.holds))
         for job_id in node.runs:
             self._running.pop(job_id, None)
         self._node_ver += 1
@@ -172,7 +174,7 @@ class Scheduler:
         cls = self._class_of.pop(job_id)
         was_head = cls.head is not None and cls.head[1] == job_id
         cls.remove(key, job_id)
-        self._drop_job_hold(cls, job_id)
+        self._book.drop_job(cls, job_id)
         if was_head:
             self._head_changed(cls)
         return True
@@ -192,7 +194,7 @@ class Scheduler:
         key = order_key(new, self.config.aging_s_per_priority)
         self._keys[job_id] = key
         cls.push(key, job_id)
-        self._drop_job_hold(cls, job_id)
+        self._book.drop_job(cls, job_id)
         if cls.head != old_head or (old_head is not None and old_head[1] == job_id):
             self._head_changed(cls)
         return True
@@ -209,7 +211,7 @@ class Scheduler:
         run = Run(job.id, node, dem.cores, dem.memory_mb, dem.disk_mb, dict(dem.licenses),
                   max(end, self._now), _FIRST)
         self._start_run(run)
-        self._revalidate(node)
+        self._book.revalidate(node)
 
     def finish(self, job_id: str) -> bool:
         """A running job ended (any way): its resources are free again."""
@@ -289,7 +291,7 @@ class Scheduler:
             node = self._try_place(cls, job, now, holds=use_holds)
             if node is None:
                 if use_holds:
-                    self._ensure_holds(cls, now)
+                    self._book.ensure(cls, now)
             else:
                 backfill = self._order[0][0] < key
                 self._start(cls, job, node, now)
@@ -397,6 +399,10 @@ class Scheduler:
             cls.entry = (head[0], cls.uid, cls)
             insort(self._order, cls.entry)
 
+    def _mark_dirty(self, cls: JobClass) -> None:
+        """``cls`` lost a reservation or its head changed: visit it next round."""
+        self._dirty[cls.uid] = cls
+
     def _head_changed(self, cls: JobClass) -> None:
         """The first job of a class changed: re-check it from scratch next round."""
         cls.checked_at = -1
@@ -480,116 +486,19 @@ class Scheduler:
         del self._pending[job.id]
         del self._class_of[job.id]
         cls.remove(key, job.id)
-        self._pass_on_hold(cls, job.id, node)
+        self._book.pass_on(cls, job.id, node)
         limit = job.time_limit_s
         end = now + (limit if limit is not None else self.config.unlimited_runtime_s)
         self._start_run(Run(job.id, node, cls.c, cls.m, cls.d, cls.lic, end, key))
         cls.block = ("new", None)
         self._reorder(cls)
         if node.holds:
-            self._revalidate(node, after=key)
+            self._book.revalidate(node, after=key)
 
     def _start_run(self, run: Run) -> None:
         run.node.add_run(run)
         self._running[run.job_id] = run
         heapq.heappush(self._ends, (run.end, run.job_id))
-
-    # ------------------------------------------------------------------ reservations
-    def _ensure_holds(self, cls: JobClass, now: float) -> None:
-        """Give the first jobs in line of a blocked class a reservation each."""
-        for key, job_id in cls.queue[: self.config.reservations_per_shape]:
-            if job_id in cls.holds:
-                continue
-            if self._n_holds >= self.config.max_reservations and not self._evict_lowest(key):
-                return
-            if not self._reserve(cls, key, job_id, now):
-                return
-
-    def _evict_lowest(self, key: Key) -> bool:
-        """Make room for a reservation ranked at ``key`` by dropping the lowest-ranked one,
-        if that ranks after ``key``: reservations go to the best-ranked blocked jobs."""
-        lowest: Hold | None = None
-        for node in self._nodes.values():
-            for h in node.holds:
-                if lowest is None or h.key > lowest.key:
-                    lowest = h
-        if lowest is None or lowest.key <= key:
-            return False
-        self._drop_holds([lowest])
-        return True
-
-    def _reserve(self, cls: JobClass, key: Key, job_id: str, now: float) -> bool:
-        """Reserve the earliest slot for one job, around the reservations ahead of it."""
-        length = cls.limit if cls.limit is not None else INF
-        c, m, d, lic = cls.c, cls.m, cls.d, cls.lic
-        best: NodeState | None = None
-        best_t = INF
-        for node in cls.eligible:
-            if node.held is not None:
-                continue
-            before = [h for h in node.holds if h.key < key] if node.holds else []
-            t = node.earliest(c, m, d, lic, length, now, before, best_t)
-            if t < best_t:
-                best, best_t = node, t
-                if t <= now:
-                    break
-        if best is None:
-            return False
-        hold = Hold(cls, job_id, key, best, best_t, best_t + length, c, m, d, lic)
-        best.holds.append(hold)
-        cls.holds[job_id] = hold
-        self._n_holds += 1
-        self._revalidate(best, after=key)
-        return True
-
-    def _pass_on_hold(self, cls: JobClass, job_id: str, started_on: NodeState) -> None:
-        """A job started: its reservation, if it started elsewhere, goes to the next job
-        of the same shape that has none (identical needs, so it still fits); else it is
-        released."""
-        hold = cls.holds.get(job_id)
-        if hold is None:
-            return
-        if hold.node is not started_on:
-            for key, other in cls.queue:
-                if other not in cls.holds:
-                    del cls.holds[job_id]
-                    hold.job_id, hold.key = other, key
-                    cls.holds[other] = hold
-                    # ranked later now: jobs ranked in between are no longer bound by it
-                    self._loosen(hold.node)
-                    return
-        self._drop_holds([hold])
-
-    def _drop_job_hold(self, cls: JobClass, job_id: str) -> None:
-        hold = cls.holds.get(job_id)
-        if hold is not None:
-            self._drop_holds([hold])
-
-    def _revalidate(self, node: NodeState, after: Key = _FIRST) -> None:
-        """Drop reservations on ``node`` (ordered after ``after``) that no longer fit."""
-        if not node.holds:
-            return
-        kept: list[Hold] = []
-        dropped: list[Hold] = []
-        for h in sorted(node.holds, key=lambda h: h.key):
-            if h.key <= after or node.fits_window(h.c, h.m, h.d, h.lic, h.start, h.end, kept):
-                kept.append(h)
-            else:
-                dropped.append(h)
-        if dropped:
-            self._drop_holds(dropped)
-
-    def _drop_holds(self, holds: list[Hold]) -> None:
-        for h in holds:
-            owner = h.owner
-            assert isinstance(owner, JobClass)
-            if owner.holds.get(h.job_id) is h:
-                del owner.holds[h.job_id]
-                self._n_holds -= 1
-                self._dirty[owner.uid] = owner
-            if h in h.node.holds:
-                h.node.holds.remove(h)
-                self._loosen(h.node)
 
     def _extend_overruns(self, now: float) -> None:
         """Jobs still running past their planned end are assumed to end a little later."""
@@ -606,4 +515,4 @@ class Scheduler:
             touched[run.node.index] = run.node
         for node in touched.values():
             if node.alive:
-                self._revalidate(node)
+                self._book.revalidate(node)
