@@ -204,9 +204,8 @@ def test_local_limit_holds_the_node_until_released(farm: Farm) -> None:
     assert farm.http.put(url, json={"max_jobs": 0}).json()["max_jobs"] == 0
     wait_for(lambda: farm.worker("gpu"), lambda w: w["held_reason"] == "max_jobs is 0", 10,
              "max_jobs hold")
-    assert farm.http.put(url, json={}).json() == {
-        "max_jobs": None, "max_cpu_percent": None, "max_memory_percent": None,
-        "min_free_disk_mb": None}
+    cleared = farm.http.put(url, json={}).json()
+    assert "max_jobs" in cleared and set(cleared.values()) == {None}
     wait_for(lambda: farm.worker("gpu"), lambda w: w["status"] == "ready", 10, "release")
 
 
