@@ -152,3 +152,30 @@ def test_retention_expires_finished_jobs_and_unused_blobs(own_gateway: Any) -> N
     actions = [e["action"] for e in http.get(
         "/api/v1/audit", params={"target": done["id"]}).json()["entries"]]
     assert actions == ["cancel", "submit"]
+
+
+def test_audit_names_token_users_and_is_for_admins(own_gateway: Any) -> None:
+    from simfarm.common.tokens import TokenEntry, hash_token
+
+    tokens = [TokenEntry(user="alice", hash=hash_token("alice-audit-token-123")),
+              TokenEntry(user="bob", hash=hash_token("bob-audit-token-456")),
+              TokenEntry(user="root", hash=hash_token("root-audit-token-789"), admin=True)]
+    http, _ = own_gateway("audit:", auth_tokens=tokens, expiry_interval_s=0)
+
+    def as_user(token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+    alice, bob, root = (as_user(t) for t in ("alice-audit-token-123", "bob-audit-token-456",
+                                             "root-audit-token-789"))
+    job = http.post("/api/v1/jobs", json={"argv": ["true"], "priority": 3}, headers=alice)
+    assert job.status_code == 201, job.text
+    job_id = job.json()["id"]
+    assert http.post(f"/api/v1/jobs/{job_id}/cancel", headers=bob).status_code == 404
+    assert http.post(f"/api/v1/jobs/{job_id}/cancel", headers=alice).status_code == 200
+    assert http.get("/api/v1/audit", headers=alice).status_code == 403
+    entries = http.get("/api/v1/audit", params={"target": job_id}, headers=root).json()
+    assert [(e["who"], e["action"], e["status"]) for e in entries["entries"]] == [
+        ("alice", "cancel", 200), ("bob", "cancel", 404), ("alice", "submit", 201)]
+    assert entries["entries"][2]["details"] == {"priority": 3}
+    assert http.get("/api/v1/audit", params={"who": "bob"},
+                    headers=root).json()["entries"][0]["target"] == job_id

@@ -5,7 +5,6 @@ Admins read the log at ``GET /api/v1/audit``."""
 
 from __future__ import annotations
 
-import importlib
 import logging
 import re
 from typing import Any
@@ -14,7 +13,8 @@ from flask import Blueprint, Flask, Response, jsonify, request
 from pydantic import BaseModel, Field
 
 from simfarm.common.store.audit import AuditEntry
-from simfarm.gateway.errors import ApiError, field_error
+from simfarm.gateway.auth import current_user, require_admin
+from simfarm.gateway.errors import field_error
 from simfarm.gateway.openapi import document
 from simfarm.gateway.requests import float_arg, int_arg
 from simfarm.gateway.services import services
@@ -52,17 +52,12 @@ def action_for(endpoint: str | None) -> str:
 
 
 def caller() -> tuple[str, bool]:
-    """(user name, is admin) of the current request; ``anonymous`` when unauthenticated.
-    Works with and without :mod:`simfarm.gateway.auth` installed."""
+    """(user name, is admin) of the current request; ``anonymous`` in open mode."""
     try:
-        auth: Any = importlib.import_module("simfarm.gateway.auth")
-    except ImportError:  # no authentication installed: one local, all-powerful user
-        return "anonymous", True
-    try:
-        principal = auth.current_user()
-    except (AttributeError, RuntimeError):  # the request never got authenticated
+        principal = current_user()
+    except AttributeError:  # rejected before authentication (401): nobody known
         return "anonymous", False
-    return (principal.user or "anonymous"), bool(principal.admin)
+    return (principal.user or "anonymous"), principal.admin
 
 
 def _scalars(data: Any) -> dict[str, Any]:
@@ -136,9 +131,7 @@ class AuditQuery(BaseModel):
 def list_audit() -> Response:
     """The audit log (admins only): who submitted, cancelled, changed priority or limits,
     uploaded, and from which address, newest first."""
-    _, admin = caller()
-    if not admin:
-        raise ApiError(403, "forbidden", "the audit log is for admins")
+    require_admin()
     before = request.args.get("before") or None
     if before is not None and not _EVENT_ID.match(before):
         raise field_error("before", "must be the next_before of a previous page")

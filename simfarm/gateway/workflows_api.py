@@ -12,9 +12,12 @@ from flask import Blueprint, Response, jsonify
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from simfarm.common.deps import Dependencies
+from simfarm.common.job_paths import check_spec_paths
 from simfarm.common.models import Job, JobSpec
+from simfarm.common.paths import PathRejected
 from simfarm.common.store import new_job_id
-from simfarm.gateway.errors import ApiError
+from simfarm.gateway.auth import owner_for_submit
+from simfarm.gateway.errors import ApiError, field_error
 from simfarm.gateway.jobs_api import job_body
 from simfarm.gateway.openapi import document
 from simfarm.gateway.requests import parse_body
@@ -87,6 +90,13 @@ def submit_workflow() -> tuple[Response, int]:
     created in dependency order and held until their dependencies are met."""
     svc = services()
     spec = parse_body(WorkflowSpec)
+    owners = {}
+    for name, job_spec in spec.jobs.items():
+        owners[name] = owner_for_submit(job_spec.owner)
+        try:
+            check_spec_paths(job_spec, svc.settings.allowed_roots)
+        except PathRejected as exc:
+            raise field_error(f"jobs.{name}.{exc.field}", exc.reason) from None
     order = _order(spec)
     ids = {name: new_job_id() for name in spec.jobs}
     resolved: dict[str, dict[str, list[str]]] = {}
@@ -99,7 +109,7 @@ def submit_workflow() -> tuple[Response, int]:
                           for c, v in by_condition.items()}
     created: dict[str, Any] = {}
     for name in order:
-        job, _ = create_job(svc, spec.jobs[name], job_id=ids[name],
+        job, _ = create_job(svc, spec.jobs[name], job_id=ids[name], owner=owners[name],
                             resolved=resolved[name] or None)
         created[name] = job_body(job)
     svc.jobs.nudge_dispatcher()
