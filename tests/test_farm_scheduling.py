@@ -29,7 +29,14 @@ from simfarm.common.store import JobStore, NodeStore
 from simfarm.common.store.keys import Keys
 from simfarm.workers.leader import LeaderLock
 from tests.conftest import RedisServer
-from tests.helpers import free_port, start_gateway, start_worker, stop_process, wait_for
+from tests.helpers import (
+    FAKES,
+    free_port,
+    start_gateway,
+    start_worker,
+    stop_process,
+    wait_for,
+)
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -38,9 +45,10 @@ NODES: dict[str, dict[str, Any]] = {
               "node_labels": {"tier": "small", "pool": "farm"}},
     "big": {"node_cores": 8, "node_memory_mb": 32_768, "worker_concurrency": 4,
             "node_labels": {"tier": "big", "pool": "farm"}},
-    "gpu": {"node_cores": 4, "node_memory_mb": 8192, "worker_concurrency": 2,
-            "node_labels": {"gpu": "a100"}},
+    # no configured labels: gpu=a100 comes from (FAKE) nvidia-smi on its PATH
+    "gpu": {"node_cores": 4, "node_memory_mb": 8192, "worker_concurrency": 2},
 }
+ENV = {"gpu": {"PATH": f"{FAKES / 'nvidia'}{os.pathsep}{os.environ['PATH']}"}}
 PY = sys.executable
 #: a job that records ``<pid> start`` / ``<pid> end`` lines in a file and sleeps
 RECORDER = ("import os, sys, time\n"
@@ -63,7 +71,7 @@ class Farm:
 
     def start(self, name: str, **overrides: Any) -> None:
         node = self.settings.model_copy(update={"node_name": name, **overrides})
-        self.procs[name] = start_worker(node, self.root / f"{name}.log")
+        self.procs[name] = start_worker(node, self.root / f"{name}.log", **ENV.get(name, {}))
         wait_for(lambda: self.nodes.is_alive(name), bool, 60, f"worker {name} to register")
 
     def log(self, name: str) -> str:
@@ -138,6 +146,7 @@ def test_workers_api_and_cli_show_free_resources_and_jobs(farm: Farm) -> None:
     farm.wait_state(job_id, "running")
     gpu = farm.worker("gpu")
     assert gpu["alive"] and gpu["status"] == "ready" and job_id in gpu["jobs"]
+    assert gpu["labels"]["gpu"] == "a100" and gpu["labels"]["gpus"] == "1"  # from nvidia-smi
     assert gpu["cores_total"] == 4 and gpu["cores_free"] == 1
     out = subprocess.run(
         [PY, "-m", "simfarm.client.cli", "workers", "--url", str(farm.http.base_url)],

@@ -14,6 +14,7 @@ from simfarm.common.models import NodeInfo
 from simfarm.workers.aedt import node_aedt_labels
 from simfarm.workers.cluster_service import cluster_node_info
 from simfarm.workers.context import WorkerContext
+from simfarm.workers.gpu import gpu_labels
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,10 @@ def describe_node(ctx: WorkerContext) -> NodeInfo:
         disk_total = disk_free = 0
     cores = settings.node_cores or psutil.cpu_count() or 1
     memory_total = settings.node_memory_mb or memory.total // 2**20
-    labels = {"os": platform.system().lower(), **node_aedt_labels(), **settings.node_labels}
+    labels = {
+        "os": platform.system().lower(), **node_aedt_labels(), **gpu_labels(),
+        **settings.node_labels,
+    }
     limits = ctx.nodes.limits(settings.node_name) or NodeLimits()
     usage = Usage(
         cpu_percent=psutil.cpu_percent(interval=None),
