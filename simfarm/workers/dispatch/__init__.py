@@ -1,4 +1,13 @@
-"""Placement policy and dispatch loop: which pending job runs on which node."""
+"""Placement policy: which pending job runs on which node (docs/scheduling.md).
+
+* :mod:`.views`, :mod:`.config` — the plain data in and out, and the tunables;
+* :mod:`.policy` — :class:`Scheduler`, the incremental policy the dispatcher and the
+  benchmark both drive;
+* :mod:`.classes` (pending jobs by shape), :mod:`.nodes` (free resources and timeline),
+  :mod:`.changes` (what loosened since), :mod:`.placement` (choosing a node),
+  :mod:`.reservations` (backfill's reservations), :mod:`.reasons` (why a job waits);
+* :mod:`.feed` — keeps a :class:`Scheduler` in step with Redis for the dispatcher.
+"""
 
 from simfarm.workers.dispatch.config import BackfillMode, PolicyConfig
 from simfarm.workers.dispatch.policy import Scheduler

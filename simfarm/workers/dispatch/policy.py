@@ -33,12 +33,14 @@ from __future__ import annotations
 import heapq
 import logging
 from bisect import bisect_left, insort
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 
 from simfarm.common.capacity import Capacity, Demand, never_fits_reason, shortfall
+from simfarm.workers.dispatch.changes import ChangeLog, Want
 from simfarm.workers.dispatch.classes import JobClass, Shape, shape_of
 from simfarm.workers.dispatch.config import BackfillMode, PolicyConfig
-from simfarm.workers.dispatch.nodes import INF, Hold, NodeState, Run
+from simfarm.workers.dispatch.nodes import NodeState, Run
+from simfarm.workers.dispatch.placement import choose_node
 from simfarm.workers.dispatch.reasons import explain
 from simfarm.workers.dispatch.reservations import FIRST, ReservationBook
 from simfarm.workers.dispatch.views import (
@@ -54,7 +56,6 @@ from simfarm.workers.dispatch.views import (
 
 log = logging.getLogger(__name__)
 
-_LOOSEN_LOG_MAX = 100_000
 _FIRST: Key = FIRST
 Entry = tuple[Key, int, JobClass]
 
@@ -80,14 +81,10 @@ class Scheduler:
         self._classes: dict[Shape, JobClass] = {}
         #: classes with a pending job that some node could run, by their first job's key
         self._order: list[Entry] = []
-        #: node index -> (cores, memory, disk, uid, class) of classes it could run, by cores
-        self._by_node: dict[int, list[tuple[int, int, int, int, JobClass]]] = {}
         self._dirty: dict[int, JobClass] = {}
         self._running: dict[str, Run] = {}
         self._ends: list[tuple[float, str]] = []
-        #: nodes that may take jobs they could not take before, in the order that happened
-        self._loosened: list[NodeState] = []
-        self._mark = 0
+        self._changes = ChangeLog(self._reset_checks)
         self._round = 0
         self._book = ReservationBook(self.config, self._nodes.values, self._mark_dirty,
                                      self._loosen)
@@ -265,7 +262,7 @@ class Scheduler:
                 break
             self._start(cls, job, node, now)
             placements.append(Placement(job.id, node.name, False))
-        self._mark = len(self._loosened)
+        self._changes.mark = self._changes.position
         return placements
 
     def _schedule_backfill(self, now: float) -> list[Placement]:
@@ -280,7 +277,7 @@ class Scheduler:
                 heapq.heappush(work, entry)
 
         self._wake_dirty(want, _FIRST)
-        self._wake_loosened(want, _FIRST)
+        self._changes.wake(want, _FIRST)
         placements: list[Placement] = []
         while work:
             entry = heapq.heappop(work)
@@ -299,37 +296,15 @@ class Scheduler:
                 if cls.entry is not None:
                     heapq.heappush(work, cls.entry)
             self._wake_dirty(want, key)
-            self._wake_loosened(want, key)
+            self._changes.wake(want, key)
         return placements
 
-    def _wake_dirty(self, want: Callable[[JobClass, Key], None], after: Key) -> None:
+    def _wake_dirty(self, want: Want, after: Key) -> None:
         """Queue for a visit every class whose first job or reservation changed."""
         if self._dirty:
             for cls in self._dirty.values():
                 want(cls, after)
             self._dirty.clear()
-
-    def _wake_loosened(self, want: Callable[[JobClass, Key], None], after: Key) -> None:
-        """Queue for a visit every class that could use a node loosened since the mark."""
-        log_ = self._loosened
-        if self._mark > len(log_):  # the log was reset: look at everything
-            self._mark = 0
-        if self._mark == len(log_):
-            return
-        seen: set[int] = set()
-        for node in log_[self._mark:]:
-            if node.index in seen or not node.alive or node.held is not None:
-                continue
-            seen.add(node.index)
-            if node.free_s < 1:
-                continue
-            fc, fm, fd = node.free_c, node.free_m, node.free_d
-            for c, m, d, _, cls in self._by_node.get(node.index, ()):
-                if c > fc:
-                    break
-                if m <= fm and d <= fd and cls.entry is not None:
-                    want(cls, after)
-        self._mark = len(log_)
 
     def unplace(self, job_id: str, job: PendingJob | None = None) -> None:
         """Undo a placement the caller could not carry out; optionally queue the job again."""
@@ -375,12 +350,11 @@ class Scheduler:
         cls.eligible_set = {n.index for n in cls.eligible}
         cls.never = None if cls.eligible else never_fits_reason(dem, self.capacities())
         cls.checked_at = -1
-        for node in cls.eligible:
-            insort(self._by_node.setdefault(node.index, []), (cls.c, cls.m, cls.d, cls.uid, cls))
+        self._changes.index(cls)
 
     def _refresh_eligibility(self) -> None:
         """The set of nodes changed: recompute which nodes can run which class."""
-        self._by_node = {}
+        self._changes.by_node = {}
         for cls in self._classes.values():
             self._set_eligible(cls)
             self._reorder(cls)
@@ -411,75 +385,23 @@ class Scheduler:
         self._dirty[cls.uid] = cls
 
     # ------------------------------------------------------------------ placing
-    def _loosen(self, node: NodeState) -> None:
-        """Record that ``node`` may now take jobs it could not take before."""
-        if len(self._loosened) >= _LOOSEN_LOG_MAX:
-            self._loosened.clear()
-            self._mark = 0
-            for cls in self._classes.values():
-                cls.checked_at = -1
-                self._dirty[cls.uid] = cls
-        self._loosened.append(node)
-
-    def _candidates(self, cls: JobClass) -> Iterable[NodeState]:
-        eligible = cls.eligible
-        since = cls.checked_at
-        if since < 0 or since > len(self._loosened):
-            return eligible
-        new = self._loosened[since:]
-        if not new:
-            return cls.maybe
-        if len(new) >= len(eligible):
-            return eligible
-        elig = cls.eligible_set
-        seen = {n.index for n in cls.maybe}
-        out = list(cls.maybe)
-        for n in new:
-            if n.index in elig and n.index not in seen and n.alive:
-                seen.add(n.index)
-                out.append(n)
-        return out
-
     def _try_place(
         self, cls: JobClass, job: PendingJob, now: float, holds: bool
     ) -> NodeState | None:
-        """Best-fit node on which ``job`` can start now without breaking an earlier
-        job's reservation, or None (recording why in ``cls.block``)."""
-        c, m, d, lic = cls.c, cls.m, cls.d, cls.lic
-        key = self._keys[job.id]
-        end = now + (cls.limit if cls.limit is not None else INF)
-        best: NodeState | None = None
-        best_score: tuple[int, int, int, int] = (0, 0, 0, 0)
-        fitting: list[NodeState] = []
-        reserved_by: Hold | None = None
-        held: NodeState | None = None
-        for node in self._candidates(cls):
-            if not node.alive:
-                continue
-            if node.held is not None:
-                held = held or node
-                continue
-            if not node.fits_now(c, m, d, lic):
-                continue
-            if holds and node.holds:
-                before = [h for h in node.holds if h.key < key]
-                if before and not node.fits_window(c, m, d, lic, now, end, before):
-                    reserved_by = reserved_by or before[0]
-                    continue
-            fitting.append(node)
-            score = (node.cap.cores, node.free_c - c, node.free_m - m, node.index)
-            if best is None or score < best_score:
-                best, best_score = node, score
-        cls.maybe = fitting
-        cls.checked_at = len(self._loosened)
-        if best is None:
-            if reserved_by is not None:
-                cls.block = ("reserved", reserved_by)
-            elif held is not None and all(n.held is not None for n in cls.eligible):
-                cls.block = ("held", held)
-            else:
-                cls.block = ("no-room", None)
-        return best
+        """The node ``job`` (first of ``cls``) starts on now, or None (see :func:`choose_node`)."""
+        node, cls.maybe = choose_node(cls, self._keys[job.id], self._changes.candidates(cls),
+                                      now, holds)
+        cls.checked_at = self._changes.position
+        return node
+
+    def _loosen(self, node: NodeState) -> None:
+        self._changes.loosen(node)
+
+    def _reset_checks(self) -> None:
+        """The loosen log was cleared: check every class against every node once."""
+        for cls in self._classes.values():
+            cls.checked_at = -1
+            self._dirty[cls.uid] = cls
 
     def _start(self, cls: JobClass, job: PendingJob, node: NodeState, now: float) -> None:
         key = self._keys.pop(job.id)

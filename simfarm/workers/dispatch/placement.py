@@ -1,0 +1,54 @@
+"""Choosing the node a job starts on now, or saying why it cannot start."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from simfarm.workers.dispatch.classes import JobClass
+from simfarm.workers.dispatch.nodes import INF, Hold, NodeState
+from simfarm.workers.dispatch.views import Key
+
+
+def choose_node(
+    cls: JobClass, key: Key, candidates: Sequence[NodeState], now: float, holds: bool
+) -> tuple[NodeState | None, list[NodeState]]:
+    """The node the first job of ``cls`` (ranked ``key``) should start on now, and every
+    candidate it fits on; records why it cannot start in ``cls.block``.
+
+    A node qualifies if it is alive, not held, has the resources free now and — with
+    ``holds`` — starting there breaks no reservation of a better-ranked job. Among those
+    the smallest machine wins, then the tightest fit (fewest cores, then least memory,
+    left over): big machines stay free for the jobs only they can run.
+    """
+    c, m, d, lic = cls.c, cls.m, cls.d, cls.lic
+    end = now + (cls.limit if cls.limit is not None else INF)
+    best: NodeState | None = None
+    best_score: tuple[int, int, int, int] = (0, 0, 0, 0)
+    fitting: list[NodeState] = []
+    reserved_by: Hold | None = None
+    held: NodeState | None = None
+    for node in candidates:
+        if not node.alive:
+            continue
+        if node.held is not None:
+            held = held or node
+            continue
+        if not node.fits_now(c, m, d, lic):
+            continue
+        if holds and node.holds:
+            before = [h for h in node.holds if h.key < key]
+            if before and not node.fits_window(c, m, d, lic, now, end, before):
+                reserved_by = reserved_by or before[0]
+                continue
+        fitting.append(node)
+        score = (node.cap.cores, node.free_c - c, node.free_m - m, node.index)
+        if best is None or score < best_score:
+            best, best_score = node, score
+    if best is None:
+        if reserved_by is not None:
+            cls.block = ("reserved", reserved_by)
+        elif held is not None and all(n.held is not None for n in cls.eligible):
+            cls.block = ("held", held)
+        else:
+            cls.block = ("no-room", None)
+    return best, fitting
