@@ -100,7 +100,7 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
     server = RedisServer(root / "redis", appendonly=False)
     server.start()
     settings = Settings(redis_url=server.url, state_dir=root / "state", gateway_port=free_port(),
-                        node_name="gateway", heartbeat_s=0.3, heartbeat_ttl_s=2.0,
+                        node_name="gateway", heartbeat_s=0.3, heartbeat_ttl_s=3.0,
                         kill_grace_s=1.0)
     gateway = start_gateway(settings, root / "gateway.log")
     connection = redis.Redis.from_url(server.url)
@@ -174,12 +174,12 @@ def test_priority_order_and_priority_change_while_pending(farm: Farm) -> None:
 
 def test_backfill_runs_short_jobs_but_never_delays_the_reserved_one(farm: Farm) -> None:
     small = {"labels": {"tier": "small"}}
-    # 1 of 'small's 2 cores busy for 2 s, under an 8 s time limit: a 2-core job must wait.
-    blocker = farm.submit(argv=[PY, "-c", "import time; time.sleep(2)"], timeout_s=8,
+    # 1 of 'small's 2 cores busy for 2 s, under a 20 s time limit: a 2-core job must wait.
+    blocker = farm.submit(argv=[PY, "-c", "import time; time.sleep(2)"], timeout_s=20,
                           resources={"cores": 1, **small})
     farm.wait_state(blocker, "running")
     wide = farm.submit(argv=["true"], priority=9, timeout_s=30, resources={"cores": 2, **small})
-    short = farm.submit(argv=["true"], priority=1, timeout_s=3, resources={"cores": 1, **small})
+    short = farm.submit(argv=["true"], priority=1, timeout_s=10, resources={"cores": 1, **small})
     long = farm.submit(argv=["true"], priority=1, timeout_s=60, resources={"cores": 1, **small})
     # the short job fits before the reservation: it starts while the wide job waits
     assert farm.wait_state(short, "completed")["node"] == "small"
