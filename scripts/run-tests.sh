@@ -16,7 +16,9 @@ set +e
 slurm_log=$(bash tests/slurm/slurm-up.sh 2>&1 >/dev/null)
 slurm_rc=$?
 [ $slurm_rc -eq 0 ] || echo "tests/slurm/slurm-up.sh exited $slurm_rc: $slurm_log" >&2
-"$PY" -m pytest -q --durations=15 "$@"
+# Two xdist workers (most tests wait on real processes, not the CPU); the cluster tests
+# share one SLURM and stay together in one worker (see tests/clusters/conftest.py).
+"$PY" -m pytest -q -n 2 --dist loadgroup --durations=15 "$@"
 rc=$?
 if [ $slurm_rc -eq 0 ] && ! grep -q "already running" <<<"$slurm_log"; then
   bash tests/slurm/slurm-down.sh >/dev/null 2>&1

@@ -120,3 +120,12 @@ def early_limit_jobs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
         if not entry.seen.done.is_set():
             entry.cluster.backend.cancel(entry.job.native_id)
         entry.cluster.close()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every cluster test shares the one private SLURM: with pytest-xdist they all run in
+    one worker (``--dist loadgroup``), so a controller restart never hits another test."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.xdist_group("clusters"))
