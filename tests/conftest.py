@@ -19,9 +19,12 @@ from tests.helpers import free_port, start_gateway, start_worker, stop_process, 
 class RedisServer:
     """A private redis-server on a free loopback port, data in a temp folder."""
 
-    def __init__(self, data_dir: Path, appendonly: bool = True) -> None:
+    def __init__(
+        self, data_dir: Path, appendonly: bool = True, extra_args: tuple[str, ...] = ()
+    ) -> None:
         self.data_dir = data_dir
         self.appendonly = appendonly
+        self.extra_args = extra_args  # e.g. ("--appendfsync", "always")
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -51,6 +54,7 @@ class RedisServer:
                 "no",
                 "--logfile",
                 str(self.data_dir / "redis.log"),
+                *self.extra_args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,

@@ -207,7 +207,15 @@ def wait_flow(
         if deadline.passed:
             raise WaitTimeout(tracker.remaining, timeout)
         if not use_ws:
-            jobs = yield CallMany([api.get(i) for i in tracker.remaining])
+            try:
+                jobs = yield CallMany([api.get(i) for i in tracker.remaining])
+            except ConnectionFailed as exc:  # the gateway restarts: keep waiting
+                log.info("gateway unreachable while waiting (%s); retrying", exc)
+                yield Pause(deadline.left(poll_interval))
+                poll_interval = min(poll_interval * 1.5, 5.0)
+                use_ws = True  # and try the WebSocket again once it is back
+                attempt = 0
+                continue
             yield from finished([j.id for j in jobs if tracker.set_state(j.id, j.state)])
             if tracker.remaining:
                 yield Pause(deadline.left(poll_interval))
@@ -247,7 +255,13 @@ def wait_flow(
                 use_ws = False
                 continue
             yield Pause(deadline.left(_backoff(attempt)))
-    return list((yield CallMany([api.get(i) for i in tracker.ids])))
+    while True:
+        try:
+            return list((yield CallMany([api.get(i) for i in tracker.ids])))
+        except ConnectionFailed:
+            if deadline.passed:
+                raise
+            yield Pause(deadline.left(1.0))
 
 
 # ---------------------------------------------------------------------- logs

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import redis
 from flask import Flask, Response, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
@@ -50,12 +51,40 @@ def _body(status: int, error: str, detail: str, fields: list[dict[str, str]]) ->
     return response
 
 
+def _unexpected(exc: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.path)
+    return _body(500, "internal_error", "unexpected server error; see the gateway log", [])
+
+
 def install_error_handlers(app: Flask) -> None:
     """Answer every error, including Flask's own, as JSON."""
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Response:
         return _body(exc.status, exc.error, exc.detail, exc.fields)
+
+    @app.errorhandler(redis.ConnectionError)
+    @app.errorhandler(redis.TimeoutError)
+    @app.errorhandler(redis.exceptions.BusyLoadingError)
+    def _redis_down(exc: redis.RedisError) -> Response:
+        # Nothing was stored: the client may retry (with the same Idempotency-Key).
+        log.warning("Redis unavailable on %s %s: %s", request.method, request.path, exc)
+        response = _body(503, "unavailable", f"the job store (Redis) is unavailable: {exc}; "
+                         "nothing was changed, retry shortly", [])
+        response.headers["Retry-After"] = "2"
+        return response
+
+    @app.errorhandler(redis.ResponseError)
+    def _redis_refused(exc: redis.ResponseError) -> Response:
+        message = str(exc)
+        if "MISCONF" in message or message.startswith("OOM"):
+            # Redis cannot persist (disk full, AOF write error) or is out of memory.
+            log.error("Redis refuses writes on %s %s: %s", request.method, request.path, exc)
+            response = _body(507, "insufficient_storage", f"the job store (Redis) refuses "
+                             f"writes: {message}; free space where Redis keeps its data", [])
+            response.headers["Retry-After"] = "10"
+            return response
+        return _unexpected(exc)
 
     @app.errorhandler(ValidationError)
     def _validation(exc: ValidationError) -> Response:
@@ -97,10 +126,7 @@ def install_error_handlers(app: Flask) -> None:
             [],
         )
 
-    @app.errorhandler(Exception)
-    def _unexpected(exc: Exception) -> Response:
-        log.exception("unexpected error on %s %s", request.method, request.path)
-        return _body(500, "internal_error", "unexpected server error; see the gateway log", [])
+    app.register_error_handler(Exception, _unexpected)
 
 
 def error_schema() -> dict[str, Any]:

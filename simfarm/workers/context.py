@@ -41,7 +41,12 @@ class WorkerContext:
 def build_context(settings: Settings) -> WorkerContext:
     """Connect to Redis and build the stores for these settings."""
     connection = redis.Redis.from_url(
-        settings.require_redis_url(), health_check_interval=30, socket_timeout=30
+        settings.require_redis_url(),
+        health_check_interval=30,
+        # Short, so a call into a dead connection fails well within a job's lease and the
+        # runner can stop its job in time (self-fencing) instead of hanging in recv().
+        socket_timeout=max(3.0, 2 * settings.heartbeat_s + 1),
+        socket_connect_timeout=3.0,
     )
     return WorkerContext(
         settings=settings,

@@ -164,6 +164,11 @@ class Dispatcher:
             boot = store.field(job.id, "boot")
             why = None
             if node is None or not node.alive:
+                if (job.state is JobState.RUNNING and lease is not None
+                        and float(lease) >= now - LEASE_SLACK_S):
+                    # The node may only be cut off from Redis with its job still running;
+                    # its runner stops the job when the lease runs out (self-fencing).
+                    continue
                 why = "node lost"
             elif job.state is JobState.RUNNING and boot and boot != node.boot_id:
                 why = "worker restarted"
@@ -174,13 +179,14 @@ class Dispatcher:
         return reaped
 
     def _requeue_lost(self, job: Job, why: str) -> int:
-        losses = int(self.ctx.jobs.field(job.id, "losses") or 0) + 1
+        never_started = job.state is JobState.SCHEDULED
+        losses = int(self.ctx.jobs.field(job.id, "losses") or 0) + (0 if never_started else 1)
         reason = f"worker lost ({job.node}: {why})"
         fields: dict[str, object] = {"reason": reason, "losses": losses, "lease_until": None}
         if job.cancel_requested:
             target = JobState.CANCELLED
             fields["reason"] = "cancelled by user; " + reason
-        elif losses <= job.spec.retries:
+        elif never_started or losses <= job.spec.retries:  # a job that never ran costs none
             target = JobState.PENDING
             fields["node"] = None
         else:

@@ -12,6 +12,8 @@ import threading
 import time
 from collections.abc import Callable
 
+import redis
+
 from simfarm.common.errors import IllegalTransition, JobNotFound, StaleAttempt
 from simfarm.common.models import Job
 from simfarm.common.states import JobState
@@ -22,6 +24,9 @@ from simfarm.workers.local_runner import LocalRunner
 from simfarm.workers.outcome import Outcome
 
 log = logging.getLogger(__name__)
+
+RECORD_RETRY_S = 120.0  # how long a finished attempt waits for Redis to record its outcome
+CLAIM_RETRY_S = 30.0  # how long a delivered attempt retries its claim while Redis is away
 
 Runner = Callable[[WorkerContext, Job, int], Outcome]
 _runners: dict[str, Runner] = {}
@@ -57,33 +62,63 @@ def active_jobs() -> dict[str, int]:
         return dict(_active)
 
 
+def _claim(ctx: WorkerContext, job_id: str, attempt: int) -> bool | None:
+    """Move the attempt ``scheduled → running`` on this node. True when claimed (False:
+    a scheduler runner's own claim), None when this attempt must not run."""
+    store = ctx.jobs
+    # Only scheduler workers register self-starting runners; others skip the read.
+    if bool(_self_starting) and store.get(job_id).spec.kind in _self_starting:
+        if not store.claim_scheduled(job_id, attempt, ctx.node_name,
+                                     time.time() + ctx.settings.heartbeat_ttl_s):
+            log.info("job %s: attempt %d not run: not current or already taken", job_id, attempt)
+            return None
+        return False
+    try:
+        store.transition(
+            job_id,
+            JobState.RUNNING,
+            expect_attempt=attempt,
+            expect_node=ctx.node_name,
+            sources=[JobState.SCHEDULED],
+            fields={
+                "lease_until": repr(time.time() + ctx.settings.heartbeat_ttl_s),
+                "boot": ctx.boot_id,
+            },
+        )
+    except IllegalTransition:
+        # A retry after a lost reply: the first try may have claimed it for this process.
+        if (store.field(job_id, "state") == JobState.RUNNING.value
+                and store.field(job_id, "attempt") == str(attempt)
+                and store.field(job_id, "boot") == ctx.boot_id):
+            return True
+        raise
+    return True
+
+
 def execute(ctx: WorkerContext, job_id: str, attempt: int) -> JobState | None:
     """Run one attempt of a job; returns the state it ended in, or None if skipped."""
     store = ctx.jobs
-    try:
-        # Only scheduler workers register self-starting runners; others skip the read.
-        self_starting = bool(_self_starting) and store.get(job_id).spec.kind in _self_starting
-        if self_starting:
-            if not store.claim_scheduled(job_id, attempt, ctx.node_name,
-                                         time.time() + ctx.settings.heartbeat_ttl_s):
-                log.info("job %s: attempt %d not run: not current or already taken",
-                         job_id, attempt)
+    give_up = time.monotonic() + CLAIM_RETRY_S
+    delay = 0.2
+    while True:
+        try:
+            claimed = _claim(ctx, job_id, attempt)
+            break
+        except (StaleAttempt, IllegalTransition, JobNotFound) as exc:
+            log.info("job %s: attempt %d not run: %s", job_id, attempt, exc)
+            return None
+        except redis.RedisError as exc:
+            # The claim is fenced by attempt and node, so retrying it is safe; past the
+            # scheduled lease the dispatcher hands the job on and the claim goes stale.
+            if time.monotonic() > give_up:
+                log.warning("job %s: attempt %d not started, Redis unavailable: %s",
+                            job_id, attempt, exc)
                 return None
-        else:
-            store.transition(
-                job_id,
-                JobState.RUNNING,
-                expect_attempt=attempt,
-                expect_node=ctx.node_name,
-                sources=[JobState.SCHEDULED],
-                fields={
-                    "lease_until": repr(time.time() + ctx.settings.heartbeat_ttl_s),
-                    "boot": ctx.boot_id,
-                },
-            )
-    except (StaleAttempt, IllegalTransition, JobNotFound) as exc:
-        log.info("job %s: attempt %d not run: %s", job_id, attempt, exc)
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+    if claimed is None:
         return None
+    self_starting = claimed is False
     with _active_lock:
         _active[job_id] = attempt
     try:
@@ -103,7 +138,10 @@ def execute(ctx: WorkerContext, job_id: str, attempt: int) -> JobState | None:
     finally:
         with _active_lock:
             _active.pop(job_id, None)
-        store.nudge_dispatcher()
+        try:
+            store.nudge_dispatcher()
+        except redis.RedisError:
+            pass  # the dispatcher's own polling picks the freed room up
 
 
 def _record(ctx: WorkerContext, job_id: str, attempt: int, outcome: Outcome,
@@ -125,17 +163,32 @@ def _record(ctx: WorkerContext, job_id: str, attempt: int, outcome: Outcome,
             if target is JobState.FAILED:
                 fields["error"] = outcome.reason
     event = {"exit_code": outcome.exit_code, "reason": outcome.reason}
-    try:
-        ctx.jobs.transition(
-            job_id,
-            target,
-            expect_attempt=attempt,
-            sources=[JobState.SCHEDULED, JobState.RUNNING] if from_scheduled
-            else [JobState.RUNNING],
-            fields=fields,
-            event=event,
-        )
-    except (StaleAttempt, IllegalTransition, JobNotFound) as exc:
-        log.warning("job %s: outcome of attempt %d not recorded: %s", job_id, attempt, exc)
-        return None
+    give_up = time.monotonic() + max(RECORD_RETRY_S, 10 * ctx.settings.heartbeat_ttl_s)
+    delay = 0.2
+    while True:
+        try:
+            ctx.jobs.transition(
+                job_id,
+                target,
+                expect_attempt=attempt,
+                sources=[JobState.SCHEDULED, JobState.RUNNING] if from_scheduled
+                else [JobState.RUNNING],
+                fields=fields,
+                event=event,
+            )
+            break
+        except (StaleAttempt, IllegalTransition, JobNotFound) as exc:
+            log.warning("job %s: outcome of attempt %d not recorded: %s", job_id, attempt, exc)
+            return None
+        except redis.RedisError as exc:
+            # The outcome is known; keep it until Redis answers again. Meanwhile the lease
+            # runs out and the dispatcher may hand the job on: then this attempt is stale.
+            if time.monotonic() > give_up:
+                log.error("job %s: outcome %s of attempt %d lost, Redis unavailable: %s",
+                          job_id, target.value, attempt, exc)
+                return None
+            log.warning("job %s: Redis unavailable, retrying to record %s: %s",
+                        job_id, target.value, exc)
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
     return target

@@ -66,6 +66,9 @@ def _on_shutdown(**_: Any) -> None:
     for name in ("dispatcher", "agent"):
         part = _parts.pop(name, None)
         if part is not None:
-            part.stop()
+            try:
+                part.stop()
+            except Exception:  # e.g. Redis refusing writes: stop the other parts anyway
+                log.exception("node %s: stopping the %s failed", get_context().node_name, name)
     detach_cluster()
     orphan_guard.stop(_parts.pop("guard", None))

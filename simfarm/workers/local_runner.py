@@ -3,14 +3,18 @@ timeout, cancel and lease renewal."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import queue
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
+
+import redis
 
 from simfarm.common.job_paths import node_roots
 from simfarm.common.models import Job
@@ -27,6 +31,8 @@ TICK_S = 0.1
 CANCEL_CHECK_S = 0.2
 MAX_LINE = 8192
 MAX_BATCH = 500
+MAX_UNSENT = 50_000  # output lines kept while Redis is unreachable
+T = TypeVar("T")
 
 
 def _read_lines(stream: IO[bytes], name: str, sink: queue.Queue[tuple[str, str] | None]) -> None:
@@ -55,6 +61,8 @@ class LocalRunner:
         self.job = job
         self.attempt = attempt
         self.lines: queue.Queue[tuple[str, str] | None] = queue.Queue()
+        self._unsent: list[tuple[str, dict[str, object]]] = []
+        self._redis_down = False
 
     def argv(self) -> list[str]:
         """The command to run; subclasses (HFSS) build their own."""
@@ -101,7 +109,7 @@ class LocalRunner:
             return Outcome(JobState.FAILED, reason=f"cannot start {argv[0]}: {exc}")
         orphan_guard.track(proc.pid)  # killed if this worker dies before reaping it
         log.info("job %s: started pid %d: %s", job_id, proc.pid, argv)
-        self.ctx.jobs.update_fields(job_id, {"pid": proc.pid})
+        self._redis(functools.partial(self.ctx.jobs.update_fields, job_id, {"pid": proc.pid}))
         assert proc.stdout is not None and proc.stderr is not None
         readers = [
             threading.Thread(
@@ -117,10 +125,15 @@ class LocalRunner:
 
     def _supervise(self, proc: subprocess.Popen[bytes], readers: list[threading.Thread]) -> Outcome:
         job_id = self.job.id
+        settings = self.ctx.settings
         started = time.monotonic()
         deadline = started + self.job.spec.timeout_s if self.job.spec.timeout_s else None
         next_cancel_check = 0.0
-        next_lease = started + self.ctx.settings.heartbeat_s
+        next_lease = started + settings.heartbeat_s
+        # The lease set when the job became running; while Redis cannot be reached the job
+        # keeps running until it runs out, then stops here (self-fencing) before the
+        # dispatcher, which waits for the lease plus a slack, may hand the job on.
+        lease_deadline = started + settings.heartbeat_ttl_s
         open_streams = len(readers)
         stop: Outcome | None = None
         while True:
@@ -136,20 +149,29 @@ class LocalRunner:
                 )
             elif now >= next_cancel_check:
                 next_cancel_check = now + CANCEL_CHECK_S
-                if self.ctx.jobs.field(job_id, "cancel_requested") == "1":
+                cancel = functools.partial(self.ctx.jobs.field, job_id, "cancel_requested")
+                if self._redis(cancel) == "1":
                     stop = Outcome(JobState.CANCELLED, reason="cancelled by user")
             if stop is None and self.ctx.shutting_down.is_set():
                 stop = Outcome(None, reason=f"worker {self.ctx.node_name} stopped")
-            if stop is not None:
-                log.info("job %s: stopping process tree (%s)", job_id, stop.reason)
-                kill_tree(proc, self.ctx.settings.kill_grace_s, job_id)
             if stop is None and now >= next_lease:
-                next_lease = now + self.ctx.settings.heartbeat_s
-                until = time.time() + self.ctx.settings.heartbeat_ttl_s
-                if not self.ctx.jobs.renew_lease(job_id, self.attempt, until):
+                next_lease = now + settings.heartbeat_s
+                until = time.time() + settings.heartbeat_ttl_s
+                renewed = self._redis(
+                    functools.partial(self.ctx.jobs.renew_lease, job_id, self.attempt, until)
+                )
+                if renewed is False:
                     stop = Outcome(None, reason="lease lost: the job was taken from this worker")
                     log.warning("job %s: lease lost; stopping", job_id)
-                    kill_tree(proc, self.ctx.settings.kill_grace_s, job_id)
+                elif renewed is True:
+                    lease_deadline = now + settings.heartbeat_ttl_s
+            if stop is None and now >= lease_deadline:
+                stop = Outcome(None, reason="lease expired: Redis could not be reached from "
+                               f"{self.ctx.node_name}; stopped so the job can run elsewhere")
+                log.warning("job %s: %s", job_id, stop.reason)
+            if stop is not None:
+                log.info("job %s: stopping process tree (%s)", job_id, stop.reason)
+                kill_tree(proc, settings.kill_grace_s, job_id)
         code = proc.wait()
         orphan_guard.untrack(proc.pid)
         for reader in readers:
@@ -160,6 +182,17 @@ class LocalRunner:
             return stop
         return self.exit_outcome(code)
 
+    def _redis(self, call: Callable[[], T]) -> T | None:
+        """``call()``, or None when Redis cannot be reached (the job keeps running)."""
+        try:
+            return call()
+        except redis.RedisError as exc:
+            if not self._redis_down:
+                log.warning("job %s: Redis unavailable, the job keeps running: %s",
+                            self.job.id, exc)
+            self._redis_down = True
+            return None
+
     def exit_outcome(self, code: int) -> Outcome:
         """The outcome of a program that ended by itself; subclasses (HFSS) refine it."""
         if code == 0:
@@ -169,7 +202,8 @@ class LocalRunner:
     def _flush(self, timeout: float) -> int:
         """Send waiting output lines as events in one round trip; returns how many
         output streams reached their end."""
-        batch: list[tuple[str, dict[str, object]]] = []
+        batch = self._unsent
+        self._unsent = []
         closed = 0
         try:
             item = self.lines.get(timeout=timeout) if timeout else self.lines.get_nowait()
@@ -184,5 +218,10 @@ class LocalRunner:
         except queue.Empty:
             pass
         if batch:
-            self.ctx.jobs.append_events(self.job.id, batch)
+            try:
+                self.ctx.jobs.append_events(self.job.id, batch)
+                self._redis_down = False
+            except redis.RedisError:
+                # Keep the lines for the next flush (bounded: the oldest go first).
+                self._unsent = batch[-MAX_UNSENT:]
         return closed

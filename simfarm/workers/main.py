@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 from simfarm.common.settings import Settings
@@ -40,7 +41,22 @@ def run_worker(settings: Settings, loglevel: str = "INFO") -> None:
     argv = worker_argv(settings, loglevel)
     if settings.log_format == "json":
         argv.insert(0, "--quiet")  # no start-up banner: stdout/stderr stay JSON lines only
-    app.worker_main(argv)
+    code: str | int | None = 0
+    try:
+        app.worker_main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    from simfarm.workers.context import get_context
+
+    if not get_context().shutting_down.is_set():
+        # Celery stopped without being asked (an "unrecoverable" broker error such as a
+        # Redis that cannot write its AOF): exit non-zero so the service manager
+        # (systemd Restart=on-failure, Windows task) starts the worker again.
+        logging.getLogger(__name__).error(
+            "node %s: the Celery worker stopped on its own; exiting with status 1",
+            settings.node_name)
+        sys.exit(1)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

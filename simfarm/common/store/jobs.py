@@ -626,11 +626,18 @@ class JobStore:
 
     # ------------------------------------------------------------------ dispatch nudges
     def nudge_dispatcher(self) -> None:
-        """Wake the dispatcher (after a submit, a finished job, a new node...)."""
+        """Wake the dispatcher (after a submit, a finished job, a new node...).
+
+        Best effort: a nudge only saves the dispatcher part of its polling interval, so
+        a Redis error here is logged, never raised (the change it follows is already
+        stored, and its caller must not report it as failed)."""
         pipe = self.connection.pipeline(transaction=False)
         pipe.lpush(self.keys.wakeup, "1")
         pipe.ltrim(self.keys.wakeup, 0, 0)
-        pipe.execute()
+        try:
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("dispatcher nudge not sent: %s", exc)
 
     def wait_for_nudge(self, timeout_s: float) -> bool:
         """Block until nudged or ``timeout_s`` passes; True if nudged."""

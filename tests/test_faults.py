@@ -1,0 +1,344 @@
+"""Faults with real processes: Redis restarted (kill -9, AOF on), the workers' Redis
+connection dropped for 10 s, the gateway restarted under waiting clients and WebSockets,
+and a full disk under the state folder. (kill -9 of a worker mid-job is covered by
+tests/test_farm_scheduling.py.)
+
+For each: no accepted job is lost, no job runs twice at once (every run of a job writes
+start/tick/end lines with timestamps; runs of one job must not overlap), every job ends
+in a truthful state, and clients carry on from their last event.
+"""
+
+from __future__ import annotations
+
+import itertools
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from simfarm.client import Client
+from simfarm.common.models import JobEvent, NodeInfo
+from simfarm.common.settings import Settings
+from simfarm.common.store import JobStore, NodeStore
+from tests.chaos import SmallDisk, TcpProxy
+from tests.conftest import RedisServer
+from tests.helpers import free_port, start_gateway, start_worker, stop_process, wait_for
+
+pytestmark = pytest.mark.timeout(120)
+PY = sys.executable
+# A job that records its run: "<pid> start <t>", "<pid> tick <t>" every 50 ms, "<pid> end <t>"
+RECORDER = (
+    "import os, sys, time\n"
+    "log = open(os.path.join(sys.argv[1], os.environ['SIMFARM_JOB_ID']), 'a', buffering=1)\n"
+    "pid = os.getpid()\n"
+    "log.write(f'{pid} start {time.time()}\\n')\n"
+    "end = time.time() + float(sys.argv[2])\n"
+    "while time.time() < end:\n"
+    "    time.sleep(0.05)\n"
+    "    log.write(f'{pid} tick {time.time()}\\n')\n"
+    "log.write(f'{pid} end {time.time()}\\n')\n"
+)
+
+
+@dataclass
+class Run:
+    pid: str
+    start: float
+    last: float
+    ended: bool
+
+
+def runs_of(record_dir: Path, job_id: str) -> list[Run]:
+    """The runs of a job, in start order, from its record file."""
+    path = record_dir / job_id
+    if not path.exists():
+        return []
+    runs: dict[str, Run] = {}
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if len(parts) != 3:
+            continue  # a line cut short by a kill
+        pid, what, ts = parts[0], parts[1], float(parts[2])
+        run = runs.setdefault(pid, Run(pid, ts, ts, False))
+        run.last = max(run.last, ts)
+        run.ended = run.ended or what == "end"
+    return sorted(runs.values(), key=lambda r: r.start)
+
+
+def assert_never_twice_at_once(record_dir: Path, job_ids: list[str]) -> dict[str, list[Run]]:
+    """Runs of one job never overlap and at most one run finished; returns the runs."""
+    out = {}
+    for job_id in job_ids:
+        runs = runs_of(record_dir, job_id)
+        for before, after in itertools.pairwise(runs):
+            assert before.last < after.start, f"job {job_id} ran twice at once: {runs}"
+        assert sum(r.ended for r in runs) <= 1, f"job {job_id} ran to the end twice: {runs}"
+        out[job_id] = runs
+    return out
+
+
+@dataclass
+class FaultFarm:
+    """A private farm: Redis (AOF, fsync always), the gateway on Redis directly, two
+    workers reaching Redis through a proxy that can cut them off."""
+
+    root: Path
+    server: RedisServer
+    proxy: TcpProxy
+    settings: Settings
+    http: httpx.Client
+    store: JobStore
+    records: Path
+    gateway: subprocess.Popen[bytes] | None = None
+    workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.gateway_port}"
+
+    def start_gateway(self) -> None:
+        self.gateway = start_gateway(self.settings, self.root / "gateway.log")
+
+    def submit(self, seconds: float, **extra: Any) -> str:
+        spec = {"argv": [PY, "-c", RECORDER, str(self.records), str(seconds)],
+                "resources": {"labels": {"pool": "fault"}}, **extra}
+        response = self.http.post("/api/v1/jobs", json=spec)
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
+    def states(self, ids: list[str]) -> list[str]:
+        return [j.state.value for j in self.store.get_many(ids)]
+
+    def wait_final(self, ids: list[str], timeout_s: float = 60) -> list[str]:
+        return wait_for(lambda: self.states(ids),
+                        lambda s: len(s) == len(ids) and all(
+                            x in ("completed", "failed", "cancelled") for x in s),
+                        timeout_s, f"{len(ids)} jobs to end")
+
+
+@pytest.fixture(scope="module")
+def ff(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultFarm]:
+    root = tmp_path_factory.mktemp("faults")
+    server = RedisServer(root / "redis", extra_args=("--appendfsync", "always"))
+    server.start()
+    proxy = TcpProxy(server.port)
+    settings = Settings(redis_url=server.url, state_dir=root / "state",
+                        gateway_port=free_port(), node_name="fault-gateway",
+                        heartbeat_s=0.3, heartbeat_ttl_s=3.0, kill_grace_s=1.0)
+    connection = redis.Redis.from_url(server.url)
+    records = root / "records"
+    records.mkdir()
+    farm = FaultFarm(root, server, proxy, settings, httpx.Client(timeout=30),
+                     JobStore(connection), records)
+    farm.start_gateway()
+    farm.http.base_url = httpx.URL(farm.url)
+    nodes = NodeStore(connection)
+    try:
+        for name in ("fa", "fb"):
+            node = settings.model_copy(update={
+                "node_name": name, "redis_url": proxy.url, "node_cores": 4,
+                "worker_concurrency": 2, "node_labels": {"pool": "fault"}})
+            farm.workers[name] = start_worker(node, root / f"{name}.log")
+        for name in farm.workers:
+            wait_for(lambda n=name: nodes.is_alive(n), bool, 60, f"worker {name}")
+        yield farm
+    finally:
+        for proc in farm.workers.values():
+            stop_process(proc)
+        if farm.gateway is not None:
+            stop_process(farm.gateway)
+        farm.http.close()
+        proxy.close()
+        server.stop()
+
+
+# ---------------------------------------------------------------- Redis restart
+
+
+def _ghost(nodes: NodeStore, stop: threading.Event) -> None:
+    """A registered node with room but no worker: jobs sent there stay scheduled."""
+    info = NodeInfo(name="ghost", hostname="ghost", queue="simfarm.node.ghost",
+                    cores_total=1, cores_free=1, memory_mb_total=1024, memory_mb_free=1024,
+                    max_jobs=1, labels={"pool": "fault"})
+    while not stop.wait(0.3):
+        try:
+            nodes.heartbeat(info, 2.0)
+        except redis.RedisError:
+            pass
+
+
+def test_redis_killed_and_restarted_with_jobs_pending_scheduled_and_running(
+    ff: FaultFarm,
+) -> None:
+    nodes = NodeStore(redis.Redis.from_url(ff.server.url))
+    stop_ghost = threading.Event()
+    ghost = threading.Thread(target=_ghost, args=(nodes, stop_ghost), daemon=True)
+    ghost.start()
+    wait_for(lambda: nodes.is_alive("ghost"), bool, 10, "the ghost node")
+    scheduled = ff.submit(0.3, resources={"cores": 1, "labels": {"pool": "fault"}})
+    wait_for(lambda: ff.store.get(scheduled), lambda j: j.state.value == "scheduled"
+             and j.node == "ghost", 10, "a job scheduled on the ghost node")
+    running = [ff.submit(3.0) for _ in range(4)]
+    wait_for(lambda: ff.states(running), lambda s: s == ["running"] * 4, 20, "4 running")
+    pending = [ff.submit(0.3) for _ in range(6)]
+    assert set(ff.states(pending)) == {"pending"}
+
+    ff.server.stop(kill=True)  # crash: no shutdown, no final AOF flush
+    down = ff.http.post("/api/v1/jobs", json={"argv": ["true"]})
+    assert down.status_code == 503 and down.json()["error"] == "unavailable", down.text
+    assert "Retry-After" in down.headers
+    time.sleep(1.0)  # Redis stays down for a second  # noqa: simfarm-sleep-is-the-fault
+    ff.server.start()
+    stop_ghost.set()  # the ghost never comes back: its scheduled job must move on
+
+    accepted = [scheduled, *running, *pending]
+    ff.wait_final(accepted, 60)
+    jobs = ff.store.get_many(accepted)
+    assert [j.state.value for j in jobs] == ["completed"] * len(accepted), [
+        (j.id, j.state.value, j.reason) for j in jobs]
+    runs = assert_never_twice_at_once(ff.records, accepted)
+    assert all(sum(r.ended for r in runs[i]) == 1 for i in accepted)
+    assert ff.store.get(scheduled).node in ("fa", "fb")
+
+
+# ---------------------------------------------------------------- 10 s network drop
+
+
+def test_workers_cut_off_from_redis_for_10_s(ff: FaultFarm) -> None:
+    long_jobs = [ff.submit(5.0, retries=1) for _ in range(2)]
+    short_jobs = [ff.submit(1.5) for _ in range(2)]
+    every = long_jobs + short_jobs
+    wait_for(lambda: ff.states(every), lambda s: s == ["running"] * 4, 20, "4 running")
+    with ff.proxy.outage(10.0):
+        during = [ff.submit(0.3) for _ in range(3)]  # the gateway still takes jobs
+        assert ff.http.get("/api/v1/health").status_code == 200
+    ff.wait_final(every + during, 60)
+    jobs = {j.id: j for j in ff.store.get_many(every + during)}
+    assert {j.state.value for j in jobs.values()} == {"completed"}, [
+        (j.id, j.state.value, j.reason) for j in jobs.values()]
+    runs = assert_never_twice_at_once(ff.records, every + during)
+    for job_id in long_jobs:  # their leases ran out: stopped there, run again elsewhere
+        assert len(runs[job_id]) == 2 and not runs[job_id][0].ended
+        assert jobs[job_id].attempt == 2
+    for job_id in short_jobs:  # finished during the outage; recorded once back
+        assert len(runs[job_id]) == 1 and runs[job_id][0].ended
+
+
+# ---------------------------------------------------------------- gateway restart
+
+
+def test_gateway_restart_under_waiting_clients_and_websockets(ff: FaultFarm) -> None:
+    ids = [ff.submit(2.0) for _ in range(3)]
+    client = Client(url=ff.url, timeout=10)
+    waited: dict[str, Any] = {}
+    streamed: list[JobEvent] = []
+    since = ff.store.last_event_id()
+
+    def wait() -> None:
+        waited["jobs"] = client.wait_all(ids, timeout=60)
+
+    def follow() -> None:
+        for event in Client(url=ff.url, timeout=10).stream(jobs=ids, since=since):
+            streamed.append(event)
+            if sum(1 for e in streamed if e.type == "state" and
+                   e.data.get("to") == "completed") == len(ids):
+                return
+
+    threads = [threading.Thread(target=t, daemon=True) for t in (wait, follow)]
+    for thread in threads:
+        thread.start()
+    wait_for(lambda: ff.states(ids), lambda s: "running" in s, 20, "a job to run")
+    assert ff.gateway is not None
+    ff.gateway.send_signal(signal.SIGKILL)
+    ff.gateway.wait(timeout=10)
+    time.sleep(1.5)  # the gateway stays down  # noqa: simfarm-sleep-is-the-fault
+    ff.start_gateway()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert [j.state.value for j in waited["jobs"]] == ["completed"] * 3
+    stored = [e for e in ff.store.global_events(since=since, count=100_000) if e.job_id in ids]
+    assert [e.id for e in streamed] == [e.id for e in stored]  # nothing lost or repeated
+
+
+# ---------------------------------------------------------------- full disk
+
+
+def test_full_disk_under_the_state_folder(tmp_path: Path) -> None:
+    disk = SmallDisk(tmp_path / "state", size_mb=32)
+    if not disk.mounted:
+        pytest.skip("needs root to mount a small tmpfs for the state folder")
+    procs: list[subprocess.Popen[bytes]] = []
+    done = threading.Event()
+    server = RedisServer(disk.path / "redis")
+    try:
+        server.start()
+        settings = Settings(redis_url=server.url, state_dir=disk.path, gateway_port=free_port(),
+                            node_name="disk-node", heartbeat_s=0.3, heartbeat_ttl_s=3.0,
+                            kill_grace_s=1.0, worker_concurrency=2)
+        procs.append(start_gateway(settings, tmp_path / "gateway.log"))
+        procs.append(start_worker(settings, tmp_path / "worker.log"))
+        exits: list[int] = []
+
+        def supervise() -> None:  # what systemd's Restart=on-failure does for the worker
+            while not done.is_set():
+                code = procs[1].poll()
+                if code is not None and code != 0:
+                    exits.append(code)
+                    procs[1] = start_worker(settings, tmp_path / "worker.log")
+                done.wait(0.2)
+
+        threading.Thread(target=supervise, daemon=True).start()
+        store = JobStore(redis.Redis.from_url(server.url))
+        http = httpx.Client(base_url=f"http://127.0.0.1:{settings.gateway_port}", timeout=30)
+        wait_for(lambda: http.get("/api/v1/health").json().get("nodes_alive"), bool, 60,
+                 "the worker")
+        writer = ["sh", "-c", "head -c 1000000 /dev/zero > out.bin && echo wrote"]
+        disk.fill(leave_kb=64)
+        answers: list[httpx.Response] = []
+        while len(answers) < 1000 and (not answers or answers[-1].status_code == 201):
+            answers.append(http.post("/api/v1/jobs", json={"argv": writer}))
+        answers += [http.post("/api/v1/jobs", json={"argv": writer}) for _ in range(3)]
+        assert all(a.status_code in (201, 503, 507) for a in answers), [
+            (a.status_code, a.text) for a in answers]
+        refused = [a for a in answers if a.status_code != 201]
+        assert refused, "the disk never filled up"
+        assert any(a.status_code == 507 and "space" in a.json()["detail"] for a in refused)
+        accepted = [str(a.json()["id"]) for a in answers if a.status_code == 201]
+        disk.free_up()
+        wait_for(lambda: http.post("/api/v1/jobs", json={"argv": ["true"]}).status_code,
+                 lambda code: code == 201, 30, "submissions to work again")
+        final = wait_for(lambda: store.get_many(accepted), lambda js: len(js) == len(accepted)
+                         and all(j.final for j in js), 60, "the accepted jobs to end")
+        for job in final:  # ended truthfully: wrote its file, or failed saying why
+            assert job.state.value == "completed" or (
+                job.state.value == "failed" and job.reason), job
+        server.stop()  # a clean restart: every accepted job is on disk
+        server.start()
+        assert {j.id for j in store.get_many(accepted)} == set(accepted)
+        assert all(code == 1 for code in exits)  # a worker that gave up said so
+        http.close()
+    finally:
+        done.set()
+        for proc in procs:
+            stop_process(proc)
+        server.stop()
+        disk.close()
+
+
+def test_records_parse_kills_mid_line(tmp_path: Path) -> None:
+    (tmp_path / "j").write_text("1 start 1.0\n1 tick 1.5\n1 ti\n2 start 2.0\n2 end 3.0\n")
+    runs = runs_of(tmp_path, "j")
+    assert [(r.pid, r.start, r.last, r.ended) for r in runs] == [
+        ("1", 1.0, 1.5, False), ("2", 2.0, 3.0, True)]
+    (tmp_path / "k").write_text("1 start 1.0\n2 start 1.2\n1 tick 1.3\n")
+    with pytest.raises(AssertionError, match="twice at once"):
+        assert_never_twice_at_once(tmp_path, ["k"])
