@@ -84,6 +84,11 @@ class Settings(BaseSettings):
         description="reservation: later jobs start first only if that cannot delay a blocked "
         "job's reservation; none: strict order; greedy: first fit (large jobs can starve)",
     )
+    dispatch_unlimited_runtime_s: float = Field(
+        default=4 * 3600.0, gt=0,
+        description="how long the dispatcher assumes a running job without a time limit "
+        "takes, when planning reservations",
+    )
     dispatch_aging_s: float | None = Field(
         default=3600.0, gt=0,
         description="seconds of waiting worth one priority level (unset: strict priority)",

@@ -37,7 +37,8 @@ LEASE_SLACK_S = 10.0
 def policy_config(settings: Settings) -> PolicyConfig:
     """The placement policy's settings from simfarm's."""
     return PolicyConfig(backfill=BackfillMode(settings.dispatch_backfill),
-                        aging_s_per_priority=settings.dispatch_aging_s)
+                        aging_s_per_priority=settings.dispatch_aging_s,
+                        unlimited_runtime_s=settings.dispatch_unlimited_runtime_s)
 
 
 class Dispatcher:
