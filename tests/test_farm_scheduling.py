@@ -22,7 +22,7 @@ import pytest
 import redis
 
 from simfarm.common.errors import StaleAttempt
-from simfarm.common.models import JobSpec
+from simfarm.common.models import JobSpec, NodeInfo
 from simfarm.common.settings import Settings
 from simfarm.common.states import JobState
 from simfarm.common.store import JobStore, NodeStore
@@ -250,6 +250,22 @@ def test_kill_9_of_a_worker_mid_job_requeues_it_and_it_finishes_elsewhere(
     assert not victim["alive"] and victim["status"] == "lost"
 
 
+def test_job_sent_to_a_node_that_died_before_picking_it_up_is_requeued_for_free(
+    farm: Farm,
+) -> None:
+    # 'ghost' registers once and never runs: the job is sent to its queue, nobody takes it
+    farm.nodes.heartbeat(NodeInfo(name="ghost", hostname="ghost", queue="simfarm.node.ghost",
+                                  cores_total=2, memory_mb_total=1024,
+                                  labels={"ghost": "yes"}), ttl_s=1.5)
+    job_id = farm.submit(argv=["true"], retries=0, resources={"labels": {"ghost": "yes"}})
+    assert farm.wait_state(job_id, "scheduled")["node"] == "ghost"
+    back = farm.wait_state(job_id, "pending", timeout_s=20)  # retries=0, yet not failed
+    assert "worker lost (ghost" in (back["reason"] or "") or back["reason"].startswith("never")
+    farm.start("haunt", node_cores=2, node_labels={"ghost": "yes"})
+    done = farm.wait_state(job_id, "completed", timeout_s=30)
+    assert done["node"] == "haunt" and done["attempt"] == 2
+
+
 def test_fencing_token_stops_a_paused_former_leader(farm: Farm) -> None:
     connection = farm.jobs.connection
     keys = Keys("fencetest:")
@@ -285,7 +301,7 @@ def test_dispatcher_leader_failover(farm: Farm) -> None:
     assert first is not None
     os.kill(farm.procs[first].pid, signal.SIGKILL)
     farm.procs[first].wait(timeout=10)
-    anywhere = [n for n in ("small", "big", "gpu", "rescuer") if n != first and
+    anywhere = [n for n in ("small", "big", "gpu", "rescuer", "haunt") if n != first and
                 farm.procs.get(n) is not None and farm.procs[n].poll() is None]
     job_id = farm.submit(argv=["true"], resources={"cores": 1})
     done = farm.wait_state(job_id, "completed", timeout_s=30)
