@@ -119,6 +119,23 @@ def test_backfill_uses_time_limits_and_never_delays_the_reservation() -> None:
     assert placed(sched, 60.0) == {"big": "a"}
 
 
+def test_higher_ranked_job_avoids_a_lower_ranked_reservation_when_it_can() -> None:
+    # 'a' drains first (t=100), so the waiting whole-node job reserves it; both nodes
+    # have 4 free cores now. A better-ranked job may use reserved resources, but when an
+    # equal node would leave the reservation intact it takes that one instead.
+    sched = farm(node("a", cores=8), node("b", cores=8))
+    sched.add_running(RunningJob("r", "a", Demand(4), started_at=0.0, time_limit_s=100.0))
+    sched.add_running(RunningJob("s", "b", Demand(4), started_at=0.0, time_limit_s=5000.0))
+    sched.submit(job("big", cores=8, prio=1, seq=1, limit=1000))
+    assert placed(sched) == {}
+    big = sched.why_pending("big")
+    assert big is not None and big.node == "a" and big.start_by == 100.0
+    sched.submit(job("urgent", cores=2, prio=9, seq=2, limit=600))
+    assert placed(sched, 1.0) == {"urgent": "b"}
+    big = sched.why_pending("big")
+    assert big is not None and big.node == "a" and big.start_by == 100.0
+
+
 def test_no_limit_job_backfills_only_outside_the_reservation() -> None:
     sched = farm(node("a", cores=8))
     sched.add_running(RunningJob("r", "a", Demand(4), started_at=0.0, time_limit_s=100.0))

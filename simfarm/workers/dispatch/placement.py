@@ -16,14 +16,16 @@ def choose_node(
     candidate it fits on; records why it cannot start in ``cls.block``.
 
     A node qualifies if it is alive, not held, has the resources free now and — with
-    ``holds`` — starting there breaks no reservation of a better-ranked job. Among those
-    the smallest machine wins, then the tightest fit (fewest cores, then least memory,
-    left over): big machines stay free for the jobs only they can run.
+    ``holds`` — starting there breaks no reservation of a better-ranked job. Among those,
+    with ``holds``, nodes where the job also leaves every *lower*-ranked reservation
+    intact come first (it may take reserved resources, but not when an equal choice
+    spares them); then the smallest machine wins, then the tightest fit (fewest cores,
+    then least memory, left over): big machines stay free for the jobs only they can run.
     """
     c, m, d, lic = cls.c, cls.m, cls.d, cls.lic
     end = now + (cls.limit if cls.limit is not None else INF)
     best: NodeState | None = None
-    best_score: tuple[int, int, int, int] = (0, 0, 0, 0)
+    best_score: tuple[bool, int, int, int, int] = (False, 0, 0, 0, 0)
     fitting: list[NodeState] = []
     reserved_by: Hold | None = None
     held: NodeState | None = None
@@ -35,13 +37,16 @@ def choose_node(
             continue
         if not node.fits_now(c, m, d, lic):
             continue
+        intrudes = False
         if holds and node.holds:
             before = [h for h in node.holds if h.key < key]
             if before and not node.fits_window(c, m, d, lic, now, end, before):
                 reserved_by = reserved_by or before[0]
                 continue
+            if len(before) < len(node.holds):
+                intrudes = not node.fits_window(c, m, d, lic, now, end, node.holds)
         fitting.append(node)
-        score = (node.cap.cores, node.free_c - c, node.free_m - m, node.index)
+        score = (intrudes, node.cap.cores, node.free_c - c, node.free_m - m, node.index)
         if best is None or score < best_score:
             best, best_score = node, score
     if best is None:

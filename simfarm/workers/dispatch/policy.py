@@ -8,8 +8,9 @@ Policy (docs/scheduling.md has a worked example):
 * Jobs are considered in order: higher priority first, then earlier submission.
 * A job starts on a node only if its cores, memory, disk, licence tokens and a job slot
   are free there now, its labels match, and the node is not held by its local limits.
-  Among such nodes the smallest machine wins, then the best fit (fewest cores, then least
-  memory, left over): big machines stay free for the jobs only they can run.
+  Among such nodes those where the job delays no reservation at all come first, then
+  the smallest machine wins, then the best fit (fewest cores, then least memory, left
+  over): big machines stay free for the jobs only they can run.
 * Reservation-based backfill: when a job cannot start, it gets a reservation — the
   earliest time some node will have room for it, from the time limits of the jobs
   running there. A later job may start first only if it leaves every earlier job's
