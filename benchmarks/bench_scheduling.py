@@ -17,7 +17,9 @@ first fit ignoring blocked jobs, are baselines run in the same process):
 * mean and p95 wait per priority, and the longest wait of a large (>= 32 core) job;
 * out-of-order starts (a job started while a higher-ordered one was pending), how many
   the audit confirmed as safe backfill, and undocumented inversions (must be 0);
-* dispatch decisions (placements) per second of time spent inside the policy.
+* dispatch decisions (placements) per second of time spent inside the policy;
+* the busy fraction of the farm per half hour, and which jobs were still waiting when
+  the last job arrived (the tail that sets the makespan).
 """
 
 from __future__ import annotations
@@ -412,6 +414,38 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, math.ceil(q * len(values)) - 1)]
 
 
+PROFILE_STEP_S = 1800.0
+
+
+def busy_profile(res: Result) -> list[float]:
+    """Fraction of the farm's cores busy in each half hour of the run."""
+    slots = [0.0] * (int(res.makespan // PROFILE_STEP_S) + 1)
+    for j in res.jobs:
+        if j.start is None:
+            continue
+        s, e = j.start, j.start + j.duration
+        for k in range(int(s // PROFILE_STEP_S), int(e // PROFILE_STEP_S) + 1):
+            lo, hi = max(s, k * PROFILE_STEP_S), min(e, (k + 1) * PROFILE_STEP_S)
+            if hi > lo and k < len(slots):
+                slots[k] += j.demand.cores * (hi - lo)
+    return [b / (res.cores * PROFILE_STEP_S) for b in slots]
+
+
+def tail_summary(res: Result) -> str:
+    """What the run does once no job arrives any more: where the makespan goes."""
+    last = max(j.arrival for j in res.jobs)
+    started = [j for j in res.jobs if j.start is not None]
+    waiting = [j for j in started if j.start is not None and j.start > last]
+    big = [j for j in waiting if j.demand.cores >= LARGE_CORES]
+    final = max(started, key=lambda j: (j.start or 0.0) + j.duration)
+    assert final.start is not None
+    return (f"{len(waiting)} jobs had not started ({len(big)} of >= {LARGE_CORES} cores, "
+            f"{sum(j.demand.cores * j.duration for j in big) / 3600:.0f} core-h); the last "
+            f"to end is {final.id} ({final.demand.cores} cores, priority {final.priority}), "
+            f"submitted at {final.arrival / 3600:.2f} h, started at {final.start / 3600:.2f} h, "
+            f"ran {final.duration / 60:.0f} min")
+
+
 def report(res: Result) -> None:
     waits: dict[int, list[float]] = defaultdict(list)
     for j in res.jobs:
@@ -425,6 +459,8 @@ def report(res: Result) -> None:
           f"[makespan {res.makespan / 3600:.2f} h; bound = max of {res.bound_terms}; "
           f"busy cores {res.busy_core_s / (res.cores * res.makespan):.3f}]")
     print(f"   busy cores while at least one job waited: {res.busy_while_waiting:.3f}")
+    print(f"   busy cores per half hour: {' '.join(f'{u:.2f}' for u in busy_profile(res))}")
+    print(f"   after the last arrival: {tail_summary(res)}")
     print("   wait by priority (minutes):  prio  jobs    mean     p95")
     for prio in sorted(waits, reverse=True):
         w = waits[prio]
