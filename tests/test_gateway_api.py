@@ -175,3 +175,21 @@ def test_bad_idempotency_key(http: httpx.Client) -> None:
     response = http.post("/api/v1/jobs", json=OK, headers={"Idempotency-Key": "a b"})
     assert response.status_code == 400
     assert response.json()["fields"][0]["field"] == "Idempotency-Key"
+
+
+def test_batch_submit_stores_all_or_none(http: httpx.Client) -> None:
+    jobs = [{"argv": ["true"], "name": f"b{i}", "priority": 0} for i in range(50)]
+    response = http.post("/api/v1/jobs/batch", json={"jobs": jobs})
+    assert response.status_code == 201, response.text
+    stored = response.json()["jobs"]
+    assert [j["spec"]["name"] for j in stored] == [f"b{i}" for i in range(50)]
+    assert all(j["state"] in ("pending", "scheduled", "running", "completed") for j in stored)
+    assert http.get(stored[7]["links"]["self"]).json()["id"] == stored[7]["id"]
+    before = http.get("/api/v1/health").json()["jobs"]
+    bad = http.post("/api/v1/jobs/batch", json={"jobs": [{"argv": ["true"]}, {"argv": []}]})
+    assert bad.status_code == 422 and bad.json()["fields"][0]["field"].startswith("jobs.1")
+    outside = http.post("/api/v1/jobs/batch",
+                        json={"jobs": [{"argv": ["true"]}, {"argv": ["true"], "cwd": "rel"}]})
+    assert outside.status_code == 422 and outside.json()["fields"][0]["field"] == "jobs.1.cwd"
+    assert http.get("/api/v1/health").json()["jobs"]["pending"] <= before["pending"] + 1
+    assert http.post("/api/v1/jobs/batch", json={"jobs": []}).status_code == 422

@@ -9,6 +9,7 @@ from flask import Flask
 
 from simfarm.common.settings import Settings
 from simfarm.gateway import (
+    batch_api,
     dashboard,
     health_api,
     jobs_api,
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None, connection: redis.Redis | None 
     install_auth(app, settings)  # first: refuses an exposed bind without tokens
     install_request_parsing(app)
     app.register_blueprint(jobs_api.bp)
+    app.register_blueprint(batch_api.bp)  # POST /api/v1/jobs/batch
     app.register_blueprint(health_api.bp)
     app.register_blueprint(workers_api.bp)  # nodes, local limits, PATCH job priority
     ws.register(app)

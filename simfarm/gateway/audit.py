@@ -9,19 +9,21 @@ import logging
 import re
 from typing import Any
 
-from flask import Blueprint, Flask, Response, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from pydantic import BaseModel, Field
 
 from simfarm.common.store.audit import AuditEntry
+from simfarm.gateway.audit_writer import AuditWriter
 from simfarm.gateway.auth import current_user, require_admin
 from simfarm.gateway.errors import field_error
 from simfarm.gateway.openapi import document
-from simfarm.gateway.requests import float_arg, int_arg
+from simfarm.gateway.requests import float_arg, int_arg, parsed_json
 from simfarm.gateway.services import services
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("audit", __name__, url_prefix="/api/v1")
+_WRITER = "simfarm.audit_writer"
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MAX_DETAIL_BYTES = 16 * 1024
 _ACTIONS = {
@@ -74,6 +76,9 @@ def _target(response: Response) -> str | None:
     for name in _ID_ARGS:
         if args.get(name):
             return str(args[name])
+    location = response.headers.get("Location")
+    if location:  # a created job or sweep: no need to parse the body again
+        return location.rstrip("/").rsplit("/", 1)[-1]
     if response.is_json and (response.content_length or 0) < 1_000_000:
         body = response.get_json(silent=True)
         if isinstance(body, dict):
@@ -90,9 +95,9 @@ def record(response: Response) -> Response:
     try:
         details: dict[str, Any] = {}
         if request.is_json and (request.content_length or 0) <= MAX_DETAIL_BYTES:
-            details = _scalars(request.get_json(silent=True))
+            details = _scalars(parsed_json())
         who, _ = caller()
-        services().audit.append({
+        writer(current_app).append({
             "who": who,
             "source": request.remote_addr or "",
             "action": action_for(request.endpoint),
@@ -138,6 +143,7 @@ def list_audit() -> Response:
     limit = int_arg("limit", 100, 1, 1000)
     since = float_arg("since", 0.0, 0.0, 1e11) or None
     until = float_arg("until", 0.0, 0.0, 1e11) or None
+    writer(current_app).flush()  # entries of requests answered so far are readable
     entries = services().audit.query(
         who=request.args.get("who") or None, action=request.args.get("action") or None,
         target=request.args.get("target") or None, since=since, until=until, before=before,
@@ -147,7 +153,14 @@ def list_audit() -> Response:
                     "next_before": nxt})
 
 
+def writer(app: Flask) -> AuditWriter:
+    """The app's audit writer."""
+    found: AuditWriter = app.extensions[_WRITER]
+    return found
+
+
 def install_audit(app: Flask) -> None:
     """Register the audit route and hook."""
+    app.extensions[_WRITER] = AuditWriter(app.extensions["simfarm"].audit)
     app.register_blueprint(bp)
     app.after_request(record)

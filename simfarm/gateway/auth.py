@@ -29,6 +29,7 @@ without tokens.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 from collections.abc import Callable
@@ -91,6 +92,7 @@ def is_public(view: Callable[..., Any] | None) -> bool:
     return bool(getattr(view, _PUBLIC_ATTR, False))
 
 
+@functools.lru_cache(maxsize=4096)
 def is_loopback(host: str) -> bool:
     """Whether ``host`` (an address or ``localhost``) is only reachable from this machine."""
     if host.strip().lower() in ("localhost", "localhost.localdomain"):

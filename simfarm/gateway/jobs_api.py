@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Blueprint, Response, jsonify, request
 
 from simfarm.common.job_paths import check_spec_paths
 from simfarm.common.models import Job, JobSpec
@@ -38,12 +38,10 @@ _EVENT_ID = re.compile(r"^[0-9]{1,20}(-[0-9]{1,20})?$")
 
 
 def job_links(job_id: str) -> dict[str, str]:
-    """Hypermedia links of a job."""
-    return {
-        "self": url_for("jobs.get_job", job_id=job_id),
-        "events": url_for("jobs.job_events", job_id=job_id),
-        "cancel": url_for("jobs.cancel_job", job_id=job_id),
-    }
+    """Hypermedia links of a job (built by hand: url_for costs more than the rest of
+    a submission's answer; job ids need no quoting)."""
+    base = f"{request.script_root}/api/v1/jobs/{job_id}"
+    return {"self": base, "events": f"{base}/events", "cancel": f"{base}/cancel"}
 
 
 def job_body(job: Job) -> dict[str, Any]:
@@ -73,11 +71,9 @@ def submit_job() -> tuple[Response, int, dict[str, str]]:
     key = idempotency_key()
     if key is not None and owner:
         key = f"{owner}/{key}"  # one user's key never replays another user's job
-    job, created = create_job(svc, spec, idempotency_key=key, owner=owner)
-    if created:
-        svc.jobs.nudge_dispatcher()
-    location = url_for("jobs.get_job", job_id=job.id)
-    return jsonify(job_body(job)), (201 if created else 200), {"Location": location}
+    job, created = create_job(svc, spec, idempotency_key=key, owner=owner)  # nudges too
+    body = job_body(job)
+    return jsonify(body), (201 if created else 200), {"Location": body["links"]["self"]}
 
 
 @bp.get("/jobs")

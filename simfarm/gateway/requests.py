@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any, TypeVar
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, g, request
 from flask.json.provider import DefaultJSONProvider
 from pydantic import BaseModel
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -80,9 +80,18 @@ def json_body() -> Any:
     if not raw:
         raise ApiError(400, "bad_request", "the request body is empty; send a JSON object")
     try:
-        return strict_json_loads(raw)
+        data = strict_json_loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "bad_request", f"malformed JSON: {exc}") from exc
+    g.simfarm_json = data  # parsed once: the audit hook reads it too
+    return data
+
+
+def parsed_json() -> Any:
+    """The body :func:`json_body` parsed for this request, else ``request.get_json``."""
+    if "simfarm_json" in g:
+        return g.simfarm_json
+    return request.get_json(silent=True)
 
 
 def parse_body(model: type[M]) -> M:

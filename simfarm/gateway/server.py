@@ -34,7 +34,9 @@ def serve(settings: Settings, app: Flask | None = None) -> None:
         def load_config(self) -> None:
             options: dict[str, Any] = {
                 "bind": f"{host}:{port}",
-                "workers": 1,  # one process: WebSocket fan-out state lives in it
+                # Each process has its own WebSocket hub (reading the Redis event stream) and
+                # /metrics histograms; more processes use more cores for the REST API.
+                "workers": settings.gateway_processes,
                 "worker_class": "gthread",
                 "threads": settings.gateway_threads,
                 "timeout": 120,

@@ -38,14 +38,26 @@ class WorkerContext:
         return node_queue(self.settings.node_name)
 
 
+def redis_timeout_s(settings: Settings) -> float:
+    """Socket timeout of a worker's Redis connection: short, so a call into a dead
+    connection fails well within a job's lease and the runner can stop its job in time
+    (self-fencing) instead of hanging in ``recv()``."""
+    return max(3.0, 2 * settings.heartbeat_s + 1)
+
+
+def lease_slack_s(settings: Settings) -> float:
+    """How long past a running job's lease the dispatcher waits before handing it on:
+    a cut-off runner notices the lease ran out at most one Redis timeout late, then
+    gives the process ``kill_grace_s`` before SIGKILL; plus a margin for clock skew."""
+    return redis_timeout_s(settings) + settings.kill_grace_s + 2.0
+
+
 def build_context(settings: Settings) -> WorkerContext:
     """Connect to Redis and build the stores for these settings."""
     connection = redis.Redis.from_url(
         settings.require_redis_url(),
         health_check_interval=30,
-        # Short, so a call into a dead connection fails well within a job's lease and the
-        # runner can stop its job in time (self-fencing) instead of hanging in recv().
-        socket_timeout=max(3.0, 2 * settings.heartbeat_s + 1),
+        socket_timeout=redis_timeout_s(settings),
         socket_connect_timeout=3.0,
     )
     return WorkerContext(

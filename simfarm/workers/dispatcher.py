@@ -21,7 +21,7 @@ from simfarm.common.errors import IllegalTransition, JobNotFound, StaleAttempt
 from simfarm.common.models import Job, NodeInfo
 from simfarm.common.settings import Settings
 from simfarm.common.states import JobState
-from simfarm.workers.context import WorkerContext
+from simfarm.workers.context import WorkerContext, lease_slack_s
 from simfarm.workers.dispatch import BackfillMode, PolicyConfig
 from simfarm.workers.dispatch.feed import SchedulerFeed
 from simfarm.workers.holds import HoldReleaser
@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 
 SendTask = Callable[[NodeInfo, Job, int], None]
 SCHEDULED_LEASE_S = 60.0
-LEASE_SLACK_S = 10.0
 
 
 def policy_config(settings: Settings) -> PolicyConfig:
@@ -56,6 +55,9 @@ class Dispatcher:
         self.feed: SchedulerFeed | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="simfarm-dispatcher", daemon=True)
+        # Running jobs whose lease ran out, with when this dispatcher first saw that:
+        # reaped only if it still holds a heartbeat TTL later (see reap_lost).
+        self._overdue: dict[tuple[str, int], float] = {}
 
     def start(self) -> None:
         self._thread.start()
@@ -125,6 +127,9 @@ class Dispatcher:
                     "node": node.name,
                     "reason": None,
                     "lease_until": repr(time.time() + SCHEDULED_LEASE_S),
+                    # The worker process it is sent to: if that process is replaced
+                    # before claiming it, its task message may be gone with it.
+                    "boot": node.boot_id or None,
                 },
             )
         except (IllegalTransition, StaleAttempt, JobNotFound) as exc:
@@ -157,8 +162,10 @@ class Dispatcher:
         if not ids:
             return 0
         now = time.time()
+        slack = lease_slack_s(self.ctx.settings)
         nodes = {n.name: n for n in self.ctx.nodes.all()}
         reaped = 0
+        overdue: dict[tuple[str, int], float] = {}
         for job in store.get_many(ids):
             node = nodes.get(job.node or "")
             lease = store.field(job.id, "lease_until")
@@ -166,17 +173,28 @@ class Dispatcher:
             why = None
             if node is None or not node.alive:
                 if (job.state is JobState.RUNNING and lease is not None
-                        and float(lease) >= now - LEASE_SLACK_S):
+                        and float(lease) >= now - slack):
                     # The node may only be cut off from Redis with its job still running;
                     # its runner stops the job when the lease runs out (self-fencing).
                     continue
                 why = "node lost"
-            elif job.state is JobState.RUNNING and boot and boot != node.boot_id:
+            elif boot and node.boot_id and boot != node.boot_id and (
+                job.state is JobState.RUNNING or not job.native_id  # not yet on a cluster
+            ):
                 why = "worker restarted"
-            elif lease is not None and float(lease) < now - LEASE_SLACK_S:
+            elif lease is not None and float(lease) < now - slack:
                 why = "lease expired"
+            if why is not None and job.state is JobState.RUNNING and why != "worker restarted":
+                # A worker back from a Redis outage may hold the finished job's outcome and
+                # record it within moments: give it one heartbeat TTL to do so (the job's
+                # process is gone by now: stopped by the lease or finished).
+                key = (job.id, job.attempt)
+                first = overdue[key] = self._overdue.get(key, time.monotonic())
+                if time.monotonic() - first < self.ctx.settings.heartbeat_ttl_s:
+                    continue
             if why is not None:
                 reaped += self._requeue_lost(job, why)
+        self._overdue = overdue
         return reaped
 
     def _requeue_lost(self, job: Job, why: str) -> int:

@@ -115,7 +115,7 @@ def execute(ctx: WorkerContext, job_id: str, attempt: int) -> JobState | None:
                             job_id, attempt, exc)
                 return None
             time.sleep(delay)
-            delay = min(delay * 2, 2.0)
+            delay = min(delay * 2, 1.0)
     if claimed is None:
         return None
     self_starting = claimed is False
@@ -190,5 +190,5 @@ def _record(ctx: WorkerContext, job_id: str, attempt: int, outcome: Outcome,
             log.warning("job %s: Redis unavailable, retrying to record %s: %s",
                         job_id, target.value, exc)
             time.sleep(delay)
-            delay = min(delay * 2, 2.0)
+            delay = min(delay * 2, 1.0)
     return target

@@ -6,7 +6,7 @@ Entries are only ever added (``XADD``); nothing in simfarm edits or deletes them
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import redis
@@ -32,6 +32,11 @@ class AuditEntry(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict, description="request body (small)")
 
 
+def _fields(entry: Mapping[str, Any]) -> dict[str, str]:
+    return {k: (json.dumps(v) if isinstance(v, dict) else str(v))
+            for k, v in entry.items() if v is not None}
+
+
 class AuditStore:
     """Appends to and reads the audit stream."""
 
@@ -41,10 +46,15 @@ class AuditStore:
 
     def append(self, entry: Mapping[str, Any]) -> str:
         """Add one entry; returns its id."""
-        fields = {k: (json.dumps(v) if isinstance(v, dict) else str(v))
-                  for k, v in entry.items() if v is not None}
-        eid = self.connection.xadd(self.keys.audit, fields)  # type: ignore[arg-type]
+        eid = self.connection.xadd(self.keys.audit, _fields(entry))  # type: ignore[arg-type]
         return eid.decode() if isinstance(eid, bytes) else str(eid)
+
+    def append_many(self, entries: Sequence[Mapping[str, Any]]) -> None:
+        """Add entries in one round trip, in order."""
+        pipe = self.connection.pipeline(transaction=False)
+        for entry in entries:
+            pipe.xadd(self.keys.audit, _fields(entry))  # type: ignore[arg-type]
+        pipe.execute()
 
     def query(
         self,

@@ -124,8 +124,9 @@ class JobStore:
         owner: str | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> tuple[Job, bool]:
-        """Store a new pending job. Returns ``(job, created)``; ``created`` is False when
-        the idempotency key already produced a job, which is then returned unchanged.
+        """Store a new pending job and nudge the dispatcher, in one round trip. Returns
+        ``(job, created)``; ``created`` is False when the idempotency key already produced
+        a job, which is then returned unchanged.
 
         ``extra`` sets more fields of the job atomically with its creation (sweep
         membership, resolved dependencies...); with a ``hold`` code the job starts held
@@ -140,7 +141,8 @@ class JobStore:
         if status == "exists":
             raise DuplicateJob(ident)
         log.info("job %s: created (priority %s)", job_id, spec.priority)
-        return self.get(job_id), True
+        flat = result[3]
+        return self._to_job(dict(zip(flat[::2], flat[1::2], strict=True))), True
 
     def _create_call(
         self,
@@ -163,6 +165,7 @@ class JobStore:
             k.job_events(job_id),
             k.idempotency(idempotency_key) if idempotency_key else "",
             k.owner(owner) if owner else "",
+            k.wakeup,
         ]
         args = [
             job_id,
