@@ -61,7 +61,8 @@ RANK_STEP = 1_000_000_000_000  # rank = (10 - priority) * RANK_STEP + seq (lua/c
 
 
 def _script(name: str) -> str:
-    return resources.files("simfarm.common.store").joinpath(f"lua/{name}.lua").read_text()
+    lua = resources.files("simfarm.common.store").joinpath("lua")
+    return lua.joinpath("lib.lua").read_text() + lua.joinpath(f"{name}.lua").read_text()
 
 
 def new_job_id() -> str:
@@ -169,7 +170,9 @@ class JobStore:
         ]
         args = [
             job_id,
-            spec.model_dump_json(),
+            # Defaults left out: a queued job's hash then often stays in Redis' compact
+            # encoding (values <= 64 bytes); reading it back fills them in again.
+            spec.model_dump_json(exclude_defaults=True),
             spec.priority,
             repr(now),
             owner,
@@ -564,9 +567,17 @@ class JobStore:
     def events(self, job_id: str, since: str | None = None, limit: int = 1000) -> list[JobEvent]:
         """The job's events after event id ``since`` (exclusive), oldest first."""
         low = f"({since}" if since else "-"
-        rows = self.connection.xrange(
+        pipe = self.connection.pipeline(transaction=False)
+        pipe.xrange(
             self.keys.job_events(job_id), min=low, max="+", count=max(1, min(limit, 10_000))
         )
+        pipe.hget(self.keys.job(job_id), "ev0")
+        rows, first = pipe.execute()
+        if first is not None:  # a job that never changed: its only event is in its hash
+            eid, _, data = _decode(first).partition(" ")  # type: ignore[union-attr]
+            if since is None or _id_key(eid) > _id_key(since):
+                rows = [(eid, {b"job": job_id.encode(), b"type": b"state",
+                               b"data": data.encode()})]
         return [self._to_event(eid, fields) for eid, fields in cast(list[Any], rows)]
 
     def wait_events(

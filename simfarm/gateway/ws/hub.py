@@ -15,12 +15,13 @@ import redis
 from simfarm.common.models import JobEvent
 from simfarm.common.store import JobStore
 from simfarm.common.ws_protocol import CloseCode, EventFilter, event_frame, event_key
+from simfarm.gateway.ws.frames import text_frame
 
 log = logging.getLogger(__name__)
 
 # One queued event: (sort key of its id, its id, its JSON frame). ``None`` wakes the reader.
-# (event key, event id, frame, job id); None wakes the session up.
-QueueItem = tuple[tuple[int, int], str, str, str] | None
+# (event key, event id, WebSocket frame bytes, job id); None wakes the session up.
+QueueItem = tuple[tuple[int, int], str, bytes, str] | None
 
 
 class Subscriber:
@@ -180,7 +181,7 @@ class Hub:
                 self._distribute(events)
 
     def _distribute(self, events: list[JobEvent]) -> None:
-        items = [(event_key(e.id), e.id, event_frame(e), e) for e in events]
+        items = [(event_key(e.id), e.id, text_frame(event_frame(e)), e) for e in events]
         with self._lock:
             for subscriber in list(self._subscribers):
                 flt = subscriber.filter

@@ -6,6 +6,7 @@ local ids = {}
 for i = 4, #ARGV, 2 do
   local eid = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'job', ARGV[1],
     'type', ARGV[i], 'data', ARGV[i + 1])
+  materialize(KEYS[3], KEYS[2], ARGV[1])
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], eid, 'job', ARGV[1], 'type', ARGV[i],
     'data', ARGV[i + 1])
   ids[#ids + 1] = eid

@@ -11,6 +11,7 @@ if state == 'running' then
   local payload = cjson.encode({message = 'cancel requested', reason = ARGV[6]})
   local eid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'job', id, 'type', 'info',
     'data', payload)
+  materialize(KEYS[1], KEYS[3], id)
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], eid, 'job', id, 'type', 'info',
     'data', payload)
   return {'requested', state}
@@ -29,6 +30,7 @@ if redis.call('HGET', KEYS[1], 'watched') == '1' then redis.call('SADD', prefix 
 local payload = cjson.encode({from = state, to = 'cancelled', reason = ARGV[6]})
 local eid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'job', id, 'type', 'state',
   'data', payload)
+materialize(KEYS[1], KEYS[3], id)
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], eid, 'job', id, 'type', 'state',
   'data', payload)
 return {'cancelled', state}

@@ -28,8 +28,7 @@ if KEYS[8] ~= '' then redis.call('ZADD', KEYS[8], seq, ARGV[1]) end
 if KEYS[7] ~= '' then redis.call('SET', KEYS[7], ARGV[1], 'EX', tonumber(ARGV[8])) end
 local eid = redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[6], '*',
   'job', ARGV[1], 'type', 'state', 'data', ARGV[9])
-redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[7], eid, 'job', ARGV[1], 'type', 'state',
-  'data', ARGV[9])
+redis.call('HSET', KEYS[2], 'ev0', eid .. ' ' .. ARGV[9])  -- see lib.lua
 redis.call('LPUSH', KEYS[9], '1')
 redis.call('LTRIM', KEYS[9], 0, 0)
 -- The stored hash comes back with the answer: the caller needs no second read.

@@ -28,6 +28,7 @@ redis.call('HSET', KEYS[1], 'updated_at', ARGV[5])
 local payload = cjson.encode({message = message, hold = ARGV[3], reason = ARGV[4]})
 local eid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 'job', ARGV[1],
   'type', 'info', 'data', payload)
+materialize(KEYS[1], KEYS[3], ARGV[1])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], eid, 'job', ARGV[1], 'type', 'info',
   'data', payload)
 return {'ok', state}

@@ -17,6 +17,7 @@ redis.call('ZADD', ARGV[2] .. 'state:pending', score, ARGV[1])
 local payload = cjson.encode({message = 'priority changed', old = tonumber(old), new = priority})
 local eid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'job', ARGV[1],
   'type', 'info', 'data', payload)
+materialize(KEYS[1], KEYS[3], ARGV[1])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], eid, 'job', ARGV[1], 'type', 'info',
   'data', payload)
 return {'ok', state}

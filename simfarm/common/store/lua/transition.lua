@@ -56,6 +56,7 @@ if new_node ~= '' then data['node'] = new_node end
 local payload = cjson.encode(data)
 local eid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[9], '*', 'job', id, 'type', 'state',
   'data', payload)
+materialize(KEYS[1], KEYS[3], id)
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[10], eid, 'job', id, 'type', 'state',
   'data', payload)
 return {'ok', state, eid}

@@ -1,0 +1,14 @@
+-- Prepended to every job script (see jobs.py _script).
+-- A new job keeps its first event ("pending") in its hash field 'ev0' ('<id> <data>')
+-- instead of a stream of its own: a Redis stream costs ~4.7 KB even with one entry,
+-- and a queued job may wait long. The first later event of the job writes ev0 into
+-- the job's stream (with its original id) before its own: readers see one history.
+local function materialize(jobkey, streamkey, id)
+  local ev0 = redis.call('HGET', jobkey, 'ev0')
+  if ev0 then
+    local sep = string.find(ev0, ' ', 1, true)
+    redis.call('XADD', streamkey, string.sub(ev0, 1, sep - 1), 'job', id, 'type', 'state',
+      'data', string.sub(ev0, sep + 1))
+    redis.call('HDEL', jobkey, 'ev0')
+  end
+end
