@@ -54,6 +54,7 @@ class Farm:
     root: Path
     settings: Settings
     redis_port: int
+    redis_proc: subprocess.Popen[bytes]
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
@@ -132,18 +133,19 @@ def farm(**settings: Any) -> Iterator[Farm]:
     root = Path(tempfile.mkdtemp(prefix="simfarm-bench-"))
     port = free_port()
     redis_proc = start_redis(root / "redis", port)
+    values: dict[str, Any] = {"node_name": "bench-gateway", "heartbeat_s": 0.5,
+                              "heartbeat_ttl_s": 5.0, "log_level": "WARNING", **settings}
     base = Settings(redis_url=f"redis://127.0.0.1:{port}/0", state_dir=root / "state",
-                    gateway_port=free_port(), node_name="bench-gateway", heartbeat_s=0.5,
-                    heartbeat_ttl_s=5.0, log_level="WARNING", **settings)
-    the_farm = Farm(root, base, port)
+                    gateway_port=free_port(), **values)
+    the_farm = Farm(root, base, port, redis_proc)
     try:
         the_farm.start_gateway()
         yield the_farm
     finally:
         for name in list(the_farm.procs):
             the_farm.stop(name)
-        redis_proc.terminate()
-        redis_proc.wait(timeout=20)
+        the_farm.redis_proc.terminate()
+        the_farm.redis_proc.wait(timeout=20)
         shutil.rmtree(root, ignore_errors=True)
 
 
