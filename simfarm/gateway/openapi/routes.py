@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, jsonify, send_from_directory
 
+from simfarm.gateway.auth import public
 from simfarm.gateway.openapi.builder import build_openapi
 from simfarm.gateway.openapi.registry import Body, document
 
@@ -35,6 +36,7 @@ def openapi_document() -> dict[str, Any]:
 
 
 @bp.get("/openapi.json")
+@public
 @document(tags=["meta"], responses={200: Body(dict[str, Any], "OpenAPI 3.1 document")})
 def openapi_json() -> Response:
     """The OpenAPI 3.1 document of this gateway."""
@@ -52,6 +54,7 @@ _PAGE = """<!doctype html>
 
 
 @bp.get("/docs")
+@public
 @document(tags=["meta"], responses={200: _HTML})
 def swagger_ui() -> Response:
     """Interactive API documentation (Swagger UI)."""
@@ -59,6 +62,7 @@ def swagger_ui() -> Response:
 
 
 @bp.get("/docs/assets/<name>")
+@public
 @document(
     tags=["meta"],
     path_params={"name": "file name"},
