@@ -230,8 +230,9 @@ def test_kill_9_of_a_worker_mid_job_requeues_it_and_it_finishes_elsewhere(
                        resources={"cores": 1, **rescue})
     for job_id in (retried, lost):
         assert farm.wait_state(job_id, "running")["node"] == "victim"
-    first_pid = int(wait_for(record.read_text, lambda t: "start" in t, 10,
-                             "the first run").split()[0])
+    # The job is "running" as soon as its process starts; the file comes a moment later.
+    first_pid = int(wait_for(lambda: record.read_text() if record.exists() else "",
+                             lambda t: "start" in t, 10, "the first run").split()[0])
     farm.start("rescuer", node_cores=2, worker_concurrency=2, node_labels={"rescue": "yes"})
     os.kill(farm.procs["victim"].pid, signal.SIGKILL)
     # the orphan guard kills the first run before the node is even declared lost
