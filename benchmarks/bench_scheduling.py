@@ -17,7 +17,8 @@ first fit ignoring blocked jobs, are baselines run in the same process):
 * mean and p95 wait per priority, and the longest wait of a large (>= 32 core) job;
 * out-of-order starts (a job started while a higher-ordered one was pending), how many
   the audit confirmed as safe backfill, and undocumented inversions (must be 0);
-* dispatch decisions (placements) per second of time spent inside the policy;
+* dispatch decisions (placements) per second of time spent inside the policy, from the
+  fastest of ``--repeat`` identical runs (3; the simulation is deterministic);
 * the busy fraction of the farm per half hour, and which jobs were still waiting when
   the last job arrived (the tail that sets the makespan).
 """
@@ -47,6 +48,8 @@ LARGE_CORES = 16
 UNLIMITED_ESTIMATE_S = 3600.0
 #: seconds of waiting worth one priority level (the policy's default)
 AGING_S: float | None = PolicyConfig().aging_s_per_priority
+#: seconds of waiting each requested core is worth (the policy's default)
+SIZE_CREDIT_S: float = PolicyConfig().size_credit_s_per_core
 LIMITS = [900.0, 1800.0, 3600.0, 2 * 3600.0, 4 * 3600.0, 8 * 3600.0]
 
 
@@ -66,10 +69,11 @@ class SimJob:
 
     @property
     def key(self) -> tuple[float, int]:
-        """The documented dispatch order, with aging (docs/scheduling.md)."""
+        """The documented dispatch order, with aging and size credit (docs/scheduling.md)."""
         if AGING_S is None:
             return (-float(self.priority), self.seq)
-        return (self.arrival - self.priority * AGING_S, self.seq)
+        credit = self.priority * AGING_S + self.demand.cores * SIZE_CREDIT_S
+        return (self.arrival - credit, self.seq)
 
 
 @dataclass
@@ -476,7 +480,7 @@ def report(res: Result) -> None:
     for line in a.undocumented[:5]:
         print(f"      ! {line}")
     print(f"   dispatch decisions (placements): {res.decisions} in {res.rounds} rounds; "
-          f"{res.decisions / res.policy_s:,.0f} per CPU-second inside the policy "
+          f"{res.decisions / res.policy_s:,.0f} per CPU-second inside the policy, fastest run "
           f"({res.decisions / res.policy_wall_s:,.0f} per wall-second; {res.policy_s:.2f} s CPU "
           f"in the policy, {res.wall_s:.2f} s wall incl. simulator and audit)")
 
@@ -495,6 +499,12 @@ def run_scenario(label: str, args: argparse.Namespace, load: float,
     results = []
     for name in args.modes.split(","):
         res = simulate(BackfillMode(name), caps, workload, audit=not args.no_audit)
+        for _ in range(args.repeat - 1):
+            again = simulate(BackfillMode(name), caps, workload, audit=False)
+            # the simulation is deterministic: only the time spent may differ
+            assert (again.makespan, again.rounds) == (res.makespan, res.rounds)
+            if again.policy_s < res.policy_s:
+                res.policy_s, res.policy_wall_s = again.policy_s, again.policy_wall_s
         report(res)
         results.append(res)
     main_res = results[0]
@@ -517,6 +527,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="offered load of the second, overloaded scenario (0 = skip)")
     parser.add_argument("--modes", default="reservation,none,greedy")
     parser.add_argument("--no-audit", action="store_true")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs per mode; decisions per second come from the fastest "
+                             "(as timeit does: the slower runs measure the machine's noise)")
     args = parser.parse_args(argv)
     results = run_scenario("fully loaded farm", args, args.load)
     fifo = run_scenario("fully loaded farm, every job at priority 5", args, args.load, True)

@@ -215,6 +215,45 @@ def test_aging_lets_an_old_low_priority_job_pass_newer_high_priority_ones() -> N
     assert placed(sched, 500.0) == {"old": "a"}
 
 
+def test_size_credit_puts_a_large_job_ahead_of_a_small_one_of_higher_priority() -> None:
+    # 16 cores at 450 s each outweigh one priority level (3600 s) twice over: the
+    # 16-core priority-4 job ranks as if submitted 2 levels earlier than it is.
+    def order(config: PolicyConfig) -> list[str]:
+        sched = farm(node("a", cores=16, max_jobs=1), config=config)
+        sched.submit(job("small", cores=1, prio=5, seq=1))
+        sched.submit(job("wide", cores=16, prio=4, seq=2))
+        first = list(placed(sched))
+        return first + [j for j in ("small", "wide") if j not in first]
+
+    assert order(PolicyConfig()) == ["wide", "small"]
+    assert order(PolicyConfig(size_credit_s_per_core=0.0)) == ["small", "wide"]
+    assert order(STRICT) == ["small", "wide"]  # no aging: priority alone decides
+
+
+def test_reservation_moves_earlier_when_a_job_ends_before_its_limit() -> None:
+    # 'a' is full until t=1000 and 'b' until t=2000 (time limits), so the whole-node job
+    # reserves 'a' at 1000. Then a job on 'b' ends early: 'b' is now planned to have room
+    # at t=300, the reservation moves there, and a lower-ranked job that would run past
+    # 300 may no longer fill 'b'.
+    sched = farm(node("a", cores=8), node("b", cores=8))
+    sched.add_running(RunningJob("r", "a", Demand(8), started_at=0.0, time_limit_s=1000.0))
+    sched.add_running(RunningJob("s1", "b", Demand(4), started_at=0.0, time_limit_s=2000.0))
+    sched.add_running(RunningJob("s2", "b", Demand(4), started_at=0.0, time_limit_s=300.0))
+    sched.submit(job("big", cores=8, prio=9, seq=1, limit=1000))
+    assert placed(sched) == {}
+    big = sched.why_pending("big")
+    assert big is not None and (big.node, big.start_by) == ("a", 1000.0)
+    sched.finish("s1")
+    sched.submit(job("fill", cores=4, prio=1, seq=2, limit=500))
+    assert placed(sched, 10.0) == {}
+    big = sched.why_pending("big")
+    assert big is not None and (big.node, big.start_by) == ("b", 300.0)
+    fill = sched.why_pending("fill")
+    assert fill is not None and fill.code == "reserved" and "job big" in fill.message
+    sched.finish("s2")
+    assert placed(sched, 250.0) == {"big": "b"}
+
+
 def test_overrunning_job_pushes_the_reservation_back() -> None:
     sched = farm(node("a", cores=4))
     sched.add_running(RunningJob("r", "a", Demand(4), started_at=0.0, time_limit_s=100.0))

@@ -98,6 +98,11 @@ class Settings(BaseSettings):
         default=3600.0, gt=0,
         description="seconds of waiting worth one priority level (unset: strict priority)",
     )
+    dispatch_size_credit_s: float = Field(
+        default=450.0, ge=0,
+        description="seconds of waiting each requested core is worth in the dispatch order "
+        "(with aging; 0: no size credit): large jobs, which need a node to drain, go first",
+    )
     heartbeat_s: float = Field(default=2.0, gt=0, description="worker heartbeat interval")
     heartbeat_ttl_s: float = Field(
         default=10.0, gt=0, description="a node whose heartbeat is older is lost"

@@ -37,6 +37,7 @@ def policy_config(settings: Settings) -> PolicyConfig:
     """The placement policy's settings from simfarm's."""
     return PolicyConfig(backfill=BackfillMode(settings.dispatch_backfill),
                         aging_s_per_priority=settings.dispatch_aging_s,
+                        size_credit_s_per_core=settings.dispatch_size_credit_s,
                         unlimited_runtime_s=settings.dispatch_unlimited_runtime_s)
 
 

@@ -1,12 +1,12 @@
 """What changed since a class was last looked at, so a round visits only what could move.
 
 Nodes that *loosen* — free resources, lose a reservation, get released from a hold, join
-the farm — are appended to a log. A class remembers its position in the log when it was
-last checked and the nodes that fitted then; next time only those and the nodes loosened
-since are candidates. An index from node to the classes it could run (sorted by cores)
-finds the classes worth waking when a node loosens.
+the farm — are appended to a log. Each round reads the log from where it stopped and,
+through an index from node to the classes it could run (sorted by cores), wakes the
+classes that now fit a loosened node and notes that node on the class. A class remembers
+the nodes that fitted at its last check; next time only those and the nodes noted since
+are candidates, so a visit costs a few nodes, not every eligible one.
 """
-
 from __future__ import annotations
 
 from bisect import insort
@@ -18,7 +18,8 @@ from simfarm.workers.dispatch.views import Key
 
 #: the log is cleared (and every class checked in full once) when it reaches this length
 LOG_MAX = 100_000
-Want = Callable[[JobClass, Key], None]
+#: queue a class for a visit this round: (class, rank position, node that woke it or None)
+Want = Callable[[JobClass, Key, NodeState | None], None]
 
 
 class ChangeLog:
@@ -51,27 +52,22 @@ class ChangeLog:
 
     def candidates(self, cls: JobClass) -> Sequence[NodeState]:
         """Nodes worth checking for ``cls``: those that fitted at its last check plus the
-        eligible ones loosened since (every eligible node if it was never checked)."""
-        eligible = cls.eligible
-        since = cls.checked_at
-        if since < 0 or since > len(self.log):
-            return eligible
-        new = self.log[since:]
-        if not new:
+        ones noted on it since (every eligible node if it was never checked)."""
+        if cls.checked_at < 0:
+            return cls.eligible
+        fresh = cls.fresh
+        if not fresh:
             return cls.maybe
-        if len(new) >= len(eligible):
-            return eligible
-        elig = cls.eligible_set
-        seen = {n.index for n in cls.maybe}
         out = list(cls.maybe)
-        for n in new:
-            if n.index in elig and n.index not in seen and n.alive:
-                seen.add(n.index)
-                out.append(n)
+        seen = {n.index for n in out}
+        for index, node in fresh.items():
+            if index not in seen and node.alive:
+                out.append(node)
         return out
 
     def wake(self, want: Want, after: Key) -> None:
-        """Call ``want`` for every class that could use a node loosened since the mark."""
+        """Note every node loosened since the mark on the classes that now fit it, and call
+        ``want`` for each of those classes."""
         log = self.log
         if self.mark > len(log):  # the log was reset: look at everything
             self.mark = 0
@@ -89,5 +85,6 @@ class ChangeLog:
                 if c > fc:
                     break
                 if m <= fm and d <= fd and cls.entry is not None:
-                    want(cls, after)
+                    cls.fresh[node.index] = node
+                    want(cls, after, node)
         self.mark = len(log)

@@ -32,7 +32,8 @@ class JobClass:
 
     __slots__ = (
         "block", "c", "checked_at", "d", "demand", "eligible", "eligible_set", "entry",
-        "holds", "in_round", "lic", "limit", "m", "maybe", "never", "queue", "shape", "uid",
+        "fresh", "holds", "in_round", "lic", "limit", "m", "maybe", "never", "queue", "shape",
+        "uid",
     )
 
     def __init__(self, shape: Shape, demand: Demand, limit: float | None, uid: int) -> None:
@@ -55,6 +56,8 @@ class JobClass:
         self.maybe: list[NodeState] = []
         #: position in the scheduler's loosen log at the last check; -1 = check every node
         self.checked_at = -1
+        #: nodes loosened since the last check that now fit the class, by node index
+        self.fresh: dict[int, NodeState] = {}
         #: reservations of the first jobs in line, by job id
         self.holds: dict[str, Hold] = {}
         #: why the head could not start last time: a code and the node or hold involved

@@ -34,3 +34,5 @@ class PolicyConfig:
     overrun_grace_s: float = 60.0
     #: aging: seconds of waiting worth one priority level (None = strict priority order)
     aging_s_per_priority: float | None = 3600.0
+    #: job-size credit (with aging only): seconds of waiting each requested core is worth
+    size_credit_s_per_core: float = 450.0

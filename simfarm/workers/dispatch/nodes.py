@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from simfarm.common.capacity import Capacity
 from simfarm.workers.dispatch.views import Key
@@ -57,8 +57,8 @@ class NodeState:
     """One node: capacity, what is free now, running jobs and reservations."""
 
     __slots__ = (
-        "_prof", "alive", "cap", "free_c", "free_d", "free_lic", "free_m", "free_s", "held",
-        "holds", "index", "name", "runs",
+        "_bounds", "_prof", "alive", "cap", "free_c", "free_d", "free_lic", "free_m", "free_s",
+        "held", "holds", "index", "name", "runs",
     )
 
     def __init__(self, cap: Capacity, index: int, held: str | None = None) -> None:
@@ -73,6 +73,8 @@ class NodeState:
         self.free_s = cap.max_jobs
         self.free_lic: dict[str, int] = dict(cap.licenses)
         self._prof: Profile | None = None
+        #: :meth:`cores_free_from` by core count, until the running jobs change
+        self._bounds: dict[int, float] = {}
 
     # ------------------------------------------------------------------ now
     def add_run(self, run: Run) -> None:
@@ -85,6 +87,7 @@ class NodeState:
         for name, count in run.lic.items():
             self.free_lic[name] = self.free_lic.get(name, 0) - count
         self._prof = None
+        self._bounds = {}
 
     def remove_run(self, job_id: str) -> Run | None:
         """Give back a job's resources; returns the run, or None if unknown here."""
@@ -98,12 +101,14 @@ class NodeState:
         for name, count in run.lic.items():
             self.free_lic[name] = self.free_lic.get(name, 0) + count
         self._prof = None
+        self._bounds = {}
         return run
 
     def set_end(self, run: Run, end: float) -> None:
         """Move a running job's planned end (it outlived its estimate)."""
         run.end = end
         self._prof = None
+        self._bounds = {}
 
     def fits_now(self, c: int, m: int, d: int, lic: Mapping[str, int]) -> bool:
         """Whether the request fits what is free right now (ignoring reservations)."""
@@ -160,6 +165,16 @@ class NodeState:
                 return False
         return True
 
+    def cores_free_from(self, c: int) -> float:
+        """When ``c`` cores will be free, from the planned ends alone (no reservations):
+        a cheap lower bound of :meth:`earliest`; ``INF`` if the node is too small."""
+        prof = self._prof or self._profile()
+        ends, cc = prof[0], prof[1]
+        i = bisect_left(cc, c)
+        if i > len(ends):
+            return INF
+        return -INF if i == 0 else ends[i - 1]
+
     def earliest(
         self, c: int, m: int, d: int, lic: Mapping[str, int], length: float, now: float,
         holds: Sequence[Hold], cutoff: float = INF,
@@ -191,3 +206,36 @@ class NodeState:
             if self.fits_window(c, m, d, lic, t, t + length, holds):
                 return t
         return INF
+
+
+def earliest_node(
+    nodes: Iterable[NodeState], c: int, m: int, d: int, lic: Mapping[str, int],
+    length: float, now: float, key: Key,
+) -> tuple[NodeState | None, float]:
+    """The node where a request ranked ``key`` can start earliest, around the
+    reservations ranked ahead of it, and that time (``(None, INF)`` if nowhere); the
+    first node wins a tie.
+
+    This runs for every new reservation over every eligible node, so nodes that cannot
+    beat the best time found so far are skipped on a cheap bound (when enough cores are
+    free, from planned ends alone) before the full timeline check.
+    """
+    best: NodeState | None = None
+    best_t = INF
+    for node in nodes:
+        if node.held is not None:
+            continue
+        bounds = node._bounds
+        bound = bounds.get(c)
+        if bound is None:
+            bound = bounds[c] = node.cores_free_from(c)
+        if bound >= best_t:
+            continue
+        holds = node.holds
+        before = [h for h in holds if h.key < key] if holds else []
+        t = node.earliest(c, m, d, lic, length, now, before, best_t)
+        if t < best_t:
+            best, best_t = node, t
+            if t <= now:
+                break
+    return best, best_t

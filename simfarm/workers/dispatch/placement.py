@@ -35,7 +35,7 @@ def choose_node(
         if node.held is not None:
             held = held or node
             continue
-        if not node.fits_now(c, m, d, lic):
+        if node.free_c < c or not node.fits_now(c, m, d, lic):  # inline reject: hot loop
             continue
         intrudes = False
         if holds and node.holds:

@@ -58,6 +58,10 @@ from simfarm.workers.dispatch.views import (
 log = logging.getLogger(__name__)
 
 _FIRST: Key = FIRST
+
+
+def _ignore(cls: JobClass, after: Key, node: NodeState | None) -> None:
+    """A ``want`` that queues nothing (strict order visits classes itself)."""
 Entry = tuple[Key, int, JobClass]
 
 
@@ -90,6 +94,8 @@ class Scheduler:
         self._book = ReservationBook(self.config, self._nodes.values, self._mark_dirty,
                                      self._loosen)
         self._now = 0.0
+        #: nodes where a job ended since the last round (reservations may move earlier)
+        self._freed: dict[int, NodeState] = {}
         self.decisions = 0
 
     # ------------------------------------------------------------------ nodes
@@ -155,13 +161,17 @@ class Scheduler:
             if self._elig_ver == self._node_ver:
                 self._set_eligible(cls)
         old_head = cls.head
-        key = order_key(job, self.config.aging_s_per_priority)
+        key = self._order_key(job)
         self._pending[job.id] = job
         self._keys[job.id] = key
         self._class_of[job.id] = cls
         cls.push(key, job.id)
         if old_head is None or key < old_head[0]:
             self._head_changed(cls)
+
+    def _order_key(self, job: PendingJob) -> Key:
+        cfg = self.config
+        return order_key(job, cfg.aging_s_per_priority, cfg.size_credit_s_per_core)
 
     def withdraw(self, job_id: str) -> bool:
         """Remove a pending job (cancelled, or taken elsewhere). True if it was pending."""
@@ -189,7 +199,7 @@ class Scheduler:
         new = PendingJob(job.id, priority, job.seq, job.demand, job.time_limit_s, job.submitted_at)
         self._pending[job_id] = new
         cls.remove(self._keys[job_id], job_id)
-        key = order_key(new, self.config.aging_s_per_priority)
+        key = self._order_key(new)
         self._keys[job_id] = key
         cls.push(key, job_id)
         self._book.drop_job(cls, job_id)
@@ -220,6 +230,8 @@ class Scheduler:
         if node.alive:
             node.remove_run(job_id)
             self._loosen(node)
+            if self._book.count:
+                self._freed[node.index] = node
         return True
 
     def is_pending(self, job_id: str) -> bool:
@@ -243,6 +255,10 @@ class Scheduler:
         self._extend_overruns(now)
         if self._elig_ver != self._node_ver:
             self._refresh_eligibility()
+        if self._freed:
+            if self._book.count:
+                self._book.advance(list(self._freed.values()), now)
+            self._freed.clear()
         if self.config.backfill is BackfillMode.NONE:
             placements = self._schedule_strict(now)
         else:
@@ -253,6 +269,7 @@ class Scheduler:
     def _schedule_strict(self, now: float) -> list[Placement]:
         """Strict order (baseline): stop at the first job that cannot start."""
         placements = []
+        self._changes.wake(_ignore, _FIRST)  # notes loosened nodes on the classes
         while self._order:
             cls = self._order[0][2]
             job = self._pending[cls.queue[0][1]]
@@ -263,7 +280,6 @@ class Scheduler:
                 break
             self._start(cls, job, node, now)
             placements.append(Placement(job.id, node.name, False))
-        self._changes.mark = self._changes.position
         return placements
 
     def _schedule_backfill(self, now: float) -> list[Placement]:
@@ -271,14 +287,15 @@ class Scheduler:
         work: list[Entry] = []
         rnd = self._round
 
-        def want(cls: JobClass, after: Key) -> None:
+        def want(cls: JobClass, after: Key, node: NodeState | None = None) -> None:
             entry = cls.entry
             if entry is not None and cls.in_round != rnd and entry[0] > after:
                 cls.in_round = rnd
                 heapq.heappush(work, entry)
 
+        changes = self._changes
         self._wake_dirty(want, _FIRST)
-        self._changes.wake(want, _FIRST)
+        changes.wake(want, _FIRST)
         placements: list[Placement] = []
         while work:
             entry = heapq.heappop(work)
@@ -296,15 +313,17 @@ class Scheduler:
                 placements.append(Placement(job.id, node.name, backfill))
                 if cls.entry is not None:
                     heapq.heappush(work, cls.entry)
-            self._wake_dirty(want, key)
-            self._changes.wake(want, key)
+            if self._dirty:  # checked inline: this loop runs once per class visit
+                self._wake_dirty(want, key)
+            if changes.mark != len(changes.log):
+                changes.wake(want, key)
         return placements
 
     def _wake_dirty(self, want: Want, after: Key) -> None:
         """Queue for a visit every class whose first job or reservation changed."""
         if self._dirty:
             for cls in self._dirty.values():
-                want(cls, after)
+                want(cls, after, None)
             self._dirty.clear()
 
     def unplace(self, job_id: str, job: PendingJob | None = None) -> None:
@@ -393,6 +412,7 @@ class Scheduler:
         node, cls.maybe = choose_node(cls, self._keys[job.id], self._changes.candidates(cls),
                                       now, holds)
         cls.checked_at = self._changes.position
+        cls.fresh.clear()
         return node
 
     def _loosen(self, node: NodeState) -> None:

@@ -10,14 +10,19 @@ checked again and dropped if they no longer fit; their owners get a new one next
 
 from __future__ import annotations
 
+from bisect import insort
 from collections.abc import Callable, Iterable
 
 from simfarm.workers.dispatch.classes import JobClass
 from simfarm.workers.dispatch.config import PolicyConfig
-from simfarm.workers.dispatch.nodes import INF, Hold, NodeState
+from simfarm.workers.dispatch.nodes import INF, Hold, NodeState, earliest_node
 from simfarm.workers.dispatch.views import Key
 
 FIRST: Key = (-INF, -1)
+
+
+def _rank(hold: Hold) -> Key:
+    return hold.key
 
 
 class ReservationBook:
@@ -28,14 +33,26 @@ class ReservationBook:
         dirty: Callable[[JobClass], None], loosen: Callable[[NodeState], None],
     ) -> None:
         self.config = config
-        self.count = 0
+        #: every reservation held now, best-ranked first
+        self.all: list[Hold] = []
         self._nodes = nodes
         self._dirty = dirty
         self._loosen = loosen
 
+    @property
+    def count(self) -> int:
+        """How many reservations are held."""
+        return len(self.all)
+
     def ensure(self, cls: JobClass, now: float) -> None:
         """Give the first jobs in line of a blocked class a reservation each."""
-        for key, job_id in cls.queue[: self.config.reservations_per_shape]:
+        queue = cls.queue
+        if not queue:
+            return
+        held = self.all
+        if len(held) >= self.config.max_reservations and held[-1].key <= queue[0][0]:
+            return  # every reservation ranks ahead of this class (the common case)
+        for key, job_id in queue[: self.config.reservations_per_shape]:
             if job_id in cls.holds:
                 continue
             if self.count >= self.config.max_reservations and not self.evict_lowest(key):
@@ -46,12 +63,10 @@ class ReservationBook:
     def evict_lowest(self, key: Key) -> bool:
         """Make room for a reservation ranked at ``key`` by dropping the lowest-ranked one,
         if that ranks after ``key``: reservations go to the best-ranked blocked jobs."""
-        lowest: Hold | None = None
-        for node in self._nodes():
-            for h in node.holds:
-                if lowest is None or h.key > lowest.key:
-                    lowest = h
-        if lowest is None or lowest.key <= key:
+        if not self.all:
+            return False
+        lowest = self.all[-1]
+        if lowest.key <= key:
             return False
         self.drop([lowest])
         return True
@@ -60,25 +75,46 @@ class ReservationBook:
         """Reserve the earliest slot for one job, around the reservations ahead of it."""
         length = cls.limit if cls.limit is not None else INF
         c, m, d, lic = cls.c, cls.m, cls.d, cls.lic
-        best: NodeState | None = None
-        best_t = INF
-        for node in cls.eligible:
-            if node.held is not None:
-                continue
-            before = [h for h in node.holds if h.key < key] if node.holds else []
-            t = node.earliest(c, m, d, lic, length, now, before, best_t)
-            if t < best_t:
-                best, best_t = node, t
-                if t <= now:
-                    break
+        best, best_t = earliest_node(cls.eligible, c, m, d, lic, length, now, key)
         if best is None:
             return False
         hold = Hold(cls, job_id, key, best, best_t, best_t + length, c, m, d, lic)
         best.holds.append(hold)
         cls.holds[job_id] = hold
-        self.count += 1
+        insort(self.all, hold, key=_rank)
         self.revalidate(best, after=key)
         return True
+
+    def advance(self, nodes: Iterable[NodeState], now: float) -> None:
+        """Move reservations earlier where ``nodes`` (which freed resources) now allow.
+
+        Running jobs usually end before their time limit; without this a reservation
+        would keep the start computed from those limits, and backfill would fill the
+        node up to it instead of letting the blocked job start when the node drains.
+        """
+        holds = list(self.all)
+        for node in nodes:
+            if not node.alive or node.held is not None:
+                continue
+            for h in holds:
+                owner = h.owner
+                assert isinstance(owner, JobClass)
+                if (owner.holds.get(h.job_id) is not h or h.start <= now
+                        or node.index not in owner.eligible_set
+                        or node.cores_free_from(h.c) >= h.start):
+                    continue
+                before = [o for o in node.holds if o.key < h.key]
+                length = h.end - h.start
+                t = node.earliest(h.c, h.m, h.d, h.lic, length, now, before, h.start)
+                if t >= h.start:
+                    continue
+                old = h.node
+                old.holds.remove(h)
+                h.node, h.start, h.end = node, t, t + length
+                node.holds.append(h)
+                self.revalidate(node, after=h.key)
+                if old is not node:
+                    self._loosen(old)
 
     def pass_on(self, cls: JobClass, job_id: str, started_on: NodeState) -> None:
         """A job started: its reservation, if it started elsewhere, goes to the next job
@@ -91,7 +127,9 @@ class ReservationBook:
             for key, other in cls.queue:
                 if other not in cls.holds:
                     del cls.holds[job_id]
+                    self.all.remove(hold)
                     hold.job_id, hold.key = other, key
+                    insort(self.all, hold, key=_rank)
                     cls.holds[other] = hold
                     # ranked later now: jobs ranked in between are no longer bound by it
                     self._loosen(hold.node)
@@ -125,7 +163,7 @@ class ReservationBook:
             assert isinstance(owner, JobClass)
             if owner.holds.get(h.job_id) is h:
                 del owner.holds[h.job_id]
-                self.count -= 1
+                self.all.remove(h)
                 self._dirty(owner)
             if h in h.node.holds:
                 h.node.holds.remove(h)

@@ -39,18 +39,23 @@ class PendingJob:
     submitted_at: float = 0.0
 
 
-def order_key(job: PendingJob, aging_s_per_priority: float | None) -> Key:
+def order_key(
+    job: PendingJob, aging_s_per_priority: float | None, size_credit_s_per_core: float = 0.0
+) -> Key:
     """Where ``job`` stands in the dispatch order.
 
     Without aging: higher priority first, then earlier submission. With aging, every
-    priority level is worth ``aging_s_per_priority`` seconds of waiting: a job ranks as if
-    submitted that much earlier per level, so a job that has waited long enough passes
-    newer jobs of higher priority. The rank does not change with time, only the jobs it
-    is compared with do.
+    priority level is worth ``aging_s_per_priority`` seconds of waiting and every
+    requested core ``size_credit_s_per_core`` seconds: a job ranks as if submitted that
+    much earlier, so a job that has waited long enough passes newer jobs of higher
+    priority, and a large job (hard to place: it needs a whole node to drain) is favoured
+    over a small one of the same priority. The rank does not change with time, only the
+    jobs it is compared with do.
     """
     if aging_s_per_priority is None:
         return (-float(job.priority), job.seq)
-    return (job.submitted_at - job.priority * aging_s_per_priority, job.seq)
+    credit = job.priority * aging_s_per_priority + job.demand.cores * size_credit_s_per_core
+    return (job.submitted_at - credit, job.seq)
 
 
 @dataclass(frozen=True, slots=True)
