@@ -196,7 +196,7 @@ def test_redis_killed_and_restarted_with_jobs_pending_scheduled_and_running(
     down = ff.http.post("/api/v1/jobs", json={"argv": ["true"]})
     assert down.status_code == 503 and down.json()["error"] == "unavailable", down.text
     assert "Retry-After" in down.headers
-    time.sleep(1.0)  # Redis stays down for a second  # noqa: simfarm-sleep-is-the-fault
+    time.sleep(1.0)  # the fault itself (Redis down for a second), not a wait
     ff.server.start()
     stop_ghost.set()  # the ghost never comes back: its scheduled job must move on
 
@@ -260,7 +260,7 @@ def test_gateway_restart_under_waiting_clients_and_websockets(ff: FaultFarm) -> 
     assert ff.gateway is not None
     ff.gateway.send_signal(signal.SIGKILL)
     ff.gateway.wait(timeout=10)
-    time.sleep(1.5)  # the gateway stays down  # noqa: simfarm-sleep-is-the-fault
+    time.sleep(1.5)  # the fault itself (gateway down), not a wait
     ff.start_gateway()
     for thread in threads:
         thread.join(timeout=60)
