@@ -43,19 +43,9 @@ def build_services(settings: Settings, connection: redis.Redis | None = None) ->
     return Services(
         settings=settings,
         redis=connection,
-        jobs=JobStore(
-            connection,
-            settings.key_prefix,
-            events_per_job=settings.events_per_job,
-            events_global=settings.events_global,
-        ),
+        jobs=JobStore.for_settings(connection, settings),
         nodes=NodeStore(connection, settings.key_prefix),
-        holds=HoldStore(
-            connection,
-            settings.key_prefix,
-            events_per_job=settings.events_per_job,
-            events_global=settings.events_global,
-        ),
+        holds=HoldStore.for_settings(connection, settings),
         sweeps=SweepStore(connection, settings.key_prefix),
         blobs=FolderBlobStore(settings.blob_root()),
         blob_index=BlobIndex(connection, settings.key_prefix),

@@ -63,12 +63,7 @@ def build_context(settings: Settings) -> WorkerContext:
     return WorkerContext(
         settings=settings,
         redis=connection,
-        jobs=JobStore(
-            connection,
-            settings.key_prefix,
-            events_per_job=settings.events_per_job,
-            events_global=settings.events_global,
-        ),
+        jobs=JobStore.for_settings(connection, settings),
         nodes=NodeStore(connection, settings.key_prefix),
     )
 

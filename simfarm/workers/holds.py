@@ -45,8 +45,7 @@ class HoldReleaser:
         """A releaser sharing the job store's connection and key prefix."""
         return cls(
             jobs,
-            HoldStore(jobs.connection, jobs.keys.prefix, events_per_job=jobs.events_per_job,
-                      events_global=jobs.events_global),
+            HoldStore.sharing(jobs),
             SweepStore(jobs.connection, jobs.keys.prefix),
         )
 

@@ -18,7 +18,7 @@ import redis
 
 from simfarm.common.states import JobState
 from simfarm.common.store.jobs import _script
-from simfarm.common.store.keys import Keys
+from simfarm.common.store.streams import StreamingStore
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ HOLD_DEPENDENCIES = "dependencies"
 HOLD_THROTTLE = "throttle"
 
 
-class HoldStore:
+class HoldStore(StreamingStore):
     """Holds, releases and the bookkeeping that tells the releaser what to look at."""
 
     def __init__(
@@ -37,10 +37,8 @@ class HoldStore:
         events_per_job: int = 10_000,
         events_global: int = 200_000,
     ) -> None:
-        self.connection = connection
-        self.keys = Keys(prefix)
-        self.events_per_job = events_per_job
-        self.events_global = events_global
+        super().__init__(connection, prefix, events_per_job=events_per_job,
+                         events_global=events_global)
         self._hold = connection.register_script(_script("hold"))
 
     def watch(self, job_id: str, dependencies: Iterable[str]) -> None:

@@ -19,7 +19,7 @@ import redis
 from simfarm.common.errors import DuplicateJob, IllegalTransition, JobNotFound, StaleAttempt
 from simfarm.common.models import Job, JobEvent, JobPage, JobSpec
 from simfarm.common.states import JobState, sources_of
-from simfarm.common.store.keys import Keys
+from simfarm.common.store.streams import StreamingStore
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def _id_key(event_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-class JobStore:
+class JobStore(StreamingStore):
     """Reads and changes jobs in Redis. The only code that knows the Redis keys.
 
     Methods that write take an optional ``pipeline`` only where batching with other
@@ -102,10 +102,8 @@ class JobStore:
         events_per_job: int = 10_000,
         events_global: int = 200_000,
     ) -> None:
-        self.connection = connection
-        self.keys = Keys(prefix)
-        self.events_per_job = events_per_job
-        self.events_global = events_global
+        super().__init__(connection, prefix, events_per_job=events_per_job,
+                         events_global=events_global)
         self._create = connection.register_script(_script("create"))
         self._transition = connection.register_script(_script("transition"))
         self._append = connection.register_script(_script("append"))
