@@ -186,7 +186,7 @@ def test_backfill_runs_short_jobs_but_never_delays_the_reserved_one(farm: Farm) 
     assert farm.job(wide)["state"] == "pending"
     reason = wait_for(lambda: farm.job(long), lambda j: "reserved" in (j["reason"] or ""),
                       10, "the long job's reason")["reason"]
-    assert f"reserved for higher-priority job {wide}" in reason
+    assert f"reserved for job {wide}, ahead in line" in reason
     assert "reserved on small" in farm.job(wide)["reason"]
     done = {j: farm.wait_state(j, "completed") for j in (wide, long)}
     assert started(farm.job(short)) < started(done[wide]) <= started(done[long])

@@ -29,8 +29,8 @@ def explain(cls: JobClass, job_id: str, now: float) -> PendingReason:
     code, ref = cls.block
     need = cls.demand.describe()
     if code == "reserved" and isinstance(ref, Hold):
-        text = (f"free resources on {ref.node.name} are reserved for higher-priority "
-                f"job {ref.job_id}")
+        text = (f"free resources on {ref.node.name} are reserved for job {ref.job_id}, "
+                f"ahead in line")
     elif code == "held" and isinstance(ref, NodeState):
         more = len(cls.eligible) - 1
         text = (f"every node that can run it is held by its local limits ({ref.name}: "
@@ -38,7 +38,7 @@ def explain(cls: JobClass, job_id: str, now: float) -> PendingReason:
     elif code == "no-room":
         text = f"waiting for {need} on one of {len(cls.eligible)} node(s) that can run it"
     elif code == "order":
-        text = "waiting for higher-priority jobs to start first (backfill is off)"
+        text = "waiting for the jobs ahead in line to start first (backfill is off)"
     else:
         return PendingReason("new", "not considered by the dispatcher yet")
     if hold is not None:

@@ -99,7 +99,7 @@ class PendingReason:
 
     Codes: ``never-fits`` (no live node could ever run it), ``no-room`` (waiting for
     resources), ``held`` (every node that could run it is held by its local limits),
-    ``reserved`` (free resources are reserved for a higher-priority job), ``behind``
+    ``reserved`` (free resources are reserved for a job ahead in line), ``behind``
     (an earlier job with the same request is first in line), ``new`` (not yet considered).
     """
 
