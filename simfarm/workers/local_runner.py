@@ -63,6 +63,14 @@ class LocalRunner:
         self.lines: queue.Queue[tuple[str, str] | None] = queue.Queue()
         self._unsent: list[tuple[str, dict[str, object]]] = []
         self._redis_down = False
+        #: while Redis is unreachable, when the next call may try it (monotonic clock)
+        self._redis_retry_at = 0.0
+
+    def _redis_allowed(self) -> bool:
+        """Whether a Redis call may be tried now. While Redis is unreachable every call
+        can block for a socket timeout (a partition drops packets silently), so only one
+        call per heartbeat probes it: the supervisor's clock checks stay timely."""
+        return not self._redis_down or time.monotonic() >= self._redis_retry_at
 
     def argv(self) -> list[str]:
         """The command to run; subclasses (HFSS) build their own."""
@@ -147,14 +155,14 @@ class LocalRunner:
                 stop = Outcome(
                     JobState.FAILED, reason=f"timeout: exceeded {self.job.spec.timeout_s:g} s"
                 )
-            elif now >= next_cancel_check:
+            elif now >= next_cancel_check and self._redis_allowed():
                 next_cancel_check = now + CANCEL_CHECK_S
                 cancel = functools.partial(self.ctx.jobs.field, job_id, "cancel_requested")
                 if self._redis(cancel) == "1":
                     stop = Outcome(JobState.CANCELLED, reason="cancelled by user")
             if stop is None and self.ctx.shutting_down.is_set():
                 stop = Outcome(None, reason=f"worker {self.ctx.node_name} stopped")
-            if stop is None and now >= next_lease:
+            if stop is None and now >= next_lease and self._redis_allowed():
                 next_lease = now + settings.heartbeat_s
                 until = time.time() + settings.heartbeat_ttl_s
                 renewed = self._redis(
@@ -165,7 +173,8 @@ class LocalRunner:
                     log.warning("job %s: lease lost; stopping", job_id)
                 elif renewed is True:
                     lease_deadline = now + settings.heartbeat_ttl_s
-            if stop is None and now >= lease_deadline:
+            # a Redis call above may have blocked for its timeout: read the clock again
+            if stop is None and time.monotonic() >= lease_deadline:
                 stop = Outcome(None, reason="lease expired: Redis could not be reached from "
                                f"{self.ctx.node_name}; stopped so the job can run elsewhere")
                 log.warning("job %s: %s", job_id, stop.reason)
@@ -185,13 +194,16 @@ class LocalRunner:
     def _redis(self, call: Callable[[], T]) -> T | None:
         """``call()``, or None when Redis cannot be reached (the job keeps running)."""
         try:
-            return call()
+            result = call()
         except redis.RedisError as exc:
             if not self._redis_down:
                 log.warning("job %s: Redis unavailable, the job keeps running: %s",
                             self.job.id, exc)
             self._redis_down = True
+            self._redis_retry_at = time.monotonic() + self.ctx.settings.heartbeat_s
             return None
+        self._redis_down = False
+        return result
 
     def exit_outcome(self, code: int) -> Outcome:
         """The outcome of a program that ended by itself; subclasses (HFSS) refine it."""
@@ -218,10 +230,11 @@ class LocalRunner:
         except queue.Empty:
             pass
         if batch:
-            try:
-                self.ctx.jobs.append_events(self.job.id, batch)
-                self._redis_down = False
-            except redis.RedisError:
+            sent: list[str] | None = None
+            if self._redis_allowed():
+                sent = self._redis(
+                    functools.partial(self.ctx.jobs.append_events, self.job.id, batch))
+            if sent is None:
                 # Keep the lines for the next flush (bounded: the oldest go first).
                 self._unsent = batch[-MAX_UNSENT:]
         return closed
