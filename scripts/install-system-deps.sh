@@ -2,14 +2,17 @@
 # Installs the system packages simfarm needs when they are missing (Debian/Ubuntu, as root
 # or with sudo). Safe to run repeatedly: it installs nothing that is already there.
 #   install-system-deps.sh          what running simfarm needs (redis-server)
-#   install-system-deps.sh --test   also what the tests need (chromium for the browser test;
-#                                   SLURM is installed by tests/slurm/slurm-up.sh)
+#   install-system-deps.sh --test   also what the tests need (chromium for the browser test,
+#                                   iproute2 for network namespaces; SLURM is installed by
+#                                   tests/slurm/slurm-up.sh)
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 if [ "${1:-}" = "--test" ]; then
   # The dashboard's browser test drives Debian's chromium through Playwright.
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  # Workers on their own addresses (tests/netns.py): ip netns, veth.
+  command -v ip >/dev/null 2>&1 || need+=(iproute2)
 fi
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 SUDO=""

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -51,11 +51,13 @@ def child_env(settings: Settings, **extra: str) -> dict[str, str]:
     return env
 
 
-def start_worker(settings: Settings, log_path: Path, **extra: str) -> subprocess.Popen[bytes]:
-    """Start a real Celery worker process for ``settings.node_name``."""
+def start_worker(settings: Settings, log_path: Path, prefix: Sequence[str] = (),
+                 **extra: str) -> subprocess.Popen[bytes]:
+    """Start a real Celery worker process for ``settings.node_name`` (``prefix``: a
+    command that runs it elsewhere, e.g. ``ip netns exec NAME``)."""
     log = open(log_path, "ab")
     return subprocess.Popen(
-        [sys.executable, "-m", "simfarm.workers.main"],
+        [*prefix, sys.executable, "-m", "simfarm.workers.main"],
         env=child_env(settings, **extra),
         stdout=log,
         stderr=subprocess.STDOUT,
