@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ import redis
 
 from simfarm.common.settings import Settings
 from simfarm.common.store import NodeStore
+from simfarm.workers.context import redis_timeout_s
 from tests.conftest import RedisServer
 from tests.helpers import free_port, start_gateway, start_worker, stop_process, wait_for
 from tests.netns import TestHost, require_netns
@@ -32,8 +34,10 @@ pytestmark = [pytest.mark.timeout(180), pytest.mark.xdist_group("netns")]
 
 PY = sys.executable
 #: records ``<pid> start`` / ``<pid> end``; a run that finds another run of the same job
-#: still alive (the lock is held until that process is gone) records ``<pid> overlap``
+#: still alive (the lock is held until that process is gone) records ``<pid> overlap``.
+#: The first run takes ``argv[2]`` seconds (long: it is meant to be stopped), later ones 1 s.
 EXCLUSIVE = ("import fcntl, os, sys, time\n"
+             "again = os.path.exists(sys.argv[1])\n"
              "log = open(sys.argv[1], 'a', buffering=1)\n"
              "lock = open(sys.argv[1] + '.lock', 'w')\n"
              "try:\n"
@@ -42,8 +46,19 @@ EXCLUSIVE = ("import fcntl, os, sys, time\n"
              "    log.write(f'{os.getpid()} overlap\\n')\n"
              "    sys.exit(3)\n"
              "log.write(f'{os.getpid()} start\\n')\n"
-             "time.sleep(float(sys.argv[2]))\n"
+             "time.sleep(1.0 if again else float(sys.argv[2]))\n"
              "log.write(f'{os.getpid()} end\\n')\n")
+
+
+TTL_S, GRACE_S = 3.0, 1.0
+SETTINGS = Settings(heartbeat_s=0.3, heartbeat_ttl_s=TTL_S, kill_grace_s=GRACE_S)
+
+
+def running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 @dataclass
@@ -83,9 +98,9 @@ def netfarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetFarm]:
             "--bind", "127.0.0.1", *(h.host_ip for h in hosts.values()),
             "--protected-mode", "no"))
         server.start()
-        settings = Settings(redis_url=server.url, state_dir=root / "state",
-                            gateway_port=free_port(), node_name="gateway", heartbeat_s=0.3,
-                            heartbeat_ttl_s=3.0, kill_grace_s=1.0)
+        settings = SETTINGS.model_copy(update={
+            "redis_url": server.url, "state_dir": root / "state",
+            "gateway_port": free_port(), "node_name": "gateway"})
         gateway = start_gateway(settings, root / "gateway.log")
         connection = redis.Redis.from_url(server.url)
         with httpx.Client(base_url=f"http://127.0.0.1:{settings.gateway_port}",
@@ -131,7 +146,7 @@ def test_partitioned_worker_stops_its_job_before_it_runs_again_elsewhere(
     wait_for(lambda: netfarm.worker("mainland"), lambda w: w["status"] == "held", 10,
              "mainland to take no new jobs")
     record = tmp_path / "runs.txt"
-    job_id = netfarm.submit(argv=[PY, "-c", EXCLUSIVE, str(record), "8"], retries=1,
+    job_id = netfarm.submit(argv=[PY, "-c", EXCLUSIVE, str(record), "60"], retries=1,
                             resources={"cores": 1, "labels": {"pool": "net"}})
     assert netfarm.wait_state(job_id, "running")["node"] == "island"
     first = int(wait_for(lambda: record.read_text() if record.exists() else "",
@@ -140,12 +155,17 @@ def test_partitioned_worker_stops_its_job_before_it_runs_again_elsewhere(
     wait_for(lambda: netfarm.worker("mainland"), lambda w: w["status"] == "ready", 10,
              "mainland to take jobs again")
 
+    cut_at = time.monotonic()
     netfarm.hosts["island"].cut()
     try:
+        # Its worker cannot renew the lease: it must stop the run by the time the lease
+        # (at most heartbeat_ttl_s old) plus one blocked Redis call plus the kill grace
+        # are over — the margin the dispatcher waits for before handing the job on.
+        wait_for(lambda: running(first), lambda alive: not alive, 30,
+                 "the partitioned run to be stopped by its own worker")
+        assert time.monotonic() - cut_at <= TTL_S + redis_timeout_s(SETTINGS) + GRACE_S
         done = netfarm.wait_state(job_id, "completed", "failed", timeout_s=60)
         assert (done["state"], done["node"], done["attempt"]) == ("completed", "mainland", 2)
-        assert not psutil.pid_exists(first) or \
-            psutil.Process(first).status() == psutil.STATUS_ZOMBIE
         runs = record.read_text().splitlines()
         assert runs[0] == f"{first} start" and f"{first} end" not in runs
         assert not [r for r in runs if r.endswith("overlap")], runs
