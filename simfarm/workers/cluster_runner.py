@@ -12,12 +12,15 @@ A worker that stops leaves its cluster jobs alone: the attempt goes back to
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import queue
 import time
 from pathlib import Path
 from typing import Any
+
+import redis
 
 from simfarm.common.errors import IllegalTransition, JobNotFound, StaleAttempt
 from simfarm.common.models import Job
@@ -27,6 +30,7 @@ from simfarm.workers.aedt_log import LogTail
 from simfarm.workers.cluster_service import ClusterService, get_service
 from simfarm.workers.context import WorkerContext
 from simfarm.workers.outcome import Outcome
+from simfarm.workers.redis_guard import RedisGuard
 from simfarm.workers.schedulers import ClusterJobRequest, ClusterOptions, ClusterState
 from simfarm.workers.schedulers.errors import CommandError, SchedulerError
 from simfarm.workers.schedulers.types import ClusterStatus
@@ -87,6 +91,7 @@ class ClusterJobRunner:
         self.job_dir = cluster_job_dir(ctx, job)
         self.running = False
         self.cancel_sent_at: float | None = None
+        self.redis = RedisGuard(job.id, ctx.settings.heartbeat_s)
 
     # ------------------------------------------------------------------ steps
     def run(self) -> Outcome:
@@ -128,36 +133,57 @@ class ClusterJobRunner:
         return None
 
     def _follow(self) -> Outcome:
+        """Follow the cluster job to its end. While Redis cannot be reached the cluster job
+        keeps running and is followed on; once the lease has run out the attempt ends
+        (back to pending) and the next attempt adopts the cluster job, never a second."""
         tail = LogTail(self.job_dir / f"{self.native_id}.out")
+        settings = self.ctx.settings
+        guard = self.redis
         next_lease = 0.0
+        lease_deadline = time.monotonic() + settings.heartbeat_ttl_s
         while True:
             try:
                 status = self.updates.get(timeout=TICK_S)
             except queue.Empty:
                 status = None
-            self._stream(tail)
+            if guard.allowed():
+                guard.call(functools.partial(self._stream, tail))
             if status is not None:
                 outcome = self._on_status(status)
                 if outcome is not None:
-                    self._stream(tail, final=True)
+                    if guard.allowed():
+                        guard.call(functools.partial(self._stream, tail, final=True))
                     return outcome
             now = time.monotonic()
             if self.ctx.shutting_down.is_set():
                 return Outcome(None, reason=f"worker {self.ctx.node_name} stopped; "
                                f"{self.service.kind} job {self.native_id} keeps its place")
-            self._check_cancel()
-            if now >= next_lease:
-                next_lease = now + self.ctx.settings.heartbeat_s
-                lost = self._renew()
-                if lost is not None:
-                    return lost
+            if guard.allowed():
+                guard.call(self._check_cancel)
+            if now >= next_lease and guard.allowed():
+                next_lease = now + settings.heartbeat_s
+                renewed = guard.call(self._renew_lease)
+                if renewed is True:
+                    lease_deadline = now + settings.heartbeat_ttl_s
+                elif renewed is False:
+                    lost = guard.call(self._lease_lost)
+                    if lost is not None:
+                        return lost
+            if time.monotonic() >= lease_deadline:
+                reason = (f"lease expired: Redis could not be reached from "
+                          f"{self.ctx.node_name}; {self.service.kind} job {self.native_id} "
+                          "keeps running and the next attempt follows it")
+                log.warning("job %s: %s", self.job.id, reason)
+                return Outcome(None, reason=reason)
 
     def _on_status(self, status: ClusterStatus) -> Outcome | None:
         where = f"{self.service.kind} job {self.native_id}"
         detail = status.native_state + (f" ({status.reason})" if status.reason else "")
         if status.state is ClusterState.QUEUED:
-            self.ctx.jobs.update_fields(self.job.id, {"reason": f"{where}: {detail}"})
-            self._info(f"{where} queued: {detail}", native_state=status.native_state)
+            self.redis.call(functools.partial(
+                self.ctx.jobs.update_fields, self.job.id, {"reason": f"{where}: {detail}"}))
+            self.redis.call(functools.partial(
+                self._info, f"{where} queued: {detail}", native_state=status.native_state))
             return None
         if status.state is ClusterState.RUNNING:
             self._mark_running(f"{where}: {detail}")
@@ -186,6 +212,9 @@ class ClusterJobRunner:
                         "lease_until": repr(time.time() + self.ctx.settings.heartbeat_ttl_s)})
         except (IllegalTransition, StaleAttempt, JobNotFound) as exc:
             log.info("job %s: not marked running: %s", self.job.id, exc)
+        except redis.RedisError as exc:  # the outcome, recorded later, says it ran
+            self.running = False
+            log.warning("job %s: not marked running, Redis unavailable: %s", self.job.id, exc)
 
     def _check_cancel(self) -> None:
         store = self.ctx.jobs
@@ -205,13 +234,16 @@ class ClusterJobRunner:
                        f"will try again: {exc}")
             self.cancel_sent_at = now - CANCEL_WAIT_S + 5  # retry in a few seconds
 
-    def _renew(self) -> Outcome | None:
+    def _renew_lease(self) -> bool:
         until = time.time() + self.ctx.settings.heartbeat_ttl_s
-        if self.ctx.jobs.renew_lease(self.job.id, self.attempt, until):
-            return None
+        return self.ctx.jobs.renew_lease(self.job.id, self.attempt, until)
+
+    def _lease_lost(self) -> Outcome | None:
+        """The lease could not be renewed: the attempt is no longer ours, unless the job
+        was cancelled while queued (then :meth:`_check_cancel` stops the cluster job)."""
         state = self.ctx.jobs.field(self.job.id, "state")
         if state == JobState.CANCELLED.value:
-            return None  # cancelled while queued: _check_cancel stops the cluster job
+            return None
         log.warning("job %s: attempt %d is no longer ours (%s); %s job %s left to the "
                     "current attempt", self.job.id, self.attempt, state, self.service.kind,
                     self.native_id)

@@ -10,11 +10,8 @@ import queue
 import subprocess
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO, TypeVar
-
-import redis
+from typing import IO
 
 from simfarm.common.job_paths import node_roots
 from simfarm.common.models import Job
@@ -24,6 +21,7 @@ from simfarm.workers import orphan_guard
 from simfarm.workers.context import WorkerContext
 from simfarm.workers.outcome import Outcome
 from simfarm.workers.platform import kill_tree, popen_group_kwargs
+from simfarm.workers.redis_guard import RedisGuard
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +30,6 @@ CANCEL_CHECK_S = 0.2
 MAX_LINE = 8192
 MAX_BATCH = 500
 MAX_UNSENT = 50_000  # output lines kept while Redis is unreachable
-T = TypeVar("T")
 
 
 def _read_lines(stream: IO[bytes], name: str, sink: queue.Queue[tuple[str, str] | None]) -> None:
@@ -62,15 +59,7 @@ class LocalRunner:
         self.attempt = attempt
         self.lines: queue.Queue[tuple[str, str] | None] = queue.Queue()
         self._unsent: list[tuple[str, dict[str, object]]] = []
-        self._redis_down = False
-        #: while Redis is unreachable, when the next call may try it (monotonic clock)
-        self._redis_retry_at = 0.0
-
-    def _redis_allowed(self) -> bool:
-        """Whether a Redis call may be tried now. While Redis is unreachable every call
-        can block for a socket timeout (a partition drops packets silently), so only one
-        call per heartbeat probes it: the supervisor's clock checks stay timely."""
-        return not self._redis_down or time.monotonic() >= self._redis_retry_at
+        self.redis = RedisGuard(job.id, ctx.settings.heartbeat_s)
 
     def argv(self) -> list[str]:
         """The command to run; subclasses (HFSS) build their own."""
@@ -117,7 +106,8 @@ class LocalRunner:
             return Outcome(JobState.FAILED, reason=f"cannot start {argv[0]}: {exc}")
         orphan_guard.track(proc.pid)  # killed if this worker dies before reaping it
         log.info("job %s: started pid %d: %s", job_id, proc.pid, argv)
-        self._redis(functools.partial(self.ctx.jobs.update_fields, job_id, {"pid": proc.pid}))
+        self.redis.call(
+            functools.partial(self.ctx.jobs.update_fields, job_id, {"pid": proc.pid}))
         assert proc.stdout is not None and proc.stderr is not None
         readers = [
             threading.Thread(
@@ -155,17 +145,17 @@ class LocalRunner:
                 stop = Outcome(
                     JobState.FAILED, reason=f"timeout: exceeded {self.job.spec.timeout_s:g} s"
                 )
-            elif now >= next_cancel_check and self._redis_allowed():
+            elif now >= next_cancel_check and self.redis.allowed():
                 next_cancel_check = now + CANCEL_CHECK_S
                 cancel = functools.partial(self.ctx.jobs.field, job_id, "cancel_requested")
-                if self._redis(cancel) == "1":
+                if self.redis.call(cancel) == "1":
                     stop = Outcome(JobState.CANCELLED, reason="cancelled by user")
             if stop is None and self.ctx.shutting_down.is_set():
                 stop = Outcome(None, reason=f"worker {self.ctx.node_name} stopped")
-            if stop is None and now >= next_lease and self._redis_allowed():
+            if stop is None and now >= next_lease and self.redis.allowed():
                 next_lease = now + settings.heartbeat_s
                 until = time.time() + settings.heartbeat_ttl_s
-                renewed = self._redis(
+                renewed = self.redis.call(
                     functools.partial(self.ctx.jobs.renew_lease, job_id, self.attempt, until)
                 )
                 if renewed is False:
@@ -190,20 +180,6 @@ class LocalRunner:
             stop.exit_code = code
             return stop
         return self.exit_outcome(code)
-
-    def _redis(self, call: Callable[[], T]) -> T | None:
-        """``call()``, or None when Redis cannot be reached (the job keeps running)."""
-        try:
-            result = call()
-        except redis.RedisError as exc:
-            if not self._redis_down:
-                log.warning("job %s: Redis unavailable, the job keeps running: %s",
-                            self.job.id, exc)
-            self._redis_down = True
-            self._redis_retry_at = time.monotonic() + self.ctx.settings.heartbeat_s
-            return None
-        self._redis_down = False
-        return result
 
     def exit_outcome(self, code: int) -> Outcome:
         """The outcome of a program that ended by itself; subclasses (HFSS) refine it."""
@@ -231,8 +207,8 @@ class LocalRunner:
             pass
         if batch:
             sent: list[str] | None = None
-            if self._redis_allowed():
-                sent = self._redis(
+            if self.redis.allowed():
+                sent = self.redis.call(
                     functools.partial(self.ctx.jobs.append_events, self.job.id, batch))
             if sent is None:
                 # Keep the lines for the next flush (bounded: the oldest go first).

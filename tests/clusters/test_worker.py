@@ -17,7 +17,9 @@ from simfarm.common.hfss import HFSSSimulationConfig
 from simfarm.common.settings import Settings
 from simfarm.common.store import NodeStore
 from simfarm.workers.aedt import build_ansysedt_argv
+from tests.chaos import TcpProxy
 from tests.clusters.conftest import SlurmCluster
+from tests.conftest import RedisServer
 from tests.helpers import FAKES, start_worker, stop_process, wait_for, wait_until
 
 TERMINAL = ("completed", "failed", "cancelled")
@@ -216,6 +218,36 @@ def test_restarted_worker_adopts_its_cluster_job_instead_of_resubmitting(
         "later attempts must follow the first cluster job, not submit another"
     assert any("earlier attempt" in e["data"].get("message", "")
                for e in events(http, job_id) if e["type"] == "info")
+
+
+def test_redis_outage_while_following_a_cluster_job_changes_nothing(
+        http: httpx.Client, settings: Settings, node_store: NodeStore, slurm_node: Settings,
+        redis_server: RedisServer, tmp_path: Path) -> None:
+    """A worker that loses Redis for a moment keeps following its cluster job: no
+    'internal error', no second cluster job, the job completes as attempt 1."""
+    proxy = TcpProxy(redis_server.port)
+    node = settings.model_copy(update={
+        "node_name": "slurm-c", "scheduler": "slurm", "node_labels": {"pool": "c"},
+        "redis_url": f"redis://127.0.0.1:{proxy.port}/0",
+        "scheduler_job_dir": tmp_path / "jobs", "scheduler_poll_s": 0.3,
+        "scheduler_poll_max_s": 1.0})
+    marker = tmp_path / "started"
+    proc = start_cluster_worker(node, node_store, tmp_path)
+    try:
+        job_id = submit(http, argv=["bash", "-c", f"touch {marker}; sleep 5; exit 0"],
+                        resources={"labels": {"scheduler": "slurm", "pool": "c"}},
+                        retries=1)
+        native_id = job_state(http, job_id, "running")["native_id"]
+        wait_until(marker.exists, 30, "the cluster job to start")
+        with proxy.outage(2.0):  # shorter than the lease: the attempt must carry on
+            pass
+        job = job_state(http, job_id, timeout_s=60)
+    finally:
+        stop_process(proc)
+        proxy.close()
+    assert (job["state"], job["exit_code"], job["attempt"]) == ("completed", 0, 1), job
+    assert job["native_id"] == native_id
+    assert cluster_jobs_named(f"simfarm-{job_id}-") == {native_id}
 
 
 def cluster_jobs_named(prefix: str) -> set[str]:
