@@ -11,7 +11,12 @@ import tempfile
 import threading
 from pathlib import Path
 
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.exceptions import (
+    ConnectionClosed,
+    InvalidHandshake,
+    InvalidMessage,
+    InvalidStatus,
+)
 
 from simfarm.client import api
 from simfarm.client.flows import WsClosed, WsUnavailable
@@ -128,7 +133,13 @@ def ws_error(exc: BaseException) -> BaseException:
         status = exc.response.status_code
         if status in (401, 403):
             return api.error_for(status, api.decode_json(exc.response.body), str(exc))
+        if status >= 500:  # a gateway (or its balancer) restarting or overloaded: retry
+            return WsClosed(1006, f"HTTP {status} to the WebSocket handshake")
         return WsUnavailable(f"HTTP {status}")
+    if isinstance(exc, InvalidMessage) and isinstance(exc.__cause__, EOFError):
+        # the connection closed before any answer: a gateway going down or coming up,
+        # not one without WebSocket support (that one answers with an HTTP status)
+        return WsClosed(1006, f"connection closed during the WebSocket handshake: {exc}")
     if isinstance(exc, InvalidHandshake):
         return WsUnavailable(str(exc))
     if isinstance(exc, ConnectionClosed):
