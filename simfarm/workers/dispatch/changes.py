@@ -7,6 +7,7 @@ classes that now fit a loosened node and notes that node on the class. A class r
 the nodes that fitted at its last check; next time only those and the nodes noted since
 are candidates, so a visit costs a few nodes, not every eligible one.
 """
+
 from __future__ import annotations
 
 from bisect import insort
@@ -18,8 +19,8 @@ from simfarm.workers.dispatch.views import Key
 
 #: the log is cleared (and every class checked in full once) when it reaches this length
 LOG_MAX = 100_000
-#: queue a class for a visit this round: (class, rank position, node that woke it or None)
-Want = Callable[[JobClass, Key, NodeState | None], None]
+#: queue a class for a visit this round, if it ranks after the given key
+Want = Callable[[JobClass, Key], None]
 
 
 class ChangeLog:
@@ -30,11 +31,6 @@ class ChangeLog:
         self.mark = 0
         self.by_node: dict[int, list[tuple[int, int, int, int, JobClass]]] = {}
         self._on_reset = on_reset
-
-    @property
-    def position(self) -> int:
-        """Where the log ends now."""
-        return len(self.log)
 
     def loosen(self, node: NodeState) -> None:
         """Record that ``node`` may now take jobs it could not take before."""
@@ -53,7 +49,7 @@ class ChangeLog:
     def candidates(self, cls: JobClass) -> Sequence[NodeState]:
         """Nodes worth checking for ``cls``: those that fitted at its last check plus the
         ones noted on it since (every eligible node if it was never checked)."""
-        if cls.checked_at < 0:
+        if not cls.checked:
             return cls.eligible
         fresh = cls.fresh
         if not fresh:
@@ -86,5 +82,5 @@ class ChangeLog:
                     break
                 if m <= fm and d <= fd and cls.entry is not None:
                     cls.fresh[node.index] = node
-                    want(cls, after, node)
+                    want(cls, after)
         self.mark = len(log)

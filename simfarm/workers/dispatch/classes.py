@@ -31,7 +31,7 @@ class JobClass:
     last learned about it (candidate nodes, reservations, why it is blocked)."""
 
     __slots__ = (
-        "block", "c", "checked_at", "d", "demand", "eligible", "eligible_set", "entry",
+        "block", "c", "checked", "d", "demand", "eligible", "eligible_set", "entry",
         "fresh", "holds", "in_round", "lic", "limit", "m", "maybe", "never", "queue", "shape",
         "uid",
     )
@@ -54,8 +54,8 @@ class JobClass:
         self.in_round = 0
         #: nodes that had room at the last check; others only after they loosen
         self.maybe: list[NodeState] = []
-        #: position in the scheduler's loosen log at the last check; -1 = check every node
-        self.checked_at = -1
+        #: False until checked against every eligible node (again after the set changed)
+        self.checked = False
         #: nodes loosened since the last check that now fit the class, by node index
         self.fresh: dict[int, NodeState] = {}
         #: reservations of the first jobs in line, by job id

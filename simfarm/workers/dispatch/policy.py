@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 _FIRST: Key = FIRST
 
 
-def _ignore(cls: JobClass, after: Key, node: NodeState | None) -> None:
+def _ignore(cls: JobClass, after: Key) -> None:
     """A ``want`` that queues nothing (strict order visits classes itself)."""
 Entry = tuple[Key, int, JobClass]
 
@@ -287,7 +287,7 @@ class Scheduler:
         work: list[Entry] = []
         rnd = self._round
 
-        def want(cls: JobClass, after: Key, node: NodeState | None = None) -> None:
+        def want(cls: JobClass, after: Key) -> None:
             entry = cls.entry
             if entry is not None and cls.in_round != rnd and entry[0] > after:
                 cls.in_round = rnd
@@ -323,7 +323,7 @@ class Scheduler:
         """Queue for a visit every class whose first job or reservation changed."""
         if self._dirty:
             for cls in self._dirty.values():
-                want(cls, after, None)
+                want(cls, after)
             self._dirty.clear()
 
     def unplace(self, job_id: str, job: PendingJob | None = None) -> None:
@@ -369,7 +369,7 @@ class Scheduler:
                               key=lambda n: n.index)
         cls.eligible_set = {n.index for n in cls.eligible}
         cls.never = None if cls.eligible else never_fits_reason(dem, self.capacities())
-        cls.checked_at = -1
+        cls.checked = False
         self._changes.index(cls)
 
     def _refresh_eligibility(self) -> None:
@@ -399,7 +399,7 @@ class Scheduler:
 
     def _head_changed(self, cls: JobClass) -> None:
         """The first job of a class changed: re-check it from scratch next round."""
-        cls.checked_at = -1
+        cls.checked = False
         cls.block = ("new", None)
         self._reorder(cls)
         self._dirty[cls.uid] = cls
@@ -411,7 +411,7 @@ class Scheduler:
         """The node ``job`` (first of ``cls``) starts on now, or None (see :func:`choose_node`)."""
         node, cls.maybe = choose_node(cls, self._keys[job.id], self._changes.candidates(cls),
                                       now, holds)
-        cls.checked_at = self._changes.position
+        cls.checked = True
         cls.fresh.clear()
         return node
 
@@ -421,7 +421,7 @@ class Scheduler:
     def _reset_checks(self) -> None:
         """The loosen log was cleared: check every class against every node once."""
         for cls in self._classes.values():
-            cls.checked_at = -1
+            cls.checked = False
             self._dirty[cls.uid] = cls
 
     def _start(self, cls: JobClass, job: PendingJob, node: NodeState, now: float) -> None:
