@@ -29,16 +29,7 @@ HOLD_THROTTLE = "throttle"
 class HoldStore(StreamingStore):
     """Holds, releases and the bookkeeping that tells the releaser what to look at."""
 
-    def __init__(
-        self,
-        connection: redis.Redis,
-        prefix: str = "simfarm:",
-        *,
-        events_per_job: int = 10_000,
-        events_global: int = 200_000,
-    ) -> None:
-        super().__init__(connection, prefix, events_per_job=events_per_job,
-                         events_global=events_global)
+    def _register_scripts(self, connection: redis.Redis) -> None:
         self._hold = connection.register_script(_script("hold"))
 
     def watch(self, job_id: str, dependencies: Iterable[str]) -> None:

@@ -94,16 +94,7 @@ class JobStore(StreamingStore):
     writes makes sense; transitions always run as single atomic scripts.
     """
 
-    def __init__(
-        self,
-        connection: redis.Redis,
-        prefix: str = "simfarm:",
-        *,
-        events_per_job: int = 10_000,
-        events_global: int = 200_000,
-    ) -> None:
-        super().__init__(connection, prefix, events_per_job=events_per_job,
-                         events_global=events_global)
+    def _register_scripts(self, connection: redis.Redis) -> None:
         self._create = connection.register_script(_script("create"))
         self._transition = connection.register_script(_script("transition"))
         self._append = connection.register_script(_script("append"))

@@ -28,6 +28,10 @@ class StreamingStore:
         self.keys = Keys(prefix)
         self.events_per_job = events_per_job
         self.events_global = events_global
+        self._register_scripts(connection)
+
+    def _register_scripts(self, connection: redis.Redis) -> None:
+        """Load the store's Lua scripts (subclasses)."""
 
     @classmethod
     def for_settings(cls, connection: redis.Redis, settings: Settings) -> Self:
