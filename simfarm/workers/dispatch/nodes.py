@@ -167,13 +167,16 @@ class NodeState:
 
     def cores_free_from(self, c: int) -> float:
         """When ``c`` cores will be free, from the planned ends alone (no reservations):
-        a cheap lower bound of :meth:`earliest`; ``INF`` if the node is too small."""
-        prof = self._prof or self._profile()
-        ends, cc = prof[0], prof[1]
-        i = bisect_left(cc, c)
-        if i > len(ends):
-            return INF
-        return -INF if i == 0 else ends[i - 1]
+        a cheap lower bound of :meth:`earliest`; ``INF`` if the node is too small. Kept per
+        core count until the running jobs change."""
+        bound = self._bounds.get(c)
+        if bound is None:
+            prof = self._prof or self._profile()
+            ends = prof[0]
+            i = bisect_left(prof[1], c)
+            bound = INF if i > len(ends) else -INF if i == 0 else ends[i - 1]
+            self._bounds[c] = bound
+        return bound
 
     def earliest(
         self, c: int, m: int, d: int, lic: Mapping[str, int], length: float, now: float,
@@ -225,10 +228,9 @@ def earliest_node(
     for node in nodes:
         if node.held is not None:
             continue
-        bounds = node._bounds
-        bound = bounds.get(c)
+        bound = node._bounds.get(c)  # cores_free_from's cache, read inline: hot loop
         if bound is None:
-            bound = bounds[c] = node.cores_free_from(c)
+            bound = node.cores_free_from(c)
         if bound >= best_t:
             continue
         holds = node.holds
