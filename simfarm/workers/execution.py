@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 import redis
 
@@ -24,6 +25,7 @@ from simfarm.workers.local_runner import LocalRunner
 from simfarm.workers.outcome import Outcome
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 RECORD_RETRY_S = 120.0  # how long a finished attempt waits for Redis to record its outcome
 CLAIM_RETRY_S = 30.0  # how long a delivered attempt retries its claim while Redis is away
@@ -98,24 +100,17 @@ def _claim(ctx: WorkerContext, job_id: str, attempt: int) -> bool | None:
 def execute(ctx: WorkerContext, job_id: str, attempt: int) -> JobState | None:
     """Run one attempt of a job; returns the state it ended in, or None if skipped."""
     store = ctx.jobs
-    give_up = time.monotonic() + CLAIM_RETRY_S
-    delay = 0.2
-    while True:
-        try:
-            claimed = _claim(ctx, job_id, attempt)
-            break
-        except (StaleAttempt, IllegalTransition, JobNotFound) as exc:
-            log.info("job %s: attempt %d not run: %s", job_id, attempt, exc)
-            return None
-        except redis.RedisError as exc:
-            # The claim is fenced by attempt and node, so retrying it is safe; past the
-            # scheduled lease the dispatcher hands the job on and the claim goes stale.
-            if time.monotonic() > give_up:
-                log.warning("job %s: attempt %d not started, Redis unavailable: %s",
-                            job_id, attempt, exc)
-                return None
-            time.sleep(delay)
-            delay = min(delay * 2, 1.0)
+    try:
+        # The claim is fenced by attempt and node, so retrying it is safe; past the
+        # scheduled lease the dispatcher hands the job on and the claim goes stale.
+        claimed = _retry_while_redis_away(lambda: _claim(ctx, job_id, attempt), CLAIM_RETRY_S)
+    except (StaleAttempt, IllegalTransition, JobNotFound) as exc:
+        log.info("job %s: attempt %d not run: %s", job_id, attempt, exc)
+        return None
+    except redis.RedisError as exc:
+        log.warning("job %s: attempt %d not started, Redis unavailable: %s",
+                    job_id, attempt, exc)
+        return None
     if claimed is None:
         return None
     self_starting = claimed is False
@@ -163,32 +158,52 @@ def _record(ctx: WorkerContext, job_id: str, attempt: int, outcome: Outcome,
             if target is JobState.FAILED:
                 fields["error"] = outcome.reason
     event = {"exit_code": outcome.exit_code, "reason": outcome.reason}
-    give_up = time.monotonic() + max(RECORD_RETRY_S, 10 * ctx.settings.heartbeat_ttl_s)
+
+    def record() -> None:
+        ctx.jobs.transition(
+            job_id,
+            target,
+            expect_attempt=attempt,
+            sources=[JobState.SCHEDULED, JobState.RUNNING] if from_scheduled
+            else [JobState.RUNNING],
+            fields=fields,
+            event=event,
+        )
+
+    def retrying(exc: redis.RedisError) -> None:
+        log.warning("job %s: Redis unavailable, retrying to record %s: %s",
+                    job_id, target.value, exc)
+
+    try:
+        # The outcome is known; keep it until Redis answers again. Meanwhile the lease
+        # runs out and the dispatcher may hand the job on: then this attempt is stale.
+        _retry_while_redis_away(record, max(RECORD_RETRY_S, 10 * ctx.settings.heartbeat_ttl_s),
+                                retrying)
+    except (StaleAttempt, IllegalTransition, JobNotFound) as exc:
+        log.warning("job %s: outcome of attempt %d not recorded: %s", job_id, attempt, exc)
+        return None
+    except redis.RedisError as exc:
+        log.error("job %s: outcome %s of attempt %d lost, Redis unavailable: %s",
+                  job_id, target.value, attempt, exc)
+        return None
+    return target
+
+
+def _retry_while_redis_away(
+    call: Callable[[], T], seconds: float,
+    on_retry: Callable[[redis.RedisError], None] | None = None,
+) -> T:
+    """``call()``, retried with backoff (0.2 s doubling to 1 s) while it raises a Redis
+    error, for up to ``seconds``; then the last error is raised. Other errors pass."""
+    give_up = time.monotonic() + seconds
     delay = 0.2
     while True:
         try:
-            ctx.jobs.transition(
-                job_id,
-                target,
-                expect_attempt=attempt,
-                sources=[JobState.SCHEDULED, JobState.RUNNING] if from_scheduled
-                else [JobState.RUNNING],
-                fields=fields,
-                event=event,
-            )
-            break
-        except (StaleAttempt, IllegalTransition, JobNotFound) as exc:
-            log.warning("job %s: outcome of attempt %d not recorded: %s", job_id, attempt, exc)
-            return None
+            return call()
         except redis.RedisError as exc:
-            # The outcome is known; keep it until Redis answers again. Meanwhile the lease
-            # runs out and the dispatcher may hand the job on: then this attempt is stale.
             if time.monotonic() > give_up:
-                log.error("job %s: outcome %s of attempt %d lost, Redis unavailable: %s",
-                          job_id, target.value, attempt, exc)
-                return None
-            log.warning("job %s: Redis unavailable, retrying to record %s: %s",
-                        job_id, target.value, exc)
+                raise
+            if on_retry is not None:
+                on_retry(exc)
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
-    return target
