@@ -20,13 +20,12 @@ import tempfile
 import time
 from typing import Any
 
-import redis
-
 from simfarm.client.embedded import free_port, wait_until
 from simfarm.common.models import JobSpec
 from simfarm.common.settings import Settings
 from simfarm.common.store import JobStore
 from simfarm.gateway.app import create_app
+from tests.helpers import CountingRedis
 
 PAGES = {
     "newest 50": "/",
@@ -35,27 +34,6 @@ PAGES = {
     "owner filter": "/?owner=alice",
     "owner + state filter": "/?owner=alice&state=pending",
 }
-
-
-class CountingRedis(redis.Redis):
-    """Counts commands sent, pipelines included."""
-
-    commands = 0
-
-    def execute_command(self, *args: Any, **options: Any) -> Any:
-        CountingRedis.commands += 1
-        return super().execute_command(*args, **options)
-
-    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
-        pipe = super().pipeline(transaction, shard_hint)
-        original = pipe.execute
-
-        def execute(raise_on_error: bool = True) -> Any:
-            CountingRedis.commands += len(pipe.command_stack)
-            return original(raise_on_error)
-
-        pipe.execute = execute  # type: ignore[method-assign]
-        return pipe
 
 
 def fill(store: JobStore, start: int, stop: int) -> None:

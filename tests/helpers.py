@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import redis
 
 from simfarm.client.embedded import free_port, wait_until
 from simfarm.common.settings import Settings
@@ -95,3 +96,46 @@ def stop_process(proc: subprocess.Popen[Any], timeout_s: float = 15) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
+
+
+class FarmApi:
+    """What farm tests do through the gateway's REST API (``http``: a client on it)."""
+
+    http: httpx.Client
+
+    def submit(self, **spec: Any) -> str:
+        response = self.http.post("/api/v1/jobs", json=spec)
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return dict(self.http.get(f"/api/v1/jobs/{job_id}").json())
+
+    def wait_state(self, job_id: str, *states: str, timeout_s: float = 30) -> dict[str, Any]:
+        return wait_for(lambda: self.job(job_id), lambda j: j["state"] in states, timeout_s,
+                        f"job {job_id} to be {'/'.join(states)}")
+
+    def worker(self, name: str) -> dict[str, Any]:
+        rows = self.http.get("/api/v1/workers").json()["workers"]
+        return next(dict(r) for r in rows if r["name"] == name)
+
+
+class CountingRedis(redis.Redis):
+    """A real Redis client that counts the commands it sends (pipelines included)."""
+
+    commands = 0
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        CountingRedis.commands += 1
+        return super().execute_command(*args, **options)
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
+        pipe = super().pipeline(transaction, shard_hint)
+        original = pipe.execute
+
+        def execute(raise_on_error: bool = True) -> Any:
+            CountingRedis.commands += len(pipe.command_stack)
+            return original(raise_on_error)
+
+        pipe.execute = execute  # type: ignore[method-assign]
+        return pipe

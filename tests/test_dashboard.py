@@ -4,18 +4,16 @@ does not grow with the number of jobs), the job page, workers and the submit for
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import httpx
 import pytest
-import redis
 from flask import Flask
 
 from simfarm.common.models import JobSpec
 from simfarm.common.settings import Settings
 from simfarm.common.store import JobStore
 from simfarm.gateway.app import create_app
-from tests.helpers import wait_for
+from tests.helpers import CountingRedis, wait_for
 
 
 def test_jobs_table_filters_and_pages(http: httpx.Client) -> None:
@@ -69,27 +67,6 @@ def test_submit_page_and_assets_work_offline(http: httpx.Client) -> None:
         assert url.startswith("/"), f"{url} is not served by the gateway"
         assert http.get(url).status_code == 200
     assert http.get("/ui/assets/nope.js").status_code == 404
-
-
-class CountingRedis(redis.Redis):
-    """A real Redis client that counts the commands it sends (pipelines included)."""
-
-    commands = 0
-
-    def execute_command(self, *args: Any, **options: Any) -> Any:
-        CountingRedis.commands += 1
-        return super().execute_command(*args, **options)
-
-    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
-        pipe = super().pipeline(transaction, shard_hint)
-        original = pipe.execute
-
-        def execute(raise_on_error: bool = True) -> Any:
-            CountingRedis.commands += len(pipe.command_stack)
-            return original(raise_on_error)
-
-        pipe.execute = execute  # type: ignore[method-assign]
-        return pipe
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psutil
@@ -27,7 +26,14 @@ from simfarm.common.settings import Settings
 from simfarm.common.store import NodeStore
 from simfarm.workers.context import redis_timeout_s
 from tests.conftest import RedisServer
-from tests.helpers import free_port, start_gateway, start_worker, stop_process, wait_for
+from tests.helpers import (
+    FarmApi,
+    free_port,
+    start_gateway,
+    start_worker,
+    stop_process,
+    wait_for,
+)
 from tests.netns import TestHost, require_netns
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.xdist_group("netns")]
@@ -62,28 +68,12 @@ def running(pid: int) -> bool:
 
 
 @dataclass
-class NetFarm:
+class NetFarm(FarmApi):
     http: httpx.Client
     nodes: NodeStore
     redis: redis.Redis
     hosts: dict[str, TestHost]
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-
-    def submit(self, **spec: Any) -> str:
-        response = self.http.post("/api/v1/jobs", json=spec)
-        assert response.status_code == 201, response.text
-        return str(response.json()["id"])
-
-    def job(self, job_id: str) -> dict[str, Any]:
-        return dict(self.http.get(f"/api/v1/jobs/{job_id}").json())
-
-    def wait_state(self, job_id: str, *states: str, timeout_s: float = 30) -> dict[str, Any]:
-        return wait_for(lambda: self.job(job_id), lambda j: j["state"] in states, timeout_s,
-                        f"job {job_id} to be {'/'.join(states)}")
-
-    def worker(self, name: str) -> dict[str, Any]:
-        rows = self.http.get("/api/v1/workers").json()["workers"]
-        return next(dict(r) for r in rows if r["name"] == name)
 
 
 @pytest.fixture(scope="module")

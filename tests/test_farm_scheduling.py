@@ -31,6 +31,7 @@ from simfarm.workers.leader import LeaderLock
 from tests.conftest import RedisServer
 from tests.helpers import (
     FAKES,
+    FarmApi,
     free_port,
     start_gateway,
     start_worker,
@@ -59,7 +60,7 @@ RECORDER = ("import os, sys, time\n"
 
 
 @dataclass
-class Farm:
+class Farm(FarmApi):
     """The running farm and how to reach and disturb it."""
 
     settings: Settings
@@ -76,22 +77,6 @@ class Farm:
 
     def log(self, name: str) -> str:
         return (self.root / f"{name}.log").read_text(errors="replace")
-
-    def submit(self, **spec: Any) -> str:
-        response = self.http.post("/api/v1/jobs", json=spec)
-        assert response.status_code == 201, response.text
-        return str(response.json()["id"])
-
-    def job(self, job_id: str) -> dict[str, Any]:
-        return dict(self.http.get(f"/api/v1/jobs/{job_id}").json())
-
-    def wait_state(self, job_id: str, *states: str, timeout_s: float = 30) -> dict[str, Any]:
-        return wait_for(lambda: self.job(job_id), lambda j: j["state"] in states, timeout_s,
-                        f"job {job_id} to be {'/'.join(states)}")
-
-    def worker(self, name: str) -> dict[str, Any]:
-        rows = self.http.get("/api/v1/workers").json()["workers"]
-        return next(dict(r) for r in rows if r["name"] == name)
 
 
 @pytest.fixture(scope="module")
