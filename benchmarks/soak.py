@@ -30,19 +30,7 @@ import httpx
 
 from benchmarks.common import Farm, farm, start_redis
 from simfarm.common.store import JobStore
-from tests.chaos import TcpProxy
-
-RECORDER = (
-    "import os, sys, time\n"
-    "log = open(os.path.join(sys.argv[1], os.environ['SIMFARM_JOB_ID']), 'a', buffering=1)\n"
-    "pid = os.getpid()\n"
-    "log.write(f'{pid} start {time.time()}\\n')\n"
-    "end = time.time() + float(sys.argv[2])\n"
-    "while time.time() < end:\n"
-    "    time.sleep(0.05)\n"
-    "    log.write(f'{pid} tick {time.time()}\\n')\n"
-    "log.write(f'{pid} end {time.time()}\\n')\n"
-)
+from tests.chaos import RECORDER, TcpProxy
 
 
 def duplicated(record: Path) -> bool:

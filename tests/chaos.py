@@ -1,5 +1,6 @@
 """Fault injection for the fault tests and the soak run: a TCP proxy that can cut the
-connections through it, and a small tmpfs (or a file-size limit) to fill a disk.
+connections through it, a small tmpfs (or a file-size limit) to fill a disk, and a job
+that records its runs.
 
 These are real faults, not mocks: clients see closed sockets and refused connections
 exactly as with a network outage, and redis-server sees ENOSPC/EFBIG from the kernel.
@@ -20,6 +21,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+#: A job (``python -c RECORDER <folder> <seconds>``) that records its run in
+#: ``<folder>/<job id>``: "<pid> start <t>", "<pid> tick <t>" every 50 ms, "<pid> end <t>",
+#: so a test can tell whether runs of one job overlapped.
+RECORDER = (
+    "import os, sys, time\n"
+    "log = open(os.path.join(sys.argv[1], os.environ['SIMFARM_JOB_ID']), 'a', buffering=1)\n"
+    "pid = os.getpid()\n"
+    "log.write(f'{pid} start {time.time()}\\n')\n"
+    "end = time.time() + float(sys.argv[2])\n"
+    "while time.time() < end:\n"
+    "    time.sleep(0.05)\n"
+    "    log.write(f'{pid} tick {time.time()}\\n')\n"
+    "log.write(f'{pid} end {time.time()}\\n')\n"
+)
 
 
 class TcpProxy:

@@ -29,24 +29,12 @@ from simfarm.client import Client
 from simfarm.common.models import JobEvent, NodeInfo
 from simfarm.common.settings import Settings
 from simfarm.common.store import JobStore, NodeStore
-from tests.chaos import SmallDisk, TcpProxy
+from tests.chaos import RECORDER, SmallDisk, TcpProxy
 from tests.conftest import RedisServer
 from tests.helpers import free_port, start_gateway, start_worker, stop_process, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 PY = sys.executable
-# A job that records its run: "<pid> start <t>", "<pid> tick <t>" every 50 ms, "<pid> end <t>"
-RECORDER = (
-    "import os, sys, time\n"
-    "log = open(os.path.join(sys.argv[1], os.environ['SIMFARM_JOB_ID']), 'a', buffering=1)\n"
-    "pid = os.getpid()\n"
-    "log.write(f'{pid} start {time.time()}\\n')\n"
-    "end = time.time() + float(sys.argv[2])\n"
-    "while time.time() < end:\n"
-    "    time.sleep(0.05)\n"
-    "    log.write(f'{pid} tick {time.time()}\\n')\n"
-    "log.write(f'{pid} end {time.time()}\\n')\n"
-)
 
 
 @dataclass
