@@ -192,16 +192,11 @@ def test_job_demanding_lsf_goes_to_the_lsf_worker(http: httpx.Client, lsf_node: 
 def test_restarted_worker_adopts_its_cluster_job_instead_of_resubmitting(
         http: httpx.Client, settings: Settings, node_store: NodeStore, slurm_node: Settings,
         tmp_path: Path) -> None:
-    node = settings.model_copy(update={
-        "node_name": "slurm-b", "scheduler": "slurm", "node_labels": {"pool": "b"},
-        "scheduler_job_dir": tmp_path / "jobs", "scheduler_poll_s": 0.3,
-        "scheduler_poll_max_s": 1.0})
+    node = pool_worker(settings, "b", tmp_path)
     marker = tmp_path / "started"
     proc = start_cluster_worker(node, node_store, tmp_path)
     try:
-        job_id = submit(http, argv=["bash", "-c", f"touch {marker}; sleep 6; exit 0"],
-                        resources={"labels": {"scheduler": "slurm", "pool": "b"}},
-                        retries=1)
+        job_id = submit_to_pool(http, "b", marker, 6)
         job = job_state(http, job_id, "running")
         native_id = job["native_id"]
         wait_until(marker.exists, 30, "the cluster job to start")
@@ -226,17 +221,12 @@ def test_redis_outage_while_following_a_cluster_job_changes_nothing(
     """A worker that loses Redis for a moment keeps following its cluster job: no
     'internal error', no second cluster job, the job completes as attempt 1."""
     proxy = TcpProxy(redis_server.port)
-    node = settings.model_copy(update={
-        "node_name": "slurm-c", "scheduler": "slurm", "node_labels": {"pool": "c"},
-        "redis_url": f"redis://127.0.0.1:{proxy.port}/0",
-        "scheduler_job_dir": tmp_path / "jobs", "scheduler_poll_s": 0.3,
-        "scheduler_poll_max_s": 1.0})
+    node = pool_worker(settings, "c", tmp_path,
+                       redis_url=f"redis://127.0.0.1:{proxy.port}/0")
     marker = tmp_path / "started"
     proc = start_cluster_worker(node, node_store, tmp_path)
     try:
-        job_id = submit(http, argv=["bash", "-c", f"touch {marker}; sleep 5; exit 0"],
-                        resources={"labels": {"scheduler": "slurm", "pool": "c"}},
-                        retries=1)
+        job_id = submit_to_pool(http, "c", marker, 5)
         native_id = job_state(http, job_id, "running")["native_id"]
         wait_until(marker.exists, 30, "the cluster job to start")
         with proxy.outage(2.0):  # shorter than the lease: the attempt must carry on
@@ -248,6 +238,20 @@ def test_redis_outage_while_following_a_cluster_job_changes_nothing(
     assert (job["state"], job["exit_code"], job["attempt"]) == ("completed", 0, 1), job
     assert job["native_id"] == native_id
     assert cluster_jobs_named(f"simfarm-{job_id}-") == {native_id}
+
+
+def pool_worker(settings: Settings, pool: str, directory: Path, **update: Any) -> Settings:
+    """An extra SLURM worker ``slurm-<pool>`` that only jobs asking for ``pool`` reach."""
+    return settings.model_copy(update={
+        "node_name": f"slurm-{pool}", "scheduler": "slurm", "node_labels": {"pool": pool},
+        "scheduler_job_dir": directory / "jobs", "scheduler_poll_s": 0.3,
+        "scheduler_poll_max_s": 1.0, **update})
+
+
+def submit_to_pool(http: httpx.Client, pool: str, marker: Path, seconds: int) -> str:
+    """A cluster job for ``pool`` that touches ``marker`` when it starts, then sleeps."""
+    return submit(http, argv=["bash", "-c", f"touch {marker}; sleep {seconds}; exit 0"],
+                  resources={"labels": {"scheduler": "slurm", "pool": pool}}, retries=1)
 
 
 def cluster_jobs_named(prefix: str) -> set[str]:
