@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 import threading
 
+from simfarm.common.aedt import AEDTInstall, AEDTNotFoundError, build_ansysedt_argv, find_aedt
 from simfarm.common.hfss import HFSSSimulationConfig, SchedulerType
 from simfarm.common.job_paths import node_roots
 from simfarm.common.models import Job
 from simfarm.common.paths import PathRejected, resolve_within
 from simfarm.common.states import JobState
-from simfarm.workers.aedt import AEDTInstall, AEDTNotFoundError, build_ansysedt_argv, find_aedt
 from simfarm.workers.aedt_log import (
     LogTail,
     ProgressTracker,
