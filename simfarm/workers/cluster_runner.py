@@ -22,10 +22,10 @@ from typing import Any
 
 import redis
 
+from simfarm.common.aedt import AEDTNotFoundError, build_ansysedt_argv, find_aedt
 from simfarm.common.errors import IllegalTransition, JobNotFound, StaleAttempt
 from simfarm.common.models import Job
 from simfarm.common.states import JobState
-from simfarm.workers.aedt import AEDTNotFoundError, build_ansysedt_argv, find_aedt
 from simfarm.workers.aedt_log import LogTail
 from simfarm.workers.cluster_service import ClusterService, get_service
 from simfarm.workers.context import WorkerContext
