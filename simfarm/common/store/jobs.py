@@ -321,6 +321,12 @@ class JobStore(StreamingStore):
         raw = cast(list[bytes | None], self.connection.hmget(self.keys.job(job_id), _TIMES))
         return JobTimes(*(float(v) if v else None for v in raw))
 
+    def convergence(self, job_id: str) -> dict[str, Any] | None:
+        """The solver convergence series an HFSS run stored on the job (kept out of
+        :class:`Job`: it can hold thousands of points), or None."""
+        raw = self.connection.hget(self.keys.job(job_id), "convergence")
+        return cast(dict[str, Any], json.loads(cast(bytes, raw))) if raw else None
+
     @staticmethod
     def _to_job(raw: Mapping[bytes, bytes]) -> Job:
         data = {k.decode(): v.decode() for k, v in raw.items()}
