@@ -20,7 +20,7 @@ from simfarm.compat.pyedb import JobManagerHandler, JobSubmissionError, create_h
 from tests.helpers import ROOT, wait_for
 from tests.test_cli import simfarm_argv
 
-TOO_MANY = "lacks 16 cores (node has 4)"  # hfss-node, the only AEDT node, has 4 cores
+TOO_MANY = "lacks 32 cores (node has 16)"  # hfss-node, the largest AEDT node, has 16
 
 
 @pytest.fixture
@@ -48,19 +48,19 @@ def finished(http: httpx.Client, job_id: str) -> dict[str, Any]:
 def test_more_cores_than_any_node_is_refused_at_every_door(
     gateway: str, hfss_node: Settings, project: Path
 ) -> None:
-    cli = run([*simfarm_argv(), "submit", "--hfss", str(project), "--cores", "16"], gateway)
+    cli = run([*simfarm_argv(), "submit", "--hfss", str(project), "--cores", "32"], gateway)
     assert cli.returncode == 1 and TOO_MANY in cli.stderr, cli.stderr
 
-    handler = JobManagerHandler(url=gateway)  # PyEDB's documented script, on a 4-core node
+    handler = JobManagerHandler(url=gateway)  # PyEDB's documented script, on a 16-core node
     handler.start_service()
     config = create_hfss_config(project_path=str(project))
-    config.machine_nodes[0].cores = 16
+    config.machine_nodes[0].cores = 32
     with pytest.raises(JobSubmissionError, match=re.escape(TOO_MANY)):
         handler.submit_job(config)
     handler.close()
 
     local = run([sys.executable, "-m", "simfarm.compat.submit_local_job", "--project-path",
-                 str(project), "--num-cores", "16"], gateway)
+                 str(project), "--num-cores", "32"], gateway)
     assert local.returncode == 1 and TOO_MANY in local.stderr, local.stderr
 
 
