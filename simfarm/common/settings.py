@@ -18,6 +18,15 @@ from pydantic_settings import (
 from simfarm.common.tokens import TokenEntry
 
 
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (for log lines)."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
+
+
 def _default_state_dir() -> Path:
     return Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "simfarm"
 
