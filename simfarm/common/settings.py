@@ -74,10 +74,12 @@ class Settings(BaseSettings):
         default_factory=dict, description="licence tokens this node holds"
     )
     node_cores: int | None = Field(
-        default=None, ge=1, description="cores this node offers (default: all CPUs)"
+        default=None, ge=1, description="cores this node offers (default: all CPUs); set it "
+        "on each worker when several share one host, or each offers the whole machine"
     )
     node_memory_mb: int | None = Field(
-        default=None, ge=1, description="memory this node offers in MiB (default: all RAM)"
+        default=None, ge=1, description="memory this node offers in MiB (default: all RAM); "
+        "set it like node_cores when several workers share one host"
     )
     worker_concurrency: int = Field(
         default=4, ge=1, le=1024, description="jobs this worker runs at once"
@@ -193,7 +195,8 @@ class Settings(BaseSettings):
     )
     worker_gateway_url: str | None = Field(
         default=None,
-        description="worker: gateway URL for blobs (default: url, else gateway_host:gateway_port)",
+        description="worker: gateway URL where it fetches staged projects and uploads results "
+        "(default: url, else gateway_host:gateway_port)",
     )
     scratch_dir: Path | None = Field(
         default=None, description="worker: per-job scratch folders (default: <state_dir>/scratch)"
