@@ -3,8 +3,6 @@ pass with its Max Mag. Delta S, the target, the sweep), not only the latest reco
 
 from __future__ import annotations
 
-import json
-
 from flask import Blueprint, Response, jsonify
 
 from simfarm.common.convergence import Convergence, from_events, from_series
@@ -21,9 +19,9 @@ def convergence_of(job_id: str) -> Convergence:
     """The job's convergence history (the caller checked the job may be seen)."""
     jobs = services().jobs
     job = jobs.get(job_id)
-    raw = jobs.field(job_id, "convergence")
-    if raw:
-        return from_series(job.id, job.state, json.loads(raw), job.progress)
+    series = jobs.convergence(job_id)
+    if series is not None:
+        return from_series(job.id, job.state, series, job.progress)
     return from_events(job.id, job.state, jobs.events(job_id, limit=MAX_EVENTS), job.progress)
 
 
