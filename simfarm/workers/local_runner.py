@@ -20,7 +20,7 @@ from simfarm.common.states import JobState
 from simfarm.workers import orphan_guard
 from simfarm.workers.context import WorkerContext
 from simfarm.workers.outcome import Outcome
-from simfarm.workers.platform import kill_tree, popen_group_kwargs
+from simfarm.workers.process_groups import kill_tree, popen_group_kwargs
 from simfarm.workers.redis_guard import RedisGuard
 
 log = logging.getLogger(__name__)
