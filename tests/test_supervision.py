@@ -218,26 +218,3 @@ def test_next_up_stops_the_parts_a_dead_farm_left(up_env: dict[str, str]) -> Non
         err = second.stop()
     assert "is gone; stopping what it left" in err
 
-
-def test_hang_up_restarts_a_standalone_worker(settings: Any, node_store: Any,
-                                             tmp_path: Path) -> None:
-    """Celery re-executes a worker on SIGHUP (``simfarm worker`` under a service manager):
-    it comes back under the same pid with a new boot id instead of crashing on a module
-    of simfarm/workers that shadowed the standard library's."""
-    from tests.helpers import start_worker, stop_process
-
-    node = settings.model_copy(update={"node_name": "hup-node", "worker_concurrency": 1})
-    log_path = tmp_path / "worker.log"
-    proc = start_worker(node, log_path)
-    try:
-        first = wait_for(lambda: node_store.get("hup-node"), lambda n: n is not None, 60,
-                         "the worker to register")
-        proc.send_signal(signal.SIGHUP)
-        again = wait_for(lambda: node_store.get("hup-node"),
-                         lambda n: n is not None and n.boot_id != first.boot_id, 60,
-                         "the worker to come back after SIGHUP")
-        assert proc.poll() is None and again.alive
-        after = log_path.read_text().split("Restarting celery worker")[-1]
-        assert "Traceback" not in after and "ImportError" not in after
-    finally:
-        stop_process(proc)
