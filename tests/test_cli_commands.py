@@ -71,6 +71,11 @@ def test_workers_and_limits(env: dict[str, str]) -> None:
     assert "min_free_disk_mb" in shown.stdout and " 1" in shown.stdout
     cleared = simfarm("limits", "test-node", "--set", "min_free_disk_mb=null", "--json", env=env)
     assert json.loads(cleared.stdout)["min_free_disk_mb"] is None
+    rows = dict(line.split(None, 1) for line in simfarm("limits", "test-node",
+                                                        env=env).stdout.splitlines())
+    assert rows["min_free_disk_mb"] == "unset (no limit)"  # not a bare "None"
+    documented = (ROOT / "docs" / "cli.md").read_text()
+    assert all(f"`{key}`" in documented for key in rows)  # every key explained
     unknown = simfarm("limits", "no-such-node", env=env)
     assert unknown.returncode == 1 and "404" in unknown.stderr
     bad = simfarm("limits", "test-node", "--set", "max_cpu_percent=500", env=env)
@@ -186,6 +191,9 @@ def test_json_errors_keep_the_api_code_status_and_fields(env: dict[str, str]) ->
     conflict = error("cancel", job["id"])
     assert (conflict["error"], conflict["status"]) == ("conflict", 409)
     assert conflict["fields"] == [{"field": "state", "reason": conflict["fields"][0]["reason"]}]  # type: ignore[index]
+    never = error("submit", "--cores", "4096", "--", "true")  # no node has that many
+    assert never["status"] == 422 and "cores" in str(never["detail"])
+    assert never["fields"][0]["field"] == "resources"  # type: ignore[index]
     invalid = error("submit", "--priority", "11", "--", "true")  # refused before sending
     assert (invalid["error"], invalid["status"]) == ("validation_error", None)
     assert [f["field"] for f in invalid["fields"]] == ["priority"]  # type: ignore[attr-defined]

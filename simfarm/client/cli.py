@@ -110,10 +110,13 @@ def flower(port: int, address: str, allow_control: bool, flower_options: tuple[s
 @cli.command()
 def gateway() -> None:
     """Run the gateway (needs SIMFARM_REDIS_URL)."""
+    from simfarm.common.logs import configure_logging
     from simfarm.gateway.server import serve
 
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format, settings.node_name)
     try:
-        serve(Settings())
+        serve(settings)
     except RuntimeError as exc:
         raise UserError(str(exc)) from exc
 
