@@ -146,6 +146,24 @@ def test_job_files_json_and_toml(env: dict[str, str], tmp_path: Path,
     assert flags.returncode == 0 and json.loads(flags.stdout)["node"] == "hfss-node"
 
 
+def test_hfss_solver_lines_are_shown_once(env: dict[str, str], tmp_path: Path,
+                                          hfss_node: Settings) -> None:
+    """ansysedt -monitor echoes its batch log on stdout; logs and status show each line once."""
+    project = tmp_path / "echo.aedt"
+    project.write_text("$begin 'Setup1'\nMaximumPasses=3\n$end 'Setup1'\n")
+    job = json.loads(simfarm("submit", "--hfss", str(project), "--design", "main", "--setup",
+                             "Setup1", "--json", "--wait", env=env).stdout)
+    assert job["state"] == "completed"
+    lines = simfarm("logs", job["id"], env=env).stdout.splitlines()
+    solver = [line for line in lines if line.startswith("[info]")]
+    assert len(solver) >= 5 and len(solver) == len(set(solver))  # each message once
+    assert sum("Normal completion of simulation" in line for line in lines) == 1
+    assert sum("[CONVERGE] Pass Number:" in line for line in lines) == 3
+    assert sum("Ansys Electronics Desktop Version" in line for line in lines) == 1  # log only
+    status = simfarm("status", job["id"], env=env).stdout
+    assert status.count("Normal completion of simulation") == 1
+
+
 def test_user_errors_exit_1_and_unexpected_answers_exit_2(env: dict[str, str],
                                                           tmp_path: Path) -> None:
     both = simfarm("submit", "--hfss", "x.aedt", "--", "true", env=env)
