@@ -16,8 +16,8 @@ from websockets.sync.client import ClientConnection, connect
 from simfarm.client import api, flows
 from simfarm.client.base import ClientConfig, ws_error
 from simfarm.client.errors import ConnectionFailed
+from simfarm.client.extras import ExtrasMixin
 from simfarm.client.specs import SpecLike, job_body
-from simfarm.client.workflow import WorkflowMixin
 from simfarm.common.models import Job, JobEvent, JobPage, NodeInfo
 from simfarm.common.settings import Settings
 from simfarm.common.states import JobState
@@ -27,7 +27,7 @@ T = TypeVar("T")
 PARALLEL_CALLS = 8
 
 
-class Client(WorkflowMixin):
+class Client(ExtrasMixin):
     """Talks to a simfarm gateway over HTTP and WebSocket. Safe to share between threads.
 
     ``url`` defaults to ``SIMFARM_URL``, then to a running ``simfarm up``, then to

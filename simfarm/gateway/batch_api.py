@@ -16,7 +16,7 @@ from simfarm.gateway.errors import ApiError
 from simfarm.gateway.jobs_api import job_body
 from simfarm.gateway.openapi import Body, document
 from simfarm.gateway.openapi.bodies import JobOut
-from simfarm.gateway.requests import parse_body
+from simfarm.gateway.parsing import parse_body
 from simfarm.gateway.services import services
 
 bp = Blueprint("batch", __name__, url_prefix="/api/v1")
