@@ -230,6 +230,12 @@ class Job(BaseModel):
         """True once the job can no longer change."""
         return self.state.final
 
+    def _repr_html_(self) -> str:
+        """Jupyter's view of the job: a table of its main facts."""
+        from simfarm.common.job_html import job_table
+
+        return job_table(self)
+
 
 class JobEvent(BaseModel):
     """One entry of a job's event stream: a transition, a log line or progress."""
@@ -246,6 +252,12 @@ class JobPage(BaseModel):
 
     jobs: list[Job]
     next_cursor: str | None = None
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view of the page: one row per job."""
+        from simfarm.common.job_html import jobs_table
+
+        return jobs_table(self.jobs)
 
 
 class NodeInfo(BaseModel):
