@@ -16,7 +16,7 @@ from simfarm.common.store.notify import NotifyStore
 from simfarm.gateway.auth import can_see, current_user, require_visible
 from simfarm.gateway.errors import ApiError
 from simfarm.gateway.openapi import Body, document
-from simfarm.gateway.requests import check_job_id, int_arg, parse_body
+from simfarm.gateway.parsing import check_job_id, int_arg, parse_body
 from simfarm.gateway.services import services
 
 bp = Blueprint("webhooks", __name__, url_prefix="/api/v1")
