@@ -15,7 +15,7 @@ from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 
 from simfarm.workers.context import WorkerContext
 from simfarm.workers.dispatcher import Dispatcher, SendTask
-from simfarm.workers.node_agent import NodeAgent
+from simfarm.workers.node_agent import NodeAgent, describe_node, startup_summary
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,8 @@ class WorkerLifecycle:
         self.dispatcher = Dispatcher(ctx, self.send)
         self.dispatcher.start()
         ctx.jobs.nudge_dispatcher()
-        log.info("node %s: ready (queue %s, %d slots)", ctx.node_name, ctx.queue,
-                 ctx.settings.worker_concurrency)
+        for level, line in startup_summary(ctx, describe_node(ctx)):
+            log.log(level, "%s", line)
 
     def _on_shutting_down(self, **_: Any) -> None:
         self.ctx.shutting_down.set()

@@ -147,8 +147,8 @@ class LocalRunner:
                 )
             elif now >= next_cancel_check and self.redis.allowed():
                 next_cancel_check = now + CANCEL_CHECK_S
-                cancel = functools.partial(self.ctx.jobs.field, job_id, "cancel_requested")
-                if self.redis.call(cancel) == "1":
+                cancel = functools.partial(self.ctx.jobs.cancel_requested, job_id)
+                if self.redis.call(cancel) is True:
                     stop = Outcome(JobState.CANCELLED, reason="cancelled by user")
             if stop is None and self.ctx.shutting_down.is_set():
                 stop = Outcome(None, reason=f"worker {self.ctx.node_name} stopped")
