@@ -209,7 +209,8 @@ def test_kill_9_of_a_worker_mid_job_requeues_it_and_it_finishes_elsewhere(
     rescue = {"labels": {"rescue": "yes"}}
     farm.start("victim", node_cores=2, worker_concurrency=2, node_labels={"rescue": "yes"})
     record = tmp_path / "runs.txt"
-    retried = farm.submit(argv=[PY, "-c", RECORDER, str(record), "4"], retries=1, **{
+    # long enough to outlast the rescuer's start on a loaded machine (about 4 s here)
+    retried = farm.submit(argv=[PY, "-c", RECORDER, str(record), "8"], retries=1, **{
         "resources": {"cores": 1, **rescue}})
     lost = farm.submit(argv=[PY, "-c", "import time; time.sleep(30)"], retries=0,
                        resources={"cores": 1, **rescue})
