@@ -12,6 +12,7 @@ from simfarm.common.deps import Dependencies
 from simfarm.common.files import ProjectFiles, ResultsInfo
 from simfarm.common.hfss import HFSSSimulationConfig, SchedulerOptions
 from simfarm.common.hfss_licensing import JobLicensing
+from simfarm.common.notify import NotifySpec
 from simfarm.common.states import JobState
 
 MAX_ARGV_ITEMS = 4096
@@ -113,6 +114,10 @@ class JobSpec(StrictModel):
         default=None,
         description="an HFSS job's licence scheme and parallel variations, when they differ "
         "from the farm's (docs/licences.md)",
+    )
+    notify: NotifySpec | None = Field(
+        default=None, description="webhooks and e-mail addresses to notify when it ends "
+        "(docs/notifications.md); in a sweep's template: when the sweep ends",
     )
 
     @field_validator("argv")
