@@ -56,7 +56,8 @@ def up(port: int | None, as_json: bool) -> None:
         click.echo(json.dumps({"url": service.url, "redis_url": service.redis_url,
                                "state_dir": str(settings.state_dir)}))
     else:
-        click.echo(f"simfarm is up: {service.url}  (dashboard: {service.url}/)")
+        click.echo(f"simfarm is up: {service.url}")
+        click.echo(f"dashboard (one-time sign-in link): {service.login_url}")
         click.echo(f"state folder: {settings.state_dir}; press Ctrl-C to stop")
     _serve_until_signal(service, quiet=as_json)
 

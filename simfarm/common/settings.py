@@ -17,6 +17,17 @@ from pydantic_settings import (
 
 from simfarm.common.tokens import TokenEntry
 
+#: What a job inherits from the worker's environment by default: the locale, the
+#: program search path, temporary folders, Windows' own variables, Ansys and licence
+#: settings, GPU selection. Never credentials or simfarm's own settings.
+DEFAULT_JOB_ENV_INHERIT = (
+    "PATH", "LANG", "LANGUAGE", "LC_*", "TZ", "TMPDIR", "TEMP", "TMP",
+    "SYSTEMROOT", "SYSTEMDRIVE", "WINDIR", "COMSPEC", "PATHEXT", "NUMBER_OF_PROCESSORS",
+    "PROCESSOR_ARCHITECTURE", "PROGRAMFILES", "PROGRAMFILES(X86)", "PROGRAMDATA",
+    "ANSYSEM_*", "ANSYS*", "AWP_ROOT*", "*_LICENSE_FILE", "LM_LICENSE_FILE",
+    "CUDA_VISIBLE_DEVICES",
+)
+
 
 def _default_state_dir() -> Path:
     return Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "simfarm"
@@ -51,6 +62,25 @@ class Settings(BaseSettings):
         default_factory=list,
         description="accepted bearer tokens, hashed (`simfarm hash-token`); when set, every "
         "API call needs one; required when the gateway binds a non-loopback address",
+    )
+    gateway_hostnames: list[str] = Field(
+        default_factory=list,
+        description="host names the gateway answers to besides this machine's names, "
+        "localhost and IP addresses (others get 400: DNS rebinding); '*' allows any",
+    )
+    gateway_origins: list[str] = Field(
+        default_factory=list,
+        description="other web origins (https://host:port) allowed to open WebSockets and "
+        "make state-changing requests; the gateway's own origin always is",
+    )
+    login_code_sha256: str | None = Field(
+        default=None,
+        description="gateway of `simfarm up`: SHA-256 of the one-time dashboard login code",
+    )
+    local_token: str | None = Field(
+        default=None,
+        description="gateway of `simfarm up`: the owner's token, handed to the browser that "
+        "opens the one-time login URL",
     )
     allowed_roots: list[str] = Field(
         default_factory=list,
@@ -137,6 +167,21 @@ class Settings(BaseSettings):
         default="text", description="log lines as text or JSON (job id and node in each line)"
     )
     log_level: str = Field(default="INFO", description="logging level of services")
+    job_user: str | None = Field(
+        default=None,
+        description="worker: run jobs as this unprivileged OS account (POSIX; the worker "
+        "must run as root to switch); unset: jobs run as the worker's own account",
+    )
+    job_env_inherit: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_JOB_ENV_INHERIT),
+        description="worker: variables of the worker's environment a job inherits (names "
+        "or shell patterns); nothing else reaches it (no credentials, no simfarm settings)",
+    )
+    worker_dispatch: bool = Field(
+        default=True,
+        description="worker: take part in electing the dispatcher (needs the Redis "
+        "'dispatcher' user); false for workers connecting as the 'worker' user",
+    )
     kill_grace_s: float = Field(
         default=5.0, ge=0, description="seconds between SIGTERM and SIGKILL on cancel/timeout"
     )

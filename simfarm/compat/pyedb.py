@@ -232,11 +232,24 @@ def _submit_result(response: httpx.Response) -> str:
     return str(body["job_id"])
 
 
+def _local_token(url: str, port: int | None) -> str | None:
+    """The token of a service on this machine: ``SIMFARM_TOKEN``, or the local token of
+    the ``simfarm up`` or private PyEDB service (its state folder) running at ``url``."""
+    from simfarm.client.base import resolve_token, token_from_state
+    from simfarm.common.settings import Settings
+
+    token = resolve_token(None, url)
+    if token is None and port is not None and not os.environ.get("SIMFARM_STATE_DIR"):
+        token = token_from_state(Settings().state_dir / f"pyedb-{port}", url)
+    return token
+
+
 class _Service:
     """A simfarm service this process uses: found running, or started here."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, token: str | None = None) -> None:
         self.url = url
+        self.token = token
         self.embedded: Any = None
         self._watch: threading.Thread | None = None
         self._stop = threading.Event()
@@ -252,7 +265,7 @@ class _Service:
     def attach_or_start(cls, url: str | None, host: str, port: int) -> _Service:
         for candidate in (url, os.environ.get("SIMFARM_URL"), f"http://{host}:{port}"):
             if candidate and cls.answers(candidate.rstrip("/")):
-                return cls(candidate.rstrip("/"))
+                return cls(candidate.rstrip("/"), _local_token(candidate.rstrip("/"), port))
         from simfarm.client.embedded import EmbeddedService
         from simfarm.common.settings import Settings
 
@@ -262,6 +275,7 @@ class _Service:
         service = cls(f"http://127.0.0.1:{port}")
         service.embedded = EmbeddedService(settings, gateway_port=port)
         service.embedded.start(timeout_s=START_TIMEOUT_S)
+        service.token = service.embedded.local_token.token
         service._watch = threading.Thread(target=service._watchdog, daemon=True,
                                           name="simfarm-pyedb-service")
         service._watch.start()
@@ -312,6 +326,12 @@ class JobManagerHandler:
         atexit.register(self.close)
 
     @property
+    def headers(self) -> dict[str, str]:
+        """The ``Authorization`` header for the service, when it needs a token."""
+        token = self._service.token if self._service is not None else None
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    @property
     def url(self) -> str:
         """The service URL."""
         if self._service is not None:
@@ -324,9 +344,10 @@ class JobManagerHandler:
             if self.started:
                 return
             self._service = _Service.attach_or_start(self._requested_url, self.host, self.port)
-            self._http = httpx.Client(base_url=self._service.url, timeout=30)
+            self._http = httpx.Client(base_url=self._service.url, timeout=30,
+                                      headers=self.headers)
             self.manager = JobManager(self.resource_limits, self.scheduler_type,
-                                      url=self._service.url)
+                                      url=self._service.url, token=self._service.token)
             self.started = True
             log.info("job service at %s", self._service.url)
 
@@ -438,10 +459,11 @@ class JobManager:
 
     def __init__(self, resource_limits: ResourceLimits | None = None,
                  scheduler_type: SchedulerType = SchedulerType.NONE,
-                 url: str | None = None) -> None:
+                 url: str | None = None, token: str | None = None) -> None:
         self.resource_limits = resource_limits or ResourceLimits()
         self.scheduler_type = scheduler_type
         self._url = url
+        self._token = token or (_local_token(url, None) if url else None)
         self._service: _Service | None = None
 
     @property
@@ -450,11 +472,16 @@ class JobManager:
         if self._url is None:
             self._service = _Service.attach_or_start(None, "localhost", 8080)
             self._url = self._service.url
+            self._token = self._service.token
             atexit.register(self._service.stop)
         return self._url
 
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token}"} if self._token else {}
+
     def _async_client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.url, timeout=30)
+        url = self.url
+        return httpx.AsyncClient(base_url=url, timeout=30, headers=self._headers())
 
     async def submit_job(self, config: _models.HFSSSimulationConfig, priority: int = 0) -> str:
         """Queue ``config``; returns its job id."""
@@ -493,5 +520,6 @@ class JobManager:
     @property
     def jobs(self) -> dict[str, JobInfo]:
         """Snapshot of every job, by id."""
-        data = httpx.get(f"{self.url}/api/jobs", timeout=30).json()
+        url = self.url
+        data = httpx.get(f"{url}/api/jobs", timeout=30, headers=self._headers()).json()
         return {item["id"]: _job_info(item) for item in data}

@@ -25,6 +25,7 @@ from simfarm.gateway.errors import install_error_handlers
 from simfarm.gateway.openapi import routes as openapi_routes
 from simfarm.gateway.requests import install_request_parsing
 from simfarm.gateway.services import build_services
+from simfarm.gateway.web_guard import install_web_guard
 from simfarm.gateway.workflow import install_workflow
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None, connection: redis.Redis | None 
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["simfarm"] = build_services(settings, connection)
     install_error_handlers(app)
+    install_web_guard(app, settings)  # Host, Origin, form posts: before authentication
     install_auth(app, settings)  # first: refuses an exposed bind without tokens
     install_request_parsing(app)
     app.register_blueprint(jobs_api.bp)

@@ -42,9 +42,11 @@ def _on_ready(**_: Any) -> None:
     attach_cluster(ctx)  # scheduler workers forward jobs instead of running them
     agent = NodeAgent(ctx)
     agent.start()
-    dispatcher = Dispatcher(ctx, send_run_job)
-    dispatcher.start()
-    _parts.update(agent=agent, dispatcher=dispatcher)
+    _parts["agent"] = agent
+    if ctx.settings.worker_dispatch:  # off for workers without the Redis dispatcher user
+        dispatcher = Dispatcher(ctx, send_run_job)
+        dispatcher.start()
+        _parts["dispatcher"] = dispatcher
     ctx.jobs.nudge_dispatcher()
     log.info(
         "node %s: ready (queue %s, %d slots)",

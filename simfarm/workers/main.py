@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from simfarm.common.settings import Settings
@@ -30,13 +31,27 @@ def worker_argv(settings: Settings, loglevel: str = "INFO") -> list[str]:
     ]
 
 
+def _is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
 def run_worker(settings: Settings, loglevel: str = "INFO") -> None:
     """Run the worker in this process until it is stopped."""
     settings.require_redis_url()
     from simfarm.common.logs import configure_logging
     from simfarm.workers.app import app
+    from simfarm.workers.job_account import JobAccountError, job_account
 
     configure_logging(settings.log_level, settings.log_format, settings.node_name)
+    try:
+        account = job_account(settings)
+    except JobAccountError as exc:
+        logging.getLogger(__name__).error("node %s: %s", settings.node_name, exc)
+        sys.exit(1)
+    if account is None and _is_root():
+        logging.getLogger(__name__).warning(
+            "node %s: jobs run as root; set job_user to an unprivileged account",
+            settings.node_name)
 
     argv = worker_argv(settings, loglevel)
     if settings.log_format == "json":
