@@ -321,3 +321,30 @@ def test_answers_carry_security_headers(http: httpx.Client) -> None:
         assert headers["X-Frame-Options"] == "DENY", path
         assert "frame-ancestors 'none'" in headers["Content-Security-Policy"], path
         assert headers["Referrer-Policy"] == "no-referrer", path
+
+
+# ---------------------------------------------------------------- slow clients
+
+
+def test_slow_clients_do_not_stop_the_gateway(gateway: str, http: httpx.Client) -> None:
+    """300 connections dripping headers one byte a second and 300 silent ones (64
+    threads of the old gthread gateway were enough to stop it): health, submit and a
+    WebSocket still answer, each within a few seconds."""
+    from websockets.sync.client import connect
+
+    from tests.slowloris import Slowloris
+
+    port = int(gateway.rsplit(":", 1)[1])
+    with Slowloris(port, slow=300, idle=300) as attack, \
+            httpx.Client(base_url=gateway, timeout=5) as fresh:
+        assert attack.open_connections >= 590
+        for _ in range(3):
+            assert fresh.get("/api/v1/health").status_code == 200
+            created = fresh.post("/api/v1/jobs", json={"argv": ["true"], "priority": 0})
+            assert created.status_code == 201, created.text
+            assert fresh.post(f"/api/v1/jobs/{created.json()['id']}/cancel").status_code == 200
+            with connect(gateway.replace("http://", "ws://") + "/api/v1/ws",
+                         open_timeout=5) as ws:
+                ws.send(json.dumps({"op": "subscribe", "types": ["state"]}))
+                assert json.loads(ws.recv(timeout=5))["op"] == "subscribed"
+        assert http.get("/").status_code == 200  # the dashboard too

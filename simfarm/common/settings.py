@@ -55,6 +55,30 @@ class Settings(BaseSettings):
         description="gateway processes (POSIX); more use more cores for the REST API; "
         "WebSocket clients and /metrics histograms are then per process",
     )
+    gateway_worker_class: Literal["gevent", "gthread"] = Field(
+        default="gevent",
+        description="gunicorn worker: gevent (a greenlet per connection: thousands of "
+        "WebSocket and slow clients) or gthread (a thread per busy connection)",
+    )
+    gateway_connections: int = Field(
+        default=10_000, ge=16, le=1_000_000,
+        description="gevent: connections one gateway process holds at once (more wait)",
+    )
+    gateway_client_connections: int = Field(
+        default=1024, ge=1, le=1_000_000,
+        description="gevent: connections one client address may hold at once (more get "
+        "503); behind a reverse proxy every client has the proxy's address",
+    )
+    gateway_header_timeout_s: float = Field(
+        default=10.0, gt=0, le=3600,
+        description="a request's line and headers must arrive within this (also the "
+        "keep-alive idle time)",
+    )
+    gateway_read_timeout_s: float = Field(
+        default=30.0, gt=0, le=3600,
+        description="gevent: a connection silent this long while a request body is read "
+        "or an answer sent is closed",
+    )
     url: str | None = Field(default=None, description="gateway URL used by clients and the CLI")
     token: str | None = Field(default=None, description="bearer token used by clients")
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="largest API body")
@@ -161,7 +185,8 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="a WebSocket send blocked this long drops the client"
     )
     ws_max_clients: int | None = Field(
-        default=None, ge=1, description="WebSocket clients at once (default: 3/4 of threads)"
+        default=None, ge=1, description="WebSocket clients at once per gateway process "
+        "(default: 5000 with gevent workers, 3/4 of the threads with gthread)"
     )
     log_format: Literal["text", "json"] = Field(
         default="text", description="log lines as text or JSON (job id and node in each line)"
