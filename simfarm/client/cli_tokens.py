@@ -14,11 +14,14 @@ from simfarm.common.tokens import TokenEntry, hash_token, new_token
 @click.command("hash-token")
 @click.option("--user", required=True, help="user name the token's jobs belong to")
 @click.option("--admin", is_flag=True, help="the token sees and cancels every user's jobs")
+@click.option("--worker", is_flag=True,
+              help="a worker's token (SIMFARM_TOKEN of workers): blobs and results only")
 @click.option("--stdin", "from_stdin", is_flag=True,
               help="hash the token read from standard input instead of making a new one")
 @click.option("--pbkdf2", is_flag=True,
               help="salted slow hash (for tokens people chose themselves)")
-def hash_token_command(user: str, admin: bool, from_stdin: bool, pbkdf2: bool) -> None:
+def hash_token_command(user: str, admin: bool, worker: bool, from_stdin: bool,
+                       pbkdf2: bool) -> None:
     """Print a new token (or hash one from stdin) and its configuration entry.
 
     Only the hash goes into the gateway's configuration; give the token to the user,
@@ -30,8 +33,11 @@ def hash_token_command(user: str, admin: bool, from_stdin: bool, pbkdf2: bool) -
             raise click.ClickException("no token on standard input")
     else:
         token = new_token()
+    if admin and worker:
+        raise click.ClickException("a token is either --admin or --worker, not both")
     try:
-        entry = TokenEntry(user=user, hash=hash_token(token, slow=pbkdf2), admin=admin)
+        entry = TokenEntry(user=user, hash=hash_token(token, slow=pbkdf2), admin=admin,
+                           worker=worker)
     except ValidationError as exc:
         raise click.ClickException(exc.errors()[0]["msg"]) from exc
     if not from_stdin:
@@ -42,6 +48,8 @@ def hash_token_command(user: str, admin: bool, from_stdin: bool, pbkdf2: bool) -
     click.echo(f'user = "{entry.user}"')
     click.echo(f'hash = "{entry.hash}"')
     click.echo(f"admin = {'true' if entry.admin else 'false'}")
+    if entry.worker:
+        click.echo("worker = true")
     click.echo("")
     click.echo("# or in the environment (a JSON list; add one object per token):")
     click.echo(f"SIMFARM_AUTH_TOKENS='{json.dumps([entry.model_dump()])}'")

@@ -123,7 +123,7 @@ class EmbeddedService:
                 worker_env["SIMFARM_REDIS_URL"] = self.redis_users.url(self.redis_url,
                                                                        "dispatcher")
             if not self.settings.token:  # staged files: the worker calls the gateway
-                worker_env["SIMFARM_TOKEN"] = self.local_token.token
+                worker_env["SIMFARM_TOKEN"] = self.local_token.worker_token
             self._spawn("gateway", [sys.executable, "-m", "simfarm.gateway.server"],
                         gateway_env)
             self._spawn("worker", [sys.executable, "-m", "simfarm.workers.main"], worker_env)

@@ -74,6 +74,8 @@ class LocalToken:
     token: str = field(default_factory=new_token)
     user: str = field(default_factory=owner_name)
     login_code: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    worker_token: str = field(default_factory=new_token)
+    """The worker's own token: blobs and results only (no admin token on workers)."""
 
     def entry(self) -> TokenEntry:
         """The gateway's entry for it: the owner, an admin."""
@@ -83,8 +85,10 @@ class LocalToken:
         """The gateway's settings for it: the configured tokens plus this one, and the
         one-time dashboard login code (its SHA-256) with the token it hands out."""
         return {
-            "SIMFARM_AUTH_TOKENS": json.dumps([e.model_dump()
-                                               for e in [*configured, self.entry()]]),
+            "SIMFARM_AUTH_TOKENS": json.dumps([e.model_dump() for e in [
+                *configured, self.entry(),
+                TokenEntry(user="simfarm-worker", hash=hash_token(self.worker_token),
+                           worker=True)]]),
             "SIMFARM_LOGIN_CODE_SHA256": hashlib.sha256(self.login_code.encode()).hexdigest(),
             "SIMFARM_LOCAL_TOKEN": self.token,
         }

@@ -86,6 +86,12 @@ class Principal:
     """Admins see and cancel every job."""
     authenticated: bool
     """True when a token was checked (token mode)."""
+    worker: bool = False
+    """A worker's token: blobs and results of running jobs only."""
+
+
+#: What a worker's token may call (staged files: fetch the project, send the results).
+WORKER_ENDPOINTS = frozenset({"files.get_blob", "files.put_blob", "files.attach_results"})
 
 
 def public(view: F) -> F:
@@ -261,7 +267,13 @@ def _authenticate() -> Response | None:
             return _unauthorized("send 'Authorization: Bearer <token>' (SIMFARM_TOKEN)")
         log.warning("rejected a bad token from %s on %s", request.remote_addr, request.path)
         return _unauthorized("the token is not valid")
-    g.simfarm_principal = Principal(user=entry.user, admin=entry.admin, authenticated=True)
+    if entry.worker and request.endpoint not in WORKER_ENDPOINTS and not _is_public():
+        response = jsonify({"error": "forbidden", "detail": "a worker's token only moves "
+                            "blobs and attaches results", "fields": []})
+        response.status_code = 403
+        return response
+    g.simfarm_principal = Principal(user=entry.user, admin=entry.admin and not entry.worker,
+                                    authenticated=True, worker=entry.worker)
     return None
 
 
