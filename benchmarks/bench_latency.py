@@ -18,6 +18,7 @@ import time
 import httpx
 
 from benchmarks.common import farm, percentile, summary_ms
+from simfarm.common.states import JobState
 from simfarm.common.store import JobStore
 
 
@@ -34,7 +35,7 @@ def main() -> None:
                 started = time.time()
                 job_id = http.post("/api/v1/jobs", json={"argv": ["true"]}).json()["id"]
                 deadline = time.monotonic() + 30
-                while store.field(job_id, "state") not in ("completed", "failed"):
+                while store.state_of(job_id) not in (JobState.COMPLETED, JobState.FAILED):
                     if time.monotonic() > deadline:
                         raise SystemExit(f"job {job_id} did not finish in 30 s")
                     time.sleep(0.002)

@@ -12,6 +12,7 @@ from simfarm.workers.aedt_log import (
     is_error_line,
     message_level,
     read_max_passes,
+    read_target_delta_s,
     results_folder,
 )
 
@@ -57,6 +58,7 @@ def test_progress_through_a_whole_log() -> None:
         "phase": "done",
         "adaptive_pass": 2,
         "max_passes": 10,
+        "target_delta_s": None,
         "adaptive_frequency": "8GHz",
         "delta_s": 0.41002,
         "converged": True,
@@ -67,6 +69,13 @@ def test_progress_through_a_whole_log() -> None:
         "errors": 0,
     }
     assert tracker.completed_normally
+    series = tracker.series()
+    assert [(p["pass"], p["delta_s"], p["elements"]) for p in series["passes"]] == [
+        (1, None, 1200), (2, 0.41002, 1800)]
+    assert series["passes"][0]["frequency"] == "8GHz"
+    assert series["converged"] is True
+    assert series["sweep"] == {"type": "Interpolating", "frequencies": 101, "solved": 2,
+                               "points": ["5GHz", "10GHz"]}
 
 
 def test_progress_counts_errors_and_non_convergence() -> None:
@@ -96,6 +105,17 @@ def test_read_max_passes(tmp_path: Path) -> None:
     assert read_max_passes(project) == 4
     assert read_max_passes(tmp_path / "x.aedb") is None
     assert read_max_passes(tmp_path / "missing.aedt") is None
+
+
+def test_read_target_delta_s(tmp_path: Path) -> None:
+    project = tmp_path / "p.aedt"
+    project.write_text(
+        "$begin 'Other'\nMaxDeltaS=0.1\n$end 'Other'\n"
+        "$begin 'Setup1'\nMaximumPasses=12\nMaxDeltaS=0.02\n$end 'Setup1'\n"
+    )
+    assert read_target_delta_s(project, "Setup1") == 0.02
+    assert read_target_delta_s(project) == 0.1
+    assert read_target_delta_s(tmp_path / "x.aedb") is None
 
 
 def test_log_tail_skips_earlier_runs_and_joins_partial_lines(tmp_path: Path) -> None:

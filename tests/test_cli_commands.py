@@ -169,6 +169,32 @@ def test_user_errors_exit_1_and_unexpected_answers_exit_2(env: dict[str, str],
         server.wait(10)
 
 
+def test_json_errors_keep_the_api_code_status_and_fields(env: dict[str, str]) -> None:
+    def error(*args: str) -> dict[str, object]:
+        done = simfarm(args[0], "--json", *args[1:], env=env)
+        assert done.returncode == 1 and done.stdout == "", done.stderr
+        body: dict[str, object] = json.loads(done.stderr)
+        assert set(body) == {"error", "detail", "status", "fields"}
+        return body
+
+    missing = error("status", "no-such-job")
+    assert (missing["error"], missing["status"], missing["fields"]) == ("not_found", 404, [])
+    job = json.loads(simfarm("submit", "--json", "--", "true", env=env).stdout)
+    simfarm("cancel", job["id"], env=env)
+    wait_until(lambda: json.loads(simfarm("status", job["id"], "--json", env=env).stdout)
+               ["state"] in ("completed", "cancelled"), 30, "the job to end")
+    conflict = error("cancel", job["id"])
+    assert (conflict["error"], conflict["status"]) == ("conflict", 409)
+    assert conflict["fields"] == [{"field": "state", "reason": conflict["fields"][0]["reason"]}]  # type: ignore[index]
+    invalid = error("submit", "--priority", "11", "--", "true")  # refused before sending
+    assert (invalid["error"], invalid["status"]) == ("validation_error", None)
+    assert [f["field"] for f in invalid["fields"]] == ["priority"]  # type: ignore[attr-defined]
+    usage = error("list", "--limit", "0")
+    assert usage["error"] == "usage_error" and usage["fields"][0]["field"] == "limit"  # type: ignore[index]
+    unreachable = error("list", "--url", f"http://127.0.0.1:{free_port()}")
+    assert unreachable["error"] == "connection_failed" and unreachable["status"] is None
+
+
 def test_completion_script_and_help(env: dict[str, str]) -> None:
     script = simfarm("completion", "bash", env=env)
     assert script.returncode == 0 and "_SIMFARM_COMPLETE=bash_complete" in script.stdout

@@ -236,6 +236,22 @@ def test_kill_9_of_a_worker_mid_job_requeues_it_and_it_finishes_elsewhere(
     assert not victim["alive"] and victim["status"] == "lost"
 
 
+def test_worker_hung_up_restarts_in_place_and_runs_jobs_again(farm: Farm) -> None:
+    # SIGHUP makes Celery stop the worker warmly and exec it again in the same process.
+    farm.start("hup", node_cores=2, node_labels={"hup": "yes"})
+    pid = farm.procs["hup"].pid
+    before = farm.nodes.get("hup")
+    assert before is not None
+    os.kill(pid, signal.SIGHUP)
+    after = wait_for(lambda: farm.nodes.get("hup"),
+                     lambda n: n is not None and n.boot_id != before.boot_id, 60,
+                     "the hung-up worker to register again")
+    assert farm.procs["hup"].poll() is None and psutil.Process(pid).is_running(), farm.log("hup")
+    assert after is not None
+    job_id = farm.submit(argv=["true"], resources={"labels": {"hup": "yes"}})
+    assert farm.wait_state(job_id, "completed", timeout_s=30)["node"] == "hup"
+
+
 def test_job_sent_to_a_node_that_died_before_picking_it_up_is_requeued_for_free(
     farm: Farm,
 ) -> None:

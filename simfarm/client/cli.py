@@ -21,6 +21,7 @@ import click
 from simfarm.client import cli_farm, cli_files, cli_jobs, cli_watch
 from simfarm.client.cli_common import UserError
 from simfarm.client.cli_tokens import hash_token_command
+from simfarm.client.errors import ApiError, ConnectionFailed
 from simfarm.common.errors import SimfarmError
 from simfarm.common.settings import Settings
 
@@ -157,35 +158,52 @@ def _wants_json(argv: list[str]) -> bool:
     return "--json" in options
 
 
-def _fail(code: int, error: str, message: str, as_json: bool) -> None:
+def _fail(code: int, message: str, as_json: bool, error: UserError | None = None) -> None:
     if as_json:
-        click.echo(json.dumps({"error": error, "detail": message}), err=True)
+        body = (error or UserError(message, error="unexpected" if code == 2 else "user_error"))
+        click.echo(json.dumps(body.as_json()), err=True)
     else:
         click.echo(message, err=True)
     sys.exit(code)
 
 
+def _usage_error(exc: click.ClickException) -> UserError:
+    """A command-line mistake (unknown option, bad value): ``usage_error``, with the
+    option in ``fields`` when click names it."""
+    if isinstance(exc, UserError):
+        return exc
+    param = getattr(exc, "param", None)
+    name = getattr(param, "name", None) or getattr(exc, "option_name", None)
+    fields = [{"field": str(name), "reason": exc.message}] if name else []
+    return UserError(exc.format_message(), error="usage_error", fields=fields)
+
+
 def main() -> None:
     """Console-script entry point with simfarm's exit codes (0 ok, 1 user error,
-    2 unexpected); with ``--json`` errors are printed as ``{"error", "detail"}`` JSON."""
+    2 unexpected); with ``--json`` an error is one JSON line on stderr:
+    ``{"error", "detail", "status", "fields"}`` (see :class:`UserError`)."""
     as_json = _wants_json(sys.argv[1:])
     try:
         cli.main(prog_name="simfarm", standalone_mode=False)
     except click.exceptions.Abort:
-        _fail(1, "aborted", "aborted", as_json)
+        _fail(1, "aborted", as_json, UserError("aborted", error="aborted"))
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         if as_json:
-            _fail(1, "user_error", exc.format_message(), True)
+            _fail(1, exc.format_message(), True, _usage_error(exc))
         exc.show()
         sys.exit(1)
+    except ApiError as exc:
+        _fail(1, f"error: {exc}", as_json, UserError.from_api(exc))
+    except ConnectionFailed as exc:
+        _fail(1, f"error: {exc}", as_json, UserError(str(exc), error="connection_failed"))
     except SimfarmError as exc:
-        _fail(1, "user_error", f"error: {exc}", as_json)
+        _fail(1, f"error: {exc}", as_json, UserError(str(exc)))
     except KeyboardInterrupt:
-        _fail(1, "interrupted", "interrupted", as_json)
+        _fail(1, "interrupted", as_json, UserError("interrupted", error="interrupted"))
     except Exception as exc:
-        _fail(2, "unexpected", f"unexpected error: {exc!r}", as_json)
+        _fail(2, f"unexpected error: {exc!r}", as_json)
     sys.exit(0)
 
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import httpx
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
@@ -55,7 +55,7 @@ class Client(WorkflowMixin):
         self._http.close()
         self._config.close()
 
-    def __enter__(self) -> Client:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -159,18 +159,6 @@ class Client(WorkflowMixin):
         return self._call(api.health())
 
     # ------------------------------------------------------------------ transport
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One request; a typed error for a failed answer (used by the workflow methods)."""
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise ConnectionFailed(self._config.connection_error(exc)) from exc
-        if response.status_code >= 400:
-            raise api.error_for(
-                response.status_code, api.decode_json(response.content), response.text
-            )
-        return response
-
     def _call(self, op: api.Operation[T]) -> T:
         try:
             response = self._http.request(**op.request.httpx_kwargs())

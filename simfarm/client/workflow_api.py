@@ -34,14 +34,6 @@ def get_sweep(sweep_id: str) -> Operation[Sweep]:
     return Operation(Request("GET", _sweep_path(sweep_id)), Sweep.model_validate)
 
 
-def list_sweeps(limit: int = 50, cursor: str | None = None) -> Operation[dict[str, Any]]:
-    """GET one page of sweeps (``sweeps``, ``next_cursor``)."""
-    params: dict[str, Any] = {"limit": limit}
-    if cursor:
-        params["cursor"] = cursor
-    return Operation(Request("GET", "/api/v1/sweeps", params=params), dict)
-
-
 def cancel_sweep(sweep_id: str) -> Operation[Sweep]:
     """Cancel every unfinished child of a sweep."""
     return Operation(Request("POST", _sweep_path(sweep_id, "cancel")), Sweep.model_validate)

@@ -148,6 +148,27 @@ class JobSpec(StrictModel):
         return self
 
 
+class Lease(BaseModel):
+    """The hold of a job's current attempt on the worker that runs it (or was sent it).
+
+    The worker renews ``until`` every heartbeat; once it has passed (plus a margin), or
+    the worker process named by ``boot`` was replaced, the dispatcher hands the attempt
+    on. A worker that cannot renew stops its own run when ``until`` passes."""
+
+    until: datetime | None = Field(
+        default=None, description="the attempt is the worker's until then"
+    )
+    boot: str | None = Field(
+        default=None, description="boot id of the worker process the attempt was sent to or runs in"
+    )
+    claimed: bool = Field(
+        default=False, description="a scheduler worker took the attempt while it is still queued"
+    )
+    pid: int | None = Field(
+        default=None, description="the run's process (group leader) on the node"
+    )
+
+
 class Job(BaseModel):
     """A job as stored and reported: the spec plus everything simfarm knows about it."""
 
@@ -171,6 +192,13 @@ class Job(BaseModel):
     owner: str | None = None
     progress: dict[str, Any] | None = None
     native_id: str | None = Field(default=None, description="cluster job id, if forwarded")
+    native_scheduler: str | None = Field(
+        default=None, description="the scheduler (slurm, lsf...) that native_id belongs to"
+    )
+    lease: Lease | None = Field(
+        default=None, description="the current attempt's lease (scheduled and running jobs)"
+    )
+    losses: int = Field(default=0, description="attempts that ended because their worker was lost")
     artifacts: list[str] = Field(default_factory=list)
     hold: str | None = Field(
         default=None,

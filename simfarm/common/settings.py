@@ -268,6 +268,22 @@ class Settings(BaseSettings):
     expiry_interval_s: float = Field(
         default=60.0, ge=0, description="gateway: retention sweep interval (0 = off)"
     )
+    stats_bucket_s: float = Field(
+        default=60.0, ge=1, le=3600,
+        description="farm time series: bucket length (one point per series per bucket)",
+    )
+    stats_buckets: int = Field(
+        default=7 * 24 * 60, ge=10, le=1_000_000,
+        description="farm time series: buckets kept per series (a week of minutes)",
+    )
+    stats_coarse_bucket_s: float = Field(
+        default=3600.0, ge=60,
+        description="farm time series: bucket of the coarser tier kept beyond that",
+    )
+    stats_coarse_buckets: int = Field(
+        default=366 * 24, ge=10, le=1_000_000,
+        description="farm time series: coarse buckets kept per series (a year of hours)",
+    )
 
     def blob_root(self) -> Path:
         """The gateway's blob store folder."""

@@ -16,10 +16,15 @@ import os
 import sys
 from pathlib import Path
 
-import httpx
 from pydantic import ValidationError
 
-from simfarm.common.hfss import MachineNode, create_hfss_config
+from simfarm.client.errors import ApiError, ConnectionFailed
+from simfarm.compat.pyedb_client import (
+    JobSubmissionError,
+    PyEDBClient,
+    project_config,
+    submit_body,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,26 +56,21 @@ def _fail(message: str, code: int) -> int:
 
 def submit(host: str, port: int, project_path: Path, num_cores: int) -> int:
     """Send one job; returns the process exit code."""
-    config = create_hfss_config(project_path=str(project_path))
-    if not config.machine_nodes:
-        config.machine_nodes.append(MachineNode())
-    config.machine_nodes[0].cores = num_cores
-    config.machine_nodes[0].max_cores = num_cores
-    url = f"http://{host}:{port}/jobs/submit"
+    body = submit_body(project_config(project_path, num_cores))
+    url = f"http://{host}:{port}"
     try:
-        response = httpx.post(url, json={"config": config.to_dict(), "priority": 0}, timeout=60)
-    except httpx.HTTPError as exc:
-        return _fail(f"cannot reach the job manager at {url}: {exc}", EXIT_INVALID)
-    try:
-        body = response.json()
-    except ValueError:
-        body = {"error": response.text[:500]}
-    if response.status_code >= 500:
-        return _fail(f"job manager error {response.status_code}: {body.get('error')}",
-                     EXIT_UNEXPECTED)
-    if response.status_code >= 400 or not body.get("success"):
-        return _fail(f"job rejected ({response.status_code}): {body.get('error')}", EXIT_INVALID)
-    print(f"Job {body['job_id']} queued at {host}:{port}")
+        with PyEDBClient(url, timeout=60) as client:
+            job_id = client.submit_config(body)
+    except ConnectionFailed as exc:
+        return _fail(f"cannot reach the job manager at {url}: {exc.__cause__ or exc}",
+                     EXIT_INVALID)
+    except ApiError as exc:
+        if exc.status >= 500:
+            return _fail(f"job manager error {exc.status}: {exc.detail}", EXIT_UNEXPECTED)
+        return _fail(f"job rejected ({exc.status}): {exc.detail}", EXIT_INVALID)
+    except JobSubmissionError as exc:
+        return _fail(f"job rejected: {exc}", EXIT_INVALID)
+    print(f"Job {job_id} queued at {host}:{port}")
     return EXIT_OK
 
 

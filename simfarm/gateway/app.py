@@ -25,6 +25,7 @@ from simfarm.gateway.errors import install_error_handlers
 from simfarm.gateway.openapi import routes as openapi_routes
 from simfarm.gateway.requests import install_request_parsing
 from simfarm.gateway.services import build_services
+from simfarm.gateway.visuals import install_visuals
 from simfarm.gateway.web_guard import install_web_guard
 from simfarm.gateway.workflow import install_workflow
 
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None, connection: redis.Redis | None 
     assert pyedb_docs.TAG  # their OpenAPI metadata
     app.register_blueprint(openapi_routes.bp)
     install_workflow(app)  # files, sweeps, resubmit, history, audit
+    install_visuals(app)  # progress series, farm series, result summaries, webhooks
     app.extensions[metrics.EXTENSION] = metrics.GatewayMetrics()
     app.register_blueprint(metrics.bp)
     app.register_blueprint(dashboard.bp)  # web UI at /

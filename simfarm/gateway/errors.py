@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import redis
 from flask import Flask, Response, jsonify, request
@@ -127,22 +126,3 @@ def install_error_handlers(app: Flask) -> None:
         )
 
     app.register_error_handler(Exception, _unexpected)
-
-
-def error_schema() -> dict[str, Any]:
-    """JSON schema of the error body (for the OpenAPI document)."""
-    return {
-        "type": "object",
-        "required": ["error", "detail", "fields"],
-        "properties": {
-            "error": {"type": "string"},
-            "detail": {"type": "string"},
-            "fields": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {"field": {"type": "string"}, "reason": {"type": "string"}},
-                },
-            },
-        },
-    }

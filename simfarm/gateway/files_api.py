@@ -116,7 +116,7 @@ def attach_results(job_id: str) -> Response:
     svc = services()
     info = parse_body(ResultsInfo)
     if current_user().worker:  # a worker sends the results of the jobs it runs
-        if svc.jobs.field(check_job_id(job_id), "state") != JobState.RUNNING.value:
+        if svc.jobs.state_of(check_job_id(job_id)) is not JobState.RUNNING:
             raise JobNotFound(job_id)
     else:
         require_visible(check_job_id(job_id))

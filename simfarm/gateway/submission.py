@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from simfarm.common.deps import Dependencies
+from simfarm.common.errors import JobNotFound
 from simfarm.common.models import Job, JobSpec
 from simfarm.common.store.holds import HOLD_DEPENDENCIES
 from simfarm.gateway.auth import can_see
@@ -14,6 +15,13 @@ from simfarm.gateway.errors import ApiError, field_error
 from simfarm.gateway.services import Services
 
 MAX_GRAPH_VISITS = 100_000
+
+
+def _job_visible(svc: Services, job_id: str) -> bool:
+    try:
+        return can_see(svc.jobs.owner_of(job_id))
+    except JobNotFound:
+        return False
 
 
 def _sweep_visible(svc: Services, sweep_id: str) -> bool:
@@ -31,7 +39,7 @@ def resolve_dependencies(
         out: list[str] = []
         for n, ident in enumerate(ids):
             field = f"{where}.{condition}.{n}"
-            if svc.jobs.exists(ident) and can_see(svc.jobs.field(ident, "owner")):
+            if _job_visible(svc, ident):
                 if element is not None:
                     raise field_error(field, f"{ident} is a job; elementwise needs sweep ids")
                 out.append(ident)

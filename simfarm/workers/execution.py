@@ -89,9 +89,9 @@ def _claim(ctx: WorkerContext, job_id: str, attempt: int) -> bool | None:
         )
     except IllegalTransition:
         # A retry after a lost reply: the first try may have claimed it for this process.
-        if (store.field(job_id, "state") == JobState.RUNNING.value
-                and store.field(job_id, "attempt") == str(attempt)
-                and store.field(job_id, "boot") == ctx.boot_id):
+        now = store.attempt(job_id)
+        if (now.state is JobState.RUNNING and now.number == attempt
+                and now.lease.boot == ctx.boot_id):
             return True
         raise
     return True

@@ -21,7 +21,7 @@ from simfarm.workers import orphan_guard
 from simfarm.workers.context import WorkerContext
 from simfarm.workers.job_account import job_account, job_environment
 from simfarm.workers.outcome import Outcome
-from simfarm.workers.platform import kill_tree, popen_group_kwargs
+from simfarm.workers.process_tree import kill_tree, popen_group_kwargs
 from simfarm.workers.redis_guard import RedisGuard
 
 log = logging.getLogger(__name__)
@@ -153,8 +153,8 @@ class LocalRunner:
                 )
             elif now >= next_cancel_check and self.redis.allowed():
                 next_cancel_check = now + CANCEL_CHECK_S
-                cancel = functools.partial(self.ctx.jobs.field, job_id, "cancel_requested")
-                if self.redis.call(cancel) == "1":
+                cancel = functools.partial(self.ctx.jobs.cancel_requested, job_id)
+                if self.redis.call(cancel) is True:
                     stop = Outcome(JobState.CANCELLED, reason="cancelled by user")
             if stop is None and self.ctx.shutting_down.is_set():
                 stop = Outcome(None, reason=f"worker {self.ctx.node_name} stopped")

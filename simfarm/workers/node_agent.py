@@ -9,9 +9,9 @@ import threading
 
 import psutil
 
+from simfarm.common.aedt import node_aedt_labels
 from simfarm.common.limits import NodeLimits, Usage, held_reason
 from simfarm.common.models import NodeInfo
-from simfarm.workers.aedt import node_aedt_labels
 from simfarm.workers.cluster_service import cluster_node_info
 from simfarm.workers.context import WorkerContext
 from simfarm.workers.gpu import gpu_labels

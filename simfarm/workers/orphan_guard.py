@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psutil
 
-from simfarm.workers.platform import IS_WINDOWS, popen_group_kwargs
+from simfarm.workers.process_tree import IS_WINDOWS, popen_group_kwargs
 
 log = logging.getLogger(__name__)
 

@@ -117,6 +117,14 @@ def workers_page() -> str:
     return render_template("workers.html", rows=_node_rows())
 
 
+@bp.get("/ui/overview")
+@document(tags=["dashboard"], responses={200: _HTML})
+def overview_page() -> str:
+    """The farm over time: cores, queue, throughput and waiting time, updated live."""
+    settings = services().settings
+    return render_template("overview.html", bucket_s=settings.stats_bucket_s)
+
+
 @bp.get("/ui/submit")
 @document(tags=["dashboard"], responses={200: _HTML})
 def submit_page() -> str:

@@ -11,8 +11,8 @@ from bisect import bisect_left, insort
 from collections.abc import Mapping
 
 from simfarm.common.capacity import Demand
+from simfarm.workers.dispatch.data import Key, PendingJob
 from simfarm.workers.dispatch.nodes import Hold, NodeState
-from simfarm.workers.dispatch.views import Key, PendingJob
 
 Shape = tuple[int, int, int, tuple[tuple[str, int], ...], tuple[tuple[str, str], ...], float | None]
 

@@ -40,11 +40,7 @@ from simfarm.common.capacity import Capacity, Demand, never_fits_reason, shortfa
 from simfarm.workers.dispatch.changes import ChangeLog, Want
 from simfarm.workers.dispatch.classes import JobClass, Shape, shape_of
 from simfarm.workers.dispatch.config import BackfillMode, PolicyConfig
-from simfarm.workers.dispatch.nodes import NodeState, Run
-from simfarm.workers.dispatch.placement import choose_node
-from simfarm.workers.dispatch.reasons import explain
-from simfarm.workers.dispatch.reservations import FIRST, ReservationBook
-from simfarm.workers.dispatch.views import (
+from simfarm.workers.dispatch.data import (
     Key,
     NodeView,
     PendingJob,
@@ -54,6 +50,10 @@ from simfarm.workers.dispatch.views import (
     RunningJob,
     order_key,
 )
+from simfarm.workers.dispatch.nodes import NodeState, Run
+from simfarm.workers.dispatch.placement import choose_node
+from simfarm.workers.dispatch.reasons import explain
+from simfarm.workers.dispatch.reservations import FIRST, ReservationBook
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 from simfarm.workers.dispatch.classes import JobClass
+from simfarm.workers.dispatch.data import PendingReason
 from simfarm.workers.dispatch.nodes import Hold, NodeState
-from simfarm.workers.dispatch.views import PendingReason
 
 
 def fmt_time(t: float) -> str:

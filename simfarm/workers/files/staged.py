@@ -92,7 +92,7 @@ class StagedRun:
             return
         self._next_check = now + CHECK_EVERY_S
         jobs = self.ctx.jobs
-        if self._watch_cancel and jobs.field(self.job.id, "cancel_requested") == "1":
+        if self._watch_cancel and jobs.cancel_requested(self.job.id):
             raise Stop(Outcome(JobState.CANCELLED, reason="cancelled by user"))
         until = time.time() + self.ctx.settings.heartbeat_ttl_s
         if not jobs.renew_lease(self.job.id, self.attempt, until):
