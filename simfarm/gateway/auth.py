@@ -284,12 +284,7 @@ def _same_account() -> bool:
         return True
     if not peer.supported():
         return False
-    port = peer.local_port(environ)
-    try:
-        remote_port = int(environ["REMOTE_PORT"])
-    except ValueError:
-        return False
-    uid = peer.peer_uid(request.remote_addr or "", remote_port, port) if port else None
+    uid = peer.connection_uid(environ, request.remote_addr or "")
     return uid is not None and uid == os.geteuid()
 
 

@@ -10,11 +10,13 @@ and whose remote address is our listening address.
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 import struct
 import sys
+import weakref
 
-_ESTABLISHED = "01"
+_ESTABLISHED = b"01"
 
 
 def supported() -> bool:
@@ -48,25 +50,36 @@ def _candidates(remote: str) -> list[str]:
     return [str(ip)]
 
 
-def peer_uid(remote: str, remote_port: int, local_port: int) -> int | None:
+def _table(name: str) -> bytes:
+    # One large read: the kernel walks the socket table per read() call, and sockets
+    # opened or closed between two calls can make a chunked reader miss a row.
+    fd = os.open(name, os.O_RDONLY)
+    try:
+        parts = []
+        while chunk := os.read(fd, 1 << 22):
+            parts.append(chunk)
+        return b"".join(parts)
+    finally:
+        os.close(fd)
+
+
+def peer_uid(remote: str, remote_port: int, local_port: int, tries: int = 3) -> int | None:
     """The uid owning the client socket ``remote:remote_port`` of an established
     connection to our port ``local_port``, or None if no such connection is listed."""
-    for form in _candidates(remote):
-        found = _hex(form, remote_port)
-        if found is None:
-            continue
-        table, client = found
-        server_port = f":{local_port:04X}"
-        try:
-            with open(table, encoding="ascii") as rows:
-                next(rows, None)
-                for row in rows:
-                    fields = row.split()
-                    if (len(fields) > 7 and fields[1] == client and fields[3] == _ESTABLISHED
-                            and fields[2].endswith(server_port)):
-                        return int(fields[7])
-        except OSError:
-            continue
+    server_port = f":{local_port:04X}".encode()
+    wanted = [found for form in _candidates(remote) if (found := _hex(form, remote_port))]
+    for _ in range(tries):
+        for table, client in wanted:
+            try:
+                rows = _table(table).splitlines()[1:]
+            except OSError:
+                continue
+            key = client.encode()
+            for row in rows:
+                fields = row.split()
+                if (len(fields) > 7 and fields[1] == key and fields[3] == _ESTABLISHED
+                        and fields[2].endswith(server_port)):
+                    return int(fields[7])
     return None
 
 
@@ -83,3 +96,25 @@ def local_port(environ: dict[str, object]) -> int | None:
         return int(str(environ.get("SERVER_PORT", "")))
     except ValueError:
         return None
+
+
+_known: weakref.WeakKeyDictionary[socket.socket, int] = weakref.WeakKeyDictionary()
+
+
+def connection_uid(environ: dict[str, object], remote: str) -> int | None:
+    """The uid behind a WSGI request's connection (looked up once per connection)."""
+    sock = environ.get("gunicorn.socket")
+    if isinstance(sock, socket.socket) and sock in _known:
+        return _known[sock]
+    port = local_port(environ)
+    try:
+        remote_port = int(str(environ.get("REMOTE_PORT", "")))
+    except ValueError:
+        return None
+    uid = peer_uid(remote, remote_port, port) if port else None
+    if uid is not None and isinstance(sock, socket.socket):
+        try:
+            _known[sock] = uid
+        except TypeError:  # a socket type without weak references: look up each time
+            pass
+    return uid
