@@ -94,7 +94,9 @@ def normal_client(url: str, seconds: float) -> dict[str, Probe]:
 
 async def _ws_client(url: str, held: list[int], release: asyncio.Event) -> None:
     try:
-        async with aconnect(url, open_timeout=30, ping_interval=None) as ws:
+        # from 127.0.0.2: thousands of ephemeral ports stay off 127.0.0.1's
+        async with aconnect(url, open_timeout=30, ping_interval=None,
+                            local_addr=("127.0.0.2", 0)) as ws:
             await ws.send(json.dumps({"op": "subscribe", "types": ["state"]}))
             message = json.loads(await asyncio.wait_for(ws.recv(), 30))
             if message.get("op") != "subscribed":

@@ -190,12 +190,22 @@ def job_account(worker_id: str) -> Iterator[str]:
         pytest.fail("the job-account tests need root and useradd (run as CI does)")
     name = f"simfarm-t{worker_id}"[:32]
     created = False
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--user-group",
-                        "--shell", "/usr/sbin/nologin", name], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    def exists() -> bool:
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            return False
+        return True
+
+    def create() -> bool:  # useradd fails while another one holds /etc/passwd's lock
+        if not exists():
+            subprocess.run(["useradd", "--system", "--no-create-home", "--user-group",
+                            "--shell", "/usr/sbin/nologin", name], check=False,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return exists()
+
+    if not exists():
+        wait_until(create, 30, f"useradd {name}", interval_s=0.5)
         created = True
     yield name
     if created:

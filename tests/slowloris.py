@@ -1,6 +1,9 @@
 """A slow-client attacker for the gateway tests and benchmarks: ``slow`` connections that
 send a request's headers one byte per second (and reconnect when the gateway closes
-them) plus ``idle`` connections that send nothing, all from one thread."""
+them) plus ``idle`` connections that send nothing, all from one thread.
+
+The connections come from 127.0.0.2, so that their many ephemeral ports never take a
+port another test chose for a server on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -14,8 +17,9 @@ class Slowloris:
     """Holds ``slow`` + ``idle`` connections to ``host:port`` until :meth:`stop`."""
 
     def __init__(self, port: int, slow: int, idle: int, host: str = "127.0.0.1",
-                 interval_s: float = 1.0) -> None:
+                 interval_s: float = 1.0, source: str = "127.0.0.2") -> None:
         self.address = (host, port)
+        self.source = (source, 0)
         self.slow, self.idle = slow, idle
         self.interval_s = interval_s
         self.reconnects = 0
@@ -25,7 +29,8 @@ class Slowloris:
 
     def _open(self, sent: int) -> None:
         try:
-            sock = socket.create_connection(self.address, timeout=5)
+            sock = socket.create_connection(self.address, timeout=5,
+                                            source_address=self.source)
         except OSError:
             return
         sock.setblocking(False)

@@ -348,3 +348,45 @@ def test_slow_clients_do_not_stop_the_gateway(gateway: str, http: httpx.Client) 
                 ws.send(json.dumps({"op": "subscribe", "types": ["state"]}))
                 assert json.loads(ws.recv(timeout=5))["op"] == "subscribed"
         assert http.get("/").status_code == 200  # the dashboard too
+
+
+# ---------------------------------------------------------------- worker tokens
+
+WORKER_TOKEN, ALICE_TOKEN = "worker-token-0123456789abcdef", "alice-token-abcdef0123456789"
+
+
+@pytest.fixture(scope="module")
+def token_gateway(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from simfarm.common.tokens import TokenEntry, hash_token
+
+    farm = settings.model_copy(update={
+        "gateway_port": free_port(), "key_prefix": "tok:",
+        "auth_tokens": [TokenEntry(user="alice", hash=hash_token(ALICE_TOKEN)),
+                        TokenEntry(user="node-a", hash=hash_token(WORKER_TOKEN), worker=True)]})
+    proc = start_gateway(farm, tmp_path_factory.mktemp("tok") / "gateway.log")
+    yield f"http://127.0.0.1:{farm.gateway_port}"
+    stop_process(proc)
+
+
+def test_worker_tokens_only_move_files(token_gateway: str) -> None:
+    alice = httpx.Client(base_url=token_gateway, timeout=30,
+                         headers={"Authorization": f"Bearer {ALICE_TOKEN}"})
+    worker = httpx.Client(base_url=token_gateway, timeout=30,
+                          headers={"Authorization": f"Bearer {WORKER_TOKEN}"})
+    with alice, worker:
+        job_id = alice.post("/api/v1/jobs", json={"argv": ["true"]}).json()["id"]
+        for method, path in (("GET", "/api/v1/jobs"), ("POST", "/api/v1/jobs"),
+                             ("GET", f"/api/v1/jobs/{job_id}"), ("GET", "/api/v1/me"),
+                             ("POST", f"/api/v1/jobs/{job_id}/cancel"),
+                             ("GET", "/api/jobs"), ("GET", "/api/v1/audit")):
+            response = worker.request(method, path, json={"argv": ["id"]})
+            assert response.status_code == 403, (method, path, response.text)
+        missing = "0" * 64
+        assert worker.get(f"/api/v1/blobs/{missing}").status_code == 404  # its routes work
+        put = worker.put(f"/api/v1/blobs/{missing}", content=b"x")
+        assert put.status_code == 422  # the bytes do not hash to the name
+        # results only for a running job: alice's job is pending (no worker runs here)
+        results = worker.put(f"/api/v1/jobs/{job_id}/results",
+                             json={"sha256": missing, "size": 1, "files": [], "partial": False})
+        assert results.status_code == 404
+        assert alice.get(f"/api/v1/jobs/{job_id}").json()["state"] == "pending"

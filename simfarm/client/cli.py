@@ -20,7 +20,7 @@ import click
 
 from simfarm.client import cli_farm, cli_files, cli_jobs, cli_watch
 from simfarm.client.cli_common import UserError
-from simfarm.client.cli_tokens import hash_token_command
+from simfarm.client.cli_tokens import hash_token_command, redis_users_command
 from simfarm.client.errors import ApiError, ConnectionFailed
 from simfarm.common.errors import SimfarmError
 from simfarm.common.settings import Settings
@@ -149,7 +149,7 @@ def completion(shell: str) -> None:
 
 
 for _command in [*cli_jobs.COMMANDS, *cli_watch.COMMANDS, *cli_farm.COMMANDS,
-                 *cli_files.COMMANDS, hash_token_command]:
+                 *cli_files.COMMANDS, hash_token_command, redis_users_command]:
     cli.add_command(_command)
 
 

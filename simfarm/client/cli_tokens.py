@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from pathlib import Path
 
 import click
 from pydantic import ValidationError
@@ -53,3 +55,32 @@ def hash_token_command(user: str, admin: bool, worker: bool, from_stdin: bool,
     click.echo("")
     click.echo("# or in the environment (a JSON list; add one object per token):")
     click.echo(f"SIMFARM_AUTH_TOKENS='{json.dumps([entry.model_dump()])}'")
+
+
+@click.command("redis-users")
+@click.option("--acl-file", "acl_path", type=click.Path(dir_okay=False), required=True,
+              help="where to write the Redis ACL file (0600; point redis.conf's aclfile at it)")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Redis host in the URLs")
+@click.option("--port", default=6379, show_default=True, help="Redis port in the URLs")
+@click.option("--prefix", default="simfarm:", show_default=True, help="simfarm's key_prefix")
+def redis_users_command(acl_path: str, host: str, port: int, prefix: str) -> None:
+    """Write a Redis ACL file with fresh passwords for the default user and the gateway,
+    worker and dispatcher roles; print the SIMFARM_REDIS_URL of each role.
+
+    The file stores only SHA-256 digests of the passwords; the URLs are shown once.
+    """
+    from simfarm.common.redis_acl import ROLES, acl_file, new_password, with_credentials
+
+    passwords = {name: new_password() for name in ("default", *ROLES)}
+    path = Path(acl_path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(acl_file(passwords, prefix))
+    base = f"redis://{host}:{port}/0"
+    click.echo(f"# wrote {path}; in redis.conf: aclfile {path.resolve()}")
+    click.echo("# SIMFARM_REDIS_URL of each service (shown once, not stored):")
+    for name in ("gateway", "dispatcher", "worker", "default"):
+        what = {"gateway": "gateway host", "dispatcher": "workers that may lead dispatch",
+                "worker": "other workers (with SIMFARM_WORKER_DISPATCH=false)",
+                "default": "operators only (every right)"}[name]
+        click.echo(f"{name:10s} {with_credentials(base, name, passwords[name])}   # {what}")

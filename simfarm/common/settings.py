@@ -49,7 +49,9 @@ class Settings(BaseSettings):
     )
     gateway_host: str = Field(default="127.0.0.1", description="address the gateway binds")
     gateway_port: int = Field(default=8765, ge=0, le=65535, description="gateway TCP port")
-    gateway_threads: int = Field(default=64, ge=4, le=4096, description="gateway worker threads")
+    gateway_threads: int = Field(
+        default=64, ge=4, le=4096, description="gthread workers: threads per gateway process"
+    )
     gateway_processes: int = Field(
         default=1, ge=1, le=64,
         description="gateway processes (POSIX); more use more cores for the REST API; "
