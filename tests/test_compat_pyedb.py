@@ -94,6 +94,9 @@ def _example_env(tmp_path: Path) -> dict[str, str]:
         "PYEDB_JOB_MANAGER_PORT": str(free_port()),
         "ANSYSEM_ROOT252": str(FAKES),
         "FAKE_ANSYSEDT_SECONDS": "0.3",
+        # The example asks for 16 cores; its job reserves them, so the private worker
+        # declares 16 (a smaller node refuses it: test_hfss_cores.py).
+        "SIMFARM_NODE_CORES": "16",
     })
     return env
 

@@ -22,6 +22,7 @@ from simfarm.common.store.farm_stats import FarmStatsStore
 from tests.test_dashboard_browser import browser, page, shots  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
+S2P = Path(__file__).parent / "data" / "lowpass_filter.s2p"  # made with scikit-rf
 
 
 def chart_data(on: Page, name: str) -> list[list[Any]]:
@@ -37,8 +38,9 @@ def test_hfss_convergence_is_drawn_live_while_the_fake_aedt_solves(
     project = tmp_path / "filter.aedt"  # solved by the FAKE ansysedt of the hfss-node fixture
     project.write_text("$begin 'Setup1'\nMaximumPasses=8\nMaxDeltaS=0.02\n$end 'Setup1'\n")
     # 6 passes asked, but MaxDeltaS is reached at pass 4 (0.5/27 = 0.01852); 4 sweep points.
+    # At the end it "exports" the S-parameters (tests/data/lowpass_filter.s2p).
     project.with_suffix(".fake.json").write_text(json.dumps(
-        {"PASSES": 6, "SECONDS": 6, "SWEEP_POINTS": 4}))
+        {"PASSES": 6, "SECONDS": 6, "SWEEP_POINTS": 4, "TOUCHSTONE": str(S2P)}))
     job = farm.post("/api/v1/jobs", json={"kind": "hfss", "name": "filter", "hfss": {
         "project_path": str(project), "design_name": "main", "setup_name": "Setup1"}}).json()
     page.goto(f"/ui/jobs/{job['id']}")
@@ -61,7 +63,22 @@ def test_hfss_convergence_is_drawn_live_while_the_fake_aedt_solves(
     expect(page.locator("#passes-bar-text")).to_contain_text("converged")
     assert int(chart.get_attribute("data-drawn") or 0) > 1  # redrawn as passes came in
     assert page.locator("#convergence table.chart-data tbody tr").count() == 4
+    # The exported Touchstone file's S-parameters appear when the job ends, no reload.
+    sparams = page.locator("#sparams-0")
+    expect(sparams).to_have_attribute("data-file", "main_Setup1.s2p")
+    expect(sparams).to_have_attribute("data-points", str(4 * 60))
+    freqs, *traces = chart_data(page, "sparams-0")
+    assert len(freqs) == 60 and freqs[0] == 0.1 and freqs[-1] == 6.0  # GHz
+    labels = page.evaluate("() => simfarmCharts.get('sparams-0').series.map(s => s.label)")
+    assert labels[1:] == ["|S11| dB", "|S12| dB", "|S21| dB", "|S22| dB"]
+    assert traces[2][0] > -0.1 and traces[2][-1] < -40  # S21: a low-pass filter
+    csv_link = sparams.locator("a.csv").get_attribute("href")
+    assert csv_link is not None
+    assert farm.get(csv_link).text.splitlines()[0].startswith("frequency_hz,S11_db")
     page.screenshot(path=str(shots / "hfss-convergence.png"), full_page=True)
+    page.reload()  # rendered by the server this time
+    expect(page.locator("#sparams-0")).to_have_attribute("data-points", str(4 * 60))
+    page.locator("#sparams-0").screenshot(path=str(shots / "sparameters.png"))
     # The same data for scripts.
     series = farm.get(f"/api/v1/jobs/{job['id']}/progress").json()
     assert [p["pass"] for p in series["passes"]] == [1, 2, 3, 4]

@@ -48,11 +48,9 @@ def up(port: int | None, as_json: bool) -> None:
     from simfarm.client.embedded import EmbeddedService
 
     settings = Settings()
+    stop = _stop_on_signals()  # before any part starts: a signal meanwhile stops them
     service = EmbeddedService(settings, gateway_port=port)
-    try:
-        service.start()
-    except (RuntimeError, TimeoutError) as exc:
-        raise UserError(str(exc)) from exc
+    _start(service, stop)
     if as_json:
         click.echo(json.dumps({"url": service.url, "redis_url": service.redis_url,
                                "state_dir": str(settings.state_dir)}))
@@ -60,13 +58,33 @@ def up(port: int | None, as_json: bool) -> None:
         click.echo(f"simfarm is up: {service.url}")
         click.echo(f"dashboard (one-time sign-in link): {service.login_url}")
         click.echo(f"state folder: {settings.state_dir}; press Ctrl-C to stop")
-    _serve_until_signal(service, quiet=as_json)
+    _serve_until_signal(service, stop, quiet=as_json)
 
 
-def _serve_until_signal(service: Any, quiet: bool = False) -> None:
+def _stop_on_signals() -> threading.Event:
+    """An event set by SIGINT, SIGTERM or SIGHUP (the terminal closed)."""
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK"):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def _start(service: Any, stop: threading.Event) -> None:
+    """Start ``service``; exit 0 when a signal cancelled the start, 1 when it failed."""
+    from simfarm.client.embedded import StartCancelled
+
+    try:
+        service.start(cancel=stop)
+    except StartCancelled:
+        click.echo("stopped while starting", err=True)
+        sys.exit(0)
+    except (RuntimeError, TimeoutError) as exc:
+        raise UserError(str(exc)) from exc
+
+
+def _serve_until_signal(service: Any, stop: threading.Event, quiet: bool = False) -> None:
     while not stop.wait(1.0):
         dead = service.check_alive()
         if dead:
@@ -111,10 +129,13 @@ def flower(port: int, address: str, allow_control: bool, flower_options: tuple[s
 @cli.command()
 def gateway() -> None:
     """Run the gateway (needs SIMFARM_REDIS_URL)."""
+    from simfarm.common.logs import configure_logging
     from simfarm.gateway.server import serve
 
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format, settings.node_name)
     try:
-        serve(Settings())
+        serve(settings)
     except RuntimeError as exc:
         raise UserError(str(exc)) from exc
 
@@ -126,15 +147,16 @@ def demo(count: int, exit_after: bool) -> None:
     """Start the embedded service, run a few demo jobs and show them finishing."""
     from simfarm.client.demo import run_demo
 
+    stop = _stop_on_signals()
     try:
-        service = run_demo(count, echo=click.echo)
+        service = run_demo(count, echo=click.echo, start=lambda svc: _start(svc, stop))
     except (RuntimeError, TimeoutError) as exc:
         raise UserError(str(exc)) from exc
     if exit_after:
         service.stop()
         return
     click.echo("press Ctrl-C to stop")
-    _serve_until_signal(service)
+    _serve_until_signal(service, stop)
 
 
 @cli.command()

@@ -47,9 +47,9 @@ def _base_spec(
         loaded = spec_from_file(spec_file)
         if isinstance(loaded, dict):
             return loaded
-        return hfss_spec(loaded).model_dump(mode="json", exclude_none=True)
+        return hfss_spec(loaded).submit_body()
     config = hfss_from_flags(**hfss)
-    return hfss_spec(config).model_dump(mode="json", exclude_none=True)
+    return hfss_spec(config).submit_body()
 
 
 def _apply(body: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

@@ -90,7 +90,7 @@ class WorkflowMixin:
         (mapped by each node's path rules)."""
         body = project_spec(self.upload_project, project, staged=staged, config=config,
                             outputs=outputs, **spec)
-        return self._call(api.submit(body.model_dump(mode="json", exclude_none=True)))
+        return self._call(api.submit(body.submit_body()))
 
     # ------------------------------------------------------------------ sweeps
     def submit_sweep(self, spec: SweepSpec | Mapping[str, Any]) -> Sweep:
@@ -180,7 +180,7 @@ class AsyncWorkflowMixin:
                 return project_spec(lambda p, o: files.upload_project(http, p, o), project,
                                     staged=staged, config=config, outputs=outputs, **spec)
         body = await asyncio.to_thread(run)
-        return await self._call(api.submit(body.model_dump(mode="json", exclude_none=True)))
+        return await self._call(api.submit(body.submit_body()))
 
     async def submit_sweep(self, spec: SweepSpec | Mapping[str, Any]) -> Sweep:
         """See :meth:`WorkflowMixin.submit_sweep`."""

@@ -17,6 +17,7 @@ MAX_ARGV_ITEMS = 4096
 MAX_ARG_LENGTH = 32_768
 MAX_ENV_ITEMS = 256
 MAX_LABELS = 64
+MAX_CORES = 4096
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9_.\-/]{1,64}$")
 # Variables that make the dynamic loader run code of the submitter's choosing inside the
@@ -35,7 +36,7 @@ class StrictModel(BaseModel):
 class ResourceRequest(StrictModel):
     """What a job needs from the node that runs it."""
 
-    cores: int = Field(default=1, ge=1, le=4096, description="CPU cores")
+    cores: int = Field(default=1, ge=1, le=MAX_CORES, description="CPU cores")
     memory_mb: int = Field(default=0, ge=0, le=16 * 1024 * 1024, description="memory in MiB")
     disk_mb: int = Field(default=0, ge=0, le=1024 * 1024 * 1024, description="scratch disk in MiB")
     labels: dict[str, str] = Field(
@@ -79,9 +80,14 @@ class JobSpec(StrictModel):
     cwd: str | None = Field(default=None, max_length=4096, description="working directory")
     env: dict[str, str] = Field(default_factory=dict, description="extra environment variables")
     priority: Priority = 5
-    resources: ResourceRequest = Field(default_factory=ResourceRequest)
+    resources: ResourceRequest = Field(
+        default_factory=ResourceRequest,
+        description="what the job needs from its node; an HFSS job's unset cores and "
+        "routing label follow from its configuration at submit",
+    )
     timeout_s: float | None = Field(
-        default=None, gt=0, le=30 * 24 * 3600, description="wall-clock limit in seconds"
+        default=None, gt=0, le=30 * 24 * 3600,
+        description="wall-clock limit in seconds (an HFSS job: its wall time when unset)",
     )
     retries: int = Field(default=0, ge=0, le=10, description="re-runs allowed after a lost worker")
     owner: str | None = Field(default=None, max_length=200)
@@ -139,13 +145,18 @@ class JobSpec(StrictModel):
                 raise ValueError("hfss jobs need an 'hfss' configuration")
             if self.argv:
                 raise ValueError("hfss jobs build their own ansysedt command: leave argv empty")
-            if "resources" not in self.model_fields_set:
-                from simfarm.common.hfss_jobs import hfss_resources
-
-                self.resources = hfss_resources(self.hfss)
-            if self.timeout_s is None:  # PyEDB's wall time (default 24:00:00) bounds the run
-                self.timeout_s = float(self.hfss.scheduler_options.walltime_seconds)
         return self
+
+    def submit_body(self) -> dict[str, Any]:
+        """This spec as the JSON body of a submit: unset optional fields left out, and
+        ``resources`` only as far as they were given, so the gateway settles the rest
+        (an HFSS job's from its configuration)."""
+        body = self.model_dump(mode="json", exclude_none=True)
+        if "resources" in self.model_fields_set:
+            body["resources"] = self.resources.model_dump(mode="json", exclude_unset=True)
+        else:
+            body.pop("resources", None)
+        return body
 
 
 class Lease(BaseModel):
@@ -219,6 +230,12 @@ class Job(BaseModel):
         """True once the job can no longer change."""
         return self.state.final
 
+    def _repr_html_(self) -> str:
+        """Jupyter's view of the job: a table of its main facts."""
+        from simfarm.common.job_html import job_table
+
+        return job_table(self)
+
 
 class JobEvent(BaseModel):
     """One entry of a job's event stream: a transition, a log line or progress."""
@@ -235,6 +252,12 @@ class JobPage(BaseModel):
 
     jobs: list[Job]
     next_cursor: str | None = None
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view of the page: one row per job."""
+        from simfarm.common.job_html import jobs_table
+
+        return jobs_table(self.jobs)
 
 
 class NodeInfo(BaseModel):

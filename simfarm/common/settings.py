@@ -29,6 +29,15 @@ DEFAULT_JOB_ENV_INHERIT = (
 )
 
 
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (for log lines)."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
+
+
 def _default_state_dir() -> Path:
     return Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "simfarm"
 
@@ -121,10 +130,12 @@ class Settings(BaseSettings):
         default_factory=dict, description="licence tokens this node holds"
     )
     node_cores: int | None = Field(
-        default=None, ge=1, description="cores this node offers (default: all CPUs)"
+        default=None, ge=1, description="cores this node offers (default: all CPUs); set it "
+        "on each worker when several share one host, or each offers the whole machine"
     )
     node_memory_mb: int | None = Field(
-        default=None, ge=1, description="memory this node offers in MiB (default: all RAM)"
+        default=None, ge=1, description="memory this node offers in MiB (default: all RAM); "
+        "set it like node_cores when several workers share one host"
     )
     worker_concurrency: int = Field(
         default=4, ge=1, le=1024, description="jobs this worker runs at once"
@@ -256,7 +267,8 @@ class Settings(BaseSettings):
     )
     worker_gateway_url: str | None = Field(
         default=None,
-        description="worker: gateway URL for blobs (default: url, else gateway_host:gateway_port)",
+        description="worker: gateway URL where it fetches staged projects and uploads results "
+        "(default: url, else gateway_host:gateway_port)",
     )
     scratch_dir: Path | None = Field(
         default=None, description="worker: per-job scratch folders (default: <state_dir>/scratch)"

@@ -229,7 +229,7 @@ def _local_token(url: str, port: int | None) -> str | None:
     from simfarm.common.settings import Settings
 
     token = resolve_token(None, url)
-    if token is None and port is not None and not os.environ.get("SIMFARM_STATE_DIR"):
+    if token is None and port is not None:
         token = token_from_state(Settings().state_dir / f"pyedb-{port}", url)
     return token
 
@@ -258,16 +258,27 @@ class _Service:
         for candidate in (url, os.environ.get("SIMFARM_URL"), f"http://{host}:{port}"):
             if candidate and cls.answers(candidate.rstrip("/")):
                 return cls(candidate.rstrip("/"), _local_token(candidate.rstrip("/"), port))
+        from simfarm.client.base import token_from_state
         from simfarm.client.embedded import EmbeddedService
+        from simfarm.client.state_folder import StateFolderBusy, running_service
         from simfarm.common.settings import Settings
 
         settings = Settings()
-        if not os.environ.get("SIMFARM_STATE_DIR"):
-            settings.state_dir = settings.state_dir / f"pyedb-{port}"
-        service = cls(f"http://127.0.0.1:{port}")
-        service.embedded = EmbeddedService(settings, gateway_port=port)
-        service.embedded.start(timeout_s=START_TIMEOUT_S)
-        service.token = service.embedded.local_token.token
+        found = running_service(settings.state_dir)  # `simfarm up` here, as Client() finds
+        if found is not None:
+            return cls(found, token_from_state(settings.state_dir, found))
+        # A folder of its own: never a second Redis on the data of `simfarm up`.
+        settings.state_dir = settings.state_dir / f"pyedb-{port}"
+        embedded = EmbeddedService(settings, gateway_port=port)
+        try:
+            embedded.start(timeout_s=START_TIMEOUT_S)
+        except StateFolderBusy as exc:
+            if exc.url is None:  # starting or stopping elsewhere: the message says who
+                raise
+            # another script's private service: share it (its token is in that folder)
+            return cls(exc.url, token_from_state(settings.state_dir, exc.url))
+        service = cls(embedded.url, embedded.local_token.token)
+        service.embedded = embedded
         service._watch = threading.Thread(target=service._watchdog, daemon=True,
                                           name="simfarm-pyedb-service")
         service._watch.start()

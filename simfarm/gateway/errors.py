@@ -35,6 +35,14 @@ def field_error(field: str, reason: str, status: int = 422) -> ApiError:
     )
 
 
+def pyedb_error(status: int, error: str, fields: list[dict[str, str]] | None = None) -> Response:
+    """The PyEDB routes' failure body: PyEDB's ``success``/``error`` with simfarm's
+    ``detail`` and ``fields``."""
+    response = jsonify({"success": False, "error": error, "detail": error, "fields": fields or []})
+    response.status_code = status
+    return response
+
+
 def validation_fields(exc: ValidationError) -> list[dict[str, str]]:
     """The field paths and reasons of a pydantic error, in API form."""
     out = []

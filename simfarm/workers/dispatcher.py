@@ -232,7 +232,10 @@ class Dispatcher:
                 job.id,
                 target,
                 expect_attempt=job.attempt,
-                sources=[JobState.SCHEDULED, JobState.RUNNING],
+                # Only from the state the verdict was drawn from: a scheduled attempt of a
+                # restarted worker's node may have been claimed by its new incarnation
+                # since (its message was redelivered); that run is not lost.
+                sources=[job.state],
                 fields=fields,
                 event={"reason": reason},
                 fence=self.lock.fence,

@@ -88,8 +88,9 @@ def job_page(job_id: str) -> tuple[str, int]:
         return render_template("missing.html", job_id=job_id[:64]), 404
     events = svc.jobs.events(job_id, limit=MAX_EVENTS)
     timeline, logs = _split_events(events)
+    touchstone = svc.jobs.touchstone_files(job_id)
     return render_template(
-        "job.html", job=job, timeline=timeline, logs=logs,
+        "job.html", job=job, timeline=timeline, logs=logs, touchstone_files=touchstone,
         last_id=events[-1].id if events else "0-0",
         spec_json=job.spec.model_dump_json(indent=2, exclude_defaults=True),
     ), 200

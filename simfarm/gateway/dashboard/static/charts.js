@@ -263,11 +263,94 @@ var simfarmCharts = (function () {
     }
   }
 
+  // ---------------------------------------------------------------- S-parameters
+  function sparams(el) {
+    var path = "/api/v1/jobs/" + encodeURIComponent(el.getAttribute("data-job")) +
+      "/sparameters?file=" + encodeURIComponent(el.getAttribute("data-file"));
+    api(path).then(function (body) {
+      var file = body.files[0];
+      if (!file || file.error) {
+        el.querySelector(".plot").textContent = file ? file.error : "no data";
+        el.setAttribute("data-error", file ? file.error : "no data");
+        return;
+      }
+      var names = Object.keys(file.db);
+      var ghz = file.frequency_hz.map(function (f) { return f / 1e9; });
+      var series = [{ label: "GHz", value: function (u, v) { return v === null ? "—" : v.toFixed(3); } }];
+      names.forEach(function (n, i) {
+        // Dashed upper triangle (S12...): a reciprocal network's S12 lies on S21.
+        var m = /^S(\d+),?(\d+)$/.exec(n);
+        var upper = m && m[1].length === m[2].length && Number(m[1]) < Number(m[2]);
+        series.push({ label: "|" + n + "| dB", stroke: COLORS[i % COLORS.length], width: 2,
+          dash: upper ? [7, 5] : undefined, points: { show: ghz.length < 100, size: 4 } });
+      });
+      draw(el.id, el, {
+        title: file.name + " (" + file.ports + "-port" +
+          (file.z0 ? ", " + file.z0 + " Ω" : "") + ")",
+        scales: { x: { time: false } },
+        axes: [{ label: "frequency (GHz)" }, { label: "|Sij| (dB)", size: 60 }],
+        series: series,
+      }, [ghz].concat(names.map(function (n) { return file.db[n]; })));
+      fillTable(el, ["GHz"].concat(names.map(function (n) { return n + " dB"; })),
+        ghz.map(function (f, k) {
+          return [f.toFixed(4)].concat(names.map(function (n) { return file.db[n][k]; }));
+        }));
+    }).catch(function (err) { el.setAttribute("data-error", String(err)); });
+  }
+
+  // A job that ends while its page is open: its Touchstone results appear without a reload.
+  function sparamsWhenDone(slot) {
+    var jobId = slot.getAttribute("data-job");
+    var done = false;
+    document.addEventListener("simfarm:event", function (e) {
+      var event = e.detail;
+      if (done || event.job_id !== jobId || event.type !== "state" || !FINAL[event.data.to]) { return; }
+      done = true;
+      api("/api/v1/jobs/" + encodeURIComponent(jobId) + "/sparameters").then(function (body) {
+        body.files.forEach(function (file, i) {
+          var section = document.createElement("section");
+          section.className = "chart sparams";
+          section.id = "sparams-" + i;
+          section.setAttribute("data-job", jobId);
+          section.setAttribute("data-file", file.name);
+          var title = document.createElement("h2");
+          title.textContent = "S-parameters " + file.name;
+          section.appendChild(title);
+          var plot = document.createElement("div");
+          plot.className = "plot";
+          section.appendChild(plot);
+          var links = document.createElement("p");
+          links.className = "downloads";
+          var q = "?file=" + encodeURIComponent(file.name);
+          var base = "/api/v1/jobs/" + encodeURIComponent(jobId) + "/sparameters";
+          [["csv", "CSV", base + q + "&format=csv"], ["json", "JSON", base + q]].forEach(function (l) {
+            var a = document.createElement("a");
+            a.className = l[0];
+            a.textContent = l[1];
+            a.href = l[2];
+            links.appendChild(a);
+            links.appendChild(document.createTextNode(" "));
+          });
+          section.appendChild(links);
+          var details = document.createElement("details");
+          details.innerHTML = "<summary>data</summary><table class=\"chart-data\"></table>";
+          section.appendChild(details);
+          slot.appendChild(section);
+          sparams(section);
+        });
+      });
+    });
+  }
+  var FINAL = { completed: true, failed: true, cancelled: true };
+
   function init() {
+    var slot = document.getElementById("sparams-slot");
+    if (slot) { sparamsWhenDone(slot); }
     Array.prototype.forEach.call(document.querySelectorAll("[data-chart]"), function (el) {
       var kind = el.getAttribute("data-chart");
       if (kind === "convergence") { convergence(el); }
       else if (kind === "overview") { overview(el); }
+      else if (kind === "sparams") { sparams(el); }
       else if (registry[kind]) { registry[kind](el); }
     });
   }
