@@ -35,7 +35,7 @@ class Admission:
     spec: JobSpec
     owner: str | None = None
     where: str = ""  # where the job sits in the request: prefix of its errors' fields
-    job_id: str | None = None  # chosen by the client (PyEDB's jobid); else generated
+    job_id: str | None = None  # PyEDB's jobid, a workflow's ids made up front; else generated
     idempotency_key: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # more job fields (sweep, hold...)
     dependencies: Mapping[str, list[str]] | None = None  # resolved ids; None: the spec's
@@ -110,7 +110,7 @@ CHECKS: tuple[Check, ...] = (
 )
 
 
-def _placed(exc: ApiError, where: str) -> ApiError:
+def placed(exc: ApiError, where: str) -> ApiError:
     """``exc`` with its fields (and detail) prefixed by where the job sits."""
     if not where:
         return exc
@@ -126,7 +126,7 @@ def check(rnd: Round, job: Admission) -> None:
         try:
             step(rnd, job)
         except ApiError as exc:
-            raise _placed(exc, job.where) from None
+            raise placed(exc, job.where) from None
 
 
 def _fields(job: Admission) -> dict[str, Any]:

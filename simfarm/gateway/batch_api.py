@@ -10,13 +10,13 @@ from flask import Blueprint, Response, jsonify
 from pydantic import BaseModel, ConfigDict, Field
 
 from simfarm.common.models import JobSpec
-from simfarm.gateway.admission import Admission, admit_all
+from simfarm.gateway.admission import Admission, admit_all, placed
 from simfarm.gateway.auth import owner_for_submit
 from simfarm.gateway.errors import ApiError
 from simfarm.gateway.jobs_api import job_body
 from simfarm.gateway.openapi import Body, document
 from simfarm.gateway.openapi.bodies import JobOut
-from simfarm.gateway.requests import parse_body
+from simfarm.gateway.parsing import parse_body
 from simfarm.gateway.services import services
 
 bp = Blueprint("batch", __name__, url_prefix="/api/v1")
@@ -42,9 +42,7 @@ def _owner(index: int, spec: JobSpec) -> str | None:
     try:
         return owner_for_submit(spec.owner)
     except ApiError as exc:
-        exc.fields = [{**f, "field": f"jobs.{index}.{f['field']}"} for f in exc.fields]
-        exc.detail = f"jobs.{index}: {exc.detail}"
-        raise
+        raise placed(exc, f"jobs.{index}") from None
 
 
 @bp.post("/jobs/batch")

@@ -17,7 +17,7 @@ from simfarm.gateway.files_bodies import HistoryOut
 from simfarm.gateway.jobs_api import job_body
 from simfarm.gateway.openapi import Body, document
 from simfarm.gateway.openapi.bodies import JobOut
-from simfarm.gateway.requests import check_job_id, float_arg, int_arg, json_body
+from simfarm.gateway.parsing import check_job_id, float_arg, int_arg, json_body
 from simfarm.gateway.services import services
 
 bp = Blueprint("history", __name__, url_prefix="/api/v1")

@@ -25,7 +25,7 @@ from simfarm.gateway.openapi.bodies import (
     JobOut,
     ListJobsQuery,
 )
-from simfarm.gateway.requests import check_job_id, float_arg, idempotency_key, int_arg, parse_body
+from simfarm.gateway.parsing import check_job_id, float_arg, idempotency_key, int_arg, parse_body
 from simfarm.gateway.services import services
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1")

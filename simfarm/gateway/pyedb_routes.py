@@ -47,7 +47,7 @@ from simfarm.common.states import JobState
 from simfarm.gateway.admission import Admission, check_all, store
 from simfarm.gateway.auth import can_see, current_user
 from simfarm.gateway.errors import ApiError, pyedb_error, validation_fields
-from simfarm.gateway.requests import JOB_ID
+from simfarm.gateway.parsing import JOB_ID
 from simfarm.gateway.services import services
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from simfarm.gateway.dependencies import resolve_dependencies
 from simfarm.gateway.errors import ApiError, field_error, validation_fields
 from simfarm.gateway.files_bodies import SweepListOut
 from simfarm.gateway.openapi import Body, document
-from simfarm.gateway.requests import check_job_id, int_arg, parse_body
+from simfarm.gateway.parsing import check_job_id, int_arg, parse_body
 from simfarm.gateway.services import Services, services
 
 bp = Blueprint("sweeps", __name__, url_prefix="/api/v1")

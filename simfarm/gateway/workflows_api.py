@@ -19,7 +19,7 @@ from simfarm.gateway.dependencies import resolve_dependencies
 from simfarm.gateway.errors import ApiError
 from simfarm.gateway.jobs_api import job_body
 from simfarm.gateway.openapi import document
-from simfarm.gateway.requests import parse_body
+from simfarm.gateway.parsing import parse_body
 from simfarm.gateway.services import services
 
 bp = Blueprint("workflows", __name__, url_prefix="/api/v1")

@@ -18,7 +18,7 @@ from simfarm.gateway.auth import can_see, public, visible_owner_filter
 from simfarm.gateway.dashboard import format as fmt
 from simfarm.gateway.errors import validation_fields
 from simfarm.gateway.openapi import Body, document
-from simfarm.gateway.requests import JOB_ID
+from simfarm.gateway.parsing import JOB_ID
 from simfarm.gateway.services import services
 
 bp = Blueprint("dashboard", __name__, template_folder="templates")

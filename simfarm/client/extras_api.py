@@ -1,5 +1,6 @@
-"""The REST calls of sweeps, resubmit, history and audit as I/O-free operations, shared
-by :class:`Client` and :class:`AsyncClient` (see :mod:`simfarm.client.api`)."""
+"""The REST calls of sweeps, workflows, resubmit, history and audit as I/O-free
+operations, shared by :class:`Client` and :class:`AsyncClient` (see
+:mod:`simfarm.client.api`)."""
 
 from __future__ import annotations
 
