@@ -101,6 +101,11 @@ def settings(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
         heartbeat_ttl_s=3.0,
         kill_grace_s=2.0,
         stats_bucket_s=1.0,  # the farm's time series: a point per second
+        notify_backoff_s=0.3,  # notifications retried within a test's time
+        notify_backoff_max_s=1.0,
+        notify_timeout_s=3.0,
+        smtp_host="127.0.0.1",  # e-mail: tests/test_notifications.py serves this port
+        smtp_port=free_port(),
     )
 
 

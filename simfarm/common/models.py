@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from simfarm.common.deps import Dependencies
 from simfarm.common.files import ProjectFiles, ResultsInfo
 from simfarm.common.hfss import HFSSSimulationConfig, SchedulerOptions
+from simfarm.common.notify import NotifySpec
 from simfarm.common.states import JobState
 
 MAX_ARGV_ITEMS = 4096
@@ -104,6 +105,10 @@ class JobSpec(StrictModel):
         default=None,
         description="scheduler directives (queue, time, nodes, memory...) used when a worker "
         "forwards this job to a cluster; HFSS jobs use hfss.scheduler_options",
+    )
+    notify: NotifySpec | None = Field(
+        default=None, description="webhooks and e-mail addresses to notify when it ends "
+        "(docs/notifications.md); in a sweep's template: when the sweep ends",
     )
 
     @field_validator("argv")

@@ -298,6 +298,28 @@ class Settings(BaseSettings):
         default=366 * 24, ge=10, le=1_000_000,
         description="farm time series: coarse buckets kept per series (a year of hours)",
     )
+    notify_attempts: int = Field(
+        default=12, ge=1, le=100,
+        description="notifications: attempts per delivery before it is given up",
+    )
+    notify_backoff_s: float = Field(
+        default=10.0, gt=0,
+        description="notifications: wait after a failed attempt, doubling each time",
+    )
+    notify_backoff_max_s: float = Field(
+        default=1800.0, gt=0, description="notifications: longest wait between attempts",
+    )
+    notify_timeout_s: float = Field(
+        default=10.0, gt=0, description="notifications: time a receiver has to answer",
+    )
+    smtp_host: str | None = Field(
+        default=None, description="notifications by e-mail: SMTP server (unset: no e-mail)",
+    )
+    smtp_port: int = Field(default=25, ge=1, le=65535, description="SMTP port")
+    smtp_from: str = Field(default="simfarm@localhost", description="sender of e-mails")
+    smtp_user: str | None = Field(default=None, description="SMTP login (with smtp_password)")
+    smtp_password: str | None = Field(default=None, description="SMTP password")
+    smtp_starttls: bool = Field(default=False, description="upgrade the SMTP connection (TLS)")
 
     def blob_root(self) -> Path:
         """The gateway's blob store folder."""

@@ -1,4 +1,7 @@
-"""The Celery application of simfarm workers (``celery -A simfarm.workers.app``)."""
+"""The Celery configuration of simfarm: one app per process, built from explicit settings
+by the process that needs it (the worker's entry point, ``simfarm flower``); nothing is
+built at import. The worker adds its task and lifecycle (:mod:`.tasks`, :mod:`.lifecycle`).
+"""
 
 from __future__ import annotations
 
@@ -21,7 +24,6 @@ def make_celery(settings: Settings) -> Celery:
         "simfarm",
         broker=url,
         backend=url,
-        include=["simfarm.workers.tasks", "simfarm.workers.lifecycle"],
     )
     celery.conf.update(
         task_acks_late=True,
@@ -41,6 +43,3 @@ def make_celery(settings: Settings) -> Celery:
         task_serializer="json",
     )
     return celery
-
-
-app = make_celery(Settings())

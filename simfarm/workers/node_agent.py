@@ -13,7 +13,6 @@ from simfarm.common.aedt import node_aedt_labels
 from simfarm.common.limits import NodeLimits, Usage, held_reason
 from simfarm.common.models import NodeInfo
 from simfarm.common.settings import redact_url
-from simfarm.workers.cluster_service import cluster_node_info
 from simfarm.workers.context import WorkerContext
 from simfarm.workers.gpu import gpu_labels
 
@@ -64,7 +63,9 @@ def describe_node(ctx: WorkerContext) -> NodeInfo:
         held_reason=held_reason(limits, usage),
         limits=limits.model_dump(),
     )
-    return cluster_node_info(ctx, info)  # scheduler workers advertise their partition
+    if ctx.cluster is not None:  # a scheduler worker advertises its partition
+        return ctx.cluster.describe(info)
+    return info
 
 
 def startup_summary(ctx: WorkerContext, info: NodeInfo) -> list[tuple[int, str]]:
