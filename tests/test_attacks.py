@@ -164,7 +164,8 @@ def test_redis_roles_get_the_least_they_need(locked_farm: tuple[Settings, RedisS
                   lambda r: r.set(f"{PREFIX}dispatch:lock", "1")):
         with pytest.raises(redis.exceptions.NoPermissionError):
             write(worker)
-    assert dispatcher.get(f"{PREFIX}dispatch:fence") is not None  # the dispatcher leads
+    wait_until(lambda: dispatcher.get(f"{PREFIX}dispatch:fence") is not None, 20,
+               "the dispatcher to lead")  # with its own user
 
 
 # ---------------------------------------------------------------- the embedded service

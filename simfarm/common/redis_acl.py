@@ -9,7 +9,8 @@
 * ``dispatcher``: a worker that may also lead dispatch (the lock and fencing counter).
 
 Every role loses the commands Redis files as ``@admin`` or ``@dangerous`` (``CONFIG``,
-``ACL``, ``KEYS``, ``FLUSHALL``, ``DEBUG``, ``MONITOR``, ``INFO``...). The ``default``
+``ACL``, ``KEYS``, ``FLUSHALL``, ``DEBUG``, ``MONITOR``...), except ``INFO`` for the
+gateway (its health check reads memory, persistence and replication state). The ``default``
 user keeps full rights behind its own password, for operators and migrations.
 
 :func:`acl_file` renders a Redis ACL file (``aclfile`` in redis.conf); ``simfarm
@@ -45,8 +46,8 @@ def new_password() -> str:
 
 def role_rules(role: Role, prefix: str) -> list[str]:
     """The ACL rules (after ``user <name> on >password``) of one role."""
-    if role == "gateway":
-        return [f"~{prefix}*", "resetchannels", _COMMANDS]
+    if role == "gateway":  # INFO (memory, persistence, role): health says why writes fail
+        return [f"~{prefix}*", "resetchannels", _COMMANDS, "+info"]
     keys = [f"~{prefix}{k}" for k in WORKER_KEYS]
     if role == "dispatcher":
         keys += [f"~{prefix}{k}" for k in DISPATCHER_KEYS]
