@@ -207,11 +207,8 @@ def test_json_errors_keep_the_api_code_status_and_fields(env: dict[str, str]) ->
 
     missing = error("status", "no-such-job")
     assert (missing["error"], missing["status"], missing["fields"]) == ("not_found", 404, [])
-    job = json.loads(simfarm("submit", "--json", "--", "true", env=env).stdout)
-    simfarm("cancel", job["id"], env=env)
-    wait_until(lambda: json.loads(simfarm("status", job["id"], "--json", env=env).stdout)
-               ["state"] in ("completed", "cancelled"), 30, "the job to end")
-    conflict = error("cancel", job["id"])
+    job = json.loads(simfarm("submit", "--json", "--wait", "--", "true", env=env).stdout)
+    conflict = error("cancel", job["id"])  # it has ended
     assert (conflict["error"], conflict["status"]) == ("conflict", 409)
     assert conflict["fields"] == [{"field": "state", "reason": conflict["fields"][0]["reason"]}]  # type: ignore[index]
     never = error("submit", "--cores", "4096", "--", "true")  # no node has that many
