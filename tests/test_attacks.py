@@ -391,3 +391,28 @@ def test_worker_tokens_only_move_files(token_gateway: str) -> None:
                              json={"sha256": missing, "size": 1, "files": [], "partial": False})
         assert results.status_code == 404
         assert alice.get(f"/api/v1/jobs/{job_id}").json()["state"] == "pending"
+
+
+def test_every_redis_key_is_given_to_the_roles_that_need_it() -> None:
+    """A key added to the key map (store/keys.py) must be listed in redis_acl.py, or
+    workers get NOPERM on it at run time."""
+    import fnmatch
+    import inspect
+
+    from simfarm.common import redis_acl
+    from simfarm.common.store.keys import Keys
+
+    keys = Keys("P:")
+    names = []
+    for name, member in inspect.getmembers(Keys):
+        if name.startswith("_"):
+            continue
+        if isinstance(member, property):
+            names.append(getattr(keys, name))
+        elif inspect.isfunction(member):
+            arity = len(inspect.signature(member).parameters) - 1
+            names.append(member(keys, *["x"] * arity))
+    classified = [*redis_acl.WORKER_KEYS, *redis_acl.DISPATCHER_KEYS, *redis_acl.GATEWAY_KEYS]
+    unclassified = [n for n in names if isinstance(n, str) and n.startswith("P:")
+                    and not any(fnmatch.fnmatchcase(n[2:], p) for p in classified)]
+    assert len(names) > 30 and unclassified == [], unclassified
