@@ -19,12 +19,10 @@ from simfarm.common.tokens import TokenEntry
 
 
 def redact_url(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (for log lines)."""
-    scheme, sep, rest = url.partition("://")
-    userinfo, at, host = rest.rpartition("@")
-    if not sep or not at or ":" not in userinfo:
-        return url
-    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
+    """``url`` with its passwords replaced by ``***`` (for log lines)."""
+    from simfarm.common.redis_url import redact
+
+    return redact(url)
 
 
 def _default_state_dir() -> Path:
@@ -39,7 +37,20 @@ class Settings(BaseSettings):
 
     redis_url: str | None = Field(
         default=None,
-        description="Redis URL; unset means `simfarm up` starts a private redis-server",
+        description="Redis URL (`redis://`, `rediss://`, `unix://`, or "
+        "`redis+sentinel://host1:26379,host2:26379,host3:26379/primary-name/0` for a primary "
+        "watched by Redis Sentinel); unset means `simfarm up` starts a private redis-server",
+    )
+    redis_wait_replicas: int | None = Field(
+        default=None, ge=0,
+        description="gateway: a submit is acknowledged only once this many Redis replicas "
+        "have the job (Redis WAIT), so a failover cannot lose it; default 1 with a "
+        "`redis+sentinel://` URL, else 0 (no wait)",
+    )
+    redis_wait_timeout_ms: int = Field(
+        default=1000, ge=1,
+        description="gateway: how long a submit waits for those replicas; past it the "
+        "submit answers 503 (retry it with the same Idempotency-Key)",
     )
     key_prefix: str = Field(default="simfarm:", description="prefix of every Redis key")
     state_dir: Path = Field(
@@ -282,6 +293,12 @@ class Settings(BaseSettings):
             TomlConfigSettingsSource(settings_cls, toml_file=toml_file),
             file_secret_settings,
         )
+
+    def wait_replicas(self) -> int:
+        """How many replicas a submit waits for (``redis_wait_replicas`` or its default)."""
+        if self.redis_wait_replicas is not None:
+            return self.redis_wait_replicas
+        return 1 if (self.redis_url or "").lower().startswith("redis+sentinel://") else 0
 
     def require_redis_url(self) -> str:
         """The Redis URL, or a clear error for components that cannot embed Redis."""
