@@ -1,4 +1,4 @@
--- Prepended to every job script (see jobs.py _script).
+-- Helpers prepended to the scripts that call them (see scripts.py).
 -- A new job keeps its first event ("pending") in its hash field 'ev0' ('<id> <data>')
 -- instead of a stream of its own: a Redis stream costs ~4.7 KB even with one entry,
 -- and a queued job may wait long. The first later event of the job writes ev0 into
