@@ -97,6 +97,7 @@ def settings(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
         heartbeat_s=0.5,
         heartbeat_ttl_s=3.0,
         kill_grace_s=2.0,
+        stats_bucket_s=1.0,  # the farm's time series: a point per second
     )
 
 

@@ -137,3 +137,17 @@ def test_log_tail_on_missing_file(tmp_path: Path) -> None:
     assert tail.read_lines() == []
     (tmp_path / "later.log").write_text("[info] a\n")
     assert tail.read_lines() == ["[info] a"]
+
+
+def test_echo_filter_keeps_one_copy_of_lines_on_two_streams() -> None:
+    from simfarm.workers.aedt_log import EchoFilter
+
+    echoes = EchoFilter(window=3)
+    assert echoes.first("stdout", "[info] pass 1")
+    assert not echoes.first("aedt_log", "[info] pass 1")  # the batch log's copy
+    assert echoes.first("aedt_log", "Ansys Electronics Desktop")  # only in the log
+    assert echoes.first("stdout", "[info] pass 1")  # printed again later: a new line
+    assert echoes.first("stdout", "  ")  # blank lines are never matched
+    for n in range(5):
+        assert echoes.first("stdout", f"only on stdout {n}")
+    assert echoes.first("aedt_log", "[info] pass 1")  # beyond the window: kept

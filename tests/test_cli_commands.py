@@ -71,6 +71,11 @@ def test_workers_and_limits(env: dict[str, str]) -> None:
     assert "min_free_disk_mb" in shown.stdout and " 1" in shown.stdout
     cleared = simfarm("limits", "test-node", "--set", "min_free_disk_mb=null", "--json", env=env)
     assert json.loads(cleared.stdout)["min_free_disk_mb"] is None
+    rows = dict(line.split(None, 1) for line in simfarm("limits", "test-node",
+                                                        env=env).stdout.splitlines())
+    assert rows["min_free_disk_mb"] == "unset (no limit)"  # not a bare "None"
+    documented = (ROOT / "docs" / "cli.md").read_text()
+    assert all(f"`{key}`" in documented for key in rows)  # every key explained
     unknown = simfarm("limits", "no-such-node", env=env)
     assert unknown.returncode == 1 and "404" in unknown.stderr
     bad = simfarm("limits", "test-node", "--set", "max_cpu_percent=500", env=env)
@@ -141,6 +146,24 @@ def test_job_files_json_and_toml(env: dict[str, str], tmp_path: Path,
     assert flags.returncode == 0 and json.loads(flags.stdout)["node"] == "hfss-node"
 
 
+def test_hfss_solver_lines_are_shown_once(env: dict[str, str], tmp_path: Path,
+                                          hfss_node: Settings) -> None:
+    """ansysedt -monitor echoes its batch log on stdout; logs and status show each line once."""
+    project = tmp_path / "echo.aedt"
+    project.write_text("$begin 'Setup1'\nMaximumPasses=3\n$end 'Setup1'\n")
+    job = json.loads(simfarm("submit", "--hfss", str(project), "--design", "main", "--setup",
+                             "Setup1", "--json", "--wait", env=env).stdout)
+    assert job["state"] == "completed"
+    lines = simfarm("logs", job["id"], env=env).stdout.splitlines()
+    solver = [line for line in lines if line.startswith("[info]")]
+    assert len(solver) >= 5 and len(solver) == len(set(solver))  # each message once
+    assert sum("Normal completion of simulation" in line for line in lines) == 1
+    assert sum("[CONVERGE] Pass Number:" in line for line in lines) == 3
+    assert sum("Ansys Electronics Desktop Version" in line for line in lines) == 1  # log only
+    status = simfarm("status", job["id"], env=env).stdout
+    assert status.count("Normal completion of simulation") == 1
+
+
 def test_user_errors_exit_1_and_unexpected_answers_exit_2(env: dict[str, str],
                                                           tmp_path: Path) -> None:
     both = simfarm("submit", "--hfss", "x.aedt", "--", "true", env=env)
@@ -167,6 +190,35 @@ def test_user_errors_exit_1_and_unexpected_answers_exit_2(env: dict[str, str],
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_json_errors_keep_the_api_code_status_and_fields(env: dict[str, str]) -> None:
+    def error(*args: str) -> dict[str, object]:
+        done = simfarm(args[0], "--json", *args[1:], env=env)
+        assert done.returncode == 1 and done.stdout == "", done.stderr
+        body: dict[str, object] = json.loads(done.stderr)
+        assert set(body) == {"error", "detail", "status", "fields"}
+        return body
+
+    missing = error("status", "no-such-job")
+    assert (missing["error"], missing["status"], missing["fields"]) == ("not_found", 404, [])
+    job = json.loads(simfarm("submit", "--json", "--", "true", env=env).stdout)
+    simfarm("cancel", job["id"], env=env)
+    wait_until(lambda: json.loads(simfarm("status", job["id"], "--json", env=env).stdout)
+               ["state"] in ("completed", "cancelled"), 30, "the job to end")
+    conflict = error("cancel", job["id"])
+    assert (conflict["error"], conflict["status"]) == ("conflict", 409)
+    assert conflict["fields"] == [{"field": "state", "reason": conflict["fields"][0]["reason"]}]  # type: ignore[index]
+    never = error("submit", "--cores", "4096", "--", "true")  # no node has that many
+    assert never["status"] == 422 and "cores" in str(never["detail"])
+    assert never["fields"][0]["field"] == "resources"  # type: ignore[index]
+    invalid = error("submit", "--priority", "11", "--", "true")  # refused before sending
+    assert (invalid["error"], invalid["status"]) == ("validation_error", None)
+    assert [f["field"] for f in invalid["fields"]] == ["priority"]  # type: ignore[attr-defined]
+    usage = error("list", "--limit", "0")
+    assert usage["error"] == "usage_error" and usage["fields"][0]["field"] == "limit"  # type: ignore[index]
+    unreachable = error("list", "--url", f"http://127.0.0.1:{free_port()}")
+    assert unreachable["error"] == "connection_failed" and unreachable["status"] is None
 
 
 def test_completion_script_and_help(env: dict[str, str]) -> None:

@@ -7,17 +7,22 @@ Screenshots go to $SIMFARM_SCREENSHOTS (docs/img/ through scripts/update-screens
 from __future__ import annotations
 
 import json
+import math
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import redis
 from playwright.sync_api import Page, expect
 
 from simfarm.common.settings import Settings
+from simfarm.common.store.farm_stats import FarmStatsStore
 from tests.test_dashboard_browser import browser, page, shots  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
+S2P = Path(__file__).parent / "data" / "lowpass_filter.s2p"  # made with scikit-rf
 
 
 def chart_data(on: Page, name: str) -> list[list[Any]]:
@@ -33,8 +38,9 @@ def test_hfss_convergence_is_drawn_live_while_the_fake_aedt_solves(
     project = tmp_path / "filter.aedt"  # solved by the FAKE ansysedt of the hfss-node fixture
     project.write_text("$begin 'Setup1'\nMaximumPasses=8\nMaxDeltaS=0.02\n$end 'Setup1'\n")
     # 6 passes asked, but MaxDeltaS is reached at pass 4 (0.5/27 = 0.01852); 4 sweep points.
+    # At the end it "exports" the S-parameters (tests/data/lowpass_filter.s2p).
     project.with_suffix(".fake.json").write_text(json.dumps(
-        {"PASSES": 6, "SECONDS": 6, "SWEEP_POINTS": 4}))
+        {"PASSES": 6, "SECONDS": 6, "SWEEP_POINTS": 4, "TOUCHSTONE": str(S2P)}))
     job = farm.post("/api/v1/jobs", json={"kind": "hfss", "name": "filter", "hfss": {
         "project_path": str(project), "design_name": "main", "setup_name": "Setup1"}}).json()
     page.goto(f"/ui/jobs/{job['id']}")
@@ -57,9 +63,83 @@ def test_hfss_convergence_is_drawn_live_while_the_fake_aedt_solves(
     expect(page.locator("#passes-bar-text")).to_contain_text("converged")
     assert int(chart.get_attribute("data-drawn") or 0) > 1  # redrawn as passes came in
     assert page.locator("#convergence table.chart-data tbody tr").count() == 4
+    # The exported Touchstone file's S-parameters appear when the job ends, no reload.
+    sparams = page.locator("#sparams-0")
+    expect(sparams).to_have_attribute("data-file", "main_Setup1.s2p")
+    expect(sparams).to_have_attribute("data-points", str(4 * 60))
+    freqs, *traces = chart_data(page, "sparams-0")
+    assert len(freqs) == 60 and freqs[0] == 0.1 and freqs[-1] == 6.0  # GHz
+    labels = page.evaluate("() => simfarmCharts.get('sparams-0').series.map(s => s.label)")
+    assert labels[1:] == ["|S11| dB", "|S12| dB", "|S21| dB", "|S22| dB"]
+    assert traces[2][0] > -0.1 and traces[2][-1] < -40  # S21: a low-pass filter
+    csv_link = sparams.locator("a.csv").get_attribute("href")
+    assert csv_link is not None
+    assert farm.get(csv_link).text.splitlines()[0].startswith("frequency_hz,S11_db")
     page.screenshot(path=str(shots / "hfss-convergence.png"), full_page=True)
+    page.reload()  # rendered by the server this time
+    expect(page.locator("#sparams-0")).to_have_attribute("data-points", str(4 * 60))
+    page.locator("#sparams-0").screenshot(path=str(shots / "sparameters.png"))
     # The same data for scripts.
     series = farm.get(f"/api/v1/jobs/{job['id']}/progress").json()
     assert [p["pass"] for p in series["passes"]] == [1, 2, 3, 4]
     assert (series["max_passes"], series["target_delta_s"], series["converged"]) == (8, 0.02, True)
     assert series["sweep"]["points"] == ["1GHz", "2GHz", "3GHz", "4GHz"]
+
+
+def _last(values: list[Any]) -> Any:
+    return next((v for v in reversed(values) if v is not None), None)
+
+
+def seed_history(stats: FarmStatsStore, settings: Settings, minutes: int = 55) -> None:
+    """An hour of made-up history, written as the sampler writes it and ending two
+    minutes ago, so that the screenshot shows a day at the lab rather than a farm that
+    started seconds ago. The test's assertions are about what happens after it."""
+    now = time.time()
+    for i in range(minutes * 3):
+        t = math.floor(now - 120 - (minutes * 3 - i) * 20)
+        busy = round(4 + 3 * math.sin(i / 9))
+        pending = max(0, round(6 * math.sin(i / 14) + 2))
+        values: dict[str, float | None] = {
+            "cores_busy": busy, "cores_free": 8 - busy, "cores_busy@node=test-node": busy,
+            "cores_free@node=test-node": 8 - busy, "jobs_pending": pending,
+            "jobs_pending@priority=5": pending, "jobs_running": min(4, busy),
+            "jobs_finished": i % 4, "jobs_failed": 1 if i % 23 == 0 else 0,
+            "wait_p50": 20 + 15 * pending, "wait_p95": 60 + 40 * pending}
+        stats.write("fine", t, values, step=settings.stats_bucket_s, keep=settings.stats_buckets)
+
+
+def test_overview_charts_follow_the_farm_live(
+    page: Page, farm: httpx.Client, shots: Path, redis_client: redis.Redis,  # noqa: F811
+    settings: Settings,
+) -> None:
+    seed_history(FarmStatsStore(redis_client, settings.key_prefix), settings)
+    page.goto("/ui/overview")
+    expect(page.locator("#live-status")).to_have_text("live")
+    page.wait_for_function("() => ['chart-cores', 'chart-finished', 'chart-nodes']"
+                           ".every(n => simfarmCharts.get(n))")
+    before = sum(v or 0 for v in chart_data(page, "chart-finished")[1])
+    busy_before = _last(chart_data(page, "chart-cores")[1]) or 0
+    # A 3-core job starts: the cores chart shows it without a reload (WebSocket).
+    long = farm.post("/api/v1/jobs", json={"argv": ["sleep", "30"], "name": "busy",
+                                           "resources": {"cores": 3}}).json()
+    page.wait_for_function(
+        "(n) => { const d = simfarmCharts.get('chart-cores').data[1]; "
+        "for (let i = d.length - 1; i >= 0; i--) if (d[i] !== null) return d[i] >= n; "
+        "return false; }", arg=busy_before + 3, timeout=20_000)
+    node = farm.get(f"/api/v1/jobs/{long['id']}").json()["node"]
+    page.wait_for_function(
+        "(node) => { const c = simfarmCharts.get('chart-nodes'); const i = c.series.findIndex("
+        "s => s.label === node); if (i < 0) return false; const d = c.data[i]; "
+        "for (let k = d.length - 1; k >= 0; k--) if (d[k] !== null) return d[k] >= 3; "
+        "return false; }", arg=node)
+    # Three quick jobs finish: the finished chart counts them (recorded per 1 s bucket).
+    quick = [farm.post("/api/v1/jobs", json={"argv": ["true"], "name": f"q{i}"}).json()["id"]
+             for i in range(3)]
+    page.wait_for_function(
+        "(n) => simfarmCharts.get('chart-finished').data[1]"
+        ".reduce((a, v) => a + (v || 0), 0) >= n", arg=before + len(quick), timeout=30_000)
+    pending, running = chart_data(page, "chart-jobs")[1:3]
+    assert _last(running) is not None and _last(pending) is not None
+    assert page.locator("#chart-cores table.chart-data tbody tr").count() >= 2
+    page.screenshot(path=str(shots / "overview.png"), full_page=True)
+    farm.post(f"/api/v1/jobs/{long['id']}/cancel")

@@ -68,6 +68,9 @@ def workers(ctx: click.Context, as_json: bool) -> None:
     Console().print(workers_table(nodes))
 
 
+UNSET = "unset (no limit)"
+
+
 def _value(text: str) -> Any:
     try:
         return json.loads(text)  # numbers, true/false, null
@@ -82,7 +85,15 @@ def _value(text: str) -> Any:
 @client_options
 @click.pass_context
 def limits(ctx: click.Context, node: str, changes: tuple[str, ...], as_json: bool) -> None:
-    """Show a node's local limits, or change them at run time with --set."""
+    """Show a node's local limits, or change them at run time with --set (null unsets).
+
+    \b
+    max_jobs             most jobs at once (unset: the worker's slots; 0 holds the node)
+    max_cpu_percent      take no new job while CPU use is above this
+    max_memory_percent   take no new job while memory use is above this
+    min_free_memory_mb   take no new job while free memory is below this
+    min_free_disk_mb     take no new job while free scratch disk is below this
+    """
     client = make_client(ctx)
     updates = {k: _value(v) for k, v in parse_pairs(changes, "--set").items()}
     current = call(lambda: client.set_limits(node, **updates) if updates else client.limits(node))
@@ -90,7 +101,7 @@ def limits(ctx: click.Context, node: str, changes: tuple[str, ...], as_json: boo
         echo_json(current)
         return
     for key, value in current.items():
-        click.echo(f"{key:<22} {value}")
+        click.echo(f"{key:<22} {UNSET if value is None else value}")
 
 
 COMMANDS = [workers, limits]

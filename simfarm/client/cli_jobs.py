@@ -23,7 +23,6 @@ from simfarm.client.cli_common import (
     parse_pairs,
     print_jobs,
     runtime,
-    validation_message,
 )
 from simfarm.client.cli_follow import STATE_STYLE, follow
 from simfarm.client.cli_hfss import hfss_from_flags, spec_from_file
@@ -141,7 +140,7 @@ def submit(ctx: click.Context, argv: tuple[str, ...], spec_file: str | None,
     try:
         spec = JobSpec.model_validate(body)
     except ValidationError as exc:
-        raise UserError(validation_message(exc)) from exc
+        raise UserError.invalid(exc) from exc
     client = make_client(ctx)
     job = call(lambda: client.submit(spec))
     if wait_:

@@ -18,6 +18,15 @@ from pydantic_settings import (
 from simfarm.common.tokens import TokenEntry
 
 
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (for log lines)."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
+
+
 def _default_state_dir() -> Path:
     return Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "simfarm"
 
@@ -65,10 +74,12 @@ class Settings(BaseSettings):
         default_factory=dict, description="licence tokens this node holds"
     )
     node_cores: int | None = Field(
-        default=None, ge=1, description="cores this node offers (default: all CPUs)"
+        default=None, ge=1, description="cores this node offers (default: all CPUs); set it "
+        "on each worker when several share one host, or each offers the whole machine"
     )
     node_memory_mb: int | None = Field(
-        default=None, ge=1, description="memory this node offers in MiB (default: all RAM)"
+        default=None, ge=1, description="memory this node offers in MiB (default: all RAM); "
+        "set it like node_cores when several workers share one host"
     )
     worker_concurrency: int = Field(
         default=4, ge=1, le=1024, description="jobs this worker runs at once"
@@ -184,7 +195,8 @@ class Settings(BaseSettings):
     )
     worker_gateway_url: str | None = Field(
         default=None,
-        description="worker: gateway URL for blobs (default: url, else gateway_host:gateway_port)",
+        description="worker: gateway URL where it fetches staged projects and uploads results "
+        "(default: url, else gateway_host:gateway_port)",
     )
     scratch_dir: Path | None = Field(
         default=None, description="worker: per-job scratch folders (default: <state_dir>/scratch)"
@@ -197,6 +209,22 @@ class Settings(BaseSettings):
     )
     expiry_interval_s: float = Field(
         default=60.0, ge=0, description="gateway: retention sweep interval (0 = off)"
+    )
+    stats_bucket_s: float = Field(
+        default=60.0, ge=1, le=3600,
+        description="farm time series: bucket length (one point per series per bucket)",
+    )
+    stats_buckets: int = Field(
+        default=7 * 24 * 60, ge=10, le=1_000_000,
+        description="farm time series: buckets kept per series (a week of minutes)",
+    )
+    stats_coarse_bucket_s: float = Field(
+        default=3600.0, ge=60,
+        description="farm time series: bucket of the coarser tier kept beyond that",
+    )
+    stats_coarse_buckets: int = Field(
+        default=366 * 24, ge=10, le=1_000_000,
+        description="farm time series: coarse buckets kept per series (a year of hours)",
     )
 
     def blob_root(self) -> Path:

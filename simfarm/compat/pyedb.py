@@ -246,14 +246,24 @@ class _Service:
             if candidate and cls.answers(candidate.rstrip("/")):
                 return cls(candidate.rstrip("/"))
         from simfarm.client.embedded import EmbeddedService
+        from simfarm.client.state_folder import StateFolderBusy, running_service
         from simfarm.common.settings import Settings
 
         settings = Settings()
-        if not os.environ.get("SIMFARM_STATE_DIR"):
-            settings.state_dir = settings.state_dir / f"pyedb-{port}"
-        service = cls(f"http://127.0.0.1:{port}")
-        service.embedded = EmbeddedService(settings, gateway_port=port)
-        service.embedded.start(timeout_s=START_TIMEOUT_S)
+        found = running_service(settings.state_dir)  # `simfarm up` here, as Client() finds
+        if found is not None:
+            return cls(found)
+        # A folder of its own: never a second Redis on the data of `simfarm up`.
+        settings.state_dir = settings.state_dir / f"pyedb-{port}"
+        embedded = EmbeddedService(settings, gateway_port=port)
+        try:
+            embedded.start(timeout_s=START_TIMEOUT_S)
+        except StateFolderBusy as exc:
+            if exc.url is None:  # starting or stopping elsewhere: the message says who
+                raise
+            return cls(exc.url)  # another script's private service: share it
+        service = cls(embedded.url)
+        service.embedded = embedded
         service._watch = threading.Thread(target=service._watchdog, daemon=True,
                                           name="simfarm-pyedb-service")
         service._watch.start()

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from flask import Flask
 
-from simfarm.gateway import progress_api
+from simfarm.gateway import progress_api, results_api, stats_api
 
 
 def install_visuals(app: Flask) -> None:
     """Register the routes behind the dashboard's charts."""
     app.register_blueprint(progress_api.bp)
+    app.register_blueprint(stats_api.bp)
+    app.register_blueprint(results_api.bp)

@@ -17,11 +17,13 @@ when the run began (:class:`LogTail`).
 from __future__ import annotations
 
 import re
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "EchoFilter",
     "LogTail",
     "ProgressTracker",
     "batch_log_path",
@@ -247,3 +249,37 @@ class LogTail:
             lines.append(self._partial)
             self._partial = b""
         return [raw.decode("utf-8", errors="replace").rstrip("\r") for raw in lines]
+
+
+class EchoFilter:
+    """Keeps one copy of lines that arrive on two streams: ``-monitor`` echoes each batch-log
+    message on stdout, so without this every solver line would be shown twice.
+
+    :meth:`first` is True for a line not yet seen on the other stream (show it), False for
+    the echo of one that was (drop it). Lines only one stream carries (a crash trace on
+    stdout) are all shown. Unmatched lines are remembered up to ``window`` per stream.
+    """
+
+    def __init__(self, window: int = 2000) -> None:
+        self.window = window
+        self._pending: dict[str, Counter[str]] = {}
+        self._order: dict[str, deque[str]] = {}
+
+    def first(self, stream: str, line: str) -> bool:
+        """Whether ``line`` from ``stream`` is the first copy."""
+        key = line.strip()
+        if not key:
+            return True
+        for other, pending in self._pending.items():
+            if other != stream and pending[key] > 0:
+                pending[key] -= 1
+                return False
+        pending = self._pending.setdefault(stream, Counter())
+        order = self._order.setdefault(stream, deque())
+        pending[key] += 1
+        order.append(key)
+        if len(order) > self.window:
+            old = order.popleft()
+            if pending[old] > 0:
+                pending[old] -= 1
+        return True

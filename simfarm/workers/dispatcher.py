@@ -26,6 +26,7 @@ from simfarm.common.store.leader import LeaderLock
 from simfarm.workers.context import WorkerContext, lease_slack_s
 from simfarm.workers.dispatch import BackfillMode, PolicyConfig
 from simfarm.workers.dispatch.feed import SchedulerFeed
+from simfarm.workers.farm_sampler import FarmSampler
 from simfarm.workers.holds import HoldReleaser
 
 log = logging.getLogger(__name__)
@@ -59,12 +60,16 @@ class Dispatcher:
         # Running jobs whose lease ran out, with when this dispatcher first saw that:
         # reaped only if it still holds a heartbeat TTL later (see reap_lost).
         self._overdue: dict[tuple[str, int], float] = {}
+        # The farm's time series, written by the leader in a thread of its own.
+        self.sampler = FarmSampler(ctx, is_leader=lambda: self.lock.token is not None)
 
     def start(self) -> None:
         self._thread.start()
+        self.sampler.start()
 
     def stop(self) -> None:
         self._stop.set()
+        self.sampler.stop()
         self._thread.join(timeout=5)
         self.lock.release()
 
@@ -226,7 +231,10 @@ class Dispatcher:
                 job.id,
                 target,
                 expect_attempt=job.attempt,
-                sources=[JobState.SCHEDULED, JobState.RUNNING],
+                # Only from the state the verdict was drawn from: a scheduled attempt of a
+                # restarted worker's node may have been claimed by its new incarnation
+                # since (its message was redelivered); that run is not lost.
+                sources=[job.state],
                 fields=fields,
                 event={"reason": reason},
                 fence=self.lock.fence,

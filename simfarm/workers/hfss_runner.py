@@ -2,9 +2,10 @@
 
 On top of :class:`LocalRunner` (own process group, cancel, timeout, lease) it checks
 the project exists *here*, picks the AEDT to use, follows the batch log AEDT appends
-to ``<project>.log`` besides the ``-monitor`` output, turns both into job events,
-keeps a structured ``progress`` on the job, lists the artifacts, and decides success
-from the exit status and AEDT's error markers.
+to ``<project>.log`` besides the ``-monitor`` output, turns both into job events (one
+copy of each line: ``-monitor`` echoes the log), keeps a structured ``progress`` on the
+job, lists the artifacts, and decides success from the exit status and AEDT's error
+markers.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from simfarm.common.models import Job
 from simfarm.common.paths import PathRejected, resolve_within
 from simfarm.common.states import JobState
 from simfarm.workers.aedt_log import (
+    EchoFilter,
     LogTail,
     ProgressTracker,
     batch_log_path,
@@ -49,6 +51,7 @@ class HFSSRunner(LocalRunner):
         self.log_progress = ProgressTracker()
         self.stream_progress = ProgressTracker()
         self._batch_log_seen = False
+        self.echoes = EchoFilter()
         self._stop_tail = threading.Event()
         self._tail: LogTail | None = None
         self._follower: threading.Thread | None = None
@@ -136,7 +139,8 @@ class HFSSRunner(LocalRunner):
                 log.warning("job %s: cannot read batch log: %s", self.job.id, exc)
 
     def on_line(self, stream: str, line: str) -> list[tuple[str, dict[str, object]]]:
-        events = super().on_line(stream, line)
+        # -monitor echoes the batch log on stdout: one copy of each line is kept.
+        events = super().on_line(stream, line) if self.echoes.first(stream, line) else []
         if stream == BATCH_LOG_STREAM:
             self._batch_log_seen = True
             tracker = self.log_progress

@@ -15,7 +15,7 @@ from simfarm.workers.app import RUN_JOB_TASK, app
 from simfarm.workers.cluster_service import attach_cluster, detach_cluster
 from simfarm.workers.context import get_context
 from simfarm.workers.dispatcher import Dispatcher
-from simfarm.workers.node_agent import NodeAgent
+from simfarm.workers.node_agent import NodeAgent, describe_node, startup_summary
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +46,8 @@ def _on_ready(**_: Any) -> None:
     dispatcher.start()
     _parts.update(agent=agent, dispatcher=dispatcher)
     ctx.jobs.nudge_dispatcher()
-    log.info(
-        "node %s: ready (queue %s, %d slots)",
-        ctx.node_name,
-        ctx.queue,
-        ctx.settings.worker_concurrency,
-    )
+    for level, line in startup_summary(ctx, describe_node(ctx)):
+        log.log(level, "%s", line)
 
 
 @worker_shutting_down.connect  # type: ignore[untyped-decorator]

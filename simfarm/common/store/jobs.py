@@ -296,6 +296,17 @@ class JobStore(StreamingStore):
         raw = self.connection.hget(self.keys.job(job_id), "convergence")
         return cast(dict[str, Any], json.loads(cast(bytes, raw))) if raw else None
 
+    def touchstone(self, job_id: str) -> list[dict[str, Any]]:
+        """The Touchstone result summaries the worker stored with the job at its end
+        (kept out of :class:`Job`: up to a few thousand points each), or []."""
+        raw = self.connection.hget(self.keys.job(job_id), "touchstone")
+        return cast(list[dict[str, Any]], json.loads(cast(bytes, raw))) if raw else []
+
+    def touchstone_files(self, job_id: str) -> list[str]:
+        """Just the names of those files (cheap: for pages that decide what to draw)."""
+        raw = self.connection.hget(self.keys.job(job_id), "touchstone_files")
+        return cast(list[str], json.loads(cast(bytes, raw))) if raw else []
+
     @staticmethod
     def _to_job(raw: Mapping[bytes, bytes]) -> Job:
         data = {k.decode(): v.decode() for k, v in raw.items()}

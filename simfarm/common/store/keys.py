@@ -38,6 +38,13 @@ key                                type        content
 ``P expiry:lock``                  string      retention sweeper lock (TTL)
 ``P blobs``                        zset        blob SHA-256s, score = last use (upload, submit,
                                                download), for the retention sweep
+``P stats:<tier>:<series>``        zset        the farm's time series (``fine``: one point per
+                                               bucket, ``coarse``: per hour), members
+                                               ``"<t>:<value>"``, score = t; trimmed to a fixed
+                                               number of points (farm_stats.py)
+``P stats:series``                 set         names of the recorded series
+                                               (``cores_busy@node=n1``...)
+``P stats:last``                   hash        tier -> time of its latest point
 =================================  ==========  ===============================================
 """
 
@@ -103,6 +110,17 @@ class Keys:
     @property
     def blobs(self) -> str:
         return f"{self.prefix}blobs"
+
+    @property
+    def stats_names(self) -> str:
+        return f"{self.prefix}stats:series"
+
+    @property
+    def stats_last(self) -> str:
+        return f"{self.prefix}stats:last"
+
+    def stats_series(self, tier: str, name: str) -> str:
+        return f"{self.prefix}stats:{tier}:{name}"
 
     def dependents(self, job_id: str) -> str:
         return f"{self.prefix}job:{job_id}:dependents"

@@ -13,6 +13,7 @@ from simfarm.workers.files import scratch
 from simfarm.workers.files.shared import prepare_shared
 from simfarm.workers.files.staged import StagedRun
 from simfarm.workers.outcome import Outcome
+from simfarm.workers.results_summary import with_results_summary
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +21,9 @@ Runner = Callable[[WorkerContext, Job, int], Outcome]
 
 
 def run_with_files(ctx: WorkerContext, job: Job, attempt: int, runner: Runner) -> Outcome:
-    """Run ``runner`` on ``job`` with its project files in place on this node."""
+    """Run ``runner`` on ``job`` with its project files in place on this node, then
+    summarise the results worth drawing (before a staged job's results are sent)."""
+    runner = with_results_summary(runner)
     files = job.spec.files
     if files is not None and files.mode == "staged":
         scratch.clean_expired(ctx.settings.scratch_root())

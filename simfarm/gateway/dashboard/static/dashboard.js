@@ -371,5 +371,6 @@ var simfarm = (function () {
     });
   }
 
-  return { api: api, follow: follow, jobsPage: jobsPage, jobPage: jobPage, submitPage: submitPage };
+  return { api: api, follow: follow, bindToken: bindToken, jobsPage: jobsPage, jobPage: jobPage,
+    submitPage: submitPage };
 })();
