@@ -42,7 +42,8 @@ def key_members() -> dict[str, str]:
         if isinstance(attribute, property):
             out[name] = getattr(keys, name)
         elif inspect.isfunction(attribute):
-            out[name] = getattr(keys, name)("X")
+            arguments = len(inspect.signature(attribute).parameters) - 1
+            out[name] = getattr(keys, name)(*["X"] * arguments)
     return out
 
 
@@ -84,7 +85,10 @@ def test_generated_key_names_match_the_python_ones() -> None:
     # The prefix is a setting: quotes and backslashes in it must not break the scripts.
     keys = Keys("odd'pre\\fix:1")
     assert scripts.key_definition(keys, "node_jobs") == (
-        r"K.node_jobs = function(a) return 'odd\039pre\092fix:1node:' .. a .. ':jobs' end")
+        r"K.node_jobs = function(name) return 'odd\039pre\092fix:1node:' .. name .. ':jobs' end")
+    assert scripts.key_definition(keys, "stats_series") == (
+        r"K.stats_series = function(tier, name) return 'odd\039pre\092fix:1stats:' .. tier .. ':'"
+        " .. name end")
     assert scripts.key_definition(keys, "finished") == r"K.finished = 'odd\039pre\092fix:1finished'"
     with pytest.raises(KeyError):
         scripts.key_definition(keys, "nope")

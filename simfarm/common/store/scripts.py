@@ -13,6 +13,7 @@ concatenation written inline would.
 
 from __future__ import annotations
 
+import inspect
 import re
 from functools import cache
 from importlib import resources
@@ -22,7 +23,7 @@ from redis.commands.core import Script
 
 from simfarm.common.store.keys import Keys
 
-_SENTINEL = "\x00"
+_MARKERS = "\x00\x01\x02\x03"
 _USES = re.compile(r"\bK\.([A-Za-z_]\w*)")
 _LIB_FUNCTION = re.compile(r"^local function (\w+)\(", re.MULTILINE)
 
@@ -48,16 +49,19 @@ def key_names_used(source: str) -> list[str]:
 
 def key_definition(keys: Keys, member: str) -> str:
     """The Lua definition of ``K.<member>``: a string for a property of ``Keys``, a
-    function of one argument for a method. KeyError for a name ``Keys`` lacks."""
+    function of the same arguments for a method. KeyError for a name ``Keys`` lacks."""
     attribute = getattr(type(keys), member, None)
     if isinstance(attribute, property):
         return f"K.{member} = {_lua_string(getattr(keys, member))}"
-    if member.startswith("_") or not callable(attribute):
+    if member.startswith("_") or not inspect.isfunction(attribute):
         raise KeyError(f"Lua names K.{member}, which is not a key of the key map (keys.py)")
-    head, _, tail = getattr(keys, member)(_SENTINEL).partition(_SENTINEL)
-    body = " .. ".join(p for p in (_lua_string(head) if head else "", "a",
-                                   _lua_string(tail) if tail else "") if p)
-    return f"K.{member} = function(a) return {body} end"
+    names = list(inspect.signature(attribute).parameters)[1:]
+    # Each argument is replaced by a marker character: the pieces between them are text.
+    markers = _MARKERS[:len(names)]
+    pieces = re.split(f"([{markers}])", getattr(keys, member)(*markers))
+    parts = [names[markers.index(p)] if len(p) == 1 and p in markers else _lua_string(p)
+             for p in pieces if p]
+    return f"K.{member} = function({', '.join(names)}) return {' .. '.join(parts)} end"
 
 
 def source(name: str, keys: Keys) -> str:
