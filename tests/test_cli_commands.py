@@ -3,10 +3,15 @@ test farm: --url/--token/--json everywhere, exit codes 0/1/2, job files, watch."
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pty
+import re
+import struct
 import subprocess
 import sys
+import termios
 from pathlib import Path
 
 import pytest
@@ -202,11 +207,8 @@ def test_json_errors_keep_the_api_code_status_and_fields(env: dict[str, str]) ->
 
     missing = error("status", "no-such-job")
     assert (missing["error"], missing["status"], missing["fields"]) == ("not_found", 404, [])
-    job = json.loads(simfarm("submit", "--json", "--", "true", env=env).stdout)
-    simfarm("cancel", job["id"], env=env)
-    wait_until(lambda: json.loads(simfarm("status", job["id"], "--json", env=env).stdout)
-               ["state"] in ("completed", "cancelled"), 30, "the job to end")
-    conflict = error("cancel", job["id"])
+    job = json.loads(simfarm("submit", "--json", "--wait", "--", "true", env=env).stdout)
+    conflict = error("cancel", job["id"])  # it has ended
     assert (conflict["error"], conflict["status"]) == ("conflict", 409)
     assert conflict["fields"] == [{"field": "state", "reason": conflict["fields"][0]["reason"]}]  # type: ignore[index]
     never = error("submit", "--cores", "4096", "--", "true")  # no node has that many
@@ -252,3 +254,54 @@ def test_up_json_prints_where_the_farm_is(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def in_terminal(*args: str, env: dict[str, str], columns: int) -> list[str]:
+    """The lines ``simfarm ARGS`` prints in a real (pseudo-)terminal ``columns`` wide."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    term_env = {k: v for k, v in env.items() if k not in ("COLUMNS", "LINES")}
+    proc = subprocess.Popen([*simfarm_argv(), *args], stdin=slave, stdout=slave, stderr=slave,
+                            env={**term_env, "TERM": "xterm-256color"}, close_fds=True)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert proc.wait(30) == 0, out
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.decode())
+    return [line.rstrip() for line in text.replace("\r", "").splitlines() if line.strip()]
+
+
+def test_list_fits_narrow_terminals_and_stays_parseable_in_a_pipe(env: dict[str, str]) -> None:
+    name = "mesh-refinement-study-with-a-rather-long-descriptive-name"
+    job = json.loads(simfarm("submit", "--json", "--wait", "--name", name, "--", "true",
+                             env=env).stdout)
+    headers = ["ID", "NAME", "STATE", "PRI", "NODE", "CORES", "AGE", "RUNTIME", "EXIT"]
+    wide = in_terminal("list", "--limit", "3", env=env, columns=200)
+    assert wide[0].split() == headers
+    assert any(job["id"] in line and name in line for line in wide)
+    for columns in (80, 60):
+        narrow = in_terminal("list", "--limit", "3", env=env, columns=columns)
+        assert all(len(line) <= columns for line in narrow), narrow
+        row = next(line for line in narrow if job["id"] in line)  # one line, not wrapped
+        assert "completed" in row and "…" in row  # the name is shortened, not the id
+        assert narrow[0].split()[:3] == ["ID", "NAME", "STATE"]
+        assert "EXIT" not in narrow[0]  # the least useful columns went first
+    tiny = in_terminal("list", "--limit", "3", env=env, columns=40)
+    assert any(f"{job['id']}  completed" in line for line in tiny)  # ids are never cut
+    piped = simfarm("list", "--limit", "3", env=env).stdout.splitlines()
+    assert piped[0].split("\t") == headers
+    fields = next(line.split("\t") for line in piped if line.startswith(job["id"]))
+    assert fields[1] == name and fields[2] == "completed" and fields[8] == "0"
+    assert all(len(line.split("\t")) == len(headers) for line in piped)
+    workers = simfarm("workers", env=env).stdout.splitlines()
+    assert workers[0].split("\t")[:3] == ["NODE", "STATUS", "CORES"]
+    assert any(line.split("\t")[0] == "test-node" for line in workers[1:])
+    assert all(len(line) <= 50 for line in in_terminal("workers", env=env, columns=50))

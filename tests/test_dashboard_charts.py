@@ -90,21 +90,29 @@ def _last(values: list[Any]) -> Any:
     return next((v for v in reversed(values) if v is not None), None)
 
 
-def seed_history(stats: FarmStatsStore, settings: Settings, minutes: int = 55) -> None:
-    """An hour of made-up history, written as the sampler writes it and ending two
-    minutes ago, so that the screenshot shows a day at the lab rather than a farm that
-    started seconds ago. The test's assertions are about what happens after it."""
+def seed_history(stats: FarmStatsStore, settings: Settings, nodes: dict[str, int],
+                 minutes: int = 55) -> None:
+    """An hour of made-up history for the farm's live ``nodes`` (name -> cores), written
+    as the sampler writes it and ending two minutes ago, so that the screenshot shows a
+    day at the lab rather than a farm that started seconds ago. The test's assertions
+    are about what happens after it."""
     now = time.time()
     for i in range(minutes * 3):
         t = math.floor(now - 120 - (minutes * 3 - i) * 20)
-        busy = round(4 + 3 * math.sin(i / 9))
         pending = max(0, round(6 * math.sin(i / 14) + 2))
         values: dict[str, float | None] = {
-            "cores_busy": busy, "cores_free": 8 - busy, "cores_busy@node=test-node": busy,
-            "cores_free@node=test-node": 8 - busy, "jobs_pending": pending,
-            "jobs_pending@priority=5": pending, "jobs_running": min(4, busy),
+            "jobs_pending": pending, "jobs_pending@priority=5": pending,
             "jobs_finished": i % 4, "jobs_failed": 1 if i % 23 == 0 else 0,
             "wait_p50": 20 + 15 * pending, "wait_p95": 60 + 40 * pending}
+        running = busy_total = 0
+        for k, (name, cores) in enumerate(sorted(nodes.items())):
+            busy = round(cores / 2 + cores / 2 * math.sin(i / 9 + k))
+            values[f"cores_busy@node={name}"] = busy
+            values[f"cores_free@node={name}"] = cores - busy
+            busy_total += busy
+            running += min(busy, 2)
+        values.update({"cores_busy": busy_total, "cores_free": sum(nodes.values()) - busy_total,
+                       "jobs_running": running})
         stats.write("fine", t, values, step=settings.stats_bucket_s, keep=settings.stats_buckets)
 
 
@@ -112,7 +120,9 @@ def test_overview_charts_follow_the_farm_live(
     page: Page, farm: httpx.Client, shots: Path, redis_client: redis.Redis,  # noqa: F811
     settings: Settings,
 ) -> None:
-    seed_history(FarmStatsStore(redis_client, settings.key_prefix), settings)
+    nodes = {w["name"]: w["cores_total"] for w in farm.get("/api/v1/workers").json()["workers"]
+             if w["alive"]}
+    seed_history(FarmStatsStore(redis_client, settings.key_prefix), settings, nodes)
     page.goto("/ui/overview")
     expect(page.locator("#live-status")).to_have_text("live")
     page.wait_for_function("() => ['chart-cores', 'chart-finished', 'chart-nodes']"

@@ -117,9 +117,10 @@ def flower(port: int, address: str, allow_control: bool, flower_options: tuple[s
     from simfarm.workers.flower import flower_argv, run_flower
 
     try:
-        argv = flower_argv(Settings(), port=port, address=address,
+        settings = Settings()
+        argv = flower_argv(settings, port=port, address=address,
                            read_only=not allow_control, extra=flower_options)
-        status = run_flower(argv)
+        status = run_flower(settings, argv)
     except RuntimeError as exc:
         raise UserError(str(exc)) from exc
     sys.exit(status)

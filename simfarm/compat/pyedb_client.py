@@ -71,6 +71,13 @@ def jobs() -> Operation[list[dict[str, Any]]]:
     return Operation(Request("GET", "/api/jobs"), list)
 
 
+def scheduler_type() -> Operation[str]:
+    """``GET /api/scheduler_type``: the scheduler a worker of the farm is attached to, else
+    ``none``."""
+    return Operation(Request("GET", "/api/scheduler_type"),
+                     lambda body: str(body.get("scheduler_type") or "none"))
+
+
 def pool_limits(changes: Mapping[str, Any]) -> Operation[dict[str, Any]]:
     """``PUT /pool/limits``: the limits as the farm's nodes now apply them."""
     return Operation(Request("PUT", "/pool/limits", json=dict(changes)),
@@ -88,6 +95,10 @@ class PyEDBClient(Client):
     def pyedb_jobs(self) -> builtins.list[dict[str, Any]]:
         """Every HFSS job the caller may see, in PyEDB's shape."""
         return self._call(jobs())
+
+    def scheduler_type(self) -> str:
+        """The cluster scheduler the farm can forward to (``none`` without one)."""
+        return self._call(scheduler_type())
 
     def set_pool_limits(self, changes: Mapping[str, Any]) -> dict[str, Any] | None:
         """Change the pool limits; the new limits, or None when refused."""
@@ -107,6 +118,10 @@ class AsyncPyEDBClient(AsyncClient):
     async def pyedb_jobs(self) -> builtins.list[dict[str, Any]]:
         """See :meth:`PyEDBClient.pyedb_jobs`."""
         return await self._call(jobs())
+
+    async def scheduler_type(self) -> str:
+        """See :meth:`PyEDBClient.scheduler_type`."""
+        return await self._call(scheduler_type())
 
     async def set_pool_limits(self, changes: Mapping[str, Any]) -> dict[str, Any] | None:
         """See :meth:`PyEDBClient.set_pool_limits`."""

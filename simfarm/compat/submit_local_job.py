@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -49,29 +50,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _fail(message: str, code: int) -> int:
+def fail(message: str, code: int) -> int:
+    """Print ``Error: message`` on stderr; return ``code``."""
     print(f"Error: {message}", file=sys.stderr)
     return code
 
 
-def submit(host: str, port: int, project_path: Path, num_cores: int) -> int:
-    """Send one job; returns the process exit code."""
-    body = submit_body(project_config(project_path, num_cores))
+def send(host: str, port: int, body: dict[str, Any], *, unreachable: int = EXIT_INVALID,
+         queued: str = "") -> int:
+    """``POST /jobs/submit`` one job; prints ``Job <id> queued ...`` or the error; returns
+    the exit code (``unreachable`` when the service cannot be reached)."""
     url = f"http://{host}:{port}"
     try:
         with PyEDBClient(url, timeout=60) as client:
             job_id = client.submit_config(body)
     except ConnectionFailed as exc:
-        return _fail(f"cannot reach the job manager at {url}: {exc.__cause__ or exc}",
-                     EXIT_INVALID)
+        return fail(f"cannot reach the job manager at {url}: {exc.__cause__ or exc}",
+                     unreachable)
     except ApiError as exc:
         if exc.status >= 500:
-            return _fail(f"job manager error {exc.status}: {exc.detail}", EXIT_UNEXPECTED)
-        return _fail(f"job rejected ({exc.status}): {exc.detail}", EXIT_INVALID)
+            return fail(f"job manager error {exc.status}: {exc.detail}", EXIT_UNEXPECTED)
+        return fail(f"job rejected ({exc.status}): {exc.detail}", EXIT_INVALID)
     except JobSubmissionError as exc:
-        return _fail(f"job rejected: {exc}", EXIT_INVALID)
-    print(f"Job {job_id} queued at {host}:{port}")
+        return fail(f"job rejected: {exc}", EXIT_INVALID)
+    print(f"Job {job_id} queued{queued} at {host}:{port}")
     return EXIT_OK
+
+
+def submit(host: str, port: int, project_path: Path, num_cores: int) -> int:
+    """Send one job; returns the process exit code."""
+    return send(host, port, submit_body(project_config(project_path, num_cores)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,11 +92,11 @@ def main(argv: list[str] | None = None) -> int:
         if not 0 < port < 65536:
             raise ValueError
     except ValueError:
-        return _fail(f"--port must be a TCP port number, got {args.port!r}", EXIT_INVALID)
+        return fail(f"--port must be a TCP port number, got {args.port!r}", EXIT_INVALID)
     if not args.project_path.exists():
-        return _fail(f"project path does not exist: {args.project_path}", EXIT_INVALID)
+        return fail(f"project path does not exist: {args.project_path}", EXIT_INVALID)
     if args.num_cores <= 0:
-        return _fail("--num-cores must be positive", EXIT_INVALID)
+        return fail("--num-cores must be positive", EXIT_INVALID)
     if args.project_path.is_dir() and args.project_path.suffix.lower() != ".aedb":
         # A folder of projects: queue each one (simfarm's batch submission).
         from simfarm.compat.submit_batch_jobs import submit_folder
@@ -97,10 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return submit(args.host, port, args.project_path, args.num_cores)
     except ValidationError as exc:
-        return _fail(str(exc), EXIT_INVALID)
+        return fail(str(exc), EXIT_INVALID)
     except Exception as exc:  # the documented "unexpected" exit code
         log.exception("submit_local_job failed")
-        return _fail(f"unexpected error: {exc}", EXIT_UNEXPECTED)
+        return fail(f"unexpected error: {exc}", EXIT_UNEXPECTED)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from flask import Blueprint, Response, jsonify
 from simfarm.common.convergence import Convergence, from_events, from_series
 from simfarm.gateway.auth import require_visible
 from simfarm.gateway.openapi import document
-from simfarm.gateway.requests import check_job_id
+from simfarm.gateway.parsing import check_job_id
 from simfarm.gateway.services import services
 
 bp = Blueprint("progress", __name__, url_prefix="/api/v1")

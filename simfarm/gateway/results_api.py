@@ -12,7 +12,7 @@ from simfarm.common.touchstone import TouchstoneSummary, to_csv
 from simfarm.gateway.auth import require_visible
 from simfarm.gateway.errors import ApiError, field_error
 from simfarm.gateway.openapi import Body, document
-from simfarm.gateway.requests import check_job_id
+from simfarm.gateway.parsing import check_job_id
 from simfarm.gateway.services import services
 
 bp = Blueprint("results", __name__, url_prefix="/api/v1")

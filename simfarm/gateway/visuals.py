@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from simfarm.gateway import progress_api, results_api, stats_api
+from simfarm.gateway import progress_api, results_api, stats_api, webhooks_api
 
 
 def install_visuals(app: Flask) -> None:
@@ -13,3 +13,4 @@ def install_visuals(app: Flask) -> None:
     app.register_blueprint(progress_api.bp)
     app.register_blueprint(stats_api.bp)
     app.register_blueprint(results_api.bp)
+    app.register_blueprint(webhooks_api.bp)  # notifications

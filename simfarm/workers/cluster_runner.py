@@ -27,7 +27,7 @@ from simfarm.common.errors import IllegalTransition, JobNotFound, StaleAttempt
 from simfarm.common.models import Job
 from simfarm.common.states import JobState
 from simfarm.workers.aedt_log import LogTail
-from simfarm.workers.cluster_service import ClusterService, get_service
+from simfarm.workers.cluster_service import ClusterService
 from simfarm.workers.context import WorkerContext
 from simfarm.workers.outcome import Outcome
 from simfarm.workers.redis_guard import RedisGuard
@@ -268,7 +268,7 @@ class ClusterJobRunner:
 
 def run_on_cluster(ctx: WorkerContext, job: Job, attempt: int) -> Outcome:
     """The runner registered for every job kind on a scheduler worker."""
-    service = get_service(ctx)
+    service = ctx.cluster
     if service is None:
         return Outcome(JobState.FAILED, reason=f"node {ctx.node_name} has no scheduler")
     log.info("job %s: forwarding attempt %d to %s (pid %d)", job.id, attempt, service.kind,

@@ -28,6 +28,7 @@ from simfarm.workers.dispatch import BackfillMode, PolicyConfig
 from simfarm.workers.dispatch.feed import SchedulerFeed
 from simfarm.workers.farm_sampler import FarmSampler
 from simfarm.workers.holds import HoldReleaser
+from simfarm.workers.notifier import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +63,18 @@ class Dispatcher:
         self._overdue: dict[tuple[str, int], float] = {}
         # The farm's time series, written by the leader in a thread of its own.
         self.sampler = FarmSampler(ctx, is_leader=lambda: self.lock.token is not None)
+        # Notifications when jobs end, delivered beside dispatch, never in its way.
+        self.notifier = Notifier(ctx, is_leader=lambda: self.lock.token is not None)
 
     def start(self) -> None:
         self._thread.start()
         self.sampler.start()
+        self.notifier.start()
 
     def stop(self) -> None:
         self._stop.set()
         self.sampler.stop()
+        self.notifier.stop()
         self._thread.join(timeout=5)
         self.lock.release()
 

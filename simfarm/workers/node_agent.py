@@ -13,7 +13,6 @@ from simfarm.common.aedt import node_aedt_labels
 from simfarm.common.limits import NodeLimits, Usage, held_reason
 from simfarm.common.models import NodeInfo
 from simfarm.common.settings import redact_url
-from simfarm.workers.cluster_service import cluster_node_info
 from simfarm.workers.context import WorkerContext
 from simfarm.workers.gpu import gpu_labels
 
@@ -64,7 +63,9 @@ def describe_node(ctx: WorkerContext) -> NodeInfo:
         held_reason=held_reason(limits, usage),
         limits=limits.model_dump(),
     )
-    return cluster_node_info(ctx, info)  # scheduler workers advertise their partition
+    if ctx.cluster is not None:  # a scheduler worker advertises its partition
+        return ctx.cluster.describe(info)
+    return info
 
 
 def startup_summary(ctx: WorkerContext, info: NodeInfo) -> list[tuple[int, str]]:
@@ -121,11 +122,22 @@ class NodeAgent:
         self.ctx.nodes.heartbeat(describe_node(self.ctx), self.ctx.settings.heartbeat_ttl_s)
 
     def _loop(self) -> None:
+        failing = False
         while not self._stop.wait(self.ctx.settings.heartbeat_s):
             try:
                 self.beat()
-            except Exception:
-                log.exception("node %s: heartbeat failed", self.ctx.node_name)
+            except Exception as exc:
+                # The first failure in full; then one line per beat (Redis may refuse
+                # writes for hours, e.g. at maxmemory).
+                if failing:
+                    log.warning("node %s: heartbeat failed: %s", self.ctx.node_name, exc)
+                else:
+                    log.exception("node %s: heartbeat failed", self.ctx.node_name)
+                failing = True
+                continue
+            if failing:
+                log.info("node %s: heartbeat sent again", self.ctx.node_name)
+            failing = False
 
     def stop(self) -> None:
         """Stop beating and mark the node as gone."""

@@ -9,16 +9,16 @@ sent back, so both file modes get the same summary.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from simfarm.common.models import Job
 from simfarm.common.touchstone import TouchstoneSummary, is_touchstone, summarize
 from simfarm.workers.context import WorkerContext
 from simfarm.workers.outcome import Outcome
+from simfarm.workers.runners import Runner
 
 log = logging.getLogger(__name__)
-Runner = Callable[[WorkerContext, Job, int], Outcome]
 MAX_FILES = 8
 MAX_SCANNED = 20_000  # directory entries looked at under a results folder
 

@@ -32,6 +32,12 @@ HELD_BAND = 100_000_000_000_000
 RANK_STEP = 1_000_000_000_000  # rank = (10 - priority) * RANK_STEP + seq (lua/create.lua)
 
 
+def _notify_flag(spec: JobSpec) -> dict[str, str]:
+    """The field that has the job's end queued for its notifications (lib.lua)."""
+    notify = spec.notify
+    return {"notify": "1"} if notify is not None and (notify.webhooks or notify.email) else {}
+
+
 def new_job_id() -> str:
     """A fresh, URL-safe, unique job id."""
     return uuid.uuid4().hex
@@ -179,7 +185,7 @@ class JobStore(StreamingStore):
             self.events_per_job,
             IDEMPOTENCY_TTL_S,
             event,
-            json.dumps(_hash_values(extra or {})),
+            json.dumps(_hash_values({**(extra or {}), **_notify_flag(spec)})),
         ]
         return keys, args
 

@@ -68,13 +68,14 @@ def source(name: str, keys: Keys) -> str:
     """The full text of script ``name`` as sent to Redis: key definitions and the
     ``lib.lua`` helpers it uses, then the script."""
     body = _text(name)
+    lib = _text("lib")
+    uses_lib = any(re.search(rf"\b{fn}\(", body) for fn in _LIB_FUNCTION.findall(lib))
     parts = []
-    used = key_names_used(body)
-    if used:
+    used = key_names_used((lib if uses_lib else "") + body)
+    if used:  # first: lib.lua's functions name keys too
         parts.append("local K = {}")
         parts.extend(key_definition(keys, member) for member in used)
-    lib = _text("lib")
-    if any(re.search(rf"\b{fn}\(", body) for fn in _LIB_FUNCTION.findall(lib)):
+    if uses_lib:
         parts.append(lib.rstrip("\n"))
     parts.append(body)
     return "\n".join(parts)

@@ -14,11 +14,12 @@ from simfarm.common.errors import JobNotFound
 from simfarm.common.hfss import SchedulerType
 from simfarm.common.models import Job, JobEvent
 from simfarm.common.states import JobState
+from simfarm.common.store.notify import NotifyStore
 from simfarm.gateway.auth import can_see, public, visible_owner_filter
 from simfarm.gateway.dashboard import format as fmt
 from simfarm.gateway.errors import validation_fields
 from simfarm.gateway.openapi import Body, document
-from simfarm.gateway.requests import JOB_ID
+from simfarm.gateway.parsing import JOB_ID
 from simfarm.gateway.services import services
 
 bp = Blueprint("dashboard", __name__, template_folder="templates")
@@ -89,8 +90,10 @@ def job_page(job_id: str) -> tuple[str, int]:
     events = svc.jobs.events(job_id, limit=MAX_EVENTS)
     timeline, logs = _split_events(events)
     touchstone = svc.jobs.touchstone_files(job_id)
+    notified = NotifyStore(svc.redis, svc.settings.key_prefix).job_log(job_id)
     return render_template(
         "job.html", job=job, timeline=timeline, logs=logs, touchstone_files=touchstone,
+        notifications=notified,
         last_id=events[-1].id if events else "0-0",
         spec_json=job.spec.model_dump_json(indent=2, exclude_defaults=True),
     ), 200

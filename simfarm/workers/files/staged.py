@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path, PurePath
 
 import httpx
@@ -30,10 +29,10 @@ from simfarm.common.states import JobState
 from simfarm.workers.context import WorkerContext
 from simfarm.workers.files import scratch
 from simfarm.workers.outcome import Outcome
+from simfarm.workers.runners import Runner
 
 log = logging.getLogger(__name__)
 
-Runner = Callable[[WorkerContext, Job, int], Outcome]
 CHECK_EVERY_S = 1.0
 OUTPUT_LOG = "simfarm-output.log"
 

@@ -4,7 +4,6 @@ or a staged scratch run (see :mod:`.shared` and :mod:`.staged`)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 from simfarm.common.models import Job
 from simfarm.common.states import JobState
@@ -14,10 +13,9 @@ from simfarm.workers.files.shared import prepare_shared
 from simfarm.workers.files.staged import StagedRun
 from simfarm.workers.outcome import Outcome
 from simfarm.workers.results_summary import with_results_summary
+from simfarm.workers.runners import Runner
 
 log = logging.getLogger(__name__)
-
-Runner = Callable[[WorkerContext, Job, int], Outcome]
 
 
 def run_with_files(ctx: WorkerContext, job: Job, attempt: int, runner: Runner) -> Outcome:

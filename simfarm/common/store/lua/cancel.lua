@@ -25,6 +25,7 @@ redis.call('HSET', KEYS[1], 'state', 'cancelled', 'updated_at', ARGV[2], 'finish
   'reason', ARGV[5], 'cancel_requested', '1')
 redis.call('HDEL', KEYS[1], 'hold')
 redis.call('ZADD', K.finished, ARGV[2], id)
+notify_ended(KEYS[1], id)
 if redis.call('HGET', KEYS[1], 'watched') == '1' then redis.call('SADD', K.hold_checks, id) end
 local payload = cjson.encode({from = state, to = 'cancelled', reason = ARGV[5]})
 local eid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'job', id, 'type', 'state',

@@ -12,3 +12,12 @@ local function materialize(jobkey, streamkey, id)
     redis.call('HDEL', jobkey, 'ev0')
   end
 end
+
+-- A job that just ended goes to the notifier's queue (docs/notifications.md) when it
+-- asked for notifications (its 'notify' field) or its owner has webhooks for all jobs.
+local function notify_ended(jobkey, id)
+  local wants = redis.call('HMGET', jobkey, 'notify', 'owner')
+  if wants[1] == '1' or redis.call('SISMEMBER', K.notify_owners, wants[2] or '') == 1 then
+    redis.call('RPUSH', K.notify_ended, id)
+  end
+end

@@ -42,6 +42,7 @@ end
 if target == 'completed' or target == 'failed' or target == 'cancelled' then
   redis.call('ZADD', K.finished, ARGV[7], id)
   redis.call('HDEL', KEYS[1], 'hold')
+  notify_ended(KEYS[1], id)
   if redis.call('HGET', KEYS[1], 'watched') == '1' then
     redis.call('SADD', K.hold_checks, id)
   end

@@ -250,7 +250,7 @@ var simfarmCharts = (function () {
       root.setAttribute("data-refreshed", String(Number(root.getAttribute("data-refreshed") || 0) + 1));
     }
 
-    var later = throttle(refresh, 1000);
+    var later = throttle(refresh, 2000);
     select.addEventListener("change", refresh);
     refresh();
     window.setInterval(refresh, Math.max(5, Math.min(bucket, 60)) * 1000);

@@ -1,5 +1,6 @@
-"""The REST calls of sweeps, resubmit, history and audit as I/O-free operations, shared
-by :class:`Client` and :class:`AsyncClient` (see :mod:`simfarm.client.api`)."""
+"""The REST calls of sweeps, workflows, resubmit, history and audit as I/O-free
+operations, shared by :class:`Client` and :class:`AsyncClient` (see
+:mod:`simfarm.client.api`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 from urllib.parse import quote
 
 from simfarm.client.api import Operation, Request
-from simfarm.common.models import Job
+from simfarm.common.models import Job, JobSpec
 from simfarm.common.sweeps import Sweep, SweepSpec
 
 
@@ -67,8 +68,7 @@ def audit(**filters: Any) -> Operation[list[dict[str, Any]]]:
 
 def submit_workflow(jobs: Mapping[str, Any]) -> Operation[dict[str, Job]]:
     """POST several jobs at once that depend on each other by local name."""
-    body = {"jobs": {name: (spec.model_dump(mode="json", exclude_none=True)
-                            if hasattr(spec, "model_dump") else dict(spec))
+    body = {"jobs": {name: (spec.submit_body() if isinstance(spec, JobSpec) else dict(spec))
                      for name, spec in jobs.items()}}
     return Operation(Request("POST", "/api/v1/workflows", json=body),
                      lambda out: {n: Job.model_validate(j) for n, j in out["jobs"].items()})
