@@ -1,9 +1,13 @@
-"""Fixtures that start real components: redis-server, Celery worker, gateway over HTTP."""
+"""Fixtures that start real components: redis-server, Celery worker, gateway over HTTP;
+and the end-of-run check that the tests left no process running (tests/leaks.py)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +17,31 @@ import redis
 
 from simfarm.common.settings import Settings
 from simfarm.common.store import JobStore, NodeStore
+from tests import leaks
 from tests.helpers import free_port, start_gateway, start_worker, stop_process, wait_until
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Marks every process the run starts (inherited), so the end of the run finds ours
+    # among other engineers' (xdist workers inherit the controller's).
+    if not hasattr(config, "workerinput"):
+        os.environ.setdefault(leaks.MARKER, f"pytest-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.hookimpl(trylast=True)  # after xdist stopped its workers (their fixtures are done)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if hasattr(session.config, "workerinput"):
+        return
+    left = leaks.check(os.environ[leaks.MARKER])
+    if left:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        lines = ["", "processes the tests left running (killed now):", *left]
+        for line in lines:
+            if reporter is not None:
+                reporter.write_line(line, red=True)
+            else:
+                print(line, file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 class RedisServer:

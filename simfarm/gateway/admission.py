@@ -18,6 +18,7 @@ from typing import Any
 
 from simfarm.common.hfss_jobs import HfssRequestRejected, hfss_defaults
 from simfarm.common.job_paths import check_spec_paths
+from simfarm.common.license_pools import pools_by_name
 from simfarm.common.models import Job, JobSpec
 from simfarm.common.paths import PathRejected
 from simfarm.common.store import new_job_id
@@ -55,11 +56,29 @@ Check = Callable[[Round, Admission], None]
 
 def hfss_resources(rnd: Round, job: Admission) -> None:
     """An HFSS job's unset resources and time limit from its configuration; it reserves
-    exactly the cores ansysedt is told (see :func:`~simfarm.common.hfss_jobs.hfss_defaults`)."""
+    exactly the cores ansysedt is told, and the licences of the farm's pools those cores
+    check out (see :func:`~simfarm.common.hfss_jobs.hfss_defaults`)."""
+    settings = rnd.svc.settings
     try:
-        job.spec = hfss_defaults(job.spec)
+        job.spec = hfss_defaults(job.spec, settings.hfss_licensing,
+                                 {p.name for p in settings.licenses})
     except HfssRequestRejected as exc:
         raise field_error(exc.field, exc.reason) from None
+
+
+def licenses_within_pools(rnd: Round, job: Admission) -> None:
+    """No more of a floating licence than the farm's pool will ever have."""
+    pools = pools_by_name(rnd.svc.settings.licenses)
+    for name, count in sorted(job.spec.resources.licenses.items()):
+        pool = pools.get(name)
+        if pool is not None and count > pool.count:
+            where = f" on {pool.server}" if pool.server else ""
+            raise ApiError(422, "unsatisfiable", f"needs {count} {name} licences; the farm's "
+                           f"pool has {pool.count}", [{
+                               "field": f"resources.licenses.{name}",
+                               "reason": f"needs {count} {name} licences but the farm's "
+                                         f"{name} pool{where} has {pool.count}: it could "
+                                         "never start"}])
 
 
 def paths_allowed(rnd: Round, job: Admission) -> None:
@@ -71,8 +90,9 @@ def paths_allowed(rnd: Round, job: Admission) -> None:
 
 
 def fits_some_node(rnd: Round, job: Admission) -> None:
-    """Some registered node could ever run it (AEDT, cluster, cores, memory, labels)."""
-    refused = refusal(rnd.svc.capacities, job.spec)
+    """Some registered node could ever run it (AEDT, cluster, cores, memory, labels,
+    node-local licence tokens)."""
+    refused = refusal(rnd.svc.capacities, job.spec, {p.name for p in rnd.svc.settings.licenses})
     if refused is not None:
         where, why = refused
         raise ApiError(422, "unsatisfiable", why, [{"field": where, "reason": why}])
@@ -104,6 +124,7 @@ def dependencies_known(rnd: Round, job: Admission) -> None:
 CHECKS: tuple[Check, ...] = (
     hfss_resources,
     paths_allowed,
+    licenses_within_pools,
     fits_some_node,
     files_uploaded,
     dependencies_known,

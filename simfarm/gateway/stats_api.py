@@ -4,6 +4,7 @@ time), from the series the dispatcher leader records (docs/monitoring.md)."""
 from __future__ import annotations
 
 import math
+import threading
 import time
 
 from flask import Blueprint, Response, jsonify, request
@@ -24,6 +25,9 @@ from simfarm.gateway.services import services
 
 bp = Blueprint("stats", __name__, url_prefix="/api/v1")
 MAX_POINTS = 20_000  # per series and answer
+LIVE_TTL_S = 1.0  # the live gauges are read at most once a second per gateway process
+_live: dict[str, tuple[float, dict[str, float]]] = {}
+_live_lock = threading.Lock()
 AUTO_POINTS = 1_000  # without step: about this many points over the span
 DEFAULT_SPAN_S = 3600.0
 
@@ -91,6 +95,21 @@ def _names(stats: FarmStatsStore, metric: str, query: SeriesQuery) -> list[str]:
     return sorted(found, key=key)
 
 
+def live_gauges(stats: FarmStatsStore) -> dict[str, float]:
+    """The gauges now, shared by the requests of the same second (a dashboard asks
+    for several charts at once, and every open overview page redraws on job changes)."""
+    svc = services()
+    key = svc.settings.key_prefix
+    now = time.monotonic()
+    with _live_lock:
+        cached = _live.get(key)
+        if cached is not None and now - cached[0] < LIVE_TTL_S:
+            return cached[1]
+        values = gauges(svc.jobs, svc.nodes, stats)
+        _live[key] = (now, values)
+        return values
+
+
 def _points(stats: FarmStatsStore, settings: Settings, name: str, since: float, until: float,
             step: float, now: float) -> list[tuple[float, float]]:
     fine_start = now - settings.stats_buckets * settings.stats_bucket_s
@@ -129,7 +148,7 @@ def stats_series() -> Response:
         raise field_error("step", f"too small for this span: at most {MAX_POINTS} points")
     stats = FarmStatsStore(svc.redis, settings.key_prefix)
     metrics = query.metric.split(",")
-    live = (gauges(svc.jobs, svc.nodes, stats)
+    live = (live_gauges(stats)
             if any(METRICS[m].kind == "gauge" for m in metrics) and until >= now - bucket
             else {})
     out = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 from celery import Celery
 
 from simfarm.common.settings import Settings
+from simfarm.workers.broker import TRANSPORT
 
 RUN_JOB_TASK = "simfarm.run_job"
 _FALLBACK_URL = "redis://127.0.0.1:6379/0"
@@ -26,6 +27,8 @@ def make_celery(settings: Settings) -> Celery:
         backend=url,
     )
     celery.conf.update(
+        broker_transport=TRANSPORT,  # Redis refusing writes is an outage, not fatal
+        broker_connection_max_retries=None,  # reconnect for as long as Redis is away
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,

@@ -122,11 +122,22 @@ class NodeAgent:
         self.ctx.nodes.heartbeat(describe_node(self.ctx), self.ctx.settings.heartbeat_ttl_s)
 
     def _loop(self) -> None:
+        failing = False
         while not self._stop.wait(self.ctx.settings.heartbeat_s):
             try:
                 self.beat()
-            except Exception:
-                log.exception("node %s: heartbeat failed", self.ctx.node_name)
+            except Exception as exc:
+                # The first failure in full; then one line per beat (Redis may refuse
+                # writes for hours, e.g. at maxmemory).
+                if failing:
+                    log.warning("node %s: heartbeat failed: %s", self.ctx.node_name, exc)
+                else:
+                    log.exception("node %s: heartbeat failed", self.ctx.node_name)
+                failing = True
+                continue
+            if failing:
+                log.info("node %s: heartbeat sent again", self.ctx.node_name)
+            failing = False
 
     def stop(self) -> None:
         """Stop beating and mark the node as gone."""

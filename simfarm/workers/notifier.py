@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
+from simfarm.common.errors import JobNotFound
 from simfarm.common.models import Job
 from simfarm.common.notify import (
     SIGNATURE_HEADER,
@@ -60,6 +61,8 @@ class Notifier:
         self.http = httpx.Client(timeout=httpx.Timeout(settings.notify_timeout_s,
                                                        connect=min(5.0, settings.notify_timeout_s)))
         self._pool = ThreadPoolExecutor(SENDERS, thread_name_prefix="simfarm-notify-send")
+        self._in_flight = 0  # attempts handed to the pool and not finished
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="simfarm-notifier", daemon=True)
         self._leading = False
@@ -90,6 +93,7 @@ class Notifier:
                 self.send_due(time.time())
             except Exception:
                 log.exception("notifier on %s: round failed", self.ctx.node_name)
+                self._leading = False  # what was being expanded goes back first
 
     # ------------------------------------------------------------------ expanding
     def expand(self, now: float) -> int:
@@ -98,7 +102,7 @@ class Notifier:
         for job_id in self.store.take_ended():
             try:
                 job = self.ctx.jobs.get(job_id)
-            except Exception:  # expired meanwhile: nothing to say about it
+            except JobNotFound:  # expired meanwhile: nothing to say about it
                 self.store.expanded(job_id)
                 continue
             deliveries = (self._sweep_deliveries(job) if job.sweep_id
@@ -164,13 +168,27 @@ class Notifier:
 
     # ------------------------------------------------------------------ delivering
     def send_due(self, now: float) -> int:
-        """Start the due deliveries on the pool; returns how many were started."""
-        due = self.store.due(now)
+        """Start due deliveries on the pool, no more than it can work on at once (the
+        rest wait in Redis, not in memory); returns how many were started."""
+        with self._lock:
+            room = 2 * SENDERS - self._in_flight
+        if room <= 0:
+            return 0
+        due = self.store.due(now, limit=room)
         settings = self.ctx.settings
         for delivery in due:
             self.store.hold(delivery.id, now + settings.notify_timeout_s + 60)
-            self._pool.submit(self._attempt, delivery)
+            with self._lock:
+                self._in_flight += 1
+            self._pool.submit(self._attempt_counted, delivery)
         return len(due)
+
+    def _attempt_counted(self, delivery: Delivery) -> None:
+        try:
+            self._attempt(delivery)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
 
     def _attempt(self, delivery: Delivery) -> None:
         settings = self.ctx.settings
