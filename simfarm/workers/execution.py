@@ -1,4 +1,5 @@
-"""The body of the ``run_job`` task: claim the attempt, run, record the outcome.
+"""The body of the ``run_job`` task: claim the attempt, run it under its supervisor
+(:mod:`.attempt`) with its files in place (:mod:`.files`), record the outcome.
 
 Exactly-once is enforced here, not by Celery: the job moves ``scheduled → running`` only
 if the task's attempt number and node are still the job's current ones, so a redelivered
@@ -8,73 +9,47 @@ or stale Celery message exits without running anything.
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from dataclasses import dataclass
 
 import redis
 
 from simfarm.common.errors import IllegalTransition, JobNotFound, StaleAttempt
-from simfarm.common.models import Job
 from simfarm.common.states import JobState
+from simfarm.workers.attempt import AttemptSupervisor
 from simfarm.workers.context import WorkerContext
 from simfarm.workers.files import run_with_files
-from simfarm.workers.hfss_runner import run_hfss
-from simfarm.workers.local_runner import LocalRunner
 from simfarm.workers.outcome import Outcome
+from simfarm.workers.redis_guard import retry_while_redis_away
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 RECORD_RETRY_S = 120.0  # how long a finished attempt waits for Redis to record its outcome
 CLAIM_RETRY_S = 30.0  # how long a delivered attempt retries its claim while Redis is away
 
-Runner = Callable[[WorkerContext, Job, int], Outcome]
-_runners: dict[str, Runner] = {}
-_self_starting: set[str] = set()
-_active: dict[str, int] = {}
-_active_lock = threading.Lock()
+
+@dataclass(frozen=True)
+class Claim:
+    """A claimed attempt: whether its runner moves it to ``running`` itself (a cluster
+    runner: the job stays ``scheduled`` while it is queued there) and when the lease
+    set by the claim ends (wall clock)."""
+
+    self_starting: bool
+    lease_until: float
 
 
-def register_runner(kind: str, runner: Runner, *, starts_itself: bool = False) -> None:
-    """Use ``runner`` for jobs of ``kind`` (``command``, ``hfss``...) on this worker.
-
-    A runner that ``starts_itself`` (cluster runners) gets the attempt while the job is
-    still ``scheduled`` and moves it to ``running`` when the job really starts.
-    """
-    _runners[kind] = runner
-    if starts_itself:
-        _self_starting.add(kind)
-    else:
-        _self_starting.discard(kind)
-
-
-def _run_local(ctx: WorkerContext, job: Job, attempt: int) -> Outcome:
-    return LocalRunner(ctx, job, attempt).run()
-
-
-register_runner("command", _run_local)
-register_runner("hfss", run_hfss)
-
-
-def active_jobs() -> dict[str, int]:
-    """Jobs this worker process is running now, with their attempt numbers."""
-    with _active_lock:
-        return dict(_active)
-
-
-def _claim(ctx: WorkerContext, job_id: str, attempt: int) -> bool | None:
-    """Move the attempt ``scheduled → running`` on this node. True when claimed (False:
-    a scheduler runner's own claim), None when this attempt must not run."""
+def _claim(ctx: WorkerContext, job_id: str, attempt: int) -> Claim | None:
+    """Claim the attempt on this node (``scheduled → running`` unless its runner starts
+    itself); None when this attempt must not run."""
     store = ctx.jobs
-    # Only scheduler workers register self-starting runners; others skip the read.
-    if bool(_self_starting) and store.get(job_id).spec.kind in _self_starting:
-        if not store.claim_scheduled(job_id, attempt, ctx.node_name,
-                                     time.time() + ctx.settings.heartbeat_ttl_s):
+    until = time.time() + ctx.settings.heartbeat_ttl_s
+    # Only scheduler workers have self-starting runners; others skip the read.
+    runners = ctx.runners
+    if runners.self_starting and runners.starts_itself(store.get(job_id).spec.kind):
+        if not store.claim_scheduled(job_id, attempt, ctx.node_name, until):
             log.info("job %s: attempt %d not run: not current or already taken", job_id, attempt)
             return None
-        return False
+        return Claim(self_starting=True, lease_until=until)
     try:
         store.transition(
             job_id,
@@ -82,28 +57,35 @@ def _claim(ctx: WorkerContext, job_id: str, attempt: int) -> bool | None:
             expect_attempt=attempt,
             expect_node=ctx.node_name,
             sources=[JobState.SCHEDULED],
-            fields={
-                "lease_until": repr(time.time() + ctx.settings.heartbeat_ttl_s),
-                "boot": ctx.boot_id,
-            },
+            fields={"lease_until": repr(until), "boot": ctx.boot_id},
         )
     except IllegalTransition:
         # A retry after a lost reply: the first try may have claimed it for this process.
-        if (store.field(job_id, "state") == JobState.RUNNING.value
-                and store.field(job_id, "attempt") == str(attempt)
-                and store.field(job_id, "boot") == ctx.boot_id):
-            return True
+        now = store.attempt(job_id)
+        if (now.state is JobState.RUNNING and now.number == attempt
+                and now.lease.boot == ctx.boot_id):
+            first = now.lease.until.timestamp() if now.lease.until else until
+            return Claim(self_starting=False, lease_until=first)
         raise
-    return True
+    return Claim(self_starting=False, lease_until=until)
 
 
 def execute(ctx: WorkerContext, job_id: str, attempt: int) -> JobState | None:
     """Run one attempt of a job; returns the state it ended in, or None if skipped."""
     store = ctx.jobs
+    if ctx.shutting_down.is_set():
+        # A task that arrives while the worker stops: leave the attempt unclaimed; the
+        # dispatcher hands it on once this node is gone (a free retry: it never started).
+        log.info("job %s: attempt %d not started: worker %s is stopping", job_id, attempt,
+                 ctx.node_name)
+        return None
     try:
         # The claim is fenced by attempt and node, so retrying it is safe; past the
         # scheduled lease the dispatcher hands the job on and the claim goes stale.
-        claimed = _retry_while_redis_away(lambda: _claim(ctx, job_id, attempt), CLAIM_RETRY_S)
+        claim = retry_while_redis_away(lambda: _claim(ctx, job_id, attempt), CLAIM_RETRY_S)
+        if claim is None:
+            return None
+        job = retry_while_redis_away(lambda: store.get(job_id), CLAIM_RETRY_S)
     except (StaleAttempt, IllegalTransition, JobNotFound) as exc:
         log.info("job %s: attempt %d not run: %s", job_id, attempt, exc)
         return None
@@ -111,28 +93,23 @@ def execute(ctx: WorkerContext, job_id: str, attempt: int) -> JobState | None:
         log.warning("job %s: attempt %d not started, Redis unavailable: %s",
                     job_id, attempt, exc)
         return None
-    if claimed is None:
-        return None
-    self_starting = claimed is False
-    with _active_lock:
-        _active[job_id] = attempt
+    supervisor = AttemptSupervisor(ctx, job_id, attempt, claim.lease_until)
+    ctx.active.add(job_id, attempt)
     try:
-        job = store.get(job_id)
-        runner = _runners.get(job.spec.kind)
+        runner = ctx.runners.runner_for(job.spec.kind)
         if runner is None:
             outcome = Outcome(
                 JobState.FAILED, reason=f"this worker cannot run {job.spec.kind!r} jobs"
             )
         else:
             try:
-                outcome = run_with_files(ctx, job, attempt, runner)
+                outcome = run_with_files(supervisor, job, runner)
             except Exception as exc:  # a runner bug must not leave the job running
                 log.exception("job %s: runner crashed", job_id)
                 outcome = Outcome(JobState.FAILED, reason=f"internal error: {exc}")
-        return _record(ctx, job_id, attempt, outcome, from_scheduled=self_starting)
+        return _record(ctx, job_id, attempt, outcome, from_scheduled=claim.self_starting)
     finally:
-        with _active_lock:
-            _active.pop(job_id, None)
+        ctx.active.discard(job_id)
         try:
             store.nudge_dispatcher()
         except redis.RedisError:
@@ -177,7 +154,7 @@ def _record(ctx: WorkerContext, job_id: str, attempt: int, outcome: Outcome,
     try:
         # The outcome is known; keep it until Redis answers again. Meanwhile the lease
         # runs out and the dispatcher may hand the job on: then this attempt is stale.
-        _retry_while_redis_away(record, max(RECORD_RETRY_S, 10 * ctx.settings.heartbeat_ttl_s),
+        retry_while_redis_away(record, max(RECORD_RETRY_S, 10 * ctx.settings.heartbeat_ttl_s),
                                 retrying)
     except (StaleAttempt, IllegalTransition, JobNotFound) as exc:
         log.warning("job %s: outcome of attempt %d not recorded: %s", job_id, attempt, exc)
@@ -187,23 +164,3 @@ def _record(ctx: WorkerContext, job_id: str, attempt: int, outcome: Outcome,
                   job_id, target.value, attempt, exc)
         return None
     return target
-
-
-def _retry_while_redis_away(
-    call: Callable[[], T], seconds: float,
-    on_retry: Callable[[redis.RedisError], None] | None = None,
-) -> T:
-    """``call()``, retried with backoff (0.2 s doubling to 1 s) while it raises a Redis
-    error, for up to ``seconds``; then the last error is raised. Other errors pass."""
-    give_up = time.monotonic() + seconds
-    delay = 0.2
-    while True:
-        try:
-            return call()
-        except redis.RedisError as exc:
-            if time.monotonic() > give_up:
-                raise
-            if on_retry is not None:
-                on_retry(exc)
-            time.sleep(delay)
-            delay = min(delay * 2, 1.0)

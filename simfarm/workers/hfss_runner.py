@@ -2,31 +2,35 @@
 
 On top of :class:`LocalRunner` (own process group, cancel, timeout, lease) it checks
 the project exists *here*, picks the AEDT to use, follows the batch log AEDT appends
-to ``<project>.log`` besides the ``-monitor`` output, turns both into job events,
-keeps a structured ``progress`` on the job, lists the artifacts, and decides success
-from the exit status and AEDT's error markers.
+to ``<project>.log`` besides the ``-monitor`` output, turns both into job events (one
+copy of each line: ``-monitor`` echoes the log), keeps a structured ``progress`` on the
+job, lists the artifacts, and decides success from the exit status and AEDT's error
+markers.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 
+from simfarm.common.aedt import AEDTInstall, AEDTNotFoundError, build_ansysedt_argv, find_aedt
 from simfarm.common.hfss import HFSSSimulationConfig, SchedulerType
 from simfarm.common.job_paths import node_roots
 from simfarm.common.models import Job
 from simfarm.common.paths import PathRejected, resolve_within
 from simfarm.common.states import JobState
-from simfarm.workers.aedt import AEDTInstall, AEDTNotFoundError, build_ansysedt_argv, find_aedt
 from simfarm.workers.aedt_log import (
+    EchoFilter,
     LogTail,
     ProgressTracker,
     batch_log_path,
     failure_reason,
     read_max_passes,
+    read_target_delta_s,
     results_folder,
 )
-from simfarm.workers.context import WorkerContext
+from simfarm.workers.attempt import AttemptSupervisor
 from simfarm.workers.local_runner import LocalRunner
 from simfarm.workers.outcome import Outcome
 
@@ -39,8 +43,8 @@ BATCH_LOG_STREAM = "aedt_log"
 class HFSSRunner(LocalRunner):
     """Runs one HFSS job (``job.spec.hfss``) with ``ansysedt`` on this node."""
 
-    def __init__(self, ctx: WorkerContext, job: Job, attempt: int) -> None:
-        super().__init__(ctx, job, attempt)
+    def __init__(self, supervisor: AttemptSupervisor, job: Job) -> None:
+        super().__init__(supervisor, job)
         if job.spec.hfss is None:
             raise ValueError(f"job {job.id} is an hfss job without an hfss config")
         self.config: HFSSSimulationConfig = job.spec.hfss
@@ -48,6 +52,7 @@ class HFSSRunner(LocalRunner):
         self.log_progress = ProgressTracker()
         self.stream_progress = ProgressTracker()
         self._batch_log_seen = False
+        self.echoes = EchoFilter()
         self._stop_tail = threading.Event()
         self._tail: LogTail | None = None
         self._follower: threading.Thread | None = None
@@ -74,6 +79,8 @@ class HFSSRunner(LocalRunner):
             return f"{exc} (node {self.ctx.node_name})"
         self.log_progress.max_passes = read_max_passes(project, self.config.setup_name)
         self.stream_progress.max_passes = self.log_progress.max_passes
+        target = read_target_delta_s(project, self.config.setup_name)
+        self.log_progress.target_delta_s = self.stream_progress.target_delta_s = target
         return None
 
     def run(self) -> Outcome:
@@ -95,6 +102,7 @@ class HFSSRunner(LocalRunner):
         tracker = self.log_progress if self._batch_log_seen else self.stream_progress
         outcome.fields["artifacts"] = self._artifacts()
         outcome.fields["progress"] = tracker.as_dict()
+        outcome.fields["convergence"] = tracker.series()
         return outcome
 
     def exit_outcome(self, code: int) -> Outcome:
@@ -115,11 +123,9 @@ class HFSSRunner(LocalRunner):
         if self._follower is not None:
             self._follower.join(timeout=5)
         self._flush(timeout=0)  # lines the follower queued after the last flush
-        events: list[tuple[str, dict[str, object]]] = []
         for line in self._tail.read_lines(final=True):
-            events.extend(self.on_line(BATCH_LOG_STREAM, line))
-        if events:
-            self.ctx.jobs.append_events(self.job.id, events)
+            self._unsent.extend(self.on_line(BATCH_LOG_STREAM, line))
+        self._flush(timeout=0)  # sent with the rest (kept while Redis is away)
         self._tail = None
 
     def _follow(self, tail: LogTail) -> None:
@@ -132,7 +138,8 @@ class HFSSRunner(LocalRunner):
                 log.warning("job %s: cannot read batch log: %s", self.job.id, exc)
 
     def on_line(self, stream: str, line: str) -> list[tuple[str, dict[str, object]]]:
-        events = super().on_line(stream, line)
+        # -monitor echoes the batch log on stdout: one copy of each line is kept.
+        events = super().on_line(stream, line) if self.echoes.first(stream, line) else []
         if stream == BATCH_LOG_STREAM:
             self._batch_log_seen = True
             tracker = self.log_progress
@@ -142,7 +149,11 @@ class HFSSRunner(LocalRunner):
         if tracker.feed(line) and (tracker is self.log_progress or not self._batch_log_seen):
             progress = tracker.as_dict()
             events.append(("progress", progress))
-            self.ctx.jobs.update_fields(self.job.id, {"progress": progress})
+            # The whole history goes beside the latest record: the job's event stream is
+            # capped, so early passes of a long, chatty solve could be trimmed from it.
+            self.supervisor.send(functools.partial(
+                self.ctx.jobs.update_fields, self.job.id,
+                {"progress": progress, "convergence": tracker.series()}))
         return events
 
     def _artifacts(self) -> list[str]:
@@ -154,12 +165,12 @@ class HFSSRunner(LocalRunner):
         return found
 
 
-def run_hfss(ctx: WorkerContext, job: Job, attempt: int) -> Outcome:
-    """The ``hfss`` runner registered with the worker (cluster backends replace it on
-    workers attached to a scheduler)."""
+def run_hfss(supervisor: AttemptSupervisor, job: Job) -> Outcome:
+    """The ``hfss`` runner of a worker that runs jobs itself (a scheduler worker forwards
+    them to its cluster instead)."""
     config = job.spec.hfss
     if config is not None and config.scheduler_type is not SchedulerType.NONE:
         return Outcome(JobState.FAILED, reason=(
-            f"HFSS job for {config.scheduler_type.value} reached node {ctx.node_name}, "
-            "which is not attached to that scheduler"))
-    return HFSSRunner(ctx, job, attempt).run()
+            f"HFSS job for {config.scheduler_type.value} reached node "
+            f"{supervisor.node_name}, which is not attached to that scheduler"))
+    return HFSSRunner(supervisor, job).run()

@@ -14,8 +14,8 @@ from simfarm.common.models import Job, NodeInfo, ResourceRequest
 from simfarm.common.states import JobState
 from simfarm.common.store import JobStore, NodeStore
 from simfarm.workers.dispatch.config import PolicyConfig
+from simfarm.workers.dispatch.data import NodeView, PendingJob, Placement, RunningJob
 from simfarm.workers.dispatch.policy import Scheduler
-from simfarm.workers.dispatch.views import NodeView, PendingJob, Placement, RunningJob
 
 log = logging.getLogger(__name__)
 
