@@ -90,48 +90,61 @@ def _last(values: list[Any]) -> Any:
     return next((v for v in reversed(values) if v is not None), None)
 
 
-def seed_history(stats: FarmStatsStore, settings: Settings, minutes: int = 55) -> None:
-    """An hour of made-up history, written as the sampler writes it and ending two
-    minutes ago, so that the screenshot shows a day at the lab rather than a farm that
-    started seconds ago. The test's assertions are about what happens after it."""
+def seed_history(stats: FarmStatsStore, settings: Settings, nodes: dict[str, int],
+                 minutes: int = 55) -> None:
+    """An hour of made-up history for the farm's live ``nodes`` (name -> cores), written
+    as the sampler writes it and ending two minutes ago, so that the screenshot shows a
+    day at the lab rather than a farm that started seconds ago. The test's assertions
+    are about what happens after it."""
     now = time.time()
     for i in range(minutes * 3):
         t = math.floor(now - 120 - (minutes * 3 - i) * 20)
-        busy = round(4 + 3 * math.sin(i / 9))
         pending = max(0, round(6 * math.sin(i / 14) + 2))
         values: dict[str, float | None] = {
-            "cores_busy": busy, "cores_free": 8 - busy, "cores_busy@node=test-node": busy,
-            "cores_free@node=test-node": 8 - busy, "jobs_pending": pending,
-            "jobs_pending@priority=5": pending, "jobs_running": min(4, busy),
+            "jobs_pending": pending, "jobs_pending@priority=5": pending,
             "jobs_finished": i % 4, "jobs_failed": 1 if i % 23 == 0 else 0,
             "wait_p50": 20 + 15 * pending, "wait_p95": 60 + 40 * pending}
+        running = busy_total = 0
+        for k, (name, cores) in enumerate(sorted(nodes.items())):
+            busy = round(cores / 2 + cores / 2 * math.sin(i / 9 + k))
+            values[f"cores_busy@node={name}"] = busy
+            values[f"cores_free@node={name}"] = cores - busy
+            busy_total += busy
+            running += min(busy, 2)
+        values.update({"cores_busy": busy_total, "cores_free": sum(nodes.values()) - busy_total,
+                       "jobs_running": running})
         stats.write("fine", t, values, step=settings.stats_bucket_s, keep=settings.stats_buckets)
 
 
 def test_overview_charts_follow_the_farm_live(
     page: Page, farm: httpx.Client, shots: Path, redis_client: redis.Redis,  # noqa: F811
-    settings: Settings,
+    settings: Settings, hfss_node: Settings, tmp_path: Path,
 ) -> None:
-    seed_history(FarmStatsStore(redis_client, settings.key_prefix), settings)
+    nodes = {w["name"]: w["cores_total"] for w in farm.get("/api/v1/workers").json()["workers"]
+             if w["alive"]}
+    seed_history(FarmStatsStore(redis_client, settings.key_prefix), settings, nodes)
     page.goto("/ui/overview")
     expect(page.locator("#live-status")).to_have_text("live")
     page.wait_for_function("() => ['chart-cores', 'chart-finished', 'chart-nodes']"
                            ".every(n => simfarmCharts.get(n))")
     before = sum(v or 0 for v in chart_data(page, "chart-finished")[1])
-    busy_before = _last(chart_data(page, "chart-cores")[1]) or 0
-    # A 3-core job starts: the cores chart shows it without a reload (WebSocket).
-    long = farm.post("/api/v1/jobs", json={"argv": ["sleep", "30"], "name": "busy",
-                                           "resources": {"cores": 3}}).json()
-    page.wait_for_function(
-        "(n) => { const d = simfarmCharts.get('chart-cores').data[1]; "
-        "for (let i = d.length - 1; i >= 0; i--) if (d[i] !== null) return d[i] >= n; "
-        "return false; }", arg=busy_before + 3, timeout=20_000)
-    node = farm.get(f"/api/v1/jobs/{long['id']}").json()["node"]
+    assert _last(chart_data(page, "chart-nodes")[1]) is not None
+    # A 3-core HFSS solve starts on the AEDT node (the FAKE ansysedt, solving for 30 s):
+    # the cores charts show it without a reload (WebSocket).
+    project = tmp_path / "busy.aedt"
+    project.write_text("$begin 'Setup1'\nMaximumPasses=4\n$end 'Setup1'\n")
+    project.with_suffix(".fake.json").write_text(json.dumps({"SECONDS": 30}))
+    long = farm.post("/api/v1/jobs", json={"kind": "hfss", "name": "busy", "hfss": {
+        "project_path": str(project), "design_name": "main", "setup_name": "Setup1",
+        "machine_nodes": [{"hostname": "localhost", "cores": 3, "max_cores": 3}]}}).json()
+    assert long["spec"]["resources"]["cores"] == 3, long
     page.wait_for_function(
         "(node) => { const c = simfarmCharts.get('chart-nodes'); const i = c.series.findIndex("
         "s => s.label === node); if (i < 0) return false; const d = c.data[i]; "
         "for (let k = d.length - 1; k >= 0; k--) if (d[k] !== null) return d[k] >= 3; "
-        "return false; }", arg=node)
+        "return false; }", arg="hfss-node", timeout=20_000)
+    assert farm.get(f"/api/v1/jobs/{long['id']}").json()["node"] == "hfss-node"
+    assert _last(chart_data(page, "chart-cores")[1]) >= 3  # the farm's total moved too
     # Three quick jobs finish: the finished chart counts them (recorded per 1 s bucket).
     quick = [farm.post("/api/v1/jobs", json={"argv": ["true"], "name": f"q{i}"}).json()["id"]
              for i in range(3)]

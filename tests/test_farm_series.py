@@ -21,6 +21,7 @@ from simfarm.common.store import JobStore, NodeStore
 from simfarm.common.store.farm_stats import FarmStatsStore
 from simfarm.workers.context import WorkerContext
 from simfarm.workers.farm_sampler import FarmSampler
+from simfarm.workers.runners import RunnerTable
 from tests.helpers import wait_for
 
 STEP = 10.0
@@ -35,7 +36,7 @@ def ctx(redis_client: redis.Redis, settings: Settings) -> Iterator[WorkerContext
                                       "stats_coarse_buckets": 3})
     yield WorkerContext(settings=own, redis=redis_client,
                         jobs=JobStore.for_settings(redis_client, own),
-                        nodes=NodeStore(redis_client, prefix))
+                        nodes=NodeStore(redis_client, prefix), runners=RunnerTable({}))
     keys = list(redis_client.scan_iter(match=f"{prefix}*", count=1000))
     if keys:
         redis_client.delete(*keys)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+import uuid
 from collections.abc import Iterator
 from email import message_from_bytes
 from email.message import Message
@@ -14,10 +16,18 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 from aiosmtpd.controller import Controller
 
-from simfarm.common.notify import SIGNATURE_HEADER, verify
+from simfarm.common.models import JobSpec
+from simfarm.common.notify import SIGNATURE_HEADER, NotifySpec, Webhook, verify
 from simfarm.common.settings import Settings
+from simfarm.common.states import JobState
+from simfarm.common.store import JobStore, NodeStore
+from simfarm.common.store.notify import NotifyStore
+from simfarm.workers.context import WorkerContext
+from simfarm.workers.notifier import Notifier
+from simfarm.workers.runners import RunnerTable
 from tests.helpers import FarmApi, free_port, wait_for
 
 SECRET = "a-long-shared-secret-for-tests"
@@ -248,3 +258,35 @@ def test_the_job_page_lists_its_notification_attempts(farm_api: Farm, receiver: 
     page = farm_api.http.get(f"/ui/jobs/{job_id}").text
     assert "notifications (2 attempts)" in page
     assert "delivered (200)" in page and "HTTP 503; will retry" in page
+
+
+def test_a_job_never_calls_another_users_webhook(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
+    """Named webhooks must be the job owner's: bob's is not called for alice's job."""
+    prefix = f"notify-{uuid.uuid4().hex[:8]}:"
+    own = settings.model_copy(update={"key_prefix": prefix})
+    ctx = WorkerContext(settings=own, redis=redis_client,
+                        jobs=JobStore.for_settings(redis_client, own),
+                        nodes=NodeStore(redis_client, prefix), runners=RunnerTable({}))
+    store = NotifyStore(redis_client, prefix)
+    bobs = Webhook(id="wh_00000000000000b0", owner="bob", url="http://127.0.0.1:9/b",
+                   created_at=time.time())
+    alices = Webhook(id="wh_00000000000000a0", owner="alice", url="http://127.0.0.1:9/a",
+                     all_jobs=True, created_at=time.time())
+    store.add_webhook(bobs, SECRET)
+    store.add_webhook(alices, SECRET)
+    try:
+        job, _ = ctx.jobs.create(JobSpec(argv=["true"], notify=NotifySpec(
+            webhooks=[bobs.id], email=["alice@lab.example"])), owner="alice")
+        ctx.jobs.transition(job.id, JobState.CANCELLED)
+        notifier = Notifier(ctx, is_leader=lambda: True)
+        assert store.ended_backlog() == 1  # queued by the cancel itself
+        assert notifier.expand(time.time()) == 3
+        queued = {d.target: d.url for d in store.due(time.time())}
+        assert queued == {bobs.id: "", alices.id: alices.url,  # bob's: no URL, never sent
+                          "email:alice@lab.example": "mailto:alice@lab.example"}
+        notifier.stop()
+    finally:
+        keys = list(redis_client.scan_iter(match=f"{prefix}*", count=1000))
+        redis_client.delete(*keys)

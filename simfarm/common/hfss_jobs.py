@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 from simfarm.common.hfss import (
     HFSSSimulationConfig,
@@ -21,7 +21,8 @@ from simfarm.common.hfss import (
     aedt_release,
     normalize_aedt_version,
 )
-from simfarm.common.models import MAX_CORES, Job, JobSpec
+from simfarm.common.hfss_licensing import HfssLicensing, hfss_license_demand, merged
+from simfarm.common.models import MAX_CORES, MAX_LICENSES, Job, JobSpec
 from simfarm.common.states import JobState
 
 __all__ = [
@@ -113,7 +114,8 @@ def _told_cores(config: HFSSSimulationConfig, asked: int | None) -> tuple[int, l
     return cores, filled
 
 
-def hfss_defaults(spec: JobSpec) -> JobSpec:
+def hfss_defaults(spec: JobSpec, licensing: HfssLicensing | None = None,
+                  pools: Collection[str] = ()) -> JobSpec:
     """``spec`` with what an HFSS job leaves unsaid taken from its configuration; any
     other spec unchanged. Called once, at submit (the gateway's admission).
 
@@ -125,7 +127,10 @@ def hfss_defaults(spec: JobSpec) -> JobSpec:
       ansysedt sees is the number reserved; a request that disagrees with explicit
       machine-list cores is refused (:class:`HfssRequestRejected`). A cluster run's cores
       come from its scheduler options (``-machinelist numcores=N``), granted by the cluster;
-    * ``timeout_s``: the configuration's wall time (PyEDB's default 24:00:00).
+    * ``timeout_s``: the configuration's wall time (PyEDB's default 24:00:00);
+    * licences, with ``licensing`` (the farm's ``hfss_licensing``): the solver and HPC
+      licences the job's cores check out (:mod:`~simfarm.common.hfss_licensing`), for
+      the features among ``pools``; names the request gives itself keep its counts.
     """
     config = spec.hfss
     if spec.kind != "hfss" or config is None:
@@ -143,7 +148,20 @@ def hfss_defaults(spec: JobSpec) -> JobSpec:
         labels.update(routing)
     if cores > MAX_CORES:
         raise HfssRequestRejected("resources.cores", f"at most {MAX_CORES} cores, not {cores}")
-    resources = spec.resources.model_copy(update={"cores": cores, "labels": labels})
+    update_resources: dict[str, object] = {"cores": cores, "labels": labels}
+    if licensing is not None:
+        licensed = cores if config.scheduler_type is SchedulerType.NONE else \
+            config.num_cores_for_scheduler()
+        demand = hfss_license_demand(licensed, licensing, spec.licensing, pools)
+        too_many = {k: n for k, n in demand.items() if n > MAX_LICENSES}
+        if too_many:
+            name, n = next(iter(too_many.items()))
+            raise HfssRequestRejected("licensing", (
+                f"{cores} cores in {spec.licensing.parallel_variations if spec.licensing else 1} "
+                f"parallel variation(s) need {n} {name}, more than {MAX_LICENSES}"))
+        if demand:
+            update_resources["licenses"] = merged(spec.resources.licenses, demand)
+    resources = spec.resources.model_copy(update=update_resources)
     update: dict[str, object] = {"resources": resources}
     if machine_nodes is not config.machine_nodes:
         update["hfss"] = config.model_copy(update={"machine_nodes": machine_nodes})

@@ -8,9 +8,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from simfarm.common.accounts import check_account_name
 from simfarm.common.deps import Dependencies
 from simfarm.common.files import ProjectFiles, ResultsInfo
 from simfarm.common.hfss import HFSSSimulationConfig, SchedulerOptions
+from simfarm.common.hfss_licensing import JobLicensing
 from simfarm.common.notify import NotifySpec
 from simfarm.common.states import JobState
 
@@ -19,6 +21,7 @@ MAX_ARG_LENGTH = 32_768
 MAX_ENV_ITEMS = 256
 MAX_LABELS = 64
 MAX_CORES = 4096
+MAX_LICENSES = 10_000  # of one feature, per job
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9_.\-/]{1,64}$")
 # Variables that make the dynamic loader run code of the submitter's choosing inside the
@@ -44,7 +47,9 @@ class ResourceRequest(StrictModel):
         default_factory=dict, description="node labels that must match, e.g. {'os': 'linux'}"
     )
     licenses: dict[str, int] = Field(
-        default_factory=dict, description="licence tokens needed, e.g. {'hfss': 1}"
+        default_factory=dict,
+        description="licences needed, e.g. {'anshpc': 8}: a farm pool's name draws from the "
+        "pool, any other name is a token of the node; an HFSS job's follow from its cores",
     )
 
     @field_validator("labels")
@@ -65,8 +70,8 @@ class ResourceRequest(StrictModel):
         for key, count in value.items():
             if not _LABEL_KEY.match(key):
                 raise ValueError(f"licence name {key!r} must match {_LABEL_KEY.pattern}")
-            if count < 1 or count > 10_000:
-                raise ValueError(f"licence {key!r} count must be between 1 and 10000")
+            if count < 1 or count > MAX_LICENSES:
+                raise ValueError(f"licence {key!r} count must be between 1 and {MAX_LICENSES}")
         return value
 
 
@@ -92,6 +97,11 @@ class JobSpec(StrictModel):
     )
     retries: int = Field(default=0, ge=0, le=10, description="re-runs allowed after a lost worker")
     owner: str | None = Field(default=None, max_length=200)
+    account: str | None = Field(
+        default=None,
+        description="the account (project, cost centre) the job charges; default: the "
+        "owner's default account (GET /api/v1/accounts)",
+    )
     hfss: HFSSSimulationConfig | None = Field(
         default=None, description="the HFSS batch solve of a kind='hfss' job (PyEDB's config)"
     )
@@ -106,10 +116,20 @@ class JobSpec(StrictModel):
         description="scheduler directives (queue, time, nodes, memory...) used when a worker "
         "forwards this job to a cluster; HFSS jobs use hfss.scheduler_options",
     )
+    licensing: JobLicensing | None = Field(
+        default=None,
+        description="an HFSS job's licence scheme and parallel variations, when they differ "
+        "from the farm's (docs/licences.md)",
+    )
     notify: NotifySpec | None = Field(
         default=None, description="webhooks and e-mail addresses to notify when it ends "
         "(docs/notifications.md); in a sweep's template: when the sweep ends",
     )
+
+    @field_validator("account")
+    @classmethod
+    def _check_account(cls, value: str | None) -> str | None:
+        return check_account_name(value) if value is not None else None
 
     @field_validator("argv")
     @classmethod
@@ -215,6 +235,11 @@ class Job(BaseModel):
         default=None, description="the current attempt's lease (scheduled and running jobs)"
     )
     losses: int = Field(default=0, description="attempts that ended because their worker was lost")
+    licenses_held: dict[str, int] | None = Field(
+        default=None,
+        description="licences of farm pools the current attempt holds (drawn when it was "
+        "placed, returned when it ends)",
+    )
     artifacts: list[str] = Field(default_factory=list)
     hold: str | None = Field(
         default=None,

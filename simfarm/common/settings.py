@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -15,6 +15,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from simfarm.common.accounts import Account, AccountBook, check_account_name, check_unique_accounts
+from simfarm.common.hfss_licensing import HfssLicensing
+from simfarm.common.license_pools import LicensePool, check_unique
 from simfarm.common.tokens import TokenEntry
 
 
@@ -72,6 +75,16 @@ class Settings(BaseSettings):
         description="accepted bearer tokens, hashed (`simfarm hash-token`); when set, every "
         "API call needs one; required when the gateway binds a non-loopback address",
     )
+    accounts: list[Account] = Field(
+        default_factory=list,
+        description="accounts jobs charge ([[accounts]] tables: name, shares, users, groups, "
+        "user_shares); docs/operations.md",
+    )
+    default_account: str = Field(
+        default="default",
+        description="the account of users who belong to no account (empty: such users "
+        "cannot submit)",
+    )
     allowed_roots: list[str] = Field(
         default_factory=list,
         description="folders that job paths (cwd, project files) must lie under; "
@@ -83,6 +96,33 @@ class Settings(BaseSettings):
     node_labels: dict[str, str] = Field(default_factory=dict, description="extra node labels")
     node_licenses: dict[str, int] = Field(
         default_factory=dict, description="licence tokens this node holds"
+    )
+    licenses: list[LicensePool] = Field(
+        default_factory=list,
+        description="floating licence pools the whole farm shares ([[licenses]] tables: "
+        "name, count, optional FlexLM server port@host, vendor feature and cluster name); "
+        "docs/licences.md",
+    )
+    license_lmutil: str = Field(
+        default="lmutil",
+        description="FlexLM's lmutil (lmutil.exe on Windows): a path or a name on PATH; "
+        "the dispatcher leader runs `lmutil lmstat -a -c port@host` for pools with a server",
+    )
+    license_poll_s: float = Field(
+        default=30.0, ge=0, description="how often each licence server is polled (0 = never)"
+    )
+    license_poll_timeout_s: float = Field(
+        default=15.0, gt=0, description="an lmstat that takes longer counts as no answer"
+    )
+    license_grace_s: float = Field(
+        default=300.0, ge=0,
+        description="a server that stops answering keeps its last good figures this long; "
+        "then the pool falls back to its configured count, with a warning",
+    )
+    hfss_licensing: HfssLicensing = Field(
+        default_factory=HfssLicensing,
+        description="how HFSS jobs' licences follow from their cores: scheme (workgroup, "
+        "pack, none) and the server's feature names; only pools the farm counts are asked for",
     )
     node_cores: int | None = Field(
         default=None, ge=1, description="cores this node offers (default: all CPUs); set it "
@@ -259,6 +299,30 @@ class Settings(BaseSettings):
     smtp_user: str | None = Field(default=None, description="SMTP login (with smtp_password)")
     smtp_password: str | None = Field(default=None, description="SMTP password")
     smtp_starttls: bool = Field(default=False, description="upgrade the SMTP connection (TLS)")
+
+    @field_validator("licenses")
+    @classmethod
+    def _unique_pools(cls, value: list[LicensePool]) -> list[LicensePool]:
+        return check_unique(value)
+
+    @field_validator("accounts")
+    @classmethod
+    def _unique_accounts(cls, value: list[Account]) -> list[Account]:
+        return check_unique_accounts(value)
+
+    @field_validator("default_account")
+    @classmethod
+    def _check_default_account(cls, value: str) -> str:
+        return check_account_name(value) if value else value
+
+    @model_validator(mode="after")
+    def _check_token_accounts(self) -> Settings:
+        self.account_book().check_token_defaults()
+        return self
+
+    def account_book(self) -> AccountBook:
+        """The farm's accounts and their members (:mod:`simfarm.common.accounts`)."""
+        return AccountBook(self.accounts, self.default_account, self.auth_tokens)
 
     def blob_root(self) -> Path:
         """The gateway's blob store folder."""

@@ -18,10 +18,12 @@ from typing import Any
 
 from simfarm.common.hfss_jobs import HfssRequestRejected, hfss_defaults
 from simfarm.common.job_paths import check_spec_paths
+from simfarm.common.license_pools import pools_by_name
 from simfarm.common.models import Job, JobSpec
 from simfarm.common.paths import PathRejected
 from simfarm.common.store import new_job_id
 from simfarm.common.store.holds import HOLD_DEPENDENCIES
+from simfarm.gateway.auth import Principal, current_user
 from simfarm.gateway.dependencies import check_acyclic, resolve_dependencies
 from simfarm.gateway.errors import ApiError, field_error
 from simfarm.gateway.fit import refusal
@@ -43,11 +45,31 @@ class Admission:
 
 @dataclass
 class Round:
-    """One request's admission: the gateway's services and what checks looked up once
-    for all the jobs of the request."""
+    """One request's admission: the gateway's services, the caller, and what checks
+    looked up once for all the jobs of the request."""
 
     svc: Services
     archives: set[str] = field(default_factory=set)
+    caller: Principal = field(default_factory=current_user)
+
+
+def account_chosen(rnd: Round, job: Admission) -> None:
+    """The account the job charges: the one it names, else its owner's default; the
+    owner must belong to it unless the caller is an admin (:mod:`simfarm.common.accounts`)."""
+    book = rnd.svc.accounts
+    account = job.spec.account or book.default_for(job.owner)
+    if account is None:
+        raise ApiError(403, "forbidden", f"{job.owner or 'you'} may charge no account",
+                       [{"field": "account", "reason": "you belong to no account and the "
+                         "farm has no default account: ask an admin to add you to one"}])
+    refused = book.refusal(job.owner, account, rnd.caller.admin)
+    if refused is not None:
+        error = "forbidden" if refused.status == 403 else "validation_error"
+        raise ApiError(refused.status, error, refused.reason,
+                       [{"field": "account", "reason": refused.reason}])
+    if job.spec.account != account:
+        job.spec = job.spec.model_copy(update={"account": account})
+    job.extra["account"] = account
 
 
 Check = Callable[[Round, Admission], None]
@@ -55,11 +77,29 @@ Check = Callable[[Round, Admission], None]
 
 def hfss_resources(rnd: Round, job: Admission) -> None:
     """An HFSS job's unset resources and time limit from its configuration; it reserves
-    exactly the cores ansysedt is told (see :func:`~simfarm.common.hfss_jobs.hfss_defaults`)."""
+    exactly the cores ansysedt is told, and the licences of the farm's pools those cores
+    check out (see :func:`~simfarm.common.hfss_jobs.hfss_defaults`)."""
+    settings = rnd.svc.settings
     try:
-        job.spec = hfss_defaults(job.spec)
+        job.spec = hfss_defaults(job.spec, settings.hfss_licensing,
+                                 {p.name for p in settings.licenses})
     except HfssRequestRejected as exc:
         raise field_error(exc.field, exc.reason) from None
+
+
+def licenses_within_pools(rnd: Round, job: Admission) -> None:
+    """No more of a floating licence than the farm's pool will ever have."""
+    pools = pools_by_name(rnd.svc.settings.licenses)
+    for name, count in sorted(job.spec.resources.licenses.items()):
+        pool = pools.get(name)
+        if pool is not None and count > pool.count:
+            where = f" on {pool.server}" if pool.server else ""
+            raise ApiError(422, "unsatisfiable", f"needs {count} {name} licences; the farm's "
+                           f"pool has {pool.count}", [{
+                               "field": f"resources.licenses.{name}",
+                               "reason": f"needs {count} {name} licences but the farm's "
+                                         f"{name} pool{where} has {pool.count}: it could "
+                                         "never start"}])
 
 
 def paths_allowed(rnd: Round, job: Admission) -> None:
@@ -71,8 +111,9 @@ def paths_allowed(rnd: Round, job: Admission) -> None:
 
 
 def fits_some_node(rnd: Round, job: Admission) -> None:
-    """Some registered node could ever run it (AEDT, cluster, cores, memory, labels)."""
-    refused = refusal(rnd.svc.capacities, job.spec)
+    """Some registered node could ever run it (AEDT, cluster, cores, memory, labels,
+    node-local licence tokens)."""
+    refused = refusal(rnd.svc.capacities, job.spec, {p.name for p in rnd.svc.settings.licenses})
     if refused is not None:
         where, why = refused
         raise ApiError(422, "unsatisfiable", why, [{"field": where, "reason": why}])
@@ -102,8 +143,10 @@ def dependencies_known(rnd: Round, job: Admission) -> None:
 
 
 CHECKS: tuple[Check, ...] = (
+    account_chosen,
     hfss_resources,
     paths_allowed,
+    licenses_within_pools,
     fits_some_node,
     files_uploaded,
     dependencies_known,

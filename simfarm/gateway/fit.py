@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Collection
 
 from simfarm.common.capacity import Capacity, Demand, labels_match, never_fits_reason
 from simfarm.common.hfss_jobs import hfss_missing_reason, hfss_routing_labels
+from simfarm.common.license_pools import split_request
 from simfarm.common.models import JobSpec, NodeInfo
 from simfarm.common.store import NodeStore
 
@@ -49,18 +51,21 @@ class NodeCapacities:
         return capacities
 
 
-def demand_of(spec: JobSpec) -> Demand:
-    """What ``spec`` needs from the one node that runs it."""
+def demand_of(spec: JobSpec, pools: Collection[str] = ()) -> Demand:
+    """What ``spec`` needs from the one node that runs it (licences of the farm's
+    ``pools`` apart: they are counted farm-wide)."""
     req = spec.resources
-    return Demand(req.cores, req.memory_mb, req.disk_mb, dict(req.labels), dict(req.licenses))
+    tokens, pool = split_request(req.licenses, pools)
+    return Demand(req.cores, req.memory_mb, req.disk_mb, dict(req.labels), tokens, pool)
 
 
-def never_runs(spec: JobSpec, capacities: list[Capacity]) -> tuple[str, str] | None:
+def never_runs(spec: JobSpec, capacities: list[Capacity],
+               pools: Collection[str] = ()) -> tuple[str, str] | None:
     """``(field, reason)`` when none of ``capacities`` could ever run ``spec``, else None
     (also None with no node registered: the job waits for one)."""
     if not capacities:
         return None
-    demand = demand_of(spec)
+    demand = demand_of(spec, pools)
     if spec.kind == "hfss":
         routing = Demand(labels=hfss_routing_labels(spec.resources.labels))
         if routing.labels and not any(labels_match(routing, c) for c in capacities):
@@ -73,9 +78,10 @@ def never_runs(spec: JobSpec, capacities: list[Capacity]) -> tuple[str, str] | N
     return "resources", why
 
 
-def refusal(capacities: NodeCapacities, spec: JobSpec) -> tuple[str, str] | None:
+def refusal(capacities: NodeCapacities, spec: JobSpec,
+            pools: Collection[str] = ()) -> tuple[str, str] | None:
     """:func:`never_runs` on the cached capacities, looked at again (fresh) before
     refusing: a node may have joined just now."""
-    if never_runs(spec, capacities.read()) is None:
+    if never_runs(spec, capacities.read(), pools) is None:
         return None
-    return never_runs(spec, capacities.read(fresh=True))
+    return never_runs(spec, capacities.read(fresh=True), pools)

@@ -8,6 +8,7 @@ import redis
 from flask import current_app
 
 from simfarm.common import redis_url
+from simfarm.common.accounts import AccountBook
 from simfarm.common.settings import Settings
 from simfarm.common.store import JobStore, NodeStore
 from simfarm.common.store.audit import AuditStore
@@ -34,6 +35,7 @@ class Services:
     audit: AuditStore
     capacities: NodeCapacities  # the nodes' total capacities, for the fit rule at submit
     replication: ReplicationBarrier  # submits wait for replicas (settings.wait_replicas)
+    accounts: AccountBook  # who may charge which account
 
 
 def build_services(settings: Settings, connection: redis.Redis | None = None) -> Services:
@@ -59,6 +61,7 @@ def build_services(settings: Settings, connection: redis.Redis | None = None) ->
         capacities=NodeCapacities(nodes),
         replication=ReplicationBarrier(connection, nodes.keys, settings.wait_replicas(),
                                        settings.redis_wait_timeout_ms),
+        accounts=settings.account_book(),
     )
 
 

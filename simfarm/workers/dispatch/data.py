@@ -98,7 +98,9 @@ class PendingReason:
     """Why a job is still pending, in words and as a machine-readable code.
 
     Codes: ``never-fits`` (no live node could ever run it), ``no-room`` (waiting for
-    resources), ``held`` (every node that could run it is held by its local limits),
+    resources), ``licenses`` (waiting for licences of a farm pool),
+    ``licenses-reserved`` (the pool's free licences are reserved for a job ahead in
+    line), ``held`` (every node that could run it is held by its local limits),
     ``reserved`` (free resources are reserved for a job ahead in line), ``behind``
     (an earlier job with the same request is first in line), ``new`` (not yet considered).
     """

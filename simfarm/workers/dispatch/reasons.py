@@ -7,6 +7,7 @@ import time
 from simfarm.workers.dispatch.classes import JobClass
 from simfarm.workers.dispatch.data import PendingReason
 from simfarm.workers.dispatch.nodes import Hold, NodeState
+from simfarm.workers.dispatch.pools import Pools
 
 
 def fmt_time(t: float) -> str:
@@ -14,7 +15,16 @@ def fmt_time(t: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
 
 
-def explain(cls: JobClass, job_id: str, now: float) -> PendingReason:
+def licence_wait(pools: Pools, name: str, need: int) -> str:
+    """"waiting for 8 anshpc (3 free; 5 in use outside the farm on 1055@lic01)"."""
+    free, outside, server = pools.shortfall(name)
+    where = f" on {server}" if server else ""
+    more = f"; {outside} in use outside the farm{where}" if outside else \
+        f" of {pools.limit(name)}{where}"
+    return f"waiting for {need} {name} ({free} free{more})"
+
+
+def explain(cls: JobClass, job_id: str, now: float, pools: Pools | None = None) -> PendingReason:
     """Why ``job_id`` (a pending job of ``cls``) has not started."""
     if cls.never is not None:
         return PendingReason("never-fits", f"never fits any live node: {cls.never}")
@@ -28,7 +38,12 @@ def explain(cls: JobClass, job_id: str, now: float) -> PendingReason:
         return PendingReason("behind", text)
     code, ref = cls.block
     need = cls.demand.describe()
-    if code == "reserved" and isinstance(ref, Hold):
+    if code == "licenses" and isinstance(ref, str) and pools is not None:
+        text = licence_wait(pools, ref, cls.pool.get(ref, 0))
+    elif code == "licenses-reserved" and isinstance(ref, Hold):
+        names = ", ".join(sorted(set(ref.pool) & set(cls.pool)))
+        text = f"free {names} licences are reserved for job {ref.job_id}, ahead in line"
+    elif code == "reserved" and isinstance(ref, Hold):
         text = (f"free resources on {ref.node.name} are reserved for job {ref.job_id}, "
                 f"ahead in line")
     elif code == "held" and isinstance(ref, NodeState):
