@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -15,6 +15,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from simfarm.common.accounts import Account, AccountBook, check_account_name, check_unique_accounts
 from simfarm.common.hfss_licensing import HfssLicensing
 from simfarm.common.license_pools import LicensePool, check_unique
 from simfarm.common.tokens import TokenEntry
@@ -62,6 +63,16 @@ class Settings(BaseSettings):
         default_factory=list,
         description="accepted bearer tokens, hashed (`simfarm hash-token`); when set, every "
         "API call needs one; required when the gateway binds a non-loopback address",
+    )
+    accounts: list[Account] = Field(
+        default_factory=list,
+        description="accounts jobs charge ([[accounts]] tables: name, shares, users, groups, "
+        "user_shares); docs/operations.md",
+    )
+    default_account: str = Field(
+        default="default",
+        description="the account of users who belong to no account (empty: such users "
+        "cannot submit)",
     )
     allowed_roots: list[str] = Field(
         default_factory=list,
@@ -282,6 +293,25 @@ class Settings(BaseSettings):
     @classmethod
     def _unique_pools(cls, value: list[LicensePool]) -> list[LicensePool]:
         return check_unique(value)
+
+    @field_validator("accounts")
+    @classmethod
+    def _unique_accounts(cls, value: list[Account]) -> list[Account]:
+        return check_unique_accounts(value)
+
+    @field_validator("default_account")
+    @classmethod
+    def _check_default_account(cls, value: str) -> str:
+        return check_account_name(value) if value else value
+
+    @model_validator(mode="after")
+    def _check_token_accounts(self) -> Settings:
+        self.account_book().check_token_defaults()
+        return self
+
+    def account_book(self) -> AccountBook:
+        """The farm's accounts and their members (:mod:`simfarm.common.accounts`)."""
+        return AccountBook(self.accounts, self.default_account, self.auth_tokens)
 
     def blob_root(self) -> Path:
         """The gateway's blob store folder."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import redis
 from flask import current_app
 
+from simfarm.common.accounts import AccountBook
 from simfarm.common.settings import Settings
 from simfarm.common.store import JobStore, NodeStore
 from simfarm.common.store.audit import AuditStore
@@ -31,6 +32,7 @@ class Services:
     blob_index: BlobIndex
     audit: AuditStore
     capacities: NodeCapacities  # the nodes' total capacities, for the fit rule at submit
+    accounts: AccountBook  # who may charge which account
 
 
 def build_services(settings: Settings, connection: redis.Redis | None = None) -> Services:
@@ -54,6 +56,7 @@ def build_services(settings: Settings, connection: redis.Redis | None = None) ->
         blob_index=BlobIndex(connection, settings.key_prefix),
         audit=AuditStore(connection, settings.key_prefix),
         capacities=NodeCapacities(nodes),
+        accounts=settings.account_book(),
     )
 
 

@@ -1,5 +1,9 @@
 """Every Redis key simfarm uses, in one place.
 
+Python code of the store builds keys with :class:`Keys`; the Lua scripts get them in
+``KEYS`` or name them ``K.<member>`` after a member of ``Keys`` (see scripts.py). A key
+used anywhere is documented here (``tests/test_store_keys.py`` checks both).
+
 Key map (``P`` is the configurable prefix, ``simfarm:`` by default):
 
 =================================  ==========  ===============================================
