@@ -31,7 +31,7 @@ from simfarm.common.settings import Settings
 from simfarm.common.store import JobStore, NodeStore
 from tests.chaos import RECORDER, SmallDisk, TcpProxy, assert_never_twice_at_once, runs_of
 from tests.conftest import RedisServer
-from tests.helpers import free_port, start_gateway, start_worker, stop_process, wait_for
+from tests.helpers import FAKES, free_port, start_gateway, start_worker, stop_process, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 PY = sys.executable
@@ -113,7 +113,8 @@ def ff(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultFarm]:
                 "node_name": name, "redis_url": proxy.url, "node_cores": 4,
                 "worker_concurrency": 2, "node_labels": {"pool": "fault"},
                 "worker_gateway_url": f"http://127.0.0.1:{link.port}"})
-            farm.workers[name] = start_worker(node, root / f"{name}.log")
+            farm.workers[name] = start_worker(node, root / f"{name}.log",
+                                              ANSYSEM_ROOT252=str(FAKES))  # FAKE ansysedt
         for name in farm.workers:
             wait_for(lambda n=name: nodes.is_alive(n), bool, 60, f"worker {name}")
         yield farm
@@ -245,6 +246,28 @@ def test_redis_outage_while_staged_projects_move_is_ridden_out_like_one_during_a
     finally:
         ff.link.rate_bytes_s = None
         client.close()
+
+
+def test_redis_outage_during_an_hfss_solve_is_ridden_out(ff: FaultFarm, tmp_path: Path) -> None:
+    """The solve goes on through a short outage; its progress, which cannot be written
+    meanwhile, is caught up, and the job completes as its first attempt."""
+    project = tmp_path / "board.aedt"
+    project.write_text("$begin 'Setup1'\nMaximumPasses=8\n$end 'Setup1'\n")
+    response = ff.http.post("/api/v1/jobs", json={
+        "kind": "hfss", "resources": {"labels": {"pool": "fault"}},
+        "hfss": {"project_path": str(project), "design_name": "main", "setup_name": "Setup1"},
+        "env": {"FAKE_ANSYSEDT_PASSES": "6", "FAKE_ANSYSEDT_SECONDS": "4"}})
+    assert response.status_code == 201, response.text
+    job_id = response.json()["id"]
+    wait_for(lambda: ff.store.get(job_id), lambda j: j.progress is not None
+             and (j.progress.get("adaptive_pass") or 0) >= 1, 30, "the solve's first pass")
+    with ff.proxy.outage(1.5):  # shorter than the lease (3 s); passes go by meanwhile
+        pass
+    ff.wait_final([job_id], 60)
+    job = ff.store.get(job_id)
+    assert (job.state.value, job.attempt, job.exit_code) == ("completed", 1, 0), job.reason
+    assert job.progress is not None and job.progress["phase"] == "done"
+    assert job.progress["adaptive_pass"] == 6
 
 
 # ---------------------------------------------------------------- gateway restart
