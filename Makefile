@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test up lint clean
+.PHONY: setup demo test up lint clean pyedb-venv
 
 setup: $(VENV)/.installed
 
@@ -26,6 +26,14 @@ test: setup
 lint: setup
 	$(PY) -m ruff check simfarm tests
 	$(PY) -m mypy simfarm
+
+# PyEDB 0.65.2 in its own venv: the peer of benchmarks/bench_pyedb.py
+pyedb-venv: .venv-pyedb/.installed
+
+.venv-pyedb/.installed:
+	python3 -m venv .venv-pyedb
+	.venv-pyedb/bin/python -m pip install -q 'pyedb==0.65.2'
+	touch $@
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,7 +1,7 @@
 """Faults with real processes: Redis restarted (kill -9, AOF on), the workers' Redis
-connection dropped for 10 s, the gateway restarted under waiting clients and WebSockets,
-and a full disk under the state folder. (kill -9 of a worker mid-job is covered by
-tests/test_farm_scheduling.py.)
+connection dropped for 10 s and for a moment while staged projects move, the gateway
+restarted under waiting clients and WebSockets, and a full disk under the state folder.
+(kill -9 of a worker mid-job is covered by tests/test_farm_scheduling.py.)
 
 For each: no accepted job is lost, no job runs twice at once (every run of a job writes
 start/tick/end lines with timestamps; runs of one job must not overlap), every job ends
@@ -10,7 +10,7 @@ in a truthful state, and clients carry on from their last event.
 
 from __future__ import annotations
 
-import itertools
+import os
 import signal
 import subprocess
 import sys
@@ -29,59 +29,35 @@ from simfarm.client import Client
 from simfarm.common.models import JobEvent, NodeInfo
 from simfarm.common.settings import Settings
 from simfarm.common.store import JobStore, NodeStore
-from tests.chaos import RECORDER, SmallDisk, TcpProxy
+from tests.chaos import RECORDER, SmallDisk, TcpProxy, assert_never_twice_at_once, runs_of
 from tests.conftest import RedisServer
-from tests.helpers import free_port, start_gateway, start_worker, stop_process, wait_for
+from tests.helpers import FAKES, free_port, start_gateway, start_worker, stop_process, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 PY = sys.executable
-
-
-@dataclass
-class Run:
-    pid: str
-    start: float
-    last: float
-    ended: bool
-
-
-def runs_of(record_dir: Path, job_id: str) -> list[Run]:
-    """The runs of a job, in start order, from its record file."""
-    path = record_dir / job_id
-    if not path.exists():
-        return []
-    runs: dict[str, Run] = {}
-    for line in path.read_text().splitlines():
-        parts = line.split()
-        if len(parts) != 3:
-            continue  # a line cut short by a kill
-        pid, what, ts = parts[0], parts[1], float(parts[2])
-        run = runs.setdefault(pid, Run(pid, ts, ts, False))
-        run.last = max(run.last, ts)
-        run.ended = run.ended or what == "end"
-    return sorted(runs.values(), key=lambda r: r.start)
-
-
-def assert_never_twice_at_once(record_dir: Path, job_ids: list[str]) -> dict[str, list[Run]]:
-    """Runs of one job never overlap and at most one run finished; returns the runs."""
-    out = {}
-    for job_id in job_ids:
-        runs = runs_of(record_dir, job_id)
-        for before, after in itertools.pairwise(runs):
-            assert before.last < after.start, f"job {job_id} ran twice at once: {runs}"
-        assert sum(r.ended for r in runs) <= 1, f"job {job_id} ran to the end twice: {runs}"
-        out[job_id] = runs
-    return out
+#: Like RECORDER, but the run ends when the file ``sys.argv[2]`` appears.
+GATED = (
+    "import os, sys, time\n"
+    "log = open(os.path.join(sys.argv[1], os.environ['SIMFARM_JOB_ID']), 'a', buffering=1)\n"
+    "pid = os.getpid()\n"
+    "log.write(f'{pid} start {time.time()}\\n')\n"
+    "while not os.path.exists(sys.argv[2]):\n"
+    "    time.sleep(0.05)\n"
+    "    log.write(f'{pid} tick {time.time()}\\n')\n"
+    "log.write(f'{pid} end {time.time()}\\n')\n"
+)
 
 
 @dataclass
 class FaultFarm:
     """A private farm: Redis (AOF, fsync always), the gateway on Redis directly, two
-    workers reaching Redis through a proxy that can cut them off."""
+    workers reaching Redis through a proxy that can cut them off, and the gateway (for
+    staged files) through one that can slow them down."""
 
     root: Path
     server: RedisServer
     proxy: TcpProxy
+    link: TcpProxy
     settings: Settings
     http: httpx.Client
     store: JobStore
@@ -122,10 +98,11 @@ def ff(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultFarm]:
     settings = Settings(redis_url=server.url, state_dir=root / "state",
                         gateway_port=free_port(), node_name="fault-gateway",
                         heartbeat_s=0.3, heartbeat_ttl_s=3.0, kill_grace_s=1.0)
+    link = TcpProxy(settings.gateway_port)
     connection = redis.Redis.from_url(server.url)
     records = root / "records"
     records.mkdir()
-    farm = FaultFarm(root, server, proxy, settings, httpx.Client(timeout=30),
+    farm = FaultFarm(root, server, proxy, link, settings, httpx.Client(timeout=30),
                      JobStore(connection), records)
     farm.start_gateway()
     farm.http.base_url = httpx.URL(farm.url)
@@ -134,8 +111,10 @@ def ff(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultFarm]:
         for name in ("fa", "fb"):
             node = settings.model_copy(update={
                 "node_name": name, "redis_url": proxy.url, "node_cores": 4,
-                "worker_concurrency": 2, "node_labels": {"pool": "fault"}})
-            farm.workers[name] = start_worker(node, root / f"{name}.log")
+                "worker_concurrency": 2, "node_labels": {"pool": "fault"},
+                "worker_gateway_url": f"http://127.0.0.1:{link.port}"})
+            farm.workers[name] = start_worker(node, root / f"{name}.log",
+                                              ANSYSEM_ROOT252=str(FAKES))  # FAKE ansysedt
         for name in farm.workers:
             wait_for(lambda n=name: nodes.is_alive(n), bool, 60, f"worker {name}")
         yield farm
@@ -146,6 +125,7 @@ def ff(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultFarm]:
             stop_process(farm.gateway)
         farm.http.close()
         proxy.close()
+        link.close()
         server.stop()
 
 
@@ -219,6 +199,75 @@ def test_workers_cut_off_from_redis_for_10_s(ff: FaultFarm) -> None:
         assert jobs[job_id].attempt == 2
     for job_id in short_jobs:  # finished during the outage; recorded once back
         assert len(runs[job_id]) == 1 and runs[job_id][0].ended
+
+
+# ---------------------------------------------------------------- drop while staging
+
+
+def test_redis_outage_while_staged_projects_move_is_ridden_out_like_one_during_a_run(
+    ff: FaultFarm, tmp_path: Path
+) -> None:
+    """One job is downloading its project over a slow link, another ends its run and
+    sends its results back, when the workers lose Redis for less than a lease: both
+    carry on (no 'internal error', no second attempt), as running jobs do."""
+    client = Client(url=ff.url, timeout=30)
+    big = tmp_path / "big.aedb"
+    big.mkdir()
+    (big / "mesh.bin").write_bytes(os.urandom(6 * 2**20))
+    small = tmp_path / "small.aedb"
+    small.mkdir()
+    (small / "edb.def").write_bytes(b"edb")
+    go = tmp_path / "go"
+    try:
+        fetch_files = client.upload_project(big).model_dump()
+        sending = ff.submit(0, argv=[PY, "-c", GATED, str(ff.records), str(go)],
+                            files=client.upload_project(small).model_dump())
+        wait_for(lambda: runs_of(ff.records, sending), bool, 20, "the small job's run")
+        ff.link.rate_bytes_s = 2 * 2**20  # the big project takes about 3 s to come in
+        fetching = ff.submit(0.3, files=fetch_files)
+        wait_for(lambda: [e.data.get("message") for e in ff.store.events(fetching)],
+                 lambda m: "downloading project archive" in m, 20, "the download to start")
+        with ff.proxy.outage(1.5):  # shorter than the lease (3 s)
+            go.touch()  # the small job ends now: its results go back while Redis is away
+            wait_for(lambda: runs_of(ff.records, sending), lambda r: r[0].ended, 1,
+                     "the small job's run to end")
+        restored = time.time()
+        ff.wait_final([sending, fetching], 60)
+        jobs = {j.id: j for j in ff.store.get_many([sending, fetching])}
+        assert [(j.state.value, j.attempt) for j in jobs.values()] == [("completed", 1)] * 2, [
+            (j.id, j.state.value, j.reason) for j in jobs.values()]
+        runs = assert_never_twice_at_once(ff.records, [sending, fetching])
+        assert all(len(r) == 1 and r[0].ended for r in runs.values())
+        assert runs[fetching][0].start > restored  # its download went on through the outage
+        results = jobs[sending].results
+        assert results is not None and not results.partial
+        output = (client.download(sending, tmp_path / "results") / "simfarm-output.log")
+        assert "Redis could not be reached" in output.read_text()  # said, not made up
+    finally:
+        ff.link.rate_bytes_s = None
+        client.close()
+
+
+def test_redis_outage_during_an_hfss_solve_is_ridden_out(ff: FaultFarm, tmp_path: Path) -> None:
+    """The solve goes on through a short outage; its progress, which cannot be written
+    meanwhile, is caught up, and the job completes as its first attempt."""
+    project = tmp_path / "board.aedt"
+    project.write_text("$begin 'Setup1'\nMaximumPasses=8\n$end 'Setup1'\n")
+    response = ff.http.post("/api/v1/jobs", json={
+        "kind": "hfss", "resources": {"labels": {"pool": "fault"}},
+        "hfss": {"project_path": str(project), "design_name": "main", "setup_name": "Setup1"},
+        "env": {"FAKE_ANSYSEDT_PASSES": "6", "FAKE_ANSYSEDT_SECONDS": "4"}})
+    assert response.status_code == 201, response.text
+    job_id = response.json()["id"]
+    wait_for(lambda: ff.store.get(job_id), lambda j: j.progress is not None
+             and (j.progress.get("adaptive_pass") or 0) >= 1, 30, "the solve's first pass")
+    with ff.proxy.outage(1.5):  # shorter than the lease (3 s); passes go by meanwhile
+        pass
+    ff.wait_final([job_id], 60)
+    job = ff.store.get(job_id)
+    assert (job.state.value, job.attempt, job.exit_code) == ("completed", 1, 0), job.reason
+    assert job.progress is not None and job.progress["phase"] == "done"
+    assert job.progress["adaptive_pass"] == 6
 
 
 # ---------------------------------------------------------------- gateway restart

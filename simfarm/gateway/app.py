@@ -9,6 +9,7 @@ from flask import Flask
 
 from simfarm.common.settings import Settings
 from simfarm.gateway import (
+    accounts_api,
     batch_api,
     dashboard,
     files_api,
@@ -32,6 +33,7 @@ from simfarm.gateway.openapi import routes as openapi_routes
 from simfarm.gateway.parsing import install_request_parsing
 from simfarm.gateway.services import build_services
 from simfarm.gateway.visuals import install_visuals
+from simfarm.gateway.web_guard import install_web_guard
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ def create_app(settings: Settings | None = None, connection: redis.Redis | None 
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["simfarm"] = build_services(settings, connection)
     install_error_handlers(app)
+    install_web_guard(app, settings)  # Host, Origin, form posts: before authentication
     install_auth(app, settings)  # first: refuses an exposed bind without tokens
     install_request_parsing(app)
     app.register_blueprint(jobs_api.bp)
@@ -59,6 +62,7 @@ def create_app(settings: Settings | None = None, connection: redis.Redis | None 
     app.register_blueprint(sweeps_api.bp)
     app.register_blueprint(history_api.bp)  # finished jobs, resubmit
     app.register_blueprint(workflows_api.bp)  # jobs that depend on each other by name
+    app.register_blueprint(accounts_api.bp)  # accounts, shares, usage
     install_audit(app)
     install_expiry(app)  # the retention sweep
     install_visuals(app)  # progress series, farm series, result summaries, webhooks

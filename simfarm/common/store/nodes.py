@@ -88,8 +88,3 @@ class NodeStore:
     def set_limits(self, name: str, limits: NodeLimits) -> None:
         """Store a node's local limits (its worker applies them at the next heartbeat)."""
         self.connection.set(self.keys.node_limits(name), limits.model_dump_json())
-
-    def jobs_of(self, name: str) -> list[str]:
-        """Jobs scheduled on or running at a node."""
-        members = cast(set[bytes], self.connection.smembers(self.keys.node_jobs(name)))
-        return sorted(j.decode() for j in members)
