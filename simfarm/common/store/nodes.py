@@ -100,8 +100,3 @@ class NodeStore:
             self.connection.delete(self.keys.node_drain(name))
         else:
             self.connection.set(self.keys.node_drain(name), drain.model_dump_json())
-
-    def jobs_of(self, name: str) -> list[str]:
-        """Jobs scheduled on or running at a node."""
-        members = cast(set[bytes], self.connection.smembers(self.keys.node_jobs(name)))
-        return sorted(j.decode() for j in members)
