@@ -24,6 +24,8 @@ key                                type        content
 ``P node:<name>:alive``            string      heartbeat marker with a TTL
 ``P node:<name>:jobs``             set         jobs scheduled on or running at the node
 ``P node:<name>:limits``           string      the node's local limits (JSON), set by the API
+``P node:<name>:drain``            string      an admin's drain of the node (JSON: by, at,
+                                               reason); absent when it takes jobs
 ``P dispatch:wakeup``              list        nudges for the dispatcher
 ``P dispatch:lock``                string      dispatcher leader lock (fencing token, TTL)
 ``P dispatch:fence``               string      fencing token counter
@@ -238,3 +240,6 @@ class Keys:
 
     def node_limits(self, name: str) -> str:
         return f"{self.prefix}node:{name}:limits"
+
+    def node_drain(self, name: str) -> str:
+        return f"{self.prefix}node:{name}:drain"

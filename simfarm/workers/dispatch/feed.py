@@ -44,8 +44,8 @@ def capacity_of(node: NodeInfo) -> Capacity:
 
 
 def node_view(node: NodeInfo) -> NodeView:
-    """How the policy sees a live node."""
-    return NodeView(capacity_of(node), node.held_reason)
+    """How the policy sees a live node (a drained one is held: it takes no new jobs)."""
+    return NodeView(capacity_of(node), node.closed_reason)
 
 
 class SchedulerFeed:
