@@ -22,6 +22,7 @@ from simfarm.client.specs import SpecLike, job_body
 from simfarm.client.team import TeamMixin
 from simfarm.common.convergence import Convergence
 from simfarm.common.job_html import JobList
+from simfarm.common.license_pools import LicenseStatus
 from simfarm.common.models import Job, JobEvent, JobPage, NodeInfo
 from simfarm.common.settings import Settings
 from simfarm.common.states import JobState
@@ -171,6 +172,11 @@ class Client(ExtrasMixin, TeamMixin):
     def workers(self) -> builtins.list[NodeInfo]:
         """The registered worker nodes with their free resources and jobs."""
         return self._call(api.workers())
+
+    def licenses(self) -> builtins.list[LicenseStatus]:
+        """The farm's floating licence pools: limit, held, outside, free, waiting, last
+        poll of the server and any warning (docs/licences.md)."""
+        return self._call(api.licenses())
 
     def limits(self, node: str) -> dict[str, Any]:
         """A node's local limits (max jobs, CPU %, memory %, free disk)."""

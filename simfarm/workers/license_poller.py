@@ -186,8 +186,8 @@ class LicensePoller:
         outside = max(good.elsewhere, good.in_use - counted.running.get(pool.name, 0), 0)
         warning = None
         if source == "last-good":
-            warning = (f"{pool.server}: {why}; using its figures of {_clock(good.at)} for up "
-                       f"to {self.settings.license_grace_s:g} s")
+            warning = (f"{pool.server}: {why}; the {pool.name} pool keeps the figures of "
+                       f"{_clock(good.at)} for up to {self.settings.license_grace_s:g} s")
         elif good.issued < pool.count:
             warning = (f"{pool.server} issues {good.issued} {pool.vendor_feature}, fewer than "
                        f"the pool's configured {pool.count}")
