@@ -123,7 +123,7 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LicenceFarm]:
         "node_name": "gateway", "heartbeat_s": 0.3, "heartbeat_ttl_s": 3.0,
         "kill_grace_s": 1.0, "licenses": POOLS,
         "license_lmutil": str(FAKES / "flexlm" / "lmutil"), "license_poll_s": 0.3,
-        "license_grace_s": 6.0, "license_poll_timeout_s": 10.0})
+        "license_grace_s": 6.0, "license_poll_timeout_s": 10.0, "stats_bucket_s": 1.0})
     gateway = start_gateway(settings, root / "gateway.log", FAKE_FLEXLM_DIR=str(flexlm))
     connection = redis.Redis.from_url(server.url)
     with httpx.Client(base_url=f"http://127.0.0.1:{settings.gateway_port}", timeout=30) as http:
@@ -316,3 +316,29 @@ def test_simfarm_licenses_lists_the_pools_and_warns(farm: LicenceFarm) -> None:
                             text=True, timeout=60, check=True)
     assert f"warning: anshpc: {SERVER}: server down: Cannot connect" in warned.stderr
     farm.server_state(anshpc=16, electronics_desktop=4)
+
+
+def test_the_pools_are_on_the_dashboard_in_prometheus_and_over_time(
+        farm: LicenceFarm, tmp_path: Path) -> None:
+    job = farm.hold_job(tmp_path, {"token": 1})
+    farm.wait_state(job, "running")
+    metrics = farm.http.get("/metrics").text
+    for line in ('simfarm_license_held{pool="token"} 1.0', 'simfarm_license_free{pool="token"} 1.0',
+                 'simfarm_license_count{pool="anshpc"} 16.0',
+                 'simfarm_license_fallback{pool="token"} 0.0'):
+        assert line in metrics, line
+    page = farm.http.get("/ui/overview").text
+    assert '<tr data-pool="token">' in page and 'id="chart-licences"' in page
+    assert '<tr data-pool="anshpc">' in page and SERVER in page
+
+    def series() -> dict[str, Any]:
+        body = farm.http.get("/api/v1/stats/series", params={
+            "metric": "licenses_in_use", "since": -60}).json()
+        return {s["labels"]["feature"]: s for s in body["series"]}
+
+    token = wait_for(series, lambda s: "token" in s and any(v == 1.0 for _, v in
+                                                            s["token"]["points"]),
+                     20, "a sample with the job's licence")["token"]
+    assert token["current"][1] == 1.0 and token["unit"] == "licences"
+    (tmp_path / "release").touch()
+    farm.wait_state(job, "completed")

@@ -50,10 +50,12 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
            "median time from submission to start of the jobs that started in the bucket"),
     Metric("wait_p95", "percentile", "seconds", None,
            "95th percentile of that waiting time"),
-    # Licences in use per feature (label "feature") join here once floating licences
-    # are farm-wide pools; the sampler's licence_gauges() is where they are read.
+    Metric("licenses_in_use", "gauge", "licences", "feature",
+           "licences of each floating pool held by farm jobs"),
+    Metric("licenses_outside", "gauge", "licences", "feature",
+           "licences of each floating pool in use outside the farm (per its server)"),
 )}
-LABELS = ("node", "priority")
+LABELS = ("node", "priority", "feature")
 
 
 def series_name(metric: str, label: str | None = None, value: str | None = None) -> str:

@@ -48,6 +48,9 @@ class SeriesQuery(BaseModel):
         "for per-node metrics (`cores_busy`, `cores_free`): this node, or `*` for each node"))
     priority: str | None = Field(default=None, pattern=r"^(\*|[0-9]|10)$", description=(
         "for per-priority metrics (`jobs_pending`, `jobs_running`): 0-10, or `*` for each"))
+    feature: str | None = Field(default=None, max_length=64, description=(
+        "for per-pool metrics (`licenses_in_use`, `licenses_outside`): this licence pool, "
+        "or `*` for each (the default: they have no farm total)"))
 
     @field_validator("metric")
     @classmethod
@@ -85,7 +88,8 @@ class SeriesListOut(BaseModel):
 
 def _names(stats: FarmStatsStore, metric: str, query: SeriesQuery) -> list[str]:
     label = METRICS[metric].label
-    wanted = {"node": query.node, "priority": query.priority}.get(label or "")
+    wanted = {"node": query.node, "priority": query.priority,
+              "feature": query.feature or "*"}.get(label or "")
     if label is None or wanted is None:
         return [metric]
     if wanted != "*":
@@ -127,9 +131,10 @@ def _points(stats: FarmStatsStore, settings: Settings, name: str, since: float, 
 def stats_series() -> Response:
     """The farm over time: cores busy and free (per node and in total), jobs pending and
     running (per priority and in total), jobs finished and failed per step, waiting time
-    p50/p95. One point per recording bucket (a minute by default) for a week, hourly
-    beyond; ``step`` combines them (gauges averaged, counts summed). Gauges also carry
-    their ``current`` value."""
+    p50/p95, licences of each floating pool held by farm jobs and in use outside. One
+    point per recording bucket (a minute by default) for a week, hourly beyond; ``step``
+    combines them (gauges averaged, counts summed). Gauges also carry their ``current``
+    value."""
     query = SeriesQuery.model_validate(request.args.to_dict())
     svc = services()
     settings = svc.settings

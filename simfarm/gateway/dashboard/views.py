@@ -18,6 +18,7 @@ from simfarm.common.store.notify import NotifyStore
 from simfarm.gateway.auth import can_see, public, visible_owner_filter
 from simfarm.gateway.dashboard import format as fmt
 from simfarm.gateway.errors import validation_fields
+from simfarm.gateway.licenses_api import pool_statuses
 from simfarm.gateway.openapi import Body, document
 from simfarm.gateway.parsing import JOB_ID
 from simfarm.gateway.services import services
@@ -124,9 +125,11 @@ def workers_page() -> str:
 @bp.get("/ui/overview")
 @document(tags=["dashboard"], responses={200: _HTML})
 def overview_page() -> str:
-    """The farm over time: cores, queue, throughput and waiting time, updated live."""
-    settings = services().settings
-    return render_template("overview.html", bucket_s=settings.stats_bucket_s)
+    """The farm over time: cores, queue, throughput and waiting time, updated live; the
+    floating licence pools (what is free, held, used outside, waiting) and their use."""
+    svc = services()
+    return render_template("overview.html", bucket_s=svc.settings.stats_bucket_s,
+                           pools=pool_statuses(svc))
 
 
 @bp.get("/ui/submit")
