@@ -316,8 +316,8 @@ def test_dispatcher_leader_failover(farm: Farm) -> None:
     assert first is not None
     os.kill(farm.procs[first].pid, signal.SIGKILL)
     farm.procs[first].wait(timeout=10)
-    anywhere = [n for n in ("small", "big", "gpu", "rescuer", "haunt") if n != first and
-                farm.procs.get(n) is not None and farm.procs[n].poll() is None]
+    # every worker still alive, whichever earlier tests of the module left running
+    anywhere = [n for n, proc in farm.procs.items() if n != first and proc.poll() is None]
     job_id = farm.submit(argv=["true"], resources={"cores": 1})
     done = farm.wait_state(job_id, "completed", timeout_s=30)
     assert done["node"] in anywhere

@@ -10,7 +10,6 @@ in a truthful state, and clients carry on from their last event.
 
 from __future__ import annotations
 
-import itertools
 import os
 import signal
 import subprocess
@@ -30,7 +29,7 @@ from simfarm.client import Client
 from simfarm.common.models import JobEvent, NodeInfo
 from simfarm.common.settings import Settings
 from simfarm.common.store import JobStore, NodeStore
-from tests.chaos import RECORDER, SmallDisk, TcpProxy
+from tests.chaos import RECORDER, SmallDisk, TcpProxy, assert_never_twice_at_once, runs_of
 from tests.conftest import RedisServer
 from tests.helpers import FAKES, free_port, start_gateway, start_worker, stop_process, wait_for
 
@@ -47,43 +46,6 @@ GATED = (
     "    log.write(f'{pid} tick {time.time()}\\n')\n"
     "log.write(f'{pid} end {time.time()}\\n')\n"
 )
-
-
-@dataclass
-class Run:
-    pid: str
-    start: float
-    last: float
-    ended: bool
-
-
-def runs_of(record_dir: Path, job_id: str) -> list[Run]:
-    """The runs of a job, in start order, from its record file."""
-    path = record_dir / job_id
-    if not path.exists():
-        return []
-    runs: dict[str, Run] = {}
-    for line in path.read_text().splitlines():
-        parts = line.split()
-        if len(parts) != 3:
-            continue  # a line cut short by a kill
-        pid, what, ts = parts[0], parts[1], float(parts[2])
-        run = runs.setdefault(pid, Run(pid, ts, ts, False))
-        run.last = max(run.last, ts)
-        run.ended = run.ended or what == "end"
-    return sorted(runs.values(), key=lambda r: r.start)
-
-
-def assert_never_twice_at_once(record_dir: Path, job_ids: list[str]) -> dict[str, list[Run]]:
-    """Runs of one job never overlap and at most one run finished; returns the runs."""
-    out = {}
-    for job_id in job_ids:
-        runs = runs_of(record_dir, job_id)
-        for before, after in itertools.pairwise(runs):
-            assert before.last < after.start, f"job {job_id} ran twice at once: {runs}"
-        assert sum(r.ended for r in runs) <= 1, f"job {job_id} ran to the end twice: {runs}"
-        out[job_id] = runs
-    return out
 
 
 @dataclass

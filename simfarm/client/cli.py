@@ -20,7 +20,7 @@ import click
 
 from simfarm.client import cli_farm, cli_files, cli_jobs, cli_watch
 from simfarm.client.cli_common import UserError
-from simfarm.client.cli_tokens import hash_token_command
+from simfarm.client.cli_tokens import hash_token_command, redis_users_command
 from simfarm.client.errors import ApiError, ConnectionFailed
 from simfarm.common.errors import SimfarmError
 from simfarm.common.settings import Settings
@@ -55,7 +55,8 @@ def up(port: int | None, as_json: bool) -> None:
         click.echo(json.dumps({"url": service.url, "redis_url": service.redis_url,
                                "state_dir": str(settings.state_dir)}))
     else:
-        click.echo(f"simfarm is up: {service.url}  (dashboard: {service.url}/)")
+        click.echo(f"simfarm is up: {service.url}")
+        click.echo(f"dashboard (one-time sign-in link): {service.login_url}")
         click.echo(f"state folder: {settings.state_dir}; press Ctrl-C to stop")
     _serve_until_signal(service, stop, quiet=as_json)
 
@@ -171,7 +172,7 @@ def completion(shell: str) -> None:
 
 
 for _command in [*cli_jobs.COMMANDS, *cli_watch.COMMANDS, *cli_farm.COMMANDS,
-                 *cli_files.COMMANDS, hash_token_command]:
+                 *cli_files.COMMANDS, hash_token_command, redis_users_command]:
     cli.add_command(_command)
 
 

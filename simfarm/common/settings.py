@@ -20,14 +20,23 @@ from simfarm.common.hfss_licensing import HfssLicensing
 from simfarm.common.license_pools import LicensePool, check_unique
 from simfarm.common.tokens import TokenEntry
 
+#: What a job inherits from the worker's environment by default: the locale, the
+#: program search path, temporary folders, Windows' own variables, Ansys and licence
+#: settings, GPU selection. Never credentials or simfarm's own settings.
+DEFAULT_JOB_ENV_INHERIT = (
+    "PATH", "LANG", "LANGUAGE", "LC_*", "TZ", "TMPDIR", "TEMP", "TMP",
+    "SYSTEMROOT", "SYSTEMDRIVE", "WINDIR", "COMSPEC", "PATHEXT", "NUMBER_OF_PROCESSORS",
+    "PROCESSOR_ARCHITECTURE", "PROGRAMFILES", "PROGRAMFILES(X86)", "PROGRAMDATA",
+    "ANSYSEM_*", "ANSYS*", "AWP_ROOT*", "*_LICENSE_FILE", "LM_LICENSE_FILE",
+    "CUDA_VISIBLE_DEVICES",
+)
+
 
 def redact_url(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (for log lines)."""
-    scheme, sep, rest = url.partition("://")
-    userinfo, at, host = rest.rpartition("@")
-    if not sep or not at or ":" not in userinfo:
-        return url
-    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
+    """``url`` with its passwords replaced by ``***`` (for log lines)."""
+    from simfarm.common.redis_url import redact
+
+    return redact(url)
 
 
 def _default_state_dir() -> Path:
@@ -42,7 +51,20 @@ class Settings(BaseSettings):
 
     redis_url: str | None = Field(
         default=None,
-        description="Redis URL; unset means `simfarm up` starts a private redis-server",
+        description="Redis URL (`redis://`, `rediss://`, `unix://`, or "
+        "`redis+sentinel://host1:26379,host2:26379,host3:26379/primary-name/0` for a primary "
+        "watched by Redis Sentinel); unset means `simfarm up` starts a private redis-server",
+    )
+    redis_wait_replicas: int | None = Field(
+        default=None, ge=0,
+        description="gateway: a submit is acknowledged only once this many Redis replicas "
+        "have the job (Redis WAIT), so a failover cannot lose it; default 1 with a "
+        "`redis+sentinel://` URL, else 0 (no wait)",
+    )
+    redis_wait_timeout_ms: int = Field(
+        default=1000, ge=1,
+        description="gateway: how long a submit waits for those replicas; past it the "
+        "submit answers 503 (retry it with the same Idempotency-Key)",
     )
     key_prefix: str = Field(default="simfarm:", description="prefix of every Redis key")
     state_dir: Path = Field(
@@ -50,11 +72,37 @@ class Settings(BaseSettings):
     )
     gateway_host: str = Field(default="127.0.0.1", description="address the gateway binds")
     gateway_port: int = Field(default=8765, ge=0, le=65535, description="gateway TCP port")
-    gateway_threads: int = Field(default=64, ge=4, le=4096, description="gateway worker threads")
+    gateway_threads: int = Field(
+        default=64, ge=4, le=4096, description="gthread workers: threads per gateway process"
+    )
     gateway_processes: int = Field(
         default=1, ge=1, le=64,
         description="gateway processes (POSIX); more use more cores for the REST API; "
         "WebSocket clients and /metrics histograms are then per process",
+    )
+    gateway_worker_class: Literal["gevent", "gthread"] = Field(
+        default="gevent",
+        description="gunicorn worker: gevent (a greenlet per connection: thousands of "
+        "WebSocket and slow clients) or gthread (a thread per busy connection)",
+    )
+    gateway_connections: int = Field(
+        default=10_000, ge=16, le=1_000_000,
+        description="gevent: connections one gateway process holds at once (more wait)",
+    )
+    gateway_client_connections: int = Field(
+        default=1024, ge=1, le=1_000_000,
+        description="gevent: connections one client address may hold at once (more get "
+        "503); behind a reverse proxy every client has the proxy's address",
+    )
+    gateway_header_timeout_s: float = Field(
+        default=10.0, gt=0, le=3600,
+        description="a request's line and headers must arrive within this (also the "
+        "keep-alive idle time)",
+    )
+    gateway_read_timeout_s: float = Field(
+        default=30.0, gt=0, le=3600,
+        description="gevent: a connection silent this long while a request body is read "
+        "or an answer sent is closed",
     )
     url: str | None = Field(default=None, description="gateway URL used by clients and the CLI")
     token: str | None = Field(default=None, description="bearer token used by clients")
@@ -63,6 +111,25 @@ class Settings(BaseSettings):
         default_factory=list,
         description="accepted bearer tokens, hashed (`simfarm hash-token`); when set, every "
         "API call needs one; required when the gateway binds a non-loopback address",
+    )
+    gateway_hostnames: list[str] = Field(
+        default_factory=list,
+        description="host names the gateway answers to besides this machine's names, "
+        "localhost and IP addresses (others get 400: DNS rebinding); '*' allows any",
+    )
+    gateway_origins: list[str] = Field(
+        default_factory=list,
+        description="other web origins (https://host:port) allowed to open WebSockets and "
+        "make state-changing requests; the gateway's own origin always is",
+    )
+    login_code_sha256: str | None = Field(
+        default=None,
+        description="gateway of `simfarm up`: SHA-256 of the one-time dashboard login code",
+    )
+    local_token: str | None = Field(
+        default=None,
+        description="gateway of `simfarm up`: the owner's token, handed to the browser that "
+        "opens the one-time login URL",
     )
     accounts: list[Account] = Field(
         default_factory=list,
@@ -182,12 +249,28 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="a WebSocket send blocked this long drops the client"
     )
     ws_max_clients: int | None = Field(
-        default=None, ge=1, description="WebSocket clients at once (default: 3/4 of threads)"
+        default=None, ge=1, description="WebSocket clients at once per gateway process "
+        "(default: 5000 with gevent workers, 3/4 of the threads with gthread)"
     )
     log_format: Literal["text", "json"] = Field(
         default="text", description="log lines as text or JSON (job id and node in each line)"
     )
     log_level: str = Field(default="INFO", description="logging level of services")
+    job_user: str | None = Field(
+        default=None,
+        description="worker: run jobs as this unprivileged OS account (POSIX; the worker "
+        "must run as root to switch); unset: jobs run as the worker's own account",
+    )
+    job_env_inherit: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_JOB_ENV_INHERIT),
+        description="worker: variables of the worker's environment a job inherits (names "
+        "or shell patterns); nothing else reaches it (no credentials, no simfarm settings)",
+    )
+    worker_dispatch: bool = Field(
+        default=True,
+        description="worker: take part in electing the dispatcher (needs the Redis "
+        "'dispatcher' user); false for workers connecting as the 'worker' user",
+    )
     kill_grace_s: float = Field(
         default=5.0, ge=0, description="seconds between SIGTERM and SIGKILL on cancel/timeout"
     )
@@ -346,6 +429,12 @@ class Settings(BaseSettings):
             TomlConfigSettingsSource(settings_cls, toml_file=toml_file),
             file_secret_settings,
         )
+
+    def wait_replicas(self) -> int:
+        """How many replicas a submit waits for (``redis_wait_replicas`` or its default)."""
+        if self.redis_wait_replicas is not None:
+            return self.redis_wait_replicas
+        return 1 if (self.redis_url or "").lower().startswith("redis+sentinel://") else 0
 
     def require_redis_url(self) -> str:
         """The Redis URL, or a clear error for components that cannot embed Redis."""

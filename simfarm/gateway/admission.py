@@ -203,6 +203,7 @@ def store(svc: Services, job: Admission) -> tuple[Job, bool]:
     if created and watched:
         svc.holds.watch(stored.id, watched)
         stored = svc.jobs.get(stored.id)
+    svc.replication.wait()  # a replay too: its first answer may not have been replicated
     return stored, created
 
 
@@ -230,6 +231,7 @@ def store_all(svc: Services, jobs: Sequence[Admission]) -> list[str]:
             if watched:
                 svc.holds.watch(job_id, watched)
     svc.jobs.nudge_dispatcher()
+    svc.replication.wait()
     return ids
 
 

@@ -33,6 +33,7 @@ from simfarm.gateway.openapi import routes as openapi_routes
 from simfarm.gateway.parsing import install_request_parsing
 from simfarm.gateway.services import build_services
 from simfarm.gateway.visuals import install_visuals
+from simfarm.gateway.web_guard import install_web_guard
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None, connection: redis.Redis | None 
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["simfarm"] = build_services(settings, connection)
     install_error_handlers(app)
+    install_web_guard(app, settings)  # Host, Origin, form posts: before authentication
     install_auth(app, settings)  # first: refuses an exposed bind without tokens
     install_request_parsing(app)
     app.register_blueprint(jobs_api.bp)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request, send_file
 
+from simfarm.common.errors import JobNotFound
 from simfarm.common.files import ResultsInfo
-from simfarm.gateway.auth import require_visible
+from simfarm.common.states import JobState
+from simfarm.gateway.auth import current_user, require_visible
 from simfarm.gateway.blobstore import BlobError
 from simfarm.gateway.errors import ApiError, field_error
 from simfarm.gateway.files_bodies import BlobOut
@@ -106,12 +108,18 @@ def put_blob(sha256: str) -> tuple[Response, int]:
 @document(tags=["files"], path_params=_JOB, body=ResultsInfo, responses={200: JobOut},
           errors=(404, 422))
 def attach_results(job_id: str) -> Response:
-    """Attach an uploaded results archive to a job (used by workers)."""
+    """Attach an uploaded results archive to a job (used by workers).
+
+    A worker's token may attach results to a running job only."""
     from simfarm.gateway.jobs_api import job_body
 
     svc = services()
     info = parse_body(ResultsInfo)
-    require_visible(check_job_id(job_id))
+    if current_user().worker:  # a worker sends the results of the jobs it runs
+        if svc.jobs.state_of(check_job_id(job_id)) is not JobState.RUNNING:
+            raise JobNotFound(job_id)
+    else:
+        require_visible(check_job_id(job_id))
     job = svc.jobs.get(job_id)
     if not svc.blobs.exists(info.sha256):
         raise field_error("sha256", "upload the results archive first (PUT /api/v1/blobs/...)")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import redis
 
+from simfarm.common import redis_url
 from simfarm.common.settings import Settings
 from simfarm.common.store import JobStore, NodeStore
 
@@ -109,7 +110,7 @@ def lease_slack_s(settings: Settings) -> float:
 
 def connect(settings: Settings) -> redis.Redis:
     """A worker's Redis connection (short socket timeout, see :func:`redis_timeout_s`)."""
-    return redis.Redis.from_url(
+    return redis_url.connect(
         settings.require_redis_url(),
         health_check_interval=30,
         socket_timeout=redis_timeout_s(settings),

@@ -6,6 +6,7 @@ Celery app, task and lifecycle."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from celery import Celery
@@ -81,12 +82,28 @@ def worker_app(ctx: WorkerContext) -> tuple[Celery, WorkerLifecycle]:
     return app, lifecycle
 
 
+def _check_job_account(settings: Settings) -> None:
+    """Exit 1 when ``job_user`` cannot be used; warn when jobs would run as root."""
+    from simfarm.workers.job_account import JobAccountError, job_account
+
+    try:
+        account = job_account(settings)
+    except JobAccountError as exc:
+        logging.getLogger(__name__).error("node %s: %s", settings.node_name, exc)
+        sys.exit(1)
+    if account is None and hasattr(os, "geteuid") and os.geteuid() == 0:
+        logging.getLogger(__name__).warning(
+            "node %s: jobs run as root; set job_user to an unprivileged account",
+            settings.node_name)
+
+
 def run_worker(settings: Settings, loglevel: str = "INFO") -> None:
     """Run the worker in this process until it is stopped."""
     settings.require_redis_url()
     from simfarm.common.logs import configure_logging
 
     configure_logging(settings.log_level, settings.log_format, settings.node_name)
+    _check_job_account(settings)
     # Celery's SIGHUP restart execs sys.executable + sys.argv: make that the command that
     # started this process (with -m, not this module's file, which would put
     # simfarm/workers/ first on sys.path).

@@ -169,8 +169,9 @@ class JobStore(StreamingStore):
             k.state(JobState.PENDING.value),
             k.events,
             k.job_events(job_id),
-            k.idempotency(idempotency_key) if idempotency_key else "",
-            k.owner(owner) if owner else "",
+            # "none" is KEYS[1] repeated: every key stays in the prefix (Redis ACLs)
+            k.idempotency(idempotency_key) if idempotency_key else k.seq,
+            k.owner(owner) if owner else k.seq,
             k.wakeup,
         ]
         args = [

@@ -27,6 +27,8 @@ key                                type        content
 ``P dispatch:wakeup``              list        nudges for the dispatcher
 ``P dispatch:lock``                string      dispatcher leader lock (fencing token, TTL)
 ``P dispatch:fence``               string      fencing token counter
+``P replicated``                   string      replication barrier counter: a write whose
+                                               ``WAIT`` covers every earlier write
 ``P finished``                     zset        final jobs, score = finished_at (history, expiry)
 ``P job:<id>:dependents``          set         held jobs waiting for job <id>
 ``P holds:check``                  set         jobs whose holds (or dependents' holds) need a
@@ -101,6 +103,10 @@ class Keys:
     @property
     def dispatch_fence(self) -> str:
         return f"{self.prefix}dispatch:fence"
+
+    @property
+    def replicated(self) -> str:
+        return f"{self.prefix}replicated"
 
     @property
     def finished(self) -> str:

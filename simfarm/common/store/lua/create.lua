@@ -1,11 +1,11 @@
 -- Create a pending job atomically.
 -- KEYS: 1 seq, 2 job hash, 3 all jobs zset, 4 pending zset, 5 global events, 6 job events,
---       7 idempotency key ('' when none), 8 owner zset ('' when none), 9 dispatcher wakeup
---       list (nudged here, saving the caller a round trip)
+--       7 idempotency key (KEYS[1] when none), 8 owner zset (KEYS[1] when none),
+--       9 dispatcher wakeup list (nudged here, saving the caller a round trip)
 -- ARGV: 1 job id, 2 spec json, 3 priority, 4 now, 5 owner, 6 global maxlen, 7 job maxlen,
 --       8 idempotency ttl seconds, 9 event json, 10 extra hash fields (json map; a 'hold'
 --       field creates the job held: ranked after every startable job, see hold.lua)
-if KEYS[7] ~= '' then
+if KEYS[7] ~= KEYS[1] then
   local existing = redis.call('GET', KEYS[7])
   if existing then return {'dup', existing} end
 end
@@ -24,8 +24,8 @@ if ARGV[10] and ARGV[10] ~= '' then
   if extra['hold'] then score = string.format('%.0f', rank + 100000000000000) end
 end
 redis.call('ZADD', KEYS[4], score, ARGV[1])
-if KEYS[8] ~= '' then redis.call('ZADD', KEYS[8], seq, ARGV[1]) end
-if KEYS[7] ~= '' then redis.call('SET', KEYS[7], ARGV[1], 'EX', tonumber(ARGV[8])) end
+if KEYS[8] ~= KEYS[1] then redis.call('ZADD', KEYS[8], seq, ARGV[1]) end
+if KEYS[7] ~= KEYS[1] then redis.call('SET', KEYS[7], ARGV[1], 'EX', tonumber(ARGV[8])) end
 local eid = redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[6], '*',
   'job', ARGV[1], 'type', 'state', 'data', ARGV[9])
 redis.call('HSET', KEYS[2], 'ev0', eid .. ' ' .. ARGV[9])  -- see lib.lua
