@@ -416,3 +416,32 @@ def test_every_redis_key_is_given_to_the_roles_that_need_it() -> None:
     unclassified = [n for n in names if isinstance(n, str) and n.startswith("P:")
                     and not any(fnmatch.fnmatchcase(n[2:], p) for p in classified)]
     assert len(names) > 30 and unclassified == [], unclassified
+
+
+# ---------------------------------------------------------------- low findings
+
+
+def test_priority_route_needs_an_object_with_a_priority(http: httpx.Client) -> None:
+    first = http.post("/api/v1/jobs", json={"argv": ["sleep", "30"]}).json()["id"]
+    job_id = http.post("/api/v1/jobs", json={"argv": ["true"], "priority": 7, "depends_on": {
+        "after_ok": [first]}}).json()["id"]
+    for body in ([1, 2], "5", None, {"priority": [5]}, {"priority": True}, {}):
+        response = http.post(f"/jobs/{job_id}/priority", json=body)
+        assert response.status_code == 422, (body, response.text)  # was 500 for a list
+    assert http.post(f"/jobs/{job_id}/priority").status_code == 422  # no body: was set to 0
+    assert http.get(f"/api/v1/jobs/{job_id}").json()["priority"] == 7
+    assert http.post(f"/jobs/{job_id}/priority", json={"priority": 3}).status_code == 200
+    http.post(f"/api/v1/jobs/{first}/cancel")
+
+
+def test_405_names_the_allowed_methods(http: httpx.Client) -> None:
+    response = http.delete("/api/v1/jobs")
+    assert response.status_code == 405
+    assert {"GET", "POST"} <= {m.strip() for m in response.headers["Allow"].split(",")}
+
+
+def test_a_sweep_template_cannot_name_another_owner(http: httpx.Client) -> None:
+    response = http.post("/api/v1/sweeps", json={
+        "template": {"argv": ["echo", "{x}"], "owner": "victim"}, "grid": {"x": [1, 2]}})
+    assert response.status_code == 422, response.text
+    assert "owner" in response.text

@@ -91,6 +91,9 @@ class SweepSpec(BaseModel):
             raise ValueError("give either 'variations' or 'grid'")
         if self.template.get("depends_on") is not None:
             raise ValueError("put dependencies on the sweep ('depends_on'), not on the template")
+        if self.template.get("owner") is not None:  # the sweep's owner owns every child
+            raise ValueError("a template may not name an owner: the children belong to the "
+                             "sweep's owner")
         if self.elementwise and (self.depends_on is None or self.depends_on.is_empty()):
             raise ValueError("'elementwise' needs 'depends_on'")
         return self
