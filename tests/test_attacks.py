@@ -362,7 +362,8 @@ def token_gateway(settings: Settings, tmp_path_factory: pytest.TempPathFactory) 
     from simfarm.common.tokens import TokenEntry, hash_token
 
     farm = settings.model_copy(update={
-        "gateway_port": free_port(), "key_prefix": "tok:",
+        "gateway_port": free_port(), "key_prefix": "tok:", "upload_quota_bytes": 4096,
+        "blob_dir": tmp_path_factory.mktemp("tok-blobs"),
         "auth_tokens": [TokenEntry(user="alice", hash=hash_token(ALICE_TOKEN)),
                         TokenEntry(user="node-a", hash=hash_token(WORKER_TOKEN), worker=True)]})
     proc = start_gateway(farm, tmp_path_factory.mktemp("tok") / "gateway.log")
@@ -479,3 +480,62 @@ def test_archives_with_links_are_refused_where_tarfile_can_be_bypassed(tmp_path:
             extract(archive(plain, inside), tmp_path / "links")
     assert data_filter_is_fixed((3, 11, 13)) and not data_filter_is_fixed((3, 11, 7))
     assert data_filter_is_fixed((3, 14, 0)) and not data_filter_is_fixed((3, 12, 10))
+
+
+# ---------------------------------------------------------------- bounded uploads
+
+
+def test_uploads_count_against_a_per_user_quota(token_gateway: str) -> None:
+    import hashlib
+
+    alice = httpx.Client(base_url=token_gateway, timeout=30,
+                         headers={"Authorization": f"Bearer {ALICE_TOKEN}"})
+    with alice:
+        first = os.urandom(3000)
+        sha = hashlib.sha256(first).hexdigest()
+        assert alice.put(f"/api/v1/blobs/{sha}", content=first).status_code == 201
+        second = os.urandom(3000)  # 6000 bytes > the 4096-byte quota
+        refused = alice.put(f"/api/v1/blobs/{hashlib.sha256(second).hexdigest()}",
+                            content=second)
+        assert refused.status_code == 507 and "quota" in refused.json()["detail"]
+        # a job that needs no upload is still accepted
+        assert alice.post("/api/v1/jobs", json={"argv": ["true"]}).status_code == 201
+
+
+@pytest.fixture(scope="module")
+def full_disk_gateway(settings: Settings,
+                      tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    farm = settings.model_copy(update={
+        "gateway_port": free_port(), "key_prefix": "full:",
+        "blob_dir": tmp_path_factory.mktemp("full-blobs"), "blob_min_free_bytes": 1 << 60})
+    proc = start_gateway(farm, tmp_path_factory.mktemp("full") / "gateway.log")
+    yield f"http://127.0.0.1:{farm.gateway_port}"
+    stop_process(proc)
+
+
+def test_a_full_blob_disk_refuses_uploads_not_submits(full_disk_gateway: str) -> None:
+    import hashlib
+
+    with httpx.Client(base_url=full_disk_gateway, timeout=30) as http:
+        body = b"project"
+        refused = http.put(f"/api/v1/blobs/{hashlib.sha256(body).hexdigest()}", content=body)
+        assert refused.status_code == 507, refused.text
+        assert "nearly full" in refused.json()["detail"]
+        assert http.post("/api/v1/jobs", json={"argv": ["true"]}).status_code == 201
+
+
+def test_interrupted_uploads_expire(tmp_path: Path) -> None:
+    import io
+    import time
+
+    from simfarm.gateway.blobstore import BlobError, FolderBlobStore
+
+    store = FolderBlobStore(tmp_path)
+    sha = "a" * 64
+    with pytest.raises(BlobError):  # the connection broke after 4 of 10 bytes
+        store.receive(sha, io.BytesIO(b"part"), 0, 1 << 20, length=10, user="alice")
+    assert store.partial_size(sha, "alice") == 4
+    assert store.partial_size(sha, "bob") == 0  # bob cannot resume alice's upload
+    assert store.expire_parts(time.time() - 3600) == 0  # recent: kept for resuming
+    assert store.expire_parts(time.time() + 1) == 1
+    assert store.partial_size(sha, "alice") == 0

@@ -38,7 +38,8 @@ WORKER_KEYS = ("job:*", "jobs", "state:*", "events", "node:*", "nodes", "dispatc
 DISPATCHER_KEYS = ("dispatch:*",)
 #: simfarm keys only the gateway writes (a test checks that every key of the key map is
 #: in one of these lists: a new key must be given to the roles that need it).
-GATEWAY_KEYS = ("seq", "owner:*", "idem:*", "audit", "expiry:lock", "blobs", "replicated")
+GATEWAY_KEYS = ("seq", "owner:*", "idem:*", "audit", "expiry:lock", "blobs", "replicated",
+                "uploads:*")
 _COMMANDS = "+@all -@admin -@dangerous"
 
 

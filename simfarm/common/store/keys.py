@@ -40,6 +40,9 @@ key                                type        content
 ``P expiry:lock``                  string      retention sweeper lock (TTL)
 ``P blobs``                        zset        blob SHA-256s, score = last use (upload, submit,
                                                download), for the retention sweep
+``P uploads:<user>``               zset        blobs the user uploaded, score = size (the
+                                               upload quota; entries of deleted blobs are
+                                               dropped when next counted)
 ``P stats:<tier>:<series>``        zset        the farm's time series (``fine``: one point per
                                                bucket, ``coarse``: per hour), members
                                                ``"<t>:<value>"``, score = t; trimmed to a fixed
@@ -209,6 +212,9 @@ class Keys:
 
     def node_jobs(self, name: str) -> str:
         return f"{self.prefix}node:{name}:jobs"
+
+    def uploads(self, user: str) -> str:
+        return f"{self.prefix}uploads:{user}"
 
     def node_limits(self, name: str) -> str:
         return f"{self.prefix}node:{name}:limits"
