@@ -10,8 +10,9 @@ Run: ``PYTHONPATH=. python -m benchmarks.bench_slow_clients [--slow 300 --idle 3
    0.2 s for ``--seconds``, each with a 5 s timeout. Reported: the share of the normal
    client's calls that were answered, and their p50/p99 latency.
 2. **WebSocket capacity**: up to ``--ws`` clients (asyncio, one process, from eight
-   loopback addresses as from eight machines) connect and subscribe; reported: how many got ``subscribed`` (the others are refused with 1013
-   or time out), and the health latency while they are connected.
+   loopback addresses as from eight machines) connect and subscribe; reported: how many
+   got ``subscribed`` (the others are refused with 1013 or time out), and the health
+   latency while they are connected.
 
 Targets: under attack, >= 99% of the normal client's calls answered (gevent); at least
 2,000 WebSocket clients held by one gateway process (gevent).
