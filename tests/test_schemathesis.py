@@ -59,6 +59,7 @@ def fuzz_gateway(settings: Settings, job_account: str,
     stop_process(proc)
 
 
+@pytest.mark.timeout(300)  # ~2,300 requests on 2 shared cores, a worker running beside
 def test_api_answers_match_the_openapi_document(fuzz_gateway: str) -> None:
     schema = schemathesis.openapi.from_url(f"{fuzz_gateway}/api/v1/openapi.json")
     schema.config.update(base_url=fuzz_gateway)
