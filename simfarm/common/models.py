@@ -308,6 +308,19 @@ class JobPage(BaseModel):
         return jobs_table(self.jobs)
 
 
+class NodeDrain(BaseModel):
+    """An admin's drain of a node: it takes no new jobs; those it runs finish."""
+
+    by: str | None = Field(default=None, description="who drained it")
+    at: float = Field(description="when (epoch seconds)")
+    reason: str = Field(default="", max_length=200, description="why, in the admin's words")
+
+    def describe(self) -> str:
+        """The drain in words, as a node's hold reads."""
+        who = f" by {self.by}" if self.by else ""
+        return f"drained{who}" + (f": {self.reason}" if self.reason else "")
+
+
 class NodeInfo(BaseModel):
     """A worker node as registered in the farm, with its capacity and free resources."""
 
@@ -334,3 +347,21 @@ class NodeInfo(BaseModel):
     limits: dict[str, Any] = Field(
         default_factory=dict, description="local limits in force (see NodeLimits)"
     )
+    drain: NodeDrain | None = Field(
+        default=None, description="set while an admin drains the node (it takes no new jobs)"
+    )
+
+    @property
+    def availability(self) -> str:
+        """``lost``, ``drained`` (drained, no job left), ``draining`` (drained, its jobs
+        still running), ``held`` (a local limit is hit) or ``up``."""
+        if not self.alive:
+            return "lost"
+        if self.drain is not None:
+            return "draining" if self.jobs else "drained"
+        return "held" if self.held_reason else "up"
+
+    @property
+    def closed_reason(self) -> str | None:
+        """Why the node takes no new jobs (a drain, else a local limit), or None."""
+        return self.drain.describe() if self.drain is not None else self.held_reason

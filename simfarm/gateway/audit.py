@@ -35,7 +35,8 @@ _ACTIONS = {
     "files.put_blob": "upload",
     "files.attach_results": "results",
 }
-_KEYWORDS = ("resubmit", "priority", "limits", "limit", "cancel", "submit", "drain", "hold")
+_KEYWORDS = ("resubmit", "priority", "limits", "limit", "cancel", "submit", "drain", "hold",
+             "release", "resume")
 _ID_ARGS = ("job_id", "sweep_id", "sha256", "name", "node")
 _EVENT_ID = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
 

@@ -104,6 +104,9 @@ class FarmCollector(Collector):
                                       "the node", labels=["node"]),
             "slots": GaugeMetricFamily("simfarm_node_slots", "Jobs the node runs at once",
                                        labels=["node"]),
+            "draining": GaugeMetricFamily(
+                "simfarm_node_draining", "1 while an admin drains the node (it takes no new "
+                "jobs; drained once simfarm_node_jobs is 0)", labels=["node"]),
         }
         for node in nodes:
             mine = [assigned[i] for i in node.jobs if i in assigned]
@@ -118,6 +121,7 @@ class FarmCollector(Collector):
                 "memory_free": max(0, memory_free) * _MB,
                 "jobs": len(node.jobs),
                 "slots": node.max_jobs,
+                "draining": 1 if node.drain is not None else 0,
             }
             for key, family in families.items():
                 family.add_metric([node.name], values[key])

@@ -17,7 +17,13 @@ from typing import Any, NamedTuple, cast
 import redis
 from redis.commands.core import Script
 
-from simfarm.common.errors import DuplicateJob, IllegalTransition, JobNotFound, StaleAttempt
+from simfarm.common.errors import (
+    DuplicateJob,
+    IllegalTransition,
+    JobNotFound,
+    LicensesUnavailable,
+    StaleAttempt,
+)
 from simfarm.common.models import Job, JobEvent, JobPage, JobSpec, Lease
 from simfarm.common.states import JobState, sources_of
 from simfarm.common.store import scripts
@@ -337,7 +343,7 @@ class JobStore(StreamingStore):
                 fields[name] = data[name]
         if data.get("sweep_index"):
             fields["sweep_index"] = int(data["sweep_index"])
-        for name in ("dependencies", "variation", "results"):
+        for name in ("dependencies", "variation", "results", "licenses_held"):
             if data.get(name):
                 fields[name] = json.loads(data[name])
         if data.get("exit_code"):
@@ -495,8 +501,14 @@ class JobStore(StreamingStore):
         event: Mapping[str, Any] | None = None,
         fence: int | None = None,
         sources: Iterable[JobState] | None = None,
+        draw: Mapping[str, int] | None = None,
     ) -> str:
         """Move a job to ``target`` atomically; returns the event id.
+
+        ``draw`` (with ``target`` scheduled): licences of the farm's pools the job takes
+        in the same step (:class:`LicensesUnavailable`, nothing changed, when a pool has
+        too few free). A job whose attempt ends (any target but scheduled or running)
+        gives back what it drew, in the same step.
 
         The job must be in a state from which :data:`~simfarm.common.states.TRANSITIONS`
         allows ``target``; ``sources`` can only narrow that (a source it names that the
@@ -540,11 +552,14 @@ class JobStore(StreamingStore):
                 "1" if new_attempt else "0",
                 json.dumps(dict(event or {})),
                 "" if fence is None else str(fence),
+                json.dumps(dict(draw)) if draw else "",
             ],
         )
         status, info = (_decode(x) or "" for x in result[:2])
         if status == "missing":
             raise JobNotFound(job_id)
+        if status == "licenses":
+            raise LicensesUnavailable(job_id, _decode(result[2]) or "", int(result[3]))
         if status == "illegal":
             raise IllegalTransition(job_id, info, target.value)
         if status in ("stale", "fenced"):

@@ -1,0 +1,31 @@
+"""The REST calls of a farm shared by a team — accounts, node drains, holds, usage and
+fair share — as I/O-free operations shared by :class:`~simfarm.client.client.Client`
+and :class:`~simfarm.client.async_client.AsyncClient` (see :mod:`simfarm.client.api`)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from simfarm.client.api import Operation, Request
+from simfarm.common.models import NodeInfo
+
+
+def _node_path(node: str, action: str) -> str:
+    return f"/api/v1/workers/{quote(node, safe='')}/{action}"
+
+
+def accounts() -> Operation[dict[str, Any]]:
+    """GET the accounts (``accounts``, ``default_account``)."""
+    return Operation(Request("GET", "/api/v1/accounts"), dict)
+
+
+def drain(node: str, reason: str = "") -> Operation[NodeInfo]:
+    """Drain a node: it takes no new jobs; those it runs finish."""
+    return Operation(Request("POST", _node_path(node, "drain"), json={"reason": reason}),
+                     NodeInfo.model_validate)
+
+
+def resume(node: str) -> Operation[NodeInfo]:
+    """Resume a drained node."""
+    return Operation(Request("POST", _node_path(node, "resume")), NodeInfo.model_validate)
