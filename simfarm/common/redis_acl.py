@@ -33,7 +33,8 @@ ROLES: tuple[Role, ...] = ("gateway", "worker", "dispatcher")
 CELERY_KEYS = ("simfarm.*", "celery*", "_kombu.*", "unacked*", "*.celery.pidbox*")
 #: simfarm keys (after the prefix) a worker reads and writes (see store/keys.py).
 WORKER_KEYS = ("job:*", "jobs", "state:*", "events", "node:*", "nodes", "dispatch:wakeup",
-               "finished", "holds:check", "sweep:*", "sweeps", "notify:*", "stats:*")
+               "finished", "holds:check", "sweep:*", "sweeps", "notify:*", "stats:*",
+               "licenses:*")
 #: ... and a dispatcher in addition.
 DISPATCHER_KEYS = ("dispatch:*",)
 #: simfarm keys only the gateway writes (a test checks that every key of the key map is
