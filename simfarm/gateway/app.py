@@ -17,6 +17,7 @@ from simfarm.gateway import (
     history_api,
     holds_api,
     jobs_api,
+    licenses_api,
     metrics,
     pyedb_docs,
     pyedb_limits,
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None, connection: redis.Redis | None 
     app.register_blueprint(batch_api.bp)  # POST /api/v1/jobs/batch
     app.register_blueprint(health_api.bp)
     app.register_blueprint(workers_api.bp)  # nodes, local limits, PATCH job priority
+    app.register_blueprint(licenses_api.bp)  # floating licence pools
     ws.register(app)
     app.register_blueprint(pyedb_routes.bp)  # PyEDB job-manager routes and JSON shapes
     app.register_blueprint(pyedb_limits.bp)  # PUT /pool/limits onto node limits

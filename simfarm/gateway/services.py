@@ -14,6 +14,7 @@ from simfarm.common.store import JobStore, NodeStore
 from simfarm.common.store.audit import AuditStore
 from simfarm.common.store.blobs import BlobIndex
 from simfarm.common.store.gates import GateStore
+from simfarm.common.store.licenses import LicenseStore
 from simfarm.common.store.replication import ReplicationBarrier
 from simfarm.common.store.sweeps import SweepStore
 from simfarm.gateway.blobstore import FolderBlobStore
@@ -34,6 +35,7 @@ class Services:
     blob_index: BlobIndex
     audit: AuditStore
     capacities: NodeCapacities  # the nodes' total capacities, for the fit rule at submit
+    licenses: LicenseStore  # the farm's floating licence pools
     replication: ReplicationBarrier  # submits wait for replicas (settings.wait_replicas)
     accounts: AccountBook  # who may charge which account
 
@@ -59,6 +61,7 @@ def build_services(settings: Settings, connection: redis.Redis | None = None) ->
         blob_index=BlobIndex(connection, settings.key_prefix),
         audit=AuditStore(connection, settings.key_prefix),
         capacities=NodeCapacities(nodes),
+        licenses=LicenseStore(connection, settings.key_prefix),
         replication=ReplicationBarrier(connection, nodes.keys, settings.wait_replicas(),
                                        settings.redis_wait_timeout_ms),
         accounts=settings.account_book(),

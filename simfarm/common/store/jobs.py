@@ -17,7 +17,13 @@ from typing import Any, NamedTuple, cast
 import redis
 from redis.commands.core import Script
 
-from simfarm.common.errors import DuplicateJob, IllegalTransition, JobNotFound, StaleAttempt
+from simfarm.common.errors import (
+    DuplicateJob,
+    IllegalTransition,
+    JobNotFound,
+    LicensesUnavailable,
+    StaleAttempt,
+)
 from simfarm.common.models import Job, JobEvent, JobPage, JobSpec, Lease
 from simfarm.common.states import JobState, sources_of
 from simfarm.common.store import scripts
@@ -344,7 +350,7 @@ class JobStore(StreamingStore):
                 fields[name] = data[name]
         if data.get("sweep_index"):
             fields["sweep_index"] = int(data["sweep_index"])
-        for name in ("dependencies", "variation", "results"):
+        for name in ("dependencies", "variation", "results", "licenses_held"):
             if data.get(name):
                 fields[name] = json.loads(data[name])
         if data.get("exit_code"):
@@ -502,8 +508,14 @@ class JobStore(StreamingStore):
         event: Mapping[str, Any] | None = None,
         fence: int | None = None,
         sources: Iterable[JobState] | None = None,
+        draw: Mapping[str, int] | None = None,
     ) -> str:
         """Move a job to ``target`` atomically; returns the event id.
+
+        ``draw`` (with ``target`` scheduled): licences of the farm's pools the job takes
+        in the same step (:class:`LicensesUnavailable`, nothing changed, when a pool has
+        too few free). A job whose attempt ends (any target but scheduled or running)
+        gives back what it drew, in the same step.
 
         The job must be in a state from which :data:`~simfarm.common.states.TRANSITIONS`
         allows ``target``; ``sources`` can only narrow that (a source it names that the
@@ -517,11 +529,13 @@ class JobStore(StreamingStore):
         keys, args = self._transition_call(job_id, target, expect_attempt=expect_attempt,
                                            expect_node=expect_node, fields=fields,
                                            new_attempt=new_attempt, event=event, fence=fence,
-                                           sources=sources)
+                                           sources=sources, draw=draw)
         result = self._transition(keys=keys, args=args)
         status, info = (_decode(x) or "" for x in result[:2])
         if status == "missing":
             raise JobNotFound(job_id)
+        if status == "licenses":
+            raise LicensesUnavailable(job_id, _decode(result[2]) or "", int(result[3]))
         if status == "illegal":
             raise IllegalTransition(job_id, info, target.value)
         if status in ("stale", "fenced"):
@@ -541,6 +555,7 @@ class JobStore(StreamingStore):
         event: Mapping[str, Any] | None = None,
         fence: int | None = None,
         sources: Iterable[JobState] | None = None,
+        draw: Mapping[str, int] | None = None,
     ) -> tuple[list[str], list[Any]]:
         """The keys and arguments of one call of the transition script."""
         allowed = sources_of(target)
@@ -574,6 +589,7 @@ class JobStore(StreamingStore):
             "1" if new_attempt else "0",
             json.dumps(dict(event or {})),
             "" if fence is None else str(fence),
+            json.dumps(dict(draw)) if draw else "",
         ]
 
     def transition_many(

@@ -49,6 +49,16 @@ key                                type        content
 ``P stats:series``                 set         names of the recorded series
                                                (``cores_busy@node=n1``...)
 ``P stats:last``                   hash        tier -> time of its latest point
+``P licenses:limit``               hash        licence pool -> how many farm jobs may hold
+                                               at once now (the dispatcher leader writes it)
+``P licenses:held``                hash        licence pool -> held by farm jobs; changed
+                                               only with the transitions that draw and
+                                               return (lib.lua) and by the reconciler; each
+                                               holder's share is its ``licenses_held`` field
+``P licenses:status``              hash        licence pool -> its last poll, figures and
+                                               warning (JSON, LicenseStatus)
+``P licenses:waiting``             hash        licence pool -> pending jobs that need it
+                                               (the dispatcher leader, when it changes)
 ``P notify:owners``                set         owners with a webhook for all their jobs
 ``P notify:ended``                 list        ended jobs to notify about (pushed by the
                                                Lua that ends them: lib.lua notify_ended)
@@ -141,6 +151,22 @@ class Keys:
     @property
     def stats_last(self) -> str:
         return f"{self.prefix}stats:last"
+
+    @property
+    def licenses_limit(self) -> str:
+        return f"{self.prefix}licenses:limit"
+
+    @property
+    def licenses_held(self) -> str:
+        return f"{self.prefix}licenses:held"
+
+    @property
+    def licenses_status(self) -> str:
+        return f"{self.prefix}licenses:status"
+
+    @property
+    def licenses_waiting(self) -> str:
+        return f"{self.prefix}licenses:waiting"
 
     @property
     def notify_owners(self) -> str:
