@@ -259,9 +259,14 @@ class Job(BaseModel):
         "placed, returned when it ends)",
     )
     artifacts: list[str] = Field(default_factory=list)
-    hold: str | None = Field(
+    gate: str | None = Field(
         default=None,
-        description="why a pending job may not start yet: 'dependencies' or 'throttle'",
+        description="why a pending job may not start yet: 'dependencies' or 'throttle' "
+        "(a user's hold is the state 'held')",
+    )
+    held_by: str | None = Field(
+        default=None, description="who holds the job (state 'held'); an admin's hold is "
+        "released by an admin only"
     )
     dependencies: dict[str, list[str]] | None = Field(
         default=None, description="resolved dependencies: condition -> job ids"

@@ -166,12 +166,13 @@ def render_child(
 
 
 def throttle_reason(throttle: int) -> str:
-    """The reason shown on a child held by its sweep's throttle."""
+    """The reason shown on a child gated by its sweep's throttle."""
     return f"sweep throttle: at most {throttle} children at once"
 
 
 def sweep_state(counts: Mapping[str, int]) -> str:
-    """The parent's state from its children's counts per state."""
+    """The parent's state from its children's counts per state (``held`` when someone
+    holds every child)."""
     total = sum(counts.values())
     active = counts.get("scheduled", 0) + counts.get("running", 0)
     ended = counts.get("completed", 0) + counts.get("failed", 0) + counts.get("cancelled", 0)
@@ -185,6 +186,8 @@ def sweep_state(counts: Mapping[str, int]) -> str:
         return "completed"
     if active or ended:
         return "running"
+    if counts.get("held", 0) == total:
+        return "held"
     return "pending"
 
 

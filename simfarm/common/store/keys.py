@@ -32,9 +32,9 @@ key                                type        content
 ``P replicated``                   string      replication barrier counter: a write whose
                                                ``WAIT`` covers every earlier write
 ``P finished``                     zset        final jobs, score = finished_at (history, expiry)
-``P job:<id>:dependents``          set         held jobs waiting for job <id>
-``P holds:check``                  set         jobs whose holds (or dependents' holds) need a
-                                               new look: held jobs, and watched jobs that ended
+``P job:<id>:dependents``          set         gated jobs waiting for job <id>
+``P gates:check``                  set         jobs whose gates (or dependents' gates) need a
+                                               new look: gated jobs, and watched jobs that ended
 ``P sweeps``                       zset        sweep ids, score = created_at
 ``P sweep:<id>``                   hash        one sweep (spec JSON, size, throttle...)
 ``P sweep:<id>:jobs``              zset        the sweep's child job ids, score = index
@@ -128,8 +128,8 @@ class Keys:
         return f"{self.prefix}finished"
 
     @property
-    def hold_checks(self) -> str:
-        return f"{self.prefix}holds:check"
+    def gate_checks(self) -> str:
+        return f"{self.prefix}gates:check"
 
     @property
     def sweeps(self) -> str:
