@@ -18,6 +18,7 @@ from simfarm.client.errors import ConnectionFailed
 from simfarm.client.extras import AsyncExtrasMixin
 from simfarm.client.progress import WaitProgress
 from simfarm.client.specs import SpecLike, job_body
+from simfarm.client.team import AsyncTeamMixin
 from simfarm.common.convergence import Convergence
 from simfarm.common.job_html import JobList
 from simfarm.common.models import Job, JobEvent, JobPage, NodeInfo
@@ -29,7 +30,7 @@ T = TypeVar("T")
 PARALLEL_CALLS = 16
 
 
-class AsyncClient(AsyncExtrasMixin):
+class AsyncClient(AsyncExtrasMixin, AsyncTeamMixin):
     """Talks to a simfarm gateway from asyncio; use ``async with AsyncClient() as c``.
 
     Arguments as for :class:`~simfarm.client.client.Client`. With ``embedded=True`` the

@@ -1,5 +1,6 @@
-"""Farm commands: ``workers`` (nodes, free resources, jobs) and ``limits`` (show or change
-a node's local limits at run time)."""
+"""Farm commands: ``workers`` (nodes, free resources, jobs), ``limits`` (show or change
+a node's local limits at run time), ``drain`` and ``resume`` (take a node out for
+maintenance and put it back)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,9 @@ def _gib(mb: int) -> str:
 
 
 def _status_style(status: str) -> str:
-    return "red" if status == "lost" else "yellow" if status.startswith("held") else "green"
+    if status == "lost":
+        return "red"
+    return "yellow" if status.startswith(("held", "drain")) else "green"
 
 
 WORKER_COLUMNS = [
@@ -47,12 +50,11 @@ def worker_rows(nodes: list[NodeInfo]) -> list[list[str]]:
     now = time.time()
     rows = []
     for node in nodes:
-        if not node.alive:
-            status = "lost"
-        elif node.held_reason:
+        status = node.availability
+        if node.drain is not None and node.alive:
+            status = f"{status}: {node.drain.describe()}"
+        elif status == "held":
             status = f"held: {node.held_reason}"
-        else:
-            status = "up"
         rows.append([
             node.name,
             status,
@@ -118,4 +120,33 @@ def limits(ctx: click.Context, node: str, changes: tuple[str, ...], as_json: boo
         click.echo(f"{key:<22} {UNSET if value is None else value}")
 
 
-COMMANDS = [workers, limits]
+@click.command()
+@click.argument("node")
+@click.option("--reason", default="", help="why (shown with the node's status)")
+@client_options
+@click.pass_context
+def drain(ctx: click.Context, node: str, reason: str, as_json: bool) -> None:
+    """Drain a node (admins): no new jobs start there, running ones finish; then
+    `simfarm workers` shows it drained. `simfarm resume NODE` puts it back."""
+    client = make_client(ctx)
+    _print_node(call(lambda: client.drain(node, reason)), as_json)
+
+
+@click.command()
+@click.argument("node")
+@client_options
+@click.pass_context
+def resume(ctx: click.Context, node: str, as_json: bool) -> None:
+    """Resume a drained node (admins): it takes jobs again."""
+    client = make_client(ctx)
+    _print_node(call(lambda: client.resume(node)), as_json)
+
+
+def _print_node(node: NodeInfo, as_json: bool) -> None:
+    if as_json:
+        echo_json(node)
+    else:
+        print_table(WORKER_COLUMNS, worker_rows([node]))
+
+
+COMMANDS = [workers, limits, drain, resume]

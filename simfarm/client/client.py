@@ -19,6 +19,7 @@ from simfarm.client.errors import ConnectionFailed
 from simfarm.client.extras import ExtrasMixin
 from simfarm.client.progress import WaitProgress
 from simfarm.client.specs import SpecLike, job_body
+from simfarm.client.team import TeamMixin
 from simfarm.common.convergence import Convergence
 from simfarm.common.job_html import JobList
 from simfarm.common.models import Job, JobEvent, JobPage, NodeInfo
@@ -30,7 +31,7 @@ T = TypeVar("T")
 PARALLEL_CALLS = 8
 
 
-class Client(ExtrasMixin):
+class Client(ExtrasMixin, TeamMixin):
     """Talks to a simfarm gateway over HTTP and WebSocket. Safe to share between threads.
 
     ``url`` defaults to ``SIMFARM_URL``, then to a running ``simfarm up``, then to

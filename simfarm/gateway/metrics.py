@@ -61,12 +61,13 @@ class FarmCollector(Collector):
             "simfarm_queue_depth", "Pending jobs ready to dispatch, per priority",
             labels=["priority"],
         )
-        held = GaugeMetricFamily(
-            "simfarm_queue_held", "Pending jobs on hold (dependencies...) at each priority",
+        gated = GaugeMetricFamily(
+            "simfarm_queue_gated", "Pending jobs waiting at a gate (dependencies, a sweep's "
+            "throttle) at each priority",
             labels=["priority"],
         )
         for family, counts in ((depth, jobs.pending_by_priority()),
-                               (held, jobs.pending_by_priority(held=True))):
+                               (gated, jobs.pending_by_priority(gated=True))):
             for priority, count in counts.items():
                 family.add_metric([str(priority)], count)
             yield family
@@ -104,6 +105,9 @@ class FarmCollector(Collector):
                                       "the node", labels=["node"]),
             "slots": GaugeMetricFamily("simfarm_node_slots", "Jobs the node runs at once",
                                        labels=["node"]),
+            "draining": GaugeMetricFamily(
+                "simfarm_node_draining", "1 while an admin drains the node (it takes no new "
+                "jobs; drained once simfarm_node_jobs is 0)", labels=["node"]),
         }
         for node in nodes:
             mine = [assigned[i] for i in node.jobs if i in assigned]
@@ -118,6 +122,7 @@ class FarmCollector(Collector):
                 "memory_free": max(0, memory_free) * _MB,
                 "jobs": len(node.jobs),
                 "slots": node.max_jobs,
+                "draining": 1 if node.drain is not None else 0,
             }
             for key, family in families.items():
                 family.add_metric([node.name], values[key])

@@ -8,7 +8,7 @@ from typing import cast
 import redis
 
 from simfarm.common.limits import NodeLimits
-from simfarm.common.models import NodeInfo
+from simfarm.common.models import NodeDrain, NodeInfo
 from simfarm.common.store.keys import Keys
 
 
@@ -22,7 +22,7 @@ class NodeStore:
     def heartbeat(self, node: NodeInfo, ttl_s: float) -> None:
         """Register or refresh a node; it counts as alive for ``ttl_s`` seconds."""
         node = node.model_copy(update={"last_seen": time.time()})
-        payload = node.model_dump_json(exclude={"jobs", "alive"})
+        payload = node.model_dump_json(exclude={"jobs", "alive", "drain"})
         pipe = self.connection.pipeline(transaction=True)
         pipe.sadd(self.keys.nodes, node.name)
         pipe.hset(self.keys.node(node.name), mapping={"info": payload})
@@ -37,7 +37,8 @@ class NodeStore:
         """Delete a node from the registry entirely."""
         pipe = self.connection.pipeline(transaction=True)
         pipe.srem(self.keys.nodes, name)
-        pipe.delete(self.keys.node(name), self.keys.node_alive(name), self.keys.node_limits(name))
+        pipe.delete(self.keys.node(name), self.keys.node_alive(name), self.keys.node_limits(name),
+                    self.keys.node_drain(name))
         pipe.execute()
 
     def names(self) -> list[str]:
@@ -66,10 +67,11 @@ class NodeStore:
             pipe.exists(self.keys.node_alive(name))
             pipe.smembers(self.keys.node_jobs(name))
             pipe.get(self.keys.node_limits(name))
+            pipe.get(self.keys.node_drain(name))
         raw = pipe.execute()
         out: list[NodeInfo] = []
-        for i in range(0, len(raw), 4):
-            info, alive, jobs, limits = raw[i : i + 4]
+        for i in range(0, len(raw), 5):
+            info, alive, jobs, limits, drain = raw[i : i + 5]
             if not info:
                 continue
             node = NodeInfo.model_validate_json(info)
@@ -77,6 +79,8 @@ class NodeStore:
             node.jobs = sorted(j.decode() for j in jobs)
             if limits:
                 node.limits = NodeLimits.model_validate_json(limits).model_dump()
+            if drain:
+                node.drain = NodeDrain.model_validate_json(drain)
             out.append(node)
         return out
 
@@ -88,3 +92,11 @@ class NodeStore:
     def set_limits(self, name: str, limits: NodeLimits) -> None:
         """Store a node's local limits (its worker applies them at the next heartbeat)."""
         self.connection.set(self.keys.node_limits(name), limits.model_dump_json())
+
+    def set_drain(self, name: str, drain: NodeDrain | None) -> None:
+        """Drain a node (it takes no new jobs from the next dispatch round on), or with
+        None resume it. Kept across worker restarts until resumed."""
+        if drain is None:
+            self.connection.delete(self.keys.node_drain(name))
+        else:
+            self.connection.set(self.keys.node_drain(name), drain.model_dump_json())
