@@ -15,6 +15,7 @@ from simfarm.gateway import (
     files_api,
     health_api,
     history_api,
+    holds_api,
     jobs_api,
     licenses_api,
     metrics,
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, connection: redis.Redis | None 
     app.register_blueprint(history_api.bp)  # finished jobs, resubmit
     app.register_blueprint(workflows_api.bp)  # jobs that depend on each other by name
     app.register_blueprint(accounts_api.bp)  # accounts, shares, usage
+    app.register_blueprint(holds_api.bp)  # hold and release jobs and sweeps
     install_audit(app)
     install_expiry(app)  # the retention sweep
     install_visuals(app)  # progress series, farm series, result summaries, webhooks

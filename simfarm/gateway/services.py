@@ -13,7 +13,7 @@ from simfarm.common.settings import Settings
 from simfarm.common.store import JobStore, NodeStore
 from simfarm.common.store.audit import AuditStore
 from simfarm.common.store.blobs import BlobIndex
-from simfarm.common.store.holds import HoldStore
+from simfarm.common.store.gates import GateStore
 from simfarm.common.store.licenses import LicenseStore
 from simfarm.common.store.replication import ReplicationBarrier
 from simfarm.common.store.sweeps import SweepStore
@@ -29,7 +29,7 @@ class Services:
     redis: redis.Redis
     jobs: JobStore
     nodes: NodeStore
-    holds: HoldStore
+    gates: GateStore
     sweeps: SweepStore
     blobs: FolderBlobStore
     blob_index: BlobIndex
@@ -55,9 +55,9 @@ def build_services(settings: Settings, connection: redis.Redis | None = None) ->
         redis=connection,
         jobs=JobStore.for_settings(connection, settings),
         nodes=nodes,
-        holds=HoldStore.for_settings(connection, settings),
+        gates=GateStore.for_settings(connection, settings),
         sweeps=SweepStore(connection, settings.key_prefix),
-        blobs=FolderBlobStore(settings.blob_root()),
+        blobs=FolderBlobStore(settings.blob_root(), settings.blob_min_free_bytes),
         blob_index=BlobIndex(connection, settings.key_prefix),
         audit=AuditStore(connection, settings.key_prefix),
         capacities=NodeCapacities(nodes),

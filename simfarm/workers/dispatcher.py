@@ -34,7 +34,7 @@ from simfarm.workers.dispatch import BackfillMode, PolicyConfig
 from simfarm.workers.dispatch.feed import SchedulerFeed
 from simfarm.workers.dispatch.pools import PoolView
 from simfarm.workers.farm_sampler import FarmSampler
-from simfarm.workers.holds import HoldReleaser
+from simfarm.workers.gates import GateKeeper
 from simfarm.workers.license_poller import LicensePoller
 from simfarm.workers.notifier import Notifier
 
@@ -60,9 +60,9 @@ class Dispatcher:
         self.send = send
         self.lock = LeaderLock(ctx.redis, ctx.settings.key_prefix,
                                ttl_s=max(3.0, ctx.settings.heartbeat_ttl_s))
-        # Eligibility hook: held jobs (dependencies, sweep throttles) are not in
-        # pending_ids(); the releaser lets them in when they may start.
-        self.holds = HoldReleaser.for_store(ctx.jobs)
+        # Eligibility hook: gated jobs (dependencies, sweep throttles) are not in
+        # pending_ids(); the gate keeper lets them in when they may start.
+        self.gates = GateKeeper.for_store(ctx.jobs)
         self.feed: SchedulerFeed | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="simfarm-dispatcher", daemon=True)
@@ -102,7 +102,7 @@ class Dispatcher:
                     self._stop.wait(renew_every)
                     continue
                 self.reap_lost()
-                self.holds.run_once()
+                self.gates.run_once()
                 self.dispatch_once()
                 self.ctx.jobs.wait_for_nudge(min(renew_every, 0.5))
             except Exception:

@@ -32,9 +32,9 @@ key                                type        content
 ``P replicated``                   string      replication barrier counter: a write whose
                                                ``WAIT`` covers every earlier write
 ``P finished``                     zset        final jobs, score = finished_at (history, expiry)
-``P job:<id>:dependents``          set         held jobs waiting for job <id>
-``P holds:check``                  set         jobs whose holds (or dependents' holds) need a
-                                               new look: held jobs, and watched jobs that ended
+``P job:<id>:dependents``          set         gated jobs waiting for job <id>
+``P gates:check``                  set         jobs whose gates (or dependents' gates) need a
+                                               new look: gated jobs, and watched jobs that ended
 ``P sweeps``                       zset        sweep ids, score = created_at
 ``P sweep:<id>``                   hash        one sweep (spec JSON, size, throttle...)
 ``P sweep:<id>:jobs``              zset        the sweep's child job ids, score = index
@@ -42,6 +42,9 @@ key                                type        content
 ``P expiry:lock``                  string      retention sweeper lock (TTL)
 ``P blobs``                        zset        blob SHA-256s, score = last use (upload, submit,
                                                download), for the retention sweep
+``P uploads:<user>``               zset        blobs the user uploaded, score = size (the
+                                               upload quota; entries of deleted blobs are
+                                               dropped when next counted)
 ``P stats:<tier>:<series>``        zset        the farm's time series (``fine``: one point per
                                                bucket, ``coarse``: per hour), members
                                                ``"<t>:<value>"``, score = t; trimmed to a fixed
@@ -125,8 +128,8 @@ class Keys:
         return f"{self.prefix}finished"
 
     @property
-    def hold_checks(self) -> str:
-        return f"{self.prefix}holds:check"
+    def gate_checks(self) -> str:
+        return f"{self.prefix}gates:check"
 
     @property
     def sweeps(self) -> str:
@@ -237,6 +240,9 @@ class Keys:
 
     def node_jobs(self, name: str) -> str:
         return f"{self.prefix}node:{name}:jobs"
+
+    def uploads(self, user: str) -> str:
+        return f"{self.prefix}uploads:{user}"
 
     def node_limits(self, name: str) -> str:
         return f"{self.prefix}node:{name}:limits"

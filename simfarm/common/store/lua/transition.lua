@@ -34,13 +34,17 @@ local target = ARGV[2]
 local id = ARGV[1]
 local rank = redis.call('HGET', KEYS[1], 'rank')
 redis.call('ZREM', K.state(state), id)
-redis.call('ZADD', K.state(target), rank, id)
 if ARGV[10] == '1' then redis.call('HINCRBY', KEYS[1], 'attempt', 1) end
 local fields = cjson.decode(ARGV[6])
 for k, v in pairs(fields) do
   if v == cjson.null or v == '' then redis.call('HDEL', KEYS[1], k)
   else redis.call('HSET', KEYS[1], k, tostring(v)) end
 end
+local score = rank
+if target == 'pending' and redis.call('HEXISTS', KEYS[1], 'gate') == 1 then
+  score = string.format('%.0f', tonumber(rank) + 100000000000000)  -- gated (gate.lua)
+end
+redis.call('ZADD', K.state(target), score, id)
 redis.call('HSET', KEYS[1], 'state', target, 'updated_at', ARGV[7])
 if target ~= 'scheduled' and target ~= 'running' then
   return_licenses(KEYS[1])
@@ -58,10 +62,10 @@ if new_node ~= '' and (target == 'scheduled' or target == 'running') then
 end
 if target == 'completed' or target == 'failed' or target == 'cancelled' then
   redis.call('ZADD', K.finished, ARGV[7], id)
-  redis.call('HDEL', KEYS[1], 'hold')
+  redis.call('HDEL', KEYS[1], 'gate')
   notify_ended(KEYS[1], id)
   if redis.call('HGET', KEYS[1], 'watched') == '1' then
-    redis.call('SADD', K.hold_checks, id)
+    redis.call('SADD', K.gate_checks, id)
   end
 end
 local data = cjson.decode(ARGV[11])
