@@ -9,9 +9,10 @@ Run: ``PYTHONPATH=. python -m benchmarks.bench_slow_clients [--slow 300 --idle 3
    client asks for health, submits (and cancels) a job and opens a WebSocket every
    0.2 s for ``--seconds``, each with a 5 s timeout. Reported: the share of the normal
    client's calls that were answered, and their p50/p99 latency.
-2. **WebSocket capacity**: up to ``--ws`` clients (asyncio, one process) connect and
-   subscribe; reported: how many got ``subscribed`` (the others are refused with 1013
-   or time out), and the health latency while they are connected.
+2. **WebSocket capacity**: up to ``--ws`` clients (asyncio, one process, from eight
+   loopback addresses as from eight machines) connect and subscribe; reported: how many
+   got ``subscribed`` (the others are refused with 1013 or time out), and the health
+   latency while they are connected.
 
 Targets: under attack, >= 99% of the normal client's calls answered (gevent); at least
 2,000 WebSocket clients held by one gateway process (gevent).
@@ -92,11 +93,10 @@ def normal_client(url: str, seconds: float) -> dict[str, Probe]:
     return probes
 
 
-async def _ws_client(url: str, held: list[int], release: asyncio.Event) -> None:
+async def _ws_client(url: str, held: list[int], release: asyncio.Event, source: str) -> None:
     try:
-        # from 127.0.0.2: thousands of ephemeral ports stay off 127.0.0.1's
         async with aconnect(url, open_timeout=30, ping_interval=None,
-                            local_addr=("127.0.0.2", 0)) as ws:
+                            local_addr=(source, 0)) as ws:
             await ws.send(json.dumps({"op": "subscribe", "types": ["state"]}))
             message = json.loads(await asyncio.wait_for(ws.recv(), 30))
             if message.get("op") != "subscribed":
@@ -113,8 +113,11 @@ async def ws_capacity(url: str, clients: int) -> tuple[int, Probe]:
     release = asyncio.Event()
     tasks = []
     for start in range(0, clients, 200):  # in waves, as dashboards open over time
-        tasks += [asyncio.create_task(_ws_client(ws_url, held, release))
-                  for _ in range(min(200, clients - start))]
+        # from 127.0.0.2-9, as dashboards on 8 machines (each address may hold
+        # gateway_client_connections); their ports stay off 127.0.0.1's
+        tasks += [asyncio.create_task(_ws_client(ws_url, held, release,
+                                                 f"127.0.0.{2 + (start + i) % 8}"))
+                  for i in range(min(200, clients - start))]
         await asyncio.sleep(0.2)
     await asyncio.sleep(5)  # let the last handshakes finish or be refused
     probe = Probe()

@@ -116,7 +116,7 @@ def _submit(http: Any) -> None:
 
 def _round(dispatcher: Any) -> None:
     dispatcher.reap_lost()
-    dispatcher.holds.run_once()
+    dispatcher.gates.run_once()
     dispatcher.dispatch_once()
 
 

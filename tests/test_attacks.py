@@ -17,6 +17,7 @@ import stat
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -361,7 +362,8 @@ def token_gateway(settings: Settings, tmp_path_factory: pytest.TempPathFactory) 
     from simfarm.common.tokens import TokenEntry, hash_token
 
     farm = settings.model_copy(update={
-        "gateway_port": free_port(), "key_prefix": "tok:",
+        "gateway_port": free_port(), "key_prefix": "tok:", "upload_quota_bytes": 4096,
+        "blob_dir": tmp_path_factory.mktemp("tok-blobs"),
         "auth_tokens": [TokenEntry(user="alice", hash=hash_token(ALICE_TOKEN)),
                         TokenEntry(user="node-a", hash=hash_token(WORKER_TOKEN), worker=True)]})
     proc = start_gateway(farm, tmp_path_factory.mktemp("tok") / "gateway.log")
@@ -416,3 +418,124 @@ def test_every_redis_key_is_given_to_the_roles_that_need_it() -> None:
     unclassified = [n for n in names if isinstance(n, str) and n.startswith("P:")
                     and not any(fnmatch.fnmatchcase(n[2:], p) for p in classified)]
     assert len(names) > 30 and unclassified == [], unclassified
+
+
+# ---------------------------------------------------------------- low findings
+
+
+def test_priority_route_needs_an_object_with_a_priority(http: httpx.Client) -> None:
+    first = http.post("/api/v1/jobs", json={"argv": ["sleep", "30"]}).json()["id"]
+    job_id = http.post("/api/v1/jobs", json={"argv": ["true"], "priority": 7, "depends_on": {
+        "after_ok": [first]}}).json()["id"]
+    for body in ([1, 2], "5", None, {"priority": [5]}, {"priority": True}, {}):
+        response = http.post(f"/jobs/{job_id}/priority", json=body)
+        assert response.status_code == 422, (body, response.text)  # was 500 for a list
+    assert http.post(f"/jobs/{job_id}/priority").status_code == 422  # no body: was set to 0
+    assert http.get(f"/api/v1/jobs/{job_id}").json()["priority"] == 7
+    assert http.post(f"/jobs/{job_id}/priority", json={"priority": 3}).status_code == 200
+    http.post(f"/api/v1/jobs/{first}/cancel")
+
+
+def test_405_names_the_allowed_methods(http: httpx.Client) -> None:
+    response = http.delete("/api/v1/jobs")
+    assert response.status_code == 405
+    assert {"GET", "POST"} <= {m.strip() for m in response.headers["Allow"].split(",")}
+
+
+def test_a_sweep_template_cannot_name_another_owner(http: httpx.Client) -> None:
+    response = http.post("/api/v1/sweeps", json={
+        "template": {"argv": ["echo", "{x}"], "owner": "victim"}, "grid": {"x": [1, 2]}})
+    assert response.status_code == 422, response.text
+    assert "owner" in response.text
+
+
+def test_archives_with_links_are_refused_where_tarfile_can_be_bypassed(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    from simfarm.common.archive import data_filter_is_fixed, extract
+
+    def archive(*members: tarfile.TarInfo) -> io.BytesIO:
+        out = io.BytesIO()
+        with tarfile.open(fileobj=out, mode="w") as tar:
+            for member in members:
+                tar.addfile(member, io.BytesIO(b"x" * member.size) if member.isfile() else None)
+        out.seek(0)
+        return out
+
+    plain = tarfile.TarInfo("proj/a.aedt")
+    plain.size = 1
+    assert extract(archive(plain), tmp_path / "ok") == ["proj/a.aedt"]
+    outside = tarfile.TarInfo("proj/escape")
+    outside.type, outside.linkname = tarfile.SYMTYPE, "/etc/shadow"
+    inside = tarfile.TarInfo("proj/alias")
+    inside.type, inside.linkname = tarfile.SYMTYPE, "a.aedt"
+    for bad in (outside, tarfile.TarInfo("../../etc/cron.d/x")):
+        with pytest.raises(tarfile.TarError):
+            extract(archive(bad), tmp_path / "bad")
+    if data_filter_is_fixed():
+        extract(archive(plain, inside), tmp_path / "links")
+    else:  # this Python's data filter has known bypasses: no links at all
+        with pytest.raises(tarfile.FilterError, match="links"):
+            extract(archive(plain, inside), tmp_path / "links")
+    assert data_filter_is_fixed((3, 11, 13)) and not data_filter_is_fixed((3, 11, 7))
+    assert data_filter_is_fixed((3, 14, 0)) and not data_filter_is_fixed((3, 12, 10))
+
+
+# ---------------------------------------------------------------- bounded uploads
+
+
+def test_uploads_count_against_a_per_user_quota(token_gateway: str) -> None:
+    import hashlib
+
+    alice = httpx.Client(base_url=token_gateway, timeout=30,
+                         headers={"Authorization": f"Bearer {ALICE_TOKEN}"})
+    with alice:
+        first = os.urandom(3000)
+        sha = hashlib.sha256(first).hexdigest()
+        assert alice.put(f"/api/v1/blobs/{sha}", content=first).status_code == 201
+        second = os.urandom(3000)  # 6000 bytes > the 4096-byte quota
+        refused = alice.put(f"/api/v1/blobs/{hashlib.sha256(second).hexdigest()}",
+                            content=second)
+        assert refused.status_code == 507 and "quota" in refused.json()["detail"]
+        # a job that needs no upload is still accepted
+        assert alice.post("/api/v1/jobs", json={"argv": ["true"]}).status_code == 201
+
+
+@pytest.fixture(scope="module")
+def full_disk_gateway(settings: Settings,
+                      tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    farm = settings.model_copy(update={
+        "gateway_port": free_port(), "key_prefix": "full:",
+        "blob_dir": tmp_path_factory.mktemp("full-blobs"), "blob_min_free_bytes": 1 << 60})
+    proc = start_gateway(farm, tmp_path_factory.mktemp("full") / "gateway.log")
+    yield f"http://127.0.0.1:{farm.gateway_port}"
+    stop_process(proc)
+
+
+def test_a_full_blob_disk_refuses_uploads_not_submits(full_disk_gateway: str) -> None:
+    import hashlib
+
+    with httpx.Client(base_url=full_disk_gateway, timeout=30) as http:
+        body = b"project"
+        refused = http.put(f"/api/v1/blobs/{hashlib.sha256(body).hexdigest()}", content=body)
+        assert refused.status_code == 507, refused.text
+        assert "nearly full" in refused.json()["detail"]
+        assert http.post("/api/v1/jobs", json={"argv": ["true"]}).status_code == 201
+
+
+def test_interrupted_uploads_expire(tmp_path: Path) -> None:
+    import io
+    import time
+
+    from simfarm.gateway.blobstore import BlobError, FolderBlobStore
+
+    store = FolderBlobStore(tmp_path)
+    sha = "a" * 64
+    with pytest.raises(BlobError):  # the connection broke after 4 of 10 bytes
+        store.receive(sha, io.BytesIO(b"part"), 0, 1 << 20, length=10, user="alice")
+    assert store.partial_size(sha, "alice") == 4
+    assert store.partial_size(sha, "bob") == 0  # bob cannot resume alice's upload
+    assert store.expire_parts(time.time() - 3600) == 0  # recent: kept for resuming
+    assert store.expire_parts(time.time() + 1) == 1
+    assert store.partial_size(sha, "alice") == 0

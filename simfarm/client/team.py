@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from simfarm.client import api
 from simfarm.client import team_api as tapi
-from simfarm.common.models import NodeInfo
+from simfarm.common.models import Job, NodeInfo
 
 T = TypeVar("T")
 
@@ -34,6 +34,22 @@ class TeamMixin:
         """Resume a drained node (admins)."""
         return self._call(tapi.resume(node))
 
+    def hold(self, job_id: str, reason: str = "") -> Job:
+        """Hold a pending job: never dispatched until released; it keeps its place."""
+        return self._call(tapi.hold(job_id, reason))
+
+    def release(self, job_id: str) -> Job:
+        """Release a held job: pending again, where it was in line."""
+        return self._call(tapi.release(job_id))
+
+    def hold_sweep(self, sweep_id: str, reason: str = "") -> dict[str, Any]:
+        """Hold every pending child of a sweep; ``{"changed", "held"}``."""
+        return self._call(tapi.hold_sweep(sweep_id, reason))
+
+    def release_sweep(self, sweep_id: str) -> dict[str, Any]:
+        """Release every held child of a sweep; ``{"changed", "held"}``."""
+        return self._call(tapi.release_sweep(sweep_id))
+
 
 class AsyncTeamMixin:
     """The async twins; the class needs ``_call``."""
@@ -52,3 +68,19 @@ class AsyncTeamMixin:
     async def resume(self, node: str) -> NodeInfo:
         """See :meth:`TeamMixin.resume`."""
         return await self._call(tapi.resume(node))
+
+    async def hold(self, job_id: str, reason: str = "") -> Job:
+        """See :meth:`TeamMixin.hold`."""
+        return await self._call(tapi.hold(job_id, reason))
+
+    async def release(self, job_id: str) -> Job:
+        """See :meth:`TeamMixin.release`."""
+        return await self._call(tapi.release(job_id))
+
+    async def hold_sweep(self, sweep_id: str, reason: str = "") -> dict[str, Any]:
+        """See :meth:`TeamMixin.hold_sweep`."""
+        return await self._call(tapi.hold_sweep(sweep_id, reason))
+
+    async def release_sweep(self, sweep_id: str) -> dict[str, Any]:
+        """See :meth:`TeamMixin.release_sweep`."""
+        return await self._call(tapi.release_sweep(sweep_id))

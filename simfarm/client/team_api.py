@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 from simfarm.client.api import Operation, Request
-from simfarm.common.models import NodeInfo
+from simfarm.common.models import Job, NodeInfo
 
 
 def _node_path(node: str, action: str) -> str:
@@ -29,3 +29,33 @@ def drain(node: str, reason: str = "") -> Operation[NodeInfo]:
 def resume(node: str) -> Operation[NodeInfo]:
     """Resume a drained node."""
     return Operation(Request("POST", _node_path(node, "resume")), NodeInfo.model_validate)
+
+
+def _job_path(job_id: str, action: str) -> str:
+    return f"/api/v1/jobs/{quote(job_id, safe='')}/{action}"
+
+
+def _sweep_path(sweep_id: str, action: str) -> str:
+    return f"/api/v1/sweeps/{quote(sweep_id, safe='')}/{action}"
+
+
+def hold(job_id: str, reason: str = "") -> Operation[Job]:
+    """Hold a pending job (state ``held``): never dispatched until released."""
+    return Operation(Request("POST", _job_path(job_id, "hold"), json={"reason": reason}),
+                     Job.model_validate)
+
+
+def release(job_id: str) -> Operation[Job]:
+    """Release a held job: pending again at the place in line it had."""
+    return Operation(Request("POST", _job_path(job_id, "release")), Job.model_validate)
+
+
+def hold_sweep(sweep_id: str, reason: str = "") -> Operation[dict[str, Any]]:
+    """Hold every pending child of a sweep (``changed``, ``held``)."""
+    return Operation(Request("POST", _sweep_path(sweep_id, "hold"), json={"reason": reason}),
+                     dict)
+
+
+def release_sweep(sweep_id: str) -> Operation[dict[str, Any]]:
+    """Release every held child of a sweep (``changed``, ``held``)."""
+    return Operation(Request("POST", _sweep_path(sweep_id, "release")), dict)

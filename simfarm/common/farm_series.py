@@ -41,7 +41,8 @@ class Metric:
 METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("cores_busy", "gauge", "cores", "node", "cores requested by the jobs on live nodes"),
     Metric("cores_free", "gauge", "cores", "node", "cores of live nodes no job requests"),
-    Metric("jobs_pending", "gauge", "jobs", "priority", "pending jobs (held ones included)"),
+    Metric("jobs_pending", "gauge", "jobs", "priority",
+           "pending jobs (gated ones included, held ones not)"),
     Metric("jobs_running", "gauge", "jobs", "priority", "running jobs"),
     Metric("jobs_finished", "count", "jobs", None,
            "jobs that reached a final state (completed, failed, cancelled) in the bucket"),

@@ -3,7 +3,7 @@
 * ``gateway``: simfarm's keys only (``<prefix>*``); never the Celery broker keys, no
   Pub/Sub. It creates and lists jobs, writes the audit log and the idempotency keys.
 * ``worker``: the keys a node needs to run jobs (jobs, their events and states, nodes,
-  holds, sweeps) and the Celery broker keys; not the audit log, the idempotency keys,
+  gates, sweeps) and the Celery broker keys; not the audit log, the idempotency keys,
   the owner indexes, the blob index or the dispatcher's lock: it cannot become the
   dispatcher, write the audit log or replay another user's idempotent submission.
 * ``dispatcher``: a worker that may also lead dispatch (the lock and fencing counter).
@@ -33,12 +33,14 @@ ROLES: tuple[Role, ...] = ("gateway", "worker", "dispatcher")
 CELERY_KEYS = ("simfarm.*", "celery*", "_kombu.*", "unacked*", "*.celery.pidbox*")
 #: simfarm keys (after the prefix) a worker reads and writes (see store/keys.py).
 WORKER_KEYS = ("job:*", "jobs", "state:*", "events", "node:*", "nodes", "dispatch:wakeup",
-               "finished", "holds:check", "sweep:*", "sweeps", "notify:*", "stats:*")
+               "finished", "gates:check", "sweep:*", "sweeps", "notify:*", "stats:*",
+               "licenses:*")
 #: ... and a dispatcher in addition.
 DISPATCHER_KEYS = ("dispatch:*",)
 #: simfarm keys only the gateway writes (a test checks that every key of the key map is
 #: in one of these lists: a new key must be given to the roles that need it).
-GATEWAY_KEYS = ("seq", "owner:*", "idem:*", "audit", "expiry:lock", "blobs", "replicated")
+GATEWAY_KEYS = ("seq", "owner:*", "idem:*", "audit", "expiry:lock", "blobs", "replicated",
+                "uploads:*")
 _COMMANDS = "+@all -@admin -@dangerous"
 
 

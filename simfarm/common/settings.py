@@ -316,6 +316,20 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         default=50 * 1024**3, ge=1024, description="gateway: largest project/results upload (413)"
     )
+    upload_part_retention_s: float = Field(
+        default=24 * 3600.0, gt=0,
+        description="gateway: an interrupted upload (.part) untouched this long is deleted",
+    )
+    upload_quota_bytes: int | None = Field(
+        default=100 * 1024**3, ge=1024,
+        description="gateway: bytes one user's uploads may hold in the blob store (blobs "
+        "they uploaded and still stored, plus unfinished uploads); unset: no quota",
+    )
+    blob_min_free_bytes: int = Field(
+        default=2 * 1024**3, ge=0,
+        description="gateway: uploads stop (507) before the blob folder's disk has less free "
+        "space than this, so they never fill the disk Redis writes to",
+    )
     worker_gateway_url: str | None = Field(
         default=None,
         description="worker: gateway URL where it fetches staged projects and uploads results "

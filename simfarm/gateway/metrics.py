@@ -61,12 +61,13 @@ class FarmCollector(Collector):
             "simfarm_queue_depth", "Pending jobs ready to dispatch, per priority",
             labels=["priority"],
         )
-        held = GaugeMetricFamily(
-            "simfarm_queue_held", "Pending jobs on hold (dependencies...) at each priority",
+        gated = GaugeMetricFamily(
+            "simfarm_queue_gated", "Pending jobs waiting at a gate (dependencies, a sweep's "
+            "throttle) at each priority",
             labels=["priority"],
         )
         for family, counts in ((depth, jobs.pending_by_priority()),
-                               (held, jobs.pending_by_priority(held=True))):
+                               (gated, jobs.pending_by_priority(gated=True))):
             for priority, count in counts.items():
                 family.add_metric([str(priority)], count)
             yield family

@@ -14,11 +14,13 @@ from celery import Celery
 from simfarm.common.settings import Settings
 from simfarm.common.store import JobStore, NodeStore
 from simfarm.workers.app import make_celery
-from simfarm.workers.cluster_service import build_service
-from simfarm.workers.context import WorkerContext, connect, node_queue
+from simfarm.workers.cluster_runner import run_on_cluster
+from simfarm.workers.cluster_service import ClusterService, build_service
+from simfarm.workers.context import RunnerTable, WorkerContext, connect, node_queue
+from simfarm.workers.hfss_runner import run_hfss
 from simfarm.workers.lifecycle import WorkerLifecycle
+from simfarm.workers.local_runner import run_local
 from simfarm.workers.orphan_guard import OrphanGuard
-from simfarm.workers.runners import runner_table
 from simfarm.workers.tasks import register_tasks, task_sender
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,16 @@ def worker_argv(settings: Settings, loglevel: str = "INFO") -> list[str]:
         "--without-gossip",
         "--without-mingle",
     ]
+
+
+def runner_table(cluster: ClusterService | None) -> RunnerTable:
+    """The runners of a worker attached to ``cluster`` — every kind of job is forwarded
+    to it — or, without one, of a worker that runs command jobs as local processes and
+    HFSS jobs with the local ``ansysedt``."""
+    if cluster is not None:
+        kinds = ("command", "hfss")
+        return RunnerTable(dict.fromkeys(kinds, run_on_cluster), frozenset(kinds))
+    return RunnerTable({"command": run_local, "hfss": run_hfss})
 
 
 def build_context(settings: Settings) -> WorkerContext:

@@ -17,7 +17,13 @@ from typing import Any, NamedTuple, cast
 import redis
 from redis.commands.core import Script
 
-from simfarm.common.errors import DuplicateJob, IllegalTransition, JobNotFound, StaleAttempt
+from simfarm.common.errors import (
+    DuplicateJob,
+    IllegalTransition,
+    JobNotFound,
+    LicensesUnavailable,
+    StaleAttempt,
+)
 from simfarm.common.models import Job, JobEvent, JobPage, JobSpec, Lease
 from simfarm.common.states import JobState, sources_of
 from simfarm.common.store import scripts
@@ -27,8 +33,9 @@ log = logging.getLogger(__name__)
 
 IDEMPOTENCY_TTL_S = 24 * 3600
 MAX_PAGE = 1000
-#: held pending jobs are ranked at ``rank + HELD_BAND`` (ranks stay below 1e13 + seq)
-HELD_BAND = 100_000_000_000_000
+#: gated pending jobs (dependencies, throttles) are ranked at ``rank + GATED_BAND`` (ranks
+#: stay below 1e13 + seq)
+GATED_BAND = 100_000_000_000_000
 RANK_STEP = 1_000_000_000_000  # rank = (10 - priority) * RANK_STEP + seq (lua/create.lua)
 
 
@@ -135,8 +142,8 @@ class JobStore(StreamingStore):
         a job, which is then returned unchanged.
 
         ``extra`` sets more fields of the job atomically with its creation (sweep
-        membership, resolved dependencies...); with a ``hold`` code the job starts held
-        (see :class:`~simfarm.common.store.holds.HoldStore`)."""
+        membership, resolved dependencies...); with a ``gate`` code the job starts gated
+        (see :class:`~simfarm.common.store.gates.GateStore`)."""
         job_id = job_id or new_job_id()
         keys, args = self._create_call(spec, job_id, idempotency_key, owner, extra)
         result = self._create(keys=keys, args=args)
@@ -285,6 +292,12 @@ class JobStore(StreamingStore):
             raise JobNotFound(job_id)
         return _decode(owner) or None
 
+    def held_by_admin(self, job_id: str) -> bool:
+        """Whether the job is held (state ``held``) by an admin's hold."""
+        state, flag = cast(list[bytes | None], self.connection.hmget(
+            self.keys.job(job_id), ["state", "held_admin"]))
+        return state == b"held" and flag == b"1"
+
     def cancel_requested(self, job_id: str) -> bool:
         """Whether the job was asked to stop: a cancel was requested, or it is cancelled
         already (False for a job that no longer exists)."""
@@ -331,13 +344,13 @@ class JobStore(StreamingStore):
         for name in ("scheduled_at", "started_at", "finished_at"):
             if data.get(name):
                 fields[name] = float(data[name])
-        for name in ("node", "error", "reason", "native_id", "hold", "sweep_id",
+        for name in ("node", "error", "reason", "native_id", "gate", "held_by", "sweep_id",
                      "resubmit_of", "resubmitted_as"):
             if data.get(name):
                 fields[name] = data[name]
         if data.get("sweep_index"):
             fields["sweep_index"] = int(data["sweep_index"])
-        for name in ("dependencies", "variation", "results"):
+        for name in ("dependencies", "variation", "results", "licenses_held"):
             if data.get(name):
                 fields[name] = json.loads(data[name])
         if data.get("exit_code"):
@@ -437,12 +450,12 @@ class JobStore(StreamingStore):
             pipe.zcard(self.keys.state(s.value))
         return {s.value: int(n) for s, n in zip(JobState, pipe.execute(), strict=True)}
 
-    def pending_by_priority(self, held: bool = False) -> dict[int, int]:
+    def pending_by_priority(self, gated: bool = False) -> dict[int, int]:
         """Number of pending jobs at each priority 0-10 that the dispatcher may place
-        (or, with ``held``, that wait on a hold). 11 O(log n) counts."""
+        (or, with ``gated``, that wait at a gate). 11 O(log n) counts."""
         pipe = self.connection.pipeline(transaction=False)
         key = self.keys.state(JobState.PENDING.value)
-        band = HELD_BAND if held else 0
+        band = GATED_BAND if gated else 0
         for priority in range(11):
             low = band + (10 - priority) * RANK_STEP
             pipe.zcount(key, low, f"({low + RANK_STEP}")
@@ -450,10 +463,10 @@ class JobStore(StreamingStore):
 
     def pending_ids(self, limit: int = 200) -> list[str]:
         """Ids of pending jobs that may start, in dispatch order (priority, then submit
-        order). Held jobs (waiting for dependencies or a sweep throttle) are left out:
-        they are ranked after :data:`HELD_BAND` until released."""
+        order). Gated jobs (waiting for dependencies or a sweep throttle) are left out:
+        they are ranked after :data:`GATED_BAND` until their gate opens."""
         ids = self.connection.zrangebyscore(
-            self.keys.state(JobState.PENDING.value), "-inf", f"({HELD_BAND}", start=0, num=limit
+            self.keys.state(JobState.PENDING.value), "-inf", f"({GATED_BAND}", start=0, num=limit
         )
         return [i.decode() for i in cast(list[bytes], ids)]
 
@@ -461,7 +474,7 @@ class JobStore(StreamingStore):
         """``(id, priority, submit sequence)`` of the pending jobs that may start, in
         dispatch order (read from the queue's scores: no job hash is loaded)."""
         rows = self.connection.zrangebyscore(
-            self.keys.state(JobState.PENDING.value), "-inf", f"({HELD_BAND}",
+            self.keys.state(JobState.PENDING.value), "-inf", f"({GATED_BAND}",
             start=0, num=limit, withscores=True,
         )
         out = []
@@ -470,10 +483,10 @@ class JobStore(StreamingStore):
             out.append((raw_id.decode(), 10 - rank // RANK_STEP, rank % RANK_STEP))
         return out
 
-    def held_ids(self, limit: int = 10_000) -> list[str]:
-        """Ids of held pending jobs, in queue order."""
+    def gated_ids(self, limit: int = 10_000) -> list[str]:
+        """Ids of gated pending jobs, in queue order."""
         ids = self.connection.zrangebyscore(
-            self.keys.state(JobState.PENDING.value), HELD_BAND, "+inf", start=0, num=limit
+            self.keys.state(JobState.PENDING.value), GATED_BAND, "+inf", start=0, num=limit
         )
         return [i.decode() for i in cast(list[bytes], ids)]
 
@@ -495,8 +508,14 @@ class JobStore(StreamingStore):
         event: Mapping[str, Any] | None = None,
         fence: int | None = None,
         sources: Iterable[JobState] | None = None,
+        draw: Mapping[str, int] | None = None,
     ) -> str:
         """Move a job to ``target`` atomically; returns the event id.
+
+        ``draw`` (with ``target`` scheduled): licences of the farm's pools the job takes
+        in the same step (:class:`LicensesUnavailable`, nothing changed, when a pool has
+        too few free). A job whose attempt ends (any target but scheduled or running)
+        gives back what it drew, in the same step.
 
         The job must be in a state from which :data:`~simfarm.common.states.TRANSITIONS`
         allows ``target``; ``sources`` can only narrow that (a source it names that the
@@ -507,6 +526,38 @@ class JobStore(StreamingStore):
         Raises :class:`JobNotFound`, :class:`IllegalTransition` (nothing changed) or
         :class:`StaleAttempt` when ``expect_attempt``/``expect_node``/``fence`` do not hold.
         """
+        keys, args = self._transition_call(job_id, target, expect_attempt=expect_attempt,
+                                           expect_node=expect_node, fields=fields,
+                                           new_attempt=new_attempt, event=event, fence=fence,
+                                           sources=sources, draw=draw)
+        result = self._transition(keys=keys, args=args)
+        status, info = (_decode(x) or "" for x in result[:2])
+        if status == "missing":
+            raise JobNotFound(job_id)
+        if status == "licenses":
+            raise LicensesUnavailable(job_id, _decode(result[2]) or "", int(result[3]))
+        if status == "illegal":
+            raise IllegalTransition(job_id, info, target.value)
+        if status in ("stale", "fenced"):
+            raise StaleAttempt(job_id, expect_attempt if expect_attempt is not None else -1)
+        log.info("job %s: %s -> %s", job_id, info, target.value)
+        return _decode(result[2]) or ""
+
+    def _transition_call(
+        self,
+        job_id: str,
+        target: JobState,
+        *,
+        expect_attempt: int | None = None,
+        expect_node: str | None = None,
+        fields: Mapping[str, Any] | None = None,
+        new_attempt: bool = False,
+        event: Mapping[str, Any] | None = None,
+        fence: int | None = None,
+        sources: Iterable[JobState] | None = None,
+        draw: Mapping[str, int] | None = None,
+    ) -> tuple[list[str], list[Any]]:
+        """The keys and arguments of one call of the transition script."""
         allowed = sources_of(target)
         if sources is not None:
             narrowed = set(sources)
@@ -525,32 +576,49 @@ class JobStore(StreamingStore):
         if timestamp_field:
             values.setdefault(timestamp_field, repr(now))
         k = self.keys
-        result = self._transition(
-            keys=[k.job(job_id), k.events, k.job_events(job_id)],
-            args=[
-                job_id,
-                target.value,
-                json.dumps([s.value for s in allowed]),
-                "" if expect_attempt is None else str(expect_attempt),
-                expect_node or "",
-                json.dumps(values),
-                repr(now),
-                self.events_global,
-                self.events_per_job,
-                "1" if new_attempt else "0",
-                json.dumps(dict(event or {})),
-                "" if fence is None else str(fence),
-            ],
-        )
-        status, info = (_decode(x) or "" for x in result[:2])
-        if status == "missing":
-            raise JobNotFound(job_id)
-        if status == "illegal":
-            raise IllegalTransition(job_id, info, target.value)
-        if status in ("stale", "fenced"):
-            raise StaleAttempt(job_id, expect_attempt if expect_attempt is not None else -1)
-        log.info("job %s: %s -> %s", job_id, info, target.value)
-        return _decode(result[2]) or ""
+        return [k.job(job_id), k.events, k.job_events(job_id)], [
+            job_id,
+            target.value,
+            json.dumps([s.value for s in allowed]),
+            "" if expect_attempt is None else str(expect_attempt),
+            expect_node or "",
+            json.dumps(values),
+            repr(now),
+            self.events_global,
+            self.events_per_job,
+            "1" if new_attempt else "0",
+            json.dumps(dict(event or {})),
+            "" if fence is None else str(fence),
+            json.dumps(dict(draw)) if draw else "",
+        ]
+
+    def transition_many(
+        self,
+        job_ids: Sequence[str],
+        target: JobState,
+        *,
+        sources: Iterable[JobState],
+        fields: Mapping[str, Any] | None = None,
+        event: Mapping[str, Any] | None = None,
+    ) -> list[str]:
+        """Move many jobs to ``target`` in pipelined round trips (each move atomic and
+        checked as :meth:`transition` checks it; the batch is not). Returns the ids that
+        moved; the others were in a state it does not go from, or are gone."""
+        narrowed = list(sources)
+        moved: list[str] = []
+        for start in range(0, len(job_ids), 1000):
+            chunk = job_ids[start : start + 1000]
+            pipe = self.connection.pipeline(transaction=False)
+            for job_id in chunk:
+                keys, args = self._transition_call(job_id, target, fields=fields, event=event,
+                                                   sources=narrowed)
+                self._transition(keys=keys, args=args, client=pipe)
+            for job_id, result in zip(chunk, pipe.execute(), strict=True):
+                if _decode(result[0]) == "ok":
+                    moved.append(job_id)
+        if moved:
+            log.info("%d jobs -> %s (%s...)", len(moved), target.value, moved[0])
+        return moved
 
     def request_cancel(self, job_id: str, reason: str = "cancelled by user") -> str:
         """Cancel a job. Returns ``"cancelled"`` when the job was pending/scheduled and is
@@ -576,7 +644,7 @@ class JobStore(StreamingStore):
         return status
 
     def set_priority(self, job_id: str, priority: int) -> Job:
-        """Change the priority of a pending job."""
+        """Change the priority of a pending (or held) job."""
         k = self.keys
         result = self._set_priority(
             keys=[k.job(job_id), k.events, k.job_events(job_id)],
@@ -592,7 +660,8 @@ class JobStore(StreamingStore):
         if status == "missing":
             raise JobNotFound(job_id)
         if status == "illegal":
-            raise IllegalTransition(job_id, state, "re-prioritised (only pending jobs can be)")
+            raise IllegalTransition(job_id, state,
+                                    "re-prioritised (only pending or held jobs can be)")
         log.info("job %s: priority set to %s", job_id, priority)
         return self.get(job_id)
 

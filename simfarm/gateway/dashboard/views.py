@@ -54,7 +54,8 @@ def _query() -> tuple[JobsPageQuery, list[dict[str, str]]]:
 
 
 @bp.get("/")
-@document(tags=["dashboard"], query=JobsPageQuery, responses={200: _HTML, 422: _HTML})
+@document(tags=["dashboard"], query=JobsPageQuery, responses={200: _HTML, 422: _HTML},
+          errors=(403,))
 def jobs_page() -> tuple[str, int]:
     """Jobs table with state/owner filters and cursor paging (O(page) at any job count)."""
     query, errors = _query()

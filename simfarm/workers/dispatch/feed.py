@@ -8,8 +8,10 @@ what changed, so a round costs about what changed, not the size of the queue.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 
 from simfarm.common.capacity import Capacity, Demand
+from simfarm.common.license_pools import split_request
 from simfarm.common.models import Job, NodeInfo, ResourceRequest
 from simfarm.common.states import JobState
 from simfarm.common.store import JobStore, NodeStore
@@ -23,10 +25,12 @@ log = logging.getLogger(__name__)
 SCAN_DEPTH = 5000
 
 
-def demand_of(request: ResourceRequest) -> Demand:
-    """The policy's view of a job's resource request."""
+def demand_of(request: ResourceRequest, pools: Collection[str] = ()) -> Demand:
+    """The policy's view of a job's resource request: the licences of the farm's
+    ``pools`` apart from the node's tokens."""
+    tokens, pool = split_request(request.licenses, pools)
     return Demand(request.cores, request.memory_mb, request.disk_mb,
-                  dict(request.labels), dict(request.licenses))
+                  dict(request.labels), tokens, pool)
 
 
 def capacity_of(node: NodeInfo) -> Capacity:
@@ -47,9 +51,11 @@ def node_view(node: NodeInfo) -> NodeView:
 class SchedulerFeed:
     """A :class:`Scheduler` plus what it was last told, to send it only differences."""
 
-    def __init__(self, jobs: JobStore, nodes: NodeStore, config: PolicyConfig) -> None:
+    def __init__(self, jobs: JobStore, nodes: NodeStore, config: PolicyConfig,
+                 pools: Collection[str] = ()) -> None:
         self.jobs = jobs
         self.nodes = nodes
+        self.pools = frozenset(pools)
         self.scheduler = Scheduler(config)
         self._views: dict[str, NodeView] = {}
         self._running: dict[str, str] = {}
@@ -92,7 +98,7 @@ class SchedulerFeed:
                 continue
             started = job.started_at or job.scheduled_at
             sched.add_running(RunningJob(
-                job.id, node, demand_of(job.spec.resources),
+                job.id, node, demand_of(job.spec.resources, self.pools),
                 started.timestamp() if started else now, job.spec.timeout_s,
             ))
             self._pending.pop(job.id, None)
@@ -117,7 +123,7 @@ class SchedulerFeed:
             self._reasons.pop(job_id, None)
         for job in self.jobs.get_many(list(new)) if new else []:
             if job.state is JobState.PENDING:
-                sched.submit(pending_job(job, new[job.id]))
+                sched.submit(pending_job(job, new[job.id], self.pools))
                 self._pending[job.id] = job.priority
 
     def placed(self, placement: Placement) -> None:
@@ -146,7 +152,7 @@ class SchedulerFeed:
         self._reasons.update(reasons)
 
 
-def pending_job(job: Job, seq: int) -> PendingJob:
+def pending_job(job: Job, seq: int, pools: Collection[str] = ()) -> PendingJob:
     """The policy's view of a pending job."""
-    return PendingJob(job.id, job.priority, seq, demand_of(job.spec.resources),
+    return PendingJob(job.id, job.priority, seq, demand_of(job.spec.resources, pools),
                       job.spec.timeout_s, job.created_at.timestamp())

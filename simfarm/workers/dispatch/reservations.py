@@ -149,6 +149,8 @@ class ReservationBook:
                 h.node, h.start, h.end = node, t, t + length
                 node.holds.append(h)
                 self.revalidate(node, after=h.key)
+                if h.pool:
+                    self.revalidate_pools(after=h.key)
                 if old is not node:
                     self._loosen(old)
 

@@ -3,8 +3,8 @@
 --       7 idempotency key (KEYS[1] when none), 8 owner zset (KEYS[1] when none),
 --       9 dispatcher wakeup list (nudged here, saving the caller a round trip)
 -- ARGV: 1 job id, 2 spec json, 3 priority, 4 now, 5 owner, 6 global maxlen, 7 job maxlen,
---       8 idempotency ttl seconds, 9 event json, 10 extra hash fields (json map; a 'hold'
---       field creates the job held: ranked after every startable job, see hold.lua)
+--       8 idempotency ttl seconds, 9 event json, 10 extra hash fields (json map; a 'gate'
+--       field creates the job gated: ranked after every startable job, see gate.lua)
 if KEYS[7] ~= KEYS[1] then
   local existing = redis.call('GET', KEYS[7])
   if existing then return {'dup', existing} end
@@ -21,7 +21,7 @@ local score = rank
 if ARGV[10] and ARGV[10] ~= '' then
   local extra = cjson.decode(ARGV[10])
   for k, v in pairs(extra) do redis.call('HSET', KEYS[2], k, tostring(v)) end
-  if extra['hold'] then score = string.format('%.0f', rank + 100000000000000) end
+  if extra['gate'] then score = string.format('%.0f', rank + 100000000000000) end
 end
 redis.call('ZADD', KEYS[4], score, ARGV[1])
 if KEYS[8] ~= KEYS[1] then redis.call('ZADD', KEYS[8], seq, ARGV[1]) end

@@ -21,3 +21,16 @@ local function notify_ended(jobkey, id)
     redis.call('RPUSH', K.notify_ended, id)
   end
 end
+
+-- A job's licences of the farm's pools go back to the pools when its attempt ends
+-- (whatever the end: completed, failed, cancelled, timed out, lost, requeued): its
+-- 'licenses_held' field says how many of each it drew when it was placed.
+local function return_licenses(jobkey)
+  local held = redis.call('HGET', jobkey, 'licenses_held')
+  if held then
+    for name, n in pairs(cjson.decode(held)) do
+      redis.call('HINCRBY', K.licenses_held, name, -n)
+    end
+    redis.call('HDEL', jobkey, 'licenses_held')
+  end
+end

@@ -3,7 +3,9 @@
 -- ARGV: 1 job id, 2 target state, 3 allowed source states (json list), 4 expected attempt
 --       ('' = any), 5 expected node ('' = any), 6 fields to set (json map), 7 now,
 --       8 global maxlen, 9 job maxlen, 10 '1' to start a new attempt, 11 event data json
---       (the script adds from/to), 12 the dispatcher leader's fencing token ('' = none)
+--       (the script adds from/to), 12 the dispatcher leader's fencing token ('' = none),
+--       13 licences of the farm's pools to draw (json map, '' = none): all of them or,
+--       when one pool has too few free, nothing at all ({'licenses', state, name, free})
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'missing', ''} end
 if ARGV[12] ~= '' then
@@ -19,18 +21,37 @@ if ARGV[4] ~= '' and redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[4] then
 end
 local node = redis.call('HGET', KEYS[1], 'node') or ''
 if ARGV[5] ~= '' and node ~= ARGV[5] then return {'stale', state} end
+local draw = nil
+if ARGV[13] ~= '' then
+  draw = cjson.decode(ARGV[13])
+  for name, n in pairs(draw) do
+    local free = tonumber(redis.call('HGET', K.licenses_limit, name) or '0')
+      - tonumber(redis.call('HGET', K.licenses_held, name) or '0')
+    if n > free then return {'licenses', state, name, tostring(free)} end
+  end
+end
 local target = ARGV[2]
 local id = ARGV[1]
 local rank = redis.call('HGET', KEYS[1], 'rank')
 redis.call('ZREM', K.state(state), id)
-redis.call('ZADD', K.state(target), rank, id)
 if ARGV[10] == '1' then redis.call('HINCRBY', KEYS[1], 'attempt', 1) end
 local fields = cjson.decode(ARGV[6])
 for k, v in pairs(fields) do
   if v == cjson.null or v == '' then redis.call('HDEL', KEYS[1], k)
   else redis.call('HSET', KEYS[1], k, tostring(v)) end
 end
+local score = rank
+if target == 'pending' and redis.call('HEXISTS', KEYS[1], 'gate') == 1 then
+  score = string.format('%.0f', tonumber(rank) + 100000000000000)  -- gated (gate.lua)
+end
+redis.call('ZADD', K.state(target), score, id)
 redis.call('HSET', KEYS[1], 'state', target, 'updated_at', ARGV[7])
+if target ~= 'scheduled' and target ~= 'running' then
+  return_licenses(KEYS[1])
+elseif draw then
+  for name, n in pairs(draw) do redis.call('HINCRBY', K.licenses_held, name, n) end
+  redis.call('HSET', KEYS[1], 'licenses_held', ARGV[13])
+end
 local new_node = redis.call('HGET', KEYS[1], 'node') or ''
 if node ~= '' and (node ~= new_node or target == 'pending' or target == 'completed'
     or target == 'failed' or target == 'cancelled') then
@@ -41,10 +62,10 @@ if new_node ~= '' and (target == 'scheduled' or target == 'running') then
 end
 if target == 'completed' or target == 'failed' or target == 'cancelled' then
   redis.call('ZADD', K.finished, ARGV[7], id)
-  redis.call('HDEL', KEYS[1], 'hold')
+  redis.call('HDEL', KEYS[1], 'gate')
   notify_ended(KEYS[1], id)
   if redis.call('HGET', KEYS[1], 'watched') == '1' then
-    redis.call('SADD', K.hold_checks, id)
+    redis.call('SADD', K.gate_checks, id)
   end
 end
 local data = cjson.decode(ARGV[11])
