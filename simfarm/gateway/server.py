@@ -38,7 +38,10 @@ def startup_summary(settings: Settings) -> str:
     tokens = len(settings.auth_tokens)
     auth = f"{tokens} token user(s)" if tokens else "no tokens (loopback only)"
     server = ("waitress, no WebSocket" if sys.platform == "win32" else
-              f"{settings.gateway_processes} process(es) x {settings.gateway_threads} threads")
+              f"{settings.gateway_processes} process(es) x {settings.gateway_threads} threads"
+              if settings.gateway_worker_class == "gthread" else
+              f"{settings.gateway_processes} gevent process(es) x "
+              f"{settings.gateway_connections} connections")
     return (f"gateway listening on http://{host}:{port} (dashboard /, API docs /api/v1/docs; "
             f"{server}); Redis {redis_url} {redis_state}, key prefix {settings.key_prefix!r}; "
             f"auth: {auth}")
