@@ -123,7 +123,7 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LicenceFarm]:
         "node_name": "gateway", "heartbeat_s": 0.3, "heartbeat_ttl_s": 3.0,
         "kill_grace_s": 1.0, "licenses": POOLS,
         "license_lmutil": str(FAKES / "flexlm" / "lmutil"), "license_poll_s": 0.3,
-        "license_grace_s": 6.0, "license_poll_timeout_s": 10.0, "stats_bucket_s": 1.0})
+        "license_grace_s": 10.0, "license_poll_timeout_s": 10.0, "stats_bucket_s": 1.0})
     gateway = start_gateway(settings, root / "gateway.log", FAKE_FLEXLM_DIR=str(flexlm))
     connection = redis.Redis.from_url(server.url)
     with httpx.Client(base_url=f"http://127.0.0.1:{settings.gateway_port}", timeout=30) as http:
@@ -243,7 +243,7 @@ def test_a_server_that_stops_answering_keeps_its_figures_then_falls_back(
                      "the poll to fail")["anshpc"]
     assert stale["limit"] == 4 and "Cannot connect to license server" in stale["warning"]
     assert "the anshpc pool keeps the figures of" in stale["warning"]
-    fallback = wait_for(farm.pools, lambda p: p["anshpc"]["source"] == "fallback", 15,
+    fallback = wait_for(farm.pools, lambda p: p["anshpc"]["source"] == "fallback", 30,
                         "the grace period to end")["anshpc"]
     assert fallback["limit"] == 16 and fallback["warning"].endswith(
         "the anshpc pool falls back to its configured count 16")
@@ -311,7 +311,8 @@ def test_simfarm_licenses_lists_the_pools_and_warns(farm: LicenceFarm) -> None:
     assert pools["anshpc"]["checkouts"] == [{"user": "carol", "host": "ws03", "licenses": 4}]
     carol.unlink()
     farm.server_state("down", anshpc=16, electronics_desktop=4)
-    wait_for(farm.pools, lambda p: p["anshpc"]["source"] == "last-good", 15, "the failure")
+    wait_for(farm.pools, lambda p: p["anshpc"]["source"] in ("last-good", "fallback"), 30,
+             "the failure")
     warned = subprocess.run([*simfarm_argv(), "licenses"], env=env, capture_output=True,
                             text=True, timeout=60, check=True)
     assert f"warning: anshpc: {SERVER}: server down: Cannot connect" in warned.stderr
