@@ -70,3 +70,18 @@ def test_the_documented_job_path_is_the_one_the_code_takes() -> None:
     assert documented() == traced, (
         "the job path in docs/architecture.md is out of date: run "
         "`python -m tests.job_path --write-docs` and read the change\n" + traced)
+
+
+def test_gateway_modules_make_no_locks_at_import() -> None:
+    # gevent workers patch threading after the master imported the app's modules: a lock
+    # made at import is an OS lock, and a request holding it across a Redis call blocks
+    # every other request of the process (the overview's six charts hung on one).
+    made = []
+    for path in _modules("gateway"):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in tree.body:
+            value = node.value if isinstance(node, ast.Assign | ast.AnnAssign) else None
+            if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and \
+                    isinstance(value.func.value, ast.Name) and value.func.value.id == "threading":
+                made.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not made, f"module-level threading objects in the gateway: {made}"
