@@ -69,20 +69,31 @@ class Dispatcher:
         self.lock.release()
 
     def _loop(self) -> None:
+        # The lock is renewed, and lost workers looked for, on timers: a round itself
+        # costs what changed (every placement is fenced, so a leader that lost the lock
+        # between two renewals schedules nothing).
         renew_every = self.lock.ttl_ms / 3000
+        reap_every = min(1.0, self.ctx.settings.heartbeat_s)
+        next_renew = next_reap = 0.0
         while not self._stop.is_set():
             try:
-                if not self.lock.acquire_or_renew():
-                    self.feed = None  # a new term starts from what Redis says
-                    self._stop.wait(renew_every)
-                    continue
-                self.reap_lost()
+                now = time.monotonic()
+                if now >= next_renew:
+                    if not self.lock.acquire_or_renew():
+                        self.feed = None  # a new term starts from what Redis says
+                        self._stop.wait(renew_every)
+                        continue
+                    next_renew = now + renew_every
+                if now >= next_reap:
+                    self.reap_lost()
+                    next_reap = now + reap_every
                 self.holds.run_once()
                 self.dispatch_once()
-                self.ctx.jobs.wait_for_nudge(min(renew_every, 0.5))
+                self.ctx.jobs.wait_for_nudge(min(renew_every, reap_every, 0.5))
             except Exception:
                 log.exception("dispatcher on %s: round failed", self.ctx.node_name)
                 self.feed = None
+                next_renew = 0.0
                 self._stop.wait(1.0)
 
     # ------------------------------------------------------------------ placing
@@ -107,10 +118,7 @@ class Dispatcher:
                     sent += 1
                 else:
                     feed.not_placed(placement)
-        reasons = feed.changed_reasons()
-        if reasons:
-            self.ctx.jobs.set_pending_reasons(reasons)
-            feed.reasons_written(reasons)
+        feed.write_waits()
         return sent
 
     def _schedule(self, job: Job, node: NodeInfo) -> bool:

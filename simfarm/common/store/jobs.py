@@ -20,6 +20,7 @@ from simfarm.common.errors import DuplicateJob, IllegalTransition, JobNotFound, 
 from simfarm.common.models import Job, JobEvent, JobPage, JobSpec
 from simfarm.common.states import JobState, sources_of
 from simfarm.common.store.streams import StreamingStore
+from simfarm.common.waiting import ShapeWait, explain, request_shape
 
 log = logging.getLogger(__name__)
 
@@ -214,14 +215,32 @@ class JobStore(StreamingStore):
         raw = self.connection.hgetall(self.keys.job(job_id))
         if not raw:
             raise JobNotFound(job_id)
-        return self._to_job(cast(dict[bytes, bytes], raw))
+        return self._explain_waiting([self._to_job(cast(dict[bytes, bytes], raw))])[0]
 
     def get_many(self, job_ids: Sequence[str]) -> list[Job]:
         """Jobs for these ids, in order, skipping ids that no longer exist."""
         pipe = self.connection.pipeline(transaction=False)
         for job_id in job_ids:
             pipe.hgetall(self.keys.job(job_id))
-        return [self._to_job(raw) for raw in pipe.execute() if raw]
+        return self._explain_waiting([self._to_job(raw) for raw in pipe.execute() if raw])
+
+    def _explain_waiting(self, jobs: list[Job]) -> list[Job]:
+        """Put the dispatcher's note on each startable pending job's ``reason`` (one more
+        round trip when there are such jobs), unless the job's own reason is newer."""
+        waiting = {j.id: request_shape(j.spec.resources, j.spec.timeout_s)
+                   for j in jobs if j.state is JobState.PENDING and not j.hold}
+        if not waiting:
+            return jobs
+        names = list(dict.fromkeys(waiting.values()))
+        raw = cast(list[bytes | None], self.connection.hmget(self.keys.dispatch_waits, names))
+        notes = {n: ShapeWait.from_stored(v) for n, v in zip(names, raw, strict=True) if v}
+        now = time.time()
+        for job in jobs:
+            found = notes.get(waiting.get(job.id, ""))
+            if found is not None and (job.reason is None
+                                      or job.updated_at.timestamp() <= found[0]):
+                job.reason = explain(found[1], job.id, now).message
+        return jobs
 
     def states_of(self, job_ids: Sequence[str]) -> list[str | None]:
         """Current state of each job (None for unknown ids), in one round trip."""

@@ -23,6 +23,8 @@ key                                type        content
 ``P dispatch:wakeup``              list        nudges for the dispatcher
 ``P dispatch:lock``                string      dispatcher leader lock (fencing token, TTL)
 ``P dispatch:fence``               string      fencing token counter
+``P dispatch:waits``               hash        why pending jobs of each request shape wait:
+                                               shape name -> '<written at> <note JSON>'
 ``P finished``                     zset        final jobs, score = finished_at (history, expiry)
 ``P job:<id>:dependents``          set         held jobs waiting for job <id>
 ``P holds:check``                  set         jobs whose holds (or dependents' holds) need a
@@ -75,6 +77,10 @@ class Keys:
     @property
     def dispatch_fence(self) -> str:
         return f"{self.prefix}dispatch:fence"
+
+    @property
+    def dispatch_waits(self) -> str:
+        return f"{self.prefix}dispatch:waits"
 
     @property
     def finished(self) -> str:

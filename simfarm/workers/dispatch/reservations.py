@@ -31,6 +31,7 @@ class ReservationBook:
     def __init__(
         self, config: PolicyConfig, nodes: Callable[[], Iterable[NodeState]],
         dirty: Callable[[JobClass], None], loosen: Callable[[NodeState], None],
+        changed: Callable[[JobClass], None] = lambda cls: None,
     ) -> None:
         self.config = config
         #: every reservation held now, best-ranked first
@@ -38,6 +39,8 @@ class ReservationBook:
         self._nodes = nodes
         self._dirty = dirty
         self._loosen = loosen
+        #: told about every class whose reservations were made, moved or dropped
+        self._changed = changed
 
     @property
     def count(self) -> int:
@@ -81,6 +84,7 @@ class ReservationBook:
         hold = Hold(cls, job_id, key, best, best_t, best_t + length, c, m, d, lic)
         best.holds.append(hold)
         cls.holds[job_id] = hold
+        self._changed(cls)
         insort(self.all, hold, key=_rank)
         self.revalidate(best, after=key)
         return True
@@ -112,6 +116,7 @@ class ReservationBook:
                 old.holds.remove(h)
                 h.node, h.start, h.end = node, t, t + length
                 node.holds.append(h)
+                self._changed(owner)
                 self.revalidate(node, after=h.key)
                 if old is not node:
                     self._loosen(old)
@@ -131,6 +136,7 @@ class ReservationBook:
                     hold.job_id, hold.key = other, key
                     insort(self.all, hold, key=_rank)
                     cls.holds[other] = hold
+                    self._changed(cls)
                     # ranked later now: jobs ranked in between are no longer bound by it
                     self._loosen(hold.node)
                     return
@@ -165,6 +171,7 @@ class ReservationBook:
                 del owner.holds[h.job_id]
                 self.all.remove(h)
                 self._dirty(owner)
+                self._changed(owner)
             if h in h.node.holds:
                 h.node.holds.remove(h)
                 self._loosen(h.node)
