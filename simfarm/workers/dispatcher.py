@@ -85,7 +85,8 @@ class Dispatcher:
                         continue
                     next_renew = now + renew_every
                 if now >= next_reap:
-                    self.reap_lost()
+                    if self.reap_lost() and self.feed is not None:
+                        self.feed.nodes_changed()  # a lost node leaves the policy's view now
                     next_reap = now + reap_every
                 self.holds.run_once()
                 self.dispatch_once()
@@ -109,7 +110,8 @@ class Dispatcher:
         placements = feed.scheduler.schedule(now)
         sent = 0
         if placements:
-            jobs = {j.id: j for j in self.ctx.jobs.get_many([p.job_id for p in placements])}
+            jobs = {j.id: j for j in self.ctx.jobs.get_many([p.job_id for p in placements],
+                                                            waits=False)}
             for placement in placements:
                 job = jobs.get(placement.job_id)
                 node = feed.live.get(placement.node)

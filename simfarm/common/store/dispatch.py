@@ -105,7 +105,7 @@ class DispatchStore:
             return
         key = self.keys.dispatch_waits
         now = time.time()
-        pipe = self.connection.pipeline(transaction=True)
+        pipe = self.connection.pipeline(transaction=replace)
         if replace:
             pipe.delete(key)
         gone = [name for name, note in notes.items() if note is None]

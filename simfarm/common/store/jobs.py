@@ -217,12 +217,14 @@ class JobStore(StreamingStore):
             raise JobNotFound(job_id)
         return self._explain_waiting([self._to_job(cast(dict[bytes, bytes], raw))])[0]
 
-    def get_many(self, job_ids: Sequence[str]) -> list[Job]:
-        """Jobs for these ids, in order, skipping ids that no longer exist."""
+    def get_many(self, job_ids: Sequence[str], *, waits: bool = True) -> list[Job]:
+        """Jobs for these ids, in order, skipping ids that no longer exist. ``waits=False``
+        leaves the dispatcher's note on why a pending job waits out of ``reason``."""
         pipe = self.connection.pipeline(transaction=False)
         for job_id in job_ids:
             pipe.hgetall(self.keys.job(job_id))
-        return self._explain_waiting([self._to_job(raw) for raw in pipe.execute() if raw])
+        jobs = [self._to_job(raw) for raw in pipe.execute() if raw]
+        return self._explain_waiting(jobs) if waits else jobs
 
     def _explain_waiting(self, jobs: list[Job]) -> list[Job]:
         """Put the dispatcher's note on each startable pending job's ``reason`` (one more

@@ -16,6 +16,8 @@ key                                type        content
 ``P owner:<owner>``                zset        job ids of one owner, score = submit sequence
 ``P idem:<key>``                   string      job id created for an Idempotency-Key (TTL)
 ``P nodes``                        set         names of registered nodes
+``P nodes:version``                string      bumped when a node joins, leaves or changes what
+                                               placement depends on (the dispatcher re-reads)
 ``P node:<name>``                  hash        node description and free resources
 ``P node:<name>:alive``            string      heartbeat marker with a TTL
 ``P node:<name>:jobs``             set         jobs scheduled on or running at the node
@@ -65,6 +67,10 @@ class Keys:
     @property
     def nodes(self) -> str:
         return f"{self.prefix}nodes"
+
+    @property
+    def nodes_version(self) -> str:
+        return f"{self.prefix}nodes:version"
 
     @property
     def wakeup(self) -> str:

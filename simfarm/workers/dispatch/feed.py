@@ -5,8 +5,9 @@ they hold, and every startable pending job. From then on a round reads only what
 changed, from the global event stream (jobs created, released from a hold, cancelled,
 re-prioritised, scheduled elsewhere, finished, handed back to the queue) and loads
 just the jobs those events name; the nodes (capacity, holds, liveness, the jobs they
-hold) are re-read on a short timer, which also reconciles the running jobs with what
-the events said. So a round costs about what changed plus what was placed, never the
+hold) are re-read when their version says one changed (a join, a clean leave, a new
+hold or limit: one ``GET`` per round) and on a short timer (a node that dies silently),
+which also reconciles the running jobs with what the events said. So a round costs about what changed plus what was placed, never the
 size of the queue. If the event stream was trimmed past the feed's position (the
 dispatcher stalled for a long time), the feed loads everything again.
 
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 EVENT_BATCH = 10_000
 #: pending jobs read per request while loading the queue
 LOAD_PAGE = 1000
+#: how often the feed checks that no event was trimmed before it read it
+TRIM_CHECK_S = 1.0
 _FINAL = frozenset({JobState.COMPLETED.value, JobState.FAILED.value, JobState.CANCELLED.value})
 _ACTIVE = frozenset({JobState.SCHEDULED.value, JobState.RUNNING.value})
 
@@ -76,7 +79,7 @@ class SchedulerFeed:
     """A :class:`Scheduler` plus the position in the event stream it has seen up to."""
 
     def __init__(self, jobs: JobStore, nodes: NodeStore, config: PolicyConfig,
-                 node_every_s: float = 0.0) -> None:
+                 node_every_s: float = 0.5) -> None:
         self.jobs = jobs
         self.nodes = nodes
         self.queue = DispatchStore(jobs.connection, jobs.keys.prefix)
@@ -87,6 +90,8 @@ class SchedulerFeed:
         self._running: dict[str, str] = {}
         self._since: str | None = None
         self._next_nodes = 0.0
+        self._nodes_version = -1
+        self._next_trim_check = 0.0
         #: the notes last written, by shape name
         self._notes: dict[str, ShapeWait] = {}
         self._fresh_notes = True
@@ -104,7 +109,9 @@ class SchedulerFeed:
             self._since = events[-1].id
         loaded = self._apply(events)
         self.last_round = (len(events), loaded)
-        if time.monotonic() >= self._next_nodes:
+        clock = time.monotonic()
+        if clock >= self._next_trim_check:
+            self._next_trim_check = clock + TRIM_CHECK_S
             if self.jobs.trimmed_after(self._since) is not None:
                 log.warning("dispatcher: events were trimmed before it read them; "
                             "loading the queue again")
@@ -113,6 +120,9 @@ class SchedulerFeed:
                 self._notes, self._fresh_notes = {}, True
                 self._load(now)
                 return
+        version = self.nodes.version()
+        if version != self._nodes_version or clock >= self._next_nodes:
+            self._nodes_version = version
             self._sync_nodes(now)
 
     def _load(self, now: float) -> None:
@@ -120,6 +130,7 @@ class SchedulerFeed:
         from the moment before are applied next round (applying them twice is harmless)."""
         started = time.monotonic()
         self._since = self.jobs.last_event_id()
+        self._nodes_version = self.nodes.version()
         self._sync_nodes(now)
         after: int | None = None
         count = 0
@@ -200,6 +211,10 @@ class SchedulerFeed:
             sched.add_running(RunningJob(job.id, node, demand_of(job.resources),
                                          job.started_at or now, job.timeout_s))
             self._running[job.id] = node
+
+    def nodes_changed(self) -> None:
+        """Re-read the nodes next round (the caller saw one die)."""
+        self._next_nodes = 0.0
 
     # ------------------------------------------------------------------ decisions
     def placed(self, placement: Placement) -> None:
