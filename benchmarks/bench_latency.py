@@ -33,6 +33,7 @@ import redis
 from benchmarks import celery_peer
 from benchmarks.common import ROOT, farm, percentile, start_redis, summary_ms
 from simfarm.client.embedded import free_port
+from simfarm.common.states import JobState
 from simfarm.common.store import JobStore
 
 CONCURRENCY = 4
@@ -50,7 +51,7 @@ def simfarm_latencies(jobs: int) -> list[float]:
                 started = time.time()
                 job_id = http.post("/api/v1/jobs", json={"argv": ["true"]}).json()["id"]
                 deadline = time.monotonic() + 30
-                while store.states_of([job_id])[0] not in ("completed", "failed"):
+                while store.state_of(job_id) not in (JobState.COMPLETED, JobState.FAILED):
                     if time.monotonic() > deadline:
                         raise SystemExit(f"job {job_id} did not finish in 30 s")
                     time.sleep(0.002)

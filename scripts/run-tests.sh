@@ -18,8 +18,15 @@ slurm_rc=$?
 [ $slurm_rc -eq 0 ] || echo "tests/slurm/slurm-up.sh exited $slurm_rc: $slurm_log" >&2
 # Two xdist workers (most tests wait on real processes, not the CPU); the cluster tests
 # share one SLURM and stay together in one worker (see tests/clusters/conftest.py).
+# Every process the tests start inherits SFTEST_RUN_ID; whatever still runs with it once
+# pytest is done is a leak (tests/leaks.py): listed, killed, and the run fails.
+export SFTEST_RUN_ID="run-tests-$$-$(date +%s)"
 "$PY" -m pytest -q -n 2 --dist loadgroup --durations=15 "$@"
 rc=$?
+if ! "$PY" -m tests.leaks "$SFTEST_RUN_ID"; then
+  echo "the test run left processes running (see above): failing the run" >&2
+  [ $rc -eq 0 ] && rc=1
+fi
 if [ $slurm_rc -eq 0 ] && ! grep -q "already running" <<<"$slurm_log"; then
   bash tests/slurm/slurm-down.sh >/dev/null 2>&1
 fi

@@ -1,9 +1,13 @@
-"""Fixtures that start real components: redis-server, Celery worker, gateway over HTTP."""
+"""Fixtures that start real components: redis-server, Celery worker, gateway over HTTP;
+and the end-of-run check that the tests left no process running (tests/leaks.py)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +17,31 @@ import redis
 
 from simfarm.common.settings import Settings
 from simfarm.common.store import JobStore, NodeStore
+from tests import leaks
 from tests.helpers import free_port, start_gateway, start_worker, stop_process, wait_until
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Marks every process the run starts (inherited), so the end of the run finds ours
+    # among other engineers' (xdist workers inherit the controller's).
+    if not hasattr(config, "workerinput"):
+        os.environ.setdefault(leaks.MARKER, f"pytest-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.hookimpl(trylast=True)  # after xdist stopped its workers (their fixtures are done)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if hasattr(session.config, "workerinput"):
+        return
+    left = leaks.check(os.environ[leaks.MARKER])
+    if left:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        lines = ["", "processes the tests left running (killed now):", *left]
+        for line in lines:
+            if reporter is not None:
+                reporter.write_line(line, red=True)
+            else:
+                print(line, file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 class RedisServer:
@@ -97,6 +125,12 @@ def settings(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
         heartbeat_s=0.5,
         heartbeat_ttl_s=3.0,
         kill_grace_s=2.0,
+        stats_bucket_s=1.0,  # the farm's time series: a point per second
+        notify_backoff_s=0.3,  # notifications retried within a test's time
+        notify_backoff_max_s=1.0,
+        notify_timeout_s=3.0,
+        smtp_host="127.0.0.1",  # e-mail: tests/test_notifications.py serves this port
+        smtp_port=free_port(),
     )
 
 
@@ -158,7 +192,9 @@ def hfss_node(settings: Settings, node_store: NodeStore,
     (tests/fakes/ansysedt, found through ANSYSEM_ROOT252). Yields its settings."""
     from tests.helpers import FAKES
 
-    node = settings.model_copy(update={"node_name": "hfss-node", "node_cores": 4,
+    # 16 cores: PyEDB's documented script asks for 16 and a job reserves what ansysedt
+    # is told (docs/migrating-from-pyedb.md#cores-what-a-job-reserves-is-what-ansysedt-is-told).
+    node = settings.model_copy(update={"node_name": "hfss-node", "node_cores": 16,
                                        "worker_concurrency": 2,
                                        "node_labels": {"pool": "hfss"}})  # not test-node's
     log_path = tmp_path_factory.mktemp("hfss-node") / "worker.log"

@@ -1,4 +1,4 @@
-"""AEDT discovery and the exact ansysedt argv (simfarm.workers.aedt)."""
+"""AEDT discovery and the exact ansysedt argv (simfarm.common.aedt)."""
 
 from __future__ import annotations
 
@@ -7,20 +7,20 @@ from pathlib import Path
 
 import pytest
 
-from simfarm.common.hfss import (
-    HFSS3DLayoutBatchOptions,
-    MachineNode,
-    SchedulerOptions,
-    SchedulerType,
-    create_hfss_config,
-)
-from simfarm.workers.aedt import (
+from simfarm.common.aedt import (
     AEDTNotFoundError,
     batchsolve_target,
     build_ansysedt_argv,
     discover_aedt,
     find_aedt,
     normalize_version,
+)
+from simfarm.common.hfss import (
+    HFSS3DLayoutBatchOptions,
+    MachineNode,
+    SchedulerOptions,
+    SchedulerType,
+    create_hfss_config,
 )
 
 BATCH = (

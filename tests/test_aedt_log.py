@@ -12,6 +12,7 @@ from simfarm.workers.aedt_log import (
     is_error_line,
     message_level,
     read_max_passes,
+    read_target_delta_s,
     results_folder,
 )
 
@@ -57,6 +58,7 @@ def test_progress_through_a_whole_log() -> None:
         "phase": "done",
         "adaptive_pass": 2,
         "max_passes": 10,
+        "target_delta_s": None,
         "adaptive_frequency": "8GHz",
         "delta_s": 0.41002,
         "converged": True,
@@ -67,6 +69,13 @@ def test_progress_through_a_whole_log() -> None:
         "errors": 0,
     }
     assert tracker.completed_normally
+    series = tracker.series()
+    assert [(p["pass"], p["delta_s"], p["elements"]) for p in series["passes"]] == [
+        (1, None, 1200), (2, 0.41002, 1800)]
+    assert series["passes"][0]["frequency"] == "8GHz"
+    assert series["converged"] is True
+    assert series["sweep"] == {"type": "Interpolating", "frequencies": 101, "solved": 2,
+                               "points": ["5GHz", "10GHz"]}
 
 
 def test_progress_counts_errors_and_non_convergence() -> None:
@@ -98,6 +107,17 @@ def test_read_max_passes(tmp_path: Path) -> None:
     assert read_max_passes(tmp_path / "missing.aedt") is None
 
 
+def test_read_target_delta_s(tmp_path: Path) -> None:
+    project = tmp_path / "p.aedt"
+    project.write_text(
+        "$begin 'Other'\nMaxDeltaS=0.1\n$end 'Other'\n"
+        "$begin 'Setup1'\nMaximumPasses=12\nMaxDeltaS=0.02\n$end 'Setup1'\n"
+    )
+    assert read_target_delta_s(project, "Setup1") == 0.02
+    assert read_target_delta_s(project) == 0.1
+    assert read_target_delta_s(tmp_path / "x.aedb") is None
+
+
 def test_log_tail_skips_earlier_runs_and_joins_partial_lines(tmp_path: Path) -> None:
     log = tmp_path / "p.log"
     log.write_text("old run line\n")
@@ -117,3 +137,17 @@ def test_log_tail_on_missing_file(tmp_path: Path) -> None:
     assert tail.read_lines() == []
     (tmp_path / "later.log").write_text("[info] a\n")
     assert tail.read_lines() == ["[info] a"]
+
+
+def test_echo_filter_keeps_one_copy_of_lines_on_two_streams() -> None:
+    from simfarm.workers.aedt_log import EchoFilter
+
+    echoes = EchoFilter(window=3)
+    assert echoes.first("stdout", "[info] pass 1")
+    assert not echoes.first("aedt_log", "[info] pass 1")  # the batch log's copy
+    assert echoes.first("aedt_log", "Ansys Electronics Desktop")  # only in the log
+    assert echoes.first("stdout", "[info] pass 1")  # printed again later: a new line
+    assert echoes.first("stdout", "  ")  # blank lines are never matched
+    for n in range(5):
+        assert echoes.first("stdout", f"only on stdout {n}")
+    assert echoes.first("aedt_log", "[info] pass 1")  # beyond the window: kept

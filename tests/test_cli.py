@@ -46,8 +46,9 @@ def simfarm_up(cli_env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
     first = proc.stdout.readline()
     assert "simfarm is up" in first, first + proc.stdout.read()
     yield proc
-    if proc.poll() is None:
-        proc.kill()
+    if proc.poll() is None:  # stop it as a user would: its parts stop with it
+        proc.terminate()
+        proc.wait(timeout=60)
 
 
 def test_up_then_submit_shows_completed_with_output(simfarm_up: subprocess.Popen[str],

@@ -3,10 +3,15 @@ test farm: --url/--token/--json everywhere, exit codes 0/1/2, job files, watch."
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pty
+import re
+import struct
 import subprocess
 import sys
+import termios
 from pathlib import Path
 
 import pytest
@@ -71,6 +76,11 @@ def test_workers_and_limits(env: dict[str, str]) -> None:
     assert "min_free_disk_mb" in shown.stdout and " 1" in shown.stdout
     cleared = simfarm("limits", "test-node", "--set", "min_free_disk_mb=null", "--json", env=env)
     assert json.loads(cleared.stdout)["min_free_disk_mb"] is None
+    rows = dict(line.split(None, 1) for line in simfarm("limits", "test-node",
+                                                        env=env).stdout.splitlines())
+    assert rows["min_free_disk_mb"] == "unset (no limit)"  # not a bare "None"
+    documented = (ROOT / "docs" / "cli.md").read_text()
+    assert all(f"`{key}`" in documented for key in rows)  # every key explained
     unknown = simfarm("limits", "no-such-node", env=env)
     assert unknown.returncode == 1 and "404" in unknown.stderr
     bad = simfarm("limits", "test-node", "--set", "max_cpu_percent=500", env=env)
@@ -141,6 +151,24 @@ def test_job_files_json_and_toml(env: dict[str, str], tmp_path: Path,
     assert flags.returncode == 0 and json.loads(flags.stdout)["node"] == "hfss-node"
 
 
+def test_hfss_solver_lines_are_shown_once(env: dict[str, str], tmp_path: Path,
+                                          hfss_node: Settings) -> None:
+    """ansysedt -monitor echoes its batch log on stdout; logs and status show each line once."""
+    project = tmp_path / "echo.aedt"
+    project.write_text("$begin 'Setup1'\nMaximumPasses=3\n$end 'Setup1'\n")
+    job = json.loads(simfarm("submit", "--hfss", str(project), "--design", "main", "--setup",
+                             "Setup1", "--json", "--wait", env=env).stdout)
+    assert job["state"] == "completed"
+    lines = simfarm("logs", job["id"], env=env).stdout.splitlines()
+    solver = [line for line in lines if line.startswith("[info]")]
+    assert len(solver) >= 5 and len(solver) == len(set(solver))  # each message once
+    assert sum("Normal completion of simulation" in line for line in lines) == 1
+    assert sum("[CONVERGE] Pass Number:" in line for line in lines) == 3
+    assert sum("Ansys Electronics Desktop Version" in line for line in lines) == 1  # log only
+    status = simfarm("status", job["id"], env=env).stdout
+    assert status.count("Normal completion of simulation") == 1
+
+
 def test_user_errors_exit_1_and_unexpected_answers_exit_2(env: dict[str, str],
                                                           tmp_path: Path) -> None:
     both = simfarm("submit", "--hfss", "x.aedt", "--", "true", env=env)
@@ -167,6 +195,32 @@ def test_user_errors_exit_1_and_unexpected_answers_exit_2(env: dict[str, str],
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_json_errors_keep_the_api_code_status_and_fields(env: dict[str, str]) -> None:
+    def error(*args: str) -> dict[str, object]:
+        done = simfarm(args[0], "--json", *args[1:], env=env)
+        assert done.returncode == 1 and done.stdout == "", done.stderr
+        body: dict[str, object] = json.loads(done.stderr)
+        assert set(body) == {"error", "detail", "status", "fields"}
+        return body
+
+    missing = error("status", "no-such-job")
+    assert (missing["error"], missing["status"], missing["fields"]) == ("not_found", 404, [])
+    job = json.loads(simfarm("submit", "--json", "--wait", "--", "true", env=env).stdout)
+    conflict = error("cancel", job["id"])  # it has ended
+    assert (conflict["error"], conflict["status"]) == ("conflict", 409)
+    assert conflict["fields"] == [{"field": "state", "reason": conflict["fields"][0]["reason"]}]  # type: ignore[index]
+    never = error("submit", "--cores", "4096", "--", "true")  # no node has that many
+    assert never["status"] == 422 and "cores" in str(never["detail"])
+    assert never["fields"][0]["field"] == "resources"  # type: ignore[index]
+    invalid = error("submit", "--priority", "11", "--", "true")  # refused before sending
+    assert (invalid["error"], invalid["status"]) == ("validation_error", None)
+    assert [f["field"] for f in invalid["fields"]] == ["priority"]  # type: ignore[attr-defined]
+    usage = error("list", "--limit", "0")
+    assert usage["error"] == "usage_error" and usage["fields"][0]["field"] == "limit"  # type: ignore[index]
+    unreachable = error("list", "--url", f"http://127.0.0.1:{free_port()}")
+    assert unreachable["error"] == "connection_failed" and unreachable["status"] is None
 
 
 def test_completion_script_and_help(env: dict[str, str]) -> None:
@@ -200,3 +254,54 @@ def test_up_json_prints_where_the_farm_is(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def in_terminal(*args: str, env: dict[str, str], columns: int) -> list[str]:
+    """The lines ``simfarm ARGS`` prints in a real (pseudo-)terminal ``columns`` wide."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    term_env = {k: v for k, v in env.items() if k not in ("COLUMNS", "LINES")}
+    proc = subprocess.Popen([*simfarm_argv(), *args], stdin=slave, stdout=slave, stderr=slave,
+                            env={**term_env, "TERM": "xterm-256color"}, close_fds=True)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert proc.wait(30) == 0, out
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.decode())
+    return [line.rstrip() for line in text.replace("\r", "").splitlines() if line.strip()]
+
+
+def test_list_fits_narrow_terminals_and_stays_parseable_in_a_pipe(env: dict[str, str]) -> None:
+    name = "mesh-refinement-study-with-a-rather-long-descriptive-name"
+    job = json.loads(simfarm("submit", "--json", "--wait", "--name", name, "--", "true",
+                             env=env).stdout)
+    headers = ["ID", "NAME", "STATE", "PRI", "NODE", "CORES", "AGE", "RUNTIME", "EXIT"]
+    wide = in_terminal("list", "--limit", "3", env=env, columns=200)
+    assert wide[0].split() == headers
+    assert any(job["id"] in line and name in line for line in wide)
+    for columns in (80, 60):
+        narrow = in_terminal("list", "--limit", "3", env=env, columns=columns)
+        assert all(len(line) <= columns for line in narrow), narrow
+        row = next(line for line in narrow if job["id"] in line)  # one line, not wrapped
+        assert "completed" in row and "…" in row  # the name is shortened, not the id
+        assert narrow[0].split()[:3] == ["ID", "NAME", "STATE"]
+        assert "EXIT" not in narrow[0]  # the least useful columns went first
+    tiny = in_terminal("list", "--limit", "3", env=env, columns=40)
+    assert any(f"{job['id']}  completed" in line for line in tiny)  # ids are never cut
+    piped = simfarm("list", "--limit", "3", env=env).stdout.splitlines()
+    assert piped[0].split("\t") == headers
+    fields = next(line.split("\t") for line in piped if line.startswith(job["id"]))
+    assert fields[1] == name and fields[2] == "completed" and fields[8] == "0"
+    assert all(len(line.split("\t")) == len(headers) for line in piped)
+    workers = simfarm("workers", env=env).stdout.splitlines()
+    assert workers[0].split("\t")[:3] == ["NODE", "STATUS", "CORES"]
+    assert any(line.split("\t")[0] == "test-node" for line in workers[1:])
+    assert all(len(line) <= 50 for line in in_terminal("workers", env=env, columns=50))

@@ -18,6 +18,7 @@ import psutil
 import pytest
 
 from simfarm.common.settings import Settings
+from simfarm.common.store import NodeStore
 from simfarm.compat.pyedb import (
     JobManager,
     JobManagerHandler,
@@ -26,7 +27,15 @@ from simfarm.compat.pyedb import (
     SchedulerType,
     create_hfss_config,
 )
-from tests.helpers import FAKES, ROOT, free_port
+from tests.helpers import (
+    FAKES,
+    ROOT,
+    free_port,
+    start_worker,
+    stop_process,
+    wait_for,
+    wait_until,
+)
 
 
 @pytest.fixture
@@ -94,6 +103,9 @@ def _example_env(tmp_path: Path) -> dict[str, str]:
         "PYEDB_JOB_MANAGER_PORT": str(free_port()),
         "ANSYSEM_ROOT252": str(FAKES),
         "FAKE_ANSYSEDT_SECONDS": "0.3",
+        # The example asks for 16 cores; its job reserves them, so the private worker
+        # declares 16 (a smaller node refuses it: test_hfss_cores.py).
+        "SIMFARM_NODE_CORES": "16",
     })
     return env
 
@@ -117,9 +129,10 @@ def test_pyedb_example_runs_unchanged_on_a_private_service(tmp_path: Path) -> No
 # --- submit_local_job ---------------------------------------------------------
 
 
-def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, module: str = "simfarm.compat.submit_local_job",
+            **env: str) -> subprocess.CompletedProcess[str]:
     full = {**os.environ, "PYTHONPATH": str(ROOT), **env}
-    return subprocess.run([sys.executable, "-m", "simfarm.compat.submit_local_job", *args],
+    return subprocess.run([sys.executable, "-m", module, *args],
                           env=full, capture_output=True, text=True, timeout=60)
 
 
@@ -175,6 +188,79 @@ def test_submit_local_job_server_error_is_exit_2(broken_server: int, project: Pa
     done = run_cli("--project-path", str(project), "--host", "127.0.0.1",
                    "--port", str(broken_server))
     assert done.returncode == 2 and "boom" in done.stderr
+
+
+# --- submit_job_on_scheduler ----------------------------------------------------
+
+
+def run_scheduler_cli(*args: str, gateway: str) -> subprocess.CompletedProcess[str]:
+    port = gateway.rsplit(":", 1)[1]
+    return run_cli(*args, "--host", "127.0.0.1", "--port", port,
+                   module="simfarm.compat.submit_job_on_scheduler")
+
+
+def test_submit_job_on_scheduler_refuses_what_no_cluster_can_take(
+        gateway: str, worker: subprocess.Popen[bytes], project: Path) -> None:
+    """The session farm has no worker attached to a scheduler."""
+    none = run_scheduler_cli("--project-path", str(project), gateway=gateway)
+    assert none.returncode == 1 and "attached to a cluster scheduler" in none.stderr
+    pbs = run_scheduler_cli("--project-path", str(project), "--scheduler", "pbs",
+                            gateway=gateway)
+    assert pbs.returncode == 1 and "job rejected (422)" in pbs.stderr
+    nodes = run_scheduler_cli("--project-path", str(project), "--nodes", "0", gateway=gateway)
+    assert nodes.returncode == 1 and "must be positive" in nodes.stderr
+    walltime = run_scheduler_cli("--project-path", str(project), "--time", "1:99:00",
+                                 gateway=gateway)
+    assert walltime.returncode == 1 and "time" in walltime.stderr
+    missing = run_scheduler_cli("--project-path", str(project.with_suffix(".aedb")),
+                                gateway=gateway)
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
+    down = run_scheduler_cli("--project-path", str(project),
+                             gateway=f"http://127.0.0.1:{free_port()}")
+    assert down.returncode == 2 and "cannot reach the job manager" in down.stderr
+
+
+@pytest.fixture
+def lsf_worker(settings: Settings, node_store: NodeStore, gateway: str,
+               tmp_path: Path) -> Iterator[Settings]:
+    """A worker attached to the FAKE LSF (tests/fakes/lsf), AEDT being the FAKE ansysedt."""
+    node = settings.model_copy(update={
+        "node_name": "pyedb-lsf", "scheduler": "lsf", "scheduler_bin_dir": FAKES / "lsf",
+        "scheduler_job_dir": tmp_path / "jobs", "scheduler_poll_s": 0.3,
+        "scheduler_poll_max_s": 1.0})
+    proc = start_worker(node, tmp_path / "worker.log", ANSYSEM_ROOT252=str(FAKES),
+                        SIMFARM_FAKE_CLUSTER_DIR=str(tmp_path / "fake-lsf"),
+                        SIMFARM_FAKE_PEND_S="0.2", FAKE_ANSYSEDT_SECONDS="0.2")
+
+    def registered() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError((tmp_path / "worker.log").read_text()[-3000:])
+        found = node_store.get("pyedb-lsf")
+        return found is not None and found.alive and found.cores_total > 0
+
+    wait_until(registered, 60, "the LSF worker")
+    yield node
+    stop_process(proc)
+
+
+def test_submit_job_on_scheduler_runs_the_project_on_the_farms_cluster(
+        lsf_worker: Settings, gateway: str, project: Path) -> None:
+    done = run_scheduler_cli("--project-path", str(project), "--partition", "short",
+                             "--nodes", "1", "--cores-per-node", "2", gateway=gateway)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Job ") and " queued on lsf partition short at " in done.stdout
+    job_id = done.stdout.split()[1]
+    job = wait_for(lambda: httpx.get(f"{gateway}/api/v1/jobs/{job_id}").json(),
+                   lambda j: j["state"] in ("completed", "failed", "cancelled"), 60,
+                   "the cluster job to end")
+    assert (job["state"], job["node"], job["exit_code"]) == ("completed", "pyedb-lsf", 0), job
+    config = job["spec"]["hfss"]
+    assert config["scheduler_type"] == "lsf" and config["auto"] is True
+    options = config["scheduler_options"]
+    assert (options["queue"], options["nodes"], options["cores_per_node"]) == ("short", 1, 2)
+    script = next((lsf_worker.scheduler_job_dir or Path()).glob(f"{job_id}/*.sh")).read_text()
+    assert "#BSUB -q short" in script and "-auto" in script
+    assert project.with_suffix(".aedtresults").is_dir()
 
 
 # --- PyEDB's config helpers -----------------------------------------------------

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from simfarm.common.aedt import build_ansysedt_argv
 from simfarm.common.hfss import MachineNode, SchedulerOptions, SchedulerType, create_hfss_config
-from simfarm.workers.aedt import build_ansysedt_argv
 from simfarm.workers.aedt_log import ProgressTracker, failure_reason, is_error_line
 
 FAKE = Path(__file__).parent / "fakes" / "ansysedt"

@@ -209,7 +209,8 @@ def test_kill_9_of_a_worker_mid_job_requeues_it_and_it_finishes_elsewhere(
     rescue = {"labels": {"rescue": "yes"}}
     farm.start("victim", node_cores=2, worker_concurrency=2, node_labels={"rescue": "yes"})
     record = tmp_path / "runs.txt"
-    retried = farm.submit(argv=[PY, "-c", RECORDER, str(record), "4"], retries=1, **{
+    # long enough to outlast the rescuer's start on a loaded machine (about 4 s here)
+    retried = farm.submit(argv=[PY, "-c", RECORDER, str(record), "8"], retries=1, **{
         "resources": {"cores": 1, **rescue}})
     lost = farm.submit(argv=[PY, "-c", "import time; time.sleep(30)"], retries=0,
                        resources={"cores": 1, **rescue})
@@ -234,6 +235,36 @@ def test_kill_9_of_a_worker_mid_job_requeues_it_and_it_finishes_elsewhere(
     assert runs[1].endswith("start") and runs[2] == runs[1].replace("start", "end")
     victim = farm.worker("victim")
     assert not victim["alive"] and victim["status"] == "lost"
+
+
+def test_worker_hung_up_hands_its_job_back_and_restarts_in_place(
+    farm: Farm, tmp_path: Path
+) -> None:
+    # SIGHUP makes Celery stop the worker warmly and exec it again in the same process.
+    farm.start("hup", node_cores=2, node_labels={"hup": "yes"})
+    pid = farm.procs["hup"].pid
+    before = farm.nodes.get("hup")
+    assert before is not None
+    record = tmp_path / "runs.txt"
+    job_id = farm.submit(argv=[PY, "-c", RECORDER, str(record), "3"], retries=1,
+                         resources={"labels": {"hup": "yes"}})
+    assert farm.wait_state(job_id, "running")["node"] == "hup"
+    first = wait_for(lambda: record.read_text() if record.exists() else "",
+                     lambda t: "start" in t, 10, "the first run").split()[0]
+    os.kill(pid, signal.SIGHUP)
+    after = wait_for(lambda: farm.nodes.get("hup"),
+                     lambda n: n is not None and n.alive and n.boot_id != before.boot_id, 60,
+                     "the hung-up worker to register again")
+    assert farm.procs["hup"].poll() is None and psutil.Process(pid).is_running(), farm.log("hup")
+    assert after is not None
+    # the running job was handed back, not waited for, and ran again after the restart
+    done = farm.wait_state(job_id, "completed", timeout_s=30)
+    assert done["node"] == "hup" and done["attempt"] >= 2
+    runs = record.read_text().splitlines()
+    assert runs[0] == f"{first} start" and f"{first} end" not in runs
+    assert len(runs) == 3 and runs[2] == runs[1].replace("start", "end")
+    again = farm.submit(argv=["true"], resources={"labels": {"hup": "yes"}})
+    assert farm.wait_state(again, "completed", timeout_s=30)["node"] == "hup"
 
 
 def test_job_sent_to_a_node_that_died_before_picking_it_up_is_requeued_for_free(

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from simfarm.client.client import Client
@@ -218,3 +219,21 @@ def test_async_client_stages_and_downloads(gateway: str, remote: RemoteNode,
 
     dest = asyncio.run(scenario())
     assert (dest / "board.aedtresults").is_dir() and (dest / "board.log").is_file()
+
+
+def test_staged_job_keeps_the_sparameters_of_its_results(
+    client: Client, remote: RemoteNode, tmp_path: Path, gateway: str
+) -> None:
+    """The summary is made in the remote scratch folder, before the results go back."""
+    project = make_project(tmp_path / "client" / "proj")
+    s2p = Path(__file__).parent / "data" / "lowpass_filter.s2p"
+    job = client.submit_project(project, staged=True, resources=REMOTE, outputs=["*.s2p"],
+                                config={"design_name": "main", "setup_name": "Setup1"},
+                                env={"FAKE_ANSYSEDT_TOUCHSTONE": str(s2p)})
+    shutil.rmtree(tmp_path / "client")
+    assert wait_final(client, job.id).state.value == "completed"
+    body = httpx.get(f"{gateway}/api/v1/jobs/{job.id}/sparameters").json()
+    assert [(f["name"], f["ports"], f["points"]) for f in body["files"]] == [
+        ("main_Setup1.s2p", 2, 60)]
+    dest = client.download(job.id, tmp_path / "results")  # and the file came back too
+    assert (dest / "main_Setup1.s2p").read_bytes() == s2p.read_bytes()

@@ -74,3 +74,13 @@ def test_flower_shows_run_job_tasks_with_job_ids(flower: str, farm: httpx.Client
     # read-only by default: revoking through Flower is refused (simfarm cancels jobs itself)
     revoke = httpx.post(f"{flower}/api/task/revoke/{task['uuid']}", timeout=10)
     assert revoke.status_code == 403
+
+
+def test_celery_command_line_reaches_the_farm_workers(settings: Settings, worker: Any) -> None:
+    # docs/monitoring.md: Celery's own tools find the farm's app through celery_cli
+    out = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "simfarm.workers.celery_cli", "inspect", "ping",
+         "--timeout", "5"],
+        env=child_env(settings), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"{settings.node_name}@" in out.stdout and "pong" in out.stdout

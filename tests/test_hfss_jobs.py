@@ -10,10 +10,10 @@ import httpx
 import psutil
 import pytest
 
+from simfarm.common.aedt import build_ansysedt_argv
 from simfarm.common.hfss import HFSSSimulationConfig
 from simfarm.common.settings import Settings
 from simfarm.common.store import NodeStore
-from simfarm.workers.aedt import build_ansysedt_argv
 from tests.helpers import FAKES, wait_for
 
 TERMINAL = ("completed", "failed", "cancelled")
@@ -74,8 +74,9 @@ def test_hfss_job_completes_with_progress_events_and_artifacts(
     assert {"aedt_log", "stdout"} <= streams  # batch log and -monitor output
     passes = [e["data"]["adaptive_pass"] for e in evs if e["type"] == "progress"]
     assert passes[0] == 1 and passes[-1] == 4
-    # The exact command line the worker ran.
-    config = HFSSSimulationConfig(**hfss)
+    # The exact command line the worker ran, from the job's config (its machine list
+    # settled at submit: the cores reserved, see test_hfss_cores.py).
+    config = HFSSSimulationConfig(**job["spec"]["hfss"])
     expected = build_ansysedt_argv(config, FAKES / "ansysedt")
     assert json.loads(record.read_text()) == expected[1:]
 

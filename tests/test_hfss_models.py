@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -270,25 +271,57 @@ def test_scheduler_type_accepts_any_case_and_dict_options() -> None:
 
 
 def test_hfss_job_spec_derives_routing_and_time_limit() -> None:
+    # Derived at submit (the gateway's admission calls hfss_defaults), not by the model.
+    from simfarm.common.hfss_jobs import hfss_defaults
     from simfarm.common.models import JobSpec
 
-    spec = JobSpec(kind="hfss", hfss={  # type: ignore[arg-type]
+    spec = hfss_defaults(JobSpec(kind="hfss", hfss={  # type: ignore[arg-type]
         "project_path": "/p/a.aedt",
         "machine_nodes": [{"hostname": "localhost", "cores": 6}],
         "scheduler_options": {"time": "2:00:00"},
-    })
+    }))
     assert spec.resources.labels == {"aedt.any": "yes"}
     assert spec.resources.cores == 6
     assert spec.timeout_s == 7200
-    cluster = JobSpec(kind="hfss", hfss={"project_path": "/p/a.aedt",  # type: ignore[arg-type]
-                                         "scheduler_type": "slurm"})
+    cluster = hfss_defaults(JobSpec(kind="hfss", hfss={  # type: ignore[arg-type]
+        "project_path": "/p/a.aedt", "scheduler_type": "slurm"}))
     assert cluster.resources.labels == {"scheduler": "slurm"}
-    explicit = JobSpec(kind="hfss", hfss={"project_path": "/p/a.aedt"},  # type: ignore[arg-type]
-                       resources={"cores": 2, "labels": {"aedt.2024.2": "yes"}},  # type: ignore[arg-type]
-                       timeout_s=60)
+    explicit = hfss_defaults(JobSpec(
+        kind="hfss", hfss={"project_path": "/p/a.aedt"},  # type: ignore[arg-type]
+        resources={"cores": 2, "labels": {"aedt.2024.2": "yes"}},  # type: ignore[arg-type]
+        timeout_s=60))
     assert explicit.resources.labels == {"aedt.2024.2": "yes"} and explicit.timeout_s == 60
     for bad in ({"kind": "hfss"}, {"kind": "hfss", "hfss": {"project_path": "/a.aedt"},
                                    "argv": ["x"]},
                 {"kind": "command", "argv": ["x"], "hfss": {"project_path": "/a.aedt"}}):
         with pytest.raises(ValidationError):
             JobSpec.model_validate(bad)
+
+
+def test_hfss_cores_rule_tells_ansysedt_what_is_reserved() -> None:
+    from simfarm.common.hfss_jobs import HfssRequestRejected, hfss_defaults
+    from simfarm.common.models import JobSpec
+
+    def settle(nodes: list[dict[str, Any]], **resources: Any) -> tuple[int, list[str]]:
+        spec = JobSpec.model_validate({
+            "kind": "hfss", "hfss": {"project_path": "/p/a.aedt", "machine_nodes": nodes},
+            **({"resources": resources} if resources else {})})
+        settled = hfss_defaults(spec)
+        assert hfss_defaults(settled) == settled  # settling twice changes nothing
+        assert settled.hfss is not None
+        return settled.resources.cores, [str(n) for n in settled.hfss.machine_nodes]
+
+    assert settle([{"cores": -1}]) == (1, ["localhost:1:20:90%"])
+    assert settle([{"cores": -1}], cores=32) == (32, ["localhost:32:32:90%"])
+    assert settle([{"cores": 16}]) == (16, ["localhost:16:20:90%"])
+    assert settle([{"hostname": "a", "cores": 4}, {"hostname": "b", "cores": -1}],
+                  cores=10) == (10, ["a:4:20:90%", "b:6:20:90%"])
+    for nodes, cores in (([{"cores": 16}], 4), ([{"hostname": "a", "cores": 4},
+                                                 {"hostname": "b", "cores": -1}], 4)):
+        with pytest.raises(HfssRequestRejected) as err:
+            settle(nodes, cores=cores)
+        assert err.value.field == "resources.cores"
+    gpu = hfss_defaults(JobSpec.model_validate({
+        "kind": "hfss", "hfss": {"project_path": "/p/a.aedt"},
+        "resources": {"labels": {"gpu": "a100"}}}))
+    assert gpu.resources.labels == {"gpu": "a100", "aedt.any": "yes"}

@@ -104,7 +104,7 @@ def test_cancel_running_job_kills_process_tree(farm: httpx.Client, store: JobSto
         30,
         "the child process to start",
     )
-    parent_pid = int(store.field(job_id, "pid") or 0)
+    parent_pid = store.attempt(job_id).lease.pid or 0
     child_pid = int(next(ln for ln in output(farm, job_id) if ln.startswith("child")).split()[1])
     assert psutil.pid_exists(parent_pid) and psutil.pid_exists(child_pid)
     response = farm.post(f"/api/v1/jobs/{job_id}/cancel")

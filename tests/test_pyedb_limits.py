@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -81,3 +82,20 @@ def test_bad_pool_limits_are_refused_without_change(farm: httpx.Client, body: di
 def test_unknown_node_is_404(farm: httpx.Client) -> None:
     answer = farm.put("/pool/limits", params={"node": "nowhere"}, json={"max_cpu_percent": 50})
     assert answer.status_code == 404
+
+
+def test_handler_edits_the_pool_limits(restore_limits: httpx.Client, gateway: str) -> None:
+    from simfarm.compat.pyedb import JobManager, JobManagerHandler
+
+    handler = JobManagerHandler(url=gateway)
+    handler.start_service()
+    limits = handler.edit_concurrent_limits({"max_cpu_percent": 97.5})
+    assert limits is not None and limits["max_cpu_percent"] == 97.5
+    assert handler.resource_limits.max_cpu_percent == 97.5
+    assert restore_limits.get(f"/api/v1/workers/{NODE}/limits").json()["max_cpu_percent"] == 97.5
+    assert handler.edit_concurrent_limits({"max_cpu_percent": 150}) is None  # refused
+    handler.close()
+    manager = JobManager(url=gateway)
+    assert asyncio.run(manager.edit_concurrent_limits({"max_concurrent_jobs": 3})) is not None
+    assert manager.resource_limits.max_concurrent_jobs == 3
+    assert restore_limits.get(f"/api/v1/workers/{NODE}/limits").json()["max_jobs"] == 3

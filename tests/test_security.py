@@ -408,3 +408,22 @@ def test_operator_actions_need_an_admin_and_history_is_scoped(
     assert job["id"] not in {j["id"] for j in history}
     assert all(j["owner"] == "bob" for j in history)
     assert bob.get("/api/v1/audit").status_code == 403
+
+
+def test_pyedb_handler_sends_simfarm_token(
+    secure_url: str, alice: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from simfarm.compat.pyedb import JobManagerHandler
+
+    job = submit(alice, argv=["sleep", "60"], name="pyedb-cancel")
+    monkeypatch.delenv("SIMFARM_TOKEN", raising=False)
+    anonymous = JobManagerHandler(url=secure_url)
+    anonymous.start_service()  # health is public: it attaches
+    assert anonymous.cancel_job(job["id"]) is False  # 401
+    anonymous.close()
+    monkeypatch.setenv("SIMFARM_TOKEN", ALICE)
+    handler = JobManagerHandler(url=secure_url)
+    handler.start_service()
+    assert handler.cancel_job(job["id"]) is True
+    assert alice.get(f"/api/v1/jobs/{job['id']}").json()["state"] in ("cancelled", "running")
+    handler.close()

@@ -139,3 +139,42 @@ def test_events_since_cursor_and_logs_share_ids(jobs: JobStore) -> None:
     assert [e.data["line"] for e in later] == ["a", "b"]
     assert [e.id for e in later] == ids
     assert [e.id for e in jobs.global_events(since="0-0")][-2:] == ids
+
+
+def test_a_jobs_lease_is_read_with_it_and_alone(jobs: JobStore) -> None:
+    job, _ = jobs.create(spec(), owner="ann")
+    assert jobs.get(job.id).lease is None and jobs.attempt(job.id).lease.until is None
+    jobs.transition(job.id, JobState.SCHEDULED, new_attempt=True,
+                    fields={"node": "n1", "lease_until": "1000.5", "boot": "b1"})
+    jobs.transition(job.id, JobState.RUNNING, fields={"lease_until": "2000.25"})
+    jobs.update_fields(job.id, {"pid": 4242})
+    attempt = jobs.attempt(job.id)
+    assert (attempt.state, attempt.number, attempt.node) == (JobState.RUNNING, 1, "n1")
+    assert attempt.lease.until is not None and attempt.lease.until.timestamp() == 2000.25
+    assert (attempt.lease.boot, attempt.lease.pid, attempt.lease.claimed) == ("b1", 4242, False)
+    assert jobs.get(job.id).lease == attempt.lease
+    other, _ = jobs.create(spec())
+    assert [a.job_id for a in jobs.attempts([job.id, "gone", other.id])] == [job.id, other.id]
+    jobs.transition(job.id, JobState.COMPLETED,
+                    fields={"lease_until": None, "boot": None, "pid": None})
+    assert jobs.get(job.id).lease is None
+    with pytest.raises(JobNotFound):
+        jobs.attempt("gone")
+
+
+def test_owner_cancel_request_and_times_are_typed_reads(jobs: JobStore) -> None:
+    mine, _ = jobs.create(spec(), owner="ann")
+    nobodys, _ = jobs.create(spec())
+    assert jobs.owner_of(mine.id) == "ann" and jobs.owner_of(nobodys.id) is None
+    with pytest.raises(JobNotFound):
+        jobs.owner_of("gone")
+    jobs.transition(mine.id, JobState.SCHEDULED, new_attempt=True, fields={"node": "n"})
+    jobs.transition(mine.id, JobState.RUNNING)
+    assert not jobs.cancel_requested(mine.id) and jobs.state_of(mine.id) is JobState.RUNNING
+    jobs.request_cancel(mine.id)
+    jobs.request_cancel(nobodys.id)  # pending: cancelled at once
+    assert jobs.cancel_requested(mine.id) and jobs.cancel_requested(nobodys.id)
+    assert not jobs.cancel_requested("gone") and jobs.state_of("gone") is None
+    times = jobs.times(mine.id)
+    assert times.created_at == mine.created_at.timestamp()
+    assert times.started_at is not None and times.finished_at is None

@@ -14,6 +14,7 @@ from urllib.parse import quote
 import httpx
 
 from simfarm.client.errors import ApiError, NotFound
+from simfarm.common.convergence import Convergence
 from simfarm.common.models import Job, JobEvent, JobPage, NodeInfo
 from simfarm.common.states import JobState
 
@@ -95,6 +96,11 @@ def submit(body: Mapping[str, Any], idempotency_key: str | None = None) -> Opera
 def get(job_id: str) -> Operation[Job]:
     """GET one job."""
     return Operation(Request("GET", _job_path(job_id)), Job.model_validate)
+
+
+def progress(job_id: str) -> Operation[Convergence]:
+    """GET a job's solve progress as a series (adaptive passes, sweep)."""
+    return Operation(Request("GET", _job_path(job_id, "progress")), Convergence.model_validate)
 
 
 def list_jobs(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 from collections.abc import AsyncIterator, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
@@ -15,8 +15,11 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from simfarm.client import api, flows
 from simfarm.client.base import ClientConfig, ws_error
 from simfarm.client.errors import ConnectionFailed
+from simfarm.client.extras import AsyncExtrasMixin
+from simfarm.client.progress import WaitProgress
 from simfarm.client.specs import SpecLike, job_body
-from simfarm.client.workflow import AsyncWorkflowMixin
+from simfarm.common.convergence import Convergence
+from simfarm.common.job_html import JobList
 from simfarm.common.models import Job, JobEvent, JobPage, NodeInfo
 from simfarm.common.settings import Settings
 from simfarm.common.states import JobState
@@ -26,7 +29,7 @@ T = TypeVar("T")
 PARALLEL_CALLS = 16
 
 
-class AsyncClient(AsyncWorkflowMixin):
+class AsyncClient(AsyncExtrasMixin):
     """Talks to a simfarm gateway from asyncio; use ``async with AsyncClient() as c``.
 
     Arguments as for :class:`~simfarm.client.client.Client`. With ``embedded=True`` the
@@ -55,7 +58,7 @@ class AsyncClient(AsyncWorkflowMixin):
         await self._http.aclose()
         await asyncio.to_thread(self._config.close)
 
-    async def __aenter__(self) -> AsyncClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *_: object) -> None:
@@ -96,6 +99,16 @@ class AsyncClient(AsyncWorkflowMixin):
         """The job's events after ``since``; with ``wait`` long-polls for new ones."""
         return await self._call(api.events(job_id, since, wait))
 
+    async def convergence(self, job_id: str) -> Convergence:
+        """An HFSS job's convergence so far (see :meth:`Client.convergence`)."""
+        return await self._call(api.progress(job_id))
+
+    async def plot_convergence(self, job_id: str) -> Any:
+        """The job's convergence as a matplotlib figure (see :meth:`Client.plot_convergence`)."""
+        from simfarm.client.notebook import plot_convergence
+
+        return plot_convergence(await self.convergence(job_id))
+
     def logs(self, job_id: str, follow: bool = False) -> AsyncIterator[str]:
         """The job's output lines (``async for``); with ``follow`` until the job ends."""
         return _Runner(self).iterate(flows.logs_flow(job_id, follow))
@@ -119,22 +132,30 @@ class AsyncClient(AsyncWorkflowMixin):
         return _Runner(self).iterate(flows.stream_flow(subscription))
 
     async def wait(
-        self, job_id: str, timeout: float | None = None, raise_on_failure: bool = False
+        self, job_id: str, timeout: float | None = None, raise_on_failure: bool = False,
+        *, progress: bool = False,
     ) -> Job:
         """Wait until the job is final (see :meth:`Client.wait`)."""
-        return (await self.wait_all([job_id], timeout, raise_on_failure))[0]
+        return (await self.wait_all([job_id], timeout, raise_on_failure,
+                                    progress=progress))[0]
 
     async def wait_all(
         self,
         job_ids: Iterable[str],
         timeout: float | None = None,
         raise_on_failure: bool = False,
-    ) -> builtins.list[Job]:
+        *,
+        progress: bool = False,
+    ) -> JobList:
         """Wait until every job is final, following them all on one WebSocket (no task
         per job); the jobs in the order given (see :meth:`Client.wait_all`)."""
-        return await _Runner(self).run(
-            flows.wait_flow(builtins.list(job_ids), timeout, raise_on_failure)
-        )
+        ids = builtins.list(job_ids)
+        if not progress:
+            return JobList(await _Runner(self).run(
+                flows.wait_flow(ids, timeout, raise_on_failure)))
+        with WaitProgress(len(dict.fromkeys(ids))) as bar:
+            return JobList(await _Runner(self).run(flows.wait_flow(
+                ids, timeout, raise_on_failure, on_change=bar.update)))
 
     # ------------------------------------------------------------------ farm
     async def workers(self) -> builtins.list[NodeInfo]:

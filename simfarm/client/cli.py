@@ -21,6 +21,7 @@ import click
 from simfarm.client import cli_farm, cli_files, cli_jobs, cli_watch
 from simfarm.client.cli_common import UserError
 from simfarm.client.cli_tokens import hash_token_command
+from simfarm.client.errors import ApiError, ConnectionFailed
 from simfarm.common.errors import SimfarmError
 from simfarm.common.settings import Settings
 
@@ -47,24 +48,42 @@ def up(port: int | None, as_json: bool) -> None:
     from simfarm.client.embedded import EmbeddedService
 
     settings = Settings()
+    stop = _stop_on_signals()  # before any part starts: a signal meanwhile stops them
     service = EmbeddedService(settings, gateway_port=port)
-    try:
-        service.start()
-    except (RuntimeError, TimeoutError) as exc:
-        raise UserError(str(exc)) from exc
+    _start(service, stop)
     if as_json:
         click.echo(json.dumps({"url": service.url, "redis_url": service.redis_url,
                                "state_dir": str(settings.state_dir)}))
     else:
         click.echo(f"simfarm is up: {service.url}  (dashboard: {service.url}/)")
         click.echo(f"state folder: {settings.state_dir}; press Ctrl-C to stop")
-    _serve_until_signal(service, quiet=as_json)
+    _serve_until_signal(service, stop, quiet=as_json)
 
 
-def _serve_until_signal(service: Any, quiet: bool = False) -> None:
+def _stop_on_signals() -> threading.Event:
+    """An event set by SIGINT, SIGTERM or SIGHUP (the terminal closed)."""
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK"):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def _start(service: Any, stop: threading.Event) -> None:
+    """Start ``service``; exit 0 when a signal cancelled the start, 1 when it failed."""
+    from simfarm.client.embedded import StartCancelled
+
+    try:
+        service.start(cancel=stop)
+    except StartCancelled:
+        click.echo("stopped while starting", err=True)
+        sys.exit(0)
+    except (RuntimeError, TimeoutError) as exc:
+        raise UserError(str(exc)) from exc
+
+
+def _serve_until_signal(service: Any, stop: threading.Event, quiet: bool = False) -> None:
     while not stop.wait(1.0):
         dead = service.check_alive()
         if dead:
@@ -98,9 +117,10 @@ def flower(port: int, address: str, allow_control: bool, flower_options: tuple[s
     from simfarm.workers.flower import flower_argv, run_flower
 
     try:
-        argv = flower_argv(Settings(), port=port, address=address,
+        settings = Settings()
+        argv = flower_argv(settings, port=port, address=address,
                            read_only=not allow_control, extra=flower_options)
-        status = run_flower(argv)
+        status = run_flower(settings, argv)
     except RuntimeError as exc:
         raise UserError(str(exc)) from exc
     sys.exit(status)
@@ -109,10 +129,13 @@ def flower(port: int, address: str, allow_control: bool, flower_options: tuple[s
 @cli.command()
 def gateway() -> None:
     """Run the gateway (needs SIMFARM_REDIS_URL)."""
+    from simfarm.common.logs import configure_logging
     from simfarm.gateway.server import serve
 
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format, settings.node_name)
     try:
-        serve(Settings())
+        serve(settings)
     except RuntimeError as exc:
         raise UserError(str(exc)) from exc
 
@@ -124,15 +147,16 @@ def demo(count: int, exit_after: bool) -> None:
     """Start the embedded service, run a few demo jobs and show them finishing."""
     from simfarm.client.demo import run_demo
 
+    stop = _stop_on_signals()
     try:
-        service = run_demo(count, echo=click.echo)
+        service = run_demo(count, echo=click.echo, start=lambda svc: _start(svc, stop))
     except (RuntimeError, TimeoutError) as exc:
         raise UserError(str(exc)) from exc
     if exit_after:
         service.stop()
         return
     click.echo("press Ctrl-C to stop")
-    _serve_until_signal(service)
+    _serve_until_signal(service, stop)
 
 
 @cli.command()
@@ -156,35 +180,52 @@ def _wants_json(argv: list[str]) -> bool:
     return "--json" in options
 
 
-def _fail(code: int, error: str, message: str, as_json: bool) -> None:
+def _fail(code: int, message: str, as_json: bool, error: UserError | None = None) -> None:
     if as_json:
-        click.echo(json.dumps({"error": error, "detail": message}), err=True)
+        body = (error or UserError(message, error="unexpected" if code == 2 else "user_error"))
+        click.echo(json.dumps(body.as_json()), err=True)
     else:
         click.echo(message, err=True)
     sys.exit(code)
 
 
+def _usage_error(exc: click.ClickException) -> UserError:
+    """A command-line mistake (unknown option, bad value): ``usage_error``, with the
+    option in ``fields`` when click names it."""
+    if isinstance(exc, UserError):
+        return exc
+    param = getattr(exc, "param", None)
+    name = getattr(param, "name", None) or getattr(exc, "option_name", None)
+    fields = [{"field": str(name), "reason": exc.message}] if name else []
+    return UserError(exc.format_message(), error="usage_error", fields=fields)
+
+
 def main() -> None:
     """Console-script entry point with simfarm's exit codes (0 ok, 1 user error,
-    2 unexpected); with ``--json`` errors are printed as ``{"error", "detail"}`` JSON."""
+    2 unexpected); with ``--json`` an error is one JSON line on stderr:
+    ``{"error", "detail", "status", "fields"}`` (see :class:`UserError`)."""
     as_json = _wants_json(sys.argv[1:])
     try:
         cli.main(prog_name="simfarm", standalone_mode=False)
     except click.exceptions.Abort:
-        _fail(1, "aborted", "aborted", as_json)
+        _fail(1, "aborted", as_json, UserError("aborted", error="aborted"))
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         if as_json:
-            _fail(1, "user_error", exc.format_message(), True)
+            _fail(1, exc.format_message(), True, _usage_error(exc))
         exc.show()
         sys.exit(1)
+    except ApiError as exc:
+        _fail(1, f"error: {exc}", as_json, UserError.from_api(exc))
+    except ConnectionFailed as exc:
+        _fail(1, f"error: {exc}", as_json, UserError(str(exc), error="connection_failed"))
     except SimfarmError as exc:
-        _fail(1, "user_error", f"error: {exc}", as_json)
+        _fail(1, f"error: {exc}", as_json, UserError(str(exc)))
     except KeyboardInterrupt:
-        _fail(1, "interrupted", "interrupted", as_json)
+        _fail(1, "interrupted", as_json, UserError("interrupted", error="interrupted"))
     except Exception as exc:
-        _fail(2, "unexpected", f"unexpected error: {exc!r}", as_json)
+        _fail(2, f"unexpected error: {exc!r}", as_json)
     sys.exit(0)
 
 

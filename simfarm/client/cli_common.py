@@ -21,9 +21,41 @@ T = TypeVar("T")
 
 
 class UserError(click.ClickException):
-    """A mistake the user can fix: printed as one line, exit code 1."""
+    """A mistake the user can fix: printed as one line, exit code 1.
+
+    With ``--json`` it is printed as :meth:`as_json`: ``error`` (the API's code, e.g.
+    ``not_found``, ``validation_error``, or ``user_error``/``connection_failed`` for
+    mistakes found before any answer), ``detail``, ``status`` (the HTTP status, or
+    null) and ``fields`` (each ``{field, reason}``)."""
 
     exit_code = 1
+
+    def __init__(self, message: str, *, error: str = "user_error", status: int | None = None,
+                 fields: list[dict[str, Any]] | None = None, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.error = error
+        self.status = status
+        self.fields = list(fields or [])
+        self.detail = message if detail is None else detail
+
+    @classmethod
+    def from_api(cls, exc: ApiError) -> UserError:
+        """The gateway's refusal: its code, status and fields kept as they are."""
+        return cls(f"{exc.detail} ({exc.status} {exc.error})", error=exc.error,
+                   status=exc.status, fields=exc.fields, detail=exc.detail)
+
+    @classmethod
+    def invalid(cls, exc: ValidationError, what: str = "job") -> UserError:
+        """A spec refused before sending it: ``validation_error`` with its fields."""
+        fields = [{"field": ".".join(map(str, e["loc"])) or what, "reason": e["msg"]}
+                  for e in exc.errors()]
+        message = f"invalid {what}: " + "; ".join(f"{f['field']}: {f['reason']}" for f in fields)
+        return cls(message, error="validation_error", fields=fields)
+
+    def as_json(self) -> dict[str, Any]:
+        """The error as a script reads it (``--json``)."""
+        return {"error": self.error, "detail": self.detail, "status": self.status,
+                "fields": self.fields}
 
 
 def client_options(command: F) -> F:
@@ -61,18 +93,11 @@ def call(fn: Callable[[], T]) -> T:
     try:
         return fn()
     except ConnectionFailed as exc:
-        raise UserError(str(exc)) from exc
+        raise UserError(str(exc), error="connection_failed") from exc
     except ApiError as exc:
-        raise UserError(f"{exc.detail} ({exc.status} {exc.error})") from exc
+        raise UserError.from_api(exc) from exc
     except ValidationError as exc:
-        raise UserError(validation_message(exc)) from exc
-
-
-def validation_message(exc: ValidationError) -> str:
-    """``field: reason; ...`` of a pydantic error."""
-    return "invalid job: " + "; ".join(
-        f"{'.'.join(map(str, e['loc'])) or 'job'}: {e['msg']}" for e in exc.errors()
-    )
+        raise UserError.invalid(exc) from exc
 
 
 def echo_json(value: Any) -> None:

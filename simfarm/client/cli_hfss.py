@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from simfarm.client.cli_common import UserError, validation_message
+from simfarm.client.cli_common import UserError
 from simfarm.common.hfss import (
     HFSSSimulationConfig,
     MachineNode,
@@ -46,8 +46,7 @@ def spec_from_file(path: str) -> dict[str, Any] | HFSSSimulationConfig:
     try:
         return HFSSSimulationConfig.from_dict(data)
     except ValidationError as exc:
-        message = validation_message(exc).replace("invalid job", "invalid HFSS config")
-        raise UserError(message) from exc
+        raise UserError.invalid(exc, "HFSS config") from exc
 
 
 def _machine(text: str) -> MachineNode:
@@ -81,5 +80,4 @@ def hfss_from_flags(
             scheduler_type=SchedulerType(scheduler.lower()) if scheduler else SchedulerType.NONE,
         )
     except ValidationError as exc:
-        message = validation_message(exc).replace("invalid job", "invalid HFSS job")
-        raise UserError(message) from exc
+        raise UserError.invalid(exc, "HFSS job") from exc

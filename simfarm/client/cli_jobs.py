@@ -10,7 +10,6 @@ from typing import Any
 
 import click
 from pydantic import ValidationError
-from rich.console import Console
 from rich.table import Table
 
 from simfarm.client.cli_common import (
@@ -23,10 +22,10 @@ from simfarm.client.cli_common import (
     parse_pairs,
     print_jobs,
     runtime,
-    validation_message,
 )
 from simfarm.client.cli_follow import STATE_STYLE, follow
 from simfarm.client.cli_hfss import hfss_from_flags, spec_from_file
+from simfarm.client.cli_table import Column, print_table, rich_table
 from simfarm.client.specs import hfss_spec
 from simfarm.common.models import Job, JobSpec
 from simfarm.common.states import JobState
@@ -48,9 +47,9 @@ def _base_spec(
         loaded = spec_from_file(spec_file)
         if isinstance(loaded, dict):
             return loaded
-        return hfss_spec(loaded).model_dump(mode="json", exclude_none=True)
+        return hfss_spec(loaded).submit_body()
     config = hfss_from_flags(**hfss)
-    return hfss_spec(config).model_dump(mode="json", exclude_none=True)
+    return hfss_spec(config).submit_body()
 
 
 def _apply(body: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -141,7 +140,7 @@ def submit(ctx: click.Context, argv: tuple[str, ...], spec_file: str | None,
     try:
         spec = JobSpec.model_validate(body)
     except ValidationError as exc:
-        raise UserError(validation_message(exc)) from exc
+        raise UserError.invalid(exc) from exc
     client = make_client(ctx)
     job = call(lambda: client.submit(spec))
     if wait_:
@@ -169,20 +168,32 @@ def status(ctx: click.Context, job_ids: tuple[str, ...], as_json: bool) -> None:
                 click.echo(f"  | {line}")
 
 
-def jobs_table(jobs: list[Job], title: str | None = None) -> Table:
-    """A table of jobs: id, name, state, priority, node, cores, age, runtime, exit."""
-    table = Table(title=title, box=None, header_style="bold")
-    for column in ("ID", "NAME", "STATE", "PRI", "NODE", "CORES", "AGE", "RUNTIME", "EXIT"):
-        table.add_column(column, no_wrap=column in ("ID", "STATE"))
-    for job in jobs:
-        table.add_row(
-            job.id, job.spec.name or " ".join(job.spec.argv)[:30],
-            f"[{STATE_STYLE.get(job.state.value, '')}]{job.state.value}[/]", str(job.priority),
-            job.node or "-", str(job.spec.resources.cores),
-            age(time.time() - job.created_at.timestamp()), runtime(job),
-            "-" if job.exit_code is None else str(job.exit_code),
-        )
-    return table
+JOB_COLUMNS = [
+    Column("ID"),
+    Column("NAME", flexible=True),
+    Column("STATE", style=lambda state: STATE_STYLE.get(state, "")),
+    Column("PRI", drop=4),
+    Column("NODE", drop=2),
+    Column("CORES", drop=5),
+    Column("AGE", drop=1),
+    Column("RUNTIME", drop=3),
+    Column("EXIT", drop=6),
+]
+
+
+def job_rows(jobs: list[Job]) -> list[list[str]]:
+    """One row of :data:`JOB_COLUMNS` per job."""
+    now = time.time()
+    return [[job.id, job.spec.name or " ".join(job.spec.argv), job.state.value,
+             str(job.priority), job.node or "-", str(job.spec.resources.cores),
+             age(now - job.created_at.timestamp()), runtime(job, now),
+             "-" if job.exit_code is None else str(job.exit_code)] for job in jobs]
+
+
+def jobs_table(jobs: list[Job], width: int, title: str | None = None) -> Table:
+    """A table of jobs fitted to ``width``: id, name, state, priority, node, cores, age,
+    runtime, exit (the last ones go first when the terminal is narrow)."""
+    return rich_table(JOB_COLUMNS, job_rows(jobs), width, title)
 
 
 @click.command("list")
@@ -193,13 +204,14 @@ def jobs_table(jobs: list[Job], title: str | None = None) -> Table:
 @click.pass_context
 def list_(ctx: click.Context, state: str | None, limit: int, cursor: str | None,
           as_json: bool) -> None:
-    """List jobs, newest first (queue order with --state)."""
+    """List jobs, newest first (queue order with --state). On a terminal the table fits its
+    width; in a pipe it is tab-separated (one header line, then one job per line)."""
     client = make_client(ctx)
     page = call(lambda: client.list(state=state, limit=limit, cursor=cursor))
     if as_json:
         echo_json(page.jobs)
         return
-    Console().print(jobs_table(page.jobs))
+    print_table(JOB_COLUMNS, job_rows(page.jobs))
     if page.next_cursor:
         click.echo(f"more: --cursor {page.next_cursor}", err=True)
 

@@ -55,11 +55,11 @@ class ActiveJobs:
         except ApiError:
             self.jobs.pop(event.job_id, None)
 
-    def table(self) -> Table:
+    def table(self, width: int) -> Table:
         order = {s: i for i, s in enumerate(ACTIVE)}
         jobs = sorted(self.jobs.values(),
                       key=lambda j: (order.get(j.state, 9), -j.priority, j.created_at))
-        return jobs_table(jobs, title=f"simfarm jobs  {datetime.now():%H:%M:%S}")
+        return jobs_table(jobs, width, title=f"simfarm jobs  {datetime.now():%H:%M:%S}")
 
 
 def _pump(client: Client, jobs: list[str] | None, since: str | None,
@@ -103,7 +103,9 @@ def watch(ctx: click.Context, job_ids: tuple[str, ...], since: str | None, count
     seen = 0
     if live:
         call(view.reload)
-    with Live(view.table(), console=console, auto_refresh=False) if live else _Null() as screen:
+    display = (Live(view.table(console.width), console=console, auto_refresh=False) if live
+               else _Null())
+    with display as screen:
         next_reload = time.monotonic() + REFRESH_S
         while count is None or seen < count:
             try:
@@ -126,7 +128,7 @@ def watch(ctx: click.Context, job_ids: tuple[str, ...], since: str | None, count
                 if time.monotonic() >= next_reload:
                     call(view.reload)
                     next_reload = time.monotonic() + REFRESH_S
-                screen.update(view.table(), refresh=True)
+                screen.update(view.table(console.width), refresh=True)
 
 
 def _raise(exc: BaseException) -> None:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import httpx
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
@@ -16,8 +16,11 @@ from websockets.sync.client import ClientConnection, connect
 from simfarm.client import api, flows
 from simfarm.client.base import ClientConfig, ws_error
 from simfarm.client.errors import ConnectionFailed
+from simfarm.client.extras import ExtrasMixin
+from simfarm.client.progress import WaitProgress
 from simfarm.client.specs import SpecLike, job_body
-from simfarm.client.workflow import WorkflowMixin
+from simfarm.common.convergence import Convergence
+from simfarm.common.job_html import JobList
 from simfarm.common.models import Job, JobEvent, JobPage, NodeInfo
 from simfarm.common.settings import Settings
 from simfarm.common.states import JobState
@@ -27,7 +30,7 @@ T = TypeVar("T")
 PARALLEL_CALLS = 8
 
 
-class Client(WorkflowMixin):
+class Client(ExtrasMixin):
     """Talks to a simfarm gateway over HTTP and WebSocket. Safe to share between threads.
 
     ``url`` defaults to ``SIMFARM_URL``, then to a running ``simfarm up``, then to
@@ -55,7 +58,7 @@ class Client(WorkflowMixin):
         self._http.close()
         self._config.close()
 
-    def __enter__(self) -> Client:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -98,6 +101,18 @@ class Client(WorkflowMixin):
         """The job's events after ``since``; with ``wait`` long-polls for new ones."""
         return self._call(api.events(job_id, since, wait))
 
+    def convergence(self, job_id: str) -> Convergence:
+        """An HFSS job's convergence so far: Max Mag. Delta S per adaptive pass, the
+        setup's target and maximum passes, the sweep (``GET .../progress``)."""
+        return self._call(api.progress(job_id))
+
+    def plot_convergence(self, job_id: str) -> Any:
+        """The job's convergence as a matplotlib figure (shown inline in Jupyter; needs
+        ``pip install 'simfarm[notebook]'``)."""
+        from simfarm.client.notebook import plot_convergence
+
+        return plot_convergence(self.convergence(job_id))
+
     def logs(self, job_id: str, follow: bool = False) -> Iterator[str]:
         """The job's output lines; with ``follow`` keeps going until the job ends."""
         return _Runner(self).iterate(flows.logs_flow(job_id, follow))
@@ -122,24 +137,34 @@ class Client(WorkflowMixin):
         return _Runner(self).iterate(flows.stream_flow(subscription))
 
     def wait(
-        self, job_id: str, timeout: float | None = None, raise_on_failure: bool = False
+        self, job_id: str, timeout: float | None = None, raise_on_failure: bool = False,
+        *, progress: bool = False,
     ) -> Job:
         """Block until the job is final and return it. Raises
         :class:`~simfarm.client.errors.WaitTimeout` (a ``TimeoutError``) after
         ``timeout`` seconds; with ``raise_on_failure``, :class:`JobFailed` or
-        :class:`JobCancelled` when it did not complete."""
-        return self.wait_all([job_id], timeout, raise_on_failure)[0]
+        :class:`JobCancelled` when it did not complete. ``progress`` shows a bar."""
+        return self.wait_all([job_id], timeout, raise_on_failure, progress=progress)[0]
 
     def wait_all(
         self,
         job_ids: Iterable[str],
         timeout: float | None = None,
         raise_on_failure: bool = False,
-    ) -> builtins.list[Job]:
-        """Block until every job is final; the jobs in the order given. One WebSocket
-        follows all of them (polling if the gateway has none). With
-        ``raise_on_failure`` the first failed or cancelled job raises at once."""
-        return _Runner(self).run(flows.wait_flow(list(job_ids), timeout, raise_on_failure))
+        *,
+        progress: bool = False,
+    ) -> JobList:
+        """Block until every job is final; the jobs in the order given (a list that
+        Jupyter shows as a table). One WebSocket follows all of them (polling if the
+        gateway has none). With ``raise_on_failure`` the first failed or cancelled job
+        raises at once. ``progress`` shows a tqdm bar (a widget in Jupyter) with the
+        jobs' states counted."""
+        ids = list(job_ids)
+        if not progress:
+            return JobList(_Runner(self).run(flows.wait_flow(ids, timeout, raise_on_failure)))
+        with WaitProgress(len(dict.fromkeys(ids))) as bar:
+            return JobList(_Runner(self).run(flows.wait_flow(
+                ids, timeout, raise_on_failure, on_change=bar.update)))
 
     # ------------------------------------------------------------------ farm
     def workers(self) -> builtins.list[NodeInfo]:
@@ -159,18 +184,6 @@ class Client(WorkflowMixin):
         return self._call(api.health())
 
     # ------------------------------------------------------------------ transport
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One request; a typed error for a failed answer (used by the workflow methods)."""
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise ConnectionFailed(self._config.connection_error(exc)) from exc
-        if response.status_code >= 400:
-            raise api.error_for(
-                response.status_code, api.decode_json(response.content), response.text
-            )
-        return response
-
     def _call(self, op: api.Operation[T]) -> T:
         try:
             response = self._http.request(**op.request.httpx_kwargs())

@@ -35,13 +35,14 @@ def demo_specs(count: int) -> list[JobSpec]:
     return specs[:count]
 
 
-def run_demo(count: int, echo: Callable[[str], None]) -> EmbeddedService:
-    """Start the embedded service, run ``count`` demo jobs and report them. Returns the
-    running service; the caller stops it."""
+def run_demo(count: int, echo: Callable[[str], None],
+             start: Callable[[EmbeddedService], None] = EmbeddedService.start) -> EmbeddedService:
+    """Start the embedded service (with ``start``), run ``count`` demo jobs and report
+    them. Returns the running service; the caller stops it."""
     settings = Settings()
     service = EmbeddedService(settings)
     echo(f"starting private Redis, gateway and worker (state in {settings.state_dir}) ...")
-    service.start()
+    start(service)
     echo(f"simfarm is up: {service.url}  (dashboard: {service.url}/)")
     with Client(service.url) as client:
         jobs = [client.submit(spec) for spec in demo_specs(count)]

@@ -1,5 +1,14 @@
 """The embedded service: a private redis-server, the gateway and one worker on this
-machine, started as child processes and stopped together."""
+machine, started as child processes and stopped together, in order.
+
+Supervision: the state folder is locked first (one farm per folder, see
+:mod:`simfarm.client.state_folder`); a guardian process is started before any part
+(see :mod:`simfarm.client.guardian`), so the parts stop in order however the starting
+process ends, SIGKILL included; every part runs in a session (process group) of its own,
+so a Ctrl-C or hang-up of the terminal reaches only the starting process, which stops
+them in order: the worker first (it hands its running jobs back to the queue), then the
+gateway, Redis last.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +19,51 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
-from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
+import psutil
 
+from simfarm.client import guardian
+from simfarm.client.state_folder import (
+    STATE_FILE,
+    StateFolderBusy,
+    StateLock,
+    read_state_file,
+)
 from simfarm.common.settings import Settings
 
 log = logging.getLogger(__name__)
 
-STATE_FILE = "embedded.json"
+__all__ = [
+    "STATE_FILE",
+    "EmbeddedService",
+    "PartExited",
+    "StartAborted",
+    "StartCancelled",
+    "StateFolderBusy",
+    "free_port",
+    "port_is_free",
+    "read_state_file",
+    "wait_until",
+]
+
+IS_WINDOWS = sys.platform == "win32"
+STOP_TIMEOUT_S = 20.0
+
+
+class StartAborted(RuntimeError):
+    """Starting cannot succeed; :func:`wait_until` gives up at once on it."""
+
+
+class StartCancelled(StartAborted):
+    """The start was cancelled (a signal arrived); what had started was stopped."""
+
+
+class PartExited(StartAborted):
+    """A part of the farm exited while it was starting (the message names its log)."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -48,6 +91,8 @@ def wait_until(check: object, timeout_s: float, what: str, interval_s: float = 0
         try:
             if check():  # type: ignore[operator]
                 return
+        except StartAborted:
+            raise
         except Exception as exc:  # the service may not be up yet
             last = exc
         time.sleep(interval_s)
@@ -55,16 +100,6 @@ def wait_until(check: object, timeout_s: float, what: str, interval_s: float = 0
         f"{what} did not become ready in {timeout_s:g} s"
         + (f" (last error: {last})" if last else "")
     )
-
-
-def read_state_file(state_dir: Path) -> dict[str, str] | None:
-    """The URL of a running embedded service started from ``state_dir``, if any."""
-    path = state_dir / STATE_FILE
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 class EmbeddedService:
@@ -87,15 +122,28 @@ class EmbeddedService:
         self.redis_url = settings.redis_url
         self._procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self._logs: list[IO[bytes]] = []
+        self._lock = StateLock(self.state_dir)
+        self._guardian: subprocess.Popen[bytes] | None = None
+        self._guardian_pipe: IO[str] | None = None
+        self._cancel: threading.Event | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.gateway_port}"
 
-    def start(self, timeout_s: float = 60.0) -> None:
-        """Start every part and wait until the gateway answers and the worker is alive."""
+    def start(self, timeout_s: float = 60.0, cancel: threading.Event | None = None) -> None:
+        """Lock the state folder, start every part and wait until the gateway answers and
+        the worker is alive.
+
+        ``cancel`` set meanwhile (a signal arrived) stops what was started and raises
+        :class:`StartCancelled`. A state folder held by another farm raises
+        :class:`StateFolderBusy` (its ``url`` set when that farm answers).
+        """
+        self._cancel = cancel
         (self.state_dir / "logs").mkdir(parents=True, exist_ok=True)
         try:
+            self._lock.take(timeout_s, self._check_cancel)
+            self._start_guardian()
             if not self.redis_url:
                 self.redis_url = self._start_redis(timeout_s)
             env = self._child_env()
@@ -109,6 +157,10 @@ class EmbeddedService:
             json.dumps({"url": self.url, "redis_url": self.redis_url, "pid": str(os.getpid())})
         )
         log.info("embedded service ready at %s", self.url)
+
+    def _check_cancel(self) -> None:
+        if self._cancel is not None and self._cancel.is_set():
+            raise StartCancelled("stopped while starting")
 
     def _child_env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -158,23 +210,73 @@ class EmbeddedService:
         import redis
 
         client = redis.Redis.from_url(url)
-        wait_until(client.ping, timeout_s, "redis-server")
+
+        def _answers() -> bool:
+            self._check_cancel()
+            proc = self._procs[-1][1]
+            if proc.poll() is not None:
+                raise PartExited(f"redis-server exited with code {proc.returncode}; see "
+                                   f"{self.state_dir / 'logs' / 'redis.log'}")
+            return bool(client.ping())
+
+        wait_until(_answers, timeout_s, "redis-server")
         client.close()
         return url
 
+    def _start_guardian(self) -> None:
+        """Start the guardian, which stops the parts if this process ends first."""
+        read_end, write_end = os.pipe()
+        logfile = open(self.state_dir / "logs" / "guardian.log", "ab")
+        self._logs.append(logfile)
+        try:
+            self._guardian = subprocess.Popen(
+                [sys.executable, "-m", "simfarm.client.guardian", str(os.getpid()),
+                 str(STOP_TIMEOUT_S), str(self._lock.path)],
+                stdin=read_end, stdout=logfile, stderr=subprocess.STDOUT,
+                **self._part_kwargs(),
+            )
+        finally:
+            os.close(read_end)
+        self._guardian_pipe = os.fdopen(write_end, "w", buffering=1)
+        log.info("started guardian (pid %d)", self._guardian.pid)
+
+    def _part_kwargs(self) -> dict[str, Any]:
+        """Popen arguments of every part: a session (group) of its own, so signals sent
+        to this process's group (Ctrl-C, hang-up) do not reach it, and the state
+        folder's lock inherited (held until the last part exits)."""
+        if IS_WINDOWS:
+            return {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0x200)}
+        assert self._lock.fd is not None
+        return {"start_new_session": True, "pass_fds": (self._lock.fd,)}
+
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        self._check_cancel()
         logfile = open(self.state_dir / "logs" / f"{name}.log", "ab")
         self._logs.append(logfile)
         proc = subprocess.Popen(
-            argv, env=env, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            argv, env=env, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            **self._part_kwargs(),
         )
         self._procs.append((name, proc))
+        self._register(name, proc)
         log.info("started %s (pid %d)", name, proc.pid)
 
+    def _register(self, name: str, proc: subprocess.Popen[bytes]) -> None:
+        """Tell the guardian about a part (one it can stop)."""
+        if self._guardian_pipe is None:
+            return
+        try:
+            line = guardian.describe(name, psutil.Process(proc.pid))
+            self._guardian_pipe.write(line + "\n")
+        except (psutil.Error, OSError) as exc:  # exited already: _ready reports it
+            log.warning("could not register %s (pid %d) with the guardian: %s",
+                        name, proc.pid, exc)
+
     def _ready(self) -> bool:
+        self._check_cancel()
         for name, proc in self._procs:
             if proc.poll() is not None:
-                raise RuntimeError(
+                raise PartExited(
                     f"{name} exited with code {proc.returncode}; see "
                     f"{self.state_dir / 'logs' / (name + '.log')}"
                 )
@@ -186,10 +288,13 @@ class EmbeddedService:
         for name, proc in self._procs:
             if proc.poll() is not None:
                 return name
+        if self._guardian is not None and self._guardian.poll() is not None:
+            return "guardian"
         return None
 
-    def stop(self, timeout_s: float = 20.0) -> None:
-        """Stop the worker (running jobs go back to the queue), the gateway, then Redis."""
+    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        """Stop the worker (running jobs go back to the queue), the gateway, then Redis;
+        then the guardian, and unlock the state folder."""
         for name, proc in reversed(self._procs):
             if proc.poll() is None:
                 proc.terminate()
@@ -200,13 +305,31 @@ class EmbeddedService:
                     proc.kill()
                     proc.wait(timeout=5)
         self._procs.clear()
+        self._stop_guardian()
         for logfile in self._logs:
             logfile.close()
         self._logs.clear()
-        try:
-            (self.state_dir / STATE_FILE).unlink()
-        except FileNotFoundError:
-            pass
+        if self._lock.fd is not None:
+            state = read_state_file(self.state_dir)
+            if state is not None and state.get("pid") == str(os.getpid()):
+                (self.state_dir / STATE_FILE).unlink(missing_ok=True)
+            self._lock.release()
+
+    def _stop_guardian(self) -> None:
+        pipe, self._guardian_pipe = self._guardian_pipe, None
+        if pipe is not None:
+            try:
+                pipe.write(guardian.RELEASE + "\n")
+                pipe.close()
+            except OSError:
+                pass  # it is gone already
+        proc, self._guardian = self._guardian, None
+        if proc is not None:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
 
     def __enter__(self) -> EmbeddedService:
         self.start()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from pathlib import Path, PurePath
+from pathlib import Path
 
 import httpx
 
@@ -64,8 +64,3 @@ def download_results(http: httpx.Client, results: ResultsInfo, dest: Path) -> li
             return extract(source, dest)
     finally:
         Path(name).unlink(missing_ok=True)
-
-
-def project_name(path: str) -> str:
-    """The last component of a project path written on any platform."""
-    return PurePath(path.replace("\\", "/")).name

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -135,8 +135,16 @@ class WaitTracker:
     def __init__(self, job_ids: Sequence[str]) -> None:
         self.ids = list(dict.fromkeys(job_ids))
         self.final: dict[str, JobState] = {}
+        self.states: dict[str, JobState] = {}  # latest known state of each job
         self.unknown: list[str] = []
         self._wanted = set(self.ids)
+
+    def counts(self) -> dict[str, int]:
+        """How many of the jobs are in each known state (for progress displays)."""
+        out: dict[str, int] = {}
+        for state in self.states.values():
+            out[state.value] = out.get(state.value, 0) + 1
+        return out
 
     @property
     def remaining(self) -> list[str]:
@@ -148,6 +156,8 @@ class WaitTracker:
             self.unknown.append(job_id)
             return None
         state = JobState(state)
+        if job_id in self._wanted and job_id not in self.final:
+            self.states[job_id] = state
         if state.final and job_id not in self.final and job_id in self._wanted:
             self.final[job_id] = state
             return job_id
@@ -186,13 +196,16 @@ def wait_flow(
     timeout: float | None = None,
     raise_on_failure: bool = False,
     poll_interval: float = 1.0,
+    on_change: Callable[[WaitTracker], None] | None = None,
 ) -> Flow[list[Job]]:
     """Wait until every job is final; the jobs as they ended, in the order given.
 
     Follows one WebSocket subscription for all the jobs (reconnecting as needed) and
-    falls back to polling when the gateway offers no WebSocket.
+    falls back to polling when the gateway offers no WebSocket. ``on_change`` sees the
+    tracker after every answer that may have moved a job (progress bars).
     """
     tracker = WaitTracker(job_ids)
+    notify = on_change or (lambda _: None)
     deadline = _Deadline(timeout)
     use_ws = True
     attempt = 0
@@ -217,6 +230,7 @@ def wait_flow(
                 attempt = 0
                 continue
             yield from finished([j.id for j in jobs if tracker.set_state(j.id, j.state)])
+            notify(tracker)
             if tracker.remaining:
                 yield Pause(deadline.left(poll_interval))
                 poll_interval = min(poll_interval * 1.5, 5.0)
@@ -235,12 +249,14 @@ def wait_flow(
                     attempt = 0
                     if message.jobs is None:  # too many jobs for a snapshot: ask once
                         jobs = yield CallMany([api.get(i) for i in tracker.remaining])
-                        yield from finished(
-                            [j.id for j in jobs if tracker.set_state(j.id, j.state)]
-                        )
+                        ended = [j.id for j in jobs if tracker.set_state(j.id, j.state)]
+                        notify(tracker)
+                        yield from finished(ended)
                 if tracker.unknown:
                     yield Call(api.get(tracker.unknown[0]))  # raises NotFound
-                yield from finished(tracker.feed(message))
+                done = tracker.feed(message)
+                notify(tracker)
+                yield from finished(done)
         except WsUnavailable as exc:
             log.info("no WebSocket (%s); waiting by polling", exc)
             use_ws = False

@@ -12,8 +12,9 @@ SpecLike: TypeAlias = JobSpec | HFSSSimulationConfig | Mapping[str, Any] | Seque
 
 
 def hfss_spec(config: HFSSSimulationConfig) -> JobSpec:
-    """The job that runs an HFSS configuration (PyEDB's ``HFSSSimulationConfig``); its
-    resource request follows from the config (cores, AEDT release, scheduler)."""
+    """The job that runs an HFSS configuration (PyEDB's ``HFSSSimulationConfig``); the
+    gateway derives its resource request from the config at submit (the cores the
+    machine list tells ansysedt, AEDT on the node, or the cluster scheduler)."""
     owner = config.user if config.user and config.user != "unknown" else None
     return JobSpec(name=config.jobid, kind="hfss", hfss=config, owner=owner)
 
@@ -25,9 +26,9 @@ def job_body(spec_or_config: SpecLike, priority: int | None = None) -> dict[str,
     Dicts are sent as they are, so the gateway reports every bad field at once (422).
     """
     if isinstance(spec_or_config, HFSSSimulationConfig):
-        body = hfss_spec(spec_or_config).model_dump(mode="json", exclude_none=True)
+        body = hfss_spec(spec_or_config).submit_body()
     elif isinstance(spec_or_config, JobSpec):
-        body = spec_or_config.model_dump(mode="json", exclude_none=True)
+        body = spec_or_config.submit_body()
     elif isinstance(spec_or_config, Mapping):
         body = dict(spec_or_config)
     elif isinstance(spec_or_config, Sequence) and not isinstance(spec_or_config, str | bytes):

@@ -9,7 +9,6 @@ filter).
 from __future__ import annotations
 
 import hashlib
-import os
 import tarfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -102,10 +101,3 @@ def iter_file(path: Path, offset: int = 0) -> Iterator[bytes]:
     with open(path, "rb") as source:
         source.seek(offset)
         yield from iter(lambda: source.read(CHUNK), b"")
-
-
-def fsync_replace(tmp: Path, final: Path) -> None:
-    """Move a finished file into place atomically."""
-    with open(tmp, "rb") as done:
-        os.fsync(done.fileno())
-    os.replace(tmp, final)

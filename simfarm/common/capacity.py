@@ -13,13 +13,16 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True, slots=True)
 class Demand:
-    """What one job needs from the single node that runs it."""
+    """What one job needs from the single node that runs it (``licenses``: the node's
+    tokens) and from the farm's licence pools (``pool``: floating licences, counted
+    farm-wide, never against a node)."""
 
     cores: int = 1
     memory_mb: int = 0
     disk_mb: int = 0
     labels: Mapping[str, str] = field(default_factory=dict)
     licenses: Mapping[str, int] = field(default_factory=dict)
+    pool: Mapping[str, int] = field(default_factory=dict)
 
     def describe(self) -> str:
         """Short human-readable form, e.g. ``4 cores, 8192 MB, gpu=a100``."""
@@ -30,6 +33,7 @@ class Demand:
             parts.append(f"{self.disk_mb} MB disk")
         parts += [f"{k}={v}" for k, v in sorted(self.labels.items())]
         parts += [f"{n} {k} licence(s)" for k, n in sorted(self.licenses.items())]
+        parts += [f"{n} {k} licence(s)" for k, n in sorted(self.pool.items())]
         return ", ".join(parts)
 
 

@@ -11,12 +11,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from simfarm.common.deps import Dependencies
 from simfarm.common.files import ProjectFiles, ResultsInfo
 from simfarm.common.hfss import HFSSSimulationConfig, SchedulerOptions
+from simfarm.common.hfss_licensing import JobLicensing
+from simfarm.common.notify import NotifySpec
 from simfarm.common.states import JobState
 
 MAX_ARGV_ITEMS = 4096
 MAX_ARG_LENGTH = 32_768
 MAX_ENV_ITEMS = 256
 MAX_LABELS = 64
+MAX_CORES = 4096
+MAX_LICENSES = 10_000  # of one feature, per job
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9_.\-/]{1,64}$")
 # Variables that make the dynamic loader run code of the submitter's choosing inside the
@@ -35,14 +39,16 @@ class StrictModel(BaseModel):
 class ResourceRequest(StrictModel):
     """What a job needs from the node that runs it."""
 
-    cores: int = Field(default=1, ge=1, le=4096, description="CPU cores")
+    cores: int = Field(default=1, ge=1, le=MAX_CORES, description="CPU cores")
     memory_mb: int = Field(default=0, ge=0, le=16 * 1024 * 1024, description="memory in MiB")
     disk_mb: int = Field(default=0, ge=0, le=1024 * 1024 * 1024, description="scratch disk in MiB")
     labels: dict[str, str] = Field(
         default_factory=dict, description="node labels that must match, e.g. {'os': 'linux'}"
     )
     licenses: dict[str, int] = Field(
-        default_factory=dict, description="licence tokens needed, e.g. {'hfss': 1}"
+        default_factory=dict,
+        description="licences needed, e.g. {'anshpc': 8}: a farm pool's name draws from the "
+        "pool, any other name is a token of the node; an HFSS job's follow from its cores",
     )
 
     @field_validator("labels")
@@ -63,8 +69,8 @@ class ResourceRequest(StrictModel):
         for key, count in value.items():
             if not _LABEL_KEY.match(key):
                 raise ValueError(f"licence name {key!r} must match {_LABEL_KEY.pattern}")
-            if count < 1 or count > 10_000:
-                raise ValueError(f"licence {key!r} count must be between 1 and 10000")
+            if count < 1 or count > MAX_LICENSES:
+                raise ValueError(f"licence {key!r} count must be between 1 and {MAX_LICENSES}")
         return value
 
 
@@ -79,9 +85,14 @@ class JobSpec(StrictModel):
     cwd: str | None = Field(default=None, max_length=4096, description="working directory")
     env: dict[str, str] = Field(default_factory=dict, description="extra environment variables")
     priority: Priority = 5
-    resources: ResourceRequest = Field(default_factory=ResourceRequest)
+    resources: ResourceRequest = Field(
+        default_factory=ResourceRequest,
+        description="what the job needs from its node; an HFSS job's unset cores and "
+        "routing label follow from its configuration at submit",
+    )
     timeout_s: float | None = Field(
-        default=None, gt=0, le=30 * 24 * 3600, description="wall-clock limit in seconds"
+        default=None, gt=0, le=30 * 24 * 3600,
+        description="wall-clock limit in seconds (an HFSS job: its wall time when unset)",
     )
     retries: int = Field(default=0, ge=0, le=10, description="re-runs allowed after a lost worker")
     owner: str | None = Field(default=None, max_length=200)
@@ -98,6 +109,15 @@ class JobSpec(StrictModel):
         default=None,
         description="scheduler directives (queue, time, nodes, memory...) used when a worker "
         "forwards this job to a cluster; HFSS jobs use hfss.scheduler_options",
+    )
+    licensing: JobLicensing | None = Field(
+        default=None,
+        description="an HFSS job's licence scheme and parallel variations, when they differ "
+        "from the farm's (docs/licences.md)",
+    )
+    notify: NotifySpec | None = Field(
+        default=None, description="webhooks and e-mail addresses to notify when it ends "
+        "(docs/notifications.md); in a sweep's template: when the sweep ends",
     )
 
     @field_validator("argv")
@@ -139,13 +159,39 @@ class JobSpec(StrictModel):
                 raise ValueError("hfss jobs need an 'hfss' configuration")
             if self.argv:
                 raise ValueError("hfss jobs build their own ansysedt command: leave argv empty")
-            if "resources" not in self.model_fields_set:
-                from simfarm.common.hfss_jobs import hfss_resources
-
-                self.resources = hfss_resources(self.hfss)
-            if self.timeout_s is None:  # PyEDB's wall time (default 24:00:00) bounds the run
-                self.timeout_s = float(self.hfss.scheduler_options.walltime_seconds)
         return self
+
+    def submit_body(self) -> dict[str, Any]:
+        """This spec as the JSON body of a submit: unset optional fields left out, and
+        ``resources`` only as far as they were given, so the gateway settles the rest
+        (an HFSS job's from its configuration)."""
+        body = self.model_dump(mode="json", exclude_none=True)
+        if "resources" in self.model_fields_set:
+            body["resources"] = self.resources.model_dump(mode="json", exclude_unset=True)
+        else:
+            body.pop("resources", None)
+        return body
+
+
+class Lease(BaseModel):
+    """The hold of a job's current attempt on the worker that runs it (or was sent it).
+
+    The worker renews ``until`` every heartbeat; once it has passed (plus a margin), or
+    the worker process named by ``boot`` was replaced, the dispatcher hands the attempt
+    on. A worker that cannot renew stops its own run when ``until`` passes."""
+
+    until: datetime | None = Field(
+        default=None, description="the attempt is the worker's until then"
+    )
+    boot: str | None = Field(
+        default=None, description="boot id of the worker process the attempt was sent to or runs in"
+    )
+    claimed: bool = Field(
+        default=False, description="a scheduler worker took the attempt while it is still queued"
+    )
+    pid: int | None = Field(
+        default=None, description="the run's process (group leader) on the node"
+    )
 
 
 class Job(BaseModel):
@@ -171,6 +217,18 @@ class Job(BaseModel):
     owner: str | None = None
     progress: dict[str, Any] | None = None
     native_id: str | None = Field(default=None, description="cluster job id, if forwarded")
+    native_scheduler: str | None = Field(
+        default=None, description="the scheduler (slurm, lsf...) that native_id belongs to"
+    )
+    lease: Lease | None = Field(
+        default=None, description="the current attempt's lease (scheduled and running jobs)"
+    )
+    losses: int = Field(default=0, description="attempts that ended because their worker was lost")
+    licenses_held: dict[str, int] | None = Field(
+        default=None,
+        description="licences of farm pools the current attempt holds (drawn when it was "
+        "placed, returned when it ends)",
+    )
     artifacts: list[str] = Field(default_factory=list)
     hold: str | None = Field(
         default=None,
@@ -191,6 +249,12 @@ class Job(BaseModel):
         """True once the job can no longer change."""
         return self.state.final
 
+    def _repr_html_(self) -> str:
+        """Jupyter's view of the job: a table of its main facts."""
+        from simfarm.common.job_html import job_table
+
+        return job_table(self)
+
 
 class JobEvent(BaseModel):
     """One entry of a job's event stream: a transition, a log line or progress."""
@@ -207,6 +271,12 @@ class JobPage(BaseModel):
 
     jobs: list[Job]
     next_cursor: str | None = None
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view of the page: one row per job."""
+        from simfarm.common.job_html import jobs_table
+
+        return jobs_table(self.jobs)
 
 
 class NodeInfo(BaseModel):

@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -15,7 +15,18 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from simfarm.common.hfss_licensing import HfssLicensing
+from simfarm.common.license_pools import LicensePool, check_unique
 from simfarm.common.tokens import TokenEntry
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (for log lines)."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
 
 
 def _default_state_dir() -> Path:
@@ -64,11 +75,40 @@ class Settings(BaseSettings):
     node_licenses: dict[str, int] = Field(
         default_factory=dict, description="licence tokens this node holds"
     )
+    licenses: list[LicensePool] = Field(
+        default_factory=list,
+        description="floating licence pools the whole farm shares ([[licenses]] tables: "
+        "name, count, optional FlexLM server port@host, vendor feature and cluster name); "
+        "docs/licences.md",
+    )
+    license_lmutil: str = Field(
+        default="lmutil",
+        description="FlexLM's lmutil (lmutil.exe on Windows): a path or a name on PATH; "
+        "the dispatcher leader runs `lmutil lmstat -a -c port@host` for pools with a server",
+    )
+    license_poll_s: float = Field(
+        default=30.0, ge=0, description="how often each licence server is polled (0 = never)"
+    )
+    license_poll_timeout_s: float = Field(
+        default=15.0, gt=0, description="an lmstat that takes longer counts as no answer"
+    )
+    license_grace_s: float = Field(
+        default=300.0, ge=0,
+        description="a server that stops answering keeps its last good figures this long; "
+        "then the pool falls back to its configured count, with a warning",
+    )
+    hfss_licensing: HfssLicensing = Field(
+        default_factory=HfssLicensing,
+        description="how HFSS jobs' licences follow from their cores: scheme (workgroup, "
+        "pack, none) and the server's feature names; only pools the farm counts are asked for",
+    )
     node_cores: int | None = Field(
-        default=None, ge=1, description="cores this node offers (default: all CPUs)"
+        default=None, ge=1, description="cores this node offers (default: all CPUs); set it "
+        "on each worker when several share one host, or each offers the whole machine"
     )
     node_memory_mb: int | None = Field(
-        default=None, ge=1, description="memory this node offers in MiB (default: all RAM)"
+        default=None, ge=1, description="memory this node offers in MiB (default: all RAM); "
+        "set it like node_cores when several workers share one host"
     )
     worker_concurrency: int = Field(
         default=4, ge=1, le=1024, description="jobs this worker runs at once"
@@ -184,7 +224,8 @@ class Settings(BaseSettings):
     )
     worker_gateway_url: str | None = Field(
         default=None,
-        description="worker: gateway URL for blobs (default: url, else gateway_host:gateway_port)",
+        description="worker: gateway URL where it fetches staged projects and uploads results "
+        "(default: url, else gateway_host:gateway_port)",
     )
     scratch_dir: Path | None = Field(
         default=None, description="worker: per-job scratch folders (default: <state_dir>/scratch)"
@@ -198,6 +239,49 @@ class Settings(BaseSettings):
     expiry_interval_s: float = Field(
         default=60.0, ge=0, description="gateway: retention sweep interval (0 = off)"
     )
+    stats_bucket_s: float = Field(
+        default=60.0, ge=1, le=3600,
+        description="farm time series: bucket length (one point per series per bucket)",
+    )
+    stats_buckets: int = Field(
+        default=7 * 24 * 60, ge=10, le=1_000_000,
+        description="farm time series: buckets kept per series (a week of minutes)",
+    )
+    stats_coarse_bucket_s: float = Field(
+        default=3600.0, ge=60,
+        description="farm time series: bucket of the coarser tier kept beyond that",
+    )
+    stats_coarse_buckets: int = Field(
+        default=366 * 24, ge=10, le=1_000_000,
+        description="farm time series: coarse buckets kept per series (a year of hours)",
+    )
+    notify_attempts: int = Field(
+        default=12, ge=1, le=100,
+        description="notifications: attempts per delivery before it is given up",
+    )
+    notify_backoff_s: float = Field(
+        default=10.0, gt=0,
+        description="notifications: wait after a failed attempt, doubling each time",
+    )
+    notify_backoff_max_s: float = Field(
+        default=1800.0, gt=0, description="notifications: longest wait between attempts",
+    )
+    notify_timeout_s: float = Field(
+        default=10.0, gt=0, description="notifications: time a receiver has to answer",
+    )
+    smtp_host: str | None = Field(
+        default=None, description="notifications by e-mail: SMTP server (unset: no e-mail)",
+    )
+    smtp_port: int = Field(default=25, ge=1, le=65535, description="SMTP port")
+    smtp_from: str = Field(default="simfarm@localhost", description="sender of e-mails")
+    smtp_user: str | None = Field(default=None, description="SMTP login (with smtp_password)")
+    smtp_password: str | None = Field(default=None, description="SMTP password")
+    smtp_starttls: bool = Field(default=False, description="upgrade the SMTP connection (TLS)")
+
+    @field_validator("licenses")
+    @classmethod
+    def _unique_pools(cls, value: list[LicensePool]) -> list[LicensePool]:
+        return check_unique(value)
 
     def blob_root(self) -> Path:
         """The gateway's blob store folder."""

@@ -10,6 +10,7 @@ import json
 import sys
 from typing import Any, Literal, get_args, get_origin
 
+from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
@@ -31,8 +32,11 @@ Every process of simfarm (gateway, worker, CLI, `simfarm up`) reads the same set
    directory), with the names below as top-level keys,
 3. then the defaults.
 
-Maps (`node_labels`, `node_licenses`) are JSON in the environment
-(`SIMFARM_NODE_LABELS='{"os": "windows"}'`) and tables in TOML. An example file:
+Maps (`node_labels`, `node_licenses`, `hfss_licensing`) are JSON in the environment
+(`SIMFARM_NODE_LABELS='{"os": "windows"}'`) and tables in TOML; lists of tables
+(`licenses`) are a JSON list in the environment
+(`SIMFARM_LICENSES='[{"name": "anshpc", "count": 16, "server": "1055@lic01"}]'`) and
+`[[licenses]]` tables in TOML ([licences](licences.md)). An example file:
 [`deploy/simfarm.toml`](../deploy/simfarm.toml).
 
 | setting | environment variable | type | default | description |
@@ -64,7 +68,10 @@ def _default(name: str, info: FieldInfo) -> str:
     if info.default is PydanticUndefined:
         if info.default_factory is None:
             return "required"
-        return f"`{json.dumps(info.default_factory())}`"  # type: ignore[call-arg]
+        value = info.default_factory()  # type: ignore[call-arg]
+        if isinstance(value, BaseModel):
+            value = value.model_dump(mode="json")
+        return f"`{json.dumps(value)}`"
     if info.default is None:
         return "unset"
     return f"`{json.dumps(info.default)}`"

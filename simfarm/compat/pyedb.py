@@ -13,8 +13,11 @@ starts a private one: Redis, gateway and a worker on this machine, watched by a
 daemon thread), ``submit_job(config)`` returns the job id (``config.jobid``),
 ``wait_until_done(id)`` returns ``completed``/``failed``/``cancelled``, and
 ``close()`` (also registered with ``atexit``) stops what it started.
-:class:`JobManager` is the async twin.  Both talk to PyEDB's REST routes, which the
-simfarm gateway serves (see :mod:`simfarm.gateway.pyedb_routes`).
+:class:`JobManager` is the async twin.  Both run on simfarm's own
+:class:`~simfarm.Client` / :class:`~simfarm.AsyncClient` (same token discovery,
+transport, errors and waiting over the WebSocket): simfarm's API where it means the
+same (wait, cancel), PyEDB's routes where PyEDB's semantics differ (job ids,
+priorities, pool limits; see :mod:`simfarm.compat.pyedb_client`).
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ import shlex
 import shutil
 import subprocess
 import threading
-import time
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -38,6 +40,8 @@ from typing import Any
 
 import httpx
 
+from simfarm.client.client import Client
+from simfarm.client.errors import ApiError, ConnectionFailed, NotFound
 from simfarm.common import hfss as _models
 from simfarm.common.hfss import (
     HFSS3DLayoutBatchOptions,
@@ -46,6 +50,12 @@ from simfarm.common.hfss import (
     SchedulerType,
 )
 from simfarm.common.hfss_jobs import aedt_release
+from simfarm.compat.pyedb_client import (
+    AsyncPyEDBClient,
+    JobSubmissionError,
+    PyEDBClient,
+    submit_body,
+)
 
 __all__ = [
     "HFSS3DLayoutBatchOptions",
@@ -85,8 +95,8 @@ class HFSSSimulationConfig(_models.HFSSSimulationConfig):
         return found
 
     def generate_command_list(self) -> list[str]:
-        """The ``ansysedt`` argv (see :func:`simfarm.workers.aedt.build_ansysedt_argv`)."""
-        from simfarm.workers.aedt import build_ansysedt_argv
+        """The ``ansysedt`` argv (see :func:`simfarm.common.aedt.build_ansysedt_argv`)."""
+        from simfarm.common.aedt import build_ansysedt_argv
 
         return build_ansysedt_argv(self, self._executable())
 
@@ -168,10 +178,6 @@ class JobInfo:
     error: str = ""
 
 
-class JobSubmissionError(RuntimeError):
-    """The service refused a job (the message says why)."""
-
-
 def _detect_scheduler() -> SchedulerType:
     """As PyEDB: SLURM when ``sinfo`` is on PATH, LSF for ``bhosts``, else none."""
     if platform.system() == "Windows":
@@ -184,7 +190,7 @@ def _detect_scheduler() -> SchedulerType:
 
 def _local_ansysedt(version: str | None) -> str | None:
     """Newest local ``ansysedt`` (of ``version``), or None: the farm's nodes may have it."""
-    from simfarm.workers.aedt import AEDTNotFoundError, find_aedt
+    from simfarm.common.aedt import AEDTNotFoundError, find_aedt
 
     try:
         return str(find_aedt(version=version).executable)
@@ -208,28 +214,12 @@ def _job_info(data: dict[str, Any]) -> JobInfo:
     )
 
 
-def _submit_body(config: _models.HFSSSimulationConfig, priority: int, version: str | None,
-                 default_path: str | None) -> dict[str, Any]:
-    data = config.to_dict()
-    project = Path(config.project_path)
-    if not project.is_absolute() and project.exists():
-        data["project_path"] = str(project.resolve())  # the node needs a full path
-    body: dict[str, Any] = {"config": data, "priority": priority}
-    if version:
-        body["aedt_version"] = version
-    if config.ansys_edt_path and config.ansys_edt_path != default_path:
-        body["use_config_ansys_edt_path"] = True  # the user named an ansysedt: keep it
-    return body
+def _submission_error(exc: ApiError) -> JobSubmissionError:
+    return JobSubmissionError(f"Job submission failed: {exc.detail}")
 
 
-def _submit_result(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        body = {"error": response.text[:500]}
-    if response.status_code >= 400 or not body.get("success"):
-        raise JobSubmissionError(f"Job submission failed: {body.get('error') or body}")
-    return str(body["job_id"])
+def _unfinished(jobs: list[dict[str, Any]]) -> list[str]:
+    return [j["id"] for j in jobs if j["status"] not in TERMINAL]
 
 
 class _Service:
@@ -244,9 +234,11 @@ class _Service:
     @staticmethod
     def answers(url: str) -> bool:
         try:
-            return httpx.get(f"{url}/api/v1/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
+            with Client(url, timeout=2) as client:
+                client.health()
+        except (ApiError, ConnectionFailed, ValueError):  # ValueError: not an http(s) URL
             return False
+        return True
 
     @classmethod
     def attach_or_start(cls, url: str | None, host: str, port: int) -> _Service:
@@ -254,14 +246,24 @@ class _Service:
             if candidate and cls.answers(candidate.rstrip("/")):
                 return cls(candidate.rstrip("/"))
         from simfarm.client.embedded import EmbeddedService
+        from simfarm.client.state_folder import StateFolderBusy, running_service
         from simfarm.common.settings import Settings
 
         settings = Settings()
-        if not os.environ.get("SIMFARM_STATE_DIR"):
-            settings.state_dir = settings.state_dir / f"pyedb-{port}"
-        service = cls(f"http://127.0.0.1:{port}")
-        service.embedded = EmbeddedService(settings, gateway_port=port)
-        service.embedded.start(timeout_s=START_TIMEOUT_S)
+        found = running_service(settings.state_dir)  # `simfarm up` here, as Client() finds
+        if found is not None:
+            return cls(found)
+        # A folder of its own: never a second Redis on the data of `simfarm up`.
+        settings.state_dir = settings.state_dir / f"pyedb-{port}"
+        embedded = EmbeddedService(settings, gateway_port=port)
+        try:
+            embedded.start(timeout_s=START_TIMEOUT_S)
+        except StateFolderBusy as exc:
+            if exc.url is None:  # starting or stopping elsewhere: the message says who
+                raise
+            return cls(exc.url)  # another script's private service: share it
+        service = cls(embedded.url)
+        service.embedded = embedded
         service._watch = threading.Thread(target=service._watchdog, daemon=True,
                                           name="simfarm-pyedb-service")
         service._watch.start()
@@ -288,7 +290,9 @@ class JobManagerHandler:
     ``version`` (e.g. ``"2025.2"``) routes jobs to nodes with that AEDT release;
     ``host``/``port`` is where the service answers (default
     ``$PYEDB_JOB_MANAGER_HOST:$PYEDB_JOB_MANAGER_PORT``, else ``localhost:8080`` as
-    PyEDB); ``url`` points at an existing simfarm gateway instead.
+    PyEDB); ``url`` points at an existing simfarm gateway instead. It talks to the
+    service through a :class:`~simfarm.Client` (token from ``SIMFARM_TOKEN`` as for any
+    client).
     """
 
     def __init__(self, edb: Any = None, version: str | None = None, host: str | None = None,
@@ -306,7 +310,7 @@ class JobManagerHandler:
         self.started = False
         self._requested_url = url
         self._service: _Service | None = None
-        self._http: httpx.Client | None = None
+        self._client: PyEDBClient | None = None
         self.manager: JobManager | None = None
         self._lock = threading.Lock()
         atexit.register(self.close)
@@ -324,74 +328,61 @@ class JobManagerHandler:
             if self.started:
                 return
             self._service = _Service.attach_or_start(self._requested_url, self.host, self.port)
-            self._http = httpx.Client(base_url=self._service.url, timeout=30)
+            self._client = PyEDBClient(self._service.url)
             self.manager = JobManager(self.resource_limits, self.scheduler_type,
                                       url=self._service.url)
             self.started = True
             log.info("job service at %s", self._service.url)
 
-    def _client(self) -> httpx.Client:
-        if not self.started or self._http is None:
+    def _started(self) -> PyEDBClient:
+        if not self.started or self._client is None:
             raise RuntimeError("Job-manager service is not started")
-        return self._http
+        return self._client
 
     def submit_job(self, config: _models.HFSSSimulationConfig, priority: int = 0,
                    timeout: float = 30.0) -> str:
         """Queue ``config``; returns its job id (``config.jobid``)."""
-        body = _submit_body(config, priority, self.version, self.ansys_path)
+        body = submit_body(config, priority, self.version, self.ansys_path)
         try:
-            response = self._client().post("/jobs/submit", json=body, timeout=timeout)
-        except httpx.TimeoutException as exc:
-            raise RuntimeError("Job submission timed out") from exc
-        job_id = _submit_result(response)
+            job_id = self._started().submit_config(body, timeout=timeout)
+        except ApiError as exc:
+            raise _submission_error(exc) from exc
+        except ConnectionFailed as exc:
+            if isinstance(exc.__cause__, httpx.TimeoutException):
+                raise RuntimeError("Job submission timed out") from exc
+            raise
         config.jobid = job_id
         return job_id
 
-    def _jobs(self) -> list[dict[str, Any]]:
-        data: list[dict[str, Any]] = self._client().get("/api/jobs").json()
-        return data
-
-    def _status(self, job_id: str) -> str:
-        response = self._client().get(f"/api/v1/jobs/{job_id}")
-        if response.status_code == 404:
-            raise RuntimeError(f"Job {job_id} disappeared from manager")
-        response.raise_for_status()
-        job = response.json()
-        if job["state"] == "pending" or (job["state"] == "scheduled" and not job.get("native_id")):
-            return "queued"
-        return str(job["state"])
-
     def wait_until_done(self, job_id: str, poll_every: float = 2.0) -> str:
-        """Block until the job is completed, failed or cancelled; return that status."""
-        since: str | None = None
-        while True:
-            status = self._status(job_id)
-            if status in TERMINAL:
-                return status
-            params: dict[str, Any] = {"wait": max(0.05, min(poll_every, 30.0))}
-            if since:
-                params["since"] = since
-            events = self._client().get(f"/api/v1/jobs/{job_id}/events", params=params,
-                                        timeout=60).json()
-            since = events.get("last_id") or since
+        """Block until the job is completed, failed or cancelled; return that status.
+
+        The job is followed over the gateway's WebSocket (by polling where it has
+        none); ``poll_every`` is kept for PyEDB's signature."""
+        try:
+            return self._started().wait(job_id).state.value
+        except NotFound as exc:
+            raise RuntimeError(f"Job {job_id} disappeared from manager") from exc
 
     def wait_until_all_done(self, poll_every: float = 2.0) -> None:
         """Block until every job the service knows is in a terminal state."""
-        while any(j["status"] not in TERMINAL for j in self._jobs()):
-            time.sleep(poll_every)
+        client = self._started()
+        while pending := _unfinished(client.pyedb_jobs()):
+            client.wait_all(pending)
 
     def cancel_job(self, job_id: str) -> bool:
-        """Cancel a queued or running job; True when the cancel was accepted."""
-        response = self._client().post(f"/api/cancel/{job_id}")
-        return response.status_code < 400 and bool(response.json().get("success"))
+        """Cancel a queued or running job; True when the cancel was accepted (a running
+        job is then being stopped by its worker)."""
+        try:
+            self._started().cancel(job_id)
+        except ApiError:
+            return False
+        return True
 
     def edit_concurrent_limits(self, update_data: dict[str, Any]) -> dict[str, Any] | None:
         """Change the pool limits (``max_concurrent_jobs``, ``max_cpu_percent``, ...)."""
-        response = self._client().put("/pool/limits", json=update_data)
-        if response.status_code >= 400:
-            return None
-        limits: dict[str, Any] = response.json().get("limits", {})
-        for key, value in limits.items():
+        limits = self._started().set_pool_limits(update_data)
+        for key, value in (limits or {}).items():
             if hasattr(self.resource_limits, key):
                 setattr(self.resource_limits, key, value)
         return limits
@@ -421,16 +412,17 @@ class JobManagerHandler:
             if not self.started:
                 return
             self.started = False
-            if self._http is not None:
-                self._http.close()
-                self._http = None
+            if self._client is not None:
+                self._client.close()
+                self._client = None
             if self._service is not None:
                 self._service.stop()
                 self._service = None
 
 
 class JobManager:
-    """Async job service client (PyEDB's ``JobManager`` coroutines).
+    """Async job service client (PyEDB's ``JobManager`` coroutines), on
+    :class:`~simfarm.AsyncClient`.
 
     Without ``url`` it uses ``SIMFARM_URL`` or the service at ``localhost:8080``,
     starting a private one if none answers.
@@ -453,45 +445,46 @@ class JobManager:
             atexit.register(self._service.stop)
         return self._url
 
-    def _async_client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.url, timeout=30)
+    def _client(self) -> AsyncPyEDBClient:
+        # One client per call: an AsyncClient belongs to one event loop, and PyEDB's
+        # JobManager is used from several (``asyncio.run`` in ``run_simulation``).
+        return AsyncPyEDBClient(self.url)
 
     async def submit_job(self, config: _models.HFSSSimulationConfig, priority: int = 0) -> str:
         """Queue ``config``; returns its job id."""
-        async with self._async_client() as client:
-            response = await client.post("/jobs/submit",
-                                         json=_submit_body(config, priority, None, None))
-        job_id = _submit_result(response)
+        async with self._client() as client:
+            try:
+                job_id = await client.submit_config(submit_body(config, priority))
+            except ApiError as exc:
+                raise _submission_error(exc) from exc
         config.jobid = job_id
         return job_id
 
     async def cancel_job(self, job_id: str) -> bool:
         """Cancel a queued or running job."""
-        async with self._async_client() as client:
-            response = await client.post(f"/api/cancel/{job_id}")
-        return response.status_code < 400 and bool(response.json().get("success"))
+        async with self._client() as client:
+            try:
+                await client.cancel(job_id)
+            except ApiError:
+                return False
+        return True
 
     async def wait_until_all_done(self) -> None:
         """Return once every known job is completed, failed or cancelled."""
-        async with self._async_client() as client:
-            while True:
-                jobs = (await client.get("/api/jobs")).json()
-                if all(j["status"] in TERMINAL for j in jobs):
-                    return
-                await asyncio.sleep(1)
+        async with self._client() as client:
+            while pending := _unfinished(await client.pyedb_jobs()):
+                await client.wait_all(pending)
 
     async def edit_concurrent_limits(self, update_data: dict[str, Any]) -> dict[str, Any] | None:
         """Change the pool limits; returns the new limits or None when refused."""
-        async with self._async_client() as client:
-            response = await client.put("/pool/limits", json=update_data)
-        if response.status_code >= 400:
-            return None
-        limits: dict[str, Any] = response.json().get("limits", {})
-        self.resource_limits = ResourceLimits(**{**asdict(self.resource_limits), **limits})
+        async with self._client() as client:
+            limits = await client.set_pool_limits(update_data)
+        if limits is not None:
+            self.resource_limits = ResourceLimits(**{**asdict(self.resource_limits), **limits})
         return limits
 
     @property
     def jobs(self) -> dict[str, JobInfo]:
         """Snapshot of every job, by id."""
-        data = httpx.get(f"{self.url}/api/jobs", timeout=30).json()
-        return {item["id"]: _job_info(item) for item in data}
+        with PyEDBClient(self.url) as client:
+            return {item["id"]: _job_info(item) for item in client.pyedb_jobs()}

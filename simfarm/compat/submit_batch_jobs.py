@@ -21,10 +21,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
-
-from simfarm.common.hfss import MachineNode, create_hfss_config
+from simfarm.client.errors import ApiError, ConnectionFailed
 from simfarm.common.projects import scan_projects
+from simfarm.compat.pyedb_client import (
+    JobSubmissionError,
+    PyEDBClient,
+    project_config,
+    submit_body,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,33 +57,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def submit_one(http: httpx.Client, project: Path, num_cores: int) -> str | None:
+def submit_one(client: PyEDBClient, project: Path, num_cores: int) -> str | None:
     """Queue one project; its job id, or None (the reason is logged)."""
-    config = create_hfss_config(project_path=str(project.resolve()))
-    if not config.machine_nodes:
-        config.machine_nodes.append(MachineNode())
-    config.machine_nodes[0].cores = num_cores
-    config.machine_nodes[0].max_cores = num_cores
+    body = submit_body(project_config(project.resolve(), num_cores))
     try:
-        response = http.post("/jobs/submit", json={"config": config.to_dict(), "priority": 0})
-        body = response.json()
-    except (httpx.HTTPError, ValueError) as exc:
+        job_id = client.submit_config(body)
+    except ApiError as exc:
+        log.error("%s: rejected (%s): %s", project.name, exc.status, exc.detail)
+        return None
+    except (ConnectionFailed, JobSubmissionError) as exc:
         log.error("%s: not submitted: %s", project.name, exc)
         return None
-    if response.status_code >= 400 or not body.get("success"):
-        log.error("%s: rejected (%s): %s", project.name, response.status_code, body.get("error"))
-        return None
-    log.info("%s: queued as %s", project.name, body["job_id"])
-    return str(body["job_id"])
+    log.info("%s: queued as %s", project.name, job_id)
+    return job_id
 
 
 def submit_all(host: str, port: int, projects: list[Path], num_cores: int,
                max_concurrent: int = 5, delay_ms: int = 0) -> int:
     """Queue every project; prints one line per project; returns the exit code."""
-    with httpx.Client(base_url=f"http://{host}:{port}", timeout=120) as http:
+    with PyEDBClient(f"http://{host}:{port}", timeout=120) as client:
 
         def one(project: Path) -> str | None:
-            job_id = submit_one(http, project, num_cores)
+            job_id = submit_one(client, project, num_cores)
             time.sleep(delay_ms / 1000)
             return job_id
 

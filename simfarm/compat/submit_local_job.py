@@ -15,11 +15,17 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
-import httpx
 from pydantic import ValidationError
 
-from simfarm.common.hfss import MachineNode, create_hfss_config
+from simfarm.client.errors import ApiError, ConnectionFailed
+from simfarm.compat.pyedb_client import (
+    JobSubmissionError,
+    PyEDBClient,
+    project_config,
+    submit_body,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,34 +50,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _fail(message: str, code: int) -> int:
+def fail(message: str, code: int) -> int:
+    """Print ``Error: message`` on stderr; return ``code``."""
     print(f"Error: {message}", file=sys.stderr)
     return code
 
 
+def send(host: str, port: int, body: dict[str, Any], *, unreachable: int = EXIT_INVALID,
+         queued: str = "") -> int:
+    """``POST /jobs/submit`` one job; prints ``Job <id> queued ...`` or the error; returns
+    the exit code (``unreachable`` when the service cannot be reached)."""
+    url = f"http://{host}:{port}"
+    try:
+        with PyEDBClient(url, timeout=60) as client:
+            job_id = client.submit_config(body)
+    except ConnectionFailed as exc:
+        return fail(f"cannot reach the job manager at {url}: {exc.__cause__ or exc}",
+                     unreachable)
+    except ApiError as exc:
+        if exc.status >= 500:
+            return fail(f"job manager error {exc.status}: {exc.detail}", EXIT_UNEXPECTED)
+        return fail(f"job rejected ({exc.status}): {exc.detail}", EXIT_INVALID)
+    except JobSubmissionError as exc:
+        return fail(f"job rejected: {exc}", EXIT_INVALID)
+    print(f"Job {job_id} queued{queued} at {host}:{port}")
+    return EXIT_OK
+
+
 def submit(host: str, port: int, project_path: Path, num_cores: int) -> int:
     """Send one job; returns the process exit code."""
-    config = create_hfss_config(project_path=str(project_path))
-    if not config.machine_nodes:
-        config.machine_nodes.append(MachineNode())
-    config.machine_nodes[0].cores = num_cores
-    config.machine_nodes[0].max_cores = num_cores
-    url = f"http://{host}:{port}/jobs/submit"
-    try:
-        response = httpx.post(url, json={"config": config.to_dict(), "priority": 0}, timeout=60)
-    except httpx.HTTPError as exc:
-        return _fail(f"cannot reach the job manager at {url}: {exc}", EXIT_INVALID)
-    try:
-        body = response.json()
-    except ValueError:
-        body = {"error": response.text[:500]}
-    if response.status_code >= 500:
-        return _fail(f"job manager error {response.status_code}: {body.get('error')}",
-                     EXIT_UNEXPECTED)
-    if response.status_code >= 400 or not body.get("success"):
-        return _fail(f"job rejected ({response.status_code}): {body.get('error')}", EXIT_INVALID)
-    print(f"Job {body['job_id']} queued at {host}:{port}")
-    return EXIT_OK
+    return send(host, port, submit_body(project_config(project_path, num_cores)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,11 +92,11 @@ def main(argv: list[str] | None = None) -> int:
         if not 0 < port < 65536:
             raise ValueError
     except ValueError:
-        return _fail(f"--port must be a TCP port number, got {args.port!r}", EXIT_INVALID)
+        return fail(f"--port must be a TCP port number, got {args.port!r}", EXIT_INVALID)
     if not args.project_path.exists():
-        return _fail(f"project path does not exist: {args.project_path}", EXIT_INVALID)
+        return fail(f"project path does not exist: {args.project_path}", EXIT_INVALID)
     if args.num_cores <= 0:
-        return _fail("--num-cores must be positive", EXIT_INVALID)
+        return fail("--num-cores must be positive", EXIT_INVALID)
     if args.project_path.is_dir() and args.project_path.suffix.lower() != ".aedb":
         # A folder of projects: queue each one (simfarm's batch submission).
         from simfarm.compat.submit_batch_jobs import submit_folder
@@ -97,10 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return submit(args.host, port, args.project_path, args.num_cores)
     except ValidationError as exc:
-        return _fail(str(exc), EXIT_INVALID)
+        return fail(str(exc), EXIT_INVALID)
     except Exception as exc:  # the documented "unexpected" exit code
         log.exception("submit_local_job failed")
-        return _fail(f"unexpected error: {exc}", EXIT_UNEXPECTED)
+        return fail(f"unexpected error: {exc}", EXIT_UNEXPECTED)
 
 
 if __name__ == "__main__":

@@ -11,21 +11,27 @@ from simfarm.common.settings import Settings
 from simfarm.gateway import (
     batch_api,
     dashboard,
+    files_api,
     health_api,
+    history_api,
     jobs_api,
     metrics,
     pyedb_docs,
     pyedb_limits,
     pyedb_routes,
+    sweeps_api,
     workers_api,
+    workflows_api,
     ws,
 )
+from simfarm.gateway.audit import install_audit
 from simfarm.gateway.auth import install_auth
 from simfarm.gateway.errors import install_error_handlers
+from simfarm.gateway.expiry import install_expiry
 from simfarm.gateway.openapi import routes as openapi_routes
-from simfarm.gateway.requests import install_request_parsing
+from simfarm.gateway.parsing import install_request_parsing
 from simfarm.gateway.services import build_services
-from simfarm.gateway.workflow import install_workflow
+from simfarm.gateway.visuals import install_visuals
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +55,13 @@ def create_app(settings: Settings | None = None, connection: redis.Redis | None 
     app.register_blueprint(pyedb_limits.bp)  # PUT /pool/limits onto node limits
     assert pyedb_docs.TAG  # their OpenAPI metadata
     app.register_blueprint(openapi_routes.bp)
-    install_workflow(app)  # files, sweeps, resubmit, history, audit
+    app.register_blueprint(files_api.bp)  # blobs (project uploads) and staged results
+    app.register_blueprint(sweeps_api.bp)
+    app.register_blueprint(history_api.bp)  # finished jobs, resubmit
+    app.register_blueprint(workflows_api.bp)  # jobs that depend on each other by name
+    install_audit(app)
+    install_expiry(app)  # the retention sweep
+    install_visuals(app)  # progress series, farm series, result summaries, webhooks
     app.extensions[metrics.EXTENSION] = metrics.GatewayMetrics()
     app.register_blueprint(metrics.bp)
     app.register_blueprint(dashboard.bp)  # web UI at /

@@ -17,7 +17,7 @@ from simfarm.gateway.audit_writer import AuditWriter
 from simfarm.gateway.auth import current_user, require_admin
 from simfarm.gateway.errors import field_error
 from simfarm.gateway.openapi import document
-from simfarm.gateway.requests import float_arg, int_arg, parsed_json
+from simfarm.gateway.parsing import float_arg, int_arg, parsed_json
 from simfarm.gateway.services import services
 
 log = logging.getLogger(__name__)

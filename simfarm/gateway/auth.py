@@ -137,9 +137,7 @@ def require_visible(job_id: str) -> None:
     """404 (:class:`JobNotFound`) unless the job exists and the caller may see it.
     One cheap Redis read; call it before acting on a job by id."""
     principal = current_user()
-    owner = services().jobs.field(job_id, "owner")
-    if owner is None and not services().jobs.exists(job_id):
-        raise JobNotFound(job_id)
+    owner = services().jobs.owner_of(job_id)  # JobNotFound when there is no such job
     if not principal.admin and (owner or None) != principal.user:
         raise JobNotFound(job_id)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import redis
 from flask import Flask, Response, jsonify, request
@@ -34,6 +33,14 @@ def field_error(field: str, reason: str, status: int = 422) -> ApiError:
     return ApiError(
         status, "validation_error", f"{field}: {reason}", [{"field": field, "reason": reason}]
     )
+
+
+def pyedb_error(status: int, error: str, fields: list[dict[str, str]] | None = None) -> Response:
+    """The PyEDB routes' failure body: PyEDB's ``success``/``error`` with simfarm's
+    ``detail`` and ``fields``."""
+    response = jsonify({"success": False, "error": error, "detail": error, "fields": fields or []})
+    response.status_code = status
+    return response
 
 
 def validation_fields(exc: ValidationError) -> list[dict[str, str]]:
@@ -77,8 +84,25 @@ def install_error_handlers(app: Flask) -> None:
     @app.errorhandler(redis.ResponseError)
     def _redis_refused(exc: redis.ResponseError) -> Response:
         message = str(exc)
-        if "MISCONF" in message or message.startswith("OOM"):
-            # Redis cannot persist (disk full, AOF write error) or is out of memory.
+        if isinstance(exc, redis.exceptions.OutOfMemoryError) or message.startswith("OOM"):
+            # redis-py strips the "OOM" code from the message (OutOfMemoryError). A script
+            # is refused at its first write only, so nothing was stored.
+            log.error("Redis out of memory on %s %s: %s", request.method, request.path, exc)
+            response = _body(507, "insufficient_storage", "the job store (Redis) is out of "
+                             f"memory (maxmemory) and refuses writes: {message}; nothing was "
+                             "changed: retry later, once memory is freed", [])
+            response.headers["Retry-After"] = "10"
+            return response
+        if isinstance(exc, redis.exceptions.ReadOnlyError):
+            # A replica after a failover, before this gateway moved to the new primary.
+            log.warning("Redis read-only on %s %s: %s", request.method, request.path, exc)
+            response = _body(503, "unavailable", f"the job store (Redis) is read-only "
+                             f"(failing over?): {message}; nothing was changed, retry shortly",
+                             [])
+            response.headers["Retry-After"] = "2"
+            return response
+        if "MISCONF" in message:
+            # Redis cannot persist (disk full, AOF write error).
             log.error("Redis refuses writes on %s %s: %s", request.method, request.path, exc)
             response = _body(507, "insufficient_storage", f"the job store (Redis) refuses "
                              f"writes: {message}; free space where Redis keeps its data", [])
@@ -127,22 +151,3 @@ def install_error_handlers(app: Flask) -> None:
         )
 
     app.register_error_handler(Exception, _unexpected)
-
-
-def error_schema() -> dict[str, Any]:
-    """JSON schema of the error body (for the OpenAPI document)."""
-    return {
-        "type": "object",
-        "required": ["error", "detail", "fields"],
-        "properties": {
-            "error": {"type": "string"},
-            "detail": {"type": "string"},
-            "fields": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {"field": {"type": "string"}, "reason": {"type": "string"}},
-                },
-            },
-        },
-    }

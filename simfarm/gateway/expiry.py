@@ -8,6 +8,8 @@ import logging
 import threading
 import time
 
+from flask import Flask
+
 from simfarm.common.store.history import HistoryStore
 from simfarm.gateway.services import Services
 
@@ -73,3 +75,11 @@ class Expirer:
         if expired:
             log.info("retention: %d finished jobs expired", expired)
         return expired
+
+
+def install_expiry(app: Flask) -> None:
+    """The retention sweep of ``app``, started by its first request (so in the process
+    that serves, not in a parent that forks workers)."""
+    expirer = Expirer(app.extensions["simfarm"])
+    app.extensions["simfarm.expiry"] = expirer
+    app.before_request(expirer.ensure_started)

@@ -17,7 +17,7 @@ from simfarm.gateway.errors import ApiError, field_error
 from simfarm.gateway.files_bodies import BlobOut
 from simfarm.gateway.openapi import Body, document
 from simfarm.gateway.openapi.bodies import JobOut
-from simfarm.gateway.requests import check_job_id, parse_body
+from simfarm.gateway.parsing import check_job_id, parse_body
 from simfarm.gateway.services import services
 
 bp = Blueprint("files", __name__, url_prefix="/api/v1")

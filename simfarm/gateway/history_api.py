@@ -10,15 +10,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from simfarm.common.models import Priority
 from simfarm.common.states import JobState
 from simfarm.common.store.history import HistoryStore
+from simfarm.gateway.admission import Admission, admit
 from simfarm.gateway.auth import can_see, require_visible
 from simfarm.gateway.errors import field_error
 from simfarm.gateway.files_bodies import HistoryOut
 from simfarm.gateway.jobs_api import job_body
 from simfarm.gateway.openapi import Body, document
 from simfarm.gateway.openapi.bodies import JobOut
-from simfarm.gateway.requests import check_job_id, float_arg, int_arg, json_body
+from simfarm.gateway.parsing import check_job_id, float_arg, int_arg, json_body
 from simfarm.gateway.services import services
-from simfarm.gateway.submission import create_job
 
 bp = Blueprint("history", __name__, url_prefix="/api/v1")
 _CURSOR = re.compile(r"^[0-9.e+\-]{1,32}:[A-Za-z0-9_\-]{1,128}$")
@@ -67,9 +67,9 @@ def resubmit(job_id: str) -> tuple[Response, int, dict[str, str]]:
                 raise field_error(f"depends_on.{condition}.{n}",
                                   f"dependency {dep} no longer exists (expired)")
     extra = {"resubmit_of": old.id, "variation": old.variation}
-    job, _ = create_job(svc, spec, owner=old.owner, extra=extra, resolved=deps or None)
+    job, _ = admit(svc, Admission(spec, owner=old.owner, extra=extra,
+                                  dependencies=deps or None))
     svc.jobs.update_fields(old.id, {"resubmitted_as": job.id})
-    svc.jobs.nudge_dispatcher()
     return jsonify(job_body(job)), 201, {"Location": url_for("jobs.get_job", job_id=job.id)}
 
 

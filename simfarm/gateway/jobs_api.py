@@ -7,9 +7,9 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from simfarm.common.job_paths import check_spec_paths
 from simfarm.common.models import Job, JobSpec
 from simfarm.common.states import JobState
+from simfarm.gateway.admission import Admission, admit
 from simfarm.gateway.auth import (
     can_see,
     owner_for_submit,
@@ -17,8 +17,6 @@ from simfarm.gateway.auth import (
     visible_owner_filter,
 )
 from simfarm.gateway.errors import ApiError, field_error
-from simfarm.gateway.fit_check import check_fits_some_node
-from simfarm.gateway.hfss_checks import check_hfss_spec
 from simfarm.gateway.openapi import Body, document
 from simfarm.gateway.openapi.bodies import (
     EventListOut,
@@ -27,9 +25,8 @@ from simfarm.gateway.openapi.bodies import (
     JobOut,
     ListJobsQuery,
 )
-from simfarm.gateway.requests import check_job_id, float_arg, idempotency_key, int_arg, parse_body
+from simfarm.gateway.parsing import check_job_id, float_arg, idempotency_key, int_arg, parse_body
 from simfarm.gateway.services import services
-from simfarm.gateway.submission import create_job
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1")
 _CURSOR = re.compile(r"^[0-9]{1,20}$")
@@ -62,16 +59,11 @@ def job_body(job: Job) -> dict[str, Any]:
 def submit_job() -> tuple[Response, int, dict[str, str]]:
     """Submit a job; 201 with the job and Location, 200 on an idempotent replay."""
     spec = parse_body(JobSpec)
-    svc = services()
     owner = owner_for_submit(spec.owner)
-    check_spec_paths(spec, svc.settings.allowed_roots)
-    if spec.kind == "hfss":
-        check_hfss_spec(svc, spec)  # no AEDT (or cluster) anywhere: 422 now, not pending
-    check_fits_some_node(svc, spec)  # no registered node could ever run it: 422
     key = idempotency_key()
     if key is not None and owner:
         key = f"{owner}/{key}"  # one user's key never replays another user's job
-    job, created = create_job(svc, spec, idempotency_key=key, owner=owner)  # nudges too
+    job, created = admit(services(), Admission(spec, owner=owner, idempotency_key=key))
     body = job_body(job)
     return jsonify(body), (201 if created else 200), {"Location": body["links"]["self"]}
 

@@ -183,7 +183,7 @@ class GatewayMetrics:
             elif target == JobState.SCHEDULED:
                 since = self._pending_since.pop(event.job_id, None)
                 if since is None:
-                    since = _float(svc.jobs.field(event.job_id, "created_at"))
+                    since = svc.jobs.times(event.job_id).created_at
                 if since is not None:
                     self.dispatch_latency.observe(max(0.0, event.ts - since))
             elif target == JobState.RUNNING:
@@ -192,7 +192,7 @@ class GatewayMetrics:
                 self._pending_since.pop(event.job_id, None)
                 started = self._running_since.pop(event.job_id, None)
                 if started is None and event.data.get("from") == JobState.RUNNING:
-                    started = _float(svc.jobs.field(event.job_id, "started_at"))
+                    started = svc.jobs.times(event.job_id).started_at
                 if started is not None:
                     self.job_runtime.labels(state=target).observe(max(0.0, event.ts - started))
 
@@ -202,13 +202,6 @@ def _remember(memory: OrderedDict[str, float], job_id: str, ts: float) -> None:
     memory.move_to_end(job_id)
     while len(memory) > _REMEMBERED:
         memory.popitem(last=False)
-
-
-def _float(value: str | None) -> float | None:
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None
 
 
 def gateway_metrics() -> GatewayMetrics:

@@ -27,12 +27,20 @@ class PyedbError(BaseModel):
     fields: list[dict[str, str]] = Field(default_factory=list)
 
 
+class PyedbConfigOut(HFSSSimulationConfig):
+    """``HFSSSimulationConfig.to_dict()``: the configuration with PyEDB's metadata."""
+
+    platform: str = Field(default="", description="the gateway's operating system")
+    timestamp: str = Field(default="", description="when the dict was made (ISO 8601)")
+    version: str = Field(default="", description="PyEDB's config format version")
+
+
 class PyedbJob(BaseModel):
     """A job as PyEDB's ``/jobs`` lists it."""
 
     id: str
     user: str
-    config: HFSSSimulationConfig = Field(description="`HFSSSimulationConfig.to_dict()`")
+    config: PyedbConfigOut = Field(description="`HFSSSimulationConfig.to_dict()`")
     status: str = Field(description="pending, scheduled, running, completed, failed, cancelled")
     start_time: str | None
     end_time: str | None

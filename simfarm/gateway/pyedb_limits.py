@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from simfarm.common.limits import NodeLimits
 from simfarm.gateway.auth import current_user
-from simfarm.gateway.errors import validation_fields
+from simfarm.gateway.errors import pyedb_error, validation_fields
 from simfarm.gateway.openapi import document
 from simfarm.gateway.pyedb_docs import PyedbError
 from simfarm.gateway.services import services
@@ -81,12 +81,6 @@ def _as_pyedb(limits: NodeLimits) -> dict[str, Any]:
     }
 
 
-def _error(status: int, error: str, fields: list[dict[str, str]] | None = None) -> Response:
-    response = jsonify({"success": False, "error": error, "detail": error, "fields": fields or []})
-    response.status_code = status
-    return response
-
-
 @bp.put("/pool/limits")
 @document(tags=["pyedb"], body=PoolLimits, query=PoolLimitsQuery,
           responses={200: PoolLimitsResult, 400: PyedbError, 404: PyedbError,
@@ -94,24 +88,24 @@ def _error(status: int, error: str, fields: list[dict[str, str]] | None = None) 
 def edit_pool_limits() -> Response:
     """Change the local limits of every node (PyEDB's pool limits; admins only)."""
     if not current_user().admin:
-        return _error(403, "changing the pool limits needs an admin token")
+        return pyedb_error(403, "changing the pool limits needs an admin token")
     data = request.get_json(silent=True)
     if not data or not isinstance(data, dict):
-        return _error(400, "No data provided")
+        return pyedb_error(400, "No data provided")
     try:
         update = PoolLimits.model_validate(data)
     except ValidationError as exc:
         fields = validation_fields(exc)
-        return _error(422, "; ".join(f"{f['field']}: {f['reason']}" for f in fields), fields)
+        return pyedb_error(422, "; ".join(f"{f['field']}: {f['reason']}" for f in fields), fields)
     svc = services()
     names = svc.nodes.names()
     wanted = request.args.get("node")
     if wanted is not None:
         if wanted not in names:
-            return _error(404, f"no worker node named {wanted!r} is registered")
+            return pyedb_error(404, f"no worker node named {wanted!r} is registered")
         names = [wanted]
     if not names:
-        return _error(404, "no worker node is registered yet")
+        return pyedb_error(404, "no worker node is registered yet")
     changes = update.as_node_changes()
     result = NodeLimits()
     for name in names:

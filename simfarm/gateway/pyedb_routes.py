@@ -11,8 +11,9 @@ scripts using ``requests``) keep working against simfarm.  Routes and shapes fol
   scheduler detected on the server); ``ansys_edt_path`` is still ignored unless
   ``"use_config_ansys_edt_path": true``: the node picks its newest AEDT, or the
   release named by ``"aedt_version"``;
-* a submit is refused (422) when no worker has AEDT (of that release), instead of
-  failing later with an IndexError;
+* a submit goes through the same admission as ``POST /api/v1/jobs``: it is refused
+  (422) when no worker has AEDT (of that release), instead of failing later with an
+  IndexError, or when no node could ever grant the cores its machine list names;
 * errors carry simfarm's ``detail`` and ``fields`` next to PyEDB's
   ``success``/``error``.
 """
@@ -37,19 +38,16 @@ from simfarm.common.hfss import (
 from simfarm.common.hfss_jobs import (
     SCHEDULER_LABEL,
     aedt_version_label,
-    hfss_resources,
     pyedb_priority,
     pyedb_status,
     simfarm_priority,
 )
-from simfarm.common.job_paths import check_spec_paths
-from simfarm.common.models import Job, JobSpec, NodeInfo
-from simfarm.common.paths import PathRejected
+from simfarm.common.models import Job, JobSpec, NodeInfo, ResourceRequest
 from simfarm.common.states import JobState
+from simfarm.gateway.admission import Admission, check_all, store
 from simfarm.gateway.auth import can_see, current_user
-from simfarm.gateway.errors import validation_fields
-from simfarm.gateway.hfss_checks import capable_nodes, missing_reason
-from simfarm.gateway.requests import JOB_ID
+from simfarm.gateway.errors import ApiError, pyedb_error, validation_fields
+from simfarm.gateway.parsing import JOB_ID
 from simfarm.gateway.services import services
 
 log = logging.getLogger(__name__)
@@ -58,12 +56,6 @@ bp = Blueprint("pyedb", __name__)
 MAX_LISTED = 1000
 MAX_RESUBMITS = 50
 _GB = 1024.0
-
-
-def _fail(status: int, error: str, fields: list[dict[str, str]] | None = None) -> Response:
-    response = jsonify({"success": False, "error": error, "detail": error, "fields": fields or []})
-    response.status_code = status
-    return response
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -233,7 +225,7 @@ def cluster_partitions() -> Response:
 def scheduler_partitions() -> Response:
     """Same as ``/api/cluster_partitions`` with PyEDB's 400 when no scheduler is attached."""
     if _scheduler_type(_alive_nodes()) is SchedulerType.NONE:
-        return _fail(400, "Scheduler not supported")
+        return pyedb_error(400, "Scheduler not supported")
     return jsonify(_partitions())
 
 
@@ -246,13 +238,13 @@ def me() -> Response:
 
 def _job_or_404(job_id: str) -> Job | Response:
     if not JOB_ID.match(job_id):
-        return _fail(404, f"Job {job_id[:64]} not found")
+        return pyedb_error(404, f"Job {job_id[:64]} not found")
     try:
         job = services().jobs.get(job_id)
     except JobNotFound:
-        return _fail(404, f"Job {job_id} not found")
+        return pyedb_error(404, f"Job {job_id} not found")
     if not can_see(job.owner):
-        return _fail(404, f"Job {job_id} not found")
+        return pyedb_error(404, f"Job {job_id} not found")
     return job
 
 
@@ -316,38 +308,45 @@ def _submit_config(data: dict[str, Any]) -> HFSSSimulationConfig:
     return config
 
 
-def _create(config: HFSSSimulationConfig, priority: int, version: str | None,
-            nodes: list[NodeInfo], owner: str | None) -> Job:
-    """Store the job under the config's job id (PyEDB returns ``config.jobid``).
+def _pyedb_fields(exc: ApiError) -> list[dict[str, str]]:
+    """Admission's fields under PyEDB's names: ``hfss.x`` is ``config.x``, and the
+    resources (which follow from the config) are ``config``."""
+    out = []
+    for f in exc.fields:
+        name = f.get("field", "")
+        if name.startswith("hfss."):
+            name = "config." + name.removeprefix("hfss.")
+        elif name.startswith("resources"):
+            name = "config"
+        out.append({**f, "field": name})
+    return out
+
+
+def _create(job: Admission) -> Job:
+    """Admit and store the job under the config's job id (PyEDB returns ``config.jobid``).
 
     Resubmitting the id of a queued/running job returns that job, as PyEDB did; the id
     of a finished job gets a ``-2``, ``-3``... suffix (history is never overwritten).
-    A machine list naming more cores than the largest capable node has reserves
-    that whole node (PyEDB never reserved cores at all).
     """
-    jobs = services().jobs
-    resources = hfss_resources(config, version)
-    largest = max((n.cores_total for n in nodes), default=resources.cores)
-    resources.cores = max(1, min(resources.cores, largest))
-    base = config.jobid
+    svc = services()
+    check_all(svc, [job])
+    assert job.spec.hfss is not None
+    base = job.spec.hfss.jobid
     for n in range(1, MAX_RESUBMITS + 1):
         job_id = base if n == 1 else f"{base}-{n}"
-        config.jobid = job_id
-        spec = JobSpec(name=job_id, kind="hfss", hfss=config,
-                       priority=simfarm_priority(priority), resources=resources,
-                       owner=owner)
-        check_spec_paths(spec, services().settings.allowed_roots)
+        job.job_id = job_id
+        job.spec = job.spec.model_copy(update={
+            "name": job_id, "hfss": job.spec.hfss.model_copy(update={"jobid": job_id})})
         try:
-            job, _ = jobs.create(spec, job_id=job_id, owner=owner)
+            stored, _ = store(svc, job)
         except DuplicateJob:
-            existing = jobs.get(job_id)
+            existing = svc.jobs.get(job_id)
             if not can_see(existing.owner):
                 continue  # another user's job id: never hand it back
             if not existing.final:
                 return existing
             continue
-        jobs.nudge_dispatcher()
-        return job
+        return stored
     raise ValueError(f"jobid {base}: too many resubmissions; use a new jobid")
 
 
@@ -357,33 +356,31 @@ def submit() -> Response | tuple[Response, int]:
     """Queue an HFSS job: ``{"config": {...}, "priority": 0}`` → ``{success, job_id, message}``."""
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
-        return _fail(400, "send a JSON object: {\"config\": {...}, \"priority\": 0}")
+        return pyedb_error(400, "send a JSON object: {\"config\": {...}, \"priority\": 0}")
     try:
         priority = int(data.get("priority", 0))
         version = data.get("aedt_version") or None
         config = _submit_config(data)
-        if version is not None:
-            aedt_version_label(str(version))
+        labels = {aedt_version_label(str(version)): "yes"} if version is not None else None
     except ValidationError as exc:
         fields = [{"field": f"config.{f['field']}", "reason": f["reason"]}
                   for f in validation_fields(exc)]
-        return _fail(422, "; ".join(f"{f['field']}: {f['reason']}" for f in fields), fields)
+        return pyedb_error(422, "; ".join(f"{f['field']}: {f['reason']}" for f in fields),
+                           fields)
     except (ValueError, TypeError) as exc:
-        return _fail(422, str(exc))
-    probe = JobSpec(kind="hfss", hfss=config, resources=hfss_resources(config, version))
-    nodes = capable_nodes(services(), probe)
-    if not nodes:
-        problem = missing_reason(probe)
-        return _fail(422, problem, [{"field": "config", "reason": problem}])
+        return pyedb_error(422, str(exc))
     # With tokens the owner is the token's user; PyEDB's "user" field stays informational.
     owner = current_user().user or (config.user if config.user != "unknown" else None)
+    spec = JobSpec(name=config.jobid, kind="hfss", hfss=config, owner=owner,
+                   priority=simfarm_priority(priority))
+    if labels is not None:  # that AEDT release; the cores follow from the machine list
+        spec = spec.model_copy(update={"resources": ResourceRequest(labels=labels)})
     try:
-        job = _create(config, priority, version, nodes, owner)
-    except PathRejected as exc:
-        return _fail(422, str(exc), [{"field": f"config.{exc.field.removeprefix('hfss.')}",
-                                      "reason": exc.reason}])
+        job = _create(Admission(spec, owner=owner))
+    except ApiError as exc:
+        return pyedb_error(exc.status, exc.detail, _pyedb_fields(exc))
     except ValueError as exc:
-        return _fail(409, str(exc))
+        return pyedb_error(409, str(exc))
     log.info("job %s: submitted through the PyEDB API", job.id)
     return jsonify({"success": True, "job_id": job.id, "status": pyedb_status(job),
                     "message": f"Job {job.id} submitted successfully"}), 200
@@ -430,11 +427,11 @@ def set_priority(job_id: str) -> Response:
     try:
         priority = int(data.get("priority", 0))
     except (TypeError, ValueError):
-        return _fail(422, "priority must be an integer",
+        return pyedb_error(422, "priority must be an integer",
                      [{"field": "priority", "reason": "must be an integer"}])
     try:
         services().jobs.set_priority(job.id, simfarm_priority(priority))
     except IllegalTransition as exc:
-        return _fail(409, f"only queued jobs can change priority ({exc})")
+        return pyedb_error(409, f"only queued jobs can change priority ({exc})")
     services().jobs.nudge_dispatcher()
     return jsonify({"success": True, "message": f"Priority set to {priority}"})

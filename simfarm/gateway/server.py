@@ -8,21 +8,45 @@ import signal
 import sys
 from typing import Any
 
+import redis
 from flask import Flask
 
 from simfarm.common.errors import SimfarmError
-from simfarm.common.settings import Settings
+from simfarm.common.settings import Settings, redact_url
 from simfarm.gateway import ws
 from simfarm.gateway.app import create_app
 
 log = logging.getLogger(__name__)
 
 
+def startup_summary(settings: Settings) -> str:
+    """What the gateway says when it starts: where it listens, the Redis it uses (and
+    whether it answers), how it authenticates."""
+    host, port = settings.gateway_host, settings.gateway_port
+    redis_url = redact_url(settings.require_redis_url())
+    probe = redis.Redis.from_url(settings.require_redis_url(), socket_timeout=2,
+                                 socket_connect_timeout=2)
+    try:
+        probe.ping()
+        redis_state = "answers"
+    except redis.RedisError as exc:
+        redis_state = f"does not answer yet ({exc})"
+    finally:
+        probe.close()
+    tokens = len(settings.auth_tokens)
+    auth = f"{tokens} token user(s)" if tokens else "no tokens (loopback only)"
+    server = ("waitress, no WebSocket" if sys.platform == "win32" else
+              f"{settings.gateway_processes} process(es) x {settings.gateway_threads} threads")
+    return (f"gateway listening on http://{host}:{port} (dashboard /, API docs /api/v1/docs; "
+            f"{server}); Redis {redis_url} {redis_state}, key prefix {settings.key_prefix!r}; "
+            f"auth: {auth}")
+
+
 def serve(settings: Settings, app: Flask | None = None) -> None:
     """Serve the gateway on ``settings.gateway_host:gateway_port`` until stopped."""
     wsgi_app = app or create_app(settings)
     host, port = settings.gateway_host, settings.gateway_port
-    log.info("gateway listening on http://%s:%d", host, port)
+    log.info("%s", startup_summary(settings))
     if sys.platform == "win32":
         import waitress
 

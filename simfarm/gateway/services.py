@@ -14,6 +14,7 @@ from simfarm.common.store.blobs import BlobIndex
 from simfarm.common.store.holds import HoldStore
 from simfarm.common.store.sweeps import SweepStore
 from simfarm.gateway.blobstore import FolderBlobStore
+from simfarm.gateway.fit import NodeCapacities
 
 
 @dataclass
@@ -29,6 +30,7 @@ class Services:
     blobs: FolderBlobStore
     blob_index: BlobIndex
     audit: AuditStore
+    capacities: NodeCapacities  # the nodes' total capacities, for the fit rule at submit
 
 
 def build_services(settings: Settings, connection: redis.Redis | None = None) -> Services:
@@ -40,16 +42,18 @@ def build_services(settings: Settings, connection: redis.Redis | None = None) ->
             socket_timeout=90,
             max_connections=settings.gateway_threads * 2 + 16,
         )
+    nodes = NodeStore(connection, settings.key_prefix)
     return Services(
         settings=settings,
         redis=connection,
         jobs=JobStore.for_settings(connection, settings),
-        nodes=NodeStore(connection, settings.key_prefix),
+        nodes=nodes,
         holds=HoldStore.for_settings(connection, settings),
         sweeps=SweepStore(connection, settings.key_prefix),
         blobs=FolderBlobStore(settings.blob_root()),
         blob_index=BlobIndex(connection, settings.key_prefix),
         audit=AuditStore(connection, settings.key_prefix),
+        capacities=NodeCapacities(nodes),
     )
 
 

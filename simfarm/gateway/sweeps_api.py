@@ -8,18 +8,18 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request, url_for
 from pydantic import ValidationError
 
-from simfarm.common.job_paths import check_spec_paths
 from simfarm.common.models import JobSpec
 from simfarm.common.store import new_job_id
 from simfarm.common.store.holds import HOLD_THROTTLE
 from simfarm.common.sweeps import Sweep, SweepSpec, render_child, throttle_reason
+from simfarm.gateway.admission import Admission, check_all, store_all
 from simfarm.gateway.auth import can_see, owner_for_submit
+from simfarm.gateway.dependencies import resolve_dependencies
 from simfarm.gateway.errors import ApiError, field_error, validation_fields
 from simfarm.gateway.files_bodies import SweepListOut
 from simfarm.gateway.openapi import Body, document
-from simfarm.gateway.requests import check_job_id, int_arg, parse_body
+from simfarm.gateway.parsing import check_job_id, int_arg, parse_body
 from simfarm.gateway.services import Services, services
-from simfarm.gateway.submission import check_files, resolve_dependencies
 
 bp = Blueprint("sweeps", __name__, url_prefix="/api/v1")
 _SWEEP = {"sweep_id": "the sweep's id"}
@@ -65,45 +65,29 @@ def submit_sweep() -> tuple[Response, int, dict[str, str]]:
     spec = parse_body(SweepSpec)
     children = _render_children(spec)
     owner = owner_for_submit(children[0][1].owner)
-    for _, child in children:
-        check_spec_paths(child, svc.settings.allowed_roots)
-    archives: set[str | None] = set()
-    for _, child in children:  # each distinct uploaded project must be on the gateway
-        if child.files is not None and child.files.archive not in archives:
-            archives.add(child.files.archive)
-            check_files(svc, child, "template.files")
     shared_deps = None
     if spec.depends_on is not None and not spec.elementwise:
         shared_deps = resolve_dependencies(svc, spec.depends_on)
-    per_child = [resolve_dependencies(svc, spec.depends_on, element=i)
-                 if spec.depends_on is not None and spec.elementwise else shared_deps
-                 for i in range(len(children))]
     sweep_id = new_job_id()
-    svc.sweeps.create(sweep_id, spec, len(children), owner)
-    items = []
-    held: list[str] = []
-    watched: list[tuple[str, list[str]]] = []
-    for index, ((variation, child), deps) in enumerate(zip(children, per_child, strict=True)):
-        job_id = new_job_id()
+    jobs: list[Admission] = []
+    for index, (variation, child) in enumerate(children):
+        deps = shared_deps
+        if spec.depends_on is not None and spec.elementwise:
+            deps = resolve_dependencies(svc, spec.depends_on, element=index)
         extra: dict[str, Any] = {"sweep_id": sweep_id, "sweep_index": index,
                                  "variation": variation}
         if spec.throttle:
             extra["watched"] = "1"
-        if deps and any(deps.values()):
-            extra.update(dependencies={k: v for k, v in deps.items() if v},
-                          hold="dependencies", reason="waiting for dependencies")
-            watched.append((job_id, [i for ids in deps.values() for i in ids]))
-            held.append(job_id)
-        elif spec.throttle and index >= spec.throttle:
-            extra.update(hold=HOLD_THROTTLE, reason=throttle_reason(spec.throttle))
-            held.append(job_id)
-        items.append((job_id, child, extra))
-    svc.jobs.create_batch(items, owner=owner)
-    svc.sweeps.add_children(sweep_id, {job_id: i for i, (job_id, _, _) in enumerate(items)})
-    for job_id, dep_ids in watched:
-        svc.holds.watch(job_id, dep_ids)
-    svc.holds.request_check(held)
-    svc.jobs.nudge_dispatcher()
+            if index >= spec.throttle:
+                extra.update(hold=HOLD_THROTTLE, reason=throttle_reason(spec.throttle))
+        jobs.append(Admission(child, owner=owner, where="template", extra=extra,
+                              dependencies=deps))
+    check_all(svc, jobs)  # each child as if submitted alone
+    svc.sweeps.create(sweep_id, spec, len(children), owner)
+    ids = store_all(svc, jobs)
+    svc.sweeps.add_children(sweep_id, {job_id: i for i, job_id in enumerate(ids)})
+    svc.holds.request_check([job_id for job_id, job in zip(ids, jobs, strict=True)
+                             if "hold" in job.extra or any((job.dependencies or {}).values())])
     sweep = _load(svc, sweep_id)
     location = url_for("sweeps.get_sweep", sweep_id=sweep_id)
     return jsonify(sweep_body(sweep)), 201, {"Location": location}

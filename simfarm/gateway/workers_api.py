@@ -16,7 +16,7 @@ from simfarm.gateway.errors import ApiError
 from simfarm.gateway.jobs_api import job_body
 from simfarm.gateway.openapi import document
 from simfarm.gateway.openapi.bodies import JobOut
-from simfarm.gateway.requests import check_job_id, parse_body
+from simfarm.gateway.parsing import check_job_id, parse_body
 from simfarm.gateway.services import Services, services
 
 bp = Blueprint("workers", __name__, url_prefix="/api/v1")

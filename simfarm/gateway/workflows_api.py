@@ -6,23 +6,21 @@ A cycle among the local names is refused (422) before anything is created."""
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from flask import Blueprint, Response, jsonify
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from simfarm.common.deps import Dependencies
-from simfarm.common.job_paths import check_spec_paths
 from simfarm.common.models import Job, JobSpec
-from simfarm.common.paths import PathRejected
 from simfarm.common.store import new_job_id
+from simfarm.gateway.admission import Admission, admit_all
 from simfarm.gateway.auth import owner_for_submit
-from simfarm.gateway.errors import ApiError, field_error
+from simfarm.gateway.dependencies import resolve_dependencies
+from simfarm.gateway.errors import ApiError
 from simfarm.gateway.jobs_api import job_body
 from simfarm.gateway.openapi import document
-from simfarm.gateway.requests import parse_body
+from simfarm.gateway.parsing import parse_body
 from simfarm.gateway.services import services
-from simfarm.gateway.submission import create_job, resolve_dependencies
 
 bp = Blueprint("workflows", __name__, url_prefix="/api/v1")
 MAX_JOBS = 1000
@@ -90,27 +88,20 @@ def submit_workflow() -> tuple[Response, int]:
     created in dependency order and held until their dependencies are met."""
     svc = services()
     spec = parse_body(WorkflowSpec)
-    owners = {}
-    for name, job_spec in spec.jobs.items():
-        owners[name] = owner_for_submit(job_spec.owner)
-        try:
-            check_spec_paths(job_spec, svc.settings.allowed_roots)
-        except PathRejected as exc:
-            raise field_error(f"jobs.{name}.{exc.field}", exc.reason) from None
+    owners = {name: owner_for_submit(job.owner) for name, job in spec.jobs.items()}
     order = _order(spec)
     ids = {name: new_job_id() for name in spec.jobs}
-    resolved: dict[str, dict[str, list[str]]] = {}
-    for name in order:  # resolve every outside id before creating anything
+    jobs: dict[str, Admission] = {}
+    for name in order:  # local names are the new jobs' ids; other ids resolved here
         by_condition = (spec.jobs[name].depends_on or Dependencies()).by_condition()
         outside = resolve_dependencies(svc, Dependencies.model_validate(
             {c: [i for i in v if i not in spec.jobs] for c, v in by_condition.items()}),
             where=f"jobs.{name}.depends_on")
-        resolved[name] = {c: [*(ids[i] for i in v if i in spec.jobs), *outside.get(c, [])]
-                          for c, v in by_condition.items()}
-    created: dict[str, Any] = {}
-    for name in order:
-        job, _ = create_job(svc, spec.jobs[name], job_id=ids[name], owner=owners[name],
-                            resolved=resolved[name] or None)
-        created[name] = job_body(job)
-    svc.jobs.nudge_dispatcher()
-    return jsonify({"jobs": created}), 201
+        resolved: dict[str, list[str]] = {
+            c: [*(ids[i] for i in v if i in spec.jobs), *outside.get(c, [])]
+            for c, v in by_condition.items()}
+        jobs[name] = Admission(spec.jobs[name], owner=owners[name], where=f"jobs.{name}",
+                               job_id=ids[name], dependencies=resolved)
+    admit_all(svc, list(jobs.values()))
+    stored = {j.id: j for j in svc.jobs.get_many(list(ids.values()))}
+    return jsonify({"jobs": {name: job_body(stored[ids[name]]) for name in order}}), 201

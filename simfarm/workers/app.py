@@ -1,10 +1,14 @@
-"""The Celery application of simfarm workers (``celery -A simfarm.workers.app``)."""
+"""The Celery configuration of simfarm: one app per process, built from explicit settings
+by the process that needs it (the worker's entry point, ``simfarm flower``); nothing is
+built at import. The worker adds its task and lifecycle (:mod:`.tasks`, :mod:`.lifecycle`).
+"""
 
 from __future__ import annotations
 
 from celery import Celery
 
 from simfarm.common.settings import Settings
+from simfarm.workers.broker import TRANSPORT
 
 RUN_JOB_TASK = "simfarm.run_job"
 _FALLBACK_URL = "redis://127.0.0.1:6379/0"
@@ -21,9 +25,10 @@ def make_celery(settings: Settings) -> Celery:
         "simfarm",
         broker=url,
         backend=url,
-        include=["simfarm.workers.tasks", "simfarm.workers.lifecycle"],
     )
     celery.conf.update(
+        broker_transport=TRANSPORT,  # Redis refusing writes is an outage, not fatal
+        broker_connection_max_retries=None,  # reconnect for as long as Redis is away
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
@@ -41,6 +46,3 @@ def make_celery(settings: Settings) -> Celery:
         task_serializer="json",
     )
     return celery
-
-
-app = make_celery(Settings())

@@ -22,12 +22,12 @@ from typing import Any
 
 import redis
 
+from simfarm.common.aedt import AEDTNotFoundError, build_ansysedt_argv, find_aedt
 from simfarm.common.errors import IllegalTransition, JobNotFound, StaleAttempt
 from simfarm.common.models import Job
 from simfarm.common.states import JobState
-from simfarm.workers.aedt import AEDTNotFoundError, build_ansysedt_argv, find_aedt
 from simfarm.workers.aedt_log import LogTail
-from simfarm.workers.cluster_service import ClusterService, get_service
+from simfarm.workers.cluster_service import ClusterService
 from simfarm.workers.context import WorkerContext
 from simfarm.workers.outcome import Outcome
 from simfarm.workers.redis_guard import RedisGuard
@@ -108,7 +108,7 @@ class ClusterJobRunner:
         """Adopt the cluster job of an earlier attempt, or submit a new one."""
         store = self.ctx.jobs
         previous = self.job.native_id
-        if previous and store.field(self.job.id, "cluster") == self.service.kind:
+        if previous and self.job.native_scheduler == self.service.kind:
             self.native_id = previous
             self._info(f"following {self.service.kind} job {previous} submitted by an "
                        "earlier attempt")
@@ -217,10 +217,7 @@ class ClusterJobRunner:
             log.warning("job %s: not marked running, Redis unavailable: %s", self.job.id, exc)
 
     def _check_cancel(self) -> None:
-        store = self.ctx.jobs
-        wanted = store.field(self.job.id, "cancel_requested") == "1" \
-            or store.field(self.job.id, "state") == JobState.CANCELLED.value
-        if not wanted:
+        if not self.ctx.jobs.cancel_requested(self.job.id):
             return
         now = time.monotonic()
         if self.cancel_sent_at is not None and now - self.cancel_sent_at < CANCEL_WAIT_S:
@@ -241,8 +238,8 @@ class ClusterJobRunner:
     def _lease_lost(self) -> Outcome | None:
         """The lease could not be renewed: the attempt is no longer ours, unless the job
         was cancelled while queued (then :meth:`_check_cancel` stops the cluster job)."""
-        state = self.ctx.jobs.field(self.job.id, "state")
-        if state == JobState.CANCELLED.value:
+        state = self.ctx.jobs.state_of(self.job.id)
+        if state is JobState.CANCELLED:
             return None
         log.warning("job %s: attempt %d is no longer ours (%s); %s job %s left to the "
                     "current attempt", self.job.id, self.attempt, state, self.service.kind,
@@ -271,7 +268,7 @@ class ClusterJobRunner:
 
 def run_on_cluster(ctx: WorkerContext, job: Job, attempt: int) -> Outcome:
     """The runner registered for every job kind on a scheduler worker."""
-    service = get_service(ctx)
+    service = ctx.cluster
     if service is None:
         return Outcome(JobState.FAILED, reason=f"node {ctx.node_name} has no scheduler")
     log.info("job %s: forwarding attempt %d to %s (pid %d)", job.id, attempt, service.kind,

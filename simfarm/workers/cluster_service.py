@@ -1,5 +1,5 @@
-"""A worker attached to a cluster: one backend and one status poller per worker process,
-the runners that forward jobs, and the capacity the node advertises.
+"""A worker attached to a cluster: one backend and one status poller per worker process
+(the worker's ``WorkerContext.cluster``) and the capacity the node advertises.
 
 Enabled by ``SIMFARM_SCHEDULER`` (slurm, lsf, pbs, windows_hpc). The node then carries
 the label ``scheduler=<type>`` and advertises the capacity of its partition (the
@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 from simfarm.common.models import NodeInfo
 from simfarm.common.settings import Settings
-from simfarm.workers.context import WorkerContext
 from simfarm.workers.schedulers import (
     BackendConfig,
     ClusterBackend,
@@ -97,16 +96,17 @@ class ClusterService:
             update["held_reason"] = problem
         return info.model_copy(update=update)
 
+    def start(self) -> None:
+        """Start following cluster jobs (the status poller's thread)."""
+        self.poller.start()
+        log.info("node %s: forwarding jobs to %s", self.settings.node_name, self.kind)
+
     def stop(self) -> None:
         self.poller.stop()
 
 
-_service: ClusterService | None = None
-_service_lock = threading.Lock()
-
-
 def build_service(settings: Settings) -> ClusterService:
-    """A backend and a started poller for ``settings.scheduler``."""
+    """A backend and its (not yet started) poller for ``settings.scheduler``."""
     assert settings.scheduler
     kind = backend_kind(settings.scheduler)
     backend = create_backend(kind, BackendConfig(bin_dir=settings.scheduler_bin_dir,
@@ -115,45 +115,4 @@ def build_service(settings: Settings) -> ClusterService:
         min_interval_s=settings.scheduler_poll_s,
         max_interval_s=max(settings.scheduler_poll_s, settings.scheduler_poll_max_s),
         first_poll_delay_s=min(1.0, settings.scheduler_poll_s)))
-    poller.start()
     return ClusterService(settings, backend, poller)
-
-
-def get_service(ctx: WorkerContext) -> ClusterService | None:
-    """This process's cluster service, or None when the worker runs jobs itself."""
-    global _service
-    if not ctx.settings.scheduler:
-        return None
-    with _service_lock:
-        if _service is None:
-            _service = build_service(ctx.settings)
-            log.info("node %s: forwarding jobs to %s", ctx.node_name, _service.kind)
-        return _service
-
-
-def attach_cluster(ctx: WorkerContext) -> ClusterService | None:
-    """On a scheduler worker: start the service and route every job kind to the cluster."""
-    service = get_service(ctx)
-    if service is None:
-        return None
-    from simfarm.workers.cluster_runner import run_on_cluster
-    from simfarm.workers.execution import register_runner
-
-    for kind in ("command", "hfss"):
-        register_runner(kind, run_on_cluster, starts_itself=True)
-    return service
-
-
-def cluster_node_info(ctx: WorkerContext, info: NodeInfo) -> NodeInfo:
-    """The node description a scheduler worker advertises (unchanged for others)."""
-    service = get_service(ctx)
-    return info if service is None else service.describe(info)
-
-
-def detach_cluster() -> None:
-    """Stop the poller (worker shutdown)."""
-    global _service
-    with _service_lock:
-        if _service is not None:
-            _service.stop()
-            _service = None

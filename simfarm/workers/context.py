@@ -1,21 +1,52 @@
-"""Per-process worker context: settings, Redis connection, stores and node identity."""
+"""Per-process worker context: settings, Redis connection, stores, node identity, and
+the parts chosen when the worker starts (runners, cluster service, orphan guard).
+
+Built once by the worker's entry point (:func:`simfarm.workers.main.build_context`) and
+handed to every task and background thread: a worker has no other process-wide state.
+"""
 
 from __future__ import annotations
 
 import threading
 import uuid
 from dataclasses import dataclass, field
-from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import redis
 
 from simfarm.common.settings import Settings
 from simfarm.common.store import JobStore, NodeStore
 
+if TYPE_CHECKING:
+    from simfarm.workers.cluster_service import ClusterService
+    from simfarm.workers.orphan_guard import OrphanGuard
+    from simfarm.workers.runners import RunnerTable
+
 
 def node_queue(node_name: str) -> str:
     """The Celery queue that feeds one node."""
     return f"simfarm.node.{node_name}"
+
+
+class ActiveAttempts:
+    """The attempts this worker process is running now (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._attempts: dict[str, int] = {}
+
+    def add(self, job_id: str, attempt: int) -> None:
+        with self._lock:
+            self._attempts[job_id] = attempt
+
+    def discard(self, job_id: str) -> None:
+        with self._lock:
+            self._attempts.pop(job_id, None)
+
+    def snapshot(self) -> dict[str, int]:
+        """Job id -> attempt number of every attempt running now."""
+        with self._lock:
+            return dict(self._attempts)
 
 
 @dataclass
@@ -26,6 +57,12 @@ class WorkerContext:
     redis: redis.Redis
     jobs: JobStore
     nodes: NodeStore
+    runners: RunnerTable
+    #: the cluster this worker forwards jobs to (None: it runs them itself)
+    cluster: ClusterService | None = None
+    #: kills this worker's job processes if the worker dies without stopping them
+    orphans: OrphanGuard | None = None
+    active: ActiveAttempts = field(default_factory=ActiveAttempts)
     shutting_down: threading.Event = field(default_factory=threading.Event)
     boot_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
@@ -52,23 +89,11 @@ def lease_slack_s(settings: Settings) -> float:
     return redis_timeout_s(settings) + settings.kill_grace_s + 2.0
 
 
-def build_context(settings: Settings) -> WorkerContext:
-    """Connect to Redis and build the stores for these settings."""
-    connection = redis.Redis.from_url(
+def connect(settings: Settings) -> redis.Redis:
+    """A worker's Redis connection (short socket timeout, see :func:`redis_timeout_s`)."""
+    return redis.Redis.from_url(
         settings.require_redis_url(),
         health_check_interval=30,
         socket_timeout=redis_timeout_s(settings),
         socket_connect_timeout=3.0,
     )
-    return WorkerContext(
-        settings=settings,
-        redis=connection,
-        jobs=JobStore.for_settings(connection, settings),
-        nodes=NodeStore(connection, settings.key_prefix),
-    )
-
-
-@lru_cache(maxsize=1)
-def get_context() -> WorkerContext:
-    """The context of this worker process, built on first use from the environment."""
-    return build_context(Settings())

@@ -21,11 +21,14 @@ from simfarm.common.errors import IllegalTransition, JobNotFound, StaleAttempt
 from simfarm.common.models import Job, NodeInfo
 from simfarm.common.settings import Settings
 from simfarm.common.states import JobState
+from simfarm.common.store.jobs import Attempt
 from simfarm.workers.context import WorkerContext, lease_slack_s
 from simfarm.workers.dispatch import BackfillMode, PolicyConfig
 from simfarm.workers.dispatch.feed import SchedulerFeed
+from simfarm.workers.farm_sampler import FarmSampler
 from simfarm.workers.holds import HoldReleaser
 from simfarm.workers.leader import LeaderLock
+from simfarm.workers.notifier import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +62,20 @@ class Dispatcher:
         # Running jobs whose lease ran out, with when this dispatcher first saw that:
         # reaped only if it still holds a heartbeat TTL later (see reap_lost).
         self._overdue: dict[tuple[str, int], float] = {}
+        # The farm's time series, written by the leader in a thread of its own.
+        self.sampler = FarmSampler(ctx, is_leader=lambda: self.lock.token is not None)
+        # Notifications when jobs end, delivered beside dispatch, never in its way.
+        self.notifier = Notifier(ctx, is_leader=lambda: self.lock.token is not None)
 
     def start(self) -> None:
         self._thread.start()
+        self.sampler.start()
+        self.notifier.start()
 
     def stop(self) -> None:
         self._stop.set()
+        self.sampler.stop()
+        self.notifier.stop()
         self._thread.join(timeout=5)
         self.lock.release()
 
@@ -175,42 +186,51 @@ class Dispatcher:
         now = time.time()
         slack = lease_slack_s(self.ctx.settings)
         nodes = {n.name: n for n in self.ctx.nodes.all()}
-        reaped = 0
+        lost: list[tuple[Attempt, str]] = []
         overdue: dict[tuple[str, int], float] = {}
-        for job in store.get_many(ids):
-            node = nodes.get(job.node or "")
-            lease = store.field(job.id, "lease_until")
-            boot = store.field(job.id, "boot")
+        # The leases of every active job in one round trip; only lost ones are loaded.
+        for attempt in store.attempts(ids):
+            node = nodes.get(attempt.node or "")
+            until = attempt.lease.until.timestamp() if attempt.lease.until else None
+            boot = attempt.lease.boot
+            running = attempt.state is JobState.RUNNING
             why = None
             if node is None or not node.alive:
-                if (job.state is JobState.RUNNING and lease is not None
-                        and float(lease) >= now - slack):
+                if running and until is not None and until >= now - slack:
                     # The node may only be cut off from Redis with its job still running;
                     # its runner stops the job when the lease runs out (self-fencing).
                     continue
                 why = "node lost"
             elif boot and node.boot_id and boot != node.boot_id and (
-                job.state is JobState.RUNNING or not job.native_id  # not yet on a cluster
+                running or not attempt.native_id  # not yet on a cluster
             ):
                 why = "worker restarted"
-            elif lease is not None and float(lease) < now - slack:
+            elif until is not None and until < now - slack:
                 why = "lease expired"
-            if why is not None and job.state is JobState.RUNNING and why != "worker restarted":
+            if why is not None and running and why != "worker restarted":
                 # A worker back from a Redis outage may hold the finished job's outcome and
                 # record it within moments: give it one heartbeat TTL to do so (the job's
                 # process is gone by now: stopped by the lease or finished).
-                key = (job.id, job.attempt)
+                key = (attempt.job_id, attempt.number)
                 first = overdue[key] = self._overdue.get(key, time.monotonic())
                 if time.monotonic() - first < self.ctx.settings.heartbeat_ttl_s:
                     continue
             if why is not None:
-                reaped += self._requeue_lost(job, why)
+                lost.append((attempt, why))
         self._overdue = overdue
+        if not lost:
+            return 0
+        jobs = {j.id: j for j in store.get_many([a.job_id for a, _ in lost])}
+        reaped = 0
+        for attempt, why in lost:
+            job = jobs.get(attempt.job_id)
+            if job is not None and (job.state, job.attempt) == (attempt.state, attempt.number):
+                reaped += self._requeue_lost(job, why)
         return reaped
 
     def _requeue_lost(self, job: Job, why: str) -> int:
         never_started = job.state is JobState.SCHEDULED
-        losses = int(self.ctx.jobs.field(job.id, "losses") or 0) + (0 if never_started else 1)
+        losses = job.losses + (0 if never_started else 1)
         reason = f"worker lost ({job.node}: {why})"
         fields: dict[str, object] = {"reason": reason, "losses": losses, "lease_until": None}
         if job.cancel_requested:
@@ -227,7 +247,10 @@ class Dispatcher:
                 job.id,
                 target,
                 expect_attempt=job.attempt,
-                sources=[JobState.SCHEDULED, JobState.RUNNING],
+                # Only from the state the verdict was drawn from: a scheduled attempt of a
+                # restarted worker's node may have been claimed by its new incarnation
+                # since (its message was redelivered); that run is not lost.
+                sources=[job.state],
                 fields=fields,
                 event={"reason": reason},
                 fence=self.lock.fence,

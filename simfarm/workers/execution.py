@@ -8,7 +8,6 @@ or stale Celery message exits without running anything.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -16,12 +15,9 @@ from typing import TypeVar
 import redis
 
 from simfarm.common.errors import IllegalTransition, JobNotFound, StaleAttempt
-from simfarm.common.models import Job
 from simfarm.common.states import JobState
 from simfarm.workers.context import WorkerContext
 from simfarm.workers.files import run_with_files
-from simfarm.workers.hfss_runner import run_hfss
-from simfarm.workers.local_runner import LocalRunner
 from simfarm.workers.outcome import Outcome
 
 log = logging.getLogger(__name__)
@@ -30,46 +26,14 @@ T = TypeVar("T")
 RECORD_RETRY_S = 120.0  # how long a finished attempt waits for Redis to record its outcome
 CLAIM_RETRY_S = 30.0  # how long a delivered attempt retries its claim while Redis is away
 
-Runner = Callable[[WorkerContext, Job, int], Outcome]
-_runners: dict[str, Runner] = {}
-_self_starting: set[str] = set()
-_active: dict[str, int] = {}
-_active_lock = threading.Lock()
-
-
-def register_runner(kind: str, runner: Runner, *, starts_itself: bool = False) -> None:
-    """Use ``runner`` for jobs of ``kind`` (``command``, ``hfss``...) on this worker.
-
-    A runner that ``starts_itself`` (cluster runners) gets the attempt while the job is
-    still ``scheduled`` and moves it to ``running`` when the job really starts.
-    """
-    _runners[kind] = runner
-    if starts_itself:
-        _self_starting.add(kind)
-    else:
-        _self_starting.discard(kind)
-
-
-def _run_local(ctx: WorkerContext, job: Job, attempt: int) -> Outcome:
-    return LocalRunner(ctx, job, attempt).run()
-
-
-register_runner("command", _run_local)
-register_runner("hfss", run_hfss)
-
-
-def active_jobs() -> dict[str, int]:
-    """Jobs this worker process is running now, with their attempt numbers."""
-    with _active_lock:
-        return dict(_active)
-
 
 def _claim(ctx: WorkerContext, job_id: str, attempt: int) -> bool | None:
     """Move the attempt ``scheduled → running`` on this node. True when claimed (False:
     a scheduler runner's own claim), None when this attempt must not run."""
     store = ctx.jobs
-    # Only scheduler workers register self-starting runners; others skip the read.
-    if bool(_self_starting) and store.get(job_id).spec.kind in _self_starting:
+    # Only scheduler workers have self-starting runners; others skip the read.
+    runners = ctx.runners
+    if runners.self_starting and runners.starts_itself(store.get(job_id).spec.kind):
         if not store.claim_scheduled(job_id, attempt, ctx.node_name,
                                      time.time() + ctx.settings.heartbeat_ttl_s):
             log.info("job %s: attempt %d not run: not current or already taken", job_id, attempt)
@@ -89,9 +53,9 @@ def _claim(ctx: WorkerContext, job_id: str, attempt: int) -> bool | None:
         )
     except IllegalTransition:
         # A retry after a lost reply: the first try may have claimed it for this process.
-        if (store.field(job_id, "state") == JobState.RUNNING.value
-                and store.field(job_id, "attempt") == str(attempt)
-                and store.field(job_id, "boot") == ctx.boot_id):
+        now = store.attempt(job_id)
+        if (now.state is JobState.RUNNING and now.number == attempt
+                and now.lease.boot == ctx.boot_id):
             return True
         raise
     return True
@@ -100,6 +64,12 @@ def _claim(ctx: WorkerContext, job_id: str, attempt: int) -> bool | None:
 def execute(ctx: WorkerContext, job_id: str, attempt: int) -> JobState | None:
     """Run one attempt of a job; returns the state it ended in, or None if skipped."""
     store = ctx.jobs
+    if ctx.shutting_down.is_set():
+        # A task that arrives while the worker stops: leave the attempt unclaimed; the
+        # dispatcher hands it on once this node is gone (a free retry: it never started).
+        log.info("job %s: attempt %d not started: worker %s is stopping", job_id, attempt,
+                 ctx.node_name)
+        return None
     try:
         # The claim is fenced by attempt and node, so retrying it is safe; past the
         # scheduled lease the dispatcher hands the job on and the claim goes stale.
@@ -114,11 +84,10 @@ def execute(ctx: WorkerContext, job_id: str, attempt: int) -> JobState | None:
     if claimed is None:
         return None
     self_starting = claimed is False
-    with _active_lock:
-        _active[job_id] = attempt
+    ctx.active.add(job_id, attempt)
     try:
         job = store.get(job_id)
-        runner = _runners.get(job.spec.kind)
+        runner = ctx.runners.runner_for(job.spec.kind)
         if runner is None:
             outcome = Outcome(
                 JobState.FAILED, reason=f"this worker cannot run {job.spec.kind!r} jobs"
@@ -131,8 +100,7 @@ def execute(ctx: WorkerContext, job_id: str, attempt: int) -> JobState | None:
                 outcome = Outcome(JobState.FAILED, reason=f"internal error: {exc}")
         return _record(ctx, job_id, attempt, outcome, from_scheduled=self_starting)
     finally:
-        with _active_lock:
-            _active.pop(job_id, None)
+        ctx.active.discard(job_id)
         try:
             store.nudge_dispatcher()
         except redis.RedisError:

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from simfarm.common.settings import Settings
+from simfarm.workers.app import make_celery
 
 TASK_COLUMNS = "name,uuid,state,args,received,started,runtime,worker"
 
@@ -26,10 +27,10 @@ def flower_argv(
     read_only: bool = True,
     extra: Sequence[str] = (),
 ) -> list[str]:
-    """Arguments of ``celery`` that start Flower on simfarm's broker."""
+    """Arguments of ``celery`` that start Flower with simfarm's defaults (the broker is
+    the app's: see :func:`run_flower`)."""
+    settings.require_redis_url()
     argv = [
-        "--app", "simfarm.workers.app",
-        "--broker", settings.require_redis_url(),
         "flower",
         f"--port={port}",
         f"--address={address}",
@@ -42,19 +43,19 @@ def flower_argv(
     return [*argv, *extra]
 
 
-def run_flower(argv: Sequence[str]) -> int:
-    """Run Flower in this process until it is stopped; returns the exit status."""
+def run_flower(settings: Settings, argv: Sequence[str]) -> int:
+    """Run Flower (``argv``: from :func:`flower_argv`) on the broker of ``settings`` in
+    this process until it is stopped; returns the exit status."""
     if importlib.util.find_spec("flower") is None:
         raise RuntimeError("Celery Flower is not installed: pip install 'simfarm[flower]'")
-    from celery.bin.celery import main as celery_main
-
-    sys.argv = ["celery", *argv]
+    sys.argv = ["celery", *argv]  # what Flower's own option parsing reads
     try:
-        celery_main()
+        status = make_celery(settings).start(list(argv))
     except SystemExit as exc:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 1
-    return 0
+    return int(status or 0)
 
 
 if __name__ == "__main__":
-    raise SystemExit(run_flower(flower_argv(Settings(), extra=sys.argv[1:])))
+    settings = Settings()
+    raise SystemExit(run_flower(settings, flower_argv(settings, extra=sys.argv[1:])))

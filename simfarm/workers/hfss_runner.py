@@ -2,9 +2,10 @@
 
 On top of :class:`LocalRunner` (own process group, cancel, timeout, lease) it checks
 the project exists *here*, picks the AEDT to use, follows the batch log AEDT appends
-to ``<project>.log`` besides the ``-monitor`` output, turns both into job events,
-keeps a structured ``progress`` on the job, lists the artifacts, and decides success
-from the exit status and AEDT's error markers.
+to ``<project>.log`` besides the ``-monitor`` output, turns both into job events (one
+copy of each line: ``-monitor`` echoes the log), keeps a structured ``progress`` on the
+job, lists the artifacts, and decides success from the exit status and AEDT's error
+markers.
 """
 
 from __future__ import annotations
@@ -12,18 +13,20 @@ from __future__ import annotations
 import logging
 import threading
 
+from simfarm.common.aedt import AEDTInstall, AEDTNotFoundError, build_ansysedt_argv, find_aedt
 from simfarm.common.hfss import HFSSSimulationConfig, SchedulerType
 from simfarm.common.job_paths import node_roots
 from simfarm.common.models import Job
 from simfarm.common.paths import PathRejected, resolve_within
 from simfarm.common.states import JobState
-from simfarm.workers.aedt import AEDTInstall, AEDTNotFoundError, build_ansysedt_argv, find_aedt
 from simfarm.workers.aedt_log import (
+    EchoFilter,
     LogTail,
     ProgressTracker,
     batch_log_path,
     failure_reason,
     read_max_passes,
+    read_target_delta_s,
     results_folder,
 )
 from simfarm.workers.context import WorkerContext
@@ -48,6 +51,7 @@ class HFSSRunner(LocalRunner):
         self.log_progress = ProgressTracker()
         self.stream_progress = ProgressTracker()
         self._batch_log_seen = False
+        self.echoes = EchoFilter()
         self._stop_tail = threading.Event()
         self._tail: LogTail | None = None
         self._follower: threading.Thread | None = None
@@ -74,6 +78,8 @@ class HFSSRunner(LocalRunner):
             return f"{exc} (node {self.ctx.node_name})"
         self.log_progress.max_passes = read_max_passes(project, self.config.setup_name)
         self.stream_progress.max_passes = self.log_progress.max_passes
+        target = read_target_delta_s(project, self.config.setup_name)
+        self.log_progress.target_delta_s = self.stream_progress.target_delta_s = target
         return None
 
     def run(self) -> Outcome:
@@ -95,6 +101,7 @@ class HFSSRunner(LocalRunner):
         tracker = self.log_progress if self._batch_log_seen else self.stream_progress
         outcome.fields["artifacts"] = self._artifacts()
         outcome.fields["progress"] = tracker.as_dict()
+        outcome.fields["convergence"] = tracker.series()
         return outcome
 
     def exit_outcome(self, code: int) -> Outcome:
@@ -132,7 +139,8 @@ class HFSSRunner(LocalRunner):
                 log.warning("job %s: cannot read batch log: %s", self.job.id, exc)
 
     def on_line(self, stream: str, line: str) -> list[tuple[str, dict[str, object]]]:
-        events = super().on_line(stream, line)
+        # -monitor echoes the batch log on stdout: one copy of each line is kept.
+        events = super().on_line(stream, line) if self.echoes.first(stream, line) else []
         if stream == BATCH_LOG_STREAM:
             self._batch_log_seen = True
             tracker = self.log_progress
@@ -142,7 +150,10 @@ class HFSSRunner(LocalRunner):
         if tracker.feed(line) and (tracker is self.log_progress or not self._batch_log_seen):
             progress = tracker.as_dict()
             events.append(("progress", progress))
-            self.ctx.jobs.update_fields(self.job.id, {"progress": progress})
+            # The whole history goes beside the latest record: the job's event stream is
+            # capped, so early passes of a long, chatty solve could be trimmed from it.
+            self.ctx.jobs.update_fields(self.job.id, {"progress": progress,
+                                                      "convergence": tracker.series()})
         return events
 
     def _artifacts(self) -> list[str]:

@@ -1,74 +1,83 @@
-"""Starts and stops a worker's background parts with the Celery worker process:
-the node heartbeat and the dispatcher; on warm shutdown, running jobs are stopped and
-handed back to the queue instead of being waited for or lost."""
+"""Starts and stops a worker's background parts with the Celery worker: the node
+heartbeat and the dispatcher; on warm shutdown (SIGTERM, or SIGHUP, after which Celery
+starts the worker again in the same process), running jobs are stopped and handed back
+to the queue instead of being waited for or lost."""
 
 from __future__ import annotations
 
 import logging
+import signal
+import threading
+from types import FrameType
 from typing import Any
 
 from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 
-from simfarm.common.models import Job, NodeInfo
-from simfarm.workers import orphan_guard
-from simfarm.workers.app import RUN_JOB_TASK, app
-from simfarm.workers.cluster_service import attach_cluster, detach_cluster
-from simfarm.workers.context import get_context
-from simfarm.workers.dispatcher import Dispatcher
-from simfarm.workers.node_agent import NodeAgent
+from simfarm.workers.context import WorkerContext
+from simfarm.workers.dispatcher import Dispatcher, SendTask
+from simfarm.workers.node_agent import NodeAgent, describe_node, startup_summary
 
 log = logging.getLogger(__name__)
 
-_parts: dict[str, Any] = {}
 
+class WorkerLifecycle:
+    """The background parts of one worker process, tied to its Celery worker's signals."""
 
-def send_run_job(node: NodeInfo, job: Job, attempt: int) -> None:
-    """Send the ``run_job`` task for one attempt to the node's own queue."""
-    app.send_task(
-        RUN_JOB_TASK,
-        args=[job.id, attempt],
-        queue=node.queue,
-        argsrepr=f"(job={job.id}, attempt={attempt}, name={job.spec.name!r})",
-    )
+    def __init__(self, ctx: WorkerContext, send: SendTask) -> None:
+        self.ctx = ctx
+        self.send = send
+        self.agent: NodeAgent | None = None
+        self.dispatcher: Dispatcher | None = None
 
+    def connect(self) -> None:
+        """Follow the Celery worker of this process (its signals are process-wide)."""
+        # weak=False: the receivers are bound methods of this object, kept by the signals
+        worker_ready.connect(self._on_ready, weak=False)
+        worker_shutting_down.connect(self._on_shutting_down, weak=False)
+        worker_shutdown.connect(self._on_shutdown, weak=False)
 
-@worker_ready.connect  # type: ignore[untyped-decorator]
-def _on_ready(**_: Any) -> None:
-    ctx = get_context()
-    guard = orphan_guard.start(  # kills this worker's jobs if it dies without cleanup
-        ctx.settings.state_dir / "orphan-guard" / f"{ctx.node_name}-{ctx.boot_id}"
-    )
-    _parts["guard"] = guard
-    attach_cluster(ctx)  # scheduler workers forward jobs instead of running them
-    agent = NodeAgent(ctx)
-    agent.start()
-    dispatcher = Dispatcher(ctx, send_run_job)
-    dispatcher.start()
-    _parts.update(agent=agent, dispatcher=dispatcher)
-    ctx.jobs.nudge_dispatcher()
-    log.info(
-        "node %s: ready (queue %s, %d slots)",
-        ctx.node_name,
-        ctx.queue,
-        ctx.settings.worker_concurrency,
-    )
+    def disconnect(self) -> None:
+        worker_ready.disconnect(self._on_ready)
+        worker_shutting_down.disconnect(self._on_shutting_down)
+        worker_shutdown.disconnect(self._on_shutdown)
 
+    def _on_ready(self, **_: Any) -> None:
+        ctx = self.ctx
+        self._hand_back_on_hangup()
+        self.agent = NodeAgent(ctx)
+        self.agent.start()
+        self.dispatcher = Dispatcher(ctx, self.send)
+        self.dispatcher.start()
+        ctx.jobs.nudge_dispatcher()
+        for level, line in startup_summary(ctx, describe_node(ctx)):
+            log.log(level, "%s", line)
 
-@worker_shutting_down.connect  # type: ignore[untyped-decorator]
-def _on_shutting_down(**_: Any) -> None:
-    ctx = get_context()
-    ctx.shutting_down.set()
-    log.info("node %s: shutting down; running jobs go back to the queue", ctx.node_name)
+    def _on_shutting_down(self, **_: Any) -> None:
+        self.ctx.shutting_down.set()
+        log.info("node %s: shutting down; running jobs go back to the queue",
+                 self.ctx.node_name)
 
+    def _on_shutdown(self, **_: Any) -> None:
+        for name, part in (("dispatcher", self.dispatcher), ("agent", self.agent)):
+            if part is not None:
+                try:
+                    part.stop()
+                except Exception:  # e.g. Redis refusing writes: stop the other parts anyway
+                    log.exception("node %s: stopping the %s failed", self.ctx.node_name, name)
+        self.dispatcher = self.agent = None
 
-@worker_shutdown.connect  # type: ignore[untyped-decorator]
-def _on_shutdown(**_: Any) -> None:
-    for name in ("dispatcher", "agent"):
-        part = _parts.pop(name, None)
-        if part is not None:
-            try:
-                part.stop()
-            except Exception:  # e.g. Redis refusing writes: stop the other parts anyway
-                log.exception("node %s: stopping the %s failed", get_context().node_name, name)
-    detach_cluster()
-    orphan_guard.stop(_parts.pop("guard", None))
+    def _hand_back_on_hangup(self) -> None:
+        """Celery's SIGHUP handler stops the worker and starts it again in place, without
+        the shutting-down signal: treat it as a shutdown first, so running jobs go back."""
+        hangup = getattr(signal, "SIGHUP", None)
+        restart = signal.getsignal(hangup) if hangup is not None else None
+        if hangup is None or not callable(restart):
+            return  # Windows, or a worker on a terminal (Celery installs none there)
+        if threading.current_thread() is not threading.main_thread():
+            return  # handlers can only be set there (Celery's consumer runs there)
+
+        def on_hangup(signum: int, frame: FrameType | None) -> None:
+            self._on_shutting_down()
+            restart(signum, frame)
+
+        signal.signal(hangup, on_hangup)

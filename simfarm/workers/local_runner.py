@@ -17,10 +17,9 @@ from simfarm.common.job_paths import node_roots
 from simfarm.common.models import Job
 from simfarm.common.paths import PathRejected, resolve_within
 from simfarm.common.states import JobState
-from simfarm.workers import orphan_guard
 from simfarm.workers.context import WorkerContext
 from simfarm.workers.outcome import Outcome
-from simfarm.workers.platform import kill_tree, popen_group_kwargs
+from simfarm.workers.process_tree import kill_tree, popen_group_kwargs
 from simfarm.workers.redis_guard import RedisGuard
 
 log = logging.getLogger(__name__)
@@ -104,7 +103,8 @@ class LocalRunner:
             return Outcome(JobState.FAILED, reason=f"executable not runnable: {argv[0]}")
         except OSError as exc:
             return Outcome(JobState.FAILED, reason=f"cannot start {argv[0]}: {exc}")
-        orphan_guard.track(proc.pid)  # killed if this worker dies before reaping it
+        if self.ctx.orphans is not None:  # killed if this worker dies before reaping it
+            self.ctx.orphans.track(proc.pid)
         log.info("job %s: started pid %d: %s", job_id, proc.pid, argv)
         self.redis.call(
             functools.partial(self.ctx.jobs.update_fields, job_id, {"pid": proc.pid}))
@@ -147,8 +147,8 @@ class LocalRunner:
                 )
             elif now >= next_cancel_check and self.redis.allowed():
                 next_cancel_check = now + CANCEL_CHECK_S
-                cancel = functools.partial(self.ctx.jobs.field, job_id, "cancel_requested")
-                if self.redis.call(cancel) == "1":
+                cancel = functools.partial(self.ctx.jobs.cancel_requested, job_id)
+                if self.redis.call(cancel) is True:
                     stop = Outcome(JobState.CANCELLED, reason="cancelled by user")
             if stop is None and self.ctx.shutting_down.is_set():
                 stop = Outcome(None, reason=f"worker {self.ctx.node_name} stopped")
@@ -172,7 +172,8 @@ class LocalRunner:
                 log.info("job %s: stopping process tree (%s)", job_id, stop.reason)
                 kill_tree(proc, settings.kill_grace_s, job_id)
         code = proc.wait()
-        orphan_guard.untrack(proc.pid)
+        if self.ctx.orphans is not None:
+            self.ctx.orphans.untrack(proc.pid)
         for reader in readers:
             reader.join(timeout=1)
         self._flush(timeout=0)
@@ -214,3 +215,8 @@ class LocalRunner:
                 # Keep the lines for the next flush (bounded: the oldest go first).
                 self._unsent = batch[-MAX_UNSENT:]
         return closed
+
+
+def run_local(ctx: WorkerContext, job: Job, attempt: int) -> Outcome:
+    """The ``command`` runner of a worker that runs jobs itself."""
+    return LocalRunner(ctx, job, attempt).run()

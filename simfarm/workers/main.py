@@ -1,12 +1,26 @@
-"""Starts a Celery worker for this node (``simfarm worker``)."""
+"""Starts a Celery worker for this node (``simfarm worker``, ``python -m
+simfarm.workers.main``): the one place where a worker's parts are chosen and built from
+explicit settings — its context (stores, runners, cluster service, orphan guard), its
+Celery app, task and lifecycle."""
 
 from __future__ import annotations
 
 import logging
 import sys
 
+from celery import Celery
+
 from simfarm.common.settings import Settings
-from simfarm.workers.context import node_queue
+from simfarm.common.store import JobStore, NodeStore
+from simfarm.workers.app import make_celery
+from simfarm.workers.cluster_service import build_service
+from simfarm.workers.context import WorkerContext, connect, node_queue
+from simfarm.workers.lifecycle import WorkerLifecycle
+from simfarm.workers.orphan_guard import OrphanGuard
+from simfarm.workers.runners import runner_table
+from simfarm.workers.tasks import register_tasks, task_sender
+
+log = logging.getLogger(__name__)
 
 
 def worker_argv(settings: Settings, loglevel: str = "INFO") -> list[str]:
@@ -30,31 +44,68 @@ def worker_argv(settings: Settings, loglevel: str = "INFO") -> list[str]:
     ]
 
 
+def build_context(settings: Settings) -> WorkerContext:
+    """Connect to Redis and choose this worker's parts: a scheduler worker forwards every
+    job to its cluster, any other runs jobs on this machine. Nothing is started yet."""
+    connection = connect(settings)
+    cluster = build_service(settings) if settings.scheduler else None
+    return WorkerContext(
+        settings=settings,
+        redis=connection,
+        jobs=JobStore.for_settings(connection, settings),
+        nodes=NodeStore(connection, settings.key_prefix),
+        runners=runner_table(cluster),
+        cluster=cluster,
+    )
+
+
+def worker_app(ctx: WorkerContext) -> tuple[Celery, WorkerLifecycle]:
+    """The Celery app of this worker: its settings, the ``run_job`` task and the
+    lifecycle (heartbeat, dispatcher) bound to ``ctx``."""
+    app = make_celery(ctx.settings)
+    register_tasks(app, ctx)
+    lifecycle = WorkerLifecycle(ctx, task_sender(app))
+    lifecycle.connect()
+    return app, lifecycle
+
+
 def run_worker(settings: Settings, loglevel: str = "INFO") -> None:
     """Run the worker in this process until it is stopped."""
     settings.require_redis_url()
     from simfarm.common.logs import configure_logging
-    from simfarm.workers.app import app
 
     configure_logging(settings.log_level, settings.log_format, settings.node_name)
+    # Celery's SIGHUP restart execs sys.executable + sys.argv: make that the command that
+    # started this process (with -m, not this module's file, which would put
+    # simfarm/workers/ first on sys.path).
+    sys.argv = list(sys.orig_argv[1:])
 
+    ctx = build_context(settings)
+    app, lifecycle = worker_app(ctx)
     argv = worker_argv(settings, loglevel)
     if settings.log_format == "json":
         argv.insert(0, "--quiet")  # no start-up banner: stdout/stderr stay JSON lines only
     code: str | int | None = 0
+    # kills this worker's jobs if it dies without stopping them
+    ctx.orphans = OrphanGuard.start(
+        settings.state_dir / "orphan-guard" / f"{ctx.node_name}-{ctx.boot_id}")
+    if ctx.cluster is not None:
+        ctx.cluster.start()
     try:
         app.worker_main(argv)
     except SystemExit as exc:
         code = exc.code
-    from simfarm.workers.context import get_context
-
-    if not get_context().shutting_down.is_set():
+    finally:
+        lifecycle.disconnect()
+        if ctx.cluster is not None:
+            ctx.cluster.stop()
+        ctx.orphans.stop()
+    if not ctx.shutting_down.is_set():
         # Celery stopped without being asked (an "unrecoverable" broker error such as a
         # Redis that cannot write its AOF): exit non-zero so the service manager
         # (systemd Restart=on-failure, Windows task) starts the worker again.
-        logging.getLogger(__name__).error(
-            "node %s: the Celery worker stopped on its own; exiting with status 1",
-            settings.node_name)
+        log.error("node %s: the Celery worker stopped on its own; exiting with status 1",
+                  settings.node_name)
         sys.exit(1)
     sys.exit(code)
 

@@ -9,10 +9,10 @@ import threading
 
 import psutil
 
+from simfarm.common.aedt import node_aedt_labels
 from simfarm.common.limits import NodeLimits, Usage, held_reason
 from simfarm.common.models import NodeInfo
-from simfarm.workers.aedt import node_aedt_labels
-from simfarm.workers.cluster_service import cluster_node_info
+from simfarm.common.settings import redact_url
 from simfarm.workers.context import WorkerContext
 from simfarm.workers.gpu import gpu_labels
 
@@ -63,7 +63,38 @@ def describe_node(ctx: WorkerContext) -> NodeInfo:
         held_reason=held_reason(limits, usage),
         limits=limits.model_dump(),
     )
-    return cluster_node_info(ctx, info)  # scheduler workers advertise their partition
+    if ctx.cluster is not None:  # a scheduler worker advertises its partition
+        return ctx.cluster.describe(info)
+    return info
+
+
+def startup_summary(ctx: WorkerContext, info: NodeInfo) -> list[tuple[int, str]]:
+    """What a worker says when it is ready, as ``(logging level, line)`` pairs: the node,
+    its queue and size, what it is connected to; and a warning when it shares its host
+    with another node and was not told its share (both would offer every core)."""
+    settings = ctx.settings
+    name = info.name
+    labels = " ".join(f"{k}={v}" for k, v in sorted(info.labels.items())) or "-"
+    redis_url = redact_url(settings.require_redis_url())
+    lines = [
+        (logging.INFO,
+         f"node {name}: ready on host {info.hostname}, queue {info.queue}, "
+         f"{settings.worker_concurrency} slot(s), {info.cores_total} cores, "
+         f"{info.memory_mb_total} MiB memory; labels {labels}"),
+        (logging.INFO,
+         f"node {name}: Redis {redis_url} (broker and store, key prefix "
+         f"{settings.key_prefix!r}); staged files through the gateway at "
+         f"{settings.gateway_url_for_workers()}"),
+    ]
+    if settings.node_cores is None or settings.node_memory_mb is None:
+        shared = sorted(n.name for n in ctx.nodes.all()
+                        if n.alive and n.hostname == info.hostname and n.name != name)
+        if shared:
+            lines.append((logging.WARNING,
+                          f"node {name}: shares host {info.hostname} with {', '.join(shared)}; "
+                          "set SIMFARM_NODE_CORES and SIMFARM_NODE_MEMORY_MB on each so that "
+                          "they do not both offer the whole machine"))
+    return lines
 
 
 class NodeAgent:
@@ -91,11 +122,22 @@ class NodeAgent:
         self.ctx.nodes.heartbeat(describe_node(self.ctx), self.ctx.settings.heartbeat_ttl_s)
 
     def _loop(self) -> None:
+        failing = False
         while not self._stop.wait(self.ctx.settings.heartbeat_s):
             try:
                 self.beat()
-            except Exception:
-                log.exception("node %s: heartbeat failed", self.ctx.node_name)
+            except Exception as exc:
+                # The first failure in full; then one line per beat (Redis may refuse
+                # writes for hours, e.g. at maxmemory).
+                if failing:
+                    log.warning("node %s: heartbeat failed: %s", self.ctx.node_name, exc)
+                else:
+                    log.exception("node %s: heartbeat failed", self.ctx.node_name)
+                failing = True
+                continue
+            if failing:
+                log.info("node %s: heartbeat sent again", self.ctx.node_name)
+            failing = False
 
     def stop(self) -> None:
         """Stop beating and mark the node as gone."""

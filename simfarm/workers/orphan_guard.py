@@ -22,49 +22,52 @@ from pathlib import Path
 
 import psutil
 
-from simfarm.workers.platform import IS_WINDOWS, popen_group_kwargs
+from simfarm.workers.process_tree import IS_WINDOWS, popen_group_kwargs
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.2
-_folder: Path | None = None
 
 
-def start(folder: Path) -> subprocess.Popen[bytes]:
-    """Start the guard for this process; jobs tracked with :func:`track` are covered."""
-    global _folder
-    folder.mkdir(parents=True, exist_ok=True)
-    _folder = folder
-    return subprocess.Popen(
-        [sys.executable, "-m", "simfarm.workers.orphan_guard", str(os.getpid()), str(folder)],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        **popen_group_kwargs(),  # its own group: killing the worker's group spares it
-    )
+class OrphanGuard:
+    """The guard process of this worker process and the folder of job processes it covers.
 
+    The folder holds one empty file per job process, named by its pid (the leader of its
+    own group/session); the guard exits when the folder disappears.
+    """
 
-def stop(guard: subprocess.Popen[bytes] | None) -> None:
-    """Clean shutdown: the guard exits when its folder disappears."""
-    global _folder
-    if _folder is not None:
-        shutil.rmtree(_folder, ignore_errors=True)
-        _folder = None
-    if guard is not None:
+    def __init__(self, folder: Path, process: subprocess.Popen[bytes]) -> None:
+        self.folder = folder
+        self.process = process
+
+    @classmethod
+    def start(cls, folder: Path) -> OrphanGuard:
+        """Start the guard for this process; jobs recorded with :meth:`track` are covered."""
+        folder.mkdir(parents=True, exist_ok=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "simfarm.workers.orphan_guard", str(os.getpid()),
+             str(folder)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            **popen_group_kwargs(),  # its own group: killing the worker's group spares it
+        )
+        return cls(folder, process)
+
+    def track(self, pid: int) -> None:
+        """Record a job's process (the leader of its own group/session)."""
+        (self.folder / str(pid)).touch()
+
+    def untrack(self, pid: int) -> None:
+        """The job's process ended and was reaped by the worker."""
+        (self.folder / str(pid)).unlink(missing_ok=True)
+
+    def stop(self) -> None:
+        """Clean shutdown: the guard exits when its folder disappears."""
+        shutil.rmtree(self.folder, ignore_errors=True)
         try:
-            guard.wait(timeout=5)
+            self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
-            guard.kill()
-
-
-def track(pid: int) -> None:
-    """Record a job's process (the leader of its own group/session)."""
-    if _folder is not None:
-        (_folder / str(pid)).touch()
-
-
-def untrack(pid: int) -> None:
-    """The job's process ended and was reaped by the worker."""
-    if _folder is not None:
-        (_folder / str(pid)).unlink(missing_ok=True)
+            self.process.kill()
+            self.process.wait(timeout=5)
 
 
 def _kill_groups(pids: list[int]) -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from simfarm.common.aedt import build_ansysedt_argv
 from simfarm.common.hfss import SchedulerOptions, SchedulerType, create_hfss_config
-from simfarm.workers.aedt import build_ansysedt_argv
 from simfarm.workers.aedt_log import ProgressTracker, batch_log_path
 from simfarm.workers.schedulers import ClusterState
 from tests.clusters.harness import Cluster

@@ -13,10 +13,10 @@ import httpx
 import psutil
 import pytest
 
+from simfarm.common.aedt import build_ansysedt_argv
 from simfarm.common.hfss import HFSSSimulationConfig
 from simfarm.common.settings import Settings
 from simfarm.common.store import NodeStore
-from simfarm.workers.aedt import build_ansysedt_argv
 from tests.chaos import TcpProxy
 from tests.clusters.conftest import SlurmCluster
 from tests.conftest import RedisServer

@@ -11,13 +11,14 @@ import logging
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from importlib import resources
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import redis
 
 from simfarm.common.errors import DuplicateJob, IllegalTransition, JobNotFound, StaleAttempt
-from simfarm.common.models import Job, JobEvent, JobPage, JobSpec
+from simfarm.common.models import Job, JobEvent, JobPage, JobSpec, Lease
 from simfarm.common.states import JobState, sources_of
 from simfarm.common.store.streams import StreamingStore
 from simfarm.common.waiting import ShapeWait, explain, request_shape
@@ -45,20 +46,16 @@ if redis.call('HGET', KEYS[1], 'claimed') == ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'claimed', ARGV[1], 'lease_until', ARGV[3])
 return 1
 """
-_PENDING_REASONS = """
-local n = 0
-for i = 1, #KEYS do
-  if redis.call('HGET', KEYS[i], 'state') == 'pending' then
-    redis.call('HSET', KEYS[i], 'reason', ARGV[i])
-    n = n + 1
-  end
-end
-return n
-"""
 MAX_PAGE = 1000
 #: held pending jobs are ranked at ``rank + HELD_BAND`` (ranks stay below 1e13 + seq)
 HELD_BAND = 100_000_000_000_000
 RANK_STEP = 1_000_000_000_000  # rank = (10 - priority) * RANK_STEP + seq (lua/create.lua)
+
+
+def _notify_flag(spec: JobSpec) -> dict[str, str]:
+    """The field that has the job's end queued for its notifications (lib.lua)."""
+    notify = spec.notify
+    return {"notify": "1"} if notify is not None and (notify.webhooks or notify.email) else {}
 
 
 def _script(name: str) -> str:
@@ -88,6 +85,46 @@ def _id_key(event_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
+class Attempt(NamedTuple):
+    """A job's current attempt and its lease, read without the rest of the job."""
+
+    job_id: str
+    state: JobState
+    number: int
+    node: str | None
+    native_id: str | None
+    lease: Lease
+
+
+class JobTimes(NamedTuple):
+    """A job's timestamps, seconds since the epoch (None: not reached yet)."""
+
+    created_at: float | None
+    scheduled_at: float | None
+    started_at: float | None
+    finished_at: float | None
+
+
+_ATTEMPT_FIELDS = ["state", "attempt", "node", "native_id", "lease_until", "boot", "claimed",
+                   "pid"]
+_TIMES = list(JobTimes._fields)
+
+
+def _lease(until: str | None, boot: str | None, claimed: bool, pid: str | None) -> Lease:
+    # Built without validation: the reaper reads the leases of every active job each round.
+    return Lease.model_construct(
+        until=datetime.fromtimestamp(float(until), UTC) if until else None,
+        boot=boot or None, claimed=claimed, pid=int(pid) if pid else None)
+
+
+def _to_attempt(job_id: str, raw: Sequence[bytes | None]) -> Attempt | None:
+    state, attempt, node, native_id, until, boot, claimed, pid = (_decode(v) for v in raw)
+    if state is None:
+        return None
+    return Attempt(job_id, JobState(state), int(attempt or 0), node or None, native_id or None,
+                   _lease(until, boot, claimed is not None and claimed == attempt, pid))
+
+
 class JobStore(StreamingStore):
     """Reads and changes jobs in Redis. The only code that knows the Redis keys.
 
@@ -103,7 +140,6 @@ class JobStore(StreamingStore):
         self._set_priority = connection.register_script(_script("set_priority"))
         self._renew = connection.register_script(_RENEW_LEASE)
         self._claim = connection.register_script(_CLAIM)
-        self._pending_reasons = connection.register_script(_PENDING_REASONS)
 
     # ------------------------------------------------------------------ create / read
     def create(
@@ -170,7 +206,7 @@ class JobStore(StreamingStore):
             self.events_per_job,
             IDEMPOTENCY_TTL_S,
             event,
-            json.dumps(_hash_values(extra or {})),
+            json.dumps(_hash_values({**(extra or {}), **_notify_flag(spec)})),
         ]
         return keys, args
 
@@ -255,9 +291,68 @@ class JobStore(StreamingStore):
         """Whether a job with this id exists."""
         return bool(self.connection.exists(self.keys.job(job_id)))
 
-    def field(self, job_id: str, name: str) -> str | None:
-        """One raw field of a job's hash (cheap check used in worker loops)."""
-        return _decode(cast(bytes | None, self.connection.hget(self.keys.job(job_id), name)))
+    # Small typed reads of a few hash fields: cheap checks for worker loops, the reaper
+    # and the gateway's access checks (no spec is parsed).
+    def attempt(self, job_id: str) -> Attempt:
+        """The job's current attempt with its lease (one round trip), or
+        :class:`JobNotFound`."""
+        raw = self.connection.hmget(self.keys.job(job_id), _ATTEMPT_FIELDS)
+        found = _to_attempt(job_id, cast(list[bytes | None], raw))
+        if found is None:
+            raise JobNotFound(job_id)
+        return found
+
+    def attempts(self, job_ids: Sequence[str]) -> list[Attempt]:
+        """The current attempts with their leases of many jobs, in order, in one round
+        trip; ids that no longer exist are left out."""
+        pipe = self.connection.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hmget(self.keys.job(job_id), _ATTEMPT_FIELDS)
+        found = (_to_attempt(job_id, raw)
+                 for job_id, raw in zip(job_ids, pipe.execute(), strict=True))
+        return [a for a in found if a is not None]
+
+    def state_of(self, job_id: str) -> JobState | None:
+        """The job's state, or None when there is no such job."""
+        raw = _decode(cast(bytes | None, self.connection.hget(self.keys.job(job_id), "state")))
+        return JobState(raw) if raw else None
+
+    def owner_of(self, job_id: str) -> str | None:
+        """The job's owner (None for a job without one), or :class:`JobNotFound`."""
+        state, owner = cast(list[bytes | None],
+                            self.connection.hmget(self.keys.job(job_id), ["state", "owner"]))
+        if state is None:
+            raise JobNotFound(job_id)
+        return _decode(owner) or None
+
+    def cancel_requested(self, job_id: str) -> bool:
+        """Whether the job was asked to stop: a cancel was requested, or it is cancelled
+        already (False for a job that no longer exists)."""
+        state, flag = cast(list[bytes | None], self.connection.hmget(
+            self.keys.job(job_id), ["state", "cancel_requested"]))
+        return flag == b"1" or state == b"cancelled"
+
+    def times(self, job_id: str) -> JobTimes:
+        """The job's timestamps (all None for a job that no longer exists)."""
+        raw = cast(list[bytes | None], self.connection.hmget(self.keys.job(job_id), _TIMES))
+        return JobTimes(*(float(v) if v else None for v in raw))
+
+    def convergence(self, job_id: str) -> dict[str, Any] | None:
+        """The solver convergence series an HFSS run stored on the job (kept out of
+        :class:`Job`: it can hold thousands of points), or None."""
+        raw = self.connection.hget(self.keys.job(job_id), "convergence")
+        return cast(dict[str, Any], json.loads(cast(bytes, raw))) if raw else None
+
+    def touchstone(self, job_id: str) -> list[dict[str, Any]]:
+        """The Touchstone result summaries the worker stored with the job at its end
+        (kept out of :class:`Job`: up to a few thousand points each), or []."""
+        raw = self.connection.hget(self.keys.job(job_id), "touchstone")
+        return cast(list[dict[str, Any]], json.loads(cast(bytes, raw))) if raw else []
+
+    def touchstone_files(self, job_id: str) -> list[str]:
+        """Just the names of those files (cheap: for pages that decide what to draw)."""
+        raw = self.connection.hget(self.keys.job(job_id), "touchstone_files")
+        return cast(list[str], json.loads(cast(bytes, raw))) if raw else []
 
     @staticmethod
     def _to_job(raw: Mapping[bytes, bytes]) -> Job:
@@ -291,6 +386,14 @@ class JobStore(StreamingStore):
             fields["progress"] = json.loads(data["progress"])
         if data.get("artifacts"):
             fields["artifacts"] = json.loads(data["artifacts"])
+        if data.get("cluster"):
+            fields["native_scheduler"] = data["cluster"]
+        if data.get("losses"):
+            fields["losses"] = int(data["losses"])
+        if data.get("lease_until"):  # a lease is current only while it has an end
+            fields["lease"] = _lease(data["lease_until"], data.get("boot"),
+                                     data.get("claimed") == data.get("attempt", "0"),
+                                     data.get("pid"))
         return Job.model_validate(fields)
 
     # ------------------------------------------------------------------ listing
@@ -528,16 +631,6 @@ class JobStore(StreamingStore):
             raise IllegalTransition(job_id, state, "re-prioritised (only pending jobs can be)")
         log.info("job %s: priority set to %s", job_id, priority)
         return self.get(job_id)
-
-    def set_pending_reasons(self, reasons: Mapping[str, str]) -> int:
-        """Set why each job is still pending, for jobs that still are (one atomic script,
-        so a job cancelled or scheduled meanwhile keeps its own reason). Returns how many
-        were written."""
-        if not reasons:
-            return 0
-        ids = list(reasons)
-        return int(self._pending_reasons(keys=[self.keys.job(i) for i in ids],
-                                         args=[reasons[i] for i in ids]))
 
     def update_fields(self, job_id: str, fields: Mapping[str, Any]) -> None:
         """Set informational fields (progress, artifacts, native id, lease) on a job.

@@ -38,6 +38,28 @@ key                                type        content
 ``P expiry:lock``                  string      retention sweeper lock (TTL)
 ``P blobs``                        zset        blob SHA-256s, score = last use (upload, submit,
                                                download), for the retention sweep
+``P stats:<tier>:<series>``        zset        the farm's time series (``fine``: one point per
+                                               bucket, ``coarse``: per hour), members
+                                               ``"<t>:<value>"``, score = t; trimmed to a fixed
+                                               number of points (farm_stats.py)
+``P stats:series``                 set         names of the recorded series
+                                               (``cores_busy@node=n1``...)
+``P stats:last``                   hash        tier -> time of its latest point
+``P notify:owners``                set         owners with a webhook for all their jobs
+``P notify:ended``                 list        ended jobs to notify about (pushed by the
+                                               Lua that ends them: lib.lua notify_ended)
+``P notify:expanding``             list        ended jobs the notifier is turning into
+                                               deliveries (back to ``notify:ended`` at start)
+``P notify:queue``                 zset        delivery ids, score = when the next attempt
+                                               is due
+``P notify:delivery:<id>``         string      one queued delivery (JSON: target, body,
+                                               attempts)
+``P notify:webhook:<id>``          hash        a registered webhook (``json``, ``secret``)
+``P notify:webhooks:<owner>``      set         the owner's webhook ids
+``P notify:log:<webhook id>``      list        the webhook's latest delivery attempts (capped)
+``P notify:joblog:<job/sweep id>`` list        attempts about one job or sweep (capped, TTL)
+``P notify:sweep:<id>``            hash        a notifying sweep's ended children, and
+                                               whether its end was notified
 =================================  ==========  ===============================================
 """
 
@@ -111,6 +133,51 @@ class Keys:
     @property
     def blobs(self) -> str:
         return f"{self.prefix}blobs"
+
+    @property
+    def stats_names(self) -> str:
+        return f"{self.prefix}stats:series"
+
+    @property
+    def stats_last(self) -> str:
+        return f"{self.prefix}stats:last"
+
+    @property
+    def notify_owners(self) -> str:
+        return f"{self.prefix}notify:owners"
+
+    @property
+    def notify_ended(self) -> str:
+        return f"{self.prefix}notify:ended"
+
+    @property
+    def notify_expanding(self) -> str:
+        return f"{self.prefix}notify:expanding"
+
+    @property
+    def notify_queue(self) -> str:
+        return f"{self.prefix}notify:queue"
+
+    def delivery(self, delivery_id: str) -> str:
+        return f"{self.prefix}notify:delivery:{delivery_id}"
+
+    def webhook(self, hook_id: str) -> str:
+        return f"{self.prefix}notify:webhook:{hook_id}"
+
+    def webhooks_of(self, owner: str) -> str:
+        return f"{self.prefix}notify:webhooks:{owner}"
+
+    def webhook_log(self, hook_id: str) -> str:
+        return f"{self.prefix}notify:log:{hook_id}"
+
+    def notify_job_log(self, job_id: str) -> str:
+        return f"{self.prefix}notify:joblog:{job_id}"
+
+    def notify_sweep(self, sweep_id: str) -> str:
+        return f"{self.prefix}notify:sweep:{sweep_id}"
+
+    def stats_series(self, tier: str, name: str) -> str:
+        return f"{self.prefix}stats:{tier}:{name}"
 
     def dependents(self, job_id: str) -> str:
         return f"{self.prefix}job:{job_id}:dependents"

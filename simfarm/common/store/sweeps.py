@@ -59,6 +59,10 @@ class SweepStore:
         ids = cast(list[bytes], self.connection.zrange(self.keys.sweep_jobs(sweep_id), 0, -1))
         return [i.decode() for i in ids]
 
+    def child_count(self, sweep_id: str) -> int:
+        """How many children the sweep has (O(1))."""
+        return int(self.connection.zcard(self.keys.sweep_jobs(sweep_id)))
+
     def mark_cancelled(self, sweep_id: str) -> None:
         """Record that the user cancelled the sweep."""
         self.connection.hset(self.keys.sweep(sweep_id), "cancel_requested", "1")

@@ -14,11 +14,12 @@ from simfarm.common.errors import JobNotFound
 from simfarm.common.hfss import SchedulerType
 from simfarm.common.models import Job, JobEvent
 from simfarm.common.states import JobState
+from simfarm.common.store.notify import NotifyStore
 from simfarm.gateway.auth import can_see, public, visible_owner_filter
 from simfarm.gateway.dashboard import format as fmt
 from simfarm.gateway.errors import validation_fields
 from simfarm.gateway.openapi import Body, document
-from simfarm.gateway.requests import JOB_ID
+from simfarm.gateway.parsing import JOB_ID
 from simfarm.gateway.services import services
 
 bp = Blueprint("dashboard", __name__, template_folder="templates")
@@ -88,8 +89,11 @@ def job_page(job_id: str) -> tuple[str, int]:
         return render_template("missing.html", job_id=job_id[:64]), 404
     events = svc.jobs.events(job_id, limit=MAX_EVENTS)
     timeline, logs = _split_events(events)
+    touchstone = svc.jobs.touchstone_files(job_id)
+    notified = NotifyStore(svc.redis, svc.settings.key_prefix).job_log(job_id)
     return render_template(
-        "job.html", job=job, timeline=timeline, logs=logs,
+        "job.html", job=job, timeline=timeline, logs=logs, touchstone_files=touchstone,
+        notifications=notified,
         last_id=events[-1].id if events else "0-0",
         spec_json=job.spec.model_dump_json(indent=2, exclude_defaults=True),
     ), 200
@@ -115,6 +119,14 @@ def _node_rows() -> list[dict[str, Any]]:
 def workers_page() -> str:
     """Worker nodes: capacity, free resources, load, labels and running jobs."""
     return render_template("workers.html", rows=_node_rows())
+
+
+@bp.get("/ui/overview")
+@document(tags=["dashboard"], responses={200: _HTML})
+def overview_page() -> str:
+    """The farm over time: cores, queue, throughput and waiting time, updated live."""
+    settings = services().settings
+    return render_template("overview.html", bucket_s=settings.stats_bucket_s)
 
 
 @bp.get("/ui/submit")

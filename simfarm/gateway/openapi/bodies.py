@@ -68,8 +68,10 @@ class HealthOut(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    status: str = Field(description="`ok` or `unavailable`")
-    redis: str
+    status: str = Field(description="`ok`; `degraded` when Redis answers but refuses "
+                        "writes (out of memory, cannot persist, a read-only replica: submits "
+                        "get 507 or 503 meanwhile); `unavailable` when it does not answer")
+    redis: str = Field(description="`ok`, or what is wrong with Redis")
     version: str
     nodes_alive: int | None = None
     jobs: dict[str, int] | None = Field(default=None, description="number of jobs per state")

@@ -10,6 +10,7 @@ from typing import Any
 from flask import Flask
 from flask_sock import Sock
 
+from simfarm.common.errors import JobNotFound
 from simfarm.common.store import JobStore
 from simfarm.common.ws_protocol import WS_PATH, EventMessage, Subscribe
 from simfarm.gateway.auth import current_user
@@ -72,7 +73,10 @@ def _visibility(store: JobStore) -> Callable[[str], bool] | None:
         if job_id not in known:
             if len(known) > 100_000:
                 known.clear()
-            known[job_id] = (store.field(job_id, "owner") or None) == principal.user
+            try:
+                known[job_id] = store.owner_of(job_id) == principal.user
+            except JobNotFound:
+                known[job_id] = False
         return known[job_id]
 
     return visible

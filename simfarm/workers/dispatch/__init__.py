@@ -1,6 +1,6 @@
 """Placement policy: which pending job runs on which node (docs/scheduling.md).
 
-* :mod:`.views`, :mod:`.config` — the plain data in and out, and the tunables;
+* :mod:`.data`, :mod:`.config` — the plain data in and out, and the tunables;
 * :mod:`.policy` — :class:`Scheduler`, the incremental policy the dispatcher and the
   benchmark both drive;
 * :mod:`.classes` (pending jobs by shape), :mod:`.nodes` (free resources and timeline),
@@ -10,8 +10,7 @@
 """
 
 from simfarm.workers.dispatch.config import BackfillMode, PolicyConfig
-from simfarm.workers.dispatch.policy import Scheduler
-from simfarm.workers.dispatch.views import (
+from simfarm.workers.dispatch.data import (
     NodeView,
     PendingJob,
     PendingReason,
@@ -19,6 +18,7 @@ from simfarm.workers.dispatch.views import (
     Reservation,
     RunningJob,
 )
+from simfarm.workers.dispatch.policy import Scheduler
 
 __all__ = [
     "BackfillMode",

@@ -14,8 +14,8 @@ from bisect import insort
 from collections.abc import Callable, Sequence
 
 from simfarm.workers.dispatch.classes import JobClass
+from simfarm.workers.dispatch.data import Key
 from simfarm.workers.dispatch.nodes import NodeState
-from simfarm.workers.dispatch.views import Key
 
 #: the log is cleared (and every class checked in full once) when it reaches this length
 LOG_MAX = 100_000

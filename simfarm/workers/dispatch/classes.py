@@ -12,8 +12,8 @@ from collections.abc import Mapping
 
 from simfarm.common.capacity import Demand
 from simfarm.common.waiting import shape_key
+from simfarm.workers.dispatch.data import Key, PendingJob
 from simfarm.workers.dispatch.nodes import Hold, NodeState
-from simfarm.workers.dispatch.views import Key, PendingJob
 
 Shape = tuple[int, int, int, tuple[tuple[str, int], ...], tuple[tuple[str, str], ...], float | None]
 

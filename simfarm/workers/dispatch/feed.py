@@ -7,12 +7,13 @@ re-prioritised, scheduled elsewhere, finished, handed back to the queue) and loa
 just the jobs those events name; the nodes (capacity, holds, liveness, the jobs they
 hold) are re-read when their version says one changed (a join, a clean leave, a new
 hold or limit: one ``GET`` per round) and on a short timer (a node that dies silently),
-which also reconciles the running jobs with what the events said. So a round costs about what changed plus what was placed, never the
-size of the queue. If the event stream was trimmed past the feed's position (the
-dispatcher stalled for a long time), the feed loads everything again.
+which also reconciles the running jobs with what the events said. So a round costs
+about what changed plus what was placed, never the size of the queue. If the event
+stream was trimmed past the feed's position (the dispatcher stalled for a long time),
+the feed loads everything again.
 
 Why jobs wait is written as one note per request shape, only for shapes whose note
-changed (:meth:`SchedulerFeed.shape_waits`); readers render it per job
+changed (:meth:`SchedulerFeed.write_waits`); readers render it per job
 (:mod:`simfarm.common.waiting`).
 
 A new kind of input (a rank factor such as fair share, or licence pools) is a new
@@ -33,8 +34,8 @@ from simfarm.common.store import JobStore, NodeStore
 from simfarm.common.store.dispatch import DispatchStore, JobBrief
 from simfarm.common.waiting import ShapeWait
 from simfarm.workers.dispatch.config import PolicyConfig
+from simfarm.workers.dispatch.data import NodeView, PendingJob, Placement, RunningJob
 from simfarm.workers.dispatch.policy import Scheduler
-from simfarm.workers.dispatch.views import NodeView, PendingJob, Placement, RunningJob
 
 log = logging.getLogger(__name__)
 

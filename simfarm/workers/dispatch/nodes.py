@@ -13,7 +13,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 
 from simfarm.common.capacity import Capacity
-from simfarm.workers.dispatch.views import Key
+from simfarm.workers.dispatch.data import Key
 
 INF = math.inf
 #: release times, then cumulative free cores, memory, disk, slots and licences after each

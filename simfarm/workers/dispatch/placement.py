@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from simfarm.workers.dispatch.classes import JobClass
+from simfarm.workers.dispatch.data import Key
 from simfarm.workers.dispatch.nodes import INF, Hold, NodeState
-from simfarm.workers.dispatch.views import Key
 
 
 def choose_node(

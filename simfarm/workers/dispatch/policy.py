@@ -41,11 +41,7 @@ from simfarm.common.waiting import ShapeWait
 from simfarm.workers.dispatch.changes import ChangeLog, Want
 from simfarm.workers.dispatch.classes import JobClass, Shape, shape_of
 from simfarm.workers.dispatch.config import BackfillMode, PolicyConfig
-from simfarm.workers.dispatch.nodes import NodeState, Run
-from simfarm.workers.dispatch.placement import choose_node
-from simfarm.workers.dispatch.reasons import shape_wait, why
-from simfarm.workers.dispatch.reservations import FIRST, ReservationBook
-from simfarm.workers.dispatch.views import (
+from simfarm.workers.dispatch.data import (
     Key,
     NodeView,
     PendingJob,
@@ -55,6 +51,10 @@ from simfarm.workers.dispatch.views import (
     RunningJob,
     order_key,
 )
+from simfarm.workers.dispatch.nodes import NodeState, Run
+from simfarm.workers.dispatch.placement import choose_node
+from simfarm.workers.dispatch.reasons import shape_wait, why
+from simfarm.workers.dispatch.reservations import FIRST, ReservationBook
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable
 
 from simfarm.workers.dispatch.classes import JobClass
 from simfarm.workers.dispatch.config import PolicyConfig
+from simfarm.workers.dispatch.data import Key
 from simfarm.workers.dispatch.nodes import INF, Hold, NodeState, earliest_node
-from simfarm.workers.dispatch.views import Key
 
 FIRST: Key = (-INF, -1)
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path, PurePath
 
 import httpx
@@ -30,10 +29,10 @@ from simfarm.common.states import JobState
 from simfarm.workers.context import WorkerContext
 from simfarm.workers.files import scratch
 from simfarm.workers.outcome import Outcome
+from simfarm.workers.runners import Runner
 
 log = logging.getLogger(__name__)
 
-Runner = Callable[[WorkerContext, Job, int], Outcome]
 CHECK_EVERY_S = 1.0
 OUTPUT_LOG = "simfarm-output.log"
 
@@ -91,7 +90,7 @@ class StagedRun:
             return
         self._next_check = now + CHECK_EVERY_S
         jobs = self.ctx.jobs
-        if self._watch_cancel and jobs.field(self.job.id, "cancel_requested") == "1":
+        if self._watch_cancel and jobs.cancel_requested(self.job.id):
             raise Stop(Outcome(JobState.CANCELLED, reason="cancelled by user"))
         until = time.time() + self.ctx.settings.heartbeat_ttl_s
         if not jobs.renew_lease(self.job.id, self.attempt, until):

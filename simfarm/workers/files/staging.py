@@ -4,7 +4,6 @@ or a staged scratch run (see :mod:`.shared` and :mod:`.staged`)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 from simfarm.common.models import Job
 from simfarm.common.states import JobState
@@ -13,14 +12,16 @@ from simfarm.workers.files import scratch
 from simfarm.workers.files.shared import prepare_shared
 from simfarm.workers.files.staged import StagedRun
 from simfarm.workers.outcome import Outcome
+from simfarm.workers.results_summary import with_results_summary
+from simfarm.workers.runners import Runner
 
 log = logging.getLogger(__name__)
 
-Runner = Callable[[WorkerContext, Job, int], Outcome]
-
 
 def run_with_files(ctx: WorkerContext, job: Job, attempt: int, runner: Runner) -> Outcome:
-    """Run ``runner`` on ``job`` with its project files in place on this node."""
+    """Run ``runner`` on ``job`` with its project files in place on this node, then
+    summarise the results worth drawing (before a staged job's results are sent)."""
+    runner = with_results_summary(runner)
     files = job.spec.files
     if files is not None and files.mode == "staged":
         scratch.clean_expired(ctx.settings.scratch_root())

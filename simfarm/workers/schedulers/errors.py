@@ -31,7 +31,3 @@ class CommandError(SchedulerError):
 
 class SubmitError(SchedulerError):
     """The cluster refused the job (bad queue, bad limits...); retrying will not help."""
-
-
-class BackendUnavailable(SchedulerError):
-    """The scheduler's commands are missing or unusable on this machine."""

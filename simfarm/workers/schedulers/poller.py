@@ -112,12 +112,6 @@ class ClusterPoller:
             self._interval = self.settings.min_interval_s
         self._wake.set()
 
-    def poke(self) -> None:
-        """Poll again soon."""
-        with self._lock:
-            self._interval = self.settings.min_interval_s
-        self._wake.set()
-
     # ------------------------------------------------------------------ cycle
     def poll_once(self) -> bool:
         """Run one status cycle; returns True if any watched job changed."""

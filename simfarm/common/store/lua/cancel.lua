@@ -26,6 +26,7 @@ redis.call('HSET', KEYS[1], 'state', 'cancelled', 'updated_at', ARGV[3], 'finish
   'reason', ARGV[6], 'cancel_requested', '1')
 redis.call('HDEL', KEYS[1], 'hold')
 redis.call('ZADD', prefix .. 'finished', ARGV[3], id)
+notify_ended(KEYS[1], prefix, id)
 if redis.call('HGET', KEYS[1], 'watched') == '1' then redis.call('SADD', prefix .. 'holds:check', id) end
 local payload = cjson.encode({from = state, to = 'cancelled', reason = ARGV[6]})
 local eid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'job', id, 'type', 'state',

@@ -12,3 +12,12 @@ local function materialize(jobkey, streamkey, id)
     redis.call('HDEL', jobkey, 'ev0')
   end
 end
+
+-- A job that just ended goes to the notifier's queue (docs/notifications.md) when it
+-- asked for notifications (its 'notify' field) or its owner has webhooks for all jobs.
+local function notify_ended(jobkey, prefix, id)
+  local wants = redis.call('HMGET', jobkey, 'notify', 'owner')
+  if wants[1] == '1' or redis.call('SISMEMBER', prefix .. 'notify:owners', wants[2] or '') == 1 then
+    redis.call('RPUSH', prefix .. 'notify:ended', id)
+  end
+end

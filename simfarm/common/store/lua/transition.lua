@@ -44,6 +44,7 @@ end
 if target == 'completed' or target == 'failed' or target == 'cancelled' then
   redis.call('ZADD', prefix .. 'finished', ARGV[8], id)
   redis.call('HDEL', KEYS[1], 'hold')
+  notify_ended(KEYS[1], prefix, id)
   if redis.call('HGET', KEYS[1], 'watched') == '1' then
     redis.call('SADD', prefix .. 'holds:check', id)
   end

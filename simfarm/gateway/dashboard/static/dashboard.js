@@ -130,7 +130,7 @@ var simfarm = (function () {
     var delay = 500;
 
     function poll() {
-      if (stopped || subscription.jobs.length !== 1) { return; }
+      if (stopped || !subscription.jobs || subscription.jobs.length !== 1) { return; }
       onStatus("live (polling)");
       var url = jobPath(subscription.jobs[0]) + "/events?wait=25" +
         (cursor ? "&since=" + encodeURIComponent(cursor) : "");
@@ -157,7 +157,8 @@ var simfarm = (function () {
       ws.onopen = function () {
         everOpen = true;
         delay = 500;
-        var message = { op: "subscribe", jobs: subscription.jobs };
+        var message = { op: "subscribe" };
+        if (subscription.jobs) { message.jobs = subscription.jobs; }
         if (subscription.types) { message.types = subscription.types; }
         if (cursor) { message.since = cursor; }
         ws.send(JSON.stringify(message));
@@ -239,6 +240,8 @@ var simfarm = (function () {
     var timeline = document.getElementById("timeline");
     var status = document.getElementById("live-status");
     follow({ jobs: [jobId], since: lastId }, function (event) {
+      // Charts on the page (charts.js) follow the same events.
+      document.dispatchEvent(new CustomEvent("simfarm:event", { detail: event }));
       if (event.type === "state" && event.data.to) {
         setBadge(document.getElementById("job-state"), event.data.to);
         var item = document.createElement("li");
@@ -368,5 +371,6 @@ var simfarm = (function () {
     });
   }
 
-  return { api: api, follow: follow, jobsPage: jobsPage, jobPage: jobPage, submitPage: submitPage };
+  return { api: api, follow: follow, bindToken: bindToken, jobsPage: jobsPage, jobPage: jobPage,
+    submitPage: submitPage };
 })();

@@ -1,19 +1,24 @@
-"""Creating jobs with what the plain store does not check: dependencies (ids resolved,
-unknown ids and cycles rejected, the job held until they are met)."""
+"""A submission's dependencies: job and sweep ids resolved to job ids (unknown ids are a
+422 naming the field), and cycles through client-chosen ids refused."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from simfarm.common.deps import Dependencies
-from simfarm.common.models import Job, JobSpec
-from simfarm.common.store.holds import HOLD_DEPENDENCIES
+from simfarm.common.errors import JobNotFound
 from simfarm.gateway.auth import can_see
 from simfarm.gateway.errors import ApiError, field_error
 from simfarm.gateway.services import Services
 
 MAX_GRAPH_VISITS = 100_000
+
+
+def _job_visible(svc: Services, job_id: str) -> bool:
+    try:
+        return can_see(svc.jobs.owner_of(job_id))
+    except JobNotFound:
+        return False
 
 
 def _sweep_visible(svc: Services, sweep_id: str) -> bool:
@@ -31,7 +36,7 @@ def resolve_dependencies(
         out: list[str] = []
         for n, ident in enumerate(ids):
             field = f"{where}.{condition}.{n}"
-            if svc.jobs.exists(ident) and can_see(svc.jobs.field(ident, "owner")):
+            if _job_visible(svc, ident):
                 if element is not None:
                     raise field_error(field, f"{ident} is a job; elementwise needs sweep ids")
                 out.append(ident)
@@ -67,47 +72,3 @@ def check_acyclic(svc: Services, job_id: str, resolved: Mapping[str, list[str]])
         for job in svc.jobs.get_many([current]):
             for ids in (job.dependencies or {}).values():
                 stack.extend(ids)
-
-
-def check_files(svc: Services, spec: JobSpec, where: str = "files") -> None:
-    """A staged job's project archive must be on the gateway already."""
-    files = spec.files
-    if files is None or files.mode != "staged" or files.archive is None:
-        return
-    if not svc.blobs.exists(files.archive):
-        raise field_error(f"{where}.archive", "no such blob on the gateway: upload the project "
-                          "first (PUT /api/v1/blobs/<sha256>)")
-    svc.blob_index.touch(files.archive)
-
-
-def create_job(
-    svc: Services,
-    spec: JobSpec,
-    *,
-    job_id: str | None = None,
-    idempotency_key: str | None = None,
-    owner: str | None = None,
-    extra: Mapping[str, Any] | None = None,
-    resolved: Mapping[str, list[str]] | None = None,
-) -> tuple[Job, bool]:
-    """Store a job; one with dependencies starts held until they are met.
-    ``resolved`` overrides the spec's dependencies (sweep children, element-wise)."""
-    check_files(svc, spec)
-    fields = dict(extra or {})
-    if resolved is None and spec.depends_on is not None and not spec.depends_on.is_empty():
-        resolved = resolve_dependencies(svc, spec.depends_on)
-    if resolved and any(resolved.values()):
-        if job_id is not None:
-            check_acyclic(svc, job_id, resolved)
-        fields["dependencies"] = {k: v for k, v in resolved.items() if v}
-        fields["hold"] = HOLD_DEPENDENCIES
-        fields["reason"] = "waiting for dependencies"
-    else:
-        resolved = None
-    job, created = svc.jobs.create(
-        spec, job_id=job_id, idempotency_key=idempotency_key, owner=owner, extra=fields
-    )
-    if created and resolved:
-        svc.holds.watch(job.id, [i for ids in resolved.values() for i in ids])
-        job = svc.jobs.get(job.id)
-    return job, created

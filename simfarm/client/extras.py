@@ -1,8 +1,9 @@
-"""Files, sweeps, resubmit, history and audit in both façades.
+"""What both façades add to the core job calls: project files, sweeps, workflows (jobs
+that depend on each other by local name), resubmit, history and audit.
 
-:class:`WorkflowMixin` adds them to :class:`~simfarm.client.client.Client`,
-:class:`AsyncWorkflowMixin` to :class:`~simfarm.client.async_client.AsyncClient`. The
-REST calls are the shared operations of :mod:`simfarm.client.workflow_api`; blob
+:class:`ExtrasMixin` adds them to :class:`~simfarm.client.client.Client`,
+:class:`AsyncExtrasMixin` to :class:`~simfarm.client.async_client.AsyncClient`. The
+REST calls are the shared operations of :mod:`simfarm.client.extras_api`; blob
 transfers (streamed to and from disk) are the shared functions of
 :mod:`simfarm.client.files`, which the async twin runs in a worker thread.
 """
@@ -18,7 +19,7 @@ from typing import Any, TypeVar
 import httpx
 
 from simfarm.client import api, files
-from simfarm.client import workflow_api as wapi
+from simfarm.client import extras_api as wapi
 from simfarm.client.base import ClientConfig
 from simfarm.client.errors import ApiError
 from simfarm.common.files import ProjectFiles
@@ -56,7 +57,7 @@ def _results_of(job: Job) -> Any:
     return job.results
 
 
-class WorkflowMixin:
+class ExtrasMixin:
     """Sync methods; the class needs ``_http`` (httpx.Client) and ``_call``."""
 
     _http: httpx.Client
@@ -90,7 +91,7 @@ class WorkflowMixin:
         (mapped by each node's path rules)."""
         body = project_spec(self.upload_project, project, staged=staged, config=config,
                             outputs=outputs, **spec)
-        return self._call(api.submit(body.model_dump(mode="json", exclude_none=True)))
+        return self._call(api.submit(body.submit_body()))
 
     # ------------------------------------------------------------------ sweeps
     def submit_sweep(self, spec: SweepSpec | Mapping[str, Any]) -> Sweep:
@@ -132,7 +133,7 @@ class WorkflowMixin:
         return self._call(wapi.audit(**filters))
 
 
-class AsyncWorkflowMixin:
+class AsyncExtrasMixin:
     """The async twins; the class needs ``_config`` (ClientConfig) and ``_call``."""
 
     _config: ClientConfig
@@ -147,7 +148,7 @@ class AsyncWorkflowMixin:
                             timeout=httpx.Timeout(60.0, connect=10.0))
 
     async def upload_file(self, path: str | Path, sha256: str | None = None) -> str:
-        """See :meth:`WorkflowMixin.upload_file`."""
+        """See :meth:`ExtrasMixin.upload_file`."""
         def run() -> str:
             with self._blob_http() as http:
                 return files.upload_file(http, Path(path), sha256)
@@ -155,14 +156,14 @@ class AsyncWorkflowMixin:
 
     async def upload_project(self, project: str | Path,
                              outputs: builtins.list[str] | None = None) -> ProjectFiles:
-        """See :meth:`WorkflowMixin.upload_project`."""
+        """See :meth:`ExtrasMixin.upload_project`."""
         def run() -> ProjectFiles:
             with self._blob_http() as http:
                 return files.upload_project(http, Path(project), outputs)
         return await asyncio.to_thread(run)
 
     async def download(self, job_id: str, dest: str | Path) -> Path:
-        """See :meth:`WorkflowMixin.download`."""
+        """See :meth:`ExtrasMixin.download`."""
         results = _results_of(await self._call(api.get(job_id)))
 
         def run() -> None:
@@ -174,28 +175,28 @@ class AsyncWorkflowMixin:
     async def submit_project(self, project: str | Path, *, staged: bool | None = None,
                              config: ConfigLike = None,
                              outputs: builtins.list[str] | None = None, **spec: Any) -> Job:
-        """See :meth:`WorkflowMixin.submit_project`."""
+        """See :meth:`ExtrasMixin.submit_project`."""
         def run() -> JobSpec:
             with self._blob_http() as http:
                 return project_spec(lambda p, o: files.upload_project(http, p, o), project,
                                     staged=staged, config=config, outputs=outputs, **spec)
         body = await asyncio.to_thread(run)
-        return await self._call(api.submit(body.model_dump(mode="json", exclude_none=True)))
+        return await self._call(api.submit(body.submit_body()))
 
     async def submit_sweep(self, spec: SweepSpec | Mapping[str, Any]) -> Sweep:
-        """See :meth:`WorkflowMixin.submit_sweep`."""
+        """See :meth:`ExtrasMixin.submit_sweep`."""
         return await self._call(wapi.submit_sweep(spec))
 
     async def get_sweep(self, sweep_id: str) -> Sweep:
-        """See :meth:`WorkflowMixin.get_sweep`."""
+        """See :meth:`ExtrasMixin.get_sweep`."""
         return await self._call(wapi.get_sweep(sweep_id))
 
     async def cancel_sweep(self, sweep_id: str) -> Sweep:
-        """See :meth:`WorkflowMixin.cancel_sweep`."""
+        """See :meth:`ExtrasMixin.cancel_sweep`."""
         return await self._call(wapi.cancel_sweep(sweep_id))
 
     async def download_sweep(self, sweep_id: str, dest: str | Path) -> dict[int, Path]:
-        """See :meth:`WorkflowMixin.download_sweep`."""
+        """See :meth:`ExtrasMixin.download_sweep`."""
         sweep = await self.get_sweep(sweep_id)
         return {c.index: await self.download(c.job_id, Path(dest) / str(c.index))
                 for c in sweep.children if c.results}
@@ -203,19 +204,19 @@ class AsyncWorkflowMixin:
     async def submit_workflow(
         self, jobs: Mapping[str, JobSpec | Mapping[str, Any]]
     ) -> dict[str, Job]:
-        """See :meth:`WorkflowMixin.submit_workflow`."""
+        """See :meth:`ExtrasMixin.submit_workflow`."""
         return await self._call(wapi.submit_workflow(jobs))
 
     async def resubmit(self, job_id: str, priority: int | None = None) -> Job:
-        """See :meth:`WorkflowMixin.resubmit`."""
+        """See :meth:`ExtrasMixin.resubmit`."""
         return await self._call(wapi.resubmit(job_id, priority))
 
     async def history(self, since: float | None = None, until: float | None = None,
                       state: str | None = None, limit: int = 50,
                       cursor: str | None = None) -> dict[str, Any]:
-        """See :meth:`WorkflowMixin.history`."""
+        """See :meth:`ExtrasMixin.history`."""
         return await self._call(wapi.history(since, until, state, limit, cursor))
 
     async def audit(self, **filters: Any) -> builtins.list[dict[str, Any]]:
-        """See :meth:`WorkflowMixin.audit`."""
+        """See :meth:`ExtrasMixin.audit`."""
         return await self._call(wapi.audit(**filters))

@@ -1,5 +1,6 @@
-"""The REST calls of sweeps, resubmit, history and audit as I/O-free operations, shared
-by :class:`Client` and :class:`AsyncClient` (see :mod:`simfarm.client.api`)."""
+"""The REST calls of sweeps, workflows, resubmit, history and audit as I/O-free
+operations, shared by :class:`Client` and :class:`AsyncClient` (see
+:mod:`simfarm.client.api`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 from urllib.parse import quote
 
 from simfarm.client.api import Operation, Request
-from simfarm.common.models import Job
+from simfarm.common.models import Job, JobSpec
 from simfarm.common.sweeps import Sweep, SweepSpec
 
 
@@ -32,14 +33,6 @@ def submit_sweep(spec: SweepSpec | Mapping[str, Any]) -> Operation[Sweep]:
 def get_sweep(sweep_id: str) -> Operation[Sweep]:
     """GET one sweep with its children."""
     return Operation(Request("GET", _sweep_path(sweep_id)), Sweep.model_validate)
-
-
-def list_sweeps(limit: int = 50, cursor: str | None = None) -> Operation[dict[str, Any]]:
-    """GET one page of sweeps (``sweeps``, ``next_cursor``)."""
-    params: dict[str, Any] = {"limit": limit}
-    if cursor:
-        params["cursor"] = cursor
-    return Operation(Request("GET", "/api/v1/sweeps", params=params), dict)
 
 
 def cancel_sweep(sweep_id: str) -> Operation[Sweep]:
@@ -75,8 +68,7 @@ def audit(**filters: Any) -> Operation[list[dict[str, Any]]]:
 
 def submit_workflow(jobs: Mapping[str, Any]) -> Operation[dict[str, Job]]:
     """POST several jobs at once that depend on each other by local name."""
-    body = {"jobs": {name: (spec.model_dump(mode="json", exclude_none=True)
-                            if hasattr(spec, "model_dump") else dict(spec))
+    body = {"jobs": {name: (spec.submit_body() if isinstance(spec, JobSpec) else dict(spec))
                      for name, spec in jobs.items()}}
     return Operation(Request("POST", "/api/v1/workflows", json=body),
                      lambda out: {n: Job.model_validate(j) for n, j in out["jobs"].items()})

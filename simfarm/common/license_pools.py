@@ -1,0 +1,105 @@
+"""Floating licence pools: the farm-wide licence features of ``[[licenses]]`` in settings.
+
+A pool is one licence feature the whole farm shares (a FlexLM feature such as ``anshpc``
+on ``1055@lic01``), unlike the node-local tokens of ``node_licenses`` that one machine
+holds. A job asks for both the same way, in ``resources.licenses``; a name that is a
+pool is drawn from the pool when the job is placed and returned when it ends, any other
+name is a token of the node that runs it. docs/licences.md explains the whole path.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Iterable, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_NAME = re.compile(r"^[A-Za-z0-9_.\-/]{1,64}$")
+_SERVER = re.compile(r"^\d{1,5}@[A-Za-z0-9_.\-]{1,253}$")
+#: a name as SLURM/LSF/PBS spell licences and resources (SLURM's remote ones: name@server)
+_CLUSTER_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}(@[A-Za-z0-9_.\-]{1,253})?$")
+
+
+class LicensePool(BaseModel):
+    """One floating licence feature shared by the farm (a ``[[licenses]]`` table)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="the name jobs ask for in resources.licenses")
+    count: int = Field(ge=0, le=1_000_000,
+                       description="most licences farm jobs may hold at once (the whole "
+                       "pool when no server is polled)")
+    server: str | None = Field(default=None,
+                               description="FlexLM server port@host polled with lmstat")
+    feature: str | None = Field(default=None,
+                                description="the vendor's feature name on the server "
+                                "(default: name)")
+    cluster: str | None = Field(default=None,
+                                description="the licence's name on clusters (sbatch "
+                                "--licenses, LSF rusage, PBS -l); unset: not passed")
+
+    @field_validator("name", "feature")
+    @classmethod
+    def _check_name(cls, value: str | None) -> str | None:
+        if value is not None and not _NAME.match(value):
+            raise ValueError(f"licence name {value!r} must match {_NAME.pattern}")
+        return value
+
+    @field_validator("server")
+    @classmethod
+    def _check_server(cls, value: str | None) -> str | None:
+        if value is not None and not _SERVER.match(value):
+            raise ValueError(f"server {value!r} must be port@host, e.g. 1055@lic01")
+        return value
+
+    @field_validator("cluster")
+    @classmethod
+    def _check_cluster(cls, value: str | None) -> str | None:
+        if value is not None and not _CLUSTER_NAME.match(value):
+            raise ValueError(f"cluster licence name {value!r} must match "
+                             f"{_CLUSTER_NAME.pattern}")
+        return value
+
+    @property
+    def vendor_feature(self) -> str:
+        """The feature's name in lmstat's output."""
+        return self.feature or self.name
+
+
+def check_unique(pools: Iterable[LicensePool]) -> list[LicensePool]:
+    """``pools`` as a list, or ValueError naming a pool defined twice."""
+    out = list(pools)
+    seen: set[str] = set()
+    for pool in out:
+        if pool.name in seen:
+            raise ValueError(f"licence pool {pool.name!r} is defined twice")
+        seen.add(pool.name)
+    return out
+
+
+def pools_by_name(pools: Iterable[LicensePool]) -> dict[str, LicensePool]:
+    """The pools by the name jobs use."""
+    return {p.name: p for p in pools}
+
+
+def split_request(licenses: Mapping[str, int],
+                  pools: Collection[str]) -> tuple[dict[str, int], dict[str, int]]:
+    """``(node tokens, pool licences)`` of a job's ``resources.licenses``: a name that is a
+    pool is the farm's, any other is a token of the node that runs the job."""
+    node: dict[str, int] = {}
+    pool: dict[str, int] = {}
+    for name, count in licenses.items():
+        (pool if name in pools else node)[name] = count
+    return node, pool
+
+
+def cluster_request(held: Mapping[str, int],
+                    pools: Mapping[str, LicensePool]) -> dict[str, int]:
+    """The licences a cluster job passes to its scheduler: those it holds of the pools
+    that have a cluster name, under that name."""
+    out: dict[str, int] = {}
+    for name, count in sorted(held.items()):
+        pool = pools.get(name)
+        if pool is not None and pool.cluster and count > 0:
+            out[pool.cluster] = out.get(pool.cluster, 0) + count
+    return out
