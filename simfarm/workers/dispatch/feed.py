@@ -43,8 +43,6 @@ log = logging.getLogger(__name__)
 EVENT_BATCH = 10_000
 #: pending jobs read per request while loading the queue
 LOAD_PAGE = 1000
-#: how often the feed checks that no event was trimmed before it read it
-TRIM_CHECK_S = 1.0
 _FINAL = frozenset({JobState.COMPLETED.value, JobState.FAILED.value, JobState.CANCELLED.value})
 _ACTIVE = frozenset({JobState.SCHEDULED.value, JobState.RUNNING.value})
 
@@ -77,15 +75,21 @@ def pending_job(job: JobBrief) -> PendingJob:
 
 
 class SchedulerFeed:
-    """A :class:`Scheduler` plus the position in the event stream it has seen up to."""
+    """A :class:`Scheduler` plus the position in the event stream it has seen up to.
+
+    Nodes are re-read every ``node_every_s`` at least (to notice one that died without
+    a word), and the feed checks every ``trim_every_s`` that no event it had not read yet
+    was trimmed from the capped stream.
+    """
 
     def __init__(self, jobs: JobStore, nodes: NodeStore, config: PolicyConfig,
-                 node_every_s: float = 0.5) -> None:
+                 node_every_s: float = 0.5, trim_every_s: float = 1.0) -> None:
         self.jobs = jobs
         self.nodes = nodes
         self.queue = DispatchStore(jobs.connection, jobs.keys.prefix)
         self.scheduler = Scheduler(config)
         self.node_every_s = node_every_s
+        self.trim_every_s = trim_every_s
         self.live: dict[str, NodeInfo] = {}
         self._views: dict[str, NodeView] = {}
         self._running: dict[str, str] = {}
@@ -112,7 +116,7 @@ class SchedulerFeed:
         self.last_round = (len(events), loaded)
         clock = time.monotonic()
         if clock >= self._next_trim_check:
-            self._next_trim_check = clock + TRIM_CHECK_S
+            self._next_trim_check = clock + self.trim_every_s
             if self.jobs.trimmed_after(self._since) is not None:
                 log.warning("dispatcher: events were trimmed before it read them; "
                             "loading the queue again")
@@ -130,6 +134,7 @@ class SchedulerFeed:
         """Everything once: nodes, the jobs they hold, every startable pending job. Events
         from the moment before are applied next round (applying them twice is harmless)."""
         started = time.monotonic()
+        self._next_trim_check = started + self.trim_every_s
         self._since = self.jobs.last_event_id()
         self._nodes_version = self.nodes.version()
         self._sync_nodes(now)
