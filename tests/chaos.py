@@ -43,6 +43,8 @@ class TcpProxy:
 
     :meth:`cut` closes every open connection and refuses new ones (accept, then close at
     once) until :meth:`restore`: what a client sees when the network to Redis drops.
+    With ``rate_bytes_s`` set, each connection moves at most that many bytes a second in
+    each direction (a slow link).
     """
 
     def __init__(self, target_port: int) -> None:
@@ -53,6 +55,7 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._cut = threading.Event()
         self._stop = threading.Event()
+        self.rate_bytes_s: float | None = None
         self._thread = threading.Thread(target=self._accept, name="proxy-accept", daemon=True)
         self._thread.start()
 
@@ -121,6 +124,8 @@ class TcpProxy:
                     if not data:
                         return
                     peers[sock].sendall(data)
+                    if self.rate_bytes_s:
+                        time.sleep(len(data) / self.rate_bytes_s)  # the slow link itself
         except (OSError, ValueError):
             return
         finally:

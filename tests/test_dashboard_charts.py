@@ -118,7 +118,7 @@ def seed_history(stats: FarmStatsStore, settings: Settings, nodes: dict[str, int
 
 def test_overview_charts_follow_the_farm_live(
     page: Page, farm: httpx.Client, shots: Path, redis_client: redis.Redis,  # noqa: F811
-    settings: Settings,
+    settings: Settings, hfss_node: Settings, tmp_path: Path,
 ) -> None:
     nodes = {w["name"]: w["cores_total"] for w in farm.get("/api/v1/workers").json()["workers"]
              if w["alive"]}
@@ -128,20 +128,23 @@ def test_overview_charts_follow_the_farm_live(
     page.wait_for_function("() => ['chart-cores', 'chart-finished', 'chart-nodes']"
                            ".every(n => simfarmCharts.get(n))")
     before = sum(v or 0 for v in chart_data(page, "chart-finished")[1])
-    busy_before = _last(chart_data(page, "chart-cores")[1]) or 0
-    # A 3-core job starts: the cores chart shows it without a reload (WebSocket).
-    long = farm.post("/api/v1/jobs", json={"argv": ["sleep", "30"], "name": "busy",
-                                           "resources": {"cores": 3}}).json()
-    page.wait_for_function(
-        "(n) => { const d = simfarmCharts.get('chart-cores').data[1]; "
-        "for (let i = d.length - 1; i >= 0; i--) if (d[i] !== null) return d[i] >= n; "
-        "return false; }", arg=busy_before + 3, timeout=20_000)
-    node = farm.get(f"/api/v1/jobs/{long['id']}").json()["node"]
+    assert _last(chart_data(page, "chart-nodes")[1]) is not None
+    # A 3-core HFSS solve starts on the AEDT node (the FAKE ansysedt, solving for 30 s):
+    # the cores charts show it without a reload (WebSocket).
+    project = tmp_path / "busy.aedt"
+    project.write_text("$begin 'Setup1'\nMaximumPasses=4\n$end 'Setup1'\n")
+    project.with_suffix(".fake.json").write_text(json.dumps({"SECONDS": 30}))
+    long = farm.post("/api/v1/jobs", json={"kind": "hfss", "name": "busy", "hfss": {
+        "project_path": str(project), "design_name": "main", "setup_name": "Setup1",
+        "machine_nodes": [{"hostname": "localhost", "cores": 3, "max_cores": 3}]}}).json()
+    assert long["spec"]["resources"]["cores"] == 3, long
     page.wait_for_function(
         "(node) => { const c = simfarmCharts.get('chart-nodes'); const i = c.series.findIndex("
         "s => s.label === node); if (i < 0) return false; const d = c.data[i]; "
         "for (let k = d.length - 1; k >= 0; k--) if (d[k] !== null) return d[k] >= 3; "
-        "return false; }", arg=node)
+        "return false; }", arg="hfss-node", timeout=20_000)
+    assert farm.get(f"/api/v1/jobs/{long['id']}").json()["node"] == "hfss-node"
+    assert _last(chart_data(page, "chart-cores")[1]) >= 3  # the farm's total moved too
     # Three quick jobs finish: the finished chart counts them (recorded per 1 s bucket).
     quick = [farm.post("/api/v1/jobs", json={"argv": ["true"], "name": f"q{i}"}).json()["id"]
              for i in range(3)]

@@ -6,6 +6,7 @@ import pytest
 
 from simfarm.common.capacity import Capacity, Demand, never_fits_reason
 from simfarm.common.waiting import ShapeWait, explain, shape_key
+from simfarm.workers.dispatch.pools import PoolView
 from simfarm.workers.dispatch import (
     BackfillMode,
     NodeView,
@@ -291,9 +292,10 @@ def test_every_mode_eventually_runs_everything(mode: BackfillMode) -> None:
     assert not any(sched.is_pending(f"j{i}") for i in range(30))
 
 
+@pytest.mark.parametrize("pooled", [False, True])
 @pytest.mark.parametrize("mode", list(BackfillMode))
 def test_notes_written_only_on_change_say_what_recomputing_every_reason_says(
-    mode: BackfillMode,
+    mode: BackfillMode, pooled: bool,
 ) -> None:
     # The dispatcher stores one note per request shape, and only when shape_waits() says
     # it may have changed; a reader renders it for each job. Whatever happens (jobs
@@ -303,8 +305,13 @@ def test_notes_written_only_on_change_say_what_recomputing_every_reason_says(
                  config=PolicyConfig(backfill=mode))
     notes: dict[str, ShapeWait] = {}
     shape_of_job: dict[str, str] = {}
+    if pooled:  # every third job also needs floating licences of a farm pool
+        sched.set_pools([PoolView("anshpc", 6, 0, "1055@lic01")])
     for i in range(40):
         j = job(f"j{i}", cores=1 + i % 5, prio=i % 3, seq=i, limit=10.0 + i % 4 * 20)
+        if pooled and i % 3 == 0:
+            j = PendingJob(j.id, j.priority, j.seq, Demand(j.demand.cores, pool={"anshpc": 2}),
+                           j.time_limit_s, j.submitted_at)
         sched.submit(j)
         shape_of_job[j.id] = shape_key(j.demand, j.time_limit_s)
     huge = job("huge", cores=16, seq=99)
@@ -338,6 +345,10 @@ def test_notes_written_only_on_change_say_what_recomputing_every_reason_says(
             sched.submit(huge)
         if step == 8:
             sched.upsert_node(node("c", cores=16))
+        if pooled and step == 2:  # people outside the farm take licences, then return them
+            sched.set_pools([PoolView("anshpc", 3, 3, "1055@lic01")])
+        if pooled and step == 9:
+            sched.set_pools([PoolView("anshpc", 6, 0, "1055@lic01")])
         if not running and not any(sched.is_pending(j) for j in shape_of_job):
             break
         now = min(running.values(), default=now + 1.0)

@@ -1,7 +1,7 @@
 """Faults with real processes: Redis restarted (kill -9, AOF on), the workers' Redis
-connection dropped for 10 s, the gateway restarted under waiting clients and WebSockets,
-and a full disk under the state folder. (kill -9 of a worker mid-job is covered by
-tests/test_farm_scheduling.py.)
+connection dropped for 10 s and for a moment while staged projects move, the gateway
+restarted under waiting clients and WebSockets, and a full disk under the state folder.
+(kill -9 of a worker mid-job is covered by tests/test_farm_scheduling.py.)
 
 For each: no accepted job is lost, no job runs twice at once (every run of a job writes
 start/tick/end lines with timestamps; runs of one job must not overlap), every job ends
@@ -11,6 +11,7 @@ in a truthful state, and clients carry on from their last event.
 from __future__ import annotations
 
 import itertools
+import os
 import signal
 import subprocess
 import sys
@@ -35,6 +36,17 @@ from tests.helpers import free_port, start_gateway, start_worker, stop_process, 
 
 pytestmark = pytest.mark.timeout(120)
 PY = sys.executable
+#: Like RECORDER, but the run ends when the file ``sys.argv[2]`` appears.
+GATED = (
+    "import os, sys, time\n"
+    "log = open(os.path.join(sys.argv[1], os.environ['SIMFARM_JOB_ID']), 'a', buffering=1)\n"
+    "pid = os.getpid()\n"
+    "log.write(f'{pid} start {time.time()}\\n')\n"
+    "while not os.path.exists(sys.argv[2]):\n"
+    "    time.sleep(0.05)\n"
+    "    log.write(f'{pid} tick {time.time()}\\n')\n"
+    "log.write(f'{pid} end {time.time()}\\n')\n"
+)
 
 
 @dataclass
@@ -77,11 +89,13 @@ def assert_never_twice_at_once(record_dir: Path, job_ids: list[str]) -> dict[str
 @dataclass
 class FaultFarm:
     """A private farm: Redis (AOF, fsync always), the gateway on Redis directly, two
-    workers reaching Redis through a proxy that can cut them off."""
+    workers reaching Redis through a proxy that can cut them off, and the gateway (for
+    staged files) through one that can slow them down."""
 
     root: Path
     server: RedisServer
     proxy: TcpProxy
+    link: TcpProxy
     settings: Settings
     http: httpx.Client
     store: JobStore
@@ -122,10 +136,11 @@ def ff(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultFarm]:
     settings = Settings(redis_url=server.url, state_dir=root / "state",
                         gateway_port=free_port(), node_name="fault-gateway",
                         heartbeat_s=0.3, heartbeat_ttl_s=3.0, kill_grace_s=1.0)
+    link = TcpProxy(settings.gateway_port)
     connection = redis.Redis.from_url(server.url)
     records = root / "records"
     records.mkdir()
-    farm = FaultFarm(root, server, proxy, settings, httpx.Client(timeout=30),
+    farm = FaultFarm(root, server, proxy, link, settings, httpx.Client(timeout=30),
                      JobStore(connection), records)
     farm.start_gateway()
     farm.http.base_url = httpx.URL(farm.url)
@@ -134,7 +149,8 @@ def ff(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultFarm]:
         for name in ("fa", "fb"):
             node = settings.model_copy(update={
                 "node_name": name, "redis_url": proxy.url, "node_cores": 4,
-                "worker_concurrency": 2, "node_labels": {"pool": "fault"}})
+                "worker_concurrency": 2, "node_labels": {"pool": "fault"},
+                "worker_gateway_url": f"http://127.0.0.1:{link.port}"})
             farm.workers[name] = start_worker(node, root / f"{name}.log")
         for name in farm.workers:
             wait_for(lambda n=name: nodes.is_alive(n), bool, 60, f"worker {name}")
@@ -146,6 +162,7 @@ def ff(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultFarm]:
             stop_process(farm.gateway)
         farm.http.close()
         proxy.close()
+        link.close()
         server.stop()
 
 
@@ -219,6 +236,53 @@ def test_workers_cut_off_from_redis_for_10_s(ff: FaultFarm) -> None:
         assert jobs[job_id].attempt == 2
     for job_id in short_jobs:  # finished during the outage; recorded once back
         assert len(runs[job_id]) == 1 and runs[job_id][0].ended
+
+
+# ---------------------------------------------------------------- drop while staging
+
+
+def test_redis_outage_while_staged_projects_move_is_ridden_out_like_one_during_a_run(
+    ff: FaultFarm, tmp_path: Path
+) -> None:
+    """One job is downloading its project over a slow link, another ends its run and
+    sends its results back, when the workers lose Redis for less than a lease: both
+    carry on (no 'internal error', no second attempt), as running jobs do."""
+    client = Client(url=ff.url, timeout=30)
+    big = tmp_path / "big.aedb"
+    big.mkdir()
+    (big / "mesh.bin").write_bytes(os.urandom(6 * 2**20))
+    small = tmp_path / "small.aedb"
+    small.mkdir()
+    (small / "edb.def").write_bytes(b"edb")
+    go = tmp_path / "go"
+    try:
+        fetch_files = client.upload_project(big).model_dump()
+        sending = ff.submit(0, argv=[PY, "-c", GATED, str(ff.records), str(go)],
+                            files=client.upload_project(small).model_dump())
+        wait_for(lambda: runs_of(ff.records, sending), bool, 20, "the small job's run")
+        ff.link.rate_bytes_s = 2 * 2**20  # the big project takes about 3 s to come in
+        fetching = ff.submit(0.3, files=fetch_files)
+        wait_for(lambda: [e.data.get("message") for e in ff.store.events(fetching)],
+                 lambda m: "downloading project archive" in m, 20, "the download to start")
+        with ff.proxy.outage(1.5):  # shorter than the lease (3 s)
+            go.touch()  # the small job ends now: its results go back while Redis is away
+            wait_for(lambda: runs_of(ff.records, sending), lambda r: r[0].ended, 1,
+                     "the small job's run to end")
+        restored = time.time()
+        ff.wait_final([sending, fetching], 60)
+        jobs = {j.id: j for j in ff.store.get_many([sending, fetching])}
+        assert [(j.state.value, j.attempt) for j in jobs.values()] == [("completed", 1)] * 2, [
+            (j.id, j.state.value, j.reason) for j in jobs.values()]
+        runs = assert_never_twice_at_once(ff.records, [sending, fetching])
+        assert all(len(r) == 1 and r[0].ended for r in runs.values())
+        assert runs[fetching][0].start > restored  # its download went on through the outage
+        results = jobs[sending].results
+        assert results is not None and not results.partial
+        output = (client.download(sending, tmp_path / "results") / "simfarm-output.log")
+        assert "Redis could not be reached" in output.read_text()  # said, not made up
+    finally:
+        ff.link.rate_bytes_s = None
+        client.close()
 
 
 # ---------------------------------------------------------------- gateway restart

@@ -84,18 +84,31 @@ def test_unknown_node_is_404(farm: httpx.Client) -> None:
     assert answer.status_code == 404
 
 
-def test_handler_edits_the_pool_limits(restore_limits: httpx.Client, gateway: str) -> None:
+@pytest.fixture
+def every_node_restored(farm: httpx.Client) -> Iterator[httpx.Client]:
+    """The handler's changes reach every node: each gets its limits back afterwards."""
+    names = [n["name"] for n in farm.get("/api/v1/workers").json()["workers"] if n["alive"]]
+    before = {n: farm.get(f"/api/v1/workers/{n}/limits").json() for n in names}
+    yield farm
+    for name, limits in before.items():
+        farm.put(f"/api/v1/workers/{name}/limits", json=limits)
+
+
+def test_handler_edits_the_pool_limits(every_node_restored: httpx.Client, gateway: str) -> None:
     from simfarm.compat.pyedb import JobManager, JobManagerHandler
 
+    http = every_node_restored
     handler = JobManagerHandler(url=gateway)
     handler.start_service()
-    limits = handler.edit_concurrent_limits({"max_cpu_percent": 97.5})
-    assert limits is not None and limits["max_cpu_percent"] == 97.5
-    assert handler.resource_limits.max_cpu_percent == 97.5
-    assert restore_limits.get(f"/api/v1/workers/{NODE}/limits").json()["max_cpu_percent"] == 97.5
+    # Values no node is held by (CPU use never exceeds 100 %; slots are capped by the
+    # worker's concurrency), as other tests share these nodes.
+    limits = handler.edit_concurrent_limits({"max_cpu_percent": 100})
+    assert limits is not None and limits["max_cpu_percent"] == 100
+    assert handler.resource_limits.max_cpu_percent == 100
+    assert http.get(f"/api/v1/workers/{NODE}/limits").json()["max_cpu_percent"] == 100
     assert handler.edit_concurrent_limits({"max_cpu_percent": 150}) is None  # refused
     handler.close()
     manager = JobManager(url=gateway)
-    assert asyncio.run(manager.edit_concurrent_limits({"max_concurrent_jobs": 3})) is not None
-    assert manager.resource_limits.max_concurrent_jobs == 3
-    assert restore_limits.get(f"/api/v1/workers/{NODE}/limits").json()["max_jobs"] == 3
+    assert asyncio.run(manager.edit_concurrent_limits({"max_concurrent_jobs": 64})) is not None
+    assert manager.resource_limits.max_concurrent_jobs == 64
+    assert http.get(f"/api/v1/workers/{NODE}/limits").json()["max_jobs"] == 64

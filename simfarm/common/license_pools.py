@@ -103,3 +103,46 @@ def cluster_request(held: Mapping[str, int],
         if pool is not None and pool.cluster and count > 0:
             out[pool.cluster] = out.get(pool.cluster, 0) + count
     return out
+
+
+class Checkout(BaseModel):
+    """One checkout line of the server's last good report."""
+
+    user: str
+    host: str
+    licenses: int
+
+
+class LicenseStatus(BaseModel):
+    """One pool as the farm sees it now (``GET /api/v1/licenses``, ``simfarm licenses``).
+
+    ``limit`` is what farm jobs may hold at once now: the configured ``count``, or with
+    a server that answers, ``min(count, issued - outside)``; ``outside`` is what the
+    server has in use beyond what the farm's running jobs hold."""
+
+    name: str
+    count: int = Field(description="configured: most farm jobs may ever hold at once")
+    server: str | None = Field(default=None, description="FlexLM server port@host")
+    feature: str = Field(description="the feature's name on the server")
+    limit: int = Field(description="what farm jobs may hold at once now")
+    held: int = Field(default=0, description="held by farm jobs now")
+    free: int = Field(default=0, description="limit minus held (never below 0)")
+    outside: int = Field(default=0, description="in use outside the farm")
+    issued: int | None = Field(default=None, description="the server's total")
+    in_use: int | None = Field(default=None, description="in use on the server")
+    waiting: int = Field(default=0, description="pending jobs that ask for it")
+    source: str = Field(default="configured", description="where the limit comes from: "
+                        "configured (no server), server, last-good (within the grace "
+                        "period), fallback (configured count: the server failed too long)")
+    polled_at: float | None = Field(default=None, description="last poll (epoch seconds)")
+    poll_status: str = Field(default="not polled", description="ok, or why the last poll "
+                             "gave no figures")
+    last_good_at: float | None = Field(default=None,
+                                       description="last poll with good figures")
+    warning: str | None = Field(default=None, description="what an operator should know")
+    checkouts: list[Checkout] = Field(default_factory=list,
+                                      description="who has it checked out (last good poll)")
+
+    def with_held(self, held: int) -> LicenseStatus:
+        """This status with the farm's holdings as Redis has them now."""
+        return self.model_copy(update={"held": held, "free": max(0, self.limit - held)})

@@ -26,7 +26,9 @@ class PendingReason:
     """Why a job is still pending, in words and as a machine-readable code.
 
     Codes: ``never-fits`` (no live node could ever run it), ``no-room`` (waiting for
-    resources), ``held`` (every node that could run it is held by its local limits),
+    resources), ``licenses`` (waiting for licences of a farm pool),
+    ``licenses-reserved`` (the pool's free licences are reserved for a job ahead in
+    line), ``held`` (every node that could run it is held by its local limits),
     ``reserved`` (free resources are reserved for a job ahead in line), ``behind``
     (an earlier job with the same request is first in line), ``order`` (backfill is off
     and a job ahead cannot start), ``new`` (not yet considered).
@@ -42,7 +44,7 @@ class PendingReason:
 class ShapeWait:
     """What the dispatcher last learned about the pending jobs of one shape."""
 
-    #: never-fits, no-room, held, reserved, order or new (see :class:`PendingReason`)
+    #: a :class:`PendingReason` code (all but ``behind``, which readers derive)
     code: str
     #: the first job in line
     head: str | None = None
@@ -54,15 +56,19 @@ class ShapeWait:
     never: str | None = None
     #: reserved: the node whose free resources are reserved; held: one held node
     node: str | None = None
-    #: reserved: the job they are reserved for; held: why that node is held
+    #: reserved, licenses-reserved: the job they are reserved for; held: why that node
+    #: is held; licenses: the pool
     blocker: str | None = None
+    #: the words for the first job in line when the dispatcher puts them itself
+    #: (licences: they quote the pool's counts at the time)
+    text: str | None = None
     #: reservations of jobs of this shape: job id -> (node, start)
     holds: Mapping[str, tuple[str, float]] = field(default_factory=dict)
 
     def to_json(self) -> str:
         """The stored form (compact JSON)."""
         data: dict[str, Any] = {"code": self.code}
-        for name in ("head", "need", "eligible", "never", "node", "blocker"):
+        for name in ("head", "need", "eligible", "never", "node", "blocker", "text"):
             value = getattr(self, name)
             if value:
                 data[name] = value
@@ -90,9 +96,12 @@ class ShapeWait:
 
 
 def shape_key(demand: Demand, time_limit_s: float | None) -> str:
-    """A short stable name for a request shape (the dispatcher and readers agree on it)."""
+    """A short stable name for a request shape (the dispatcher and readers agree on it).
+    A node's licence tokens and a farm pool's licences count alike: readers see only
+    the request, and which licences are pooled is the same for every job."""
+    licences = {**demand.licenses, **demand.pool}
     raw = json.dumps([demand.cores, demand.memory_mb, demand.disk_mb,
-                      sorted(demand.labels.items()), sorted(demand.licenses.items()),
+                      sorted(demand.labels.items()), sorted(licences.items()),
                       time_limit_s], separators=(",", ":"))
     return hashlib.blake2b(raw.encode(), digest_size=8).hexdigest()
 
@@ -131,6 +140,8 @@ def explain(wait: ShapeWait, job_id: str, now: float) -> PendingReason:
         text = f"waiting for {wait.need} on one of {wait.eligible} node(s) that can run it"
     elif code == "order":
         text = "waiting for the jobs ahead in line to start first (backfill is off)"
+    elif wait.text:
+        text = wait.text
     else:
         return PendingReason("new", "not considered by the dispatcher yet")
     if hold is not None:

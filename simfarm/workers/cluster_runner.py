@@ -27,10 +27,10 @@ from simfarm.common.errors import IllegalTransition, JobNotFound, StaleAttempt
 from simfarm.common.models import Job
 from simfarm.common.states import JobState
 from simfarm.workers.aedt_log import LogTail
+from simfarm.workers.attempt import AttemptSupervisor, StopKind
 from simfarm.workers.cluster_service import ClusterService
 from simfarm.workers.context import WorkerContext
 from simfarm.workers.outcome import Outcome
-from simfarm.workers.redis_guard import RedisGuard
 from simfarm.workers.schedulers import ClusterJobRequest, ClusterOptions, ClusterState
 from simfarm.workers.schedulers.errors import CommandError, SchedulerError
 from simfarm.workers.schedulers.types import ClusterStatus
@@ -78,20 +78,30 @@ def job_argv(job: Job) -> tuple[list[str], str | None]:
 
 
 class ClusterJobRunner:
-    """Follows one attempt of one job on the cluster (runs in the Celery task thread)."""
+    """Follows one attempt of one job on the cluster (runs in the Celery task thread).
 
-    def __init__(self, ctx: WorkerContext, service: ClusterService, job: Job,
-                 attempt: int) -> None:
-        self.ctx = ctx
+    The attempt's supervisor keeps the lease while the job is queued and while it runs;
+    a cancel is relayed to the cluster (``scancel``...) and the attempt follows the
+    cluster job until the cluster reports it ended.
+    """
+
+    def __init__(self, supervisor: AttemptSupervisor, service: ClusterService,
+                 job: Job) -> None:
+        self.supervisor = supervisor
+        supervisor.cancel_stops = False  # the cluster stops the job; this follows it
+        self.ctx = supervisor.ctx
         self.service = service
         self.job = job
-        self.attempt = attempt
+        self.attempt = supervisor.number
         self.updates: queue.Queue[ClusterStatus] = queue.Queue()
         self.native_id = ""
-        self.job_dir = cluster_job_dir(ctx, job)
+        self.job_dir = cluster_job_dir(self.ctx, job)
         self.running = False
         self.cancel_sent_at: float | None = None
-        self.redis = RedisGuard(job.id, ctx.settings.heartbeat_s)
+
+    @property
+    def where(self) -> str:
+        return f"{self.service.kind} job {self.native_id}"
 
     # ------------------------------------------------------------------ steps
     def run(self) -> Outcome:
@@ -106,12 +116,10 @@ class ClusterJobRunner:
 
     def _start(self) -> Outcome | None:
         """Adopt the cluster job of an earlier attempt, or submit a new one."""
-        store = self.ctx.jobs
         previous = self.job.native_id
         if previous and self.job.native_scheduler == self.service.kind:
             self.native_id = previous
-            self._info(f"following {self.service.kind} job {previous} submitted by an "
-                       "earlier attempt")
+            self._info(f"following {self.where} submitted by an earlier attempt")
             return None
         try:
             options = job_options(self.ctx, self.job)
@@ -125,65 +133,74 @@ class ClusterJobRunner:
             log.warning("job %s: not submitted to %s: %s", self.job.id, self.service.kind, exc)
             return Outcome(JobState.FAILED, reason=f"{self.service.kind} submission failed: {exc}")
         self.native_id = submitted.native_id
-        store.update_fields(self.job.id, {
-            "native_id": self.native_id, "cluster": self.service.kind,
-            "reason": f"submitted to {self.service.kind} as job {self.native_id}"})
+        if not self._record_native_id():
+            return self._withdraw()
         self._info(f"submitted to {self.service.kind} as job {self.native_id}",
                    native_id=self.native_id, script=str(submitted.script_path))
         return None
+
+    def _record_native_id(self) -> bool:
+        """Record the cluster job on the job (what a later attempt adopts), retried while
+        Redis is away as long as the lease holds; False if it could not be recorded."""
+        record = functools.partial(self.ctx.jobs.update_fields, self.job.id, {
+            "native_id": self.native_id, "cluster": self.service.kind,
+            "reason": f"submitted to {self.service.kind} as job {self.native_id}"})
+        while not self.supervisor.send(record):
+            if time.monotonic() >= self.supervisor.lease_deadline:
+                return False
+            time.sleep(TICK_S)
+        return True
+
+    def _withdraw(self) -> Outcome:
+        """The cluster job could not be recorded, so no attempt could follow it: cancel it
+        rather than leave it running beside the next attempt's."""
+        try:
+            self.service.backend.cancel(self.native_id)
+        except CommandError as exc:
+            log.error("job %s: %s left running, cannot cancel it: %s", self.job.id,
+                      self.where, exc)
+        reason = (f"lease expired: Redis could not be reached from {self.ctx.node_name} to "
+                  f"record {self.where}, which was cancelled")
+        log.warning("job %s: %s", self.job.id, reason)
+        return Outcome(None, reason=reason)
 
     def _follow(self) -> Outcome:
         """Follow the cluster job to its end. While Redis cannot be reached the cluster job
         keeps running and is followed on; once the lease has run out the attempt ends
         (back to pending) and the next attempt adopts the cluster job, never a second."""
         tail = LogTail(self.job_dir / f"{self.native_id}.out")
-        settings = self.ctx.settings
-        guard = self.redis
-        next_lease = 0.0
-        lease_deadline = time.monotonic() + settings.heartbeat_ttl_s
+        supervisor = self.supervisor
         while True:
             try:
                 status = self.updates.get(timeout=TICK_S)
             except queue.Empty:
                 status = None
-            if guard.allowed():
-                guard.call(functools.partial(self._stream, tail))
+            supervisor.call(functools.partial(self._stream, tail))
             if status is not None:
                 outcome = self._on_status(status)
                 if outcome is not None:
-                    if guard.allowed():
-                        guard.call(functools.partial(self._stream, tail, final=True))
+                    supervisor.call(functools.partial(self._stream, tail, final=True))
                     return outcome
-            now = time.monotonic()
-            if self.ctx.shutting_down.is_set():
-                return Outcome(None, reason=f"worker {self.ctx.node_name} stopped; "
-                               f"{self.service.kind} job {self.native_id} keeps its place")
-            if guard.allowed():
-                guard.call(self._check_cancel)
-            if now >= next_lease and guard.allowed():
-                next_lease = now + settings.heartbeat_s
-                renewed = guard.call(self._renew_lease)
-                if renewed is True:
-                    lease_deadline = now + settings.heartbeat_ttl_s
-                elif renewed is False:
-                    lost = guard.call(self._lease_lost)
-                    if lost is not None:
-                        return lost
-            if time.monotonic() >= lease_deadline:
-                reason = (f"lease expired: Redis could not be reached from "
-                          f"{self.ctx.node_name}; {self.service.kind} job {self.native_id} "
-                          "keeps running and the next attempt follows it")
-                log.warning("job %s: %s", self.job.id, reason)
-                return Outcome(None, reason=reason)
+            stop = supervisor.check()
+            if supervisor.cancelled:
+                self._relay_cancel()
+            if stop is None:
+                continue
+            if stop.kind is StopKind.SHUTDOWN:
+                return Outcome(None, reason=f"{stop.reason}; {self.where} keeps its place")
+            if stop.kind is StopKind.LEASE_LOST:
+                log.warning("job %s: %s left to the current attempt", self.job.id, self.where)
+                return stop.outcome()
+            return Outcome(None, reason=f"{stop.reason}; {self.where} keeps running and the "
+                           "next attempt follows it")
 
     def _on_status(self, status: ClusterStatus) -> Outcome | None:
         where = f"{self.service.kind} job {self.native_id}"
         detail = status.native_state + (f" ({status.reason})" if status.reason else "")
         if status.state is ClusterState.QUEUED:
-            self.redis.call(functools.partial(
+            self.supervisor.send(functools.partial(
                 self.ctx.jobs.update_fields, self.job.id, {"reason": f"{where}: {detail}"}))
-            self.redis.call(functools.partial(
-                self._info, f"{where} queued: {detail}", native_state=status.native_state))
+            self._info(f"{where} queued: {detail}", native_state=status.native_state)
             return None
         if status.state is ClusterState.RUNNING:
             self._mark_running(f"{where}: {detail}")
@@ -216,9 +233,9 @@ class ClusterJobRunner:
             self.running = False
             log.warning("job %s: not marked running, Redis unavailable: %s", self.job.id, exc)
 
-    def _check_cancel(self) -> None:
-        if not self.ctx.jobs.cancel_requested(self.job.id):
-            return
+    def _relay_cancel(self) -> None:
+        """Send the cancel to the cluster (again every :data:`CANCEL_WAIT_S` until the
+        cluster reports the job ended)."""
         now = time.monotonic()
         if self.cancel_sent_at is not None and now - self.cancel_sent_at < CANCEL_WAIT_S:
             return
@@ -231,21 +248,6 @@ class ClusterJobRunner:
                        f"will try again: {exc}")
             self.cancel_sent_at = now - CANCEL_WAIT_S + 5  # retry in a few seconds
 
-    def _renew_lease(self) -> bool:
-        until = time.time() + self.ctx.settings.heartbeat_ttl_s
-        return self.ctx.jobs.renew_lease(self.job.id, self.attempt, until)
-
-    def _lease_lost(self) -> Outcome | None:
-        """The lease could not be renewed: the attempt is no longer ours, unless the job
-        was cancelled while queued (then :meth:`_check_cancel` stops the cluster job)."""
-        state = self.ctx.jobs.state_of(self.job.id)
-        if state is JobState.CANCELLED:
-            return None
-        log.warning("job %s: attempt %d is no longer ours (%s); %s job %s left to the "
-                    "current attempt", self.job.id, self.attempt, state, self.service.kind,
-                    self.native_id)
-        return Outcome(None, reason="lease lost: the job was taken from this worker")
-
     # ------------------------------------------------------------------ events
     def _stream(self, tail: LogTail, final: bool = False) -> None:
         try:
@@ -257,20 +259,25 @@ class ClusterJobRunner:
                 ("log", {"stream": "stdout", "line": line[:8192]}) for line in lines])
 
     def _info(self, message: str, **data: object) -> None:
-        self.ctx.jobs.append_events(self.job.id, [("info", {"message": message, **data})])
+        """An info event on the job (skipped while Redis cannot be reached)."""
+        self.supervisor.send(functools.partial(
+            self.ctx.jobs.append_events, self.job.id,
+            [("info", {"message": message, **data})]))
 
     def _problem(self, message: str) -> None:
+        """A problem the poller met (its own thread: not through the supervisor)."""
         try:
-            self._info(message, native_id=self.native_id)
+            self.ctx.jobs.append_events(
+                self.job.id, [("info", {"message": message, "native_id": self.native_id})])
         except Exception:
             log.exception("job %s: cannot record cluster problem", self.job.id)
 
 
-def run_on_cluster(ctx: WorkerContext, job: Job, attempt: int) -> Outcome:
-    """The runner registered for every job kind on a scheduler worker."""
-    service = ctx.cluster
+def run_on_cluster(supervisor: AttemptSupervisor, job: Job) -> Outcome:
+    """The runner of every job kind on a scheduler worker."""
+    service = supervisor.ctx.cluster
     if service is None:
-        return Outcome(JobState.FAILED, reason=f"node {ctx.node_name} has no scheduler")
-    log.info("job %s: forwarding attempt %d to %s (pid %d)", job.id, attempt, service.kind,
-             os.getpid())
-    return ClusterJobRunner(ctx, service, job, attempt).run()
+        return Outcome(JobState.FAILED, reason=f"node {supervisor.node_name} has no scheduler")
+    log.info("job %s: forwarding attempt %d to %s (pid %d)", job.id, supervisor.number,
+             service.kind, os.getpid())
+    return ClusterJobRunner(supervisor, service, job).run()

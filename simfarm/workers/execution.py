@@ -1,4 +1,5 @@
-"""The body of the ``run_job`` task: claim the attempt, run, record the outcome.
+"""The body of the ``run_job`` task: claim the attempt, run it under its supervisor
+(:mod:`.attempt`) with its files in place (:mod:`.files`), record the outcome.
 
 Exactly-once is enforced here, not by Celery: the job moves ``scheduled → running`` only
 if the task's attempt number and node are still the job's current ones, so a redelivered
@@ -9,36 +10,46 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from dataclasses import dataclass
 
 import redis
 
 from simfarm.common.errors import IllegalTransition, JobNotFound, StaleAttempt
 from simfarm.common.states import JobState
+from simfarm.workers.attempt import AttemptSupervisor
 from simfarm.workers.context import WorkerContext
 from simfarm.workers.files import run_with_files
 from simfarm.workers.outcome import Outcome
+from simfarm.workers.redis_guard import retry_while_redis_away
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 RECORD_RETRY_S = 120.0  # how long a finished attempt waits for Redis to record its outcome
 CLAIM_RETRY_S = 30.0  # how long a delivered attempt retries its claim while Redis is away
 
 
-def _claim(ctx: WorkerContext, job_id: str, attempt: int) -> bool | None:
-    """Move the attempt ``scheduled → running`` on this node. True when claimed (False:
-    a scheduler runner's own claim), None when this attempt must not run."""
+@dataclass(frozen=True)
+class Claim:
+    """A claimed attempt: whether its runner moves it to ``running`` itself (a cluster
+    runner: the job stays ``scheduled`` while it is queued there) and when the lease
+    set by the claim ends (wall clock)."""
+
+    self_starting: bool
+    lease_until: float
+
+
+def _claim(ctx: WorkerContext, job_id: str, attempt: int) -> Claim | None:
+    """Claim the attempt on this node (``scheduled → running`` unless its runner starts
+    itself); None when this attempt must not run."""
     store = ctx.jobs
+    until = time.time() + ctx.settings.heartbeat_ttl_s
     # Only scheduler workers have self-starting runners; others skip the read.
     runners = ctx.runners
     if runners.self_starting and runners.starts_itself(store.get(job_id).spec.kind):
-        if not store.claim_scheduled(job_id, attempt, ctx.node_name,
-                                     time.time() + ctx.settings.heartbeat_ttl_s):
+        if not store.claim_scheduled(job_id, attempt, ctx.node_name, until):
             log.info("job %s: attempt %d not run: not current or already taken", job_id, attempt)
             return None
-        return False
+        return Claim(self_starting=True, lease_until=until)
     try:
         store.transition(
             job_id,
@@ -46,19 +57,17 @@ def _claim(ctx: WorkerContext, job_id: str, attempt: int) -> bool | None:
             expect_attempt=attempt,
             expect_node=ctx.node_name,
             sources=[JobState.SCHEDULED],
-            fields={
-                "lease_until": repr(time.time() + ctx.settings.heartbeat_ttl_s),
-                "boot": ctx.boot_id,
-            },
+            fields={"lease_until": repr(until), "boot": ctx.boot_id},
         )
     except IllegalTransition:
         # A retry after a lost reply: the first try may have claimed it for this process.
         now = store.attempt(job_id)
         if (now.state is JobState.RUNNING and now.number == attempt
                 and now.lease.boot == ctx.boot_id):
-            return True
+            first = now.lease.until.timestamp() if now.lease.until else until
+            return Claim(self_starting=False, lease_until=first)
         raise
-    return True
+    return Claim(self_starting=False, lease_until=until)
 
 
 def execute(ctx: WorkerContext, job_id: str, attempt: int) -> JobState | None:
@@ -73,7 +82,10 @@ def execute(ctx: WorkerContext, job_id: str, attempt: int) -> JobState | None:
     try:
         # The claim is fenced by attempt and node, so retrying it is safe; past the
         # scheduled lease the dispatcher hands the job on and the claim goes stale.
-        claimed = _retry_while_redis_away(lambda: _claim(ctx, job_id, attempt), CLAIM_RETRY_S)
+        claim = retry_while_redis_away(lambda: _claim(ctx, job_id, attempt), CLAIM_RETRY_S)
+        if claim is None:
+            return None
+        job = retry_while_redis_away(lambda: store.get(job_id), CLAIM_RETRY_S)
     except (StaleAttempt, IllegalTransition, JobNotFound) as exc:
         log.info("job %s: attempt %d not run: %s", job_id, attempt, exc)
         return None
@@ -81,12 +93,9 @@ def execute(ctx: WorkerContext, job_id: str, attempt: int) -> JobState | None:
         log.warning("job %s: attempt %d not started, Redis unavailable: %s",
                     job_id, attempt, exc)
         return None
-    if claimed is None:
-        return None
-    self_starting = claimed is False
+    supervisor = AttemptSupervisor(ctx, job_id, attempt, claim.lease_until)
     ctx.active.add(job_id, attempt)
     try:
-        job = store.get(job_id)
         runner = ctx.runners.runner_for(job.spec.kind)
         if runner is None:
             outcome = Outcome(
@@ -94,11 +103,11 @@ def execute(ctx: WorkerContext, job_id: str, attempt: int) -> JobState | None:
             )
         else:
             try:
-                outcome = run_with_files(ctx, job, attempt, runner)
+                outcome = run_with_files(supervisor, job, runner)
             except Exception as exc:  # a runner bug must not leave the job running
                 log.exception("job %s: runner crashed", job_id)
                 outcome = Outcome(JobState.FAILED, reason=f"internal error: {exc}")
-        return _record(ctx, job_id, attempt, outcome, from_scheduled=self_starting)
+        return _record(ctx, job_id, attempt, outcome, from_scheduled=claim.self_starting)
     finally:
         ctx.active.discard(job_id)
         try:
@@ -145,7 +154,7 @@ def _record(ctx: WorkerContext, job_id: str, attempt: int, outcome: Outcome,
     try:
         # The outcome is known; keep it until Redis answers again. Meanwhile the lease
         # runs out and the dispatcher may hand the job on: then this attempt is stale.
-        _retry_while_redis_away(record, max(RECORD_RETRY_S, 10 * ctx.settings.heartbeat_ttl_s),
+        retry_while_redis_away(record, max(RECORD_RETRY_S, 10 * ctx.settings.heartbeat_ttl_s),
                                 retrying)
     except (StaleAttempt, IllegalTransition, JobNotFound) as exc:
         log.warning("job %s: outcome of attempt %d not recorded: %s", job_id, attempt, exc)
@@ -155,23 +164,3 @@ def _record(ctx: WorkerContext, job_id: str, attempt: int, outcome: Outcome,
                   job_id, target.value, attempt, exc)
         return None
     return target
-
-
-def _retry_while_redis_away(
-    call: Callable[[], T], seconds: float,
-    on_retry: Callable[[redis.RedisError], None] | None = None,
-) -> T:
-    """``call()``, retried with backoff (0.2 s doubling to 1 s) while it raises a Redis
-    error, for up to ``seconds``; then the last error is raised. Other errors pass."""
-    give_up = time.monotonic() + seconds
-    delay = 0.2
-    while True:
-        try:
-            return call()
-        except redis.RedisError as exc:
-            if time.monotonic() > give_up:
-                raise
-            if on_retry is not None:
-                on_retry(exc)
-            time.sleep(delay)
-            delay = min(delay * 2, 1.0)

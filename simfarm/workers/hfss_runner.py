@@ -10,6 +10,7 @@ markers.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 
@@ -29,7 +30,7 @@ from simfarm.workers.aedt_log import (
     read_target_delta_s,
     results_folder,
 )
-from simfarm.workers.context import WorkerContext
+from simfarm.workers.attempt import AttemptSupervisor
 from simfarm.workers.local_runner import LocalRunner
 from simfarm.workers.outcome import Outcome
 
@@ -42,8 +43,8 @@ BATCH_LOG_STREAM = "aedt_log"
 class HFSSRunner(LocalRunner):
     """Runs one HFSS job (``job.spec.hfss``) with ``ansysedt`` on this node."""
 
-    def __init__(self, ctx: WorkerContext, job: Job, attempt: int) -> None:
-        super().__init__(ctx, job, attempt)
+    def __init__(self, supervisor: AttemptSupervisor, job: Job) -> None:
+        super().__init__(supervisor, job)
         if job.spec.hfss is None:
             raise ValueError(f"job {job.id} is an hfss job without an hfss config")
         self.config: HFSSSimulationConfig = job.spec.hfss
@@ -122,11 +123,9 @@ class HFSSRunner(LocalRunner):
         if self._follower is not None:
             self._follower.join(timeout=5)
         self._flush(timeout=0)  # lines the follower queued after the last flush
-        events: list[tuple[str, dict[str, object]]] = []
         for line in self._tail.read_lines(final=True):
-            events.extend(self.on_line(BATCH_LOG_STREAM, line))
-        if events:
-            self.ctx.jobs.append_events(self.job.id, events)
+            self._unsent.extend(self.on_line(BATCH_LOG_STREAM, line))
+        self._flush(timeout=0)  # sent with the rest (kept while Redis is away)
         self._tail = None
 
     def _follow(self, tail: LogTail) -> None:
@@ -152,8 +151,9 @@ class HFSSRunner(LocalRunner):
             events.append(("progress", progress))
             # The whole history goes beside the latest record: the job's event stream is
             # capped, so early passes of a long, chatty solve could be trimmed from it.
-            self.ctx.jobs.update_fields(self.job.id, {"progress": progress,
-                                                      "convergence": tracker.series()})
+            self.supervisor.send(functools.partial(
+                self.ctx.jobs.update_fields, self.job.id,
+                {"progress": progress, "convergence": tracker.series()}))
         return events
 
     def _artifacts(self) -> list[str]:
@@ -165,12 +165,12 @@ class HFSSRunner(LocalRunner):
         return found
 
 
-def run_hfss(ctx: WorkerContext, job: Job, attempt: int) -> Outcome:
-    """The ``hfss`` runner registered with the worker (cluster backends replace it on
-    workers attached to a scheduler)."""
+def run_hfss(supervisor: AttemptSupervisor, job: Job) -> Outcome:
+    """The ``hfss`` runner of a worker that runs jobs itself (a scheduler worker forwards
+    them to its cluster instead)."""
     config = job.spec.hfss
     if config is not None and config.scheduler_type is not SchedulerType.NONE:
         return Outcome(JobState.FAILED, reason=(
-            f"HFSS job for {config.scheduler_type.value} reached node {ctx.node_name}, "
-            "which is not attached to that scheduler"))
-    return HFSSRunner(ctx, job, attempt).run()
+            f"HFSS job for {config.scheduler_type.value} reached node "
+            f"{supervisor.node_name}, which is not attached to that scheduler"))
+    return HFSSRunner(supervisor, job).run()

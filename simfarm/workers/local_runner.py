@@ -1,5 +1,5 @@
-"""Runs a command job as a local subprocess: no shell, own process group, log streaming,
-timeout, cancel and lease renewal."""
+"""Runs a command job as a local subprocess: no shell, own process group, log streaming
+and timeout; cancel, shutdown and the lease are the attempt supervisor's (:mod:`.attempt`)."""
 
 from __future__ import annotations
 
@@ -17,15 +17,14 @@ from simfarm.common.job_paths import node_roots
 from simfarm.common.models import Job
 from simfarm.common.paths import PathRejected, resolve_within
 from simfarm.common.states import JobState
+from simfarm.workers.attempt import AttemptSupervisor, StopKind
 from simfarm.workers.context import WorkerContext
 from simfarm.workers.outcome import Outcome
 from simfarm.workers.process_tree import kill_tree, popen_group_kwargs
-from simfarm.workers.redis_guard import RedisGuard
 
 log = logging.getLogger(__name__)
 
 TICK_S = 0.1
-CANCEL_CHECK_S = 0.2
 MAX_LINE = 8192
 MAX_BATCH = 500
 MAX_UNSENT = 50_000  # output lines kept while Redis is unreachable
@@ -52,13 +51,12 @@ def job_workdir(ctx: WorkerContext, job: Job) -> Path:
 class LocalRunner:
     """Runs ``job.spec.argv`` on this machine and reports an :class:`Outcome`."""
 
-    def __init__(self, ctx: WorkerContext, job: Job, attempt: int) -> None:
-        self.ctx = ctx
+    def __init__(self, supervisor: AttemptSupervisor, job: Job) -> None:
+        self.supervisor = supervisor
+        self.ctx = supervisor.ctx
         self.job = job
-        self.attempt = attempt
         self.lines: queue.Queue[tuple[str, str] | None] = queue.Queue()
         self._unsent: list[tuple[str, dict[str, object]]] = []
-        self.redis = RedisGuard(job.id, ctx.settings.heartbeat_s)
 
     def argv(self) -> list[str]:
         """The command to run; subclasses (HFSS) build their own."""
@@ -106,7 +104,7 @@ class LocalRunner:
         if self.ctx.orphans is not None:  # killed if this worker dies before reaping it
             self.ctx.orphans.track(proc.pid)
         log.info("job %s: started pid %d: %s", job_id, proc.pid, argv)
-        self.redis.call(
+        self.supervisor.send(
             functools.partial(self.ctx.jobs.update_fields, job_id, {"pid": proc.pid}))
         assert proc.stdout is not None and proc.stderr is not None
         readers = [
@@ -122,52 +120,26 @@ class LocalRunner:
         return self._supervise(proc, readers)
 
     def _supervise(self, proc: subprocess.Popen[bytes], readers: list[threading.Thread]) -> Outcome:
+        """Stream the output until the process ends; stop its tree on a timeout or when
+        the attempt's supervisor says so (cancel, shutdown, lease lost or run out)."""
         job_id = self.job.id
         settings = self.ctx.settings
-        started = time.monotonic()
-        deadline = started + self.job.spec.timeout_s if self.job.spec.timeout_s else None
-        next_cancel_check = 0.0
-        next_lease = started + settings.heartbeat_s
-        # The lease set when the job became running; while Redis cannot be reached the job
-        # keeps running until it runs out, then stops here (self-fencing) before the
-        # dispatcher, which waits for the lease plus a slack, may hand the job on.
-        lease_deadline = started + settings.heartbeat_ttl_s
+        timeout_s = self.job.spec.timeout_s
+        deadline = time.monotonic() + timeout_s if timeout_s else None
         open_streams = len(readers)
         stop: Outcome | None = None
         while True:
             open_streams -= self._flush(timeout=TICK_S)
-            now = time.monotonic()
             if proc.poll() is not None and open_streams <= 0:
                 break
             if stop is not None:
                 continue
-            if deadline is not None and now >= deadline:
-                stop = Outcome(
-                    JobState.FAILED, reason=f"timeout: exceeded {self.job.spec.timeout_s:g} s"
-                )
-            elif now >= next_cancel_check and self.redis.allowed():
-                next_cancel_check = now + CANCEL_CHECK_S
-                cancel = functools.partial(self.ctx.jobs.cancel_requested, job_id)
-                if self.redis.call(cancel) is True:
-                    stop = Outcome(JobState.CANCELLED, reason="cancelled by user")
-            if stop is None and self.ctx.shutting_down.is_set():
-                stop = Outcome(None, reason=f"worker {self.ctx.node_name} stopped")
-            if stop is None and now >= next_lease and self.redis.allowed():
-                next_lease = now + settings.heartbeat_s
-                until = time.time() + settings.heartbeat_ttl_s
-                renewed = self.redis.call(
-                    functools.partial(self.ctx.jobs.renew_lease, job_id, self.attempt, until)
-                )
-                if renewed is False:
-                    stop = Outcome(None, reason="lease lost: the job was taken from this worker")
-                    log.warning("job %s: lease lost; stopping", job_id)
-                elif renewed is True:
-                    lease_deadline = now + settings.heartbeat_ttl_s
-            # a Redis call above may have blocked for its timeout: read the clock again
-            if stop is None and time.monotonic() >= lease_deadline:
-                stop = Outcome(None, reason="lease expired: Redis could not be reached from "
-                               f"{self.ctx.node_name}; stopped so the job can run elsewhere")
-                log.warning("job %s: %s", job_id, stop.reason)
+            if deadline is not None and time.monotonic() >= deadline:
+                stop = Outcome(JobState.FAILED, reason=f"timeout: exceeded {timeout_s:g} s")
+            elif (ended := self.supervisor.check()) is not None:
+                stop = ended.outcome()
+                if ended.kind is StopKind.LEASE_EXPIRED:
+                    stop.reason = f"{ended.reason}; stopped so the job can run elsewhere"
             if stop is not None:
                 log.info("job %s: stopping process tree (%s)", job_id, stop.reason)
                 kill_tree(proc, settings.kill_grace_s, job_id)
@@ -207,16 +179,14 @@ class LocalRunner:
         except queue.Empty:
             pass
         if batch:
-            sent: list[str] | None = None
-            if self.redis.allowed():
-                sent = self.redis.call(
-                    functools.partial(self.ctx.jobs.append_events, self.job.id, batch))
+            sent = self.supervisor.call(
+                functools.partial(self.ctx.jobs.append_events, self.job.id, batch))
             if sent is None:
                 # Keep the lines for the next flush (bounded: the oldest go first).
                 self._unsent = batch[-MAX_UNSENT:]
         return closed
 
 
-def run_local(ctx: WorkerContext, job: Job, attempt: int) -> Outcome:
+def run_local(supervisor: AttemptSupervisor, job: Job) -> Outcome:
     """The ``command`` runner of a worker that runs jobs itself."""
-    return LocalRunner(ctx, job, attempt).run()
+    return LocalRunner(supervisor, job).run()

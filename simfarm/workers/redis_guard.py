@@ -1,9 +1,14 @@
-"""Redis calls from a job's supervising loop, which must keep going while Redis is away.
+"""What an attempt does while Redis cannot be reached: one policy for every kind of run.
 
-While Redis cannot be reached the job keeps running and its loop keeps checking its
-deadlines. A partition that drops packets silently makes every call block for a socket
-timeout, so while Redis is unreachable only one call per interval probes it; the others
-are skipped (the caller keeps what it could not send).
+* While the attempt runs (a process, a transfer, a cluster job followed), its loop keeps
+  going and keeps checking its deadlines (:class:`RedisGuard`). A partition that drops
+  packets silently makes every call block for a socket timeout, so while Redis is
+  unreachable only one call per interval probes it; the others are skipped (the caller
+  keeps what it could not send). When the lease runs out the attempt stops itself
+  (:mod:`simfarm.workers.attempt`).
+* Claiming the attempt and recording its outcome are retried while Redis is away
+  (:func:`retry_while_redis_away`): both are fenced by the attempt number, so a retry
+  after the job was handed on does nothing.
 """
 
 from __future__ import annotations
@@ -45,3 +50,23 @@ class RedisGuard:
             return None
         self.down = False
         return result
+
+
+def retry_while_redis_away(
+    call: Callable[[], T], seconds: float,
+    on_retry: Callable[[redis.RedisError], None] | None = None,
+) -> T:
+    """``call()``, retried with backoff (0.2 s doubling to 1 s) while it raises a Redis
+    error, for up to ``seconds``; then the last error is raised. Other errors pass."""
+    give_up = time.monotonic() + seconds
+    delay = 0.2
+    while True:
+        try:
+            return call()
+        except redis.RedisError as exc:
+            if time.monotonic() > give_up:
+                raise
+            if on_retry is not None:
+                on_retry(exc)
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)

@@ -14,9 +14,8 @@ from pathlib import Path
 
 from simfarm.common.models import Job
 from simfarm.common.touchstone import TouchstoneSummary, is_touchstone, summarize
-from simfarm.workers.context import WorkerContext
+from simfarm.workers.attempt import AttemptSupervisor, Runner
 from simfarm.workers.outcome import Outcome
-from simfarm.workers.runners import Runner
 
 log = logging.getLogger(__name__)
 MAX_FILES = 8
@@ -26,8 +25,8 @@ MAX_SCANNED = 20_000  # directory entries looked at under a results folder
 def with_results_summary(runner: Runner) -> Runner:
     """``runner``, followed by the results summary of the job it ran."""
 
-    def run(ctx: WorkerContext, job: Job, attempt: int) -> Outcome:
-        outcome = runner(ctx, job, attempt)
+    def run(supervisor: AttemptSupervisor, job: Job) -> Outcome:
+        outcome = runner(supervisor, job)
         if outcome.interrupted:
             return outcome
         try:

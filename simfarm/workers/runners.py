@@ -6,22 +6,17 @@ local ``ansysedt``; a worker attached to a cluster forwards every kind to the cl
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from simfarm.common.models import Job
+from simfarm.workers.attempt import Runner
 from simfarm.workers.cluster_runner import run_on_cluster
 from simfarm.workers.hfss_runner import run_hfss
 from simfarm.workers.local_runner import run_local
-from simfarm.workers.outcome import Outcome
 
 if TYPE_CHECKING:
     from simfarm.workers.cluster_service import ClusterService
-    from simfarm.workers.context import WorkerContext
-
-#: Runs one attempt (its number is the ``int``) of a job on this worker.
-Runner = Callable[["WorkerContext", Job, int], Outcome]
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ from simfarm.common.waiting import shape_key
 from simfarm.workers.dispatch.data import Key, PendingJob
 from simfarm.workers.dispatch.nodes import Hold, NodeState
 
-Shape = tuple[int, int, int, tuple[tuple[str, int], ...], tuple[tuple[str, str], ...], float | None]
+Shape = tuple[int, int, int, tuple[tuple[str, int], ...], tuple[tuple[str, str], ...],
+              float | None, tuple[tuple[str, int], ...]]
 
 
 def shape_of(job: PendingJob) -> Shape:
@@ -23,7 +24,7 @@ def shape_of(job: PendingJob) -> Shape:
     dem = job.demand
     return (
         dem.cores, dem.memory_mb, dem.disk_mb, tuple(sorted(dem.licenses.items())),
-        tuple(sorted(dem.labels.items())), job.time_limit_s,
+        tuple(sorted(dem.labels.items())), job.time_limit_s, tuple(sorted(dem.pool.items())),
     )
 
 
@@ -33,8 +34,8 @@ class JobClass:
 
     __slots__ = (
         "block", "c", "checked", "d", "demand", "eligible", "eligible_set", "entry",
-        "fresh", "holds", "in_round", "lic", "limit", "m", "maybe", "name", "never", "queue",
-        "shape", "uid",
+        "fresh", "holds", "in_round", "lic", "limit", "m", "maybe", "name", "never", "pool",
+        "queue", "shape", "uid",
     )
 
     def __init__(self, shape: Shape, demand: Demand, limit: float | None, uid: int) -> None:
@@ -45,6 +46,8 @@ class JobClass:
         self.demand = demand
         self.c, self.m, self.d = demand.cores, demand.memory_mb, demand.disk_mb
         self.lic: Mapping[str, int] = dict(demand.licenses)
+        #: licences of the farm's pools (counted farm-wide, not on a node)
+        self.pool: Mapping[str, int] = dict(demand.pool)
         self.limit = limit
         #: ``(key, job id)`` of the pending jobs, sorted
         self.queue: list[tuple[Key, str]] = []

@@ -20,30 +20,38 @@ INF = math.inf
 Profile = tuple[list[float], list[int], list[int], list[int], list[int], dict[str, list[int]]]
 
 
-class Run:
-    """A job holding resources on a node until its planned ``end``."""
+NO_LICENSES: Mapping[str, int] = {}
 
-    __slots__ = ("c", "d", "end", "job_id", "key", "lic", "m", "node")
+
+class Run:
+    """A job holding resources on a node (and licences of the farm's pools) until its
+    planned ``end``."""
+
+    __slots__ = ("c", "d", "end", "job_id", "key", "lic", "m", "node", "pool")
 
     def __init__(
         self, job_id: str, node: NodeState, c: int, m: int, d: int,
-        lic: Mapping[str, int], end: float, key: Key,
+        lic: Mapping[str, int], end: float, key: Key, pool: Mapping[str, int] = NO_LICENSES,
     ) -> None:
         self.job_id = job_id
         self.node = node
         self.c, self.m, self.d, self.lic = c, m, d, lic
         self.end = end
         self.key = key
+        self.pool = pool
 
 
 class Hold:
-    """A reservation: resources promised to the job with ``key`` in ``[start, end)``."""
+    """A reservation: resources promised to the job with ``key`` in ``[start, end)`` on
+    a node, and the licences of the farm's pools it needs (``pool``)."""
 
-    __slots__ = ("c", "d", "end", "job_id", "key", "lic", "m", "node", "owner", "start")
+    __slots__ = ("c", "d", "end", "job_id", "key", "lic", "m", "node", "owner", "pool",
+                 "start")
 
     def __init__(
         self, owner: object, job_id: str, key: Key, node: NodeState, start: float,
         end: float, c: int, m: int, d: int, lic: Mapping[str, int],
+        pool: Mapping[str, int] = NO_LICENSES,
     ) -> None:
         self.owner = owner
         self.job_id = job_id
@@ -51,6 +59,7 @@ class Hold:
         self.node = node
         self.start, self.end = start, end
         self.c, self.m, self.d, self.lic = c, m, d, lic
+        self.pool = pool
 
 
 class NodeState:

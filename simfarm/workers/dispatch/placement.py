@@ -7,6 +7,27 @@ from collections.abc import Sequence
 from simfarm.workers.dispatch.classes import JobClass
 from simfarm.workers.dispatch.data import Key
 from simfarm.workers.dispatch.nodes import INF, Hold, NodeState
+from simfarm.workers.dispatch.pools import Pools
+
+
+def pools_allow(cls: JobClass, key: Key, pools: Pools, now: float, holds: bool) -> bool:
+    """Whether the licences of the farm's pools that ``cls`` needs are free now and, with
+    ``holds``, stay so until its planned end beside the better-ranked reservations of the
+    pools; records why not in ``cls.block``."""
+    need = cls.pool
+    if not need:
+        return True
+    short = pools.fits_now(need)
+    if short is not None:
+        cls.block = ("licenses", short)
+        return False
+    if holds and pools.holds:
+        before = pools.before(key)
+        end = now + (cls.limit if cls.limit is not None else INF)
+        if before and not pools.fits_window(need, now, end, before):
+            cls.block = ("licenses-reserved", before[0])
+            return False
+    return True
 
 
 def choose_node(

@@ -7,7 +7,9 @@ Policy (docs/scheduling.md has a worked example):
 
 * Jobs are considered in order: higher priority first, then earlier submission.
 * A job starts on a node only if its cores, memory, disk, licence tokens and a job slot
-  are free there now, its labels match, and the node is not held by its local limits.
+  are free there now, its labels match, and the node is not held by its local limits;
+  and only if the licences it needs of the farm's floating pools (:mod:`.pools`) are
+  free now.
   Among such nodes those where the job delays no reservation at all come first, then
   the smallest machine wins, then the best fit (fewest cores, then least memory, left
   over): big machines stay free for the jobs only they can run.
@@ -17,6 +19,9 @@ Policy (docs/scheduling.md has a worked example):
   reservation on that node intact: it ends (by its own time limit) before the
   reservation begins, or the reservation still fits beside it. A job without a time
   limit never ends for planning, so it only uses resources no reservation covers.
+  Licence pools are reserved the same way, farm-wide: a blocked job's reservation
+  starts when both a node and its licences are due, so a job waiting for licences holds
+  no cores before then, and later jobs take licences only if they leave it intact.
 * Starvation: prevented by reservations, not aging. A job holding a reservation starts
   no later than the reservation unless a *higher*-priority job takes the resources, so
   smaller or lower-priority jobs can never starve a large one. The first job of every
@@ -34,7 +39,7 @@ from __future__ import annotations
 import heapq
 import logging
 from bisect import bisect_left, insort
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 from simfarm.common.capacity import Capacity, Demand, never_fits_reason, shortfall
 from simfarm.common.waiting import ShapeWait
@@ -52,7 +57,8 @@ from simfarm.workers.dispatch.data import (
     order_key,
 )
 from simfarm.workers.dispatch.nodes import NodeState, Run
-from simfarm.workers.dispatch.placement import choose_node
+from simfarm.workers.dispatch.placement import choose_node, pools_allow
+from simfarm.workers.dispatch.pools import Pools, PoolView
 from simfarm.workers.dispatch.reasons import shape_wait, why
 from simfarm.workers.dispatch.reservations import FIRST, ReservationBook
 
@@ -92,10 +98,14 @@ class Scheduler:
         self._ends: list[tuple[float, str]] = []
         self._changes = ChangeLog(self._reset_checks)
         self._round = 0
+        #: the farm's floating licence pools, and the classes that need each
+        self.pools = Pools()
+        self._pool_classes: dict[str, dict[int, JobClass]] = {}
         #: classes whose pending reason may have changed since :meth:`shape_waits`
         self._touched: dict[int, JobClass] = {}
         self._book = ReservationBook(self.config, self._nodes.values, self._mark_dirty,
-                                     self._loosen, self._touch)
+                                     self._loosen, self.pools, self._loosen_pools,
+                                     self._touch)
         self._now = 0.0
         #: nodes where a job ended since the last round (reservations may move earlier)
         self._freed: dict[int, NodeState] = {}
@@ -143,6 +153,7 @@ class Scheduler:
         self._book.drop(list(node.holds))
         for job_id in node.runs:
             self._running.pop(job_id, None)
+            self.pools.remove_run(job_id)  # the feed counts what Redis says they hold
         self._node_ver += 1
         return sorted(node.runs)
 
@@ -153,6 +164,40 @@ class Scheduler:
     def capacities(self) -> list[Capacity]:
         """Total capacity of every known node."""
         return [n.cap for n in self._nodes.values()]
+
+    # ------------------------------------------------------------------ licence pools
+    def set_pools(self, views: Iterable[PoolView]) -> None:
+        """Tell the farm's floating licence pools: what each may hand out in all now.
+        A pool that shrank drops the reservations that no longer fit in it."""
+        views = list(views)
+        shrank = any(v.limit < self.pools.limit(v.name) for v in views)
+        loosened = self.pools.set(views)
+        if shrank:
+            self._book.revalidate_pools()
+        if loosened:
+            self._loosen_pools(dict.fromkeys(loosened, 1))
+
+    def pool_held(self) -> dict[str, int]:
+        """Licences of each pool the jobs the policy counts as running hold."""
+        return self.pools.held()
+
+    def pool_waiting(self) -> dict[str, int]:
+        """Pending jobs that need each pool."""
+        out: dict[str, int] = {}
+        for name, classes in self._pool_classes.items():
+            waiting = sum(len(cls.queue) for cls in classes.values())
+            if waiting:
+                out[name] = waiting
+        return out
+
+    def _loosen_pools(self, names: Mapping[str, int]) -> None:
+        """Licences of these pools may be free now: look again at the classes that need
+        them, on every node they may run on."""
+        for name in names:
+            for cls in self._pool_classes.get(name, {}).values():
+                if cls.queue:
+                    cls.checked = False
+                    self._dirty[cls.uid] = cls
 
     # ------------------------------------------------------------------ jobs
     def submit(self, job: PendingJob) -> None:
@@ -165,6 +210,8 @@ class Scheduler:
         if cls is None:
             cls = JobClass(shape, job.demand, job.time_limit_s, len(self._classes) + 1)
             self._classes[shape] = cls
+            for name in cls.pool:
+                self._pool_classes.setdefault(name, {})[cls.uid] = cls
             if self._elig_ver == self._node_ver:
                 self._set_eligible(cls)
         old_head = cls.head
@@ -224,15 +271,21 @@ class Scheduler:
         end = job.started_at + (limit if limit is not None else self.config.unlimited_runtime_s)
         dem = job.demand
         run = Run(job.id, node, dem.cores, dem.memory_mb, dem.disk_mb, dict(dem.licenses),
-                  max(end, self._now), _FIRST)
+                  max(end, self._now), _FIRST, dict(dem.pool))
         self._start_run(run)
         self._book.revalidate(node)
+        if run.pool:
+            self._book.revalidate_pools()
 
     def finish(self, job_id: str) -> bool:
         """A running job ended (any way): its resources are free again."""
         run = self._running.pop(job_id, None)
         if run is None:
             return False
+        if run.pool:
+            self.pools.remove_run(job_id)
+            self._book.drop_pool_holds(run.pool, self._now)
+            self._loosen_pools(run.pool)
         node = run.node
         if node.alive:
             node.remove_run(job_id)
@@ -349,7 +402,7 @@ class Scheduler:
         cls = self._class_of[job_id]
         if self._elig_ver != self._node_ver:
             self._refresh_eligibility()
-        return why(cls, job_id, self._now)
+        return why(cls, job_id, self._now, self.pools)
 
     def reasons(self) -> Iterator[tuple[str, PendingReason]]:
         """``(job id, reason)`` for every pending job."""
@@ -361,11 +414,17 @@ class Scheduler:
     def shape_waits(self) -> dict[str, ShapeWait | None]:
         """Why the jobs of each request shape wait, for the shapes whose answer may have
         changed since the last call, by shape name (None: no job of that shape pending).
-        Costs what changed, not the number of pending jobs."""
+        Costs what changed, not the number of pending jobs; shapes waiting for pool
+        licences are always included (their words quote the pools' counts)."""
         if self._elig_ver != self._node_ver:
             self._refresh_eligibility()
         touched, self._touched = self._touched, {}
-        return {cls.name: shape_wait(cls) if cls.queue else None for cls in touched.values()}
+        for classes in self._pool_classes.values():
+            for cls in classes.values():
+                if cls.block[0] == "licenses":
+                    touched[cls.uid] = cls
+        return {cls.name: shape_wait(cls, self.pools) if cls.queue else None
+                for cls in touched.values()}
 
     def reservations(self) -> list[Reservation]:
         """Every reservation currently held, for display and audits."""
@@ -432,10 +491,15 @@ class Scheduler:
     def _try_place(
         self, cls: JobClass, job: PendingJob, now: float, holds: bool
     ) -> NodeState | None:
-        """The node ``job`` (first of ``cls``) starts on now, or None (see :func:`choose_node`)."""
-        node, cls.maybe = choose_node(cls, self._keys[job.id], self._changes.candidates(cls),
-                                      now, holds)
+        """The node ``job`` (first of ``cls``) starts on now, or None (see :func:`choose_node`;
+        its licences of the farm's pools first: :func:`pools_allow`)."""
+        key = self._keys[job.id]
         self._touched[cls.uid] = cls
+        if cls.pool and not pools_allow(cls, key, self.pools, now, holds):
+            cls.checked = False  # looked at in full once the licences are free
+            cls.fresh.clear()
+            return None
+        node, cls.maybe = choose_node(cls, key, self._changes.candidates(cls), now, holds)
         cls.checked = True
         cls.fresh.clear()
         return node
@@ -457,15 +521,18 @@ class Scheduler:
         self._book.pass_on(cls, job.id, node)
         limit = job.time_limit_s
         end = now + (limit if limit is not None else self.config.unlimited_runtime_s)
-        self._start_run(Run(job.id, node, cls.c, cls.m, cls.d, cls.lic, end, key))
+        self._start_run(Run(job.id, node, cls.c, cls.m, cls.d, cls.lic, end, key, cls.pool))
         cls.block = ("new", None)
         self._touched[cls.uid] = cls
         self._reorder(cls)
         if node.holds:
             self._book.revalidate(node, after=key)
+        if cls.pool and self.pools.holds:
+            self._book.revalidate_pools(after=key)
 
     def _start_run(self, run: Run) -> None:
         run.node.add_run(run)
+        self.pools.add_run(run)
         self._running[run.job_id] = run
         heapq.heappush(self._ends, (run.end, run.job_id))
 
@@ -474,6 +541,7 @@ class Scheduler:
         ends = self._ends
         grace = self.config.overrun_grace_s
         touched: dict[int, NodeState] = {}
+        pools_moved = False
         while ends and ends[0][0] <= now:
             end, job_id = heapq.heappop(ends)
             run = self._running.get(job_id)
@@ -482,6 +550,11 @@ class Scheduler:
             run.node.set_end(run, now + grace)
             heapq.heappush(ends, (run.end, job_id))
             touched[run.node.index] = run.node
+            if run.pool:
+                self.pools.moved()
+                pools_moved = True
         for node in touched.values():
             if node.alive:
                 self._book.revalidate(node)
+        if pools_moved:
+            self._book.revalidate_pools()

@@ -11,14 +11,17 @@ checked again and dropped if they no longer fit; their owners get a new one next
 from __future__ import annotations
 
 from bisect import insort
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from simfarm.workers.dispatch.classes import JobClass
 from simfarm.workers.dispatch.config import PolicyConfig
 from simfarm.workers.dispatch.data import Key
 from simfarm.workers.dispatch.nodes import INF, Hold, NodeState, earliest_node
+from simfarm.workers.dispatch.pools import Pools
 
 FIRST: Key = (-INF, -1)
+#: rounds of "earliest on a node, then earliest in the pools from there" before giving up
+_JOINT_TRIES = 8
 
 
 def _rank(hold: Hold) -> Key:
@@ -31,6 +34,8 @@ class ReservationBook:
     def __init__(
         self, config: PolicyConfig, nodes: Callable[[], Iterable[NodeState]],
         dirty: Callable[[JobClass], None], loosen: Callable[[NodeState], None],
+        pools: Pools | None = None,
+        loosen_pools: Callable[[Mapping[str, int]], None] | None = None,
         changed: Callable[[JobClass], None] = lambda cls: None,
     ) -> None:
         self.config = config
@@ -39,6 +44,8 @@ class ReservationBook:
         self._nodes = nodes
         self._dirty = dirty
         self._loosen = loosen
+        self.pools = pools if pools is not None else Pools()
+        self._loosen_pools = loosen_pools
         #: told about every class whose reservations were made, moved or dropped
         self._changed = changed
 
@@ -75,19 +82,45 @@ class ReservationBook:
         return True
 
     def reserve(self, cls: JobClass, key: Key, job_id: str, now: float) -> bool:
-        """Reserve the earliest slot for one job, around the reservations ahead of it."""
+        """Reserve the earliest slot for one job, around the reservations ahead of it:
+        on a node, and in the licence pools it needs. A job that waits for licences is
+        reserved cores only from when its licences are due, so it blocks no core
+        before then."""
         length = cls.limit if cls.limit is not None else INF
         c, m, d, lic = cls.c, cls.m, cls.d, cls.lic
         best, best_t = earliest_node(cls.eligible, c, m, d, lic, length, now, key)
         if best is None:
             return False
-        hold = Hold(cls, job_id, key, best, best_t, best_t + length, c, m, d, lic)
+        if cls.pool:
+            best, best_t = self._joint(cls, key, length, best, best_t)
+            if best is None:
+                return False
+        hold = Hold(cls, job_id, key, best, best_t, best_t + length, c, m, d, lic, cls.pool)
         best.holds.append(hold)
         cls.holds[job_id] = hold
         self._changed(cls)
         insort(self.all, hold, key=_rank)
+        if hold.pool:
+            self.pools.holds.append(hold)
+            self.revalidate_pools(after=key)
         self.revalidate(best, after=key)
         return True
+
+    def _joint(self, cls: JobClass, key: Key, length: float, node: NodeState | None,
+               t: float) -> tuple[NodeState | None, float]:
+        """The earliest time from ``t`` when both a node and the pools have room."""
+        before = self.pools.before(key)
+        for _ in range(_JOINT_TRIES):
+            due = self.pools.earliest(cls.pool, length, t, before)
+            if due >= INF:
+                return None, INF
+            if due <= t and node is not None:
+                return node, t
+            node, t = earliest_node(cls.eligible, cls.c, cls.m, cls.d, cls.lic, length, due,
+                                    key)
+            if node is None:
+                return None, INF
+        return None, INF
 
     def advance(self, nodes: Iterable[NodeState], now: float) -> None:
         """Move reservations earlier where ``nodes`` (which freed resources) now allow.
@@ -111,6 +144,9 @@ class ReservationBook:
                 length = h.end - h.start
                 t = node.earliest(h.c, h.m, h.d, h.lic, length, now, before, h.start)
                 if t >= h.start:
+                    continue
+                if h.pool and not self.pools.fits_window(h.pool, t, t + length,
+                                                         self.pools.before(h.key)):
                     continue
                 old = h.node
                 old.holds.remove(h)
@@ -162,6 +198,29 @@ class ReservationBook:
         if dropped:
             self.drop(dropped)
 
+    def revalidate_pools(self, after: Key = FIRST) -> None:
+        """Drop pool reservations (ordered after ``after``) that no longer fit: a job took
+        licences, or a pool shrank (licences in use outside the farm)."""
+        if not self.pools.holds:
+            return
+        kept: list[Hold] = []
+        dropped: list[Hold] = []
+        for h in sorted(self.pools.holds, key=_rank):
+            if h.key <= after or self.pools.fits_window(h.pool, h.start, h.end, kept):
+                kept.append(h)
+            else:
+                dropped.append(h)
+        if dropped:
+            self.drop(dropped)
+
+    def drop_pool_holds(self, names: Iterable[str], now: float) -> None:
+        """Licences of these pools were freed: reservations of them that are not due yet
+        are made again next round, from the new (earlier) time."""
+        wanted = set(names)
+        stale = [h for h in self.pools.holds if h.start > now and wanted & set(h.pool)]
+        if stale:
+            self.drop(stale)
+
     def drop(self, holds: list[Hold]) -> None:
         """Release reservations; their owners are re-examined next round."""
         for h in holds:
@@ -175,3 +234,7 @@ class ReservationBook:
             if h in h.node.holds:
                 h.node.holds.remove(h)
                 self._loosen(h.node)
+            if h.pool and h in self.pools.holds:
+                self.pools.holds.remove(h)
+                if self._loosen_pools is not None:
+                    self._loosen_pools(h.pool)

@@ -14,9 +14,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import tempfile
-import time
 from pathlib import Path, PurePath
 
 import httpx
@@ -26,38 +26,35 @@ from simfarm.common.blob_http import BlobTransferError, download_blob, upload_bl
 from simfarm.common.files import ProjectFiles, ResultsInfo
 from simfarm.common.models import Job
 from simfarm.common.states import JobState
-from simfarm.workers.context import WorkerContext
+from simfarm.workers.attempt import AttemptSupervisor, Runner, Stop
 from simfarm.workers.files import scratch
 from simfarm.workers.outcome import Outcome
-from simfarm.workers.runners import Runner
 
 log = logging.getLogger(__name__)
 
-CHECK_EVERY_S = 1.0
 OUTPUT_LOG = "simfarm-output.log"
 
 
-class Stop(Exception):
-    """The transfer must stop: the job was cancelled or the attempt lost its lease."""
+class TransferStopped(Exception):
+    """The transfer must stop: the attempt's supervisor said so (cancel, shutdown, lease)."""
 
-    def __init__(self, outcome: Outcome) -> None:
-        super().__init__(outcome.reason)
-        self.outcome = outcome
+    def __init__(self, stop: Stop) -> None:
+        super().__init__(stop.reason)
+        self.stop = stop
 
 
 class StagedRun:
     """One attempt of a staged job on this node."""
 
-    def __init__(self, ctx: WorkerContext, job: Job, attempt: int) -> None:
+    def __init__(self, supervisor: AttemptSupervisor, job: Job) -> None:
         assert job.spec.files is not None
+        ctx = supervisor.ctx
+        self.supervisor = supervisor
         self.ctx = ctx
         self.job = job
-        self.attempt = attempt
         self.files: ProjectFiles = job.spec.files
         self.folder = scratch.scratch_folder(ctx.settings.scratch_root(), job.id)
         self.work = self.folder / "work"
-        self._next_check = 0.0
-        self._watch_cancel = True  # off while sending results: a cancel must not stop that
         headers = {"Authorization": f"Bearer {ctx.settings.token}"} if ctx.settings.token else {}
         self.http = httpx.Client(base_url=ctx.settings.gateway_url_for_workers(),
                                  headers=headers, timeout=httpx.Timeout(60.0, connect=10.0))
@@ -67,10 +64,11 @@ class StagedRun:
         try:
             outcome = self._stage_in()
             if outcome is None:
-                outcome = runner(self.ctx, self._prepared_job(), self.attempt)
+                outcome = runner(self.supervisor, self._prepared_job())
                 outcome = self._stage_out(outcome)
-        except Stop as stop:
-            outcome = stop.outcome
+        except TransferStopped as stopped:
+            log.info("job %s: transfer stopped (%s)", self.job.id, stopped.stop.reason)
+            outcome = stopped.stop.outcome()
         finally:
             self.http.close()
         if outcome.state is JobState.COMPLETED:
@@ -81,20 +79,17 @@ class StagedRun:
         return outcome
 
     def _info(self, message: str, **data: object) -> None:
-        self.ctx.jobs.append_events(self.job.id, [("info", {"message": message, **data})])
+        """An info event on the job (skipped while Redis cannot be reached)."""
+        self.supervisor.send(functools.partial(
+            self.ctx.jobs.append_events, self.job.id,
+            [("info", {"message": message, **data})]))
 
     def _tick(self, _: int) -> None:
-        """Called for every chunk moved: keep the lease, notice a cancel."""
-        now = time.monotonic()
-        if now < self._next_check:
-            return
-        self._next_check = now + CHECK_EVERY_S
-        jobs = self.ctx.jobs
-        if self._watch_cancel and jobs.cancel_requested(self.job.id):
-            raise Stop(Outcome(JobState.CANCELLED, reason="cancelled by user"))
-        until = time.time() + self.ctx.settings.heartbeat_ttl_s
-        if not jobs.renew_lease(self.job.id, self.attempt, until):
-            raise Stop(Outcome(None, reason="lease lost: the job was taken from this worker"))
+        """Called for every chunk moved: the supervisor keeps the lease, notices a cancel
+        (while the project comes in) or a shutdown, and stops a cut-off attempt in time."""
+        stop = self.supervisor.check()
+        if stop is not None:
+            raise TransferStopped(stop)
 
     # ------------------------------------------------------------------ in
     def _stage_in(self) -> Outcome | None:
@@ -164,8 +159,13 @@ class StagedRun:
                     entries.append((match, match.relative_to(self.work).as_posix()))
                     seen.add(match)
         output = self.folder / OUTPUT_LOG
-        events = self.ctx.jobs.events(self.job.id, limit=10_000)
-        lines = [str(e.data.get("line", "")) for e in events if e.type == "log"]
+        events = self.supervisor.call(
+            functools.partial(self.ctx.jobs.events, self.job.id, limit=10_000))
+        if events is None:
+            lines = ["(simfarm: the job's output lines were not available: Redis could not "
+                     f"be reached from {self.ctx.node_name})"]
+        else:
+            lines = [str(e.data.get("line", "")) for e in events if e.type == "log"]
         output.write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
         entries.append((output, OUTPUT_LOG))
         return entries
@@ -174,7 +174,7 @@ class StagedRun:
         """Send the results back; a completed job whose results cannot be sent fails."""
         if outcome.interrupted:
             return outcome
-        self._watch_cancel = False
+        self.supervisor.watch_cancel = False  # a cancel now must not stop the results
         partial = outcome.state is not JobState.COMPLETED
         try:
             with tempfile.NamedTemporaryFile(dir=self.folder, suffix=".tar",
@@ -188,7 +188,7 @@ class StagedRun:
             if response.status_code != 200:
                 raise BlobTransferError(f"attaching results: HTTP {response.status_code}")
             Path(out.name).unlink()
-        except Stop:
+        except TransferStopped:
             raise
         except (BlobTransferError, httpx.HTTPError, OSError) as exc:
             log.warning("job %s: results not uploaded: %s", self.job.id, exc)

@@ -351,17 +351,14 @@ var simfarmCharts = (function () {
       if (kind === "convergence") { convergence(el); }
       else if (kind === "overview") { overview(el); }
       else if (kind === "sparams") { sparams(el); }
-      else if (registry[kind]) { registry[kind](el); }
     });
   }
 
-  var registry = {};
   if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", init); }
   else { window.setTimeout(init, 0); }
 
   return {
     get: function (name) { return charts[name] ? charts[name].plot : null; },
-    register: function (kind, fn) { registry[kind] = fn; },
     api: api, draw: draw, fillTable: fillTable, throttle: throttle, colors: COLORS,
   };
 })();
