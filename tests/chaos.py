@@ -9,6 +9,7 @@ exactly as with a network outage, and redis-server sees ENOSPC/EFBIG from the ke
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import select
@@ -18,6 +19,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -178,3 +180,40 @@ class SmallDisk:
         if self.mounted and umount is not None:
             subprocess.run([umount, "-l", str(self.path)], capture_output=True, check=False)
             self.mounted = False
+
+
+@dataclass
+class Run:
+    pid: str
+    start: float
+    last: float
+    ended: bool
+
+
+def runs_of(record_dir: Path, job_id: str) -> list[Run]:
+    """The runs of a job, in start order, from its record file."""
+    path = record_dir / job_id
+    if not path.exists():
+        return []
+    runs: dict[str, Run] = {}
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if len(parts) != 3:
+            continue  # a line cut short by a kill
+        pid, what, ts = parts[0], parts[1], float(parts[2])
+        run = runs.setdefault(pid, Run(pid, ts, ts, False))
+        run.last = max(run.last, ts)
+        run.ended = run.ended or what == "end"
+    return sorted(runs.values(), key=lambda r: r.start)
+
+
+def assert_never_twice_at_once(record_dir: Path, job_ids: list[str]) -> dict[str, list[Run]]:
+    """Runs of one job never overlap and at most one run finished; returns the runs."""
+    out = {}
+    for job_id in job_ids:
+        runs = runs_of(record_dir, job_id)
+        for before, after in itertools.pairwise(runs):
+            assert before.last < after.start, f"job {job_id} ran twice at once: {runs}"
+        assert sum(r.ended for r in runs) <= 1, f"job {job_id} ran to the end twice: {runs}"
+        out[job_id] = runs
+    return out

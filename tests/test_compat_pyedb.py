@@ -241,6 +241,7 @@ def lsf_worker(settings: Settings, node_store: NodeStore, gateway: str,
     wait_until(registered, 60, "the LSF worker")
     yield node
     stop_process(proc)
+    node_store.forget("pyedb-lsf")  # a registered lsf node, even a stopped one, admits lsf jobs
 
 
 def test_submit_job_on_scheduler_runs_the_project_on_the_farms_cluster(

@@ -6,7 +6,6 @@ import pytest
 
 from simfarm.common.capacity import Capacity, Demand, never_fits_reason
 from simfarm.common.waiting import ShapeWait, explain, shape_key
-from simfarm.workers.dispatch.pools import PoolView
 from simfarm.workers.dispatch import (
     BackfillMode,
     NodeView,
@@ -15,6 +14,7 @@ from simfarm.workers.dispatch import (
     RunningJob,
     Scheduler,
 )
+from simfarm.workers.dispatch.pools import PoolView
 
 STRICT = PolicyConfig(aging_s_per_priority=None)
 

@@ -10,7 +10,6 @@ in a truthful state, and clients carry on from their last event.
 
 from __future__ import annotations
 
-import itertools
 import os
 import signal
 import subprocess
@@ -30,9 +29,9 @@ from simfarm.client import Client
 from simfarm.common.models import JobEvent, NodeInfo
 from simfarm.common.settings import Settings
 from simfarm.common.store import JobStore, NodeStore
-from tests.chaos import RECORDER, SmallDisk, TcpProxy
+from tests.chaos import RECORDER, SmallDisk, TcpProxy, assert_never_twice_at_once, runs_of
 from tests.conftest import RedisServer
-from tests.helpers import free_port, start_gateway, start_worker, stop_process, wait_for
+from tests.helpers import FAKES, free_port, start_gateway, start_worker, stop_process, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 PY = sys.executable
@@ -47,43 +46,6 @@ GATED = (
     "    log.write(f'{pid} tick {time.time()}\\n')\n"
     "log.write(f'{pid} end {time.time()}\\n')\n"
 )
-
-
-@dataclass
-class Run:
-    pid: str
-    start: float
-    last: float
-    ended: bool
-
-
-def runs_of(record_dir: Path, job_id: str) -> list[Run]:
-    """The runs of a job, in start order, from its record file."""
-    path = record_dir / job_id
-    if not path.exists():
-        return []
-    runs: dict[str, Run] = {}
-    for line in path.read_text().splitlines():
-        parts = line.split()
-        if len(parts) != 3:
-            continue  # a line cut short by a kill
-        pid, what, ts = parts[0], parts[1], float(parts[2])
-        run = runs.setdefault(pid, Run(pid, ts, ts, False))
-        run.last = max(run.last, ts)
-        run.ended = run.ended or what == "end"
-    return sorted(runs.values(), key=lambda r: r.start)
-
-
-def assert_never_twice_at_once(record_dir: Path, job_ids: list[str]) -> dict[str, list[Run]]:
-    """Runs of one job never overlap and at most one run finished; returns the runs."""
-    out = {}
-    for job_id in job_ids:
-        runs = runs_of(record_dir, job_id)
-        for before, after in itertools.pairwise(runs):
-            assert before.last < after.start, f"job {job_id} ran twice at once: {runs}"
-        assert sum(r.ended for r in runs) <= 1, f"job {job_id} ran to the end twice: {runs}"
-        out[job_id] = runs
-    return out
 
 
 @dataclass
@@ -151,7 +113,8 @@ def ff(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultFarm]:
                 "node_name": name, "redis_url": proxy.url, "node_cores": 4,
                 "worker_concurrency": 2, "node_labels": {"pool": "fault"},
                 "worker_gateway_url": f"http://127.0.0.1:{link.port}"})
-            farm.workers[name] = start_worker(node, root / f"{name}.log")
+            farm.workers[name] = start_worker(node, root / f"{name}.log",
+                                              ANSYSEM_ROOT252=str(FAKES))  # FAKE ansysedt
         for name in farm.workers:
             wait_for(lambda n=name: nodes.is_alive(n), bool, 60, f"worker {name}")
         yield farm
@@ -283,6 +246,28 @@ def test_redis_outage_while_staged_projects_move_is_ridden_out_like_one_during_a
     finally:
         ff.link.rate_bytes_s = None
         client.close()
+
+
+def test_redis_outage_during_an_hfss_solve_is_ridden_out(ff: FaultFarm, tmp_path: Path) -> None:
+    """The solve goes on through a short outage; its progress, which cannot be written
+    meanwhile, is caught up, and the job completes as its first attempt."""
+    project = tmp_path / "board.aedt"
+    project.write_text("$begin 'Setup1'\nMaximumPasses=8\n$end 'Setup1'\n")
+    response = ff.http.post("/api/v1/jobs", json={
+        "kind": "hfss", "resources": {"labels": {"pool": "fault"}},
+        "hfss": {"project_path": str(project), "design_name": "main", "setup_name": "Setup1"},
+        "env": {"FAKE_ANSYSEDT_PASSES": "6", "FAKE_ANSYSEDT_SECONDS": "4"}})
+    assert response.status_code == 201, response.text
+    job_id = response.json()["id"]
+    wait_for(lambda: ff.store.get(job_id), lambda j: j.progress is not None
+             and (j.progress.get("adaptive_pass") or 0) >= 1, 30, "the solve's first pass")
+    with ff.proxy.outage(1.5):  # shorter than the lease (3 s); passes go by meanwhile
+        pass
+    ff.wait_final([job_id], 60)
+    job = ff.store.get(job_id)
+    assert (job.state.value, job.attempt, job.exit_code) == ("completed", 1, 0), job.reason
+    assert job.progress is not None and job.progress["phase"] == "done"
+    assert job.progress["adaptive_pass"] == 6
 
 
 # ---------------------------------------------------------------- gateway restart

@@ -38,5 +38,7 @@ def test_state_machine() -> None:
     assert JobState.PENDING.can_go_to(JobState.SCHEDULED)
     assert not JobState.COMPLETED.can_go_to(JobState.RUNNING)
     assert not JobState.RUNNING.can_go_to(JobState.SCHEDULED)
+    assert not JobState.PENDING.can_go_to(JobState.COMPLETED)
+    assert JobState.SCHEDULED.can_go_to(JobState.COMPLETED)  # a cluster job over between polls
     assert JobState.CANCELLED.final and not JobState.RUNNING.final
     assert JobState.PENDING.order < JobState.RUNNING.order < JobState.FAILED.order

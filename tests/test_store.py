@@ -176,5 +176,31 @@ def test_owner_cancel_request_and_times_are_typed_reads(jobs: JobStore) -> None:
     assert jobs.cancel_requested(mine.id) and jobs.cancel_requested(nobodys.id)
     assert not jobs.cancel_requested("gone") and jobs.state_of("gone") is None
     times = jobs.times(mine.id)
-    assert times.created_at == mine.created_at.timestamp()
+    assert times.created_at == pytest.approx(mine.created_at.timestamp(), abs=1e-5)
     assert times.started_at is not None and times.finished_at is None
+
+
+def test_sources_only_narrow_the_state_machine(jobs: JobStore) -> None:
+    job, _ = jobs.create(spec())
+    before = jobs.events(job.id)
+    # pending -> completed is not in TRANSITIONS: naming pending as a source changes nothing
+    with pytest.raises(IllegalTransition):
+        jobs.transition(job.id, JobState.COMPLETED, sources=[JobState.PENDING])
+    with pytest.raises(IllegalTransition):
+        jobs.transition(job.id, JobState.RUNNING, sources=[JobState.PENDING, JobState.SCHEDULED])
+    assert jobs.get(job.id).state is JobState.PENDING and jobs.events(job.id) == before
+    jobs.transition(job.id, JobState.SCHEDULED, new_attempt=True, fields={"node": "n"})
+    # allowed from scheduled, but narrowed to pending by the caller
+    with pytest.raises(IllegalTransition):
+        jobs.transition(job.id, JobState.CANCELLED, sources=[JobState.PENDING])
+    assert jobs.get(job.id).state is JobState.SCHEDULED
+
+
+def test_a_cluster_job_seen_only_once_over_completes_from_scheduled(jobs: JobStore) -> None:
+    job, _ = jobs.create(spec())
+    jobs.transition(job.id, JobState.SCHEDULED, new_attempt=True, fields={"node": "login"})
+    jobs.transition(job.id, JobState.COMPLETED, expect_attempt=1,
+                    sources=[JobState.SCHEDULED, JobState.RUNNING], fields={"exit_code": 0})
+    done = jobs.get(job.id)
+    assert done.state is JobState.COMPLETED and done.finished_at is not None
+    assert [e.data["to"] for e in jobs.events(job.id)] == ["pending", "scheduled", "completed"]

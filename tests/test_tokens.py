@@ -53,12 +53,16 @@ def test_bad_token_entries_are_refused(entry: dict[str, object]) -> None:
 
 def test_hash_token_cli_prints_a_usable_entry() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "simfarm.client.cli", "hash-token", "--user", "carol", "--stdin"],
+        [sys.executable, "-m", "simfarm.client.cli", "hash-token", "--user", "carol", "--stdin",
+         "--group", "em-team", "--account", "em"],
         input="carols-token\n", capture_output=True, text=True, timeout=60, check=True,
         cwd=ROOT,
     )
     env_line = next(x for x in result.stdout.splitlines() if x.startswith("SIMFARM_AUTH_TOKENS="))
     entries = json.loads(env_line.split("=", 1)[1].strip("'"))
     table = TokenTable([TokenEntry.model_validate(e) for e in entries])
-    assert table.lookup("carols-token").user == "carol"  # type: ignore[union-attr]
+    entry = table.lookup("carols-token")
+    assert entry is not None and entry.user == "carol"
+    assert (entry.groups, entry.account) == (["em-team"], "em")
+    assert 'groups = ["em-team"]' in result.stdout and 'account = "em"' in result.stdout
     assert "carols-token" not in result.stdout

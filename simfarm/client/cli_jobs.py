@@ -63,7 +63,7 @@ def _apply(body: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
         body["resources"] = resources
     if overrides["env"]:
         body["env"] = {**body.get("env", {}), **overrides["env"]}
-    for key in ("name", "priority", "timeout_s", "retries"):
+    for key in ("name", "priority", "timeout_s", "retries", "account"):
         if overrides[key] is not None:
             body[key] = overrides[key]
     if overrides["depends_on"]:
@@ -101,6 +101,8 @@ def _apply(body: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
               help="environment variable (repeat)")
 @click.option("--timeout", "timeout_s", type=float, default=None, help="wall time in seconds")
 @click.option("--retries", type=int, default=None, help="re-runs after a lost worker")
+@click.option("--account", default=None,
+              help="the account the job charges (default: yours; simfarm accounts)")
 @click.option("--cwd", default=None, help="working directory on the node")
 @click.option("--after", "after_ok", multiple=True, metavar="ID",
               help="start once this job (or sweep) completed (repeat)")
@@ -117,7 +119,8 @@ def submit(ctx: click.Context, argv: tuple[str, ...], spec_file: str | None,
            scheduler: str | None, machines: tuple[str, ...], jobid: str, name: str | None,
            priority: int | None, cores: int | None, memory_mb: int | None,
            labels: tuple[str, ...], env: tuple[str, ...], timeout_s: float | None,
-           retries: int | None, cwd: str | None, after_ok: tuple[str, ...],
+           retries: int | None, account: str | None, cwd: str | None,
+           after_ok: tuple[str, ...],
            after_any: tuple[str, ...], after_failed: tuple[str, ...], wait_: bool,
            as_json: bool) -> None:
     """Submit a job and print its id.
@@ -133,7 +136,7 @@ def submit(ctx: click.Context, argv: tuple[str, ...], spec_file: str | None,
     body = _apply(_base_spec(argv, spec_file, hfss), {
         "name": name, "priority": priority, "cores": cores, "memory_mb": memory_mb,
         "labels": parse_pairs(labels, "--label"), "env": parse_pairs(env, "--env"),
-        "timeout_s": timeout_s, "retries": retries, "cwd": cwd,
+        "timeout_s": timeout_s, "retries": retries, "account": account, "cwd": cwd,
         "depends_on": {k: list(v) for k, v in (("after_ok", after_ok), ("after_any", after_any),
                                               ("after_failed", after_failed)) if v},
     })

@@ -34,6 +34,17 @@ class StaleAttempt(SimfarmError):
         self.attempt = attempt
 
 
+class NotReplicated(SimfarmError):
+    """Redis took a write but too few replicas confirmed it in time: a failover now could
+    lose it, so it is not acknowledged."""
+
+    def __init__(self, wanted: int, confirmed: int, timeout_ms: int) -> None:
+        super().__init__(f"{confirmed} of {wanted} Redis replica(s) confirmed the write "
+                         f"within {timeout_ms} ms")
+        self.wanted = wanted
+        self.confirmed = confirmed
+
+
 class DuplicateJob(SimfarmError):
     """A job with this id already exists."""
 

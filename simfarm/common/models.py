@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from simfarm.common.accounts import check_account_name
 from simfarm.common.deps import Dependencies
 from simfarm.common.files import ProjectFiles, ResultsInfo
 from simfarm.common.hfss import HFSSSimulationConfig, SchedulerOptions
@@ -96,6 +97,11 @@ class JobSpec(StrictModel):
     )
     retries: int = Field(default=0, ge=0, le=10, description="re-runs allowed after a lost worker")
     owner: str | None = Field(default=None, max_length=200)
+    account: str | None = Field(
+        default=None,
+        description="the account (project, cost centre) the job charges; default: the "
+        "owner's default account (GET /api/v1/accounts)",
+    )
     hfss: HFSSSimulationConfig | None = Field(
         default=None, description="the HFSS batch solve of a kind='hfss' job (PyEDB's config)"
     )
@@ -119,6 +125,11 @@ class JobSpec(StrictModel):
         default=None, description="webhooks and e-mail addresses to notify when it ends "
         "(docs/notifications.md); in a sweep's template: when the sweep ends",
     )
+
+    @field_validator("account")
+    @classmethod
+    def _check_account(cls, value: str | None) -> str | None:
+        return check_account_name(value) if value is not None else None
 
     @field_validator("argv")
     @classmethod

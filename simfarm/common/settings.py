@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -15,18 +15,17 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from simfarm.common.accounts import Account, AccountBook, check_account_name, check_unique_accounts
 from simfarm.common.hfss_licensing import HfssLicensing
 from simfarm.common.license_pools import LicensePool, check_unique
 from simfarm.common.tokens import TokenEntry
 
 
 def redact_url(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (for log lines)."""
-    scheme, sep, rest = url.partition("://")
-    userinfo, at, host = rest.rpartition("@")
-    if not sep or not at or ":" not in userinfo:
-        return url
-    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
+    """``url`` with its passwords replaced by ``***`` (for log lines)."""
+    from simfarm.common.redis_url import redact
+
+    return redact(url)
 
 
 def _default_state_dir() -> Path:
@@ -41,7 +40,20 @@ class Settings(BaseSettings):
 
     redis_url: str | None = Field(
         default=None,
-        description="Redis URL; unset means `simfarm up` starts a private redis-server",
+        description="Redis URL (`redis://`, `rediss://`, `unix://`, or "
+        "`redis+sentinel://host1:26379,host2:26379,host3:26379/primary-name/0` for a primary "
+        "watched by Redis Sentinel); unset means `simfarm up` starts a private redis-server",
+    )
+    redis_wait_replicas: int | None = Field(
+        default=None, ge=0,
+        description="gateway: a submit is acknowledged only once this many Redis replicas "
+        "have the job (Redis WAIT), so a failover cannot lose it; default 1 with a "
+        "`redis+sentinel://` URL, else 0 (no wait)",
+    )
+    redis_wait_timeout_ms: int = Field(
+        default=1000, ge=1,
+        description="gateway: how long a submit waits for those replicas; past it the "
+        "submit answers 503 (retry it with the same Idempotency-Key)",
     )
     key_prefix: str = Field(default="simfarm:", description="prefix of every Redis key")
     state_dir: Path = Field(
@@ -62,6 +74,16 @@ class Settings(BaseSettings):
         default_factory=list,
         description="accepted bearer tokens, hashed (`simfarm hash-token`); when set, every "
         "API call needs one; required when the gateway binds a non-loopback address",
+    )
+    accounts: list[Account] = Field(
+        default_factory=list,
+        description="accounts jobs charge ([[accounts]] tables: name, shares, users, groups, "
+        "user_shares); docs/operations.md",
+    )
+    default_account: str = Field(
+        default="default",
+        description="the account of users who belong to no account (empty: such users "
+        "cannot submit)",
     )
     allowed_roots: list[str] = Field(
         default_factory=list,
@@ -283,6 +305,25 @@ class Settings(BaseSettings):
     def _unique_pools(cls, value: list[LicensePool]) -> list[LicensePool]:
         return check_unique(value)
 
+    @field_validator("accounts")
+    @classmethod
+    def _unique_accounts(cls, value: list[Account]) -> list[Account]:
+        return check_unique_accounts(value)
+
+    @field_validator("default_account")
+    @classmethod
+    def _check_default_account(cls, value: str) -> str:
+        return check_account_name(value) if value else value
+
+    @model_validator(mode="after")
+    def _check_token_accounts(self) -> Settings:
+        self.account_book().check_token_defaults()
+        return self
+
+    def account_book(self) -> AccountBook:
+        """The farm's accounts and their members (:mod:`simfarm.common.accounts`)."""
+        return AccountBook(self.accounts, self.default_account, self.auth_tokens)
+
     def blob_root(self) -> Path:
         """The gateway's blob store folder."""
         return self.blob_dir or self.state_dir / "blobs"
@@ -316,6 +357,12 @@ class Settings(BaseSettings):
             TomlConfigSettingsSource(settings_cls, toml_file=toml_file),
             file_secret_settings,
         )
+
+    def wait_replicas(self) -> int:
+        """How many replicas a submit waits for (``redis_wait_replicas`` or its default)."""
+        if self.redis_wait_replicas is not None:
+            return self.redis_wait_replicas
+        return 1 if (self.redis_url or "").lower().startswith("redis+sentinel://") else 0
 
     def require_redis_url(self) -> str:
         """The Redis URL, or a clear error for components that cannot embed Redis."""

@@ -9,8 +9,10 @@ class JobState(StrEnum):
     """Lifecycle state of a job.
 
     ``pending → scheduled → running → completed | failed | cancelled``; ``pending`` and
-    ``scheduled`` may also go to ``cancelled``; ``scheduled``/``running`` go back to
-    ``pending`` only when their worker is lost and the retry budget allows it.
+    ``scheduled`` may also go to ``cancelled`` or ``failed``; a job forwarded to a cluster
+    goes ``scheduled → completed`` when it ran between two looks at the cluster queue;
+    ``scheduled``/``running`` go back to ``pending`` only when their worker is lost (or
+    stops) and the retry budget allows it.
     """
 
     PENDING = "pending"
@@ -50,11 +52,17 @@ _ORDER = {
     JobState.CANCELLED: 3,
 }
 
+#: Every state change simfarm makes, and the only ones: ``JobStore.transition`` checks
+#: against this (a caller may narrow it, never widen it). A code path that needs another
+#: edge adds it here, with its reason, and to docs/concepts.md.
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.PENDING: frozenset({JobState.SCHEDULED, JobState.CANCELLED, JobState.FAILED}),
-    JobState.SCHEDULED: frozenset(
-        {JobState.RUNNING, JobState.CANCELLED, JobState.PENDING, JobState.FAILED}
-    ),
+    JobState.SCHEDULED: frozenset({
+        JobState.RUNNING, JobState.CANCELLED, JobState.PENDING, JobState.FAILED,
+        # a cluster job seen only once it was over (it ran between two polls) ends from
+        # scheduled: the cluster runner keeps the job scheduled while it is queued there
+        JobState.COMPLETED,
+    }),
     JobState.RUNNING: frozenset(
         {JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.PENDING}
     ),

@@ -28,19 +28,35 @@ _USER = re.compile(r"^[A-Za-z0-9_.@\-]{1,128}$")
 
 
 class TokenEntry(BaseModel):
-    """One accepted token: who it belongs to, its hash and whether it is an admin."""
+    """One accepted token: who it belongs to, its hash, whether it is an admin, the
+    user's groups and default account (:mod:`simfarm.common.accounts`)."""
 
     model_config = ConfigDict(extra="forbid")
 
     user: str = Field(description="user name jobs submitted with this token belong to")
     hash: str = Field(description="sha256:<hex> or pbkdf2_sha256$<iter>$<salt>$<hex>")
     admin: bool = Field(default=False, description="sees and cancels every user's jobs")
+    groups: list[str] = Field(
+        default_factory=list,
+        description="groups of the user; accounts list groups whose users may charge them",
+    )
+    account: str | None = Field(
+        default=None, description="the account the user's jobs charge when they name none"
+    )
 
     @field_validator("user")
     @classmethod
     def _check_user(cls, value: str) -> str:
         if not _USER.match(value):
             raise ValueError(f"user name must match {_USER.pattern}")
+        return value
+
+    @field_validator("groups")
+    @classmethod
+    def _check_groups(cls, value: list[str]) -> list[str]:
+        for group in value:
+            if not _USER.match(group):
+                raise ValueError(f"group name must match {_USER.pattern}")
         return value
 
     @field_validator("hash")

@@ -23,6 +23,7 @@ from simfarm.common.models import Job, JobSpec
 from simfarm.common.paths import PathRejected
 from simfarm.common.store import new_job_id
 from simfarm.common.store.holds import HOLD_DEPENDENCIES
+from simfarm.gateway.auth import Principal, current_user
 from simfarm.gateway.dependencies import check_acyclic, resolve_dependencies
 from simfarm.gateway.errors import ApiError, field_error
 from simfarm.gateway.fit import refusal
@@ -44,11 +45,31 @@ class Admission:
 
 @dataclass
 class Round:
-    """One request's admission: the gateway's services and what checks looked up once
-    for all the jobs of the request."""
+    """One request's admission: the gateway's services, the caller, and what checks
+    looked up once for all the jobs of the request."""
 
     svc: Services
     archives: set[str] = field(default_factory=set)
+    caller: Principal = field(default_factory=current_user)
+
+
+def account_chosen(rnd: Round, job: Admission) -> None:
+    """The account the job charges: the one it names, else its owner's default; the
+    owner must belong to it unless the caller is an admin (:mod:`simfarm.common.accounts`)."""
+    book = rnd.svc.accounts
+    account = job.spec.account or book.default_for(job.owner)
+    if account is None:
+        raise ApiError(403, "forbidden", f"{job.owner or 'you'} may charge no account",
+                       [{"field": "account", "reason": "you belong to no account and the "
+                         "farm has no default account: ask an admin to add you to one"}])
+    refused = book.refusal(job.owner, account, rnd.caller.admin)
+    if refused is not None:
+        error = "forbidden" if refused.status == 403 else "validation_error"
+        raise ApiError(refused.status, error, refused.reason,
+                       [{"field": "account", "reason": refused.reason}])
+    if job.spec.account != account:
+        job.spec = job.spec.model_copy(update={"account": account})
+    job.extra["account"] = account
 
 
 Check = Callable[[Round, Admission], None]
@@ -122,6 +143,7 @@ def dependencies_known(rnd: Round, job: Admission) -> None:
 
 
 CHECKS: tuple[Check, ...] = (
+    account_chosen,
     hfss_resources,
     paths_allowed,
     licenses_within_pools,
@@ -181,6 +203,7 @@ def store(svc: Services, job: Admission) -> tuple[Job, bool]:
     if created and watched:
         svc.holds.watch(stored.id, watched)
         stored = svc.jobs.get(stored.id)
+    svc.replication.wait()  # a replay too: its first answer may not have been replicated
     return stored, created
 
 
@@ -208,6 +231,7 @@ def store_all(svc: Services, jobs: Sequence[Admission]) -> list[str]:
             if watched:
                 svc.holds.watch(job_id, watched)
     svc.jobs.nudge_dispatcher()
+    svc.replication.wait()
     return ids
 
 

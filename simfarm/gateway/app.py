@@ -9,6 +9,7 @@ from flask import Flask
 
 from simfarm.common.settings import Settings
 from simfarm.gateway import (
+    accounts_api,
     batch_api,
     dashboard,
     files_api,
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None, connection: redis.Redis | None 
     app.register_blueprint(sweeps_api.bp)
     app.register_blueprint(history_api.bp)  # finished jobs, resubmit
     app.register_blueprint(workflows_api.bp)  # jobs that depend on each other by name
+    app.register_blueprint(accounts_api.bp)  # accounts, shares, usage
     install_audit(app)
     install_expiry(app)  # the retention sweep
     install_visuals(app)  # progress series, farm series, result summaries, webhooks

@@ -9,7 +9,7 @@ from flask import Flask, Response, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from simfarm.common.errors import DuplicateJob, IllegalTransition, JobNotFound
+from simfarm.common.errors import DuplicateJob, IllegalTransition, JobNotFound, NotReplicated
 from simfarm.common.paths import PathRejected
 
 log = logging.getLogger(__name__)
@@ -115,6 +115,17 @@ def install_error_handlers(app: Flask) -> None:
         fields = validation_fields(exc)
         detail = "; ".join(f"{f['field']}: {f['reason']}" for f in fields)
         return _body(422, "validation_error", detail, fields)
+
+    @app.errorhandler(NotReplicated)
+    def _not_replicated(exc: NotReplicated) -> Response:
+        # Stored on the primary, but a failover now could lose it: not acknowledged. A
+        # retry with the same Idempotency-Key returns this job instead of a second one.
+        log.warning("%s %s not acknowledged: %s", request.method, request.path, exc)
+        response = _body(503, "not_replicated", f"the job store's replicas did not confirm "
+                         f"the write in time ({exc}); retry with the same Idempotency-Key: "
+                         "the job is then created at most once", [])
+        response.headers["Retry-After"] = "2"
+        return response
 
     @app.errorhandler(JobNotFound)
     def _not_found(exc: JobNotFound) -> Response:

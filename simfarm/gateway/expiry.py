@@ -51,8 +51,9 @@ class Expirer:
                 log.exception("retention sweep failed")
 
     def _take_turn(self, interval: float) -> bool:
-        lock = self.svc.jobs.keys.expiry_lock
-        return bool(self.svc.redis.set(lock, "1", nx=True, px=max(1, int(interval * 900))))
+        # Held for most of an interval: one gateway sweeps per interval, and the next
+        # turn is free again before the next wake-up.
+        return self.history.take_retention_turn(interval * 0.9)
 
     def sweep_once(self, now: float | None = None) -> int:
         """Expire what is past retention; returns how many jobs were forgotten."""

@@ -12,6 +12,7 @@ import redis
 from flask import Flask
 
 from simfarm.common.errors import SimfarmError
+from simfarm.common.redis_url import connect as redis_connect
 from simfarm.common.settings import Settings, redact_url
 from simfarm.gateway import ws
 from simfarm.gateway.app import create_app
@@ -24,7 +25,7 @@ def startup_summary(settings: Settings) -> str:
     whether it answers), how it authenticates."""
     host, port = settings.gateway_host, settings.gateway_port
     redis_url = redact_url(settings.require_redis_url())
-    probe = redis.Redis.from_url(settings.require_redis_url(), socket_timeout=2,
+    probe = redis_connect(settings.require_redis_url(), socket_timeout=2,
                                  socket_connect_timeout=2)
     try:
         probe.ping()

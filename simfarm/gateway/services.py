@@ -7,11 +7,14 @@ from dataclasses import dataclass
 import redis
 from flask import current_app
 
+from simfarm.common import redis_url
+from simfarm.common.accounts import AccountBook
 from simfarm.common.settings import Settings
 from simfarm.common.store import JobStore, NodeStore
 from simfarm.common.store.audit import AuditStore
 from simfarm.common.store.blobs import BlobIndex
 from simfarm.common.store.holds import HoldStore
+from simfarm.common.store.replication import ReplicationBarrier
 from simfarm.common.store.sweeps import SweepStore
 from simfarm.gateway.blobstore import FolderBlobStore
 from simfarm.gateway.fit import NodeCapacities
@@ -31,12 +34,14 @@ class Services:
     blob_index: BlobIndex
     audit: AuditStore
     capacities: NodeCapacities  # the nodes' total capacities, for the fit rule at submit
+    replication: ReplicationBarrier  # submits wait for replicas (settings.wait_replicas)
+    accounts: AccountBook  # who may charge which account
 
 
 def build_services(settings: Settings, connection: redis.Redis | None = None) -> Services:
     """Connect to Redis and build the stores."""
     if connection is None:
-        connection = redis.Redis.from_url(
+        connection = redis_url.connect(
             settings.require_redis_url(),
             health_check_interval=30,
             socket_timeout=90,
@@ -54,6 +59,9 @@ def build_services(settings: Settings, connection: redis.Redis | None = None) ->
         blob_index=BlobIndex(connection, settings.key_prefix),
         audit=AuditStore(connection, settings.key_prefix),
         capacities=NodeCapacities(nodes),
+        replication=ReplicationBarrier(connection, nodes.keys, settings.wait_replicas(),
+                                       settings.redis_wait_timeout_ms),
+        accounts=settings.account_book(),
     )
 
 

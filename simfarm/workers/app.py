@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from celery import Celery
 
+from simfarm.common.redis_url import celery_urls
 from simfarm.common.settings import Settings
-from simfarm.workers.broker import TRANSPORT
+from simfarm.workers.broker import SENTINEL_TRANSPORT, TRANSPORT
 
 RUN_JOB_TASK = "simfarm.run_job"
 _FALLBACK_URL = "redis://127.0.0.1:6379/0"
@@ -20,20 +21,24 @@ def make_celery(settings: Settings) -> Celery:
     Exactly-once is simfarm's job (leases in the job store), so redelivery after the
     visibility timeout or a warm shutdown is harmless: a stale attempt exits at once.
     """
-    url = settings.redis_url or _FALLBACK_URL
+    # A Sentinel URL becomes kombu's sentinel:// list plus its master_name option.
+    url, sentinel = celery_urls(settings.redis_url or _FALLBACK_URL)
     celery = Celery(
         "simfarm",
         broker=url,
         backend=url,
     )
     celery.conf.update(
-        broker_transport=TRANSPORT,  # Redis refusing writes is an outage, not fatal
+        # Redis refusing writes is an outage, not fatal (see simfarm.workers.broker)
+        broker_transport=SENTINEL_TRANSPORT if sentinel else TRANSPORT,
         broker_connection_max_retries=None,  # reconnect for as long as Redis is away
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
-        result_backend_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s,
+                                  **sentinel},
+        result_backend_transport_options={"visibility_timeout": settings.visibility_timeout_s,
+                                          **sentinel},
         broker_connection_retry_on_startup=True,
         worker_send_task_events=True,
         task_send_sent_event=True,

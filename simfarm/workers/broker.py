@@ -24,4 +24,12 @@ class Transport(kombu_redis.Transport):
     connection_errors = kombu_redis.Transport.connection_errors + REFUSED_WRITES
 
 
+class SentinelTransport(kombu_redis.SentinelTransport):
+    """kombu's ``sentinel://`` transport (the primary asked from the sentinels at every
+    connect), riding out refused writes the same way."""
+
+    connection_errors = kombu_redis.SentinelTransport.connection_errors + REFUSED_WRITES
+
+
 TRANSPORT = f"{__name__}:Transport"
+SENTINEL_TRANSPORT = f"{__name__}:SentinelTransport"

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import redis
 
+from simfarm.common import redis_url
 from simfarm.common.settings import Settings
 from simfarm.common.store import JobStore, NodeStore
 
@@ -91,7 +92,7 @@ def lease_slack_s(settings: Settings) -> float:
 
 def connect(settings: Settings) -> redis.Redis:
     """A worker's Redis connection (short socket timeout, see :func:`redis_timeout_s`)."""
-    return redis.Redis.from_url(
+    return redis_url.connect(
         settings.require_redis_url(),
         health_check_interval=30,
         socket_timeout=redis_timeout_s(settings),

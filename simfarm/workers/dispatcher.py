@@ -5,7 +5,7 @@ docs/scheduling.md): priority order with aging, resource and label routing, rese
 based backfill. This module carries the decisions out: a fenced transition to
 ``scheduled`` (a paused former leader cannot schedule anything), then the Celery task.
 
-One dispatcher is active at a time (see :mod:`simfarm.workers.leader`). It sends a Celery
+One dispatcher is active at a time (see :mod:`simfarm.common.store.leader`). It sends a Celery
 task only when a node has room, so Celery never holds a backlog: priorities live in
 simfarm's sorted sets, not in broker queues.
 """
@@ -22,12 +22,12 @@ from simfarm.common.models import Job, NodeInfo
 from simfarm.common.settings import Settings
 from simfarm.common.states import JobState
 from simfarm.common.store.jobs import Attempt
+from simfarm.common.store.leader import LeaderLock
 from simfarm.workers.context import WorkerContext, lease_slack_s
 from simfarm.workers.dispatch import BackfillMode, PolicyConfig
 from simfarm.workers.dispatch.feed import SchedulerFeed
 from simfarm.workers.farm_sampler import FarmSampler
 from simfarm.workers.holds import HoldReleaser
-from simfarm.workers.leader import LeaderLock
 from simfarm.workers.notifier import Notifier
 
 log = logging.getLogger(__name__)
@@ -50,9 +50,8 @@ class Dispatcher:
     def __init__(self, ctx: WorkerContext, send: SendTask) -> None:
         self.ctx = ctx
         self.send = send
-        self.lock = LeaderLock(
-            ctx.redis, ctx.jobs.keys, ttl_s=max(3.0, ctx.settings.heartbeat_ttl_s)
-        )
+        self.lock = LeaderLock(ctx.redis, ctx.settings.key_prefix,
+                               ttl_s=max(3.0, ctx.settings.heartbeat_ttl_s))
         # Eligibility hook: held jobs (dependencies, sweep throttles) are not in
         # pending_ids(); the releaser lets them in when they may start.
         self.holds = HoldReleaser.for_store(ctx.jobs)

@@ -43,7 +43,7 @@ class RedisGuard:
             result = fn()
         except redis.RedisError as exc:
             if not self.down:
-                log.warning("job %s: Redis unavailable, the job keeps running: %s",
+                log.warning("job %s: Redis unavailable, the attempt carries on: %s",
                             self.job_id, exc)
             self.down = True
             self._retry_at = time.monotonic() + self.retry_s

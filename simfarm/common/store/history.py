@@ -15,7 +15,8 @@ import redis
 
 from simfarm.common.models import Job
 from simfarm.common.states import JobState
-from simfarm.common.store.jobs import JobStore, _decode, _script
+from simfarm.common.store import scripts
+from simfarm.common.store.jobs import JobStore, _decode
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class HistoryStore:
         self.jobs = jobs
         self.connection: redis.Redis = jobs.connection
         self.keys = jobs.keys
-        self._expire = self.connection.register_script(_script("expire"))
+        self._expire = scripts.register(self.connection, "expire", self.keys)
 
     def page(
         self,
@@ -145,11 +146,18 @@ class HistoryStore:
                                              num=limit)
         return [r.decode() for r in cast(list[bytes], rows)]
 
+    def take_retention_turn(self, hold_s: float) -> bool:
+        """Whether this process runs the retention sweep now: the first caller takes the
+        turn for ``hold_s`` seconds and every other gateway's call in that time is
+        refused (one round trip)."""
+        return bool(self.connection.set(self.keys.expiry_lock, "1", nx=True,
+                                        px=max(1, int(hold_s * 1000))))
+
     def expire(self, job_id: str) -> tuple[str, str | None]:
         """Forget a finished job; returns (status, results blob SHA-256 or None).
         Status ``expired``, ``missing`` or ``active`` (not finished: kept)."""
         result = self._expire(keys=[self.keys.job(job_id), self.keys.job_events(job_id)],
-                              args=[job_id, self.keys.prefix])
+                              args=[job_id])
         status = _decode(result[0]) or ""
         results_json = _decode(result[3]) if len(result) > 3 else None
         sha = None

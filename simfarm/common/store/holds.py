@@ -17,7 +17,7 @@ from typing import cast
 import redis
 
 from simfarm.common.states import JobState
-from simfarm.common.store.jobs import _script
+from simfarm.common.store import scripts
 from simfarm.common.store.streams import StreamingStore
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ class HoldStore(StreamingStore):
     """Holds, releases and the bookkeeping that tells the releaser what to look at."""
 
     def _register_scripts(self, connection: redis.Redis) -> None:
-        self._hold = connection.register_script(_script("hold"))
+        self._hold = scripts.register(connection, "hold", self.keys)
 
     def watch(self, job_id: str, dependencies: Iterable[str]) -> None:
         """Record that ``job_id`` waits for ``dependencies`` and queue it for a first look
@@ -41,13 +41,6 @@ class HoldStore(StreamingStore):
             pipe.sadd(self.keys.dependents(dep), job_id)
             pipe.hset(self.keys.job(dep), "watched", "1")
         pipe.sadd(self.keys.hold_checks, job_id)
-        pipe.execute()
-
-    def mark_watched(self, job_ids: Iterable[str]) -> None:
-        """Have these jobs notify the releaser when they end (throttled sweep children)."""
-        pipe = self.connection.pipeline(transaction=False)
-        for job_id in job_ids:
-            pipe.hset(self.keys.job(job_id), "watched", "1")
         pipe.execute()
 
     def request_check(self, job_ids: Iterable[str]) -> None:
@@ -103,7 +96,7 @@ class HoldStore(StreamingStore):
         k = self.keys
         result = self._hold(
             keys=[k.job(job_id), k.events, k.job_events(job_id)],
-            args=[job_id, k.prefix, code, reason, repr(time.time()), self.events_global,
+            args=[job_id, code, reason, repr(time.time()), self.events_global,
                   self.events_per_job],
         )
         status = result[0].decode() if isinstance(result[0], bytes) else str(result[0])

@@ -12,40 +12,21 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from importlib import resources
 from typing import Any, NamedTuple, cast
 
 import redis
+from redis.commands.core import Script
 
 from simfarm.common.errors import DuplicateJob, IllegalTransition, JobNotFound, StaleAttempt
 from simfarm.common.models import Job, JobEvent, JobPage, JobSpec, Lease
 from simfarm.common.states import JobState, sources_of
+from simfarm.common.store import scripts
 from simfarm.common.store.streams import StreamingStore
 from simfarm.common.waiting import ShapeWait, explain, request_shape
 
 log = logging.getLogger(__name__)
 
 IDEMPOTENCY_TTL_S = 24 * 3600
-_RENEW_LEASE = """
-local state = redis.call('HGET', KEYS[1], 'state')
-local claimed = redis.call('HGET', KEYS[1], 'claimed')
-if (state == 'running' or (state == 'scheduled' and claimed == ARGV[1]))
-   and redis.call('HGET', KEYS[1], 'attempt') == ARGV[1] then
-  redis.call('HSET', KEYS[1], 'lease_until', ARGV[2])
-  return 1
-end
-return 0
-"""
-# A scheduled attempt is taken by one task only (cluster runners keep the job scheduled
-# while it waits in the cluster queue, so the running transition cannot be the claim).
-_CLAIM = """
-if redis.call('HGET', KEYS[1], 'state') ~= 'scheduled' then return 0 end
-if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return 0 end
-if (redis.call('HGET', KEYS[1], 'node') or '') ~= ARGV[2] then return 0 end
-if redis.call('HGET', KEYS[1], 'claimed') == ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'claimed', ARGV[1], 'lease_until', ARGV[3])
-return 1
-"""
 MAX_PAGE = 1000
 #: held pending jobs are ranked at ``rank + HELD_BAND`` (ranks stay below 1e13 + seq)
 HELD_BAND = 100_000_000_000_000
@@ -56,11 +37,6 @@ def _notify_flag(spec: JobSpec) -> dict[str, str]:
     """The field that has the job's end queued for its notifications (lib.lua)."""
     notify = spec.notify
     return {"notify": "1"} if notify is not None and (notify.webhooks or notify.email) else {}
-
-
-def _script(name: str) -> str:
-    lua = resources.files("simfarm.common.store").joinpath("lua")
-    return lua.joinpath("lib.lua").read_text() + lua.joinpath(f"{name}.lua").read_text()
 
 
 def new_job_id() -> str:
@@ -133,13 +109,16 @@ class JobStore(StreamingStore):
     """
 
     def _register_scripts(self, connection: redis.Redis) -> None:
-        self._create = connection.register_script(_script("create"))
-        self._transition = connection.register_script(_script("transition"))
-        self._append = connection.register_script(_script("append"))
-        self._cancel = connection.register_script(_script("cancel"))
-        self._set_priority = connection.register_script(_script("set_priority"))
-        self._renew = connection.register_script(_RENEW_LEASE)
-        self._claim = connection.register_script(_CLAIM)
+        def load(name: str) -> Script:
+            return scripts.register(connection, name, self.keys)
+
+        self._create = load("create")
+        self._transition = load("transition")
+        self._append = load("append")
+        self._cancel = load("cancel")
+        self._set_priority = load("set_priority")
+        self._renew = load("renew_lease")
+        self._claim = load("claim")
 
     # ------------------------------------------------------------------ create / read
     def create(
@@ -239,7 +218,7 @@ class JobStore(StreamingStore):
             for job_id in job_ids[start : start + 1000]:
                 self._cancel(
                     keys=[k.job(job_id), k.events, k.job_events(job_id)],
-                    args=[job_id, k.prefix, repr(time.time()), self.events_global,
+                    args=[job_id, repr(time.time()), self.events_global,
                           self.events_per_job, reason],
                     client=pipe,
                 )
@@ -533,16 +512,24 @@ class JobStore(StreamingStore):
         fields: Mapping[str, Any] | None = None,
         new_attempt: bool = False,
         event: Mapping[str, Any] | None = None,
-        fence: tuple[str, int] | None = None,
+        fence: int | None = None,
         sources: Iterable[JobState] | None = None,
     ) -> str:
         """Move a job to ``target`` atomically; returns the event id.
 
+        The job must be in a state from which :data:`~simfarm.common.states.TRANSITIONS`
+        allows ``target``; ``sources`` can only narrow that (a source it names that the
+        state machine does not allow is refused like any other). ``fence`` is the
+        dispatcher leader's token (:class:`~.leader.LeaderLock`): refused once another
+        leader holds the lock.
+
         Raises :class:`JobNotFound`, :class:`IllegalTransition` (nothing changed) or
         :class:`StaleAttempt` when ``expect_attempt``/``expect_node``/``fence`` do not hold.
         """
-        allowed = [s.value for s in (sources if sources is not None else sources_of(target))]
-        fence_key, fence_token = (fence[0], str(fence[1])) if fence else ("", "")
+        allowed = sources_of(target)
+        if sources is not None:
+            narrowed = set(sources)
+            allowed = [s for s in allowed if s in narrowed]
         now = time.time()
         # Structured fields (progress, artifacts) are stored as JSON, as update_fields does.
         values = {k: (json.dumps(v) if isinstance(v, dict | list) else v)
@@ -561,9 +548,8 @@ class JobStore(StreamingStore):
             keys=[k.job(job_id), k.events, k.job_events(job_id)],
             args=[
                 job_id,
-                k.prefix,
                 target.value,
-                json.dumps(allowed),
+                json.dumps([s.value for s in allowed]),
                 "" if expect_attempt is None else str(expect_attempt),
                 expect_node or "",
                 json.dumps(values),
@@ -572,8 +558,7 @@ class JobStore(StreamingStore):
                 self.events_per_job,
                 "1" if new_attempt else "0",
                 json.dumps(dict(event or {})),
-                fence_token,
-                fence_key,
+                "" if fence is None else str(fence),
             ],
         )
         status, info = (_decode(x) or "" for x in result[:2])
@@ -595,7 +580,6 @@ class JobStore(StreamingStore):
             keys=[k.job(job_id), k.events, k.job_events(job_id)],
             args=[
                 job_id,
-                k.prefix,
                 repr(time.time()),
                 self.events_global,
                 self.events_per_job,
@@ -617,7 +601,6 @@ class JobStore(StreamingStore):
             keys=[k.job(job_id), k.events, k.job_events(job_id)],
             args=[
                 job_id,
-                k.prefix,
                 priority,
                 repr(time.time()),
                 self.events_global,

@@ -1,5 +1,9 @@
 """Every Redis key simfarm uses, in one place.
 
+Python code of the store builds keys with :class:`Keys`; the Lua scripts get them in
+``KEYS`` or name them ``K.<member>`` after a member of ``Keys`` (see scripts.py). A key
+used anywhere is documented here (``tests/test_store_keys.py`` checks both).
+
 Key map (``P`` is the configurable prefix, ``simfarm:`` by default):
 
 =================================  ==========  ===============================================
@@ -27,6 +31,8 @@ key                                type        content
 ``P dispatch:fence``               string      fencing token counter
 ``P dispatch:waits``               hash        why pending jobs of each request shape wait:
                                                shape name -> '<written at> <note JSON>'
+``P replicated``                   string      replication barrier counter: a write whose
+                                               ``WAIT`` covers every earlier write
 ``P finished``                     zset        final jobs, score = finished_at (history, expiry)
 ``P job:<id>:dependents``          set         held jobs waiting for job <id>
 ``P holds:check``                  set         jobs whose holds (or dependents' holds) need a
@@ -109,6 +115,10 @@ class Keys:
     @property
     def dispatch_waits(self) -> str:
         return f"{self.prefix}dispatch:waits"
+
+    @property
+    def replicated(self) -> str:
+        return f"{self.prefix}replicated"
 
     @property
     def finished(self) -> str:

@@ -111,7 +111,3 @@ class NodeStore:
         pipe.incr(self.keys.nodes_version)
         pipe.execute()
 
-    def jobs_of(self, name: str) -> list[str]:
-        """Jobs scheduled on or running at a node."""
-        members = cast(set[bytes], self.connection.smembers(self.keys.node_jobs(name)))
-        return sorted(j.decode() for j in members)

@@ -99,13 +99,6 @@ class SweepStore:
         pipe.zrem(self.keys.sweeps, sweep_id)
         pipe.execute()
 
-    def remove_child(self, sweep_id: str, job_id: str) -> int:
-        """Drop an expired child from the index; returns how many children remain."""
-        pipe = self.connection.pipeline(transaction=True)
-        pipe.zrem(self.keys.sweep_jobs(sweep_id), job_id)
-        pipe.zcard(self.keys.sweep_jobs(sweep_id))
-        return int(pipe.execute()[1])
-
     @staticmethod
     def _to_sweep(data: Mapping[str, str], kids: Sequence[Job], children: bool) -> Sweep:
         counts = {s.value: 0 for s in JobState}

@@ -240,7 +240,8 @@ def build_openapi(app: Flask, *, strict: bool = True) -> dict[str, Any]:
     }
 
 
-TAG_ORDER = ("jobs", "workers", "limits", "events", "service", "meta", "dashboard", "pyedb")
+TAG_ORDER = ("jobs", "workers", "limits", "accounts", "events", "service", "meta", "dashboard",
+             "pyedb")
 
 
 def _tag_rank(tag: str) -> tuple[int, str]:

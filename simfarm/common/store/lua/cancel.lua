@@ -1,37 +1,36 @@
 -- Cancel a job: pending/scheduled jobs become cancelled at once; running jobs get a cancel
 -- request their worker acts on. KEYS: 1 job hash, 2 global events, 3 job events
--- ARGV: 1 job id, 2 prefix, 3 now, 4 global maxlen, 5 job maxlen, 6 reason
+-- ARGV: 1 job id, 2 now, 3 global maxlen, 4 job maxlen, 5 reason
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'missing', ''} end
 local id = ARGV[1]
-local prefix = ARGV[2]
 if state == 'running' then
   if redis.call('HGET', KEYS[1], 'cancel_requested') == '1' then return {'requested', state} end
-  redis.call('HSET', KEYS[1], 'cancel_requested', '1', 'updated_at', ARGV[3])
-  local payload = cjson.encode({message = 'cancel requested', reason = ARGV[6]})
-  local eid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'job', id, 'type', 'info',
+  redis.call('HSET', KEYS[1], 'cancel_requested', '1', 'updated_at', ARGV[2])
+  local payload = cjson.encode({message = 'cancel requested', reason = ARGV[5]})
+  local eid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'job', id, 'type', 'info',
     'data', payload)
   materialize(KEYS[1], KEYS[3], id)
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], eid, 'job', id, 'type', 'info',
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], eid, 'job', id, 'type', 'info',
     'data', payload)
   return {'requested', state}
 end
 if state ~= 'pending' and state ~= 'scheduled' then return {'final', state} end
 local rank = redis.call('HGET', KEYS[1], 'rank')
-redis.call('ZREM', prefix .. 'state:' .. state, id)
-redis.call('ZADD', prefix .. 'state:cancelled', rank, id)
+redis.call('ZREM', K.state(state), id)
+redis.call('ZADD', K.state('cancelled'), rank, id)
 local node = redis.call('HGET', KEYS[1], 'node')
-if node then redis.call('SREM', prefix .. 'node:' .. node .. ':jobs', id) end
-redis.call('HSET', KEYS[1], 'state', 'cancelled', 'updated_at', ARGV[3], 'finished_at', ARGV[3],
-  'reason', ARGV[6], 'cancel_requested', '1')
+if node then redis.call('SREM', K.node_jobs(node), id) end
+redis.call('HSET', KEYS[1], 'state', 'cancelled', 'updated_at', ARGV[2], 'finished_at', ARGV[2],
+  'reason', ARGV[5], 'cancel_requested', '1')
 redis.call('HDEL', KEYS[1], 'hold')
-redis.call('ZADD', prefix .. 'finished', ARGV[3], id)
-notify_ended(KEYS[1], prefix, id)
-if redis.call('HGET', KEYS[1], 'watched') == '1' then redis.call('SADD', prefix .. 'holds:check', id) end
-local payload = cjson.encode({from = state, to = 'cancelled', reason = ARGV[6]})
-local eid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'job', id, 'type', 'state',
+redis.call('ZADD', K.finished, ARGV[2], id)
+notify_ended(KEYS[1], id)
+if redis.call('HGET', KEYS[1], 'watched') == '1' then redis.call('SADD', K.hold_checks, id) end
+local payload = cjson.encode({from = state, to = 'cancelled', reason = ARGV[5]})
+local eid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'job', id, 'type', 'state',
   'data', payload)
 materialize(KEYS[1], KEYS[3], id)
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], eid, 'job', id, 'type', 'state',
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], eid, 'job', id, 'type', 'state',
   'data', payload)
 return {'cancelled', state}

@@ -2,33 +2,33 @@
 -- every reader) but ranked after every startable job (score + 1e14), so the dispatcher,
 -- which reads only scores below 1e14, never sees them.
 -- KEYS: 1 job hash, 2 global events, 3 job events
--- ARGV: 1 job id, 2 prefix, 3 hold code ('' = release), 4 reason, 5 now, 6 global maxlen,
---       7 job maxlen
+-- ARGV: 1 job id, 2 hold code ('' = release), 3 reason, 4 now, 5 global maxlen,
+--       6 job maxlen
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'missing', ''} end
 if state ~= 'pending' then return {'illegal', state} end
 local old = redis.call('HGET', KEYS[1], 'hold') or ''
 local rank = tonumber(redis.call('HGET', KEYS[1], 'rank'))
 local message
-if ARGV[3] == '' then
+if ARGV[2] == '' then
   if old == '' then return {'ok', state} end
   redis.call('HDEL', KEYS[1], 'hold', 'reason')
-  redis.call('ZADD', ARGV[2] .. 'state:pending', rank, ARGV[1])
+  redis.call('ZADD', K.state('pending'), rank, ARGV[1])
   message = 'released'
 else
   local oldreason = redis.call('HGET', KEYS[1], 'reason') or ''
-  if old == ARGV[3] and oldreason == ARGV[4] then return {'ok', state} end
-  redis.call('HSET', KEYS[1], 'hold', ARGV[3], 'reason', ARGV[4])
-  redis.call('ZADD', ARGV[2] .. 'state:pending', string.format('%.0f', rank + 100000000000000),
+  if old == ARGV[2] and oldreason == ARGV[3] then return {'ok', state} end
+  redis.call('HSET', KEYS[1], 'hold', ARGV[2], 'reason', ARGV[3])
+  redis.call('ZADD', K.state('pending'), string.format('%.0f', rank + 100000000000000),
     ARGV[1])
-  if old == ARGV[3] then return {'ok', state} end
+  if old == ARGV[2] then return {'ok', state} end
   message = 'held'
 end
-redis.call('HSET', KEYS[1], 'updated_at', ARGV[5])
-local payload = cjson.encode({message = message, hold = ARGV[3], reason = ARGV[4]})
-local eid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 'job', ARGV[1],
+redis.call('HSET', KEYS[1], 'updated_at', ARGV[4])
+local payload = cjson.encode({message = message, hold = ARGV[2], reason = ARGV[3]})
+local eid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'job', ARGV[1],
   'type', 'info', 'data', payload)
 materialize(KEYS[1], KEYS[3], ARGV[1])
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], eid, 'job', ARGV[1], 'type', 'info',
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], eid, 'job', ARGV[1], 'type', 'info',
   'data', payload)
 return {'ok', state}

@@ -1,4 +1,4 @@
--- Prepended to every job script (see jobs.py _script).
+-- Helpers prepended to the scripts that call them (see scripts.py).
 -- A new job keeps its first event ("pending") in its hash field 'ev0' ('<id> <data>')
 -- instead of a stream of its own: a Redis stream costs ~4.7 KB even with one entry,
 -- and a queued job may wait long. The first later event of the job writes ev0 into
@@ -15,9 +15,9 @@ end
 
 -- A job that just ended goes to the notifier's queue (docs/notifications.md) when it
 -- asked for notifications (its 'notify' field) or its owner has webhooks for all jobs.
-local function notify_ended(jobkey, prefix, id)
+local function notify_ended(jobkey, id)
   local wants = redis.call('HMGET', jobkey, 'notify', 'owner')
-  if wants[1] == '1' or redis.call('SISMEMBER', prefix .. 'notify:owners', wants[2] or '') == 1 then
-    redis.call('RPUSH', prefix .. 'notify:ended', id)
+  if wants[1] == '1' or redis.call('SISMEMBER', K.notify_owners, wants[2] or '') == 1 then
+    redis.call('RPUSH', K.notify_ended, id)
   end
 end

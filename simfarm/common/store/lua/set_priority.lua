@@ -1,23 +1,23 @@
 -- Change the priority of a pending job and re-rank it.
 -- KEYS: 1 job hash, 2 global events, 3 job events
--- ARGV: 1 job id, 2 prefix, 3 new priority, 4 now, 5 global maxlen, 6 job maxlen
+-- ARGV: 1 job id, 2 new priority, 3 now, 4 global maxlen, 5 job maxlen
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'missing', ''} end
 if state ~= 'pending' then return {'illegal', state} end
 local seq = tonumber(redis.call('HGET', KEYS[1], 'seq'))
 local old = redis.call('HGET', KEYS[1], 'priority')
-local priority = tonumber(ARGV[3])
+local priority = tonumber(ARGV[2])
 local rank = (10 - priority) * 1000000000000 + seq
-redis.call('HSET', KEYS[1], 'priority', priority, 'rank', rank, 'updated_at', ARGV[4])
+redis.call('HSET', KEYS[1], 'priority', priority, 'rank', rank, 'updated_at', ARGV[3])
 local score = rank
 if redis.call('HEXISTS', KEYS[1], 'hold') == 1 then
   score = string.format('%.0f', rank + 100000000000000)  -- held jobs stay behind startable ones
 end
-redis.call('ZADD', ARGV[2] .. 'state:pending', score, ARGV[1])
+redis.call('ZADD', K.state('pending'), score, ARGV[1])
 local payload = cjson.encode({message = 'priority changed', old = tonumber(old), new = priority})
-local eid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'job', ARGV[1],
+local eid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'job', ARGV[1],
   'type', 'info', 'data', payload)
 materialize(KEYS[1], KEYS[3], ARGV[1])
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], eid, 'job', ARGV[1], 'type', 'info',
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], eid, 'job', ARGV[1], 'type', 'info',
   'data', payload)
 return {'ok', state}
