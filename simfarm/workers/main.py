@@ -38,7 +38,7 @@ def worker_argv(settings: Settings, loglevel: str = "INFO") -> list[str]:
         str(settings.worker_concurrency),
         "--loglevel",
         loglevel,
-        "--task-events",
+        *(["--task-events"] if settings.task_events else []),
         "--without-gossip",
         "--without-mingle",
     ]

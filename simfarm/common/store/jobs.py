@@ -514,8 +514,10 @@ class JobStore(StreamingStore):
         event: Mapping[str, Any] | None = None,
         fence: int | None = None,
         sources: Iterable[JobState] | None = None,
+        nudge: bool = False,
     ) -> str:
-        """Move a job to ``target`` atomically; returns the event id.
+        """Move a job to ``target`` atomically; returns the event id. ``nudge`` wakes the
+        dispatcher in the same call (a job that ended freed room).
 
         The job must be in a state from which :data:`~simfarm.common.states.TRANSITIONS`
         allows ``target``; ``sources`` can only narrow that (a source it names that the
@@ -526,6 +528,26 @@ class JobStore(StreamingStore):
         Raises :class:`JobNotFound`, :class:`IllegalTransition` (nothing changed) or
         :class:`StaleAttempt` when ``expect_attempt``/``expect_node``/``fence`` do not hold.
         """
+        result = self._transition_call(job_id, target, expect_attempt, expect_node, fields,
+                                       new_attempt, event, fence, sources, nudge=nudge)
+        return _decode(result[2]) or ""
+
+    def start_attempt(self, job_id: str, attempt: int, node: str,
+                      fields: Mapping[str, Any]) -> Job:
+        """Move the job's attempt ``scheduled -> running`` on ``node`` (refused, as
+        :meth:`transition` refuses, unless both are still the job's) and return the job as
+        it is then, in one round trip."""
+        result = self._transition_call(job_id, JobState.RUNNING, attempt, node, fields, False,
+                                       None, None, [JobState.SCHEDULED], fetch=True)
+        flat = result[3]
+        return self._to_job(dict(zip(flat[::2], flat[1::2], strict=True)))
+
+    def _transition_call(
+        self, job_id: str, target: JobState, expect_attempt: int | None,
+        expect_node: str | None, fields: Mapping[str, Any] | None, new_attempt: bool,
+        event: Mapping[str, Any] | None, fence: int | None,
+        sources: Iterable[JobState] | None, *, fetch: bool = False, nudge: bool = False,
+    ) -> list[Any]:
         allowed = sources_of(target)
         if sources is not None:
             narrowed = set(sources)
@@ -559,6 +581,8 @@ class JobStore(StreamingStore):
                 "1" if new_attempt else "0",
                 json.dumps(dict(event or {})),
                 "" if fence is None else str(fence),
+                "1" if fetch else "0",
+                "1" if nudge else "0",
             ],
         )
         status, info = (_decode(x) or "" for x in result[:2])
@@ -569,7 +593,7 @@ class JobStore(StreamingStore):
         if status in ("stale", "fenced"):
             raise StaleAttempt(job_id, expect_attempt if expect_attempt is not None else -1)
         log.info("job %s: %s -> %s", job_id, info, target.value)
-        return _decode(result[2]) or ""
+        return cast(list[Any], result)
 
     def request_cancel(self, job_id: str, reason: str = "cancelled by user") -> str:
         """Cancel a job. Returns ``"cancelled"`` when the job was pending/scheduled and is

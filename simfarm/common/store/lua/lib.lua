@@ -3,21 +3,29 @@
 -- instead of a stream of its own: a Redis stream costs ~4.7 KB even with one entry,
 -- and a queued job may wait long. The first later event of the job writes ev0 into
 -- the job's stream (with its original id) before its own: readers see one history.
+local function write_ev0(streamkey, id, ev0)
+  local sep = string.find(ev0, ' ', 1, true)
+  redis.call('XADD', streamkey, string.sub(ev0, 1, sep - 1), 'job', id, 'type', 'state',
+    'data', string.sub(ev0, sep + 1))
+end
+
 local function materialize(jobkey, streamkey, id)
   local ev0 = redis.call('HGET', jobkey, 'ev0')
   if ev0 then
-    local sep = string.find(ev0, ' ', 1, true)
-    redis.call('XADD', streamkey, string.sub(ev0, 1, sep - 1), 'job', id, 'type', 'state',
-      'data', string.sub(ev0, sep + 1))
+    write_ev0(streamkey, id, ev0)
     redis.call('HDEL', jobkey, 'ev0')
   end
 end
 
 -- A job that just ended goes to the notifier's queue (docs/notifications.md) when it
 -- asked for notifications (its 'notify' field) or its owner has webhooks for all jobs.
-local function notify_ended(jobkey, id)
-  local wants = redis.call('HMGET', jobkey, 'notify', 'owner')
-  if wants[1] == '1' or redis.call('SISMEMBER', K.notify_owners, wants[2] or '') == 1 then
+local function notify_wanted(id, notify, owner)
+  if notify == '1' or redis.call('SISMEMBER', K.notify_owners, owner or '') == 1 then
     redis.call('RPUSH', K.notify_ended, id)
   end
+end
+
+local function notify_ended(jobkey, id)
+  local wants = redis.call('HMGET', jobkey, 'notify', 'owner')
+  notify_wanted(id, wants[1], wants[2])
 end
