@@ -55,6 +55,23 @@ def test_command_completes_with_output(farm: httpx.Client) -> None:
     assert states == ["pending", "scheduled", "running", "completed"]
 
 
+def test_output_lines_as_written_long_ones_cut_and_the_last_one_unterminated(
+    farm: httpx.Client,
+) -> None:
+    script = (
+        "import sys, time\n"
+        "out = sys.stdout.buffer\n"
+        "out.write(b'crlf\\r\\n' + b'x' * 100000 + b'\\nhalf'); out.flush()\n"
+        "time.sleep(0.3)\n"  # the rest of the line comes in a later read
+        "out.write(b' line\\n\\xff bad byte\\nlast'); out.flush()\n"
+    )
+    job_id = submit(farm, argv=[PY, "-c", script])
+    assert wait_state(farm, job_id, "completed", "failed")["state"] == "completed"
+    lines = output(farm, job_id)
+    assert lines[0] == "crlf" and lines[1] == "x" * 8192  # cut at 8,192 characters
+    assert lines[2:] == ["half line", "\ufffd bad byte", "last"]
+
+
 def test_failing_command_reports_exit_code(farm: httpx.Client) -> None:
     job_id = submit(farm, argv=[PY, "-c", "import sys; print('boom'); sys.exit(3)"])
     done = wait_state(farm, job_id, "completed", "failed")

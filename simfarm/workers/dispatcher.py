@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 SendTask = Callable[[NodeInfo, Job, int], None]
 SCHEDULED_LEASE_S = 60.0
+#: the hold releaser runs at most this often (not in every round: it costs a command)
+HOLDS_EVERY_S = 0.1
 
 
 def policy_config(settings: Settings) -> PolicyConfig:
@@ -84,7 +86,7 @@ class Dispatcher:
         # between two renewals schedules nothing).
         renew_every = self.lock.ttl_ms / 3000
         reap_every = min(1.0, self.ctx.settings.heartbeat_s)
-        next_renew = next_reap = 0.0
+        next_renew = next_reap = next_holds = 0.0
         while not self._stop.is_set():
             try:
                 now = time.monotonic()
@@ -98,7 +100,9 @@ class Dispatcher:
                     if self.reap_lost() and self.feed is not None:
                         self.feed.nodes_changed()  # a lost node leaves the policy's view now
                     next_reap = now + reap_every
-                self.holds.run_once()
+                if now >= next_holds:  # held jobs released within HOLDS_EVERY_S
+                    self.holds.run_once()
+                    next_holds = now + HOLDS_EVERY_S
                 self.dispatch_once()
                 self.ctx.jobs.wait_for_nudge(min(renew_every, reap_every, 0.5))
             except Exception:

@@ -9,7 +9,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import cast
+from typing import Any, cast
 
 import redis
 
@@ -21,6 +21,16 @@ from simfarm.common.waiting import ShapeWait
 
 _BRIEF = ["id", "state", "hold", "priority", "seq", "created_at", "started_at", "scheduled_at",
           "spec"]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One entry of the global event stream, as the dispatcher reads it (no model)."""
+
+    id: str
+    job_id: str
+    type: str
+    data: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +98,20 @@ class DispatchStore:
             rank = int(score)
             out.append((raw_id.decode(), 10 - rank // RANK_STEP, rank % RANK_STEP, rank))
         return out
+
+    def changes(self, since: str, count: int) -> tuple[list[Change], int]:
+        """Up to ``count`` events of every job after event id ``since``, and the node
+        version (:meth:`~.nodes.NodeStore.version`), in one round trip."""
+        pipe = self.connection.pipeline(transaction=False)
+        pipe.xread({self.keys.events: since}, count=count)
+        pipe.get(self.keys.nodes_version)
+        streams, version = pipe.execute()
+        out = []
+        for _stream, rows in cast(list[Any], streams or []):
+            for eid, fields in rows:
+                out.append(Change(eid.decode(), fields[b"job"].decode(), fields[b"type"].decode(),
+                                  json.loads(fields[b"data"])))
+        return out, int(version or 0)
 
     def briefs(self, job_ids: Sequence[str]) -> list[JobBrief]:
         """What placement needs of each job, in order; ids that no longer exist are left

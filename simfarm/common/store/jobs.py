@@ -50,6 +50,14 @@ def _hash_values(fields: Mapping[str, Any]) -> dict[str, str]:
             for k, v in fields.items() if v is not None}
 
 
+def _field_values(fields: Mapping[str, Any]) -> dict[str, str]:
+    """Informational fields as stored (never the state: that only changes by transition)."""
+    if "state" in fields:
+        raise ValueError("state changes must go through transition()")
+    return {k: (json.dumps(v) if isinstance(v, dict | list) else str(v))
+            for k, v in fields.items()}
+
+
 def _decode(value: bytes | str | None) -> str | None:
     if value is None:
         return None
@@ -642,12 +650,8 @@ class JobStore(StreamingStore):
     def update_fields(self, job_id: str, fields: Mapping[str, Any]) -> None:
         """Set informational fields (progress, artifacts, native id, lease) on a job.
         Never use this for state: states change only through :meth:`transition`."""
-        if "state" in fields:
-            raise ValueError("state changes must go through transition()")
-        values = {
-            k: (json.dumps(v) if isinstance(v, dict | list) else str(v)) for k, v in fields.items()
-        }
-        self.connection.hset(self.keys.job(job_id), mapping=values)  # type: ignore[arg-type]
+        self.connection.hset(self.keys.job(job_id),
+                             mapping=_field_values(fields))  # type: ignore[arg-type]
 
     def claim_scheduled(self, job_id: str, attempt: int, node: str, lease_until: float) -> bool:
         """Take a scheduled attempt for one task without moving it to running; False if
@@ -662,16 +666,26 @@ class JobStore(StreamingStore):
 
     # ------------------------------------------------------------------ events
     def append_events(
-        self, job_id: str, events: Sequence[tuple[str, Mapping[str, Any]]]
+        self, job_id: str, events: Sequence[tuple[str, Mapping[str, Any]]],
+        fields: Mapping[str, Any] | None = None,
     ) -> list[str]:
-        """Append ``(type, data)`` events (log lines, progress...) in one round trip."""
+        """Append ``(type, data)`` events (log lines, progress...) in one round trip;
+        ``fields`` (informational, as :meth:`update_fields`) are set just before, in the
+        same round trip."""
         if not events:
             return []
         args: list[Any] = [job_id, self.events_global, self.events_per_job]
         for kind, data in events:
             args.extend([kind, json.dumps(dict(data))])
         k = self.keys
-        ids = self._append(keys=[k.events, k.job_events(job_id), k.job(job_id)], args=args)
+        keys = [k.events, k.job_events(job_id), k.job(job_id)]
+        if not fields:
+            ids = self._append(keys=keys, args=args)
+        else:
+            pipe = self.connection.pipeline(transaction=False)
+            pipe.hset(k.job(job_id), mapping=_field_values(fields))  # type: ignore[arg-type]
+            self._append(keys=keys, args=args, client=pipe)
+            ids = pipe.execute()[1]
         return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
 
     def events(self, job_id: str, since: str | None = None, limit: int = 1000) -> list[JobEvent]:

@@ -28,10 +28,10 @@ import time
 from collections.abc import Iterable
 
 from simfarm.common.capacity import Capacity, Demand
-from simfarm.common.models import JobEvent, NodeInfo, ResourceRequest
+from simfarm.common.models import NodeInfo, ResourceRequest
 from simfarm.common.states import JobState
 from simfarm.common.store import JobStore, NodeStore
-from simfarm.common.store.dispatch import DispatchStore, JobBrief
+from simfarm.common.store.dispatch import Change, DispatchStore, JobBrief
 from simfarm.common.waiting import ShapeWait
 from simfarm.workers.dispatch.config import PolicyConfig
 from simfarm.workers.dispatch.data import NodeView, PendingJob, Placement, RunningJob
@@ -109,7 +109,7 @@ class SchedulerFeed:
         if self._since is None:
             self._load(now)
             return
-        events = self.jobs.global_events(self._since, count=EVENT_BATCH)
+        events, version = self.queue.changes(self._since, EVENT_BATCH)
         if events:
             self._since = events[-1].id
         loaded = self._apply(events)
@@ -125,7 +125,6 @@ class SchedulerFeed:
                 self._notes, self._fresh_notes = {}, True
                 self._load(now)
                 return
-        version = self.nodes.version()
         if version != self._nodes_version or clock >= self._next_nodes:
             self._nodes_version = version
             self._sync_nodes(now)
@@ -153,7 +152,7 @@ class SchedulerFeed:
         log.info("dispatcher: loaded %d pending jobs and %d nodes in %.2f s", count,
                  len(self.live), time.monotonic() - started)
 
-    def _apply(self, events: Iterable[JobEvent]) -> int:
+    def _apply(self, events: Iterable[Change]) -> int:
         """Apply what the events say; returns how many jobs were read to do so."""
         sched = self.scheduler
         load: dict[str, None] = {}
