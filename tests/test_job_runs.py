@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import psutil
+import redis
 
 from simfarm.common.models import NodeInfo
 from simfarm.common.store import JobStore, NodeStore
@@ -41,9 +42,11 @@ def output(http: httpx.Client, job_id: str) -> list[str]:
     return [e["data"]["line"] for e in events if e["type"] == "log"]
 
 
-def test_command_completes_with_output(farm: httpx.Client) -> None:
+def test_command_completes_with_output(farm: httpx.Client, redis_client: redis.Redis) -> None:
     job_id = submit(farm, argv=[PY, "-c", "import sys; print(42); print('err', file=sys.stderr)"])
     done = wait_state(farm, job_id, "completed", "failed")
+    # the outcome is the job's: Celery's result backend is never written to
+    assert not redis_client.keys("celery-task-meta-*")
     assert done["state"] == "completed" and done["exit_code"] == 0
     assert done["node"] and done["started_at"] and done["finished_at"]
     assert sorted(output(farm, job_id)) == ["42", "err"]

@@ -32,7 +32,8 @@ from simfarm.workers.notifier import Notifier
 
 log = logging.getLogger(__name__)
 
-SendTask = Callable[[NodeInfo, Job, int], None]
+#: the Celery message that runs attempt ``n`` of a job on a node (see tasks.task_message)
+TaskMessage = Callable[[NodeInfo, Job, int], str]
 SCHEDULED_LEASE_S = 60.0
 #: the hold releaser runs at most this often (not in every round: it costs a command)
 HOLDS_EVERY_S = 0.1
@@ -49,9 +50,9 @@ def policy_config(settings: Settings) -> PolicyConfig:
 class Dispatcher:
     """Places pending jobs on nodes with the placement policy of :mod:`.dispatch`."""
 
-    def __init__(self, ctx: WorkerContext, send: SendTask) -> None:
+    def __init__(self, ctx: WorkerContext, message: TaskMessage) -> None:
         self.ctx = ctx
-        self.send = send
+        self.message = message
         self.lock = LeaderLock(ctx.redis, ctx.settings.key_prefix,
                                ttl_s=max(3.0, ctx.settings.heartbeat_ttl_s))
         # Eligibility hook: held jobs (dependencies, sweep throttles) are not in
@@ -141,6 +142,7 @@ class Dispatcher:
         fence = self.lock.fence
         if fence is None:
             return False
+        attempt = job.attempt + 1
         try:
             self.ctx.jobs.transition(
                 job.id,
@@ -156,25 +158,11 @@ class Dispatcher:
                     # before claiming it, its task message may be gone with it.
                     "boot": node.boot_id or None,
                 },
+                # the Celery task, pushed on the node's queue in the same atomic step
+                push=(node.queue, self.message(node, job, attempt)),
             )
         except (IllegalTransition, StaleAttempt, JobNotFound) as exc:
             log.info("job %s: not scheduled: %s", job.id, exc)
-            return False
-        attempt = job.attempt + 1
-        try:
-            self.send(node, job, attempt)
-        except Exception as exc:
-            log.exception("job %s: sending to %s failed; back to pending", job.id, node.name)
-            try:
-                self.ctx.jobs.transition(
-                    job.id,
-                    JobState.PENDING,
-                    expect_attempt=attempt,
-                    sources=[JobState.SCHEDULED],
-                    fields={"node": None, "reason": f"send failed: {exc}"},
-                )
-            except (IllegalTransition, StaleAttempt, JobNotFound):
-                pass
             return False
         log.info("job %s: scheduled on %s (attempt %d)", job.id, node.name, attempt)
         return True

@@ -18,7 +18,7 @@ from simfarm.workers.context import WorkerContext, connect, node_queue
 from simfarm.workers.lifecycle import WorkerLifecycle
 from simfarm.workers.orphan_guard import OrphanGuard
 from simfarm.workers.runners import runner_table
-from simfarm.workers.tasks import register_tasks, task_sender
+from simfarm.workers.tasks import register_tasks, task_message
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def worker_app(ctx: WorkerContext) -> tuple[Celery, WorkerLifecycle]:
     lifecycle (heartbeat, dispatcher) bound to ``ctx``."""
     app = make_celery(ctx.settings)
     register_tasks(app, ctx)
-    lifecycle = WorkerLifecycle(ctx, task_sender(app))
+    lifecycle = WorkerLifecycle(ctx, task_message(app))
     lifecycle.connect()
     return app, lifecycle
 

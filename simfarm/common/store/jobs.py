@@ -523,9 +523,11 @@ class JobStore(StreamingStore):
         fence: int | None = None,
         sources: Iterable[JobState] | None = None,
         nudge: bool = False,
+        push: tuple[str, str] | None = None,
     ) -> str:
         """Move a job to ``target`` atomically; returns the event id. ``nudge`` wakes the
-        dispatcher in the same call (a job that ended freed room).
+        dispatcher in the same call (a job that ended freed room); ``push`` is ``(Celery
+        queue, message)``, a task message put on that queue in the same atomic step.
 
         The job must be in a state from which :data:`~simfarm.common.states.TRANSITIONS`
         allows ``target``; ``sources`` can only narrow that (a source it names that the
@@ -537,7 +539,8 @@ class JobStore(StreamingStore):
         :class:`StaleAttempt` when ``expect_attempt``/``expect_node``/``fence`` do not hold.
         """
         result = self._transition_call(job_id, target, expect_attempt, expect_node, fields,
-                                       new_attempt, event, fence, sources, nudge=nudge)
+                                       new_attempt, event, fence, sources, nudge=nudge,
+                                       push=push)
         return _decode(result[2]) or ""
 
     def start_attempt(self, job_id: str, attempt: int, node: str,
@@ -555,6 +558,7 @@ class JobStore(StreamingStore):
         expect_node: str | None, fields: Mapping[str, Any] | None, new_attempt: bool,
         event: Mapping[str, Any] | None, fence: int | None,
         sources: Iterable[JobState] | None, *, fetch: bool = False, nudge: bool = False,
+        push: tuple[str, str] | None = None,
     ) -> list[Any]:
         allowed = sources_of(target)
         if sources is not None:
@@ -575,7 +579,8 @@ class JobStore(StreamingStore):
             values.setdefault(timestamp_field, repr(now))
         k = self.keys
         result = self._transition(
-            keys=[k.job(job_id), k.events, k.job_events(job_id)],
+            keys=[k.job(job_id), k.events, k.job_events(job_id),
+                  *([k.celery_queue(push[0])] if push else [])],
             args=[
                 job_id,
                 target.value,
@@ -591,6 +596,7 @@ class JobStore(StreamingStore):
                 "" if fence is None else str(fence),
                 "1" if fetch else "0",
                 "1" if nudge else "0",
+                push[1] if push else "",
             ],
         )
         status, info = (_decode(x) or "" for x in result[:2])

@@ -42,6 +42,9 @@ key                                type        content
 ``P sweep:<id>:jobs``              zset        the sweep's child job ids, score = index
 ``P audit``                        stream      append-only audit log (who, what, from where)
 ``P expiry:lock``                  string      retention sweeper lock (TTL)
+``<queue>`` (no prefix)            list        Celery's queue of a node (``simfarm.node.<name>``,
+                                               kombu's Redis transport): the dispatcher puts
+                                               a job's task message there as it schedules it
 ``P blobs``                        zset        blob SHA-256s, score = last use (upload, submit,
                                                download), for the retention sweep
 ``P stats:<tier>:<series>``        zset        the farm's time series (``fine``: one point per
@@ -188,6 +191,10 @@ class Keys:
 
     def stats_series(self, tier: str, name: str) -> str:
         return f"{self.prefix}stats:{tier}:{name}"
+
+    def celery_queue(self, queue: str) -> str:
+        """Celery's own key for a queue (kombu's Redis transport: the name itself)."""
+        return queue
 
     def dependents(self, job_id: str) -> str:
         return f"{self.prefix}job:{job_id}:dependents"

@@ -1,11 +1,11 @@
 -- Move a job from one state to another, atomically, or change nothing.
--- KEYS: 1 job hash, 2 global events, 3 job events
+-- KEYS: 1 job hash, 2 global events, 3 job events, 4 a Celery queue (with ARGV 15)
 -- ARGV: 1 job id, 2 target state, 3 allowed source states (json list), 4 expected attempt
 --       ('' = any), 5 expected node ('' = any), 6 fields to set (json map), 7 now,
 --       8 global maxlen, 9 job maxlen, 10 '1' to start a new attempt, 11 event data json
 --       (the script adds from/to), 12 the dispatcher leader's fencing token ('' = none),
 --       13 '1' to answer with the job's hash as it is afterwards, 14 '1' to nudge the
---       dispatcher
+--       dispatcher, 15 a task message to push on KEYS[4] ('' = none)
 -- Every job passes here three times or more, so it reads the hash once and writes it
 -- once (plus one HDEL for the fields it clears).
 local cur = redis.call('HMGET', KEYS[1], 'state', 'attempt', 'node', 'rank', 'ev0',
@@ -78,6 +78,7 @@ local eid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[8], '*', 'job', id, 
 if cur[5] then write_ev0(KEYS[3], id, cur[5]) end
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[9], eid, 'job', id, 'type', 'state',
   'data', payload)
+if ARGV[15] ~= '' then redis.call('LPUSH', KEYS[4], ARGV[15]) end
 if ARGV[14] == '1' then
   redis.call('LPUSH', K.wakeup, '1')
   redis.call('LTRIM', K.wakeup, 0, 0)
