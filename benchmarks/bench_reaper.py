@@ -33,9 +33,8 @@ from simfarm.common.models import JobSpec, NodeInfo
 from simfarm.common.settings import Settings
 from simfarm.common.states import JobState
 from simfarm.common.store import JobStore, NodeStore
-from simfarm.workers.context import WorkerContext
+from simfarm.workers.context import RunnerTable, WorkerContext
 from simfarm.workers.dispatcher import Dispatcher
-from simfarm.workers.runners import RunnerTable
 
 
 class CountingClient(redis.Redis):

@@ -48,17 +48,20 @@ class RedisServer:
     """A private redis-server on a free loopback port, data in a temp folder."""
 
     def __init__(
-        self, data_dir: Path, appendonly: bool = True, extra_args: tuple[str, ...] = ()
+        self, data_dir: Path, appendonly: bool = True, extra_args: tuple[str, ...] = (),
+        password: str | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.appendonly = appendonly
         self.extra_args = extra_args  # e.g. ("--appendfsync", "always")
+        self.password = password  # of the default user (an --aclfile in extra_args)
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f"default:{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
         binary = shutil.which("redis-server")
@@ -209,3 +212,37 @@ def hfss_node(settings: Settings, node_store: NodeStore,
     wait_until(_alive, 60, "hfss worker")
     yield node
     stop_process(proc)
+
+
+@pytest.fixture(scope="session")
+def job_account(worker_id: str) -> Iterator[str]:
+    """An unprivileged OS account for jobs (created with useradd, removed afterwards;
+    one per xdist worker). Needs root, as the worker that switches to it does."""
+    import os
+    import pwd
+
+    if os.geteuid() != 0 or shutil.which("useradd") is None:
+        pytest.fail("the job-account tests need root and useradd (run as CI does)")
+    name = f"simfarm-t{worker_id}"[:32]
+    created = False
+    def exists() -> bool:
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            return False
+        return True
+
+    def create() -> bool:  # useradd fails while another one holds /etc/passwd's lock
+        if not exists():
+            subprocess.run(["useradd", "--system", "--no-create-home", "--user-group",
+                            "--shell", "/usr/sbin/nologin", name], check=False,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return exists()
+
+    if not exists():
+        wait_until(create, 30, f"useradd {name}", interval_s=0.5)
+        created = True
+    yield name
+    if created:
+        subprocess.run(["userdel", name], check=False, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)

@@ -52,6 +52,7 @@ class Up:
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             start_new_session=True)
         self.url = ""
+        self.headers: dict[str, str] = {}
 
     def wait_up(self) -> Up:
         assert self.proc.stdout is not None
@@ -59,16 +60,21 @@ class Up:
         if not line:
             raise AssertionError(f"simfarm up exited: {self.proc.communicate()}")
         self.url = json.loads(line)["url"]
+        from simfarm.client.base import token_from_state
+
+        token = token_from_state(self.state_dir, self.url)  # the owner's, as Client() finds it
+        self.headers = {"Authorization": f"Bearer {token}"}
         return self
 
     def submit(self, *argv: str, **spec: Any) -> str:
         response = httpx.post(f"{self.url}/api/v1/jobs", json={"argv": list(argv), **spec},
-                              timeout=10)
+                              timeout=10, headers=self.headers)
         assert response.status_code == 201, response.text
         return str(response.json()["id"])
 
     def job(self, job_id: str) -> dict[str, Any]:
-        return dict(httpx.get(f"{self.url}/api/v1/jobs/{job_id}", timeout=10).json())
+        return dict(httpx.get(f"{self.url}/api/v1/jobs/{job_id}", timeout=10,
+                              headers=self.headers).json())
 
     def wait_state(self, job_id: str, *states: str, timeout_s: float = 30) -> dict[str, Any]:
         return wait_for(lambda: self.job(job_id), lambda j: j["state"] in states, timeout_s,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import httpx
 import redis
 
 from simfarm.client.embedded import free_port, wait_until
-from simfarm.common.settings import Settings
+from simfarm.common.settings import DEFAULT_JOB_ENV_INHERIT, Settings
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +49,9 @@ def child_env(settings: Settings, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(settings.export_env())
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    if "job_env_inherit" not in settings.model_fields_set:
+        # the fakes' knobs (FAKE_ANSYSEDT_SECONDS...) set on a worker reach its jobs
+        env["SIMFARM_JOB_ENV_INHERIT"] = json.dumps([*DEFAULT_JOB_ENV_INHERIT, "FAKE_*"])
     env.update(extra)
     return env
 

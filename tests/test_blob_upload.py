@@ -100,7 +100,7 @@ def send_partial(port: int, sha: str, data: bytes, declared: int) -> None:
     """A client that dies mid-upload: sends ``data`` of a ``declared``-byte body, then
     closes the connection."""
     with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall((f"PUT /api/v1/blobs/{sha} HTTP/1.1\r\nHost: x\r\n"
+        sock.sendall((f"PUT /api/v1/blobs/{sha} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                       f"Content-Length: {declared}\r\n"
                       "Content-Type: application/octet-stream\r\n\r\n").encode())
         sock.sendall(data)
@@ -140,7 +140,7 @@ def test_bad_uploads_are_refused(http: httpx.Client, settings: Settings) -> None
     assert http.put("/api/v1/blobs/not-a-sha", content=good).status_code == 404
     # Beyond max_upload_bytes: refused from the headers, before any byte is read.
     with socket.create_connection(("127.0.0.1", settings.gateway_port)) as sock:
-        sock.sendall((f"PUT /api/v1/blobs/{other} HTTP/1.1\r\nHost: x\r\n"
+        sock.sendall((f"PUT /api/v1/blobs/{other} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                       f"Content-Length: {settings.max_upload_bytes + 1}\r\n"
                       "Connection: close\r\n\r\n").encode())
         reply = sock.makefile("rb").read().decode(errors="replace")

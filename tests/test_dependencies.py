@@ -43,13 +43,13 @@ def test_chain_runs_in_order(farm: httpx.Client) -> None:
     second = submit(farm, argv=["true"], depends_on={"after_ok": [first["id"]]})
     third = submit(farm, argv=["true"], depends_on={"after_ok": [second["id"]]})
     # Held jobs are pending for every reader, with why.
-    assert second["state"] == "pending" and second["hold"] == "dependencies"
+    assert second["state"] == "pending" and second["gate"] == "dependencies"
     assert second["dependencies"] == {"after_ok": [first["id"]]}
     done = [wait_final(farm, j["id"]) for j in (first, second, third)]
     assert [j["state"] for j in done] == ["completed"] * 3
     assert done[1]["started_at"] >= done[0]["finished_at"]
     assert done[2]["started_at"] >= done[1]["finished_at"]
-    assert done[1]["hold"] is None
+    assert done[1]["gate"] is None
 
 
 def test_failure_propagates_and_after_failed_runs(farm: httpx.Client) -> None:
@@ -78,19 +78,19 @@ def test_unknown_dependency_is_rejected(http: httpx.Client) -> None:
         {"field": "depends_on.after_any.0", "reason": "unknown job or sweep id no-such-job"}]
 
 
-def test_held_jobs_do_not_block_the_queue(store: JobStore) -> None:
-    """Held jobs stay pending but never reach the dispatcher's view of the queue."""
+def test_gated_jobs_do_not_block_the_queue(store: JobStore) -> None:
+    """Gated jobs stay pending but never reach the dispatcher's view of the queue."""
     from simfarm.common.models import JobSpec
 
     held, _ = store.create(JobSpec(argv=["true"], priority=10),
-                           extra={"hold": "dependencies", "reason": "test"})
+                           extra={"gate": "dependencies", "reason": "test"})
     free, _ = store.create(JobSpec(argv=["true"], priority=0, resources={"cores": 999}))
     try:
         pending = store.pending_ids(10_000)
         assert free.id in pending and held.id not in pending
-        assert held.id in store.held_ids()
+        assert held.id in store.gated_ids()
         assert store.get(held.id).state is JobState.PENDING
-        store.set_priority(held.id, 9)  # re-ranking keeps it held
+        store.set_priority(held.id, 9)  # re-ranking keeps it gated
         assert held.id not in store.pending_ids(10_000)
     finally:
         store.request_cancel(held.id)

@@ -12,7 +12,7 @@ import pytest
 from simfarm.common.models import JobSpec, NodeInfo
 from simfarm.common.states import JobState
 from simfarm.common.store import JobStore, NodeStore
-from simfarm.common.store.holds import HOLD_DEPENDENCIES, HoldStore
+from simfarm.common.store.gates import GATE_DEPENDENCIES, GateStore
 from simfarm.workers.dispatch import PolicyConfig
 from simfarm.workers.dispatch.feed import SchedulerFeed
 from tests.conftest import RedisServer
@@ -116,13 +116,13 @@ def test_events_cancel_reprioritise_hold_release_and_requeue(farm: Farm) -> None
     (late,) = farm.submit(1, priority=1)
     farm.round()  # a and b start; c and late wait
     (held,) = farm.submit(1, priority=9)
-    holds = HoldStore.sharing(farm.jobs)
-    holds.set_hold(held, HOLD_DEPENDENCIES, "waiting for x")
+    gates = GateStore.sharing(farm.jobs)
+    gates.close(held, GATE_DEPENDENCIES, "waiting for x")
     farm.jobs.request_cancel(c)
     farm.jobs.set_priority(late, 8)
     farm.finish(a)
     assert farm.round()[0] == [late]  # c was cancelled; the held job may not start
-    holds.release(held)
+    gates.open(held)
     # b is handed back to the queue (its worker was lost): the released job takes its
     # slot (priority 9), and b starts again when the next slot frees
     farm.jobs.transition(b, JobState.PENDING, sources=[JobState.SCHEDULED],

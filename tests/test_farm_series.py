@@ -19,9 +19,8 @@ from simfarm.common.settings import Settings
 from simfarm.common.states import JobState
 from simfarm.common.store import JobStore, NodeStore
 from simfarm.common.store.farm_stats import FarmStatsStore
-from simfarm.workers.context import WorkerContext
+from simfarm.workers.context import RunnerTable, WorkerContext
 from simfarm.workers.farm_sampler import FarmSampler
-from simfarm.workers.runners import RunnerTable
 from tests.helpers import wait_for
 
 STEP = 10.0

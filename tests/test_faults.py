@@ -338,7 +338,9 @@ def test_full_disk_under_the_state_folder(tmp_path: Path) -> None:
         http = httpx.Client(base_url=f"http://127.0.0.1:{settings.gateway_port}", timeout=30)
         wait_for(lambda: http.get("/api/v1/health").json().get("nodes_alive"), bool, 60,
                  "the worker")
-        writer = ["sh", "-c", "head -c 1000000 /dev/zero > out.bin && echo wrote"]
+        # 100 kB each: more than the disk has left while full, yet the jobs accepted before
+        # it filled (30 or more) must not fill it again once freed (32 MiB)
+        writer = ["sh", "-c", "head -c 100000 /dev/zero > out.bin && echo wrote"]
         disk.fill(leave_kb=64)
         answers: list[httpx.Response] = []
         while len(answers) < 1000 and (not answers or answers[-1].status_code == 201):

@@ -151,3 +151,29 @@ def test_fake_lmutil_failures_parse_as_errors(tmp_path: Path, status: str, why: 
 def test_fake_lmutil_leaves_out_a_feature_the_server_does_not_serve(tmp_path: Path) -> None:
     report = parse_lmstat(lmstat(fake(tmp_path, electronics_desktop=4)), SERVER)
     assert report.ok and "anshpc" not in report.features
+
+
+def test_the_poller_cuts_off_a_hung_lmstat_and_reports_a_missing_lmutil(tmp_path: Path) -> None:
+    import os
+    from types import SimpleNamespace
+
+    import fakeredis
+
+    from simfarm.common.settings import Settings
+    from simfarm.workers.license_poller import LicensePoller
+
+    def poller(lmutil: str) -> LicensePoller:
+        settings = Settings(licenses=[{"name": "anshpc", "count": 16, "server": SERVER}],
+                            license_lmutil=lmutil, license_poll_timeout_s=0.5)
+        ctx = SimpleNamespace(settings=settings, redis=fakeredis.FakeRedis(), nodes=None,
+                              node_name="t")
+        return LicensePoller(ctx, is_leader=lambda: True)  # type: ignore[arg-type]
+
+    os.environ["FAKE_FLEXLM_DIR"] = str(fake(tmp_path, "hang", anshpc=16))
+    try:
+        hung = poller(str(LMUTIL)).poll(SERVER)  # killed at the timeout, no process left
+    finally:
+        del os.environ["FAKE_FLEXLM_DIR"]
+    assert hung.error == "no answer within 0.5 s"
+    missing = poller(str(tmp_path / "no-lmutil")).poll(SERVER)
+    assert missing.error is not None and "not found (license_lmutil)" in missing.error

@@ -25,9 +25,8 @@ from simfarm.common.settings import Settings
 from simfarm.common.states import JobState
 from simfarm.common.store import JobStore, NodeStore
 from simfarm.common.store.notify import NotifyStore
-from simfarm.workers.context import WorkerContext
+from simfarm.workers.context import RunnerTable, WorkerContext
 from simfarm.workers.notifier import Notifier
-from simfarm.workers.runners import RunnerTable
 from tests.helpers import FarmApi, free_port, wait_for
 
 SECRET = "a-long-shared-secret-for-tests"

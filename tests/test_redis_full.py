@@ -52,7 +52,8 @@ def test_at_maxmemory_submits_get_507_and_the_farm_rides_it_out(
         up.wait_state(running, "running")
         out_of_memory(client)
 
-        refused = httpx.post(f"{up.url}/api/v1/jobs", json={"argv": ["true"]}, timeout=10)
+        refused = httpx.post(f"{up.url}/api/v1/jobs", json={"argv": ["true"]}, timeout=10,
+                             headers=up.headers)
         assert refused.status_code == 507, refused.text
         assert int(refused.headers["Retry-After"]) > 0
         assert "out of memory" in refused.json()["detail"]

@@ -231,7 +231,15 @@ def test_hfss_project_paths_are_checked_on_both_apis(
         ({"ld_audit": "/tmp/evil.so"}, "may not be set"),
         ({"DYLD_INSERT_LIBRARIES": "/tmp/evil.dylib"}, "may not be set"),
         ({"A=B": "x"}, "not valid"),
-        ({"PATH": "a\x00b"}, "invalid value"),
+        ({"MY_PATH": "a\x00b"}, "invalid value"),
+        # issue 20: loader, shell and interpreter variables beyond LD_PRELOAD
+        ({"LD_LIBRARY_PATH": "/tmp/evil"}, "may not be set"),
+        ({"PYTHONPATH": "/tmp/evil"}, "may not be set"),
+        ({"BASH_ENV": "/tmp/evil.sh"}, "may not be set"),
+        ({"PATH": "/tmp/evil:/usr/bin"}, "may not be set"),
+        ({"BASH_FUNC_ls%%": "() { id; }"}, "not valid"),
+        ({"NODE_OPTIONS": "--require /tmp/evil.js"}, "may not be set"),
+        ({"PERL5OPT": "-Mevil"}, "may not be set"),
     ],
 )
 def test_env_injection_is_refused(alice: httpx.Client, env: dict[str, str], why: str) -> None:

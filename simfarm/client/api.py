@@ -15,6 +15,7 @@ import httpx
 
 from simfarm.client.errors import ApiError, NotFound
 from simfarm.common.convergence import Convergence
+from simfarm.common.license_pools import LicenseStatus
 from simfarm.common.models import Job, JobEvent, JobPage, NodeInfo
 from simfarm.common.states import JobState
 
@@ -152,6 +153,12 @@ def _nodes(body: Any) -> list[NodeInfo]:
 def workers() -> Operation[list[NodeInfo]]:
     """GET the registered worker nodes."""
     return Operation(Request("GET", "/api/v1/workers"), _nodes)
+
+
+def licenses() -> Operation[list[LicenseStatus]]:
+    """GET the farm's floating licence pools."""
+    return Operation(Request("GET", "/api/v1/licenses"),
+                     lambda body: [LicenseStatus.model_validate(p) for p in body["licenses"]])
 
 
 def _limits_path(node: str) -> str:

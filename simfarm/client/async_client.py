@@ -18,8 +18,10 @@ from simfarm.client.errors import ConnectionFailed
 from simfarm.client.extras import AsyncExtrasMixin
 from simfarm.client.progress import WaitProgress
 from simfarm.client.specs import SpecLike, job_body
+from simfarm.client.team import AsyncTeamMixin
 from simfarm.common.convergence import Convergence
 from simfarm.common.job_html import JobList
+from simfarm.common.license_pools import LicenseStatus
 from simfarm.common.models import Job, JobEvent, JobPage, NodeInfo
 from simfarm.common.settings import Settings
 from simfarm.common.states import JobState
@@ -29,7 +31,7 @@ T = TypeVar("T")
 PARALLEL_CALLS = 16
 
 
-class AsyncClient(AsyncExtrasMixin):
+class AsyncClient(AsyncExtrasMixin, AsyncTeamMixin):
     """Talks to a simfarm gateway from asyncio; use ``async with AsyncClient() as c``.
 
     Arguments as for :class:`~simfarm.client.client.Client`. With ``embedded=True`` the
@@ -161,6 +163,11 @@ class AsyncClient(AsyncExtrasMixin):
     async def workers(self) -> builtins.list[NodeInfo]:
         """The registered worker nodes."""
         return await self._call(api.workers())
+
+    async def licenses(self) -> builtins.list[LicenseStatus]:
+        """The farm's floating licence pools: limit, held, outside, free, waiting, last
+        poll of the server and any warning (docs/licences.md)."""
+        return await self._call(api.licenses())
 
     async def limits(self, node: str) -> dict[str, Any]:
         """A node's local limits."""

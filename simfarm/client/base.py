@@ -42,9 +42,29 @@ def resolve_url(url: str | None = None) -> str:
     return DEFAULT_URL
 
 
-def resolve_token(token: str | None = None) -> str | None:
-    """The bearer token: explicit, else ``SIMFARM_TOKEN``."""
-    return token or os.environ.get("SIMFARM_TOKEN") or None
+def resolve_token(token: str | None = None, url: str | None = None) -> str | None:
+    """The bearer token: explicit, else ``SIMFARM_TOKEN``, else the local token of the
+    running ``simfarm up`` when ``url`` is its gateway (or not given)."""
+    if token or os.environ.get("SIMFARM_TOKEN"):
+        return token or os.environ.get("SIMFARM_TOKEN")
+    return token_from_state(Settings().state_dir, url)
+
+
+def token_from_state(state_dir: Path, url: str | None = None) -> str | None:
+    """The local token of the embedded service started from ``state_dir``, when it runs
+    at ``url`` (any URL when None). Only its owner can read the file (0600)."""
+    from simfarm.client.embedded import read_state_file
+
+    state = read_state_file(state_dir)
+    if state and state.get("token") and (url is None or _same_url(url, state.get("url"))):
+        return state["token"]
+    return None
+
+
+def _same_url(url: str, other: str | None) -> bool:
+    if not other:
+        return False
+    return url.rstrip("/").replace("://localhost:", "://127.0.0.1:") == other.rstrip("/")
 
 
 def ws_url(base_url: str) -> str:
@@ -76,6 +96,7 @@ class EmbeddedHandle:
             atexit.unregister(self.stop)  # the service cleaned up; keep its logs to read
             raise
         self.url = self._service.url
+        self.token = self._service.local_token.token
         log.info("embedded simfarm running at %s", self.url)
 
     def stop(self) -> None:
@@ -106,7 +127,8 @@ class ClientConfig:
         self.embedded = EmbeddedHandle(settings) if embedded else None
         self.url = self.embedded.url if self.embedded else resolve_url(url)
         self.ws_url = ws_url(self.url)
-        self.token = resolve_token(token)
+        self.token = (self.embedded.token if self.embedded else None) or resolve_token(
+            token, self.url)
         self.timeout = timeout
 
     @property

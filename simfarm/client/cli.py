@@ -2,9 +2,10 @@
 
 Commands live in small modules and are added to the :func:`cli` group at the end of this
 file: ``cli_jobs`` (submit, status, list, logs, cancel, priority), ``cli_watch`` (watch),
-``cli_farm`` (workers, limits), ``cli_files`` (fetch, upload, submit-batch, sweep,
-resubmit, history, audit); service commands (up, worker, gateway, demo) and
-``completion`` are here. Shell completion: docs/cli.md.
+``cli_farm`` (workers, limits, drain, resume), ``cli_files`` (fetch, upload,
+submit-batch, sweep, resubmit, history, audit), ``cli_team`` (hold, release, accounts);
+service commands (up, worker, gateway, demo) and ``completion`` are here. Shell
+completion: docs/cli.md.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from typing import Any
 
 import click
 
-from simfarm.client import cli_farm, cli_files, cli_jobs, cli_watch
+from simfarm.client import cli_farm, cli_files, cli_jobs, cli_team, cli_watch
 from simfarm.client.cli_common import UserError
-from simfarm.client.cli_tokens import hash_token_command
+from simfarm.client.cli_tokens import hash_token_command, redis_users_command
 from simfarm.client.errors import ApiError, ConnectionFailed
 from simfarm.common.errors import SimfarmError
 from simfarm.common.settings import Settings
@@ -55,7 +56,8 @@ def up(port: int | None, as_json: bool) -> None:
         click.echo(json.dumps({"url": service.url, "redis_url": service.redis_url,
                                "state_dir": str(settings.state_dir)}))
     else:
-        click.echo(f"simfarm is up: {service.url}  (dashboard: {service.url}/)")
+        click.echo(f"simfarm is up: {service.url}")
+        click.echo(f"dashboard (one-time sign-in link): {service.login_url}")
         click.echo(f"state folder: {settings.state_dir}; press Ctrl-C to stop")
     _serve_until_signal(service, stop, quiet=as_json)
 
@@ -171,7 +173,8 @@ def completion(shell: str) -> None:
 
 
 for _command in [*cli_jobs.COMMANDS, *cli_watch.COMMANDS, *cli_farm.COMMANDS,
-                 *cli_files.COMMANDS, hash_token_command]:
+                 *cli_files.COMMANDS, *cli_team.COMMANDS, hash_token_command,
+                 redis_users_command]:
     cli.add_command(_command)
 
 

@@ -1,5 +1,6 @@
-"""Farm commands: ``workers`` (nodes, free resources, jobs) and ``limits`` (show or change
-a node's local limits at run time)."""
+"""Farm commands: ``workers`` (nodes, free resources, jobs), ``licenses`` (the farm's
+floating licence pools), ``limits`` (show or change a node's local limits at run time),
+``drain`` and ``resume`` (take a node out for maintenance and put it back)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from simfarm.client.cli_common import (
     parse_pairs,
 )
 from simfarm.client.cli_table import Column, print_table
+from simfarm.common.license_pools import LicenseStatus
 from simfarm.common.models import NodeInfo
 
 
@@ -26,7 +28,9 @@ def _gib(mb: int) -> str:
 
 
 def _status_style(status: str) -> str:
-    return "red" if status == "lost" else "yellow" if status.startswith("held") else "green"
+    if status == "lost":
+        return "red"
+    return "yellow" if status.startswith(("held", "drain")) else "green"
 
 
 WORKER_COLUMNS = [
@@ -47,12 +51,11 @@ def worker_rows(nodes: list[NodeInfo]) -> list[list[str]]:
     now = time.time()
     rows = []
     for node in nodes:
-        if not node.alive:
-            status = "lost"
-        elif node.held_reason:
+        status = node.availability
+        if node.drain is not None and node.alive:
+            status = f"{status}: {node.drain.describe()}"
+        elif status == "held":
             status = f"held: {node.held_reason}"
-        else:
-            status = "up"
         rows.append([
             node.name,
             status,
@@ -80,6 +83,54 @@ def workers(ctx: click.Context, as_json: bool) -> None:
         click.echo("no worker nodes registered; start one with `simfarm worker`", err=True)
         return
     print_table(WORKER_COLUMNS, worker_rows(nodes))
+
+
+def _source_style(source: str) -> str:
+    return {"fallback": "red", "last-good": "yellow"}.get(source.split()[0], "green")
+
+
+LICENSE_COLUMNS = [
+    Column("POOL"),
+    Column("FREE"),
+    Column("HELD"),
+    Column("OUTSIDE", drop=4),
+    Column("LIMIT", drop=3),
+    Column("WAITING", drop=2),
+    Column("SOURCE", style=_source_style, drop=5),
+    Column("SERVER", flexible=True, drop=6),
+]
+
+
+def license_rows(pools: list[LicenseStatus]) -> list[list[str]]:
+    """One row of :data:`LICENSE_COLUMNS` per pool."""
+    rows = []
+    for pool in pools:
+        polled = f" {age(time.time() - pool.polled_at)} ago" if pool.polled_at else ""
+        rows.append([pool.name, f"{pool.free}/{pool.count}", str(pool.held), str(pool.outside),
+                     str(pool.limit), str(pool.waiting), pool.source,
+                     f"{pool.server}{polled}" if pool.server else "-"])
+    return rows
+
+
+@click.command()
+@client_options
+@click.pass_context
+def licenses(ctx: click.Context, as_json: bool) -> None:
+    """List the farm's floating licence pools: free of the configured count, held by farm
+    jobs, in use outside the farm, the limit farm jobs may hold now, jobs waiting, where
+    the figures come from and the license server (with any warning below)."""
+    client = make_client(ctx)
+    pools = call(client.licenses)
+    if as_json:
+        echo_json(pools)
+        return
+    if not pools:
+        click.echo("no licence pools configured ([[licenses]] in simfarm.toml)", err=True)
+        return
+    print_table(LICENSE_COLUMNS, license_rows(pools))
+    for pool in pools:
+        if pool.warning:
+            click.secho(f"warning: {pool.name}: {pool.warning}", fg="yellow", err=True)
 
 
 UNSET = "unset (no limit)"
@@ -118,4 +169,33 @@ def limits(ctx: click.Context, node: str, changes: tuple[str, ...], as_json: boo
         click.echo(f"{key:<22} {UNSET if value is None else value}")
 
 
-COMMANDS = [workers, limits]
+@click.command()
+@click.argument("node")
+@click.option("--reason", default="", help="why (shown with the node's status)")
+@client_options
+@click.pass_context
+def drain(ctx: click.Context, node: str, reason: str, as_json: bool) -> None:
+    """Drain a node (admins): no new jobs start there, running ones finish; then
+    `simfarm workers` shows it drained. `simfarm resume NODE` puts it back."""
+    client = make_client(ctx)
+    _print_node(call(lambda: client.drain(node, reason)), as_json)
+
+
+@click.command()
+@click.argument("node")
+@client_options
+@click.pass_context
+def resume(ctx: click.Context, node: str, as_json: bool) -> None:
+    """Resume a drained node (admins): it takes jobs again."""
+    client = make_client(ctx)
+    _print_node(call(lambda: client.resume(node)), as_json)
+
+
+def _print_node(node: NodeInfo, as_json: bool) -> None:
+    if as_json:
+        echo_json(node)
+    else:
+        print_table(WORKER_COLUMNS, worker_rows([node]))
+
+
+COMMANDS = [workers, licenses, limits, drain, resume]

@@ -22,6 +22,7 @@ from simfarm.common.models import Job, JobEvent
 
 STATE_STYLE = {
     "pending": "yellow",
+    "held": "dim yellow",
     "scheduled": "cyan",
     "running": "bold blue",
     "completed": "bold green",

@@ -19,8 +19,10 @@ from simfarm.client.errors import ConnectionFailed
 from simfarm.client.extras import ExtrasMixin
 from simfarm.client.progress import WaitProgress
 from simfarm.client.specs import SpecLike, job_body
+from simfarm.client.team import TeamMixin
 from simfarm.common.convergence import Convergence
 from simfarm.common.job_html import JobList
+from simfarm.common.license_pools import LicenseStatus
 from simfarm.common.models import Job, JobEvent, JobPage, NodeInfo
 from simfarm.common.settings import Settings
 from simfarm.common.states import JobState
@@ -30,7 +32,7 @@ T = TypeVar("T")
 PARALLEL_CALLS = 8
 
 
-class Client(ExtrasMixin):
+class Client(ExtrasMixin, TeamMixin):
     """Talks to a simfarm gateway over HTTP and WebSocket. Safe to share between threads.
 
     ``url`` defaults to ``SIMFARM_URL``, then to a running ``simfarm up``, then to
@@ -170,6 +172,11 @@ class Client(ExtrasMixin):
     def workers(self) -> builtins.list[NodeInfo]:
         """The registered worker nodes with their free resources and jobs."""
         return self._call(api.workers())
+
+    def licenses(self) -> builtins.list[LicenseStatus]:
+        """The farm's floating licence pools: limit, held, outside, free, waiting, last
+        poll of the server and any warning (docs/licences.md)."""
+        return self._call(api.licenses())
 
     def limits(self, node: str) -> dict[str, Any]:
         """A node's local limits (max jobs, CPU %, memory %, free disk)."""

@@ -27,6 +27,12 @@ import httpx
 import psutil
 
 from simfarm.client import guardian
+from simfarm.client.embedded_auth import (
+    LocalToken,
+    RedisUsers,
+    private_dir,
+    write_private,
+)
 from simfarm.client.state_folder import (
     STATE_FILE,
     StateFolderBusy,
@@ -120,6 +126,8 @@ class EmbeddedService:
             log.warning("port %d is busy; the gateway uses port %d", busy, self.gateway_port)
         self.node_name = node_name or settings.node_name
         self.redis_url = settings.redis_url
+        self.redis_users: RedisUsers | None = None  # set when the private Redis is ours
+        self.local_token = LocalToken()
         self._procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self._logs: list[IO[bytes]] = []
         self._lock = StateLock(self.state_dir)
@@ -131,6 +139,11 @@ class EmbeddedService:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.gateway_port}"
 
+    @property
+    def login_url(self) -> str:
+        """The dashboard's one-time sign-in URL (the first browser to open it wins)."""
+        return f"{self.url}/login?code={self.local_token.login_code}"
+
     def start(self, timeout_s: float = 60.0, cancel: threading.Event | None = None) -> None:
         """Lock the state folder, start every part and wait until the gateway answers and
         the worker is alive.
@@ -140,22 +153,35 @@ class EmbeddedService:
         :class:`StateFolderBusy` (its ``url`` set when that farm answers).
         """
         self._cancel = cancel
-        (self.state_dir / "logs").mkdir(parents=True, exist_ok=True)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.state_dir, 0o711)  # others may not list it (job folders need +x)
+        private_dir(self.state_dir / "logs")
         try:
             self._lock.take(timeout_s, self._check_cancel)
             self._start_guardian()
             if not self.redis_url:
                 self.redis_url = self._start_redis(timeout_s)
             env = self._child_env()
-            self._spawn("gateway", [sys.executable, "-m", "simfarm.gateway.server"], env)
-            self._spawn("worker", [sys.executable, "-m", "simfarm.workers.main"], env)
+            gateway_env = {**env, **self.local_token.gateway_env(
+                list(self.settings.auth_tokens))}
+            worker_env = dict(env)
+            if self.redis_users is not None:  # each part connects as its own Redis user
+                gateway_env["SIMFARM_REDIS_URL"] = self.redis_users.url(self.redis_url,
+                                                                        "gateway")
+                worker_env["SIMFARM_REDIS_URL"] = self.redis_users.url(self.redis_url,
+                                                                       "dispatcher")
+            if not self.settings.token:  # staged files: the worker calls the gateway
+                worker_env["SIMFARM_TOKEN"] = self.local_token.worker_token
+            self._spawn("gateway", [sys.executable, "-m", "simfarm.gateway.server"],
+                        gateway_env)
+            self._spawn("worker", [sys.executable, "-m", "simfarm.workers.main"], worker_env)
             wait_until(self._ready, timeout_s, "the gateway and worker")
         except BaseException:
             self.stop()
             raise
-        (self.state_dir / STATE_FILE).write_text(
-            json.dumps({"url": self.url, "redis_url": self.redis_url, "pid": str(os.getpid())})
-        )
+        write_private(self.state_dir / STATE_FILE, json.dumps(  # the owner's token: 0600
+            {"url": self.url, "redis_url": self.redis_url, "pid": str(os.getpid()),
+             "token": self.local_token.token}))
         log.info("embedded service ready at %s", self.url)
 
     def _check_cancel(self) -> None:
@@ -184,8 +210,9 @@ class EmbeddedService:
                 "(apt-get install redis-server) or set SIMFARM_REDIS_URL"
             )
         port = free_port()
-        data = self.state_dir / "redis"
-        data.mkdir(parents=True, exist_ok=True)
+        data = private_dir(self.state_dir / "redis")
+        self.redis_users = RedisUsers()
+        acl = self.redis_users.write_acl(data, self.settings.key_prefix)
         argv = [
             binary,
             "--port",
@@ -204,9 +231,11 @@ class EmbeddedService:
             "no",
             "--protected-mode",
             "yes",
+            "--aclfile",
+            str(acl),
         ]
         self._spawn("redis", argv, dict(os.environ))
-        url = f"redis://127.0.0.1:{port}/0"
+        url = self.redis_users.url(f"redis://127.0.0.1:{port}/0", "default")
         import redis
 
         client = redis.Redis.from_url(url)

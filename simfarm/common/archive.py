@@ -9,6 +9,7 @@ filter).
 from __future__ import annotations
 
 import hashlib
+import sys
 import tarfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -85,15 +86,44 @@ def pack_project(project: Path, out: IO[bytes]) -> tuple[str, int, list[str]]:
     return write_archive(entries, out)
 
 
+def data_filter_is_fixed(version: tuple[int, ...] = tuple(sys.version_info[:3])) -> bool:
+    """Whether this Python's ``tarfile`` data filter has the fixes for the link and path
+    bypasses of June 2025 (CVE-2025-4138, -4330, -4517, CVE-2024-12718): 3.11.13,
+    3.12.11, 3.13.4, 3.14 and later."""
+    fixed = {(3, 11): 13, (3, 12): 11, (3, 13): 4}
+    major_minor = (version[0], version[1])
+    if major_minor in fixed:
+        return version[2] >= fixed[major_minor]
+    return major_minor >= (3, 14)
+
+
 def extract(archive: IO[bytes], dest: Path) -> list[str]:
-    """Extract a tar stream into ``dest`` safely; returns the member names."""
+    """Extract a tar stream into ``dest`` safely; returns the member names.
+
+    Every member goes through tarfile's ``data`` filter. On a Python whose filter can
+    still be bypassed (:func:`data_filter_is_fixed`), links are refused outright and only
+    regular files and folders with plain relative names are extracted."""
     dest.mkdir(parents=True, exist_ok=True)
+    strict = not data_filter_is_fixed()
     names: list[str] = []
     with tarfile.open(fileobj=archive, mode="r|") as tar:
         for member in tar:
+            if strict:
+                _check_plain(member)
             tar.extract(member, dest, filter="data")
             names.append(member.name)
     return names
+
+
+def _check_plain(member: tarfile.TarInfo) -> None:
+    if not (member.isfile() or member.isdir()):
+        raise tarfile.FilterError(
+            f"{member.name!r}: links and special files are refused on Python "
+            f"{sys.version.split()[0]} (its tarfile filter can be bypassed; 3.11.13, "
+            "3.12.11 or 3.13.4 and later extract links safely)")
+    parts = member.name.replace("\\", "/").split("/")
+    if member.name.startswith(("/", "\\")) or ".." in parts or "\x00" in member.name:
+        raise tarfile.FilterError(f"{member.name!r}: not a plain relative path")
 
 
 def iter_file(path: Path, offset: int = 0) -> Iterator[bytes]:

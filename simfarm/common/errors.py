@@ -34,6 +34,17 @@ class StaleAttempt(SimfarmError):
         self.attempt = attempt
 
 
+class LicensesUnavailable(SimfarmError):
+    """A job could not be placed: a floating licence pool has too few free now; nothing
+    was changed."""
+
+    def __init__(self, job_id: str, feature: str, free: int) -> None:
+        super().__init__(f"job {job_id}: {feature} has {max(0, free)} licence(s) free")
+        self.job_id = job_id
+        self.feature = feature
+        self.free = free
+
+
 class NotReplicated(SimfarmError):
     """Redis took a write but too few replicas confirmed it in time: a failover now could
     lose it, so it is not acknowledged."""

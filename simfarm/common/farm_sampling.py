@@ -14,11 +14,12 @@ from simfarm.common.farm_series import percentile, series_name
 from simfarm.common.states import JobState
 from simfarm.common.store import JobStore, NodeStore
 from simfarm.common.store.farm_stats import FarmStatsStore
+from simfarm.common.store.licenses import LicenseStore
 
 
 def gauges(jobs: JobStore, nodes: NodeStore, stats: FarmStatsStore) -> dict[str, float]:
     """Cores busy/free per live node and in total; jobs pending/running per priority
-    and in total (plus licences in use, once licences are pools)."""
+    and in total; licences of each floating pool held by farm jobs and in use outside."""
     out: dict[str, float] = {}
     infos = nodes.all()
     assigned = {j.id: j for j in jobs.get_many([i for n in infos for i in n.jobs])}
@@ -39,14 +40,18 @@ def gauges(jobs: JobStore, nodes: NodeStore, stats: FarmStatsStore) -> dict[str,
         for priority, count in counts.items():
             out[series_name(metric, "priority", str(priority))] = count
         out[metric] = sum(counts.values())
-    out.update(licence_gauges())
+    out.update(licence_gauges(LicenseStore(jobs.connection, jobs.keys.prefix)))
     return out
 
 
-def licence_gauges() -> dict[str, float]:
-    """Licences in use per feature (``licenses_in_use@feature=...``): recorded once
-    floating licences are farm-wide pools; nothing to read until then."""
-    return {}
+def licence_gauges(licenses: LicenseStore) -> dict[str, float]:
+    """Per floating pool (``licenses_in_use@feature=anshpc``...): held by farm jobs now,
+    and in use outside the farm at the last poll of its server (one round trip)."""
+    out: dict[str, float] = {}
+    for name, status in licenses.statuses().items():
+        out[series_name("licenses_in_use", "feature", name)] = status.held
+        out[series_name("licenses_outside", "feature", name)] = status.outside
+    return out
 
 
 def bucket_counts(jobs: JobStore, stats: FarmStatsStore, start: float,

@@ -41,7 +41,8 @@ class Metric:
 METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("cores_busy", "gauge", "cores", "node", "cores requested by the jobs on live nodes"),
     Metric("cores_free", "gauge", "cores", "node", "cores of live nodes no job requests"),
-    Metric("jobs_pending", "gauge", "jobs", "priority", "pending jobs (held ones included)"),
+    Metric("jobs_pending", "gauge", "jobs", "priority",
+           "pending jobs (gated ones included, held ones not)"),
     Metric("jobs_running", "gauge", "jobs", "priority", "running jobs"),
     Metric("jobs_finished", "count", "jobs", None,
            "jobs that reached a final state (completed, failed, cancelled) in the bucket"),
@@ -50,10 +51,12 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
            "median time from submission to start of the jobs that started in the bucket"),
     Metric("wait_p95", "percentile", "seconds", None,
            "95th percentile of that waiting time"),
-    # Licences in use per feature (label "feature") join here once floating licences
-    # are farm-wide pools; the sampler's licence_gauges() is where they are read.
+    Metric("licenses_in_use", "gauge", "licences", "feature",
+           "licences of each floating pool held by farm jobs"),
+    Metric("licenses_outside", "gauge", "licences", "feature",
+           "licences of each floating pool in use outside the farm (per its server)"),
 )}
-LABELS = ("node", "priority")
+LABELS = ("node", "priority", "feature")
 
 
 def series_name(metric: str, label: str | None = None, value: str | None = None) -> str:

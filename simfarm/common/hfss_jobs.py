@@ -181,9 +181,12 @@ def pyedb_priority(simfarm: int) -> int:
 
 
 def pyedb_status(job: Job) -> str:
-    """The job's state under PyEDB's names."""
+    """The job's state under PyEDB's names (a held job is PyEDB's ``pending``: in the
+    farm, not yet queued to start)."""
     if job.state is JobState.PENDING:
         return "queued"
+    if job.state is JobState.HELD:
+        return "pending"
     if job.state is JobState.SCHEDULED:
         return "scheduled" if job.native_id else "queued"
     return job.state.value

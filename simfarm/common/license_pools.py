@@ -93,12 +93,12 @@ def split_request(licenses: Mapping[str, int],
     return node, pool
 
 
-def cluster_request(held: Mapping[str, int],
+def cluster_request(licenses: Mapping[str, int],
                     pools: Mapping[str, LicensePool]) -> dict[str, int]:
-    """The licences a cluster job passes to its scheduler: those it holds of the pools
-    that have a cluster name, under that name."""
+    """The licences a cluster job passes to its scheduler: those it asks of the farm's
+    pools that have a cluster name, under that name (node tokens are not passed)."""
     out: dict[str, int] = {}
-    for name, count in sorted(held.items()):
+    for name, count in sorted(licenses.items()):
         pool = pools.get(name)
         if pool is not None and pool.cluster and count > 0:
             out[pool.cluster] = out.get(pool.cluster, 0) + count

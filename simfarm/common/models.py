@@ -24,9 +24,27 @@ MAX_CORES = 4096
 MAX_LICENSES = 10_000  # of one feature, per job
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9_.\-/]{1,64}$")
-# Variables that make the dynamic loader run code of the submitter's choosing inside the
-# program simfarm starts (e.g. ansysedt for an hfss job).
-_FORBIDDEN_ENV = frozenset({"LD_PRELOAD", "LD_AUDIT", "DYLD_INSERT_LIBRARIES"})
+# Variables a job may not set (a documented denylist, docs/security.md): they make the
+# dynamic loader, a shell or an interpreter load code of the submitter's choosing into
+# the program simfarm starts (ansysedt for an hfss job, the scripts of cluster jobs), or
+# change which program runs. Names are compared in upper case; a trailing * is a prefix.
+FORBIDDEN_ENV = (
+    "LD_*", "DYLD_*",  # loaders (LD_PRELOAD, LD_LIBRARY_PATH, LD_AUDIT...; macOS)
+    "PATH", "IFS", "BASH_ENV", "ENV", "BASH_FUNC_*", "SHELLOPTS", "BASHOPTS", "PS4",
+    "PROMPT_COMMAND", "GLOBIGNORE", "CDPATH",  # shells
+    "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "PYTHONEXECUTABLE",
+    "PYTHONWARNINGS", "PYTHONBREAKPOINT", "PYTHONINSPECT",  # Python
+    "PERL5LIB", "PERLLIB", "PERL5OPT", "RUBYLIB", "RUBYOPT", "NODE_OPTIONS", "NODE_PATH",
+    "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "CLASSPATH",  # others
+    "TCL_LIBRARY", "TK_LIBRARY", "GCONV_PATH", "LOCPATH", "MALLOC_*", "GLIBC_TUNABLES",
+)
+
+
+def forbidden_env(name: str) -> bool:
+    """Whether a job may not set the environment variable ``name``."""
+    upper = name.upper()
+    return any(upper.startswith(p[:-1]) if p.endswith("*") else upper == p
+               for p in FORBIDDEN_ENV)
 
 Priority = Annotated[int, Field(ge=0, le=10, description="0 (lowest) to 10 (highest)")]
 
@@ -153,7 +171,7 @@ class JobSpec(StrictModel):
         for key, item in value.items():
             if not _ENV_NAME.match(key):
                 raise ValueError(f"environment variable name {key!r} is not valid")
-            if key.upper() in _FORBIDDEN_ENV:
+            if forbidden_env(key):
                 raise ValueError(f"environment variable {key!r} may not be set by a job")
             if "\x00" in item or len(item) > MAX_ARG_LENGTH:
                 raise ValueError(f"environment variable {key!r} has an invalid value")
@@ -241,9 +259,14 @@ class Job(BaseModel):
         "placed, returned when it ends)",
     )
     artifacts: list[str] = Field(default_factory=list)
-    hold: str | None = Field(
+    gate: str | None = Field(
         default=None,
-        description="why a pending job may not start yet: 'dependencies' or 'throttle'",
+        description="why a pending job may not start yet: 'dependencies' or 'throttle' "
+        "(a user's hold is the state 'held')",
+    )
+    held_by: str | None = Field(
+        default=None, description="who holds the job (state 'held'); an admin's hold is "
+        "released by an admin only"
     )
     dependencies: dict[str, list[str]] | None = Field(
         default=None, description="resolved dependencies: condition -> job ids"
@@ -290,6 +313,19 @@ class JobPage(BaseModel):
         return jobs_table(self.jobs)
 
 
+class NodeDrain(BaseModel):
+    """An admin's drain of a node: it takes no new jobs; those it runs finish."""
+
+    by: str | None = Field(default=None, description="who drained it")
+    at: float = Field(description="when (epoch seconds)")
+    reason: str = Field(default="", max_length=200, description="why, in the admin's words")
+
+    def describe(self) -> str:
+        """The drain in words, as a node's hold reads."""
+        who = f" by {self.by}" if self.by else ""
+        return f"drained{who}" + (f": {self.reason}" if self.reason else "")
+
+
 class NodeInfo(BaseModel):
     """A worker node as registered in the farm, with its capacity and free resources."""
 
@@ -316,3 +352,21 @@ class NodeInfo(BaseModel):
     limits: dict[str, Any] = Field(
         default_factory=dict, description="local limits in force (see NodeLimits)"
     )
+    drain: NodeDrain | None = Field(
+        default=None, description="set while an admin drains the node (it takes no new jobs)"
+    )
+
+    @property
+    def availability(self) -> str:
+        """``lost``, ``drained`` (drained, no job left), ``draining`` (drained, its jobs
+        still running), ``held`` (a local limit is hit) or ``up``."""
+        if not self.alive:
+            return "lost"
+        if self.drain is not None:
+            return "draining" if self.jobs else "drained"
+        return "held" if self.held_reason else "up"
+
+    @property
+    def closed_reason(self) -> str | None:
+        """Why the node takes no new jobs (a drain, else a local limit), or None."""
+        return self.drain.describe() if self.drain is not None else self.held_reason

@@ -20,6 +20,17 @@ from simfarm.common.hfss_licensing import HfssLicensing
 from simfarm.common.license_pools import LicensePool, check_unique
 from simfarm.common.tokens import TokenEntry
 
+#: What a job inherits from the worker's environment by default: the locale, the
+#: program search path, temporary folders, Windows' own variables, Ansys and licence
+#: settings, GPU selection. Never credentials or simfarm's own settings.
+DEFAULT_JOB_ENV_INHERIT = (
+    "PATH", "LANG", "LANGUAGE", "LC_*", "TZ", "TMPDIR", "TEMP", "TMP",
+    "SYSTEMROOT", "SYSTEMDRIVE", "WINDIR", "COMSPEC", "PATHEXT", "NUMBER_OF_PROCESSORS",
+    "PROCESSOR_ARCHITECTURE", "PROGRAMFILES", "PROGRAMFILES(X86)", "PROGRAMDATA",
+    "ANSYSEM_*", "ANSYS*", "AWP_ROOT*", "*_LICENSE_FILE", "LM_LICENSE_FILE",
+    "CUDA_VISIBLE_DEVICES",
+)
+
 
 def redact_url(url: str) -> str:
     """``url`` with its passwords replaced by ``***`` (for log lines)."""
@@ -61,11 +72,37 @@ class Settings(BaseSettings):
     )
     gateway_host: str = Field(default="127.0.0.1", description="address the gateway binds")
     gateway_port: int = Field(default=8765, ge=0, le=65535, description="gateway TCP port")
-    gateway_threads: int = Field(default=64, ge=4, le=4096, description="gateway worker threads")
+    gateway_threads: int = Field(
+        default=64, ge=4, le=4096, description="gthread workers: threads per gateway process"
+    )
     gateway_processes: int = Field(
         default=1, ge=1, le=64,
         description="gateway processes (POSIX); more use more cores for the REST API; "
         "WebSocket clients and /metrics histograms are then per process",
+    )
+    gateway_worker_class: Literal["gevent", "gthread"] = Field(
+        default="gevent",
+        description="gunicorn worker: gevent (a greenlet per connection: thousands of "
+        "WebSocket and slow clients) or gthread (a thread per busy connection)",
+    )
+    gateway_connections: int = Field(
+        default=10_000, ge=16, le=1_000_000,
+        description="gevent: connections one gateway process holds at once (more wait)",
+    )
+    gateway_client_connections: int = Field(
+        default=1024, ge=1, le=1_000_000,
+        description="gevent: connections one client address may hold at once (more get "
+        "503); behind a reverse proxy every client has the proxy's address",
+    )
+    gateway_header_timeout_s: float = Field(
+        default=10.0, gt=0, le=3600,
+        description="a request's line and headers must arrive within this (also the "
+        "keep-alive idle time)",
+    )
+    gateway_read_timeout_s: float = Field(
+        default=30.0, gt=0, le=3600,
+        description="gevent: a connection silent this long while a request body is read "
+        "or an answer sent is closed",
     )
     url: str | None = Field(default=None, description="gateway URL used by clients and the CLI")
     token: str | None = Field(default=None, description="bearer token used by clients")
@@ -74,6 +111,25 @@ class Settings(BaseSettings):
         default_factory=list,
         description="accepted bearer tokens, hashed (`simfarm hash-token`); when set, every "
         "API call needs one; required when the gateway binds a non-loopback address",
+    )
+    gateway_hostnames: list[str] = Field(
+        default_factory=list,
+        description="host names the gateway answers to besides this machine's names, "
+        "localhost and IP addresses (others get 400: DNS rebinding); '*' allows any",
+    )
+    gateway_origins: list[str] = Field(
+        default_factory=list,
+        description="other web origins (https://host:port) allowed to open WebSockets and "
+        "make state-changing requests; the gateway's own origin always is",
+    )
+    login_code_sha256: str | None = Field(
+        default=None,
+        description="gateway of `simfarm up`: SHA-256 of the one-time dashboard login code",
+    )
+    local_token: str | None = Field(
+        default=None,
+        description="gateway of `simfarm up`: the owner's token, handed to the browser that "
+        "opens the one-time login URL",
     )
     accounts: list[Account] = Field(
         default_factory=list,
@@ -198,12 +254,28 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="a WebSocket send blocked this long drops the client"
     )
     ws_max_clients: int | None = Field(
-        default=None, ge=1, description="WebSocket clients at once (default: 3/4 of threads)"
+        default=None, ge=1, description="WebSocket clients at once per gateway process "
+        "(default: 5000 with gevent workers, 3/4 of the threads with gthread)"
     )
     log_format: Literal["text", "json"] = Field(
         default="text", description="log lines as text or JSON (job id and node in each line)"
     )
     log_level: str = Field(default="INFO", description="logging level of services")
+    job_user: str | None = Field(
+        default=None,
+        description="worker: run jobs as this unprivileged OS account (POSIX; the worker "
+        "must run as root to switch); unset: jobs run as the worker's own account",
+    )
+    job_env_inherit: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_JOB_ENV_INHERIT),
+        description="worker: variables of the worker's environment a job inherits (names "
+        "or shell patterns); nothing else reaches it (no credentials, no simfarm settings)",
+    )
+    worker_dispatch: bool = Field(
+        default=True,
+        description="worker: take part in electing the dispatcher (needs the Redis "
+        "'dispatcher' user); false for workers connecting as the 'worker' user",
+    )
     kill_grace_s: float = Field(
         default=5.0, ge=0, description="seconds between SIGTERM and SIGKILL on cancel/timeout"
     )
@@ -248,6 +320,20 @@ class Settings(BaseSettings):
     )
     max_upload_bytes: int = Field(
         default=50 * 1024**3, ge=1024, description="gateway: largest project/results upload (413)"
+    )
+    upload_part_retention_s: float = Field(
+        default=24 * 3600.0, gt=0,
+        description="gateway: an interrupted upload (.part) untouched this long is deleted",
+    )
+    upload_quota_bytes: int | None = Field(
+        default=100 * 1024**3, ge=1024,
+        description="gateway: bytes one user's uploads may hold in the blob store (blobs "
+        "they uploaded and still stored, plus unfinished uploads); unset: no quota",
+    )
+    blob_min_free_bytes: int = Field(
+        default=2 * 1024**3, ge=0,
+        description="gateway: uploads stop (507) before the blob folder's disk has less free "
+        "space than this, so they never fill the disk Redis writes to",
     )
     worker_gateway_url: str | None = Field(
         default=None,

@@ -12,10 +12,13 @@ class JobState(StrEnum):
     ``scheduled`` may also go to ``cancelled`` or ``failed``; a job forwarded to a cluster
     goes ``scheduled → completed`` when it ran between two looks at the cluster queue;
     ``scheduled``/``running`` go back to ``pending`` only when their worker is lost (or
-    stops) and the retry budget allows it.
+    stops) and the retry budget allows it. A user or admin may hold a pending job:
+    ``pending ⇄ held``, and ``held → cancelled``; a held job is never dispatched and
+    keeps its rank.
     """
 
     PENDING = "pending"
+    HELD = "held"
     SCHEDULED = "scheduled"
     RUNNING = "running"
     COMPLETED = "completed"
@@ -45,6 +48,7 @@ FINAL_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLE
 
 _ORDER = {
     JobState.PENDING: 0,
+    JobState.HELD: 0,
     JobState.SCHEDULED: 1,
     JobState.RUNNING: 2,
     JobState.COMPLETED: 3,
@@ -56,7 +60,11 @@ _ORDER = {
 #: against this (a caller may narrow it, never widen it). A code path that needs another
 #: edge adds it here, with its reason, and to docs/concepts.md.
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
-    JobState.PENDING: frozenset({JobState.SCHEDULED, JobState.CANCELLED, JobState.FAILED}),
+    JobState.PENDING: frozenset({JobState.SCHEDULED, JobState.CANCELLED, JobState.FAILED,
+                                 # someone holds it (POST /api/v1/jobs/{id}/hold)
+                                 JobState.HELD}),
+    # released (back in line at the rank it had) or cancelled; never dispatched
+    JobState.HELD: frozenset({JobState.PENDING, JobState.CANCELLED}),
     JobState.SCHEDULED: frozenset({
         JobState.RUNNING, JobState.CANCELLED, JobState.PENDING, JobState.FAILED,
         # a cluster job seen only once it was over (it ran between two polls) ends from

@@ -91,6 +91,9 @@ class SweepSpec(BaseModel):
             raise ValueError("give either 'variations' or 'grid'")
         if self.template.get("depends_on") is not None:
             raise ValueError("put dependencies on the sweep ('depends_on'), not on the template")
+        if self.template.get("owner") is not None:  # the sweep's owner owns every child
+            raise ValueError("a template may not name an owner: the children belong to the "
+                             "sweep's owner")
         if self.elementwise and (self.depends_on is None or self.depends_on.is_empty()):
             raise ValueError("'elementwise' needs 'depends_on'")
         return self
@@ -163,12 +166,13 @@ def render_child(
 
 
 def throttle_reason(throttle: int) -> str:
-    """The reason shown on a child held by its sweep's throttle."""
+    """The reason shown on a child gated by its sweep's throttle."""
     return f"sweep throttle: at most {throttle} children at once"
 
 
 def sweep_state(counts: Mapping[str, int]) -> str:
-    """The parent's state from its children's counts per state."""
+    """The parent's state from its children's counts per state (``held`` when someone
+    holds every child)."""
     total = sum(counts.values())
     active = counts.get("scheduled", 0) + counts.get("running", 0)
     ended = counts.get("completed", 0) + counts.get("failed", 0) + counts.get("cancelled", 0)
@@ -182,6 +186,8 @@ def sweep_state(counts: Mapping[str, int]) -> str:
         return "completed"
     if active or ended:
         return "running"
+    if counts.get("held", 0) == total:
+        return "held"
     return "pending"
 
 

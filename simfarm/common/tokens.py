@@ -36,6 +36,11 @@ class TokenEntry(BaseModel):
     user: str = Field(description="user name jobs submitted with this token belong to")
     hash: str = Field(description="sha256:<hex> or pbkdf2_sha256$<iter>$<salt>$<hex>")
     admin: bool = Field(default=False, description="sees and cancels every user's jobs")
+    worker: bool = Field(
+        default=False,
+        description="a worker's token: only moves blobs and attaches results to running "
+        "jobs (staged files); no other route, no jobs of its own",
+    )
     groups: list[str] = Field(
         default_factory=list,
         description="groups of the user; accounts list groups whose users may charge them",

@@ -222,11 +222,24 @@ def _unfinished(jobs: list[dict[str, Any]]) -> list[str]:
     return [j["id"] for j in jobs if j["status"] not in TERMINAL]
 
 
+def _local_token(url: str, port: int | None) -> str | None:
+    """The token of a service on this machine: ``SIMFARM_TOKEN``, or the local token of
+    the ``simfarm up`` or private PyEDB service (its state folder) running at ``url``."""
+    from simfarm.client.base import resolve_token, token_from_state
+    from simfarm.common.settings import Settings
+
+    token = resolve_token(None, url)
+    if token is None and port is not None:
+        token = token_from_state(Settings().state_dir / f"pyedb-{port}", url)
+    return token
+
+
 class _Service:
     """A simfarm service this process uses: found running, or started here."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, token: str | None = None) -> None:
         self.url = url
+        self.token = token
         self.embedded: Any = None
         self._watch: threading.Thread | None = None
         self._stop = threading.Event()
@@ -244,7 +257,8 @@ class _Service:
     def attach_or_start(cls, url: str | None, host: str, port: int) -> _Service:
         for candidate in (url, os.environ.get("SIMFARM_URL"), f"http://{host}:{port}"):
             if candidate and cls.answers(candidate.rstrip("/")):
-                return cls(candidate.rstrip("/"))
+                return cls(candidate.rstrip("/"), _local_token(candidate.rstrip("/"), port))
+        from simfarm.client.base import token_from_state
         from simfarm.client.embedded import EmbeddedService
         from simfarm.client.state_folder import StateFolderBusy, running_service
         from simfarm.common.settings import Settings
@@ -252,7 +266,7 @@ class _Service:
         settings = Settings()
         found = running_service(settings.state_dir)  # `simfarm up` here, as Client() finds
         if found is not None:
-            return cls(found)
+            return cls(found, token_from_state(settings.state_dir, found))
         # A folder of its own: never a second Redis on the data of `simfarm up`.
         settings.state_dir = settings.state_dir / f"pyedb-{port}"
         embedded = EmbeddedService(settings, gateway_port=port)
@@ -261,8 +275,9 @@ class _Service:
         except StateFolderBusy as exc:
             if exc.url is None:  # starting or stopping elsewhere: the message says who
                 raise
-            return cls(exc.url)  # another script's private service: share it
-        service = cls(embedded.url)
+            # another script's private service: share it (its token is in that folder)
+            return cls(exc.url, token_from_state(settings.state_dir, exc.url))
+        service = cls(embedded.url, embedded.local_token.token)
         service.embedded = embedded
         service._watch = threading.Thread(target=service._watchdog, daemon=True,
                                           name="simfarm-pyedb-service")
@@ -328,9 +343,9 @@ class JobManagerHandler:
             if self.started:
                 return
             self._service = _Service.attach_or_start(self._requested_url, self.host, self.port)
-            self._client = PyEDBClient(self._service.url)
+            self._client = PyEDBClient(self._service.url, token=self._service.token)
             self.manager = JobManager(self.resource_limits, self.scheduler_type,
-                                      url=self._service.url)
+                                      url=self._service.url, token=self._service.token)
             self.started = True
             log.info("job service at %s", self._service.url)
 
@@ -430,10 +445,11 @@ class JobManager:
 
     def __init__(self, resource_limits: ResourceLimits | None = None,
                  scheduler_type: SchedulerType = SchedulerType.NONE,
-                 url: str | None = None) -> None:
+                 url: str | None = None, token: str | None = None) -> None:
         self.resource_limits = resource_limits or ResourceLimits()
         self.scheduler_type = scheduler_type
         self._url = url
+        self._token = token or (_local_token(url, None) if url else None)
         self._service: _Service | None = None
 
     @property
@@ -442,13 +458,15 @@ class JobManager:
         if self._url is None:
             self._service = _Service.attach_or_start(None, "localhost", 8080)
             self._url = self._service.url
+            self._token = self._service.token
             atexit.register(self._service.stop)
         return self._url
 
     def _client(self) -> AsyncPyEDBClient:
         # One client per call: an AsyncClient belongs to one event loop, and PyEDB's
         # JobManager is used from several (``asyncio.run`` in ``run_simulation``).
-        return AsyncPyEDBClient(self.url)
+        url = self.url
+        return AsyncPyEDBClient(url, token=self._token)
 
     async def submit_job(self, config: _models.HFSSSimulationConfig, priority: int = 0) -> str:
         """Queue ``config``; returns its job id."""
@@ -486,5 +504,6 @@ class JobManager:
     @property
     def jobs(self) -> dict[str, JobInfo]:
         """Snapshot of every job, by id."""
-        with PyEDBClient(self.url) as client:
+        url = self.url
+        with PyEDBClient(url, token=self._token) as client:
             return {item["id"]: _job_info(item) for item in client.pyedb_jobs()}

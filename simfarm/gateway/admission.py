@@ -22,7 +22,7 @@ from simfarm.common.license_pools import pools_by_name
 from simfarm.common.models import Job, JobSpec
 from simfarm.common.paths import PathRejected
 from simfarm.common.store import new_job_id
-from simfarm.common.store.holds import HOLD_DEPENDENCIES
+from simfarm.common.store.gates import GATE_DEPENDENCIES
 from simfarm.gateway.auth import Principal, current_user
 from simfarm.gateway.dependencies import check_acyclic, resolve_dependencies
 from simfarm.gateway.errors import ApiError, field_error
@@ -39,7 +39,7 @@ class Admission:
     where: str = ""  # where the job sits in the request: prefix of its errors' fields
     job_id: str | None = None  # PyEDB's jobid, a workflow's ids made up front; else generated
     idempotency_key: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)  # more job fields (sweep, hold...)
+    extra: dict[str, Any] = field(default_factory=dict)  # more job fields (sweep, gate...)
     dependencies: Mapping[str, list[str]] | None = None  # resolved ids; None: the spec's
 
 
@@ -176,7 +176,7 @@ def _fields(job: Admission) -> dict[str, Any]:
     fields = dict(job.extra)
     deps = {k: v for k, v in (job.dependencies or {}).items() if v}
     if deps:
-        fields.update(dependencies=deps, hold=HOLD_DEPENDENCIES,
+        fields.update(dependencies=deps, gate=GATE_DEPENDENCIES,
                       reason="waiting for dependencies")
     return fields
 
@@ -194,14 +194,14 @@ def admit(svc: Services, job: Admission) -> tuple[Job, bool]:
 
 
 def store(svc: Services, job: Admission) -> tuple[Job, bool]:
-    """Store one checked job (held while it has dependencies); nudges the dispatcher."""
+    """Store one checked job (gated while it has dependencies); nudges the dispatcher."""
     fields = _fields(job)
     stored, created = svc.jobs.create(job.spec, job_id=job.job_id,
                                       idempotency_key=job.idempotency_key, owner=job.owner,
                                       extra=fields)
     watched = _watched(fields)
     if created and watched:
-        svc.holds.watch(stored.id, watched)
+        svc.gates.watch(stored.id, watched)
         stored = svc.jobs.get(stored.id)
     svc.replication.wait()  # a replay too: its first answer may not have been replicated
     return stored, created
@@ -229,7 +229,7 @@ def store_all(svc: Services, jobs: Sequence[Admission]) -> list[str]:
         for job_id, _, fields in items:
             watched = _watched(fields)
             if watched:
-                svc.holds.watch(job_id, watched)
+                svc.gates.watch(job_id, watched)
     svc.jobs.nudge_dispatcher()
     svc.replication.wait()
     return ids

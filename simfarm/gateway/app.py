@@ -15,7 +15,9 @@ from simfarm.gateway import (
     files_api,
     health_api,
     history_api,
+    holds_api,
     jobs_api,
+    licenses_api,
     metrics,
     pyedb_docs,
     pyedb_limits,
@@ -33,6 +35,7 @@ from simfarm.gateway.openapi import routes as openapi_routes
 from simfarm.gateway.parsing import install_request_parsing
 from simfarm.gateway.services import build_services
 from simfarm.gateway.visuals import install_visuals
+from simfarm.gateway.web_guard import install_web_guard
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +48,14 @@ def create_app(settings: Settings | None = None, connection: redis.Redis | None 
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["simfarm"] = build_services(settings, connection)
     install_error_handlers(app)
+    install_web_guard(app, settings)  # Host, Origin, form posts: before authentication
     install_auth(app, settings)  # first: refuses an exposed bind without tokens
     install_request_parsing(app)
     app.register_blueprint(jobs_api.bp)
     app.register_blueprint(batch_api.bp)  # POST /api/v1/jobs/batch
     app.register_blueprint(health_api.bp)
     app.register_blueprint(workers_api.bp)  # nodes, local limits, PATCH job priority
+    app.register_blueprint(licenses_api.bp)  # floating licence pools
     ws.register(app)
     app.register_blueprint(pyedb_routes.bp)  # PyEDB job-manager routes and JSON shapes
     app.register_blueprint(pyedb_limits.bp)  # PUT /pool/limits onto node limits
@@ -61,6 +66,7 @@ def create_app(settings: Settings | None = None, connection: redis.Redis | None 
     app.register_blueprint(history_api.bp)  # finished jobs, resubmit
     app.register_blueprint(workflows_api.bp)  # jobs that depend on each other by name
     app.register_blueprint(accounts_api.bp)  # accounts, shares, usage
+    app.register_blueprint(holds_api.bp)  # hold and release jobs and sweeps
     install_audit(app)
     install_expiry(app)  # the retention sweep
     install_visuals(app)  # progress series, farm series, result summaries, webhooks

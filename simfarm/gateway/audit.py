@@ -34,8 +34,15 @@ _ACTIONS = {
     "sweeps.cancel_sweep": "sweep.cancel",
     "files.put_blob": "upload",
     "files.attach_results": "results",
+    "holds.hold_job": "hold",
+    "holds.release_job": "release",
+    "holds.hold_sweep": "sweep.hold",
+    "holds.release_sweep": "sweep.release",
+    "workers.drain_node": "drain",
+    "workers.resume_node": "resume",
 }
-_KEYWORDS = ("resubmit", "priority", "limits", "limit", "cancel", "submit", "drain", "hold")
+_KEYWORDS = ("resubmit", "priority", "limits", "limit", "cancel", "submit", "drain", "hold",
+             "release", "resume")
 _ID_ARGS = ("job_id", "sweep_id", "sha256", "name", "node")
 _EVENT_ID = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
 

@@ -30,8 +30,13 @@ without tokens.
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import ipaddress
+import json
 import logging
+import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -43,14 +48,16 @@ from pydantic import BaseModel, Field
 from simfarm.common.errors import JobNotFound, SimfarmError
 from simfarm.common.settings import Settings
 from simfarm.common.tokens import TokenTable
+from simfarm.gateway import peer
 from simfarm.gateway.errors import ApiError
-from simfarm.gateway.openapi.registry import document
+from simfarm.gateway.openapi.registry import Body, document
 from simfarm.gateway.services import services
 
 log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 _EXTENSION = "simfarm.auth"
+_LOGIN = "simfarm.login"
 COOKIE = "simfarm_token"
 _PUBLIC_ATTR = "_simfarm_public"
 
@@ -79,6 +86,12 @@ class Principal:
     """Admins see and cancel every job."""
     authenticated: bool
     """True when a token was checked (token mode)."""
+    worker: bool = False
+    """A worker's token: blobs and results of running jobs only."""
+
+
+#: What a worker's token may call (staged files: fetch the project, send the results).
+WORKER_ENDPOINTS = frozenset({"files.get_blob", "files.put_blob", "files.attach_results"})
 
 
 def public(view: F) -> F:
@@ -104,9 +117,17 @@ def is_loopback(host: str) -> bool:
 
 
 def check_bind(settings: Settings) -> None:
-    """Refuse to serve a non-loopback address without tokens (raises AuthConfigError)."""
-    if settings.auth_tokens or is_loopback(settings.gateway_host):
+    """Refuse to serve without tokens a non-loopback address, or loopback on a platform
+    where the gateway cannot tell which local account connects (raises AuthConfigError)."""
+    if settings.auth_tokens:
         return
+    if is_loopback(settings.gateway_host):
+        if peer.supported():
+            return
+        raise AuthConfigError(
+            "refusing to start without tokens: on this platform the gateway cannot tell "
+            "which local account connects, so any account could use it. Configure a token "
+            "(`simfarm hash-token --user NAME`), or use `simfarm up`, which makes one.")
     raise AuthConfigError(
         f"refusing to start: the gateway would listen on {settings.gateway_host}, which is "
         "reachable from other machines, but no tokens are configured. Create one with "
@@ -226,6 +247,8 @@ def _authenticate() -> Response | None:
     if not table:
         if not is_loopback(request.remote_addr or ""):
             return _forbidden_remote()
+        if not _same_account():
+            return _forbidden_account()
         g.simfarm_principal = Principal(user=None, admin=True, authenticated=False)
         return None
     token = _presented_token()
@@ -242,8 +265,42 @@ def _authenticate() -> Response | None:
             return _unauthorized("send 'Authorization: Bearer <token>' (SIMFARM_TOKEN)")
         log.warning("rejected a bad token from %s on %s", request.remote_addr, request.path)
         return _unauthorized("the token is not valid")
-    g.simfarm_principal = Principal(user=entry.user, admin=entry.admin, authenticated=True)
+    if entry.worker and request.endpoint not in WORKER_ENDPOINTS and not _is_public():
+        response = jsonify({"error": "forbidden", "detail": "a worker's token only moves "
+                            "blobs and attaches results", "fields": []})
+        response.status_code = 403
+        return response
+    g.simfarm_principal = Principal(user=entry.user, admin=entry.admin and not entry.worker,
+                                    authenticated=True, worker=entry.worker)
     return None
+
+
+def _same_account() -> bool:
+    """Open mode: whether the connection comes from a process of the gateway's own OS
+    account (Linux: the socket's owner in /proc/net/tcp). A request with no network
+    connection at all (an in-process WSGI call) is the gateway's own."""
+    environ = request.environ
+    if "REMOTE_PORT" not in environ:
+        return True
+    if not peer.supported():
+        return False
+    uid = peer.connection_uid(environ, request.remote_addr or "")
+    return uid is not None and uid == os.geteuid()
+
+
+def _forbidden_account() -> Response:
+    log.warning("open mode: refused a connection from another local account (%s:%s) on %s",
+                request.remote_addr, request.environ.get("REMOTE_PORT"), request.path)
+    response = jsonify(
+        {
+            "error": "forbidden",
+            "detail": "this gateway has no tokens configured and serves only the account it "
+            "runs as; use a token (simfarm up writes one for its owner)",
+            "fields": [],
+        }
+    )
+    response.status_code = 403
+    return response
 
 
 def _forbidden_remote() -> Response:
@@ -268,9 +325,75 @@ def me() -> Response:
     )
 
 
+login_bp = Blueprint("login", __name__)
+_LOGIN_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>simfarm: signing in</title></head>
+<body><p>Signing in ...</p><script>
+window.localStorage.setItem("simfarm.token", TOKEN);
+document.cookie = "COOKIE=" + encodeURIComponent(TOKEN) + "; path=/; SameSite=Strict";
+window.location.replace("/");
+</script></body></html>
+"""
+
+
+class OneTimeLogin:
+    """The one-time dashboard login code of ``simfarm up`` (one gateway process): the
+    first browser that opens the printed URL gets the owner's token, nobody after it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.code_sha256 = settings.login_code_sha256
+        self.token = settings.local_token
+        self._lock = threading.Lock()
+
+    def redeem(self, code: str) -> str | None:
+        """The token for a valid, unused code (then used), else None."""
+        if not (self.code_sha256 and self.token and code):
+            return None
+        digest = hashlib.sha256(code.encode()).hexdigest()
+        with self._lock:
+            if self.code_sha256 is None or not hmac.compare_digest(digest, self.code_sha256):
+                return None
+            self.code_sha256 = None
+            return self.token
+
+
+class LoginQuery(BaseModel):
+    """The one-time code of the login URL."""
+
+    code: str = Field(default="", description="the code `simfarm up` printed")
+
+
+@login_bp.get("/login")
+@document(tags=["dashboard"], query=LoginQuery,
+          responses={200: Body(None, "signs the browser in, then opens the dashboard",
+                               media_type="text/html"),
+                     403: Body(None, "the code is not valid or was used", media_type="text/html")})
+@public
+def login() -> Response:
+    """Sign a browser in with the one-time code of the URL `simfarm up` prints.
+
+    The first request with the code gets a page that stores the owner's token in the
+    browser and opens the dashboard; the code is then used up."""
+    token = current_app.extensions[_LOGIN].redeem(request.args.get("code", ""))
+    if token is None:
+        log.warning("refused a dashboard login code from %s", request.remote_addr)
+        page = Response("<!doctype html><p>This login link is not valid or was used "
+                        "already. Restart <code>simfarm up</code> for a new one.</p>", 403,
+                        mimetype="text/html")
+    else:
+        body = _LOGIN_PAGE.replace("TOKEN", json.dumps(token)).replace("COOKIE", COOKIE)
+        page = Response(body, 200, mimetype="text/html")
+        log.info("dashboard signed in with the one-time login code from %s",
+                 request.remote_addr)
+    page.headers["Cache-Control"] = "no-store"
+    return page
+
+
 def install_auth(app: Flask, settings: Settings) -> None:
     """Check the bind address, then authenticate every request of ``app``."""
     check_bind(settings)
     app.extensions[_EXTENSION] = TokenTable(list(settings.auth_tokens))
+    app.extensions[_LOGIN] = OneTimeLogin(settings)
     app.before_request(_authenticate)
     app.register_blueprint(bp)
+    app.register_blueprint(login_bp)

@@ -2,9 +2,12 @@
 folder on the gateway host.
 
 Blobs are named by their SHA-256, so the same project uploaded twice is stored once.
-An upload streams to ``uploads/<sha>.part`` in chunks (never whole in memory), hashing
-as it goes; it becomes ``sha256/<aa>/<sha>`` only when the bytes hash to the name. An
-interrupted upload leaves its part file, and the client resumes at its size.
+An upload streams to ``uploads/<user>/<sha>.part`` in chunks (never whole in memory),
+hashing as it goes; it becomes ``sha256/<aa>/<sha>`` only when the bytes hash to the
+name. An interrupted upload leaves its part file, and the same user resumes at its size;
+part files untouched for ``upload_part_retention_s`` are deleted by the retention sweep.
+No upload may leave less than ``blob_min_free_bytes`` free on the blob folder's disk
+(the embedded Redis writes its AOF to the same disk by default).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import threading
 from pathlib import Path
 from typing import IO
@@ -42,8 +46,9 @@ class FolderBlobStore:
     keep two uploads of the same blob from writing one part file at once.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, min_free_bytes: int = 0) -> None:
         self.root = root
+        self.min_free_bytes = min_free_bytes
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -56,8 +61,40 @@ class FolderBlobStore:
         """Where a finished blob lives."""
         return self.root / "sha256" / sha[:2] / sha
 
-    def _part(self, sha: str) -> Path:
-        return self.root / "uploads" / f"{sha}.part"
+    def _part(self, sha: str, user: str | None = None) -> Path:
+        owner = "".join(c if c.isalnum() or c in "._-@" else "_" for c in (user or "")) or "_"
+        return self.root / "uploads" / owner / f"{sha}.part"
+
+    def parts_size(self, user: str | None) -> int:
+        """Bytes of ``user``'s interrupted uploads."""
+        folder = self._part("x", user).parent
+        try:
+            return sum(p.stat().st_size for p in folder.glob("*.part"))
+        except OSError:
+            return 0
+
+    def expire_parts(self, older_than: float) -> int:
+        """Delete part files not written to since ``older_than`` (epoch seconds)."""
+        removed = 0
+        for part in (self.root / "uploads").glob("*/*.part"):
+            try:
+                if part.stat().st_mtime < older_than:
+                    part.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
+
+    def free_bytes(self) -> int:
+        """Free space on the blob folder's disk."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        return shutil.disk_usage(self.root).free
+
+    def _check_room(self, incoming: int) -> None:
+        if self.min_free_bytes and self.free_bytes() - incoming < self.min_free_bytes:
+            raise BlobError(507, "insufficient_storage", "the blob store's disk is nearly "
+                            f"full (it keeps {self.min_free_bytes} bytes free for the job "
+                            "store); uploads resume once space is freed")
 
     def exists(self, sha: str) -> bool:
         """Whether the blob is stored."""
@@ -70,16 +107,17 @@ class FolderBlobStore:
         except FileNotFoundError:
             return None
 
-    def partial_size(self, sha: str) -> int:
-        """Bytes of an interrupted upload kept for resuming (0 if none)."""
+    def partial_size(self, sha: str, user: str | None = None) -> int:
+        """Bytes of ``user``'s interrupted upload kept for resuming (0 if none)."""
         try:
-            return self._part(sha).stat().st_size
+            return self._part(sha, user).stat().st_size
         except FileNotFoundError:
             return 0
 
     def delete(self, sha: str) -> bool:
         """Remove a blob (and any partial upload of it); True if it existed."""
-        self._part(sha).unlink(missing_ok=True)
+        for part in (self.root / "uploads").glob(f"*/{sha}.part"):
+            part.unlink(missing_ok=True)
         try:
             self.path(sha).unlink()
         except FileNotFoundError:
@@ -91,7 +129,8 @@ class FolderBlobStore:
             return self._locks.setdefault(sha, threading.Lock())
 
     def receive(
-        self, sha: str, body: IO[bytes], offset: int, limit: int, length: int | None = None
+        self, sha: str, body: IO[bytes], offset: int, limit: int, length: int | None = None,
+        user: str | None = None,
     ) -> int:
         """Store an upload body for ``sha`` starting at byte ``offset`` (0 restarts, the
         size of the kept part resumes); ``length`` is the body's announced length. Returns
@@ -106,21 +145,23 @@ class FolderBlobStore:
         # A finishing upload of the same blob (fsync) gets a moment; a running one, 409.
         if not lock.acquire(timeout=LOCK_WAIT_S):
             raise BlobError(409, "conflict", f"blob {sha} is being uploaded by another request",
-                            self.partial_size(sha))
+                            self.partial_size(sha, user))
         try:
             existing = self.size(sha)
             if existing is not None:
                 return existing
-            return self._receive(sha, body, offset, limit, length)
+            return self._receive(sha, body, offset, limit, length, user)
         finally:
             lock.release()
 
     def _receive(
-        self, sha: str, body: IO[bytes], offset: int, limit: int, length: int | None
+        self, sha: str, body: IO[bytes], offset: int, limit: int, length: int | None,
+        user: str | None,
     ) -> int:
-        part = self._part(sha)
+        part = self._part(sha, user)
         part.parent.mkdir(parents=True, exist_ok=True)
-        kept = self.partial_size(sha)
+        kept = self.partial_size(sha, user)
+        self._check_room(length or 0)
         if offset not in (0, kept):
             raise BlobError(409, "conflict", f"upload of {sha} can resume at byte {kept}, "
                             f"not {offset}", kept)
@@ -141,6 +182,13 @@ class FolderBlobStore:
                     part.unlink(missing_ok=True)
                     raise BlobError(413, "payload_too_large",
                                     f"upload exceeds the limit of {limit} bytes")
+                if size // CHUNK % 64 == 0:  # every 64 chunks: is the disk filling up?
+                    try:
+                        self._check_room(0)
+                    except BlobError:
+                        out.close()
+                        part.unlink(missing_ok=True)
+                        raise
                 out.write(chunk)
                 digest.update(chunk)
             out.flush()

@@ -154,11 +154,15 @@ def install_error_handlers(app: Flask) -> None:
             400: "bad_request",
             415: "unsupported_media_type",
         }
-        return _body(
+        response = _body(
             status,
             names.get(status, exc.name.lower().replace(" ", "_")),
             exc.description or exc.name,
             [],
         )
+        for name, value in exc.get_headers():  # Allow (405), WWW-Authenticate...
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     app.register_error_handler(Exception, _unexpected)

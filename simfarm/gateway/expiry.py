@@ -73,6 +73,9 @@ class Expirer:
             self.svc.blobs.delete(sha)
             self.svc.blob_index.forget(sha)
             log.info("blob %s: expired (unused for the retention time)", sha)
+        parts = self.svc.blobs.expire_parts(now - self.svc.settings.upload_part_retention_s)
+        if parts:
+            log.info("retention: %d interrupted uploads deleted", parts)
         if expired:
             log.info("retention: %d finished jobs expired", expired)
         return expired

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request, send_file
 
+from simfarm.common.errors import JobNotFound
 from simfarm.common.files import ResultsInfo
-from simfarm.gateway.auth import require_visible
+from simfarm.common.states import JobState
+from simfarm.gateway.auth import current_user, require_visible
 from simfarm.gateway.blobstore import BlobError
 from simfarm.gateway.errors import ApiError, field_error
 from simfarm.gateway.files_bodies import BlobOut
@@ -60,7 +62,7 @@ def get_blob(sha256: str) -> Response:
         response = jsonify({"error": "not_found", "detail": f"blob {sha} is not stored",
                             "fields": []})
         response.status_code = 404
-        response.headers["Upload-Offset"] = str(svc.blobs.partial_size(sha))
+        response.headers["Upload-Offset"] = str(svc.blobs.partial_size(sha, _uploader()))
         return response
     return _blob_response(sha, f"{sha}.tar")
 
@@ -72,14 +74,15 @@ def get_blob(sha256: str) -> Response:
               "application/octet-stream"),
     headers={"Upload-Offset": "resume an interrupted upload at this byte (see GET/HEAD)"},
     responses={201: Body(BlobOut, "stored"), 200: Body(BlobOut, "already stored")},
-    errors=(404, 409, 413, 422),
+    errors=(404, 409, 413, 422, 507),
 )
 def put_blob(sha256: str) -> tuple[Response, int]:
     """Upload a blob named by its SHA-256, streamed to disk and verified.
 
     Uploading a blob that is already stored returns 200 without reading the body
     (check with ``HEAD`` first to skip sending it). A body that does not hash to the
-    name is refused (422) and discarded; one larger than the limit gets 413."""
+    name is refused (422) and discarded; one larger than the limit gets 413; one beyond
+    the user's upload quota, or one that would leave the blob disk nearly full, 507."""
     svc = services()
     sha = _check_sha(sha256)
     if svc.blobs.exists(sha):
@@ -88,30 +91,65 @@ def put_blob(sha256: str) -> tuple[Response, int]:
     raw_offset = request.headers.get("Upload-Offset", "0")
     if not raw_offset.isdigit():
         raise field_error("Upload-Offset", "must be a byte offset (integer >= 0)", 400)
-    limit = svc.settings.max_upload_bytes
-    request.max_content_length = limit
+    user = _uploader()
+    limit = min(svc.settings.max_upload_bytes, _quota_left(user))
+    if request.content_length is not None and request.content_length > limit:
+        if limit < svc.settings.max_upload_bytes:
+            raise ApiError(507, "insufficient_storage", f"the upload ({request.content_length}"
+                           f" bytes) exceeds your upload quota: {limit} bytes left (blobs "
+                           "you uploaded count until they expire)")
+        raise ApiError(413, "payload_too_large", f"upload exceeds the limit of {limit} bytes")
+    request.max_content_length = svc.settings.max_upload_bytes
     try:
         size = svc.blobs.receive(sha, request.stream, int(raw_offset), limit,
-                                 request.content_length)
+                                 request.content_length, user)
     except BlobError as exc:
         error = ApiError(exc.status, exc.error, exc.detail)
         if exc.offset is not None:
             error.fields = [{"field": "Upload-Offset", "reason": str(exc.offset)}]
         raise error from None
     svc.blob_index.touch(sha)
+    svc.blob_index.record_upload(user or "_", sha, size)
     return jsonify({"sha256": sha, "size": size, "created": True}), 201
+
+
+def _uploader() -> str | None:
+    principal = current_user()
+    return "_worker" if principal.worker else principal.user
+
+
+def _quota_left(user: str | None) -> int:
+    """Bytes ``user`` may still upload: ``upload_quota_bytes`` minus the blobs they
+    uploaded that are still stored and their interrupted uploads. Workers (results) have
+    no quota of their own."""
+    svc = services()
+    quota = svc.settings.upload_quota_bytes
+    if quota is None or current_user().worker:
+        return svc.settings.max_upload_bytes
+    key = user or "_"
+    held = svc.blob_index.uploads_of(key)
+    gone = [sha for sha in held if not svc.blobs.exists(sha)]
+    svc.blob_index.forget_uploads(key, gone)
+    used = sum(size for sha, size in held.items() if sha not in gone)
+    return max(0, quota - used - svc.blobs.parts_size(user))
 
 
 @bp.put("/jobs/<job_id>/results")
 @document(tags=["files"], path_params=_JOB, body=ResultsInfo, responses={200: JobOut},
           errors=(404, 422))
 def attach_results(job_id: str) -> Response:
-    """Attach an uploaded results archive to a job (used by workers)."""
+    """Attach an uploaded results archive to a job (used by workers).
+
+    A worker's token may attach results to a running job only."""
     from simfarm.gateway.jobs_api import job_body
 
     svc = services()
     info = parse_body(ResultsInfo)
-    require_visible(check_job_id(job_id))
+    if current_user().worker:  # a worker sends the results of the jobs it runs
+        if svc.jobs.state_of(check_job_id(job_id)) is not JobState.RUNNING:
+            raise JobNotFound(job_id)
+    else:
+        require_visible(check_job_id(job_id))
     job = svc.jobs.get(job_id)
     if not svc.blobs.exists(info.sha256):
         raise field_error("sha256", "upload the results archive first (PUT /api/v1/blobs/...)")

@@ -1,9 +1,9 @@
 """Prometheus metrics of the farm, served by the gateway at ``/metrics``.
 
-Gauges (jobs by state, queue depth per priority, node capacity) are read from Redis at
-scrape time, so any gateway shows the whole farm. The two histograms are fed from the
-global event stream: each scrape reads the state events since the previous scrape
-(starting at the first scrape) and observes
+Gauges (jobs by state, queue depth per priority, node capacity, licence pools) are read
+from Redis at scrape time, so any gateway shows the whole farm. The two histograms are
+fed from the global event stream: each scrape reads the state events since the previous
+scrape (starting at the first scrape) and observes
 
 * ``simfarm_dispatch_latency_seconds``: time a job waited ``pending`` before it was
   ``scheduled`` on a node;
@@ -27,6 +27,7 @@ from prometheus_client.registry import Collector
 
 from simfarm.common.models import JobEvent
 from simfarm.common.states import FINAL_STATES, JobState
+from simfarm.gateway.licenses_api import pool_statuses
 from simfarm.gateway.openapi import Body, document
 from simfarm.gateway.services import Services, services
 from simfarm.gateway.ws import ws_stats
@@ -61,17 +62,48 @@ class FarmCollector(Collector):
             "simfarm_queue_depth", "Pending jobs ready to dispatch, per priority",
             labels=["priority"],
         )
-        held = GaugeMetricFamily(
-            "simfarm_queue_held", "Pending jobs on hold (dependencies...) at each priority",
+        gated = GaugeMetricFamily(
+            "simfarm_queue_gated", "Pending jobs waiting at a gate (dependencies, a sweep's "
+            "throttle) at each priority",
             labels=["priority"],
         )
         for family, counts in ((depth, jobs.pending_by_priority()),
-                               (held, jobs.pending_by_priority(held=True))):
+                               (gated, jobs.pending_by_priority(gated=True))):
             for priority, count in counts.items():
                 family.add_metric([str(priority)], count)
             yield family
         yield from self._nodes()
+        yield from self._licenses()
         yield from self._websockets()
+
+    def _licenses(self) -> Iterator[Metric]:
+        if not self.svc.settings.licenses:
+            return
+        families = {
+            "count": GaugeMetricFamily("simfarm_license_count", "Licences of the pool (its "
+                                       "configured count)", labels=["pool"]),
+            "limit": GaugeMetricFamily("simfarm_license_limit", "Licences of the pool farm "
+                                       "jobs may hold at once now", labels=["pool"]),
+            "held": GaugeMetricFamily("simfarm_license_held", "Licences of the pool held by "
+                                      "farm jobs", labels=["pool"]),
+            "outside": GaugeMetricFamily("simfarm_license_outside", "Licences of the pool in "
+                                         "use outside the farm (last poll of its server)",
+                                         labels=["pool"]),
+            "free": GaugeMetricFamily("simfarm_license_free", "Licences of the pool farm jobs "
+                                      "may still take", labels=["pool"]),
+            "waiting": GaugeMetricFamily("simfarm_license_waiting", "Pending jobs that need "
+                                         "the pool", labels=["pool"]),
+            "fallback": GaugeMetricFamily(
+                "simfarm_license_fallback", "1 while the pool's server gives no figures (its "
+                "last good ones or the configured count are used)", labels=["pool"]),
+        }
+        for pool in pool_statuses(self.svc):
+            values = {"count": pool.count, "limit": pool.limit, "held": pool.held,
+                      "outside": pool.outside, "free": pool.free, "waiting": pool.waiting,
+                      "fallback": 1 if pool.source in ("last-good", "fallback") else 0}
+            for key, family in families.items():
+                family.add_metric([pool.name], values[key])
+        yield from families.values()
 
     def _websockets(self) -> Iterator[Metric]:
         stats = ws_stats(self.app)
@@ -104,6 +136,9 @@ class FarmCollector(Collector):
                                       "the node", labels=["node"]),
             "slots": GaugeMetricFamily("simfarm_node_slots", "Jobs the node runs at once",
                                        labels=["node"]),
+            "draining": GaugeMetricFamily(
+                "simfarm_node_draining", "1 while an admin drains the node (it takes no new "
+                "jobs; drained once simfarm_node_jobs is 0)", labels=["node"]),
         }
         for node in nodes:
             mine = [assigned[i] for i in node.jobs if i in assigned]
@@ -118,6 +153,7 @@ class FarmCollector(Collector):
                 "memory_free": max(0, memory_free) * _MB,
                 "jobs": len(node.jobs),
                 "slots": node.max_jobs,
+                "draining": 1 if node.drain is not None else 0,
             }
             for key, family in families.items():
                 family.add_metric([node.name], values[key])

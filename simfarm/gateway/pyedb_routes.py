@@ -423,9 +423,15 @@ def set_priority(job_id: str) -> Response:
     job = _job_or_404(job_id)
     if isinstance(job, Response):
         return job
-    data = request.get_json(silent=True) or {}
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict) or "priority" not in data:
+        return pyedb_error(422, "send a JSON object with the new priority: {\"priority\": 5}",
+                           [{"field": "priority", "reason": "required"}])
+    raw = data["priority"]
     try:
-        priority = int(data.get("priority", 0))
+        if isinstance(raw, bool) or not isinstance(raw, int | str):
+            raise TypeError(raw)
+        priority = int(raw)
     except (TypeError, ValueError):
         return pyedb_error(422, "priority must be an integer",
                      [{"field": "priority", "reason": "must be an integer"}])

@@ -1,5 +1,6 @@
-"""Runs the gateway under a production WSGI server: gunicorn (threads) on POSIX,
-waitress on Windows (without WebSocket support there)."""
+"""Runs the gateway under a production WSGI server: gunicorn on POSIX (gevent workers by
+default: a greenlet per connection, see gevent_worker.py; or gthread), waitress on
+Windows (without WebSocket support there)."""
 
 from __future__ import annotations
 
@@ -37,7 +38,10 @@ def startup_summary(settings: Settings) -> str:
     tokens = len(settings.auth_tokens)
     auth = f"{tokens} token user(s)" if tokens else "no tokens (loopback only)"
     server = ("waitress, no WebSocket" if sys.platform == "win32" else
-              f"{settings.gateway_processes} process(es) x {settings.gateway_threads} threads")
+              f"{settings.gateway_processes} process(es) x {settings.gateway_threads} threads"
+              if settings.gateway_worker_class == "gthread" else
+              f"{settings.gateway_processes} gevent process(es) x "
+              f"{settings.gateway_connections} connections")
     return (f"gateway listening on http://{host}:{port} (dashboard /, API docs /api/v1/docs; "
             f"{server}); Redis {redis_url} {redis_state}, key prefix {settings.key_prefix!r}; "
             f"auth: {auth}")
@@ -55,6 +59,15 @@ def serve(settings: Settings, app: Flask | None = None) -> None:
         return
     from gunicorn.app.base import BaseApplication
 
+    gevent = settings.gateway_worker_class == "gevent" and app is None
+    loaded: list[Flask] = [wsgi_app]
+    if gevent:
+        from simfarm.gateway.gevent_worker import GuardedGeventWorker
+
+        GuardedGeventWorker.read_timeout_s = settings.gateway_read_timeout_s
+        GuardedGeventWorker.client_connections = settings.gateway_client_connections
+        _raise_open_files_limit(settings.gateway_connections + 256)
+
     class _Gunicorn(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
             options: dict[str, Any] = {
@@ -62,11 +75,13 @@ def serve(settings: Settings, app: Flask | None = None) -> None:
                 # Each process has its own WebSocket hub (reading the Redis event stream) and
                 # /metrics histograms; more processes use more cores for the REST API.
                 "workers": settings.gateway_processes,
-                "worker_class": "gthread",
+                "worker_class": GuardedGeventWorker if gevent else "gthread",
+                "worker_connections": settings.gateway_connections,
                 "threads": settings.gateway_threads,
                 "timeout": 120,
                 "graceful_timeout": 5,
-                "keepalive": 30,
+                # also the time a request's line and headers may take (gevent workers)
+                "keepalive": max(1, round(settings.gateway_header_timeout_s)),
                 "accesslog": None,
                 "loglevel": "warning",
                 "post_worker_init": _close_websockets_on_sigterm,
@@ -75,7 +90,9 @@ def serve(settings: Settings, app: Flask | None = None) -> None:
                 self.cfg.set(key, value)
 
         def load(self) -> Flask:
-            return wsgi_app
+            if gevent:  # built again in the worker, after gevent patched threads and sockets
+                loaded[0] = create_app(settings)
+            return loaded[0]
 
     def _close_websockets_on_sigterm(worker: Any) -> None:
         # gunicorn waits up to graceful_timeout for open connections when it stops;
@@ -83,7 +100,7 @@ def serve(settings: Settings, app: Flask | None = None) -> None:
         previous = signal.getsignal(signal.SIGTERM)
 
         def _on_sigterm(signum: int, frame: Any) -> None:
-            ws.shutdown(wsgi_app)
+            ws.shutdown(loaded[0])
             if callable(previous):
                 previous(signum, frame)
 
@@ -91,6 +108,17 @@ def serve(settings: Settings, app: Flask | None = None) -> None:
         signal.siginterrupt(signal.SIGTERM, False)
 
     _Gunicorn().run()
+
+
+def _raise_open_files_limit(wanted: int) -> None:
+    """Allow this many open files (each connection is one), up to the hard limit."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        log.info("open files limit raised from %d to %d", soft, target)
 
 
 def main() -> None:

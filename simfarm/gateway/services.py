@@ -13,7 +13,8 @@ from simfarm.common.settings import Settings
 from simfarm.common.store import JobStore, NodeStore
 from simfarm.common.store.audit import AuditStore
 from simfarm.common.store.blobs import BlobIndex
-from simfarm.common.store.holds import HoldStore
+from simfarm.common.store.gates import GateStore
+from simfarm.common.store.licenses import LicenseStore
 from simfarm.common.store.replication import ReplicationBarrier
 from simfarm.common.store.sweeps import SweepStore
 from simfarm.gateway.blobstore import FolderBlobStore
@@ -28,12 +29,13 @@ class Services:
     redis: redis.Redis
     jobs: JobStore
     nodes: NodeStore
-    holds: HoldStore
+    gates: GateStore
     sweeps: SweepStore
     blobs: FolderBlobStore
     blob_index: BlobIndex
     audit: AuditStore
     capacities: NodeCapacities  # the nodes' total capacities, for the fit rule at submit
+    licenses: LicenseStore  # the farm's floating licence pools
     replication: ReplicationBarrier  # submits wait for replicas (settings.wait_replicas)
     accounts: AccountBook  # who may charge which account
 
@@ -53,12 +55,13 @@ def build_services(settings: Settings, connection: redis.Redis | None = None) ->
         redis=connection,
         jobs=JobStore.for_settings(connection, settings),
         nodes=nodes,
-        holds=HoldStore.for_settings(connection, settings),
+        gates=GateStore.for_settings(connection, settings),
         sweeps=SweepStore(connection, settings.key_prefix),
-        blobs=FolderBlobStore(settings.blob_root()),
+        blobs=FolderBlobStore(settings.blob_root(), settings.blob_min_free_bytes),
         blob_index=BlobIndex(connection, settings.key_prefix),
         audit=AuditStore(connection, settings.key_prefix),
         capacities=NodeCapacities(nodes),
+        licenses=LicenseStore(connection, settings.key_prefix),
         replication=ReplicationBarrier(connection, nodes.keys, settings.wait_replicas(),
                                        settings.redis_wait_timeout_ms),
         accounts=settings.account_book(),

@@ -7,7 +7,7 @@ import math
 import threading
 import time
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from simfarm.common.farm_sampling import gauges
@@ -26,8 +26,6 @@ from simfarm.gateway.services import services
 bp = Blueprint("stats", __name__, url_prefix="/api/v1")
 MAX_POINTS = 20_000  # per series and answer
 LIVE_TTL_S = 1.0  # the live gauges are read at most once a second per gateway process
-_live: dict[str, tuple[float, dict[str, float]]] = {}
-_live_lock = threading.Lock()
 AUTO_POINTS = 1_000  # without step: about this many points over the span
 DEFAULT_SPAN_S = 3600.0
 
@@ -48,6 +46,9 @@ class SeriesQuery(BaseModel):
         "for per-node metrics (`cores_busy`, `cores_free`): this node, or `*` for each node"))
     priority: str | None = Field(default=None, pattern=r"^(\*|[0-9]|10)$", description=(
         "for per-priority metrics (`jobs_pending`, `jobs_running`): 0-10, or `*` for each"))
+    feature: str | None = Field(default=None, max_length=64, description=(
+        "for per-pool metrics (`licenses_in_use`, `licenses_outside`): this licence pool, "
+        "or `*` for each (the default: they have no farm total)"))
 
     @field_validator("metric")
     @classmethod
@@ -85,7 +86,8 @@ class SeriesListOut(BaseModel):
 
 def _names(stats: FarmStatsStore, metric: str, query: SeriesQuery) -> list[str]:
     label = METRICS[metric].label
-    wanted = {"node": query.node, "priority": query.priority}.get(label or "")
+    wanted = {"node": query.node, "priority": query.priority,
+              "feature": query.feature or "*"}.get(label or "")
     if label is None or wanted is None:
         return [metric]
     if wanted != "*":
@@ -95,19 +97,40 @@ def _names(stats: FarmStatsStore, metric: str, query: SeriesQuery) -> list[str]:
     return sorted(found, key=key)
 
 
-def live_gauges(stats: FarmStatsStore) -> dict[str, float]:
+class LiveGauges:
     """The gauges now, shared by the requests of the same second (a dashboard asks
-    for several charts at once, and every open overview page redraws on job changes)."""
-    svc = services()
-    key = svc.settings.key_prefix
-    now = time.monotonic()
-    with _live_lock:
-        cached = _live.get(key)
-        if cached is not None and now - cached[0] < LIVE_TTL_S:
-            return cached[1]
-        values = gauges(svc.jobs, svc.nodes, stats)
-        _live[key] = (now, values)
-        return values
+    for several charts at once, and every open overview page redraws on job changes).
+
+    One per app, made by :func:`install_stats` when the app is built: under gevent
+    that is after the worker patched ``threading``, so the lock is a greenlet lock (a
+    module-level lock made before the patch blocked the whole worker process while one
+    request held it across a Redis call)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._read_at = -math.inf
+        self._values: dict[str, float] = {}
+
+    def read(self, stats: FarmStatsStore) -> dict[str, float]:
+        svc = services()
+        with self._lock:
+            now = time.monotonic()
+            if now - self._read_at >= LIVE_TTL_S:
+                self._values = gauges(svc.jobs, svc.nodes, stats)
+                self._read_at = now
+            return self._values
+
+
+def install_stats(app: Flask) -> None:
+    """Register the series routes and the app's live-gauge cache."""
+    app.extensions["simfarm.live_gauges"] = LiveGauges()
+    app.register_blueprint(bp)
+
+
+def live_gauges(stats: FarmStatsStore) -> dict[str, float]:
+    """The gauges now (see :class:`LiveGauges`)."""
+    cache: LiveGauges = current_app.extensions["simfarm.live_gauges"]
+    return cache.read(stats)
 
 
 def _points(stats: FarmStatsStore, settings: Settings, name: str, since: float, until: float,
@@ -127,9 +150,10 @@ def _points(stats: FarmStatsStore, settings: Settings, name: str, since: float, 
 def stats_series() -> Response:
     """The farm over time: cores busy and free (per node and in total), jobs pending and
     running (per priority and in total), jobs finished and failed per step, waiting time
-    p50/p95. One point per recording bucket (a minute by default) for a week, hourly
-    beyond; ``step`` combines them (gauges averaged, counts summed). Gauges also carry
-    their ``current`` value."""
+    p50/p95, licences of each floating pool held by farm jobs and in use outside. One
+    point per recording bucket (a minute by default) for a week, hourly beyond; ``step``
+    combines them (gauges averaged, counts summed). Gauges also carry their ``current``
+    value."""
     query = SeriesQuery.model_validate(request.args.to_dict())
     svc = services()
     settings = svc.settings

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from simfarm.common.models import JobSpec
 from simfarm.common.store import new_job_id
-from simfarm.common.store.holds import HOLD_THROTTLE
+from simfarm.common.store.gates import GATE_THROTTLE
 from simfarm.common.sweeps import Sweep, SweepSpec, render_child, throttle_reason
 from simfarm.gateway.admission import Admission, check_all, store_all
 from simfarm.gateway.auth import can_see, owner_for_submit
@@ -79,15 +79,15 @@ def submit_sweep() -> tuple[Response, int, dict[str, str]]:
         if spec.throttle:
             extra["watched"] = "1"
             if index >= spec.throttle:
-                extra.update(hold=HOLD_THROTTLE, reason=throttle_reason(spec.throttle))
+                extra.update(gate=GATE_THROTTLE, reason=throttle_reason(spec.throttle))
         jobs.append(Admission(child, owner=owner, where="template", extra=extra,
                               dependencies=deps))
     check_all(svc, jobs)  # each child as if submitted alone
     svc.sweeps.create(sweep_id, spec, len(children), owner)
     ids = store_all(svc, jobs)
     svc.sweeps.add_children(sweep_id, {job_id: i for i, job_id in enumerate(ids)})
-    svc.holds.request_check([job_id for job_id, job in zip(ids, jobs, strict=True)
-                             if "hold" in job.extra or any((job.dependencies or {}).values())])
+    svc.gates.request_check([job_id for job_id, job in zip(ids, jobs, strict=True)
+                             if "gate" in job.extra or any((job.dependencies or {}).values())])
     sweep = _load(svc, sweep_id)
     location = url_for("sweeps.get_sweep", sweep_id=sweep_id)
     return jsonify(sweep_body(sweep)), 201, {"Location": location}

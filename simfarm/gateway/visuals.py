@@ -11,6 +11,6 @@ from simfarm.gateway import progress_api, results_api, stats_api, webhooks_api
 def install_visuals(app: Flask) -> None:
     """Register the routes behind the dashboard's charts."""
     app.register_blueprint(progress_api.bp)
-    app.register_blueprint(stats_api.bp)
+    stats_api.install_stats(app)
     app.register_blueprint(results_api.bp)
     app.register_blueprint(webhooks_api.bp)  # notifications

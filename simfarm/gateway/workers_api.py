@@ -1,24 +1,27 @@
-"""REST routes for the farm's worker nodes and their local limits, and for changing a
-pending job's priority: ``/api/v1/workers``, ``/api/v1/workers/<node>/limits`` and
-``PATCH /api/v1/jobs/<id>``."""
+"""REST routes for the farm's worker nodes, their local limits and drains, and for
+changing a pending job's priority: ``/api/v1/workers``, ``/api/v1/workers/<node>/limits``,
+``/api/v1/workers/<node>/drain`` and ``/resume``, and ``PATCH /api/v1/jobs/<id>``."""
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
 
 from simfarm.common.limits import NodeLimits, NodeLimitsPatch
-from simfarm.common.models import Job, NodeInfo, Priority
-from simfarm.gateway.auth import require_admin, require_visible
+from simfarm.common.models import Job, NodeDrain, NodeInfo, Priority
+from simfarm.gateway.auth import current_user, require_admin, require_visible
 from simfarm.gateway.errors import ApiError
 from simfarm.gateway.jobs_api import job_body
 from simfarm.gateway.openapi import document
 from simfarm.gateway.openapi.bodies import JobOut
-from simfarm.gateway.parsing import check_job_id, parse_body
+from simfarm.gateway.parsing import check_job_id, json_body, parse_body
 from simfarm.gateway.services import Services, services
 
+log = logging.getLogger(__name__)
 bp = Blueprint("workers", __name__, url_prefix="/api/v1")
 _NODE = {"node": "the worker node's name"}
 
@@ -27,13 +30,23 @@ class WorkerOut(NodeInfo):
     """A registered node: capacity, what is free (by what its jobs reserve), its jobs,
     liveness, local limits and why it takes no new jobs, if it does not."""
 
-    status: str = Field(description="`lost`, `held` (a limit is hit), `full` or `ready`")
+    status: str = Field(description="`lost`, `drained` (an admin drained it and its last "
+                        "job ended), `draining` (drained, jobs still running), `held` (a "
+                        "local limit is hit), `full` or `ready`")
 
 
 class WorkerListOut(BaseModel):
     """Every registered worker node."""
 
     workers: list[WorkerOut]
+
+
+class DrainIn(BaseModel):
+    """Why a node is drained (optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(default="", max_length=200, description="shown with the node's status")
 
 
 class PriorityPatch(BaseModel):
@@ -55,10 +68,8 @@ def _with_allocations(svc: Services, nodes: list[NodeInfo]) -> list[dict[str, An
         body["cores_free"] = max(0, node.cores_total - cores)
         body["memory_mb_free"] = max(0, min(node.memory_mb_free, node.memory_mb_total - memory))
         slots = min(node.max_jobs, node.limits.get("max_jobs") or node.max_jobs)
-        if not node.alive:
-            body["status"] = "lost"
-        elif node.held_reason:
-            body["status"] = "held"
+        if node.availability != "up":
+            body["status"] = node.availability
         elif len(mine) >= slots:
             body["status"] = "full"
         else:
@@ -73,6 +84,45 @@ def list_workers() -> Response:
     """The registered worker nodes: capacity, free resources, jobs, limits and status."""
     svc = services()
     return jsonify({"workers": _with_allocations(svc, svc.nodes.all())})
+
+
+def _worker(svc: Services, node: str) -> Response:
+    found = svc.nodes.get(node)
+    if found is None:
+        raise ApiError(404, "not_found", f"no worker node named {node!r} is registered")
+    return jsonify(_with_allocations(svc, [found])[0])
+
+
+@bp.post("/workers/<node>/drain")
+@document(tags=["workers"], path_params=_NODE, body=DrainIn, responses={200: WorkerOut},
+          errors=(400, 403, 404, 422))
+def drain_node(node: str) -> Response:
+    """Drain a node (admins): it takes no new jobs from the next dispatch round on, the
+    jobs it runs finish, then its status is ``drained``. Kept until resumed, across
+    worker restarts; a node drained again keeps its first drain's time."""
+    require_admin()
+    svc = services()
+    _known(svc, node)
+    body = DrainIn.model_validate(json_body()) if request.content_length else DrainIn()
+    current = svc.nodes.get(node)
+    at = current.drain.at if current is not None and current.drain is not None else time.time()
+    svc.nodes.set_drain(node, NodeDrain(by=current_user().user, at=at, reason=body.reason))
+    log.info("node %s: drained by %s (%s)", node, current_user().user or "anonymous",
+             body.reason or "no reason given")
+    return _worker(svc, node)
+
+
+@bp.post("/workers/<node>/resume")
+@document(tags=["workers"], path_params=_NODE, responses={200: WorkerOut},
+          errors=(403, 404))
+def resume_node(node: str) -> Response:
+    """Resume a drained node (admins): it takes jobs again from the next round on."""
+    require_admin()
+    svc = services()
+    svc.nodes.set_drain(_known(svc, node), None)
+    svc.jobs.nudge_dispatcher()
+    log.info("node %s: resumed by %s", node, current_user().user or "anonymous")
+    return _worker(svc, node)
 
 
 def _known(svc: Services, node: str) -> str:

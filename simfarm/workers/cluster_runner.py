@@ -24,6 +24,7 @@ import redis
 
 from simfarm.common.aedt import AEDTNotFoundError, build_ansysedt_argv, find_aedt
 from simfarm.common.errors import IllegalTransition, JobNotFound, StaleAttempt
+from simfarm.common.license_pools import cluster_request, pools_by_name
 from simfarm.common.models import Job
 from simfarm.common.states import JobState
 from simfarm.workers.aedt_log import LogTail
@@ -125,9 +126,11 @@ class ClusterJobRunner:
             options = job_options(self.ctx, self.job)
             argv, cwd = job_argv(self.job)
             env = {**self.job.spec.env, "SIMFARM_JOB_ID": self.job.id}
+            licenses = cluster_request(self.job.spec.resources.licenses,
+                                       pools_by_name(self.ctx.settings.licenses))
             request = ClusterJobRequest(job_id=self.job.id, argv=argv, job_dir=self.job_dir,
                                         name=self.job.spec.name, env=env, cwd=cwd,
-                                        attempt=self.attempt)
+                                        attempt=self.attempt, licenses=licenses)
             submitted = self.service.backend.submit(request, options)
         except (SchedulerError, AEDTNotFoundError, ValueError, OSError) as exc:
             log.warning("job %s: not submitted to %s: %s", self.job.id, self.service.kind, exc)

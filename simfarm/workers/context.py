@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -19,14 +20,31 @@ from simfarm.common.settings import Settings
 from simfarm.common.store import JobStore, NodeStore
 
 if TYPE_CHECKING:
+    from simfarm.workers.attempt import Runner
     from simfarm.workers.cluster_service import ClusterService
     from simfarm.workers.orphan_guard import OrphanGuard
-    from simfarm.workers.runners import RunnerTable
 
 
 def node_queue(node_name: str) -> str:
     """The Celery queue that feeds one node."""
     return f"simfarm.node.{node_name}"
+
+
+@dataclass(frozen=True)
+class RunnerTable:
+    """The runner of each job kind on this worker, chosen when it starts
+    (:func:`simfarm.workers.main.runner_table`). A runner that starts itself (a cluster
+    runner) gets the attempt while the job is still ``scheduled`` and moves it to
+    ``running`` when the job really starts."""
+
+    runners: Mapping[str, Runner]
+    self_starting: frozenset[str] = field(default_factory=frozenset)
+
+    def runner_for(self, kind: str) -> Runner | None:
+        return self.runners.get(kind)
+
+    def starts_itself(self, kind: str) -> bool:
+        return kind in self.self_starting
 
 
 class ActiveAttempts:

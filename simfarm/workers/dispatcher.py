@@ -17,7 +17,13 @@ import threading
 import time
 from collections.abc import Callable
 
-from simfarm.common.errors import IllegalTransition, JobNotFound, StaleAttempt
+from simfarm.common.errors import (
+    IllegalTransition,
+    JobNotFound,
+    LicensesUnavailable,
+    StaleAttempt,
+)
+from simfarm.common.license_pools import split_request
 from simfarm.common.models import Job, NodeInfo
 from simfarm.common.settings import Settings
 from simfarm.common.states import JobState
@@ -26,8 +32,10 @@ from simfarm.common.store.leader import LeaderLock
 from simfarm.workers.context import WorkerContext, lease_slack_s
 from simfarm.workers.dispatch import BackfillMode, PolicyConfig
 from simfarm.workers.dispatch.feed import SchedulerFeed
+from simfarm.workers.dispatch.pools import PoolView
 from simfarm.workers.farm_sampler import FarmSampler
-from simfarm.workers.holds import HoldReleaser
+from simfarm.workers.gates import GateKeeper
+from simfarm.workers.license_poller import LicensePoller
 from simfarm.workers.notifier import Notifier
 
 log = logging.getLogger(__name__)
@@ -35,8 +43,8 @@ log = logging.getLogger(__name__)
 #: the Celery message that runs attempt ``n`` of a job on a node (see tasks.task_message)
 TaskMessage = Callable[[NodeInfo, Job, int], str]
 SCHEDULED_LEASE_S = 60.0
-#: the hold releaser runs at most this often (not in every round: it costs a command)
-HOLDS_EVERY_S = 0.1
+#: the gate keeper runs at most this often (not in every round: it costs a command)
+GATES_EVERY_S = 0.1
 
 
 def policy_config(settings: Settings) -> PolicyConfig:
@@ -55,9 +63,9 @@ class Dispatcher:
         self.message = message
         self.lock = LeaderLock(ctx.redis, ctx.settings.key_prefix,
                                ttl_s=max(3.0, ctx.settings.heartbeat_ttl_s))
-        # Eligibility hook: held jobs (dependencies, sweep throttles) are not in
-        # pending_ids(); the releaser lets them in when they may start.
-        self.holds = HoldReleaser.for_store(ctx.jobs)
+        # Eligibility hook: gated jobs (dependencies, sweep throttles) are not in
+        # pending_ids(); the gate keeper lets them in when they may start.
+        self.gates = GateKeeper.for_store(ctx.jobs)
         self.feed: SchedulerFeed | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="simfarm-dispatcher", daemon=True)
@@ -68,16 +76,22 @@ class Dispatcher:
         self.sampler = FarmSampler(ctx, is_leader=lambda: self.lock.token is not None)
         # Notifications when jobs end, delivered beside dispatch, never in its way.
         self.notifier = Notifier(ctx, is_leader=lambda: self.lock.token is not None)
+        # The farm's floating licence pools: their servers polled by the leader only.
+        self.pool_names = frozenset(p.name for p in ctx.settings.licenses)
+        self.license_waiting: dict[str, int] | None = None
+        self.licenses = LicensePoller(ctx, is_leader=lambda: self.lock.token is not None)
 
     def start(self) -> None:
         self._thread.start()
         self.sampler.start()
         self.notifier.start()
+        self.licenses.start()
 
     def stop(self) -> None:
         self._stop.set()
         self.sampler.stop()
         self.notifier.stop()
+        self.licenses.stop()
         self._thread.join(timeout=5)
         self.lock.release()
 
@@ -87,13 +101,14 @@ class Dispatcher:
         # between two renewals schedules nothing).
         renew_every = self.lock.ttl_ms / 3000
         reap_every = min(1.0, self.ctx.settings.heartbeat_s)
-        next_renew = next_reap = next_holds = 0.0
+        next_renew = next_reap = next_gates = 0.0
         while not self._stop.is_set():
             try:
                 now = time.monotonic()
                 if now >= next_renew:
                     if not self.lock.acquire_or_renew():
                         self.feed = None  # a new term starts from what Redis says
+                        self.license_waiting = None
                         self._stop.wait(renew_every)
                         continue
                     next_renew = now + renew_every
@@ -101,9 +116,9 @@ class Dispatcher:
                     if self.reap_lost() and self.feed is not None:
                         self.feed.nodes_changed()  # a lost node leaves the policy's view now
                     next_reap = now + reap_every
-                if now >= next_holds:  # held jobs released within HOLDS_EVERY_S
-                    self.holds.run_once()
-                    next_holds = now + HOLDS_EVERY_S
+                if now >= next_gates:  # gated jobs opened within GATES_EVERY_S
+                    self.gates.run_once()
+                    next_gates = now + GATES_EVERY_S
                 self.dispatch_once()
                 self.ctx.jobs.wait_for_nudge(min(renew_every, reap_every, 0.5))
             except Exception:
@@ -117,11 +132,13 @@ class Dispatcher:
         """One round: start what the policy places now. Returns how many were sent."""
         if self.feed is None:
             self.feed = SchedulerFeed(self.ctx.jobs, self.ctx.nodes,
-                                      policy_config(self.ctx.settings))
+                                      policy_config(self.ctx.settings), self.pool_names)
             log.info("dispatcher on %s: leading (fence %s)", self.ctx.node_name, self.lock.token)
         feed = self.feed
         now = time.time()
         feed.refresh(now)
+        if self.pool_names:
+            self._sync_pools(feed)
         placements = feed.scheduler.schedule(now)
         sent = 0
         if placements:
@@ -136,13 +153,36 @@ class Dispatcher:
                 else:
                     feed.not_placed(placement)
         feed.write_waits()
+        if self.pool_names:
+            waiting = feed.scheduler.pool_waiting()
+            if waiting != self.license_waiting:
+                self.licenses.store.set_waiting(waiting)
+                self.license_waiting = waiting
         return sent
+
+    def _sync_pools(self, feed: SchedulerFeed) -> None:
+        """Tell the policy what each licence pool may hand out: the published limit, less
+        what Redis counts as held beyond the jobs the policy knows to be running (jobs of
+        a node that left, not yet reaped, still hold theirs)."""
+        statuses = self.licenses.store.statuses()
+        known = feed.scheduler.pool_held()
+        views = []
+        for name in sorted(self.pool_names):
+            status = statuses.get(name)
+            if status is None:  # not published yet: nothing is handed out
+                views.append(PoolView(name, 0))
+                continue
+            unknown = max(0, status.held - known.get(name, 0))
+            views.append(PoolView(name, max(0, status.limit - unknown), status.outside,
+                                  status.server))
+        feed.scheduler.set_pools(views)
 
     def _schedule(self, job: Job, node: NodeInfo) -> bool:
         fence = self.lock.fence
         if fence is None:
             return False
         attempt = job.attempt + 1
+        draw = split_request(job.spec.resources.licenses, self.pool_names)[1]
         try:
             self.ctx.jobs.transition(
                 job.id,
@@ -150,6 +190,7 @@ class Dispatcher:
                 new_attempt=True,
                 fence=fence,
                 sources=[JobState.PENDING],
+                draw=draw,
                 fields={
                     "node": node.name,
                     "reason": None,
@@ -161,6 +202,9 @@ class Dispatcher:
                 # the Celery task, pushed on the node's queue in the same atomic step
                 push=(node.queue, self.message(node, job, attempt)),
             )
+        except LicensesUnavailable as exc:  # the policy's view was behind Redis' count
+            log.info("job %s: not scheduled: %s", job.id, exc)
+            return False
         except (IllegalTransition, StaleAttempt, JobNotFound) as exc:
             log.info("job %s: not scheduled: %s", job.id, exc)
             return False

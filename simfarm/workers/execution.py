@@ -95,7 +95,13 @@ def execute(ctx: WorkerContext, job_id: str, attempt: int) -> JobState | None:
     recorded: JobState | None = None
     try:
         runner = ctx.runners.runner_for(job.spec.kind)
-        if runner is None:
+        # Nothing starts for an attempt that must stop already (say its lease ran out
+        # while Redis was away between the claim and now).
+        stop = supervisor.check()
+        if stop is not None:
+            log.info("job %s: attempt %d not started: %s", job_id, attempt, stop.reason)
+            outcome = stop.outcome()
+        elif runner is None:
             outcome = Outcome(
                 JobState.FAILED, reason=f"this worker cannot run {job.spec.kind!r} jobs"
             )

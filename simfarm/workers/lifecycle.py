@@ -46,8 +46,9 @@ class WorkerLifecycle:
         self._hand_back_on_hangup()
         self.agent = NodeAgent(ctx)
         self.agent.start()
-        self.dispatcher = Dispatcher(ctx, self.message)
-        self.dispatcher.start()
+        if ctx.settings.worker_dispatch:  # off for workers without the Redis dispatcher user
+            self.dispatcher = Dispatcher(ctx, self.message)
+            self.dispatcher.start()
         ctx.jobs.nudge_dispatcher()
         for level, line in startup_summary(ctx, describe_node(ctx)):
             log.log(level, "%s", line)

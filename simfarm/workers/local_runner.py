@@ -27,6 +27,7 @@ from simfarm.common.paths import PathRejected, resolve_within
 from simfarm.common.states import JobState
 from simfarm.workers.attempt import AttemptSupervisor, StopKind
 from simfarm.workers.context import WorkerContext
+from simfarm.workers.job_account import job_account, job_environment
 from simfarm.workers.outcome import Outcome
 from simfarm.workers.process_tree import kill_tree, popen_group_kwargs
 
@@ -140,6 +141,11 @@ def job_workdir(ctx: WorkerContext, job: Job) -> Path:
         return resolve_within(job.spec.cwd, node_roots(ctx.settings), field="cwd")
     path = ctx.settings.state_dir / "jobs" / job.id
     path.mkdir(parents=True, exist_ok=True)
+    account = job_account(ctx.settings)
+    if account is not None:
+        os.chmod(path.parent, 0o711)  # jobs cannot list each other's folders
+        os.chmod(path, 0o700)
+        account.give(path)
     return path
 
 
@@ -154,18 +160,17 @@ class LocalRunner:
         self._unsent: list[tuple[str, dict[str, object]]] = []
         self._pipes: _Pipes | None = None
         self._pid: int | None = None
+        self.account = job_account(self.ctx.settings)
 
     def argv(self) -> list[str]:
         """The command to run; subclasses (HFSS) build their own."""
         return list(self.job.spec.argv)
 
     def environment(self) -> dict[str, str]:
-        """The child's environment: the worker's (without simfarm's own settings, which
-        hold the Redis URL and tokens), the job's extras and the job id."""
-        env = {k: v for k, v in os.environ.items() if not k.upper().startswith("SIMFARM_")}
-        env.update(self.job.spec.env)
-        env["SIMFARM_JOB_ID"] = self.job.id
-        return env
+        """The child's environment: what ``job_env_inherit`` lets through from the
+        worker's (never its credentials), the account's, the job's extras and its id."""
+        return job_environment(self.ctx.settings, self.job.spec.env, self.job.id,
+                               self.account)
 
     def on_line(self, stream: str, line: str) -> list[tuple[str, dict[str, object]]]:
         """Events for one output line; subclasses add parsed progress."""
@@ -191,6 +196,7 @@ class LocalRunner:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 **popen_group_kwargs(),
+                **(self.account.popen_kwargs() if self.account else {}),
             )
         except FileNotFoundError:
             return Outcome(JobState.FAILED, reason=f"executable not found: {argv[0]}")

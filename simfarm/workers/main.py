@@ -6,6 +6,7 @@ Celery app, task and lifecycle."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from celery import Celery
@@ -13,11 +14,13 @@ from celery import Celery
 from simfarm.common.settings import Settings
 from simfarm.common.store import JobStore, NodeStore
 from simfarm.workers.app import make_celery
-from simfarm.workers.cluster_service import build_service
-from simfarm.workers.context import WorkerContext, connect, node_queue
+from simfarm.workers.cluster_runner import run_on_cluster
+from simfarm.workers.cluster_service import ClusterService, build_service
+from simfarm.workers.context import RunnerTable, WorkerContext, connect, node_queue
+from simfarm.workers.hfss_runner import run_hfss
 from simfarm.workers.lifecycle import WorkerLifecycle
+from simfarm.workers.local_runner import run_local
 from simfarm.workers.orphan_guard import OrphanGuard
-from simfarm.workers.runners import runner_table
 from simfarm.workers.tasks import register_tasks, task_message
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,16 @@ def worker_argv(settings: Settings, loglevel: str = "INFO") -> list[str]:
         "--without-gossip",
         "--without-mingle",
     ]
+
+
+def runner_table(cluster: ClusterService | None) -> RunnerTable:
+    """The runners of a worker attached to ``cluster`` — every kind of job is forwarded
+    to it — or, without one, of a worker that runs command jobs as local processes and
+    HFSS jobs with the local ``ansysedt``."""
+    if cluster is not None:
+        kinds = ("command", "hfss")
+        return RunnerTable(dict.fromkeys(kinds, run_on_cluster), frozenset(kinds))
+    return RunnerTable({"command": run_local, "hfss": run_hfss})
 
 
 def build_context(settings: Settings) -> WorkerContext:
@@ -69,12 +82,28 @@ def worker_app(ctx: WorkerContext) -> tuple[Celery, WorkerLifecycle]:
     return app, lifecycle
 
 
+def _check_job_account(settings: Settings) -> None:
+    """Exit 1 when ``job_user`` cannot be used; warn when jobs would run as root."""
+    from simfarm.workers.job_account import JobAccountError, job_account
+
+    try:
+        account = job_account(settings)
+    except JobAccountError as exc:
+        logging.getLogger(__name__).error("node %s: %s", settings.node_name, exc)
+        sys.exit(1)
+    if account is None and hasattr(os, "geteuid") and os.geteuid() == 0:
+        logging.getLogger(__name__).warning(
+            "node %s: jobs run as root; set job_user to an unprivileged account",
+            settings.node_name)
+
+
 def run_worker(settings: Settings, loglevel: str = "INFO") -> None:
     """Run the worker in this process until it is stopped."""
     settings.require_redis_url()
     from simfarm.common.logs import configure_logging
 
     configure_logging(settings.log_level, settings.log_format, settings.node_name)
+    _check_job_account(settings)
     # Celery's SIGHUP restart execs sys.executable + sys.argv: make that the command that
     # started this process (with -m, not this module's file, which would put
     # simfarm/workers/ first on sys.path).

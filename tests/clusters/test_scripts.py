@@ -99,3 +99,22 @@ def test_pyedb_scheduler_option_formats() -> None:
 def test_job_timeout_is_the_time_limit_when_options_set_none() -> None:
     assert ClusterOptions.from_any(None, time_limit_s=90.5).time_limit_s == 91
     assert ClusterOptions.from_any({"time": "00:01:00"}, time_limit_s=999).time_limit_s == 60
+
+
+def test_licences_become_each_schedulers_directive(tmp_path: Path) -> None:
+    request = ClusterJobRequest(job_id="lic", argv=["true"], job_dir=tmp_path,
+                                licenses={"anshpc": 8, "electronics_desktop": 1})
+    lines = {kind: [line for line in backend(kind).render_script(request, ClusterOptions())
+                    .splitlines() if "anshpc" in line]
+             for kind in ("slurm", "lsf", "pbs")}
+    assert lines == {
+        "slurm": ["#SBATCH --licenses=anshpc:8,electronics_desktop:1"],
+        "lsf": ['#BSUB -R "rusage[anshpc=8:electronics_desktop=1]"'],
+        "pbs": ["#PBS -l anshpc=8"]}
+    hpc = create_backend("winhpc", BackendConfig(extra={"node_os": "windows"}))
+    assert "/license:anshpc:8,electronics_desktop:1" in hpc.job_new_command(
+        request, ClusterOptions())
+    hostile = ClusterJobRequest(job_id="lic", argv=["true"], job_dir=tmp_path,
+                                licenses={"a\n#SBATCH --uid=0": 1})
+    with pytest.raises(InvalidOptions, match="licence"):
+        backend("slurm").render_script(hostile, ClusterOptions())

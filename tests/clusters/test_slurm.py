@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,20 @@ def test_rejected_submission_is_reported_and_not_retried(slurm: Cluster) -> None
     with pytest.raises(SubmitError, match=r"(?i)invalid partition"):
         slurm.submit(slurm.request(["true"]), ClusterOptions(queue="nosuchpartition"))
     assert slurm.backend.runner.count("sbatch") == before + 1
+
+
+def test_a_job_carries_its_licences_to_slurm(slurm: Cluster, tmp_path: Path) -> None:
+    marker = tmp_path / "started"
+    request = slurm.request(["bash", "-c", f"touch {marker}; sleep 30"])
+    request = replace(request, licenses={"simfarm_anshpc": 8, "simfarm_solver": 1})
+    job = slurm.submit(request)
+    try:
+        wait_until(marker.exists, 60, "job to start")
+        info = scontrol_job(job.native_id)
+        held = dict(item.replace("*", ":").split(":") for item in info["Licenses"].split(","))
+        assert held == {"simfarm_anshpc": "8", "simfarm_solver": "1"}
+        lic = subprocess.run(["scontrol", "show", "lic", "simfarm_anshpc", "-o"],
+                             capture_output=True, text=True, check=True, timeout=30).stdout
+        assert "Used=8" in lic
+    finally:
+        slurm.backend.cancel(job.native_id)

@@ -78,8 +78,9 @@ SlurmdParameters=config_overrides
 NodeName=localhost NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEMORY_MB State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 PartitionName=long Nodes=localhost MaxTime=INFINITE State=UP
+# Cluster-wide licences (sbatch --licenses) for simfarm's licence pool tests.
+Licenses=simfarm_anshpc:16,simfarm_solver:4
 CONF
-    mv "$SLURM_CONF.tmp" "$SLURM_CONF"
 }
 
 start_munge() {
@@ -115,9 +116,19 @@ install_if_missing
 export PATH="$PATH:/usr/sbin:/sbin"
 mkdir -p "$DIR"
 if pid_alive "$DIR/slurmctld.pid" && pid_alive "$DIR/slurmd.pid" && [ "$(node_state)" != "" ]; then
-    log "already running ($DIR)"
+    write_conf
+    if cmp -s "$SLURM_CONF.tmp" "$SLURM_CONF"; then
+        rm -f "$SLURM_CONF.tmp"
+        log "already running ($DIR)"
+    else
+        # A controller started from an older version of this file: take the new one.
+        mv "$SLURM_CONF.tmp" "$SLURM_CONF"
+        log "already running ($DIR); configuration changed, scontrol reconfigure"
+        scontrol reconfigure
+    fi
 else
     write_conf
+    mv "$SLURM_CONF.tmp" "$SLURM_CONF"
     start_munge
     if ! pid_alive "$DIR/slurmctld.pid"; then
         log "starting slurmctld"

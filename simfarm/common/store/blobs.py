@@ -29,3 +29,17 @@ class BlobIndex:
     def forget(self, sha: str) -> None:
         """Drop a deleted blob from the index."""
         self.connection.zrem(self.keys.blobs, sha)
+
+    def record_upload(self, user: str, sha: str, size: int) -> None:
+        """Count a finished upload against ``user``'s quota."""
+        self.connection.zadd(self.keys.uploads(user), {sha: size})
+
+    def uploads_of(self, user: str) -> dict[str, int]:
+        """The blobs ``user`` uploaded (sha -> size), as recorded."""
+        rows = self.connection.zrange(self.keys.uploads(user), 0, -1, withscores=True)
+        return {r.decode(): int(score) for r, score in cast(list[tuple[bytes, float]], rows)}
+
+    def forget_uploads(self, user: str, shas: list[str]) -> None:
+        """Drop entries of blobs that are no longer stored."""
+        if shas:
+            self.connection.zrem(self.keys.uploads(user), *shas)

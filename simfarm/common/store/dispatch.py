@@ -15,11 +15,11 @@ import redis
 
 from simfarm.common.models import ResourceRequest
 from simfarm.common.states import JobState
-from simfarm.common.store.jobs import HELD_BAND, RANK_STEP
+from simfarm.common.store.jobs import GATED_BAND, RANK_STEP
 from simfarm.common.store.keys import Keys
 from simfarm.common.waiting import ShapeWait
 
-_BRIEF = ["id", "state", "hold", "priority", "seq", "created_at", "started_at", "scheduled_at",
+_BRIEF = ["id", "state", "gate", "priority", "seq", "created_at", "started_at", "scheduled_at",
           "spec"]
 
 
@@ -39,7 +39,7 @@ class JobBrief:
 
     id: str
     state: str
-    hold: str | None
+    gate: str | None
     priority: int
     seq: int
     created_at: float
@@ -50,8 +50,8 @@ class JobBrief:
 
     @property
     def startable(self) -> bool:
-        """Pending and not held: the dispatcher may place it."""
-        return self.state == JobState.PENDING.value and not self.hold
+        """Pending and not gated: the dispatcher may place it."""
+        return self.state == JobState.PENDING.value and not self.gate
 
 
 @lru_cache(maxsize=4096)
@@ -60,7 +60,7 @@ def _resources(raw: str) -> ResourceRequest:
 
 
 def _brief(raw: Sequence[bytes | None]) -> JobBrief | None:
-    job_id, state, hold, priority, seq, created, started, scheduled, spec_raw = (
+    job_id, state, gate, priority, seq, created, started, scheduled, spec_raw = (
         v.decode() if v is not None else None for v in raw)
     if job_id is None or state is None or spec_raw is None:
         return None
@@ -70,7 +70,7 @@ def _brief(raw: Sequence[bytes | None]) -> JobBrief | None:
     # so it is validated once per distinct request.
     resources = _resources(json.dumps(spec.get("resources", {}), sort_keys=True))
     began = started or scheduled
-    return JobBrief(job_id, state, hold or None, int(priority or 0), int(seq or 0),
+    return JobBrief(job_id, state, gate or None, int(priority or 0), int(seq or 0),
                     float(created or 0.0), float(began) if began else None, resources,
                     float(timeout) if timeout is not None else None)
 
@@ -90,7 +90,7 @@ class DispatchStore:
         the queue's scores alone."""
         low = f"({after}" if after is not None else "-inf"
         rows = self.connection.zrangebyscore(
-            self.keys.state(JobState.PENDING.value), low, f"({HELD_BAND}",
+            self.keys.state(JobState.PENDING.value), low, f"({GATED_BAND}",
             start=0, num=limit, withscores=True,
         )
         out = []

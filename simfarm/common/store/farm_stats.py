@@ -16,10 +16,10 @@ import redis
 from simfarm.common.store.keys import Keys
 
 Tier = Literal["fine", "coarse"]
-# Job ranks in the state sets: (10 - priority) * RANK_STEP + submit sequence; held
-# pending jobs are ranked HELD_BAND higher (see jobs.py and lua/create.lua).
+# Job ranks in the state sets: (10 - priority) * RANK_STEP + submit sequence; gated
+# pending jobs are ranked GATED_BAND higher (see jobs.py and lua/gate.lua).
 _RANK_STEP = 1_000_000_000_000
-_HELD_BAND = 100_000_000_000_000
+_GATED_BAND = 100_000_000_000_000
 
 
 class FarmStatsStore:
@@ -81,10 +81,10 @@ class FarmStatsStore:
 
     # ------------------------------------------------------------------ sample inputs
     def count_by_priority(self, state: str) -> dict[int, int]:
-        """Jobs in ``state`` at each priority 0-10 (held pending jobs included): 11 or
+        """Jobs in ``state`` at each priority 0-10 (gated pending jobs included): 11 or
         22 O(log n) counts."""
         key = self.keys.state(state)
-        bands = (0, _HELD_BAND) if state == "pending" else (0,)
+        bands = (0, _GATED_BAND) if state == "pending" else (0,)
         pipe = self.connection.pipeline(transaction=False)
         for band in bands:
             for priority in range(11):

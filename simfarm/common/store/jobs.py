@@ -17,7 +17,13 @@ from typing import Any, NamedTuple, cast
 import redis
 from redis.commands.core import Script
 
-from simfarm.common.errors import DuplicateJob, IllegalTransition, JobNotFound, StaleAttempt
+from simfarm.common.errors import (
+    DuplicateJob,
+    IllegalTransition,
+    JobNotFound,
+    LicensesUnavailable,
+    StaleAttempt,
+)
 from simfarm.common.models import Job, JobEvent, JobPage, JobSpec, Lease
 from simfarm.common.states import JobState, sources_of
 from simfarm.common.store import scripts
@@ -28,8 +34,9 @@ log = logging.getLogger(__name__)
 
 IDEMPOTENCY_TTL_S = 24 * 3600
 MAX_PAGE = 1000
-#: held pending jobs are ranked at ``rank + HELD_BAND`` (ranks stay below 1e13 + seq)
-HELD_BAND = 100_000_000_000_000
+#: gated pending jobs (dependencies, throttles) are ranked at ``rank + GATED_BAND`` (ranks
+#: stay below 1e13 + seq)
+GATED_BAND = 100_000_000_000_000
 RANK_STEP = 1_000_000_000_000  # rank = (10 - priority) * RANK_STEP + seq (lua/create.lua)
 
 
@@ -48,14 +55,6 @@ def _hash_values(fields: Mapping[str, Any]) -> dict[str, str]:
     """Hash field values as stored: structured values as JSON, the rest as text."""
     return {k: (json.dumps(v) if isinstance(v, dict | list) else str(v))
             for k, v in fields.items() if v is not None}
-
-
-def _field_values(fields: Mapping[str, Any]) -> dict[str, str]:
-    """Informational fields as stored (never the state: that only changes by transition)."""
-    if "state" in fields:
-        raise ValueError("state changes must go through transition()")
-    return {k: (json.dumps(v) if isinstance(v, dict | list) else str(v))
-            for k, v in fields.items()}
 
 
 def _decode(value: bytes | str | None) -> str | None:
@@ -127,6 +126,7 @@ class JobStore(StreamingStore):
         self._set_priority = load("set_priority")
         self._renew = load("renew_lease")
         self._claim = load("claim")
+        self._pending_reasons = load("pending_reasons")
 
     # ------------------------------------------------------------------ create / read
     def create(
@@ -143,8 +143,8 @@ class JobStore(StreamingStore):
         a job, which is then returned unchanged.
 
         ``extra`` sets more fields of the job atomically with its creation (sweep
-        membership, resolved dependencies...); with a ``hold`` code the job starts held
-        (see :class:`~simfarm.common.store.holds.HoldStore`)."""
+        membership, resolved dependencies...); with a ``gate`` code the job starts gated
+        (see :class:`~simfarm.common.store.gates.GateStore`)."""
         job_id = job_id or new_job_id()
         keys, args = self._create_call(spec, job_id, idempotency_key, owner, extra)
         result = self._create(keys=keys, args=args)
@@ -177,8 +177,9 @@ class JobStore(StreamingStore):
             k.state(JobState.PENDING.value),
             k.events,
             k.job_events(job_id),
-            k.idempotency(idempotency_key) if idempotency_key else "",
-            k.owner(owner) if owner else "",
+            # "none" is KEYS[1] repeated: every key stays in the prefix (Redis ACLs)
+            k.idempotency(idempotency_key) if idempotency_key else k.seq,
+            k.owner(owner) if owner else k.seq,
             k.wakeup,
         ]
         args = [
@@ -253,7 +254,7 @@ class JobStore(StreamingStore):
         """Put the dispatcher's note on each startable pending job's ``reason`` (one more
         round trip when there are such jobs), unless the job's own reason is newer."""
         waiting = {j.id: request_shape(j.spec.resources, j.spec.timeout_s)
-                   for j in jobs if j.state is JobState.PENDING and not j.hold}
+                   for j in jobs if j.state is JobState.PENDING and not j.gate}
         if not waiting:
             return jobs
         names = list(dict.fromkeys(waiting.values()))
@@ -312,6 +313,12 @@ class JobStore(StreamingStore):
             raise JobNotFound(job_id)
         return _decode(owner) or None
 
+    def held_by_admin(self, job_id: str) -> bool:
+        """Whether the job is held (state ``held``) by an admin's hold."""
+        state, flag = cast(list[bytes | None], self.connection.hmget(
+            self.keys.job(job_id), ["state", "held_admin"]))
+        return state == b"held" and flag == b"1"
+
     def cancel_requested(self, job_id: str) -> bool:
         """Whether the job was asked to stop: a cancel was requested, or it is cancelled
         already (False for a job that no longer exists)."""
@@ -358,13 +365,13 @@ class JobStore(StreamingStore):
         for name in ("scheduled_at", "started_at", "finished_at"):
             if data.get(name):
                 fields[name] = float(data[name])
-        for name in ("node", "error", "reason", "native_id", "hold", "sweep_id",
+        for name in ("node", "error", "reason", "native_id", "gate", "held_by", "sweep_id",
                      "resubmit_of", "resubmitted_as"):
             if data.get(name):
                 fields[name] = data[name]
         if data.get("sweep_index"):
             fields["sweep_index"] = int(data["sweep_index"])
-        for name in ("dependencies", "variation", "results"):
+        for name in ("dependencies", "variation", "results", "licenses_held"):
             if data.get(name):
                 fields[name] = json.loads(data[name])
         if data.get("exit_code"):
@@ -464,12 +471,12 @@ class JobStore(StreamingStore):
             pipe.zcard(self.keys.state(s.value))
         return {s.value: int(n) for s, n in zip(JobState, pipe.execute(), strict=True)}
 
-    def pending_by_priority(self, held: bool = False) -> dict[int, int]:
+    def pending_by_priority(self, gated: bool = False) -> dict[int, int]:
         """Number of pending jobs at each priority 0-10 that the dispatcher may place
-        (or, with ``held``, that wait on a hold). 11 O(log n) counts."""
+        (or, with ``gated``, that wait at a gate). 11 O(log n) counts."""
         pipe = self.connection.pipeline(transaction=False)
         key = self.keys.state(JobState.PENDING.value)
-        band = HELD_BAND if held else 0
+        band = GATED_BAND if gated else 0
         for priority in range(11):
             low = band + (10 - priority) * RANK_STEP
             pipe.zcount(key, low, f"({low + RANK_STEP}")
@@ -477,10 +484,10 @@ class JobStore(StreamingStore):
 
     def pending_ids(self, limit: int = 200) -> list[str]:
         """Ids of pending jobs that may start, in dispatch order (priority, then submit
-        order). Held jobs (waiting for dependencies or a sweep throttle) are left out:
-        they are ranked after :data:`HELD_BAND` until released."""
+        order). Gated jobs (waiting for dependencies or a sweep throttle) are left out:
+        they are ranked after :data:`GATED_BAND` until their gate opens."""
         ids = self.connection.zrangebyscore(
-            self.keys.state(JobState.PENDING.value), "-inf", f"({HELD_BAND}", start=0, num=limit
+            self.keys.state(JobState.PENDING.value), "-inf", f"({GATED_BAND}", start=0, num=limit
         )
         return [i.decode() for i in cast(list[bytes], ids)]
 
@@ -488,7 +495,7 @@ class JobStore(StreamingStore):
         """``(id, priority, submit sequence)`` of the pending jobs that may start, in
         dispatch order (read from the queue's scores: no job hash is loaded)."""
         rows = self.connection.zrangebyscore(
-            self.keys.state(JobState.PENDING.value), "-inf", f"({HELD_BAND}",
+            self.keys.state(JobState.PENDING.value), "-inf", f"({GATED_BAND}",
             start=0, num=limit, withscores=True,
         )
         out = []
@@ -497,10 +504,10 @@ class JobStore(StreamingStore):
             out.append((raw_id.decode(), 10 - rank // RANK_STEP, rank % RANK_STEP))
         return out
 
-    def held_ids(self, limit: int = 10_000) -> list[str]:
-        """Ids of held pending jobs, in queue order."""
+    def gated_ids(self, limit: int = 10_000) -> list[str]:
+        """Ids of gated pending jobs, in queue order."""
         ids = self.connection.zrangebyscore(
-            self.keys.state(JobState.PENDING.value), HELD_BAND, "+inf", start=0, num=limit
+            self.keys.state(JobState.PENDING.value), GATED_BAND, "+inf", start=0, num=limit
         )
         return [i.decode() for i in cast(list[bytes], ids)]
 
@@ -522,12 +529,18 @@ class JobStore(StreamingStore):
         event: Mapping[str, Any] | None = None,
         fence: int | None = None,
         sources: Iterable[JobState] | None = None,
+        draw: Mapping[str, int] | None = None,
         nudge: bool = False,
         push: tuple[str, str] | None = None,
     ) -> str:
         """Move a job to ``target`` atomically; returns the event id. ``nudge`` wakes the
         dispatcher in the same call (a job that ended freed room); ``push`` is ``(Celery
         queue, message)``, a task message put on that queue in the same atomic step.
+
+        ``draw`` (with ``target`` scheduled): licences of the farm's pools the job takes
+        in the same step (:class:`LicensesUnavailable`, nothing changed, when a pool has
+        too few free). A job whose attempt ends (any target but scheduled or running)
+        gives back what it drew, in the same step.
 
         The job must be in a state from which :data:`~simfarm.common.states.TRANSITIONS`
         allows ``target``; ``sources`` can only narrow that (a source it names that the
@@ -538,9 +551,15 @@ class JobStore(StreamingStore):
         Raises :class:`JobNotFound`, :class:`IllegalTransition` (nothing changed) or
         :class:`StaleAttempt` when ``expect_attempt``/``expect_node``/``fence`` do not hold.
         """
-        result = self._transition_call(job_id, target, expect_attempt, expect_node, fields,
-                                       new_attempt, event, fence, sources, nudge=nudge,
-                                       push=push)
+        keys, args = self._transition_call(job_id, target, expect_attempt=expect_attempt,
+                                           expect_node=expect_node, fields=fields,
+                                           new_attempt=new_attempt, event=event, fence=fence,
+                                           sources=sources, draw=draw)
+        args += ["0", "1" if nudge else "0", push[1] if push else ""]
+        if push:
+            keys.append(self.keys.celery_queue(push[0]))
+        result = self._checked(job_id, target, expect_attempt, self._transition(keys=keys,
+                                                                               args=args))
         return _decode(result[2]) or ""
 
     def start_attempt(self, job_id: str, attempt: int, node: str,
@@ -548,18 +567,45 @@ class JobStore(StreamingStore):
         """Move the job's attempt ``scheduled -> running`` on ``node`` (refused, as
         :meth:`transition` refuses, unless both are still the job's) and return the job as
         it is then, in one round trip."""
-        result = self._transition_call(job_id, JobState.RUNNING, attempt, node, fields, False,
-                                       None, None, [JobState.SCHEDULED], fetch=True)
+        keys, args = self._transition_call(job_id, JobState.RUNNING, expect_attempt=attempt,
+                                           expect_node=node, fields=fields,
+                                           sources=[JobState.SCHEDULED])
+        args += ["1", "0", ""]
+        result = self._checked(job_id, JobState.RUNNING, attempt,
+                               self._transition(keys=keys, args=args))
         flat = result[3]
         return self._to_job(dict(zip(flat[::2], flat[1::2], strict=True)))
 
+    def _checked(self, job_id: str, target: JobState, expect_attempt: int | None,
+                 result: Any) -> list[Any]:
+        """The transition script's answer, or the error it stands for."""
+        status, info = (_decode(x) or "" for x in result[:2])
+        if status == "missing":
+            raise JobNotFound(job_id)
+        if status == "licenses":
+            raise LicensesUnavailable(job_id, _decode(result[2]) or "", int(result[3]))
+        if status == "illegal":
+            raise IllegalTransition(job_id, info, target.value)
+        if status in ("stale", "fenced"):
+            raise StaleAttempt(job_id, expect_attempt if expect_attempt is not None else -1)
+        log.info("job %s: %s -> %s", job_id, info, target.value)
+        return cast(list[Any], result)
+
     def _transition_call(
-        self, job_id: str, target: JobState, expect_attempt: int | None,
-        expect_node: str | None, fields: Mapping[str, Any] | None, new_attempt: bool,
-        event: Mapping[str, Any] | None, fence: int | None,
-        sources: Iterable[JobState] | None, *, fetch: bool = False, nudge: bool = False,
-        push: tuple[str, str] | None = None,
-    ) -> list[Any]:
+        self,
+        job_id: str,
+        target: JobState,
+        *,
+        expect_attempt: int | None = None,
+        expect_node: str | None = None,
+        fields: Mapping[str, Any] | None = None,
+        new_attempt: bool = False,
+        event: Mapping[str, Any] | None = None,
+        fence: int | None = None,
+        sources: Iterable[JobState] | None = None,
+        draw: Mapping[str, int] | None = None,
+    ) -> tuple[list[str], list[Any]]:
+        """The keys and arguments of one call of the transition script."""
         allowed = sources_of(target)
         if sources is not None:
             narrowed = set(sources)
@@ -578,36 +624,49 @@ class JobStore(StreamingStore):
         if timestamp_field:
             values.setdefault(timestamp_field, repr(now))
         k = self.keys
-        result = self._transition(
-            keys=[k.job(job_id), k.events, k.job_events(job_id),
-                  *([k.celery_queue(push[0])] if push else [])],
-            args=[
-                job_id,
-                target.value,
-                json.dumps([s.value for s in allowed]),
-                "" if expect_attempt is None else str(expect_attempt),
-                expect_node or "",
-                json.dumps(values),
-                repr(now),
-                self.events_global,
-                self.events_per_job,
-                "1" if new_attempt else "0",
-                json.dumps(dict(event or {})),
-                "" if fence is None else str(fence),
-                "1" if fetch else "0",
-                "1" if nudge else "0",
-                push[1] if push else "",
-            ],
-        )
-        status, info = (_decode(x) or "" for x in result[:2])
-        if status == "missing":
-            raise JobNotFound(job_id)
-        if status == "illegal":
-            raise IllegalTransition(job_id, info, target.value)
-        if status in ("stale", "fenced"):
-            raise StaleAttempt(job_id, expect_attempt if expect_attempt is not None else -1)
-        log.info("job %s: %s -> %s", job_id, info, target.value)
-        return cast(list[Any], result)
+        return [k.job(job_id), k.events, k.job_events(job_id)], [
+            job_id,
+            target.value,
+            json.dumps([s.value for s in allowed]),
+            "" if expect_attempt is None else str(expect_attempt),
+            expect_node or "",
+            json.dumps(values),
+            repr(now),
+            self.events_global,
+            self.events_per_job,
+            "1" if new_attempt else "0",
+            json.dumps(dict(event or {})),
+            "" if fence is None else str(fence),
+            json.dumps(dict(draw)) if draw else "",
+        ]
+
+    def transition_many(
+        self,
+        job_ids: Sequence[str],
+        target: JobState,
+        *,
+        sources: Iterable[JobState],
+        fields: Mapping[str, Any] | None = None,
+        event: Mapping[str, Any] | None = None,
+    ) -> list[str]:
+        """Move many jobs to ``target`` in pipelined round trips (each move atomic and
+        checked as :meth:`transition` checks it; the batch is not). Returns the ids that
+        moved; the others were in a state it does not go from, or are gone."""
+        narrowed = list(sources)
+        moved: list[str] = []
+        for start in range(0, len(job_ids), 1000):
+            chunk = job_ids[start : start + 1000]
+            pipe = self.connection.pipeline(transaction=False)
+            for job_id in chunk:
+                keys, args = self._transition_call(job_id, target, fields=fields, event=event,
+                                                   sources=narrowed)
+                self._transition(keys=keys, args=args, client=pipe)
+            for job_id, result in zip(chunk, pipe.execute(), strict=True):
+                if _decode(result[0]) == "ok":
+                    moved.append(job_id)
+        if moved:
+            log.info("%d jobs -> %s (%s...)", len(moved), target.value, moved[0])
+        return moved
 
     def request_cancel(self, job_id: str, reason: str = "cancelled by user") -> str:
         """Cancel a job. Returns ``"cancelled"`` when the job was pending/scheduled and is
@@ -633,7 +692,7 @@ class JobStore(StreamingStore):
         return status
 
     def set_priority(self, job_id: str, priority: int) -> Job:
-        """Change the priority of a pending job."""
+        """Change the priority of a pending (or held) job."""
         k = self.keys
         result = self._set_priority(
             keys=[k.job(job_id), k.events, k.job_events(job_id)],
@@ -649,15 +708,30 @@ class JobStore(StreamingStore):
         if status == "missing":
             raise JobNotFound(job_id)
         if status == "illegal":
-            raise IllegalTransition(job_id, state, "re-prioritised (only pending jobs can be)")
+            raise IllegalTransition(job_id, state,
+                                    "re-prioritised (only pending or held jobs can be)")
         log.info("job %s: priority set to %s", job_id, priority)
         return self.get(job_id)
+
+    def set_pending_reasons(self, reasons: Mapping[str, str]) -> int:
+        """Set why each job is still pending, for jobs that still are (one atomic script,
+        so a job cancelled or scheduled meanwhile keeps its own reason). Returns how many
+        were written."""
+        if not reasons:
+            return 0
+        ids = list(reasons)
+        return int(self._pending_reasons(keys=[self.keys.job(i) for i in ids],
+                                         args=[reasons[i] for i in ids]))
 
     def update_fields(self, job_id: str, fields: Mapping[str, Any]) -> None:
         """Set informational fields (progress, artifacts, native id, lease) on a job.
         Never use this for state: states change only through :meth:`transition`."""
-        self.connection.hset(self.keys.job(job_id),
-                             mapping=_field_values(fields))  # type: ignore[arg-type]
+        if "state" in fields:
+            raise ValueError("state changes must go through transition()")
+        values = {
+            k: (json.dumps(v) if isinstance(v, dict | list) else str(v)) for k, v in fields.items()
+        }
+        self.connection.hset(self.keys.job(job_id), mapping=values)  # type: ignore[arg-type]
 
     def claim_scheduled(self, job_id: str, attempt: int, node: str, lease_until: float) -> bool:
         """Take a scheduled attempt for one task without moving it to running; False if
@@ -689,7 +763,9 @@ class JobStore(StreamingStore):
             ids = self._append(keys=keys, args=args)
         else:
             pipe = self.connection.pipeline(transaction=False)
-            pipe.hset(k.job(job_id), mapping=_field_values(fields))  # type: ignore[arg-type]
+            values = {n: (json.dumps(v) if isinstance(v, dict | list) else str(v))
+                      for n, v in fields.items()}
+            pipe.hset(k.job(job_id), mapping=values)  # type: ignore[arg-type]
             self._append(keys=keys, args=args, client=pipe)
             ids = pipe.execute()[1]
         return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]

@@ -26,6 +26,8 @@ key                                type        content
 ``P node:<name>:alive``            string      heartbeat marker with a TTL
 ``P node:<name>:jobs``             set         jobs scheduled on or running at the node
 ``P node:<name>:limits``           string      the node's local limits (JSON), set by the API
+``P node:<name>:drain``            string      an admin's drain of the node (JSON: by, at,
+                                               reason); absent when it takes jobs
 ``P dispatch:wakeup``              list        nudges for the dispatcher
 ``P dispatch:lock``                string      dispatcher leader lock (fencing token, TTL)
 ``P dispatch:fence``               string      fencing token counter
@@ -34,9 +36,9 @@ key                                type        content
 ``P replicated``                   string      replication barrier counter: a write whose
                                                ``WAIT`` covers every earlier write
 ``P finished``                     zset        final jobs, score = finished_at (history, expiry)
-``P job:<id>:dependents``          set         held jobs waiting for job <id>
-``P holds:check``                  set         jobs whose holds (or dependents' holds) need a
-                                               new look: held jobs, and watched jobs that ended
+``P job:<id>:dependents``          set         gated jobs waiting for job <id>
+``P gates:check``                  set         jobs whose gates (or dependents' gates) need a
+                                               new look: gated jobs, and watched jobs that ended
 ``P sweeps``                       zset        sweep ids, score = created_at
 ``P sweep:<id>``                   hash        one sweep (spec JSON, size, throttle...)
 ``P sweep:<id>:jobs``              zset        the sweep's child job ids, score = index
@@ -47,6 +49,9 @@ key                                type        content
                                                a job's task message there as it schedules it
 ``P blobs``                        zset        blob SHA-256s, score = last use (upload, submit,
                                                download), for the retention sweep
+``P uploads:<user>``               zset        blobs the user uploaded, score = size (the
+                                               upload quota; entries of deleted blobs are
+                                               dropped when next counted)
 ``P stats:<tier>:<series>``        zset        the farm's time series (``fine``: one point per
                                                bucket, ``coarse``: per hour), members
                                                ``"<t>:<value>"``, score = t; trimmed to a fixed
@@ -54,6 +59,16 @@ key                                type        content
 ``P stats:series``                 set         names of the recorded series
                                                (``cores_busy@node=n1``...)
 ``P stats:last``                   hash        tier -> time of its latest point
+``P licenses:limit``               hash        licence pool -> how many farm jobs may hold
+                                               at once now (the dispatcher leader writes it)
+``P licenses:held``                hash        licence pool -> held by farm jobs; changed
+                                               only with the transitions that draw and
+                                               return (lib.lua) and by the reconciler; each
+                                               holder's share is its ``licenses_held`` field
+``P licenses:status``              hash        licence pool -> its last poll, figures and
+                                               warning (JSON, LicenseStatus)
+``P licenses:waiting``             hash        licence pool -> pending jobs that need it
+                                               (the dispatcher leader, when it changes)
 ``P notify:owners``                set         owners with a webhook for all their jobs
 ``P notify:ended``                 list        ended jobs to notify about (pushed by the
                                                Lua that ends them: lib.lua notify_ended)
@@ -128,8 +143,8 @@ class Keys:
         return f"{self.prefix}finished"
 
     @property
-    def hold_checks(self) -> str:
-        return f"{self.prefix}holds:check"
+    def gate_checks(self) -> str:
+        return f"{self.prefix}gates:check"
 
     @property
     def sweeps(self) -> str:
@@ -154,6 +169,22 @@ class Keys:
     @property
     def stats_last(self) -> str:
         return f"{self.prefix}stats:last"
+
+    @property
+    def licenses_limit(self) -> str:
+        return f"{self.prefix}licenses:limit"
+
+    @property
+    def licenses_held(self) -> str:
+        return f"{self.prefix}licenses:held"
+
+    @property
+    def licenses_status(self) -> str:
+        return f"{self.prefix}licenses:status"
+
+    @property
+    def licenses_waiting(self) -> str:
+        return f"{self.prefix}licenses:waiting"
 
     @property
     def notify_owners(self) -> str:
@@ -229,5 +260,11 @@ class Keys:
     def node_jobs(self, name: str) -> str:
         return f"{self.prefix}node:{name}:jobs"
 
+    def uploads(self, user: str) -> str:
+        return f"{self.prefix}uploads:{user}"
+
     def node_limits(self, name: str) -> str:
         return f"{self.prefix}node:{name}:limits"
+
+    def node_drain(self, name: str) -> str:
+        return f"{self.prefix}node:{name}:drain"

@@ -8,7 +8,7 @@ from typing import cast
 import redis
 
 from simfarm.common.limits import NodeLimits
-from simfarm.common.models import NodeInfo
+from simfarm.common.models import NodeDrain, NodeInfo
 from simfarm.common.store.keys import Keys
 
 
@@ -25,7 +25,7 @@ class NodeStore:
         placement depends on changed since this store's last beat for the node (capacity,
         labels, licences, slots, hold, boot), the node version is bumped."""
         node = node.model_copy(update={"last_seen": time.time()})
-        payload = node.model_dump_json(exclude={"jobs", "alive"})
+        payload = node.model_dump_json(exclude={"jobs", "alive", "drain"})
         placed_as = (node.cores_total, node.memory_mb_total, node.disk_mb_total,
                      tuple(sorted(node.labels.items())), tuple(sorted(node.licenses.items())),
                      node.max_jobs, node.held_reason, node.boot_id, node.queue)
@@ -55,7 +55,8 @@ class NodeStore:
         """Delete a node from the registry entirely."""
         pipe = self.connection.pipeline(transaction=True)
         pipe.srem(self.keys.nodes, name)
-        pipe.delete(self.keys.node(name), self.keys.node_alive(name), self.keys.node_limits(name))
+        pipe.delete(self.keys.node(name), self.keys.node_alive(name), self.keys.node_limits(name),
+                    self.keys.node_drain(name))
         pipe.incr(self.keys.nodes_version)
         pipe.execute()
 
@@ -85,10 +86,11 @@ class NodeStore:
             pipe.exists(self.keys.node_alive(name))
             pipe.smembers(self.keys.node_jobs(name))
             pipe.get(self.keys.node_limits(name))
+            pipe.get(self.keys.node_drain(name))
         raw = pipe.execute()
         out: list[NodeInfo] = []
-        for i in range(0, len(raw), 4):
-            info, alive, jobs, limits = raw[i : i + 4]
+        for i in range(0, len(raw), 5):
+            info, alive, jobs, limits, drain = raw[i : i + 5]
             if not info:
                 continue
             node = NodeInfo.model_validate_json(info)
@@ -96,6 +98,8 @@ class NodeStore:
             node.jobs = sorted(j.decode() for j in jobs)
             if limits:
                 node.limits = NodeLimits.model_validate_json(limits).model_dump()
+            if drain:
+                node.drain = NodeDrain.model_validate_json(drain)
             out.append(node)
         return out
 
@@ -111,3 +115,13 @@ class NodeStore:
         pipe.incr(self.keys.nodes_version)
         pipe.execute()
 
+    def set_drain(self, name: str, drain: NodeDrain | None) -> None:
+        """Drain a node (it takes no new jobs from the next dispatch round on), or with
+        None resume it. Kept across worker restarts until resumed."""
+        pipe = self.connection.pipeline(transaction=True)
+        if drain is None:
+            pipe.delete(self.keys.node_drain(name))
+        else:
+            pipe.set(self.keys.node_drain(name), drain.model_dump_json())
+        pipe.incr(self.keys.nodes_version)
+        pipe.execute()

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 
 class StreamingStore:
-    """Base of :class:`~.jobs.JobStore` and :class:`~.holds.HoldStore`."""
+    """Base of :class:`~.jobs.JobStore` and :class:`~.gates.GateStore`."""
 
     def __init__(
         self,

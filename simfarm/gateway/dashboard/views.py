@@ -18,6 +18,7 @@ from simfarm.common.store.notify import NotifyStore
 from simfarm.gateway.auth import can_see, public, visible_owner_filter
 from simfarm.gateway.dashboard import format as fmt
 from simfarm.gateway.errors import validation_fields
+from simfarm.gateway.licenses_api import pool_statuses
 from simfarm.gateway.openapi import Body, document
 from simfarm.gateway.parsing import JOB_ID
 from simfarm.gateway.services import services
@@ -54,7 +55,8 @@ def _query() -> tuple[JobsPageQuery, list[dict[str, str]]]:
 
 
 @bp.get("/")
-@document(tags=["dashboard"], query=JobsPageQuery, responses={200: _HTML, 422: _HTML})
+@document(tags=["dashboard"], query=JobsPageQuery, responses={200: _HTML, 422: _HTML},
+          errors=(403,))
 def jobs_page() -> tuple[str, int]:
     """Jobs table with state/owner filters and cursor paging (O(page) at any job count)."""
     query, errors = _query()
@@ -124,9 +126,11 @@ def workers_page() -> str:
 @bp.get("/ui/overview")
 @document(tags=["dashboard"], responses={200: _HTML})
 def overview_page() -> str:
-    """The farm over time: cores, queue, throughput and waiting time, updated live."""
-    settings = services().settings
-    return render_template("overview.html", bucket_s=settings.stats_bucket_s)
+    """The farm over time: cores, queue, throughput and waiting time, updated live; the
+    floating licence pools (what is free, held, used outside, waiting) and their use."""
+    svc = services()
+    return render_template("overview.html", bucket_s=svc.settings.stats_bucket_s,
+                           pools=pool_statuses(svc))
 
 
 @bp.get("/ui/submit")

@@ -122,6 +122,34 @@ def _operation_id(endpoint: str, method: str, index: int, multiple: bool) -> str
     return base if index == 0 else f"{base}_{index + 1}"
 
 
+#: What every gateway may answer before a route runs (web_guard.py, gunicorn).
+_GUARD_ANSWERS = {
+    "400": "the Host header is not one of the gateway's names (DNS rebinding), or the "
+           "request is malformed",
+    "414": "the request line is longer than the server accepts (plain text, not JSON)",
+}
+_UNSAFE_ANSWERS = {
+    "403": "a browser's cross-origin request (Origin or Sec-Fetch-Site), or not allowed",
+    "415": "a form-encoded, multipart or text/plain body (what a cross-site form sends)",
+}
+
+
+def _add_guard_answers(responses: dict[str, Any], method: str, schemas: Any,
+                       refs: list[Any]) -> None:
+    answers = dict(_GUARD_ANSWERS)
+    if method in ("POST", "PUT", "PATCH", "DELETE"):
+        answers.update(_UNSAFE_ANSWERS)
+    for status, description in answers.items():
+        if status in responses:
+            continue
+        entry: dict[str, Any] = {"description": description}
+        if status != "414":
+            media: dict[str, Any] = {}
+            refs.append((media, "schema", schemas.add(ErrorBody, "serialization")))
+            entry["content"] = {"application/json": media}
+        responses[status] = entry
+
+
 def build_openapi(app: Flask, *, strict: bool = True) -> dict[str, Any]:
     """The OpenAPI 3.1 document of ``app``. With ``strict``, an undocumented route raises
     :class:`UndocumentedRoute`; otherwise it is left out."""
@@ -186,6 +214,7 @@ def build_openapi(app: Flask, *, strict: bool = True) -> dict[str, Any]:
                 refs.append((media, "schema", schemas.add(ErrorBody, "serialization")))
                 responses["401"] = {"description": "missing or invalid token (token mode)",
                                     "content": {"application/json": media}}
+            _add_guard_answers(responses, method, schemas, refs)
             op["responses"] = responses or {"200": {"description": "OK"}}
             path_item[method.lower()] = op
     if missing and strict:

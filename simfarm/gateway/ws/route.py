@@ -86,7 +86,9 @@ def register(app: Flask) -> None:
     """Add the WebSocket route and its hub to the gateway app."""
     svc = app.extensions["simfarm"]
     settings = svc.settings
-    max_clients = settings.ws_max_clients or max(1, settings.gateway_threads * 3 // 4)
+    max_clients = settings.ws_max_clients or (
+        min(5000, settings.gateway_connections // 2) if settings.gateway_worker_class == "gevent"
+        else max(1, settings.gateway_threads * 3 // 4))
     app.extensions[EXTENSION] = Hub(svc.jobs, max_clients=max_clients)
     app.config["SOCK_SERVER_OPTIONS"] = {
         "ping_interval": settings.ws_ping_s,

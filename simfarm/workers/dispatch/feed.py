@@ -3,7 +3,8 @@
 When a dispatcher starts leading it loads the farm once: the live nodes with the jobs
 they hold, and every startable pending job. From then on a round reads only what
 changed, from the global event stream (jobs created, released from a hold, cancelled,
-re-prioritised, scheduled elsewhere, finished, handed back to the queue) and loads
+re-prioritised, gated or ungated, held or resumed, scheduled elsewhere, finished,
+handed back to the queue) and loads
 just the jobs those events name; the nodes (capacity, holds, liveness, the jobs they
 hold) are re-read when their version says one changed (a join, a clean leave, a new
 hold or limit: one ``GET`` per round) and on a short timer (a node that dies silently),
@@ -25,9 +26,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from simfarm.common.capacity import Capacity, Demand
+from simfarm.common.license_pools import split_request
 from simfarm.common.models import NodeInfo, ResourceRequest
 from simfarm.common.states import JobState
 from simfarm.common.store import JobStore, NodeStore
@@ -47,10 +49,12 @@ _FINAL = frozenset({JobState.COMPLETED.value, JobState.FAILED.value, JobState.CA
 _ACTIVE = frozenset({JobState.SCHEDULED.value, JobState.RUNNING.value})
 
 
-def demand_of(request: ResourceRequest) -> Demand:
-    """The policy's view of a job's resource request."""
+def demand_of(request: ResourceRequest, pools: Collection[str] = ()) -> Demand:
+    """The policy's view of a job's resource request: the licences of the farm's
+    ``pools`` apart from the node's tokens."""
+    tokens, pool = split_request(request.licenses, pools)
     return Demand(request.cores, request.memory_mb, request.disk_mb,
-                  dict(request.labels), dict(request.licenses))
+                  dict(request.labels), tokens, pool)
 
 
 def capacity_of(node: NodeInfo) -> Capacity:
@@ -64,14 +68,14 @@ def capacity_of(node: NodeInfo) -> Capacity:
 
 
 def node_view(node: NodeInfo) -> NodeView:
-    """How the policy sees a live node."""
-    return NodeView(capacity_of(node), node.held_reason)
+    """How the policy sees a live node (a drained one is held: it takes no new jobs)."""
+    return NodeView(capacity_of(node), node.closed_reason)
 
 
-def pending_job(job: JobBrief) -> PendingJob:
+def pending_job(job: JobBrief, pools: Collection[str] = ()) -> PendingJob:
     """The policy's view of a pending job."""
-    return PendingJob(job.id, job.priority, job.seq, demand_of(job.resources), job.timeout_s,
-                      job.created_at)
+    return PendingJob(job.id, job.priority, job.seq, demand_of(job.resources, pools),
+                      job.timeout_s, job.created_at)
 
 
 class SchedulerFeed:
@@ -83,9 +87,11 @@ class SchedulerFeed:
     """
 
     def __init__(self, jobs: JobStore, nodes: NodeStore, config: PolicyConfig,
-                 node_every_s: float = 0.5, trim_every_s: float = 1.0) -> None:
+                 pools: Collection[str] = (), node_every_s: float = 0.5,
+                 trim_every_s: float = 1.0) -> None:
         self.jobs = jobs
         self.nodes = nodes
+        self.pools = frozenset(pools)
         self.queue = DispatchStore(jobs.connection, jobs.keys.prefix)
         self.scheduler = Scheduler(config)
         self.node_every_s = node_every_s
@@ -147,7 +153,7 @@ class SchedulerFeed:
             ids = [e[0] for e in entries if e[0] not in self._running]
             for job in self.queue.briefs(ids):
                 if job.startable:
-                    self.scheduler.submit(pending_job(job))
+                    self.scheduler.submit(pending_job(job, self.pools))
                     count += 1
         log.info("dispatcher: loaded %d pending jobs and %d nodes in %.2f s", count,
                  len(self.live), time.monotonic() - started)
@@ -171,9 +177,9 @@ class SchedulerFeed:
                     self._finish(job_id)
             elif event.type == "info":
                 message = data.get("message")
-                if message == "released":
+                if message == "ungated":
                     load[job_id] = None
-                elif message == "held":
+                elif message == "gated":
                     load.pop(job_id, None)
                     sched.withdraw(job_id)
                 elif message == "priority changed" and isinstance(data.get("new"), int):
@@ -181,7 +187,7 @@ class SchedulerFeed:
         wanted = [j for j in load if not sched.is_pending(j) and j not in self._running]
         for job in self.queue.briefs(wanted) if wanted else []:
             if job.startable:
-                sched.submit(pending_job(job))
+                sched.submit(pending_job(job, self.pools))
         return len(wanted)
 
     def _finish(self, job_id: str) -> None:
@@ -213,7 +219,7 @@ class SchedulerFeed:
             if job.state not in _ACTIVE:
                 continue
             node = current[job.id]
-            sched.add_running(RunningJob(job.id, node, demand_of(job.resources),
+            sched.add_running(RunningJob(job.id, node, demand_of(job.resources, self.pools),
                                          job.started_at or now, job.timeout_s))
             self._running[job.id] = node
 
@@ -232,7 +238,7 @@ class SchedulerFeed:
         self.scheduler.unplace(placement.job_id)
         for job in self.queue.briefs([placement.job_id]):
             if job.startable:
-                self.scheduler.submit(pending_job(job))
+                self.scheduler.submit(pending_job(job, self.pools))
 
     def write_waits(self) -> int:
         """Store why jobs wait, for the request shapes whose note changed; returns how many

@@ -154,6 +154,8 @@ class ReservationBook:
                 node.holds.append(h)
                 self._changed(owner)
                 self.revalidate(node, after=h.key)
+                if h.pool:
+                    self.revalidate_pools(after=h.key)
                 if old is not node:
                     self._loosen(old)
 

@@ -28,6 +28,7 @@ from simfarm.common.models import Job
 from simfarm.common.states import JobState
 from simfarm.workers.attempt import AttemptSupervisor, Runner, Stop
 from simfarm.workers.files import scratch
+from simfarm.workers.job_account import job_account
 from simfarm.workers.outcome import Outcome
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,9 @@ class StagedRun:
         except Exception as exc:  # tarfile raises many types for a bad archive
             return Outcome(JobState.FAILED, reason=f"cannot unpack the project archive: {exc}")
         archive.unlink()
+        account = job_account(self.ctx.settings)
+        if account is not None:  # the job may write into its project folder
+            account.give(self.work)
         project = self._project_path()
         if project is not None and not project.exists():
             return Outcome(JobState.FAILED, reason=(

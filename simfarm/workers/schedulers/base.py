@@ -40,6 +40,8 @@ from simfarm.workers.schedulers.types import (
 log = logging.getLogger(__name__)
 _SAFE_JOB_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# A licence as clusters name them (SLURM's remote licences: name@server).
+_LICENSE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}(@[A-Za-z0-9_.\-]{1,253})?$")
 
 
 @dataclass
@@ -111,6 +113,7 @@ class ClusterBackend(ABC):
             "env": sorted(request.env.items()),
             "opts": options,
             "native_id_expr": self.native_id_expr,
+            "licenses": sorted(request.licenses.items()),
         }
 
     def render_script(self, request: ClusterJobRequest, options: ClusterOptions) -> str:
@@ -325,6 +328,9 @@ def _check_request(request: ClusterJobRequest) -> None:
     for name in request.env:
         if not _ENV_NAME.match(name):
             raise InvalidOptions(f"environment variable name {name!r} is not valid")
+    for name, count in request.licenses.items():
+        if not _LICENSE_NAME.match(name) or not 0 < count <= 1_000_000:
+            raise InvalidOptions(f"licence {name!r}: {count} cannot be passed to the cluster")
     for value in (*request.argv, *request.env.values(), request.cwd or "", str(request.job_dir)):
         if "\x00" in value:
             raise InvalidOptions("NUL bytes cannot be passed to a cluster job")

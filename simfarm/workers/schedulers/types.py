@@ -75,7 +75,9 @@ class ClusterJobRequest:
 
     ``argv`` is the program and its arguments (never a shell string); ``job_dir`` is a
     directory visible from the compute nodes, where the script, its output and the
-    ``<native_id>.ec`` exit-code file are written.
+    ``<native_id>.ec`` exit-code file are written; ``licenses`` are the licences the
+    cluster is asked to count for the job, by the cluster's names (``sbatch
+    --licenses``, LSF ``rusage``, PBS ``-l``, HPC Pack ``/license``).
     """
 
     job_id: str
@@ -85,6 +87,7 @@ class ClusterJobRequest:
     env: dict[str, str] = field(default_factory=dict)
     cwd: str | None = None
     attempt: int = 0
+    licenses: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,9 @@ class WinHpcBackend(ClusterBackend):
             argv.append(f"/memorypernode:{options.memory_mb}")
         if options.exclusive:
             argv.append("/exclusive:true")
+        if request.licenses:
+            argv.append("/license:" + ",".join(f"{name}:{count}" for name, count
+                                               in sorted(request.licenses.items())))
         if options.email:
             argv += [f"/emailaddress:{options.email}", "/notifyoncompletion:true"]
         return argv

@@ -1,4 +1,4 @@
--- Cancel a job: pending/scheduled jobs become cancelled at once; running jobs get a cancel
+-- Cancel a job: pending/held/scheduled jobs become cancelled at once; running jobs get a cancel
 -- request their worker acts on. KEYS: 1 job hash, 2 global events, 3 job events
 -- ARGV: 1 job id, 2 now, 3 global maxlen, 4 job maxlen, 5 reason
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -15,7 +15,9 @@ if state == 'running' then
     'data', payload)
   return {'requested', state}
 end
-if state ~= 'pending' and state ~= 'scheduled' then return {'final', state} end
+if state ~= 'pending' and state ~= 'scheduled' and state ~= 'held' then
+  return {'final', state}
+end
 local rank = redis.call('HGET', KEYS[1], 'rank')
 redis.call('ZREM', K.state(state), id)
 redis.call('ZADD', K.state('cancelled'), rank, id)
@@ -23,10 +25,11 @@ local node = redis.call('HGET', KEYS[1], 'node')
 if node then redis.call('SREM', K.node_jobs(node), id) end
 redis.call('HSET', KEYS[1], 'state', 'cancelled', 'updated_at', ARGV[2], 'finished_at', ARGV[2],
   'reason', ARGV[5], 'cancel_requested', '1')
-redis.call('HDEL', KEYS[1], 'hold')
+redis.call('HDEL', KEYS[1], 'gate')
+return_licenses(KEYS[1])
 redis.call('ZADD', K.finished, ARGV[2], id)
 notify_ended(KEYS[1], id)
-if redis.call('HGET', KEYS[1], 'watched') == '1' then redis.call('SADD', K.hold_checks, id) end
+if redis.call('HGET', KEYS[1], 'watched') == '1' then redis.call('SADD', K.gate_checks, id) end
 local payload = cjson.encode({from = state, to = 'cancelled', reason = ARGV[5]})
 local eid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'job', id, 'type', 'state',
   'data', payload)

@@ -1,11 +1,11 @@
 -- Create a pending job atomically.
 -- KEYS: 1 seq, 2 job hash, 3 all jobs zset, 4 pending zset, 5 global events, 6 job events,
---       7 idempotency key ('' when none), 8 owner zset ('' when none), 9 dispatcher wakeup
---       list (nudged here, saving the caller a round trip)
+--       7 idempotency key (KEYS[1] when none), 8 owner zset (KEYS[1] when none),
+--       9 dispatcher wakeup list (nudged here, saving the caller a round trip)
 -- ARGV: 1 job id, 2 spec json, 3 priority, 4 now, 5 owner, 6 global maxlen, 7 job maxlen,
---       8 idempotency ttl seconds, 9 event json, 10 extra hash fields (json map; a 'hold'
---       field creates the job held: ranked after every startable job, see hold.lua)
-if KEYS[7] ~= '' then
+--       8 idempotency ttl seconds, 9 event json, 10 extra hash fields (json map; a 'gate'
+--       field creates the job gated: ranked after every startable job, see gate.lua)
+if KEYS[7] ~= KEYS[1] then
   local existing = redis.call('GET', KEYS[7])
   if existing then return {'dup', existing} end
 end
@@ -13,29 +13,23 @@ if redis.call('EXISTS', KEYS[2]) == 1 then return {'exists', ARGV[1]} end
 local seq = redis.call('INCR', KEYS[1])
 local priority = tonumber(ARGV[3])
 local rank = (10 - priority) * 1000000000000 + seq
--- One HSET with every field (the job's first event included) and the same fields as the
--- answer: the caller needs no second read.
-local fields = {'id', ARGV[1], 'spec', ARGV[2], 'state', 'pending', 'priority',
-  tostring(priority), 'seq', tostring(seq), 'rank', string.format('%.0f', rank),
-  'created_at', ARGV[4], 'updated_at', ARGV[4], 'attempt', '0', 'owner', ARGV[5]}
+redis.call('HSET', KEYS[2], 'id', ARGV[1], 'spec', ARGV[2], 'state', 'pending',
+  'priority', priority, 'seq', seq, 'rank', rank, 'created_at', ARGV[4], 'updated_at', ARGV[4],
+  'attempt', 0, 'owner', ARGV[5])
+redis.call('ZADD', KEYS[3], seq, ARGV[1])
 local score = rank
 if ARGV[10] and ARGV[10] ~= '' then
   local extra = cjson.decode(ARGV[10])
-  for k, v in pairs(extra) do
-    fields[#fields + 1] = k
-    fields[#fields + 1] = tostring(v)
-  end
-  if extra['hold'] then score = string.format('%.0f', rank + 100000000000000) end
+  for k, v in pairs(extra) do redis.call('HSET', KEYS[2], k, tostring(v)) end
+  if extra['gate'] then score = string.format('%.0f', rank + 100000000000000) end
 end
+redis.call('ZADD', KEYS[4], score, ARGV[1])
+if KEYS[8] ~= KEYS[1] then redis.call('ZADD', KEYS[8], seq, ARGV[1]) end
+if KEYS[7] ~= KEYS[1] then redis.call('SET', KEYS[7], ARGV[1], 'EX', tonumber(ARGV[8])) end
 local eid = redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[6], '*',
   'job', ARGV[1], 'type', 'state', 'data', ARGV[9])
-fields[#fields + 1] = 'ev0'  -- see lib.lua
-fields[#fields + 1] = eid .. ' ' .. ARGV[9]
-redis.call('HSET', KEYS[2], unpack(fields))
-redis.call('ZADD', KEYS[3], seq, ARGV[1])
-redis.call('ZADD', KEYS[4], score, ARGV[1])
-if KEYS[8] ~= '' then redis.call('ZADD', KEYS[8], seq, ARGV[1]) end
-if KEYS[7] ~= '' then redis.call('SET', KEYS[7], ARGV[1], 'EX', tonumber(ARGV[8])) end
+redis.call('HSET', KEYS[2], 'ev0', eid .. ' ' .. ARGV[9])  -- see lib.lua
 redis.call('LPUSH', KEYS[9], '1')
 redis.call('LTRIM', KEYS[9], 0, 0)
-return {'ok', ARGV[1], eid, fields}
+-- The stored hash comes back with the answer: the caller needs no second read.
+return {'ok', ARGV[1], eid, redis.call('HGETALL', KEYS[2])}

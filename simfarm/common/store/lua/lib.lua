@@ -12,20 +12,31 @@ end
 local function materialize(jobkey, streamkey, id)
   local ev0 = redis.call('HGET', jobkey, 'ev0')
   if ev0 then
-    write_ev0(streamkey, id, ev0)
+    local sep = string.find(ev0, ' ', 1, true)
+    redis.call('XADD', streamkey, string.sub(ev0, 1, sep - 1), 'job', id, 'type', 'state',
+      'data', string.sub(ev0, sep + 1))
     redis.call('HDEL', jobkey, 'ev0')
   end
 end
 
 -- A job that just ended goes to the notifier's queue (docs/notifications.md) when it
 -- asked for notifications (its 'notify' field) or its owner has webhooks for all jobs.
-local function notify_wanted(id, notify, owner)
-  if notify == '1' or redis.call('SISMEMBER', K.notify_owners, owner or '') == 1 then
+local function notify_ended(jobkey, id)
+  local wants = redis.call('HMGET', jobkey, 'notify', 'owner')
+  if wants[1] == '1' or redis.call('SISMEMBER', K.notify_owners, wants[2] or '') == 1 then
     redis.call('RPUSH', K.notify_ended, id)
   end
 end
 
-local function notify_ended(jobkey, id)
-  local wants = redis.call('HMGET', jobkey, 'notify', 'owner')
-  notify_wanted(id, wants[1], wants[2])
+-- A job's licences of the farm's pools go back to the pools when its attempt ends
+-- (whatever the end: completed, failed, cancelled, timed out, lost, requeued): its
+-- 'licenses_held' field says how many of each it drew when it was placed.
+local function return_licenses(jobkey)
+  local held = redis.call('HGET', jobkey, 'licenses_held')
+  if held then
+    for name, n in pairs(cjson.decode(held)) do
+      redis.call('HINCRBY', K.licenses_held, name, -n)
+    end
+    redis.call('HDEL', jobkey, 'licenses_held')
+  end
 end

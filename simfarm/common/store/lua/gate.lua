@@ -1,31 +1,31 @@
--- Hold or release a pending job. Held jobs stay in state:pending (they are pending for
--- every reader) but ranked after every startable job (score + 1e14), so the dispatcher,
--- which reads only scores below 1e14, never sees them.
+-- Close or open the gate of a pending job (dependencies, a sweep's throttle). A gated job
+-- stays in state:pending (it is pending for every reader) but ranked after every
+-- startable job (score + 1e14), so the dispatcher, which reads only scores below 1e14,
+-- never sees it. Not a user's hold: that is the state 'held' (transition.lua).
 -- KEYS: 1 job hash, 2 global events, 3 job events
--- ARGV: 1 job id, 2 hold code ('' = release), 3 reason, 4 now, 5 global maxlen,
---       6 job maxlen
+-- ARGV: 1 job id, 2 gate code ('' = open), 3 reason, 4 now, 5 global maxlen, 6 job maxlen
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'missing', ''} end
 if state ~= 'pending' then return {'illegal', state} end
-local old = redis.call('HGET', KEYS[1], 'hold') or ''
+local old = redis.call('HGET', KEYS[1], 'gate') or ''
 local rank = tonumber(redis.call('HGET', KEYS[1], 'rank'))
 local message
 if ARGV[2] == '' then
   if old == '' then return {'ok', state} end
-  redis.call('HDEL', KEYS[1], 'hold', 'reason')
+  redis.call('HDEL', KEYS[1], 'gate', 'reason')
   redis.call('ZADD', K.state('pending'), rank, ARGV[1])
-  message = 'released'
+  message = 'ungated'
 else
   local oldreason = redis.call('HGET', KEYS[1], 'reason') or ''
   if old == ARGV[2] and oldreason == ARGV[3] then return {'ok', state} end
-  redis.call('HSET', KEYS[1], 'hold', ARGV[2], 'reason', ARGV[3])
+  redis.call('HSET', KEYS[1], 'gate', ARGV[2], 'reason', ARGV[3])
   redis.call('ZADD', K.state('pending'), string.format('%.0f', rank + 100000000000000),
     ARGV[1])
   if old == ARGV[2] then return {'ok', state} end
-  message = 'held'
+  message = 'gated'
 end
 redis.call('HSET', KEYS[1], 'updated_at', ARGV[4])
-local payload = cjson.encode({message = message, hold = ARGV[2], reason = ARGV[3]})
+local payload = cjson.encode({message = message, gate = ARGV[2], reason = ARGV[3]})
 local eid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'job', ARGV[1],
   'type', 'info', 'data', payload)
 materialize(KEYS[1], KEYS[3], ARGV[1])
