@@ -126,7 +126,6 @@ class JobStore(StreamingStore):
         self._set_priority = load("set_priority")
         self._renew = load("renew_lease")
         self._claim = load("claim")
-        self._pending_reasons = load("pending_reasons")
 
     # ------------------------------------------------------------------ create / read
     def create(
@@ -712,16 +711,6 @@ class JobStore(StreamingStore):
                                     "re-prioritised (only pending or held jobs can be)")
         log.info("job %s: priority set to %s", job_id, priority)
         return self.get(job_id)
-
-    def set_pending_reasons(self, reasons: Mapping[str, str]) -> int:
-        """Set why each job is still pending, for jobs that still are (one atomic script,
-        so a job cancelled or scheduled meanwhile keeps its own reason). Returns how many
-        were written."""
-        if not reasons:
-            return 0
-        ids = list(reasons)
-        return int(self._pending_reasons(keys=[self.keys.job(i) for i in ids],
-                                         args=[reasons[i] for i in ids]))
 
     def update_fields(self, job_id: str, fields: Mapping[str, Any]) -> None:
         """Set informational fields (progress, artifacts, native id, lease) on a job.
