@@ -84,8 +84,14 @@ def trace_one_job() -> dict[str, list[str]]:
             ctx = build_context(settings)
             NodeAgent(ctx).beat()
             sent: list[tuple[str, int]] = []
-            dispatcher = Dispatcher(ctx, lambda node, job, attempt: sent.append((job.id,
-                                                                                  attempt)))
+
+            def message(node: Any, job: Any, attempt: int) -> str:
+                # the task message the scheduling step pushes on the node's queue (no
+                # Celery worker reads it here: the run stage below is traced instead)
+                sent.append((job.id, attempt))
+                return "{}"
+
+            dispatcher = Dispatcher(ctx, message)
             dispatcher.lock.acquire_or_renew()
             dispatcher.dispatch_once()  # a first round builds the policy's view: start-up
             stages: dict[str, list[str]] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from simfarm.common.capacity import Capacity, Demand, never_fits_reason
+from simfarm.common.waiting import ShapeWait, explain, shape_key
 from simfarm.workers.dispatch import (
     BackfillMode,
     NodeView,
@@ -13,6 +14,7 @@ from simfarm.workers.dispatch import (
     RunningJob,
     Scheduler,
 )
+from simfarm.workers.dispatch.pools import PoolView
 
 STRICT = PolicyConfig(aging_s_per_priority=None)
 
@@ -171,8 +173,14 @@ def test_held_node_takes_nothing_and_says_why_until_released() -> None:
     assert placed(sched) == {}
     reason = sched.why_pending("j")
     assert reason is not None and reason.code == "held" and "cpu 97%" in reason.message
+    assert [n.code for n in sched.shape_waits().values() if n] == ["held"]
+    sched.upsert_node(node("a", cores=8, held="cpu 99% > max 90%"))  # new words only
+    assert placed(sched, 0.5) == {}
+    (note,) = sched.shape_waits().values()
+    assert note is not None and "cpu 99%" in explain(note, "j", 0.5).message
     sched.upsert_node(node("a", cores=8))
     assert placed(sched, 1.0) == {"j": "a"}
+    assert sched.shape_waits() == {shape_key(Demand(), 600.0): None}  # nothing waits
 
 
 def test_slots_limit_concurrent_jobs() -> None:
@@ -282,3 +290,70 @@ def test_every_mode_eventually_runs_everything(mode: BackfillMode) -> None:
             del running[job_id]
             done += 1
     assert not any(sched.is_pending(f"j{i}") for i in range(30))
+
+
+@pytest.mark.parametrize("pooled", [False, True])
+@pytest.mark.parametrize("mode", list(BackfillMode))
+def test_notes_written_only_on_change_say_what_recomputing_every_reason_says(
+    mode: BackfillMode, pooled: bool,
+) -> None:
+    # The dispatcher stores one note per request shape, and only when shape_waits() says
+    # it may have changed; a reader renders it for each job. Whatever happens (jobs
+    # starting, ending, withdrawn, re-prioritised, a node held and released), that must
+    # read exactly as recomputing every job's reason would.
+    sched = farm(node("a", cores=4, max_jobs=3), node("b", cores=8),
+                 config=PolicyConfig(backfill=mode))
+    notes: dict[str, ShapeWait] = {}
+    shape_of_job: dict[str, str] = {}
+    if pooled:  # every third job also needs floating licences of a farm pool
+        sched.set_pools([PoolView("anshpc", 6, 0, "1055@lic01")])
+    for i in range(40):
+        j = job(f"j{i}", cores=1 + i % 5, prio=i % 3, seq=i, limit=10.0 + i % 4 * 20)
+        if pooled and i % 3 == 0:
+            j = PendingJob(j.id, j.priority, j.seq, Demand(j.demand.cores, pool={"anshpc": 2}),
+                           j.time_limit_s, j.submitted_at)
+        sched.submit(j)
+        shape_of_job[j.id] = shape_key(j.demand, j.time_limit_s)
+    huge = job("huge", cores=16, seq=99)
+    shape_of_job["huge"] = shape_key(huge.demand, huge.time_limit_s)
+    now, done = 0.0, 0
+    running: dict[str, float] = {}
+    for step in range(200):
+        for p in sched.schedule(now):
+            running[p.job_id] = now + 3.0 + step % 7
+        for name, note in sched.shape_waits().items():
+            if note is None:
+                notes.pop(name, None)
+            else:
+                notes[name] = note
+        for job_id in shape_of_job:
+            reason = sched.why_pending(job_id)
+            if reason is not None:
+                assert explain(notes[shape_of_job[job_id]], job_id, now) == reason, (step, job_id)
+        if step == 5:
+            last, other = [f"j{i}" for i in range(39, -1, -1) if sched.is_pending(f"j{i}")][:2]
+            assert sched.withdraw(last) and sched.set_priority(other, 9)
+        if step == 3:
+            sched.upsert_node(node("b", cores=8, held="CPU 95% > max 90%"))
+            sched.upsert_node(node("a", cores=4, max_jobs=3, held="max_jobs is 0"))
+        if step == 4:  # only the words change
+            sched.upsert_node(node("b", cores=8, held="CPU 97% > max 90%"))
+            sched.upsert_node(node("a", cores=4, max_jobs=3, held="CPU 99% > max 90%"))
+        if step == 6:
+            sched.upsert_node(node("b", cores=8))
+            sched.upsert_node(node("a", cores=4, max_jobs=3))
+            sched.submit(huge)
+        if step == 8:
+            sched.upsert_node(node("c", cores=16))
+        if pooled and step == 2:  # people outside the farm take licences, then return them
+            sched.set_pools([PoolView("anshpc", 3, 3, "1055@lic01")])
+        if pooled and step == 9:
+            sched.set_pools([PoolView("anshpc", 6, 0, "1055@lic01")])
+        if not running and not any(sched.is_pending(j) for j in shape_of_job):
+            break
+        now = min(running.values(), default=now + 1.0)
+        for job_id in [j for j, end in running.items() if end <= now]:
+            sched.finish(job_id)
+            del running[job_id]
+            done += 1
+    assert done == 39 + 1

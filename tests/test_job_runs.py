@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import psutil
+import redis
 
 from simfarm.common.models import NodeInfo
 from simfarm.common.store import JobStore, NodeStore
@@ -41,9 +42,11 @@ def output(http: httpx.Client, job_id: str) -> list[str]:
     return [e["data"]["line"] for e in events if e["type"] == "log"]
 
 
-def test_command_completes_with_output(farm: httpx.Client) -> None:
+def test_command_completes_with_output(farm: httpx.Client, redis_client: redis.Redis) -> None:
     job_id = submit(farm, argv=[PY, "-c", "import sys; print(42); print('err', file=sys.stderr)"])
     done = wait_state(farm, job_id, "completed", "failed")
+    # the outcome is the job's: Celery's result backend is never written to
+    assert not redis_client.keys("celery-task-meta-*")
     assert done["state"] == "completed" and done["exit_code"] == 0
     assert done["node"] and done["started_at"] and done["finished_at"]
     assert sorted(output(farm, job_id)) == ["42", "err"]
@@ -53,6 +56,23 @@ def test_command_completes_with_output(farm: httpx.Client) -> None:
         if e["type"] == "state"
     ]
     assert states == ["pending", "scheduled", "running", "completed"]
+
+
+def test_output_lines_as_written_long_ones_cut_and_the_last_one_unterminated(
+    farm: httpx.Client,
+) -> None:
+    script = (
+        "import sys, time\n"
+        "out = sys.stdout.buffer\n"
+        "out.write(b'crlf\\r\\n' + b'x' * 100000 + b'\\nhalf'); out.flush()\n"
+        "time.sleep(0.3)\n"  # the rest of the line comes in a later read
+        "out.write(b' line\\n\\xff bad byte\\nlast'); out.flush()\n"
+    )
+    job_id = submit(farm, argv=[PY, "-c", script])
+    assert wait_state(farm, job_id, "completed", "failed")["state"] == "completed"
+    lines = output(farm, job_id)
+    assert lines[0] == "crlf" and lines[1] == "x" * 8192  # cut at 8,192 characters
+    assert lines[2:] == ["half line", "\ufffd bad byte", "last"]
 
 
 def test_failing_command_reports_exit_code(farm: httpx.Client) -> None:

@@ -24,9 +24,10 @@ LUA = sorted((STORE / "lua").glob("*.lua"))
 
 
 def documented_patterns() -> list[re.Pattern[str]]:
-    """The key map table of keys.py, each ``P name:<part>`` as a pattern."""
+    """The key map table of keys.py, each ``P name:<part>`` (or ``<part>``: a key of
+    Celery's, outside the prefix) as a pattern."""
     doc = keys_module.__doc__ or ""
-    rows = re.findall(r"^``(P [^`]+)``", doc, re.MULTILINE)
+    rows = re.findall(r"^``(P [^`]+|<[^`]+>)``", doc, re.MULTILINE)
     assert len(rows) > 20, "the key map table of keys.py was not found"
     return [re.compile("^" + re.sub(r"<[^>]+>", "[^:]+", re.escape(r).replace(r"\<", "<")
                                     .replace(r"\>", ">")) + "$") for r in rows]

@@ -221,6 +221,11 @@ class Settings(BaseSettings):
         description="seconds of waiting each requested core is worth in the dispatch order "
         "(with aging; 0: no size credit): large jobs, which need a node to drain, go first",
     )
+    task_events: bool = Field(
+        default=False,
+        description="Celery task events from every worker from its start; off, a worker "
+        "sends none until Flower, when it runs, turns them on (each costs Redis commands)",
+    )
     heartbeat_s: float = Field(default=2.0, gt=0, description="worker heartbeat interval")
     heartbeat_ttl_s: float = Field(
         default=10.0, gt=0, description="a node whose heartbeat is older is lost"

@@ -40,8 +40,10 @@ def make_celery(settings: Settings) -> Celery:
         result_backend_transport_options={"visibility_timeout": settings.visibility_timeout_s,
                                           **sentinel},
         broker_connection_retry_on_startup=True,
-        worker_send_task_events=True,
-        task_send_sent_event=True,
+        # Events cost four PUBLISHes per job: off unless asked for; Flower turns a
+        # worker's on while it watches (its periodic enable_events control command).
+        worker_send_task_events=settings.task_events,
+        task_send_sent_event=settings.task_events,
         task_track_started=True,
         task_ignore_result=True,
         task_default_queue="simfarm.default",

@@ -40,8 +40,11 @@ from simfarm.workers.notifier import Notifier
 
 log = logging.getLogger(__name__)
 
-SendTask = Callable[[NodeInfo, Job, int], None]
+#: the Celery message that runs attempt ``n`` of a job on a node (see tasks.task_message)
+TaskMessage = Callable[[NodeInfo, Job, int], str]
 SCHEDULED_LEASE_S = 60.0
+#: the gate keeper runs at most this often (not in every round: it costs a command)
+GATES_EVERY_S = 0.1
 
 
 def policy_config(settings: Settings) -> PolicyConfig:
@@ -55,9 +58,9 @@ def policy_config(settings: Settings) -> PolicyConfig:
 class Dispatcher:
     """Places pending jobs on nodes with the placement policy of :mod:`.dispatch`."""
 
-    def __init__(self, ctx: WorkerContext, send: SendTask) -> None:
+    def __init__(self, ctx: WorkerContext, message: TaskMessage) -> None:
         self.ctx = ctx
-        self.send = send
+        self.message = message
         self.lock = LeaderLock(ctx.redis, ctx.settings.key_prefix,
                                ttl_s=max(3.0, ctx.settings.heartbeat_ttl_s))
         # Eligibility hook: gated jobs (dependencies, sweep throttles) are not in
@@ -93,21 +96,35 @@ class Dispatcher:
         self.lock.release()
 
     def _loop(self) -> None:
+        # The lock is renewed, and lost workers looked for, on timers: a round itself
+        # costs what changed (every placement is fenced, so a leader that lost the lock
+        # between two renewals schedules nothing).
         renew_every = self.lock.ttl_ms / 3000
+        reap_every = min(1.0, self.ctx.settings.heartbeat_s)
+        next_renew = next_reap = next_gates = 0.0
         while not self._stop.is_set():
             try:
-                if not self.lock.acquire_or_renew():
-                    self.feed = None  # a new term starts from what Redis says
-                    self.license_waiting = None
-                    self._stop.wait(renew_every)
-                    continue
-                self.reap_lost()
-                self.gates.run_once()
+                now = time.monotonic()
+                if now >= next_renew:
+                    if not self.lock.acquire_or_renew():
+                        self.feed = None  # a new term starts from what Redis says
+                        self.license_waiting = None
+                        self._stop.wait(renew_every)
+                        continue
+                    next_renew = now + renew_every
+                if now >= next_reap:
+                    if self.reap_lost() and self.feed is not None:
+                        self.feed.nodes_changed()  # a lost node leaves the policy's view now
+                    next_reap = now + reap_every
+                if now >= next_gates:  # gated jobs opened within GATES_EVERY_S
+                    self.gates.run_once()
+                    next_gates = now + GATES_EVERY_S
                 self.dispatch_once()
-                self.ctx.jobs.wait_for_nudge(min(renew_every, 0.5))
+                self.ctx.jobs.wait_for_nudge(min(renew_every, reap_every, 0.5))
             except Exception:
                 log.exception("dispatcher on %s: round failed", self.ctx.node_name)
                 self.feed = None
+                next_renew = 0.0
                 self._stop.wait(1.0)
 
     # ------------------------------------------------------------------ placing
@@ -125,7 +142,8 @@ class Dispatcher:
         placements = feed.scheduler.schedule(now)
         sent = 0
         if placements:
-            jobs = {j.id: j for j in self.ctx.jobs.get_many([p.job_id for p in placements])}
+            jobs = {j.id: j for j in self.ctx.jobs.get_many([p.job_id for p in placements],
+                                                            waits=False)}
             for placement in placements:
                 job = jobs.get(placement.job_id)
                 node = feed.live.get(placement.node)
@@ -134,10 +152,7 @@ class Dispatcher:
                     sent += 1
                 else:
                     feed.not_placed(placement)
-        reasons = feed.changed_reasons()
-        if reasons:
-            self.ctx.jobs.set_pending_reasons(reasons)
-            feed.reasons_written(reasons)
+        feed.write_waits()
         if self.pool_names:
             waiting = feed.scheduler.pool_waiting()
             if waiting != self.license_waiting:
@@ -166,6 +181,7 @@ class Dispatcher:
         fence = self.lock.fence
         if fence is None:
             return False
+        attempt = job.attempt + 1
         draw = split_request(job.spec.resources.licenses, self.pool_names)[1]
         try:
             self.ctx.jobs.transition(
@@ -183,28 +199,14 @@ class Dispatcher:
                     # before claiming it, its task message may be gone with it.
                     "boot": node.boot_id or None,
                 },
+                # the Celery task, pushed on the node's queue in the same atomic step
+                push=(node.queue, self.message(node, job, attempt)),
             )
         except LicensesUnavailable as exc:  # the policy's view was behind Redis' count
             log.info("job %s: not scheduled: %s", job.id, exc)
             return False
         except (IllegalTransition, StaleAttempt, JobNotFound) as exc:
             log.info("job %s: not scheduled: %s", job.id, exc)
-            return False
-        attempt = job.attempt + 1
-        try:
-            self.send(node, job, attempt)
-        except Exception as exc:
-            log.exception("job %s: sending to %s failed; back to pending", job.id, node.name)
-            try:
-                self.ctx.jobs.transition(
-                    job.id,
-                    JobState.PENDING,
-                    expect_attempt=attempt,
-                    sources=[JobState.SCHEDULED],
-                    fields={"node": None, "reason": f"send failed: {exc}"},
-                )
-            except (IllegalTransition, StaleAttempt, JobNotFound):
-                pass
             return False
         log.info("job %s: scheduled on %s (attempt %d)", job.id, node.name, attempt)
         return True

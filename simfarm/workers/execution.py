@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import redis
 
 from simfarm.common.errors import IllegalTransition, JobNotFound, StaleAttempt
+from simfarm.common.models import Job
 from simfarm.common.states import JobState
 from simfarm.workers.attempt import AttemptSupervisor
 from simfarm.workers.context import WorkerContext
@@ -36,6 +37,8 @@ class Claim:
 
     self_starting: bool
     lease_until: float
+    #: the job as the claim left it (None: read it again)
+    job: Job | None = None
 
 
 def _claim(ctx: WorkerContext, job_id: str, attempt: int) -> Claim | None:
@@ -51,14 +54,8 @@ def _claim(ctx: WorkerContext, job_id: str, attempt: int) -> Claim | None:
             return None
         return Claim(self_starting=True, lease_until=until)
     try:
-        store.transition(
-            job_id,
-            JobState.RUNNING,
-            expect_attempt=attempt,
-            expect_node=ctx.node_name,
-            sources=[JobState.SCHEDULED],
-            fields={"lease_until": repr(until), "boot": ctx.boot_id},
-        )
+        job = store.start_attempt(job_id, attempt, ctx.node_name,
+                                  {"lease_until": repr(until), "boot": ctx.boot_id})
     except IllegalTransition:
         # A retry after a lost reply: the first try may have claimed it for this process.
         now = store.attempt(job_id)
@@ -67,7 +64,7 @@ def _claim(ctx: WorkerContext, job_id: str, attempt: int) -> Claim | None:
             first = now.lease.until.timestamp() if now.lease.until else until
             return Claim(self_starting=False, lease_until=first)
         raise
-    return Claim(self_starting=False, lease_until=until)
+    return Claim(self_starting=False, lease_until=until, job=job)
 
 
 def execute(ctx: WorkerContext, job_id: str, attempt: int) -> JobState | None:
@@ -85,7 +82,7 @@ def execute(ctx: WorkerContext, job_id: str, attempt: int) -> JobState | None:
         claim = retry_while_redis_away(lambda: _claim(ctx, job_id, attempt), CLAIM_RETRY_S)
         if claim is None:
             return None
-        job = retry_while_redis_away(lambda: store.get(job_id), CLAIM_RETRY_S)
+        job = claim.job or retry_while_redis_away(lambda: store.get(job_id), CLAIM_RETRY_S)
     except (StaleAttempt, IllegalTransition, JobNotFound) as exc:
         log.info("job %s: attempt %d not run: %s", job_id, attempt, exc)
         return None
@@ -95,6 +92,7 @@ def execute(ctx: WorkerContext, job_id: str, attempt: int) -> JobState | None:
         return None
     supervisor = AttemptSupervisor(ctx, job_id, attempt, claim.lease_until)
     ctx.active.add(job_id, attempt)
+    recorded: JobState | None = None
     try:
         runner = ctx.runners.runner_for(job.spec.kind)
         # Nothing starts for an attempt that must stop already (say its lease ran out
@@ -113,13 +111,15 @@ def execute(ctx: WorkerContext, job_id: str, attempt: int) -> JobState | None:
             except Exception as exc:  # a runner bug must not leave the job running
                 log.exception("job %s: runner crashed", job_id)
                 outcome = Outcome(JobState.FAILED, reason=f"internal error: {exc}")
-        return _record(ctx, job_id, attempt, outcome, from_scheduled=claim.self_starting)
+        recorded = _record(ctx, job_id, attempt, outcome, from_scheduled=claim.self_starting)
+        return recorded
     finally:
         ctx.active.discard(job_id)
-        try:
-            store.nudge_dispatcher()
-        except redis.RedisError:
-            pass  # the dispatcher's own polling picks the freed room up
+        if recorded is None:  # a recorded outcome woke the dispatcher already
+            try:
+                store.nudge_dispatcher()
+            except redis.RedisError:
+                pass  # the dispatcher's own polling picks the freed room up
 
 
 def _record(ctx: WorkerContext, job_id: str, attempt: int, outcome: Outcome,
@@ -151,6 +151,7 @@ def _record(ctx: WorkerContext, job_id: str, attempt: int, outcome: Outcome,
             else [JobState.RUNNING],
             fields=fields,
             event=event,
+            nudge=True,  # the room this attempt held is free
         )
 
     def retrying(exc: redis.RedisError) -> None:

@@ -34,6 +34,8 @@ from simfarm.workers.context import WorkerContext
 log = logging.getLogger(__name__)
 #: how often holdings are recounted when no server is polled
 RECONCILE_S = 10.0
+#: how often a worker looks whether it leads (the first tick of a term comes that soon)
+LEADER_CHECK_S = 0.1
 CHECKOUTS_SHOWN = 20
 
 
@@ -92,7 +94,7 @@ class LicensePoller:
 
     def _loop(self) -> None:
         next_tick = 0.0
-        while not self._stop.wait(0.1 if next_tick else 0.0):
+        while not self._stop.wait(LEADER_CHECK_S):
             if not self.is_leader():
                 self._restored, next_tick = False, 0.0
                 continue

@@ -14,7 +14,7 @@ from typing import Any
 from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 
 from simfarm.workers.context import WorkerContext
-from simfarm.workers.dispatcher import Dispatcher, SendTask
+from simfarm.workers.dispatcher import Dispatcher, TaskMessage
 from simfarm.workers.node_agent import NodeAgent, describe_node, startup_summary
 
 log = logging.getLogger(__name__)
@@ -23,9 +23,9 @@ log = logging.getLogger(__name__)
 class WorkerLifecycle:
     """The background parts of one worker process, tied to its Celery worker's signals."""
 
-    def __init__(self, ctx: WorkerContext, send: SendTask) -> None:
+    def __init__(self, ctx: WorkerContext, message: TaskMessage) -> None:
         self.ctx = ctx
-        self.send = send
+        self.message = message
         self.agent: NodeAgent | None = None
         self.dispatcher: Dispatcher | None = None
 
@@ -47,7 +47,7 @@ class WorkerLifecycle:
         self.agent = NodeAgent(ctx)
         self.agent.start()
         if ctx.settings.worker_dispatch:  # off for workers without the Redis dispatcher user
-            self.dispatcher = Dispatcher(ctx, self.send)
+            self.dispatcher = Dispatcher(ctx, self.message)
             self.dispatcher.start()
         ctx.jobs.nudge_dispatcher()
         for level, line in startup_summary(ctx, describe_node(ctx)):

@@ -1,5 +1,12 @@
 """Runs a command job as a local subprocess: no shell, own process group, log streaming
-and timeout; cancel, shutdown and the lease are the attempt supervisor's (:mod:`.attempt`)."""
+and timeout; cancel, shutdown and the lease are the attempt supervisor's (:mod:`.attempt`).
+
+The supervising thread reads the child's output itself on POSIX (a selector over both
+pipes), and through one reader thread per pipe on Windows (its pipes cannot be
+selected): a short job costs no thread and no round trip to Redis beyond its claim and
+its outcome (its pid is written only once it runs longer than a tick, or with its first
+output).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,7 @@ import functools
 import logging
 import os
 import queue
+import selectors
 import subprocess
 import threading
 import time
@@ -31,12 +39,99 @@ MAX_BATCH = 500
 MAX_UNSENT = 50_000  # output lines kept while Redis is unreachable
 
 
+def _line(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace").rstrip("\r\n")[:MAX_LINE]
+
+
 def _read_lines(stream: IO[bytes], name: str, sink: queue.Queue[tuple[str, str] | None]) -> None:
     try:
         for raw in iter(stream.readline, b""):
-            sink.put((name, raw.decode("utf-8", errors="replace").rstrip("\r\n")[:MAX_LINE]))
+            sink.put((name, _line(raw)))
     finally:
         sink.put(None)
+
+
+class _Pipes:
+    """The child's stdout and stderr, read line by line into ``sink``."""
+
+    def __init__(self, proc: subprocess.Popen[bytes],
+                 sink: queue.Queue[tuple[str, str] | None]) -> None:
+        assert proc.stdout is not None and proc.stderr is not None
+        self.proc = proc
+        self.sink = sink
+        self.open = 2
+        self._threads: list[threading.Thread] = []
+        self._selector: selectors.BaseSelector | None = None
+        self._partial: dict[str, bytearray] = {}
+        self._skipping: set[str] = set()
+        if os.name == "posix":
+            self._selector = selectors.DefaultSelector()
+            for name, stream in (("stdout", proc.stdout), ("stderr", proc.stderr)):
+                self._selector.register(stream, selectors.EVENT_READ, name)
+                self._partial[name] = bytearray()
+        else:
+            for name, stream in (("stdout", proc.stdout), ("stderr", proc.stderr)):
+                thread = threading.Thread(target=_read_lines, args=(stream, name, sink),
+                                          daemon=True)
+                thread.start()
+                self._threads.append(thread)
+
+    def wait(self, timeout: float) -> list[tuple[str, str] | None]:
+        """Wait up to ``timeout`` for output (the selector puts it in ``sink``; a reader
+        thread's first item comes back, taken from ``sink``); once both pipes are at
+        their end, wait that long for the process instead."""
+        if self._selector is not None and self.open:
+            for key, _ in self._selector.select(timeout):
+                self._read(key.fileobj, key.data)  # type: ignore[arg-type]
+        elif self._threads and self.open:
+            try:
+                return [self.sink.get(timeout=timeout)]
+            except queue.Empty:
+                pass
+        else:
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        return []
+
+    def ended(self) -> None:
+        """A reader thread's end-of-stream marker was taken from ``sink``."""
+        self.open -= 1
+
+    def _read(self, stream: IO[bytes], name: str) -> None:
+        data = os.read(stream.fileno(), 65536)
+        buf = self._partial[name]
+        if not data:
+            assert self._selector is not None
+            self._selector.unregister(stream)
+            self.open -= 1
+            if buf and name not in self._skipping:
+                self.sink.put((name, _line(bytes(buf))))
+            buf.clear()
+            return
+        buf += data
+        while True:
+            end = buf.find(b"\n")
+            if end < 0:
+                break
+            if name in self._skipping:  # the rest of a line already sent cut short
+                self._skipping.discard(name)
+            else:
+                self.sink.put((name, _line(bytes(buf[: end + 1]))))
+            del buf[: end + 1]
+        if len(buf) > 4 * MAX_LINE and name not in self._skipping:
+            self.sink.put((name, _line(bytes(buf))))  # a line that long is cut anyway
+            self._skipping.add(name)
+        if name in self._skipping:
+            buf.clear()
+
+    def close(self) -> None:
+        """Done: join the reader threads, if any."""
+        for thread in self._threads:
+            thread.join(timeout=1)
+        if self._selector is not None:
+            self._selector.close()
 
 
 def job_workdir(ctx: WorkerContext, job: Job) -> Path:
@@ -63,6 +158,8 @@ class LocalRunner:
         self.job = job
         self.lines: queue.Queue[tuple[str, str] | None] = queue.Queue()
         self._unsent: list[tuple[str, dict[str, object]]] = []
+        self._pipes: _Pipes | None = None
+        self._pid: int | None = None
         self.account = job_account(self.ctx.settings)
 
     def argv(self) -> list[str]:
@@ -110,34 +207,28 @@ class LocalRunner:
         if self.ctx.orphans is not None:  # killed if this worker dies before reaping it
             self.ctx.orphans.track(proc.pid)
         log.info("job %s: started pid %d: %s", job_id, proc.pid, argv)
-        self.supervisor.send(
-            functools.partial(self.ctx.jobs.update_fields, job_id, {"pid": proc.pid}))
-        assert proc.stdout is not None and proc.stderr is not None
-        readers = [
-            threading.Thread(
-                target=_read_lines, args=(proc.stdout, "stdout", self.lines), daemon=True
-            ),
-            threading.Thread(
-                target=_read_lines, args=(proc.stderr, "stderr", self.lines), daemon=True
-            ),
-        ]
-        for reader in readers:
-            reader.start()
-        return self._supervise(proc, readers)
+        self._pid = proc.pid  # written with the first output, or after the first tick
+        self._pipes = _Pipes(proc, self.lines)
+        return self._supervise(proc)
 
-    def _supervise(self, proc: subprocess.Popen[bytes], readers: list[threading.Thread]) -> Outcome:
+    def _supervise(self, proc: subprocess.Popen[bytes]) -> Outcome:
         """Stream the output until the process ends; stop its tree on a timeout or when
         the attempt's supervisor says so (cancel, shutdown, lease lost or run out)."""
         job_id = self.job.id
         settings = self.ctx.settings
         timeout_s = self.job.spec.timeout_s
         deadline = time.monotonic() + timeout_s if timeout_s else None
-        open_streams = len(readers)
+        pipes = self._pipes
+        assert pipes is not None
         stop: Outcome | None = None
         while True:
-            open_streams -= self._flush(timeout=TICK_S)
-            if proc.poll() is not None and open_streams <= 0:
+            self._flush(timeout=TICK_S)
+            if proc.poll() is not None and pipes.open <= 0:
                 break
+            if self._pid is not None:  # it runs longer than a tick: say which process
+                pid, self._pid = self._pid, None
+                self.supervisor.send(
+                    functools.partial(self.ctx.jobs.update_fields, job_id, {"pid": pid}))
             if stop is not None:
                 continue
             if deadline is not None and time.monotonic() >= deadline:
@@ -152,8 +243,7 @@ class LocalRunner:
         code = proc.wait()
         if self.ctx.orphans is not None:
             self.ctx.orphans.untrack(proc.pid)
-        for reader in readers:
-            reader.join(timeout=1)
+        pipes.close()
         self._flush(timeout=0)
         if stop is not None:
             stop.exit_code = code
@@ -166,31 +256,31 @@ class LocalRunner:
             return Outcome(JobState.COMPLETED, exit_code=0)
         return Outcome(JobState.FAILED, exit_code=code, reason=f"exit code {code}")
 
-    def _flush(self, timeout: float) -> int:
-        """Send waiting output lines as events in one round trip; returns how many
-        output streams reached their end."""
+    def _flush(self, timeout: float) -> None:
+        """Wait up to ``timeout`` for output (or, once the pipes ended, for the process)
+        and send the waiting lines as events in one round trip."""
+        taken = self._pipes.wait(timeout) if timeout and self._pipes is not None else []
         batch = self._unsent
         self._unsent = []
-        closed = 0
         try:
-            item = self.lines.get(timeout=timeout) if timeout else self.lines.get_nowait()
-            while True:
+            while len(batch) < MAX_BATCH:
+                item = taken.pop() if taken else self.lines.get_nowait()
                 if item is None:
-                    closed += 1
+                    if self._pipes is not None:
+                        self._pipes.ended()
                 else:
                     batch.extend(self.on_line(*item))
-                if len(batch) >= MAX_BATCH:
-                    break
-                item = self.lines.get_nowait()
         except queue.Empty:
             pass
         if batch:
+            fields = {"pid": self._pid} if self._pid is not None else None
             sent = self.supervisor.call(
-                functools.partial(self.ctx.jobs.append_events, self.job.id, batch))
+                functools.partial(self.ctx.jobs.append_events, self.job.id, batch, fields))
             if sent is None:
                 # Keep the lines for the next flush (bounded: the oldest go first).
                 self._unsent = batch[-MAX_UNSENT:]
-        return closed
+            else:
+                self._pid = None
 
 
 def run_local(supervisor: AttemptSupervisor, job: Job) -> Outcome:

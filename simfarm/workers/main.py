@@ -21,7 +21,7 @@ from simfarm.workers.hfss_runner import run_hfss
 from simfarm.workers.lifecycle import WorkerLifecycle
 from simfarm.workers.local_runner import run_local
 from simfarm.workers.orphan_guard import OrphanGuard
-from simfarm.workers.tasks import register_tasks, task_sender
+from simfarm.workers.tasks import register_tasks, task_message
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def worker_argv(settings: Settings, loglevel: str = "INFO") -> list[str]:
         str(settings.worker_concurrency),
         "--loglevel",
         loglevel,
-        "--task-events",
+        *(["--task-events"] if settings.task_events else []),
         "--without-gossip",
         "--without-mingle",
     ]
@@ -77,7 +77,7 @@ def worker_app(ctx: WorkerContext) -> tuple[Celery, WorkerLifecycle]:
     lifecycle (heartbeat, dispatcher) bound to ``ctx``."""
     app = make_celery(ctx.settings)
     register_tasks(app, ctx)
-    lifecycle = WorkerLifecycle(ctx, task_sender(app))
+    lifecycle = WorkerLifecycle(ctx, task_message(app))
     lifecycle.connect()
     return app, lifecycle
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 
 from celery import Celery
+from kombu.utils.uuid import uuid
 
 from simfarm.common.logs import job_context
 from simfarm.common.models import Job, NodeInfo
 from simfarm.workers.app import RUN_JOB_TASK
 from simfarm.workers.context import WorkerContext
-from simfarm.workers.dispatcher import SendTask
+from simfarm.workers.dispatcher import TaskMessage
 from simfarm.workers.execution import execute
 
 log = logging.getLogger(__name__)
@@ -28,15 +31,27 @@ def register_tasks(app: Celery, ctx: WorkerContext) -> None:
         return state.value if state is not None else None
 
 
-def task_sender(app: Celery) -> SendTask:
-    """How ``app`` sends the ``run_job`` task for one attempt to the node's own queue."""
+def task_message(app: Celery) -> TaskMessage:
+    """The ``run_job`` message of one attempt for the node's own queue, exactly as
+    ``app.send_task(..., queue=node.queue)`` has kombu's Redis transport push it (Celery
+    protocol 2, JSON body, the default exchange): the dispatcher pushes it in the same
+    atomic step that schedules the attempt, so a scheduled attempt always has its message
+    and none is sent for one that was not scheduled."""
 
-    def send_run_job(node: NodeInfo, job: Job, attempt: int) -> None:
-        app.send_task(
-            RUN_JOB_TASK,
-            args=[job.id, attempt],
-            queue=node.queue,
+    def message(node: NodeInfo, job: Job, attempt: int) -> str:
+        task_id = uuid()
+        task = app.amqp.as_task_v2(
+            task_id, RUN_JOB_TASK, args=[job.id, attempt], kwargs={},
             argsrepr=f"(job={job.id}, attempt={attempt}, name={job.spec.name!r})",
+            kwargsrepr="{}", reply_to=app.thread_oid, origin=app.conf.get("origin"),
+            ignore_result=True,  # no result backend writes (results are in the job)
         )
+        body = json.dumps(task.body).encode()
+        properties = {**task.properties, "delivery_mode": 2,
+                      "delivery_info": {"exchange": "", "routing_key": node.queue},
+                      "priority": 0, "body_encoding": "base64", "delivery_tag": uuid()}
+        return json.dumps({"body": base64.b64encode(body).decode(), "content-encoding": "utf-8",
+                           "content-type": "application/json", "headers": task.headers,
+                           "properties": properties})
 
-    return send_run_job
+    return message

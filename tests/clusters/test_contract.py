@@ -170,3 +170,16 @@ def test_time_limit_ends_the_job_as_failed(cluster: Cluster,
         assert final.exit_code is None
     assert time.monotonic() - started >= cluster.limit_minute_s * 0.9
     assert not os.path.exists(job.job_dir / f"{job.native_id}.ec")
+
+
+def test_a_job_with_licences_is_taken_and_runs(cluster: Cluster) -> None:
+    from dataclasses import replace
+
+    request = replace(cluster.request([sys.executable, "-c", "print('licensed')"]),
+                      licenses={"simfarm_anshpc": 2, "simfarm_solver": 1})
+    job = cluster.submit(request)
+    seen = cluster.follow(cluster.poller(), job)
+    final = seen.wait(cluster.end_timeout_s)
+    assert final.state is ClusterState.COMPLETED, seen.statuses
+    if cluster.kind != "winhpc":  # HPC Pack takes them as a `job new` switch
+        assert "simfarm_anshpc" in job.script_path.read_text()

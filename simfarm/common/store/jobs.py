@@ -28,6 +28,7 @@ from simfarm.common.models import Job, JobEvent, JobPage, JobSpec, Lease
 from simfarm.common.states import JobState, sources_of
 from simfarm.common.store import scripts
 from simfarm.common.store.streams import StreamingStore
+from simfarm.common.waiting import ShapeWait, explain, request_shape
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,6 @@ class JobStore(StreamingStore):
         self._set_priority = load("set_priority")
         self._renew = load("renew_lease")
         self._claim = load("claim")
-        self._pending_reasons = load("pending_reasons")
 
     # ------------------------------------------------------------------ create / read
     def create(
@@ -238,14 +238,34 @@ class JobStore(StreamingStore):
         raw = self.connection.hgetall(self.keys.job(job_id))
         if not raw:
             raise JobNotFound(job_id)
-        return self._to_job(cast(dict[bytes, bytes], raw))
+        return self._explain_waiting([self._to_job(cast(dict[bytes, bytes], raw))])[0]
 
-    def get_many(self, job_ids: Sequence[str]) -> list[Job]:
-        """Jobs for these ids, in order, skipping ids that no longer exist."""
+    def get_many(self, job_ids: Sequence[str], *, waits: bool = True) -> list[Job]:
+        """Jobs for these ids, in order, skipping ids that no longer exist. ``waits=False``
+        leaves the dispatcher's note on why a pending job waits out of ``reason``."""
         pipe = self.connection.pipeline(transaction=False)
         for job_id in job_ids:
             pipe.hgetall(self.keys.job(job_id))
-        return [self._to_job(raw) for raw in pipe.execute() if raw]
+        jobs = [self._to_job(raw) for raw in pipe.execute() if raw]
+        return self._explain_waiting(jobs) if waits else jobs
+
+    def _explain_waiting(self, jobs: list[Job]) -> list[Job]:
+        """Put the dispatcher's note on each startable pending job's ``reason`` (one more
+        round trip when there are such jobs), unless the job's own reason is newer."""
+        waiting = {j.id: request_shape(j.spec.resources, j.spec.timeout_s)
+                   for j in jobs if j.state is JobState.PENDING and not j.gate}
+        if not waiting:
+            return jobs
+        names = list(dict.fromkeys(waiting.values()))
+        raw = cast(list[bytes | None], self.connection.hmget(self.keys.dispatch_waits, names))
+        notes = {n: ShapeWait.from_stored(v) for n, v in zip(names, raw, strict=True) if v}
+        now = time.time()
+        for job in jobs:
+            found = notes.get(waiting.get(job.id, ""))
+            if found is not None and (job.reason is None
+                                      or job.updated_at.timestamp() <= found[0]):
+                job.reason = explain(found[1], job.id, now).message
+        return jobs
 
     def states_of(self, job_ids: Sequence[str]) -> list[str | None]:
         """Current state of each job (None for unknown ids), in one round trip."""
@@ -509,8 +529,12 @@ class JobStore(StreamingStore):
         fence: int | None = None,
         sources: Iterable[JobState] | None = None,
         draw: Mapping[str, int] | None = None,
+        nudge: bool = False,
+        push: tuple[str, str] | None = None,
     ) -> str:
-        """Move a job to ``target`` atomically; returns the event id.
+        """Move a job to ``target`` atomically; returns the event id. ``nudge`` wakes the
+        dispatcher in the same call (a job that ended freed room); ``push`` is ``(Celery
+        queue, message)``, a task message put on that queue in the same atomic step.
 
         ``draw`` (with ``target`` scheduled): licences of the farm's pools the job takes
         in the same step (:class:`LicensesUnavailable`, nothing changed, when a pool has
@@ -530,7 +554,30 @@ class JobStore(StreamingStore):
                                            expect_node=expect_node, fields=fields,
                                            new_attempt=new_attempt, event=event, fence=fence,
                                            sources=sources, draw=draw)
-        result = self._transition(keys=keys, args=args)
+        args += ["0", "1" if nudge else "0", push[1] if push else ""]
+        if push:
+            keys.append(self.keys.celery_queue(push[0]))
+        result = self._checked(job_id, target, expect_attempt, self._transition(keys=keys,
+                                                                               args=args))
+        return _decode(result[2]) or ""
+
+    def start_attempt(self, job_id: str, attempt: int, node: str,
+                      fields: Mapping[str, Any]) -> Job:
+        """Move the job's attempt ``scheduled -> running`` on ``node`` (refused, as
+        :meth:`transition` refuses, unless both are still the job's) and return the job as
+        it is then, in one round trip."""
+        keys, args = self._transition_call(job_id, JobState.RUNNING, expect_attempt=attempt,
+                                           expect_node=node, fields=fields,
+                                           sources=[JobState.SCHEDULED])
+        args += ["1", "0", ""]
+        result = self._checked(job_id, JobState.RUNNING, attempt,
+                               self._transition(keys=keys, args=args))
+        flat = result[3]
+        return self._to_job(dict(zip(flat[::2], flat[1::2], strict=True)))
+
+    def _checked(self, job_id: str, target: JobState, expect_attempt: int | None,
+                 result: Any) -> list[Any]:
+        """The transition script's answer, or the error it stands for."""
         status, info = (_decode(x) or "" for x in result[:2])
         if status == "missing":
             raise JobNotFound(job_id)
@@ -541,7 +588,7 @@ class JobStore(StreamingStore):
         if status in ("stale", "fenced"):
             raise StaleAttempt(job_id, expect_attempt if expect_attempt is not None else -1)
         log.info("job %s: %s -> %s", job_id, info, target.value)
-        return _decode(result[2]) or ""
+        return cast(list[Any], result)
 
     def _transition_call(
         self,
@@ -665,16 +712,6 @@ class JobStore(StreamingStore):
         log.info("job %s: priority set to %s", job_id, priority)
         return self.get(job_id)
 
-    def set_pending_reasons(self, reasons: Mapping[str, str]) -> int:
-        """Set why each job is still pending, for jobs that still are (one atomic script,
-        so a job cancelled or scheduled meanwhile keeps its own reason). Returns how many
-        were written."""
-        if not reasons:
-            return 0
-        ids = list(reasons)
-        return int(self._pending_reasons(keys=[self.keys.job(i) for i in ids],
-                                         args=[reasons[i] for i in ids]))
-
     def update_fields(self, job_id: str, fields: Mapping[str, Any]) -> None:
         """Set informational fields (progress, artifacts, native id, lease) on a job.
         Never use this for state: states change only through :meth:`transition`."""
@@ -698,16 +735,28 @@ class JobStore(StreamingStore):
 
     # ------------------------------------------------------------------ events
     def append_events(
-        self, job_id: str, events: Sequence[tuple[str, Mapping[str, Any]]]
+        self, job_id: str, events: Sequence[tuple[str, Mapping[str, Any]]],
+        fields: Mapping[str, Any] | None = None,
     ) -> list[str]:
-        """Append ``(type, data)`` events (log lines, progress...) in one round trip."""
+        """Append ``(type, data)`` events (log lines, progress...) in one round trip;
+        ``fields`` (informational, as :meth:`update_fields`) are set just before, in the
+        same round trip."""
         if not events:
             return []
         args: list[Any] = [job_id, self.events_global, self.events_per_job]
         for kind, data in events:
             args.extend([kind, json.dumps(dict(data))])
         k = self.keys
-        ids = self._append(keys=[k.events, k.job_events(job_id), k.job(job_id)], args=args)
+        keys = [k.events, k.job_events(job_id), k.job(job_id)]
+        if not fields:
+            ids = self._append(keys=keys, args=args)
+        else:
+            pipe = self.connection.pipeline(transaction=False)
+            values = {n: (json.dumps(v) if isinstance(v, dict | list) else str(v))
+                      for n, v in fields.items()}
+            pipe.hset(k.job(job_id), mapping=values)  # type: ignore[arg-type]
+            self._append(keys=keys, args=args, client=pipe)
+            ids = pipe.execute()[1]
         return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
 
     def events(self, job_id: str, since: str | None = None, limit: int = 1000) -> list[JobEvent]:

@@ -20,6 +20,8 @@ key                                type        content
 ``P owner:<owner>``                zset        job ids of one owner, score = submit sequence
 ``P idem:<key>``                   string      job id created for an Idempotency-Key (TTL)
 ``P nodes``                        set         names of registered nodes
+``P nodes:version``                string      bumped when a node joins, leaves or changes what
+                                               placement depends on (the dispatcher re-reads)
 ``P node:<name>``                  hash        node description and free resources
 ``P node:<name>:alive``            string      heartbeat marker with a TTL
 ``P node:<name>:jobs``             set         jobs scheduled on or running at the node
@@ -29,6 +31,8 @@ key                                type        content
 ``P dispatch:wakeup``              list        nudges for the dispatcher
 ``P dispatch:lock``                string      dispatcher leader lock (fencing token, TTL)
 ``P dispatch:fence``               string      fencing token counter
+``P dispatch:waits``               hash        why pending jobs of each request shape wait:
+                                               shape name -> '<written at> <note JSON>'
 ``P replicated``                   string      replication barrier counter: a write whose
                                                ``WAIT`` covers every earlier write
 ``P finished``                     zset        final jobs, score = finished_at (history, expiry)
@@ -40,6 +44,9 @@ key                                type        content
 ``P sweep:<id>:jobs``              zset        the sweep's child job ids, score = index
 ``P audit``                        stream      append-only audit log (who, what, from where)
 ``P expiry:lock``                  string      retention sweeper lock (TTL)
+``<queue>`` (no prefix)            list        Celery's queue of a node (``simfarm.node.<name>``,
+                                               kombu's Redis transport): the dispatcher puts
+                                               a job's task message there as it schedules it
 ``P blobs``                        zset        blob SHA-256s, score = last use (upload, submit,
                                                download), for the retention sweep
 ``P uploads:<user>``               zset        blobs the user uploaded, score = size (the
@@ -108,6 +115,10 @@ class Keys:
         return f"{self.prefix}nodes"
 
     @property
+    def nodes_version(self) -> str:
+        return f"{self.prefix}nodes:version"
+
+    @property
     def wakeup(self) -> str:
         return f"{self.prefix}dispatch:wakeup"
 
@@ -118,6 +129,10 @@ class Keys:
     @property
     def dispatch_fence(self) -> str:
         return f"{self.prefix}dispatch:fence"
+
+    @property
+    def dispatch_waits(self) -> str:
+        return f"{self.prefix}dispatch:waits"
 
     @property
     def replicated(self) -> str:
@@ -207,6 +222,10 @@ class Keys:
 
     def stats_series(self, tier: str, name: str) -> str:
         return f"{self.prefix}stats:{tier}:{name}"
+
+    def celery_queue(self, queue: str) -> str:
+        """Celery's own key for a queue (kombu's Redis transport: the name itself)."""
+        return queue
 
     def dependents(self, job_id: str) -> str:
         return f"{self.prefix}job:{job_id}:dependents"

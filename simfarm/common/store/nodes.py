@@ -18,20 +18,38 @@ class NodeStore:
     def __init__(self, connection: redis.Redis, prefix: str = "simfarm:") -> None:
         self.connection = connection
         self.keys = Keys(prefix)
+        self._placed_as: dict[str, tuple[object, ...]] = {}
 
     def heartbeat(self, node: NodeInfo, ttl_s: float) -> None:
-        """Register or refresh a node; it counts as alive for ``ttl_s`` seconds."""
+        """Register or refresh a node; it counts as alive for ``ttl_s`` seconds. When what
+        placement depends on changed since this store's last beat for the node (capacity,
+        labels, licences, slots, hold, boot), the node version is bumped."""
         node = node.model_copy(update={"last_seen": time.time()})
         payload = node.model_dump_json(exclude={"jobs", "alive", "drain"})
+        placed_as = (node.cores_total, node.memory_mb_total, node.disk_mb_total,
+                     tuple(sorted(node.labels.items())), tuple(sorted(node.licenses.items())),
+                     node.max_jobs, node.held_reason, node.boot_id, node.queue)
         pipe = self.connection.pipeline(transaction=True)
         pipe.sadd(self.keys.nodes, node.name)
         pipe.hset(self.keys.node(node.name), mapping={"info": payload})
         pipe.set(self.keys.node_alive(node.name), "1", px=int(ttl_s * 1000))
+        if self._placed_as.get(node.name) != placed_as:
+            pipe.incr(self.keys.nodes_version)
         pipe.execute()
+        self._placed_as[node.name] = placed_as
+
+    def version(self) -> int:
+        """Bumped whenever a node joins, leaves cleanly, or changes what placement depends
+        on (a node that dies silently only stops being alive: poll for that too)."""
+        return int(cast(bytes | None, self.connection.get(self.keys.nodes_version)) or 0)
 
     def remove(self, name: str) -> None:
         """Mark a node as gone now (clean shutdown)."""
-        self.connection.delete(self.keys.node_alive(name))
+        pipe = self.connection.pipeline(transaction=True)
+        pipe.delete(self.keys.node_alive(name))
+        pipe.incr(self.keys.nodes_version)
+        pipe.execute()
+        self._placed_as.pop(name, None)
 
     def forget(self, name: str) -> None:
         """Delete a node from the registry entirely."""
@@ -39,6 +57,7 @@ class NodeStore:
         pipe.srem(self.keys.nodes, name)
         pipe.delete(self.keys.node(name), self.keys.node_alive(name), self.keys.node_limits(name),
                     self.keys.node_drain(name))
+        pipe.incr(self.keys.nodes_version)
         pipe.execute()
 
     def names(self) -> list[str]:
@@ -91,12 +110,18 @@ class NodeStore:
 
     def set_limits(self, name: str, limits: NodeLimits) -> None:
         """Store a node's local limits (its worker applies them at the next heartbeat)."""
-        self.connection.set(self.keys.node_limits(name), limits.model_dump_json())
+        pipe = self.connection.pipeline(transaction=True)
+        pipe.set(self.keys.node_limits(name), limits.model_dump_json())
+        pipe.incr(self.keys.nodes_version)
+        pipe.execute()
 
     def set_drain(self, name: str, drain: NodeDrain | None) -> None:
         """Drain a node (it takes no new jobs from the next dispatch round on), or with
         None resume it. Kept across worker restarts until resumed."""
+        pipe = self.connection.pipeline(transaction=True)
         if drain is None:
-            self.connection.delete(self.keys.node_drain(name))
+            pipe.delete(self.keys.node_drain(name))
         else:
-            self.connection.set(self.keys.node_drain(name), drain.model_dump_json())
+            pipe.set(self.keys.node_drain(name), drain.model_dump_json())
+        pipe.incr(self.keys.nodes_version)
+        pipe.execute()

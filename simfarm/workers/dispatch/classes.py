@@ -11,6 +11,7 @@ from bisect import bisect_left, insort
 from collections.abc import Mapping
 
 from simfarm.common.capacity import Demand
+from simfarm.common.waiting import shape_key
 from simfarm.workers.dispatch.data import Key, PendingJob
 from simfarm.workers.dispatch.nodes import Hold, NodeState
 
@@ -33,13 +34,15 @@ class JobClass:
 
     __slots__ = (
         "block", "c", "checked", "d", "demand", "eligible", "eligible_set", "entry",
-        "fresh", "holds", "in_round", "lic", "limit", "m", "maybe", "never", "pool", "queue",
-        "shape", "uid",
+        "fresh", "holds", "in_round", "lic", "limit", "m", "maybe", "name", "never", "pool",
+        "queue", "shape", "uid",
     )
 
     def __init__(self, shape: Shape, demand: Demand, limit: float | None, uid: int) -> None:
         self.shape = shape
         self.uid = uid
+        #: the shape's stable name, shared with readers of pending reasons
+        self.name = shape_key(demand, limit)
         self.demand = demand
         self.c, self.m, self.d = demand.cores, demand.memory_mb, demand.disk_mb
         self.lic: Mapping[str, int] = dict(demand.licenses)

@@ -9,6 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from simfarm.common.capacity import Capacity, Demand
+from simfarm.common.waiting import PendingReason
+
+__all__ = ["Key", "NodeView", "PendingJob", "PendingReason", "Placement", "Reservation",
+           "RunningJob", "order_key"]
 
 #: An ordering key (see :func:`order_key`); smaller sorts first.
 Key = tuple[float, int]
@@ -91,21 +95,3 @@ class Reservation:
     start: float
     end: float
     demand: Demand
-
-
-@dataclass(frozen=True, slots=True)
-class PendingReason:
-    """Why a job is still pending, in words and as a machine-readable code.
-
-    Codes: ``never-fits`` (no live node could ever run it), ``no-room`` (waiting for
-    resources), ``licenses`` (waiting for licences of a farm pool),
-    ``licenses-reserved`` (the pool's free licences are reserved for a job ahead in
-    line), ``held`` (every node that could run it is held by its local limits),
-    ``reserved`` (free resources are reserved for a job ahead in line), ``behind``
-    (an earlier job with the same request is first in line), ``new`` (not yet considered).
-    """
-
-    code: str
-    message: str
-    node: str | None = None
-    start_by: float | None = None

@@ -1,28 +1,52 @@
-"""Keeps the placement policy in step with the farm as Redis records it.
+"""Keeps the placement policy in step with the farm as Redis records it, by changes.
 
-Each dispatch round reads the live nodes (with their jobs and limits) and the pending
-queue's ids and scores, and tells the :class:`~simfarm.workers.dispatch.Scheduler` only
-what changed, so a round costs about what changed, not the size of the queue.
+When a dispatcher starts leading it loads the farm once: the live nodes with the jobs
+they hold, and every startable pending job. From then on a round reads only what
+changed, from the global event stream (jobs created, released from a hold, cancelled,
+re-prioritised, gated or ungated, held or resumed, scheduled elsewhere, finished,
+handed back to the queue) and loads
+just the jobs those events name; the nodes (capacity, holds, liveness, the jobs they
+hold) are re-read when their version says one changed (a join, a clean leave, a new
+hold or limit: one ``GET`` per round) and on a short timer (a node that dies silently),
+which also reconciles the running jobs with what the events said. So a round costs
+about what changed plus what was placed, never the size of the queue. If the event
+stream was trimmed past the feed's position (the dispatcher stalled for a long time),
+the feed loads everything again.
+
+Why jobs wait is written as one note per request shape, only for shapes whose note
+changed (:meth:`SchedulerFeed.write_waits`); readers render it per job
+(:mod:`simfarm.common.waiting`).
+
+A new kind of input (a rank factor such as fair share, or licence pools) is a new
+event to apply in :meth:`SchedulerFeed._apply` and a field of :class:`PendingJob` or
+:class:`NodeView`; the policy keeps the rest incremental.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+import time
+from collections.abc import Collection, Iterable
 
 from simfarm.common.capacity import Capacity, Demand
 from simfarm.common.license_pools import split_request
-from simfarm.common.models import Job, NodeInfo, ResourceRequest
+from simfarm.common.models import NodeInfo, ResourceRequest
 from simfarm.common.states import JobState
 from simfarm.common.store import JobStore, NodeStore
+from simfarm.common.store.dispatch import Change, DispatchStore, JobBrief
+from simfarm.common.waiting import ShapeWait
 from simfarm.workers.dispatch.config import PolicyConfig
 from simfarm.workers.dispatch.data import NodeView, PendingJob, Placement, RunningJob
 from simfarm.workers.dispatch.policy import Scheduler
 
 log = logging.getLogger(__name__)
 
-#: how many pending jobs (in queue order) the dispatcher looks at per round
-SCAN_DEPTH = 5000
+#: events read per round at most (the rest next round)
+EVENT_BATCH = 10_000
+#: pending jobs read per request while loading the queue
+LOAD_PAGE = 1000
+_FINAL = frozenset({JobState.COMPLETED.value, JobState.FAILED.value, JobState.CANCELLED.value})
+_ACTIVE = frozenset({JobState.SCHEDULED.value, JobState.RUNNING.value})
 
 
 def demand_of(request: ResourceRequest, pools: Collection[str] = ()) -> Demand:
@@ -48,30 +72,133 @@ def node_view(node: NodeInfo) -> NodeView:
     return NodeView(capacity_of(node), node.closed_reason)
 
 
+def pending_job(job: JobBrief, pools: Collection[str] = ()) -> PendingJob:
+    """The policy's view of a pending job."""
+    return PendingJob(job.id, job.priority, job.seq, demand_of(job.resources, pools),
+                      job.timeout_s, job.created_at)
+
+
 class SchedulerFeed:
-    """A :class:`Scheduler` plus what it was last told, to send it only differences."""
+    """A :class:`Scheduler` plus the position in the event stream it has seen up to.
+
+    Nodes are re-read every ``node_every_s`` at least (to notice one that died without
+    a word), and the feed checks every ``trim_every_s`` that no event it had not read yet
+    was trimmed from the capped stream.
+    """
 
     def __init__(self, jobs: JobStore, nodes: NodeStore, config: PolicyConfig,
-                 pools: Collection[str] = ()) -> None:
+                 pools: Collection[str] = (), node_every_s: float = 0.5,
+                 trim_every_s: float = 1.0) -> None:
         self.jobs = jobs
         self.nodes = nodes
         self.pools = frozenset(pools)
+        self.queue = DispatchStore(jobs.connection, jobs.keys.prefix)
         self.scheduler = Scheduler(config)
+        self.node_every_s = node_every_s
+        self.trim_every_s = trim_every_s
+        self.live: dict[str, NodeInfo] = {}
         self._views: dict[str, NodeView] = {}
         self._running: dict[str, str] = {}
-        self._pending: dict[str, int] = {}
-        self._reasons: dict[str, str] = {}
-        self.live: dict[str, NodeInfo] = {}
+        self._since: str | None = None
+        self._next_nodes = 0.0
+        self._nodes_version = -1
+        self._next_trim_check = 0.0
+        #: the notes last written, by shape name
+        self._notes: dict[str, ShapeWait] = {}
+        self._fresh_notes = True
+        #: per round, for the benchmarks and the log: events applied, jobs loaded
+        self.last_round = (0, 0)
 
+    # ------------------------------------------------------------------ reading
     def refresh(self, now: float) -> None:
         """Bring the policy's picture up to date with Redis."""
+        if self._since is None:
+            self._load(now)
+            return
+        events, version = self.queue.changes(self._since, EVENT_BATCH)
+        if events:
+            self._since = events[-1].id
+        loaded = self._apply(events)
+        self.last_round = (len(events), loaded)
+        clock = time.monotonic()
+        if clock >= self._next_trim_check:
+            self._next_trim_check = clock + self.trim_every_s
+            if self.jobs.trimmed_after(self._since) is not None:
+                log.warning("dispatcher: events were trimmed before it read them; "
+                            "loading the queue again")
+                self.scheduler = Scheduler(self.scheduler.config)
+                self._views, self._running, self._since = {}, {}, None
+                self._notes, self._fresh_notes = {}, True
+                self._load(now)
+                return
+        if version != self._nodes_version or clock >= self._next_nodes:
+            self._nodes_version = version
+            self._sync_nodes(now)
+
+    def _load(self, now: float) -> None:
+        """Everything once: nodes, the jobs they hold, every startable pending job. Events
+        from the moment before are applied next round (applying them twice is harmless)."""
+        started = time.monotonic()
+        self._next_trim_check = started + self.trim_every_s
+        self._since = self.jobs.last_event_id()
+        self._nodes_version = self.nodes.version()
+        self._sync_nodes(now)
+        after: int | None = None
+        count = 0
+        while True:
+            entries = self.queue.pending_entries(after, LOAD_PAGE)
+            if not entries:
+                break
+            after = entries[-1][3]
+            ids = [e[0] for e in entries if e[0] not in self._running]
+            for job in self.queue.briefs(ids):
+                if job.startable:
+                    self.scheduler.submit(pending_job(job, self.pools))
+                    count += 1
+        log.info("dispatcher: loaded %d pending jobs and %d nodes in %.2f s", count,
+                 len(self.live), time.monotonic() - started)
+
+    def _apply(self, events: Iterable[Change]) -> int:
+        """Apply what the events say; returns how many jobs were read to do so."""
+        sched = self.scheduler
+        load: dict[str, None] = {}
+        for event in events:
+            job_id, data = event.job_id, event.data
+            if event.type == "state":
+                to, source = data.get("to"), data.get("from")
+                if to == JobState.PENDING.value:
+                    if job_id in self._running:  # handed back to the queue
+                        self._finish(job_id)
+                    load[job_id] = None
+                elif source == JobState.PENDING.value:
+                    load.pop(job_id, None)
+                    sched.withdraw(job_id)
+                if to in _FINAL and job_id in self._running:
+                    self._finish(job_id)
+            elif event.type == "info":
+                message = data.get("message")
+                if message == "ungated":
+                    load[job_id] = None
+                elif message == "gated":
+                    load.pop(job_id, None)
+                    sched.withdraw(job_id)
+                elif message == "priority changed" and isinstance(data.get("new"), int):
+                    sched.set_priority(job_id, data["new"])
+        wanted = [j for j in load if not sched.is_pending(j) and j not in self._running]
+        for job in self.queue.briefs(wanted) if wanted else []:
+            if job.startable:
+                sched.submit(pending_job(job, self.pools))
+        return len(wanted)
+
+    def _finish(self, job_id: str) -> None:
+        self.scheduler.finish(job_id)
+        self._running.pop(job_id, None)
+
+    def _sync_nodes(self, now: float) -> None:
+        """Nodes (capacity, holds, liveness) and the jobs they hold, as Redis has them."""
+        self._next_nodes = time.monotonic() + self.node_every_s
         infos = self.nodes.all()
         self.live = {n.name: n for n in infos if n.alive}
-        self._sync_nodes()
-        self._sync_running(now)
-        self._sync_pending()
-
-    def _sync_nodes(self) -> None:
         sched = self.scheduler
         for name in [n for n in self._views if n not in self.live]:
             for job_id in sched.remove_node(name):
@@ -83,76 +210,47 @@ class SchedulerFeed:
             if self._views.get(name) != view:
                 sched.upsert_node(view)
                 self._views[name] = view
-
-    def _sync_running(self, now: float) -> None:
-        sched = self.scheduler
         current = {job_id: n.name for n in self.live.values() for job_id in n.jobs}
         for job_id, node in list(self._running.items()):
             if current.get(job_id) != node:
-                sched.finish(job_id)
-                del self._running[job_id]
+                self._finish(job_id)
         new = [j for j in current if j not in self._running]
-        for job in self.jobs.get_many(new) if new else []:
-            node = current[job.id]
-            if job.state not in (JobState.SCHEDULED, JobState.RUNNING):
+        for job in self.queue.briefs(new) if new else []:
+            if job.state not in _ACTIVE:
                 continue
-            started = job.started_at or job.scheduled_at
-            sched.add_running(RunningJob(
-                job.id, node, demand_of(job.spec.resources, self.pools),
-                started.timestamp() if started else now, job.spec.timeout_s,
-            ))
-            self._pending.pop(job.id, None)
+            node = current[job.id]
+            sched.add_running(RunningJob(job.id, node, demand_of(job.resources, self.pools),
+                                         job.started_at or now, job.timeout_s))
             self._running[job.id] = node
 
-    def _sync_pending(self) -> None:
-        sched = self.scheduler
-        seen: set[str] = set()
-        new: dict[str, int] = {}
-        for job_id, priority, seq in self.jobs.pending_entries(SCAN_DEPTH):
-            seen.add(job_id)
-            known = self._pending.get(job_id)
-            if known is None:
-                if job_id not in self._running:
-                    new[job_id] = seq
-            elif known != priority:
-                sched.set_priority(job_id, priority)
-                self._pending[job_id] = priority
-        for job_id in [j for j in self._pending if j not in seen]:
-            sched.withdraw(job_id)
-            del self._pending[job_id]
-            self._reasons.pop(job_id, None)
-        for job in self.jobs.get_many(list(new)) if new else []:
-            if job.state is JobState.PENDING:
-                sched.submit(pending_job(job, new[job.id], self.pools))
-                self._pending[job.id] = job.priority
+    def nodes_changed(self) -> None:
+        """Re-read the nodes next round (the caller saw one die)."""
+        self._next_nodes = 0.0
 
+    # ------------------------------------------------------------------ decisions
     def placed(self, placement: Placement) -> None:
         """The dispatcher marked this job scheduled on the node."""
-        self._pending.pop(placement.job_id, None)
-        self._reasons.pop(placement.job_id, None)
         self._running[placement.job_id] = placement.node
 
     def not_placed(self, placement: Placement) -> None:
-        """The job could not be scheduled after all: forget it until it is seen again."""
+        """The job could not be scheduled after all: it is read again and, if it is still
+        startable, queued again (if it left the queue, an event says so next round)."""
         self.scheduler.unplace(placement.job_id)
-        self._pending.pop(placement.job_id, None)
-        self._reasons.pop(placement.job_id, None)
+        for job in self.queue.briefs([placement.job_id]):
+            if job.startable:
+                self.scheduler.submit(pending_job(job, self.pools))
 
-    def changed_reasons(self, limit: int = 2000) -> dict[str, str]:
-        """Why-pending messages that differ from the last ones written (first ``limit``)."""
-        out: dict[str, str] = {}
-        for job_id in list(self._pending)[:limit]:
-            reason = self.scheduler.why_pending(job_id)
-            if reason is not None and self._reasons.get(job_id) != reason.message:
-                out[job_id] = reason.message
-        return out
-
-    def reasons_written(self, reasons: dict[str, str]) -> None:
-        """Remember what was written so the same message is not written again."""
-        self._reasons.update(reasons)
-
-
-def pending_job(job: Job, seq: int, pools: Collection[str] = ()) -> PendingJob:
-    """The policy's view of a pending job."""
-    return PendingJob(job.id, job.priority, seq, demand_of(job.spec.resources, pools),
-                      job.spec.timeout_s, job.created_at.timestamp())
+    def write_waits(self) -> int:
+        """Store why jobs wait, for the request shapes whose note changed; returns how many
+        notes were written or removed. The first write of a term replaces every note."""
+        notes = self.scheduler.shape_waits()
+        changed = {n: w for n, w in notes.items() if self._notes.get(n) != w}
+        if changed or self._fresh_notes:
+            self.queue.write_waits(changed, replace=self._fresh_notes)
+            self._fresh_notes = False
+        for name, note in changed.items():
+            if note is None:
+                self._notes.pop(name, None)
+            else:
+                self._notes[name] = note
+        return len(changed)

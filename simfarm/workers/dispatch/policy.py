@@ -42,6 +42,7 @@ from bisect import bisect_left, insort
 from collections.abc import Iterable, Iterator, Mapping
 
 from simfarm.common.capacity import Capacity, Demand, never_fits_reason, shortfall
+from simfarm.common.waiting import ShapeWait
 from simfarm.workers.dispatch.changes import ChangeLog, Want
 from simfarm.workers.dispatch.classes import JobClass, Shape, shape_of
 from simfarm.workers.dispatch.config import BackfillMode, PolicyConfig
@@ -58,7 +59,7 @@ from simfarm.workers.dispatch.data import (
 from simfarm.workers.dispatch.nodes import NodeState, Run
 from simfarm.workers.dispatch.placement import choose_node, pools_allow
 from simfarm.workers.dispatch.pools import Pools, PoolView
-from simfarm.workers.dispatch.reasons import explain
+from simfarm.workers.dispatch.reasons import shape_wait, why
 from simfarm.workers.dispatch.reservations import FIRST, ReservationBook
 
 log = logging.getLogger(__name__)
@@ -100,8 +101,11 @@ class Scheduler:
         #: the farm's floating licence pools, and the classes that need each
         self.pools = Pools()
         self._pool_classes: dict[str, dict[int, JobClass]] = {}
+        #: classes whose pending reason may have changed since :meth:`shape_waits`
+        self._touched: dict[int, JobClass] = {}
         self._book = ReservationBook(self.config, self._nodes.values, self._mark_dirty,
-                                     self._loosen, self.pools, self._loosen_pools)
+                                     self._loosen, self.pools, self._loosen_pools,
+                                     self._touch)
         self._now = 0.0
         #: nodes where a job ended since the last round (reservations may move earlier)
         self._freed: dict[int, NodeState] = {}
@@ -129,6 +133,10 @@ class Scheduler:
             node.held = view.held_reason
             if node.held is not None:
                 self._book.drop(list(node.holds))
+                if was_held:  # only the words changed: classes that quote them
+                    for cls in self._classes.values():
+                        if cls.block[1] is node:
+                            self._touch(cls)
             elif was_held:
                 self._loosen(node)
 
@@ -328,7 +336,9 @@ class Scheduler:
             node = self._try_place(cls, job, now, holds=False)
             if node is None:
                 for _, _, other in self._order[1:]:
-                    other.block = ("order", None)
+                    if other.block[0] != "order":
+                        other.block = ("order", None)
+                        self._touch(other)
                 break
             self._start(cls, job, node, now)
             placements.append(Placement(job.id, node.name, False))
@@ -392,7 +402,7 @@ class Scheduler:
         cls = self._class_of[job_id]
         if self._elig_ver != self._node_ver:
             self._refresh_eligibility()
-        return explain(cls, job_id, self._now, self.pools)
+        return why(cls, job_id, self._now, self.pools)
 
     def reasons(self) -> Iterator[tuple[str, PendingReason]]:
         """``(job id, reason)`` for every pending job."""
@@ -400,6 +410,21 @@ class Scheduler:
             reason = self.why_pending(job_id)
             if reason is not None:
                 yield job_id, reason
+
+    def shape_waits(self) -> dict[str, ShapeWait | None]:
+        """Why the jobs of each request shape wait, for the shapes whose answer may have
+        changed since the last call, by shape name (None: no job of that shape pending).
+        Costs what changed, not the number of pending jobs; shapes waiting for pool
+        licences are always included (their words quote the pools' counts)."""
+        if self._elig_ver != self._node_ver:
+            self._refresh_eligibility()
+        touched, self._touched = self._touched, {}
+        for classes in self._pool_classes.values():
+            for cls in classes.values():
+                if cls.block[0] == "licenses":
+                    touched[cls.uid] = cls
+        return {cls.name: shape_wait(cls, self.pools) if cls.queue else None
+                for cls in touched.values()}
 
     def reservations(self) -> list[Reservation]:
         """Every reservation currently held, for display and audits."""
@@ -422,6 +447,7 @@ class Scheduler:
         cls.eligible_set = {n.index for n in cls.eligible}
         cls.never = None if cls.eligible else never_fits_reason(dem, self.capacities())
         cls.checked = False
+        self._touch(cls)
         self._changes.index(cls)
 
     def _refresh_eligibility(self) -> None:
@@ -445,6 +471,10 @@ class Scheduler:
             cls.entry = (head[0], cls.uid, cls)
             insort(self._order, cls.entry)
 
+    def _touch(self, cls: JobClass) -> None:
+        """``cls``'s pending reason may have changed."""
+        self._touched[cls.uid] = cls
+
     def _mark_dirty(self, cls: JobClass) -> None:
         """``cls`` lost a reservation or its head changed: visit it next round."""
         self._dirty[cls.uid] = cls
@@ -455,6 +485,7 @@ class Scheduler:
         cls.block = ("new", None)
         self._reorder(cls)
         self._dirty[cls.uid] = cls
+        self._touched[cls.uid] = cls
 
     # ------------------------------------------------------------------ placing
     def _try_place(
@@ -463,6 +494,7 @@ class Scheduler:
         """The node ``job`` (first of ``cls``) starts on now, or None (see :func:`choose_node`;
         its licences of the farm's pools first: :func:`pools_allow`)."""
         key = self._keys[job.id]
+        self._touched[cls.uid] = cls
         if cls.pool and not pools_allow(cls, key, self.pools, now, holds):
             cls.checked = False  # looked at in full once the licences are free
             cls.fresh.clear()
@@ -491,6 +523,7 @@ class Scheduler:
         end = now + (limit if limit is not None else self.config.unlimited_runtime_s)
         self._start_run(Run(job.id, node, cls.c, cls.m, cls.d, cls.lic, end, key, cls.pool))
         cls.block = ("new", None)
+        self._touched[cls.uid] = cls
         self._reorder(cls)
         if node.holds:
             self._book.revalidate(node, after=key)

@@ -1,18 +1,12 @@
-"""Turns what the policy learned about a blocked job into words for users."""
+"""What the policy learned about a blocked shape, as the note readers render
+(:mod:`simfarm.common.waiting`)."""
 
 from __future__ import annotations
 
-import time
-
+from simfarm.common.waiting import PendingReason, ShapeWait, explain
 from simfarm.workers.dispatch.classes import JobClass
-from simfarm.workers.dispatch.data import PendingReason
 from simfarm.workers.dispatch.nodes import Hold, NodeState
 from simfarm.workers.dispatch.pools import Pools
-
-
-def fmt_time(t: float) -> str:
-    """An absolute time as users read it (stable across dispatch rounds)."""
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
 
 
 def licence_wait(pools: Pools, name: str, need: int) -> str:
@@ -24,40 +18,31 @@ def licence_wait(pools: Pools, name: str, need: int) -> str:
     return f"waiting for {need} {name} ({free} free{more})"
 
 
-def explain(cls: JobClass, job_id: str, now: float, pools: Pools | None = None) -> PendingReason:
-    """Why ``job_id`` (a pending job of ``cls``) has not started."""
+def shape_wait(cls: JobClass, pools: Pools | None = None) -> ShapeWait:
+    """Why the pending jobs of ``cls`` wait, as one note for the whole shape."""
     if cls.never is not None:
-        return PendingReason("never-fits", f"never fits any live node: {cls.never}")
+        return ShapeWait("never-fits", never=cls.never)
     head = cls.head
-    hold = cls.holds.get(job_id)
-    if head is not None and head[1] != job_id:
-        text = f"waiting behind job {head[1]}, which has the same request"
-        if hold is not None:
-            return PendingReason("behind", f"{text}; reserved on {hold.node.name}, starting by "
-                                           f"{fmt_time(hold.start)}", hold.node.name, hold.start)
-        return PendingReason("behind", text)
+    holds = {job_id: (h.node.name, h.start) for job_id, h in cls.holds.items()}
     code, ref = cls.block
-    need = cls.demand.describe()
+    node = blocker = text = None
     if code == "licenses" and isinstance(ref, str) and pools is not None:
-        text = licence_wait(pools, ref, cls.pool.get(ref, 0))
+        blocker, text = ref, licence_wait(pools, ref, cls.pool.get(ref, 0))
     elif code == "licenses-reserved" and isinstance(ref, Hold):
         names = ", ".join(sorted(set(ref.pool) & set(cls.pool)))
+        blocker = ref.job_id
         text = f"free {names} licences are reserved for job {ref.job_id}, ahead in line"
     elif code == "reserved" and isinstance(ref, Hold):
-        text = (f"free resources on {ref.node.name} are reserved for job {ref.job_id}, "
-                f"ahead in line")
+        node, blocker = ref.node.name, ref.job_id
     elif code == "held" and isinstance(ref, NodeState):
-        more = len(cls.eligible) - 1
-        text = (f"every node that can run it is held by its local limits ({ref.name}: "
-                f"{ref.held}{f' and {more} more' if more > 0 else ''})")
-    elif code == "no-room":
-        text = f"waiting for {need} on one of {len(cls.eligible)} node(s) that can run it"
-    elif code == "order":
-        text = "waiting for the jobs ahead in line to start first (backfill is off)"
-    else:
-        return PendingReason("new", "not considered by the dispatcher yet")
-    if hold is not None:
-        when = "now" if hold.start <= now else fmt_time(hold.start)
-        return PendingReason(code, f"{text}; reserved on {hold.node.name}, starting by {when}",
-                             hold.node.name, hold.start)
-    return PendingReason(code, text)
+        node, blocker = ref.name, ref.held
+    elif code not in ("no-room", "order"):
+        code = "new"
+    return ShapeWait(code, head=head[1] if head else None, need=cls.demand.describe(),
+                     eligible=len(cls.eligible), node=node, blocker=blocker, text=text,
+                     holds=holds)
+
+
+def why(cls: JobClass, job_id: str, now: float, pools: Pools | None = None) -> PendingReason:
+    """Why ``job_id`` (a pending job of ``cls``) has not started."""
+    return explain(shape_wait(cls, pools), job_id, now)

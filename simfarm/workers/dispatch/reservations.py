@@ -36,6 +36,7 @@ class ReservationBook:
         dirty: Callable[[JobClass], None], loosen: Callable[[NodeState], None],
         pools: Pools | None = None,
         loosen_pools: Callable[[Mapping[str, int]], None] | None = None,
+        changed: Callable[[JobClass], None] = lambda cls: None,
     ) -> None:
         self.config = config
         #: every reservation held now, best-ranked first
@@ -45,6 +46,8 @@ class ReservationBook:
         self._loosen = loosen
         self.pools = pools if pools is not None else Pools()
         self._loosen_pools = loosen_pools
+        #: told about every class whose reservations were made, moved or dropped
+        self._changed = changed
 
     @property
     def count(self) -> int:
@@ -95,6 +98,7 @@ class ReservationBook:
         hold = Hold(cls, job_id, key, best, best_t, best_t + length, c, m, d, lic, cls.pool)
         best.holds.append(hold)
         cls.holds[job_id] = hold
+        self._changed(cls)
         insort(self.all, hold, key=_rank)
         if hold.pool:
             self.pools.holds.append(hold)
@@ -148,6 +152,7 @@ class ReservationBook:
                 old.holds.remove(h)
                 h.node, h.start, h.end = node, t, t + length
                 node.holds.append(h)
+                self._changed(owner)
                 self.revalidate(node, after=h.key)
                 if h.pool:
                     self.revalidate_pools(after=h.key)
@@ -169,6 +174,7 @@ class ReservationBook:
                     hold.job_id, hold.key = other, key
                     insort(self.all, hold, key=_rank)
                     cls.holds[other] = hold
+                    self._changed(cls)
                     # ranked later now: jobs ranked in between are no longer bound by it
                     self._loosen(hold.node)
                     return
@@ -226,6 +232,7 @@ class ReservationBook:
                 del owner.holds[h.job_id]
                 self.all.remove(h)
                 self._dirty(owner)
+                self._changed(owner)
             if h in h.node.holds:
                 h.node.holds.remove(h)
                 self._loosen(h.node)

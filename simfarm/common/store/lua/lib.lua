@@ -3,6 +3,12 @@
 -- instead of a stream of its own: a Redis stream costs ~4.7 KB even with one entry,
 -- and a queued job may wait long. The first later event of the job writes ev0 into
 -- the job's stream (with its original id) before its own: readers see one history.
+local function write_ev0(streamkey, id, ev0)
+  local sep = string.find(ev0, ' ', 1, true)
+  redis.call('XADD', streamkey, string.sub(ev0, 1, sep - 1), 'job', id, 'type', 'state',
+    'data', string.sub(ev0, sep + 1))
+end
+
 local function materialize(jobkey, streamkey, id)
   local ev0 = redis.call('HGET', jobkey, 'ev0')
   if ev0 then

@@ -6,6 +6,8 @@
 --       (the script adds from/to), 12 the dispatcher leader's fencing token ('' = none),
 --       13 licences of the farm's pools to draw (json map, '' = none): all of them or,
 --       when one pool has too few free, nothing at all ({'licenses', state, name, free})
+--       14 '1' to answer with the job's hash as it is afterwards, 15 '1' to nudge the
+--       dispatcher, 16 a task message to push on KEYS[4], a Celery queue ('' = none)
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'missing', ''} end
 if ARGV[12] ~= '' then
@@ -79,4 +81,10 @@ local eid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[8], '*', 'job', id, 
 materialize(KEYS[1], KEYS[3], id)
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[9], eid, 'job', id, 'type', 'state',
   'data', payload)
+if ARGV[16] and ARGV[16] ~= '' then redis.call('LPUSH', KEYS[4], ARGV[16]) end
+if ARGV[15] == '1' then
+  redis.call('LPUSH', K.wakeup, '1')
+  redis.call('LTRIM', K.wakeup, 0, 0)
+end
+if ARGV[14] == '1' then return {'ok', state, eid, redis.call('HGETALL', KEYS[1])} end
 return {'ok', state, eid}
