@@ -27,6 +27,7 @@ from simfarm.common.errors import IllegalTransition, JobNotFound, StaleAttempt
 from simfarm.common.license_pools import cluster_request, pools_by_name
 from simfarm.common.models import Job
 from simfarm.common.states import JobState
+from simfarm.common.store.leases import LeaseGrant
 from simfarm.workers.aedt_log import LogTail
 from simfarm.workers.attempt import AttemptSupervisor, StopKind
 from simfarm.workers.cluster_service import ClusterService
@@ -145,9 +146,9 @@ class ClusterJobRunner:
     def _record_native_id(self) -> bool:
         """Record the cluster job on the job (what a later attempt adopts), retried while
         Redis is away as long as the lease holds; False if it could not be recorded."""
-        record = functools.partial(self.ctx.jobs.update_fields, self.job.id, {
-            "native_id": self.native_id, "cluster": self.service.kind,
-            "reason": f"submitted to {self.service.kind} as job {self.native_id}"})
+        record = functools.partial(
+            self.ctx.jobs.record_cluster_job, self.job.id, self.service.kind, self.native_id,
+            f"submitted to {self.service.kind} as job {self.native_id}")
         while not self.supervisor.send(record):
             if time.monotonic() >= self.supervisor.lease_deadline:
                 return False
@@ -228,8 +229,10 @@ class ClusterJobRunner:
             self.ctx.jobs.transition(
                 self.job.id, JobState.RUNNING, expect_attempt=self.attempt,
                 expect_node=self.ctx.node_name, sources=[JobState.SCHEDULED],
-                fields={"reason": reason, "boot": self.ctx.boot_id,
-                        "lease_until": repr(time.time() + self.ctx.settings.heartbeat_ttl_s)})
+                lease=LeaseGrant(self.ctx.node_name,
+                                 time.time() + self.ctx.settings.heartbeat_ttl_s,
+                                 self.ctx.boot_id),
+                fields={"reason": reason})
         except (IllegalTransition, StaleAttempt, JobNotFound) as exc:
             log.info("job %s: not marked running: %s", self.job.id, exc)
         except redis.RedisError as exc:  # the outcome, recorded later, says it ran

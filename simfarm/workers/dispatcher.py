@@ -27,8 +27,8 @@ from simfarm.common.license_pools import split_request
 from simfarm.common.models import Job, NodeInfo
 from simfarm.common.settings import Settings
 from simfarm.common.states import JobState
-from simfarm.common.store.jobs import Attempt
 from simfarm.common.store.leader import LeaderLock
+from simfarm.common.store.leases import Attempt, LeaseEnd, LeaseGrant
 from simfarm.workers.context import WorkerContext, lease_slack_s
 from simfarm.workers.dispatch import BackfillMode, PolicyConfig
 from simfarm.workers.dispatch.feed import SchedulerFeed
@@ -191,14 +191,11 @@ class Dispatcher:
                 fence=fence,
                 sources=[JobState.PENDING],
                 draw=draw,
-                fields={
-                    "node": node.name,
-                    "reason": None,
-                    "lease_until": repr(time.time() + SCHEDULED_LEASE_S),
-                    # The worker process it is sent to: if that process is replaced
-                    # before claiming it, its task message may be gone with it.
-                    "boot": node.boot_id or None,
-                },
+                # To the worker process it is sent to: if that process is replaced before
+                # claiming it, its task message may be gone with it.
+                lease=LeaseGrant(node.name, time.time() + SCHEDULED_LEASE_S,
+                                 node.boot_id or None),
+                fields={"reason": None},
                 # the Celery task, pushed on the node's queue in the same atomic step
                 push=(node.queue, self.message(node, job, attempt)),
             )
@@ -267,13 +264,12 @@ class Dispatcher:
         never_started = job.state is JobState.SCHEDULED
         losses = job.losses + (0 if never_started else 1)
         reason = f"worker lost ({job.node}: {why})"
-        fields: dict[str, object] = {"reason": reason, "losses": losses, "lease_until": None}
+        fields: dict[str, object] = {"reason": reason}
         if job.cancel_requested:
             target = JobState.CANCELLED
             fields["reason"] = "cancelled by user; " + reason
         elif never_started or losses <= job.spec.retries:  # a job that never ran costs none
             target = JobState.PENDING
-            fields["node"] = None
         else:
             target = JobState.FAILED
             fields["error"] = "worker lost"
@@ -286,6 +282,7 @@ class Dispatcher:
                 # restarted worker's node may have been claimed by its new incarnation
                 # since (its message was redelivered); that run is not lost.
                 sources=[job.state],
+                lease=LeaseEnd(requeued=target is JobState.PENDING, losses=losses),
                 fields=fields,
                 event={"reason": reason},
                 fence=self.lock.fence,

@@ -17,6 +17,7 @@ import redis
 from simfarm.common.errors import IllegalTransition, JobNotFound, StaleAttempt
 from simfarm.common.models import Job
 from simfarm.common.states import JobState
+from simfarm.common.store.leases import LeaseEnd, LeaseGrant
 from simfarm.workers.attempt import AttemptSupervisor
 from simfarm.workers.context import WorkerContext
 from simfarm.workers.files import run_with_files
@@ -54,8 +55,7 @@ def _claim(ctx: WorkerContext, job_id: str, attempt: int) -> Claim | None:
             return None
         return Claim(self_starting=True, lease_until=until)
     try:
-        job = store.start_attempt(job_id, attempt, ctx.node_name,
-                                  {"lease_until": repr(until), "boot": ctx.boot_id})
+        job = store.start_attempt(job_id, attempt, LeaseGrant(ctx.node_name, until, ctx.boot_id))
     except IllegalTransition:
         # A retry after a lost reply: the first try may have claimed it for this process.
         now = store.attempt(job_id)
@@ -125,11 +125,8 @@ def execute(ctx: WorkerContext, job_id: str, attempt: int) -> JobState | None:
 def _record(ctx: WorkerContext, job_id: str, attempt: int, outcome: Outcome,
             from_scheduled: bool = False) -> JobState | None:
     fields = dict(outcome.fields)
-    fields["lease_until"] = None
-    fields["pid"] = None
-    fields["boot"] = None
     if outcome.interrupted:
-        fields.update({"node": None, "reason": outcome.reason})
+        fields["reason"] = outcome.reason
         target = JobState.PENDING
     else:
         assert outcome.state is not None
@@ -149,6 +146,7 @@ def _record(ctx: WorkerContext, job_id: str, attempt: int, outcome: Outcome,
             expect_attempt=attempt,
             sources=[JobState.SCHEDULED, JobState.RUNNING] if from_scheduled
             else [JobState.RUNNING],
+            lease=LeaseEnd(requeued=outcome.interrupted),
             fields=fields,
             event=event,
             nudge=True,  # the room this attempt held is free

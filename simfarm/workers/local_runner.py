@@ -227,8 +227,7 @@ class LocalRunner:
                 break
             if self._pid is not None:  # it runs longer than a tick: say which process
                 pid, self._pid = self._pid, None
-                self.supervisor.send(
-                    functools.partial(self.ctx.jobs.update_fields, job_id, {"pid": pid}))
+                self.supervisor.send(functools.partial(self.ctx.jobs.set_pid, job_id, pid))
             if stop is not None:
                 continue
             if deadline is not None and time.monotonic() >= deadline:
@@ -273,9 +272,8 @@ class LocalRunner:
         except queue.Empty:
             pass
         if batch:
-            fields = {"pid": self._pid} if self._pid is not None else None
             sent = self.supervisor.call(
-                functools.partial(self.ctx.jobs.append_events, self.job.id, batch, fields))
+                functools.partial(self.ctx.jobs.append_events, self.job.id, batch, self._pid))
             if sent is None:
                 # Keep the lines for the next flush (bounded: the oldest go first).
                 self._unsent = batch[-MAX_UNSENT:]

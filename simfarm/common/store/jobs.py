@@ -11,8 +11,7 @@ import logging
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple, TypedDict, Unpack, cast
 
 import redis
 from redis.commands.core import Script
@@ -24,9 +23,19 @@ from simfarm.common.errors import (
     LicensesUnavailable,
     StaleAttempt,
 )
-from simfarm.common.models import Job, JobEvent, JobPage, JobSpec, Lease
+from simfarm.common.models import Job, JobEvent, JobPage, JobSpec
 from simfarm.common.states import JobState, sources_of
 from simfarm.common.store import scripts
+from simfarm.common.store.leases import (
+    ATTEMPT_FIELDS,
+    Attempt,
+    LeaseEnd,
+    LeaseGrant,
+    cluster_fields,
+    lease_of,
+    pid_fields,
+    to_attempt,
+)
 from simfarm.common.store.streams import StreamingStore
 from simfarm.common.waiting import ShapeWait, explain, request_shape
 
@@ -68,17 +77,6 @@ def _id_key(event_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-class Attempt(NamedTuple):
-    """A job's current attempt and its lease, read without the rest of the job."""
-
-    job_id: str
-    state: JobState
-    number: int
-    node: str | None
-    native_id: str | None
-    lease: Lease
-
-
 class JobTimes(NamedTuple):
     """A job's timestamps, seconds since the epoch (None: not reached yet)."""
 
@@ -88,24 +86,22 @@ class JobTimes(NamedTuple):
     finished_at: float | None
 
 
-_ATTEMPT_FIELDS = ["state", "attempt", "node", "native_id", "lease_until", "boot", "claimed",
-                   "pid"]
 _TIMES = list(JobTimes._fields)
 
 
-def _lease(until: str | None, boot: str | None, claimed: bool, pid: str | None) -> Lease:
-    # Built without validation: the reaper reads the leases of every active job each round.
-    return Lease.model_construct(
-        until=datetime.fromtimestamp(float(until), UTC) if until else None,
-        boot=boot or None, claimed=claimed, pid=int(pid) if pid else None)
+class Move(TypedDict, total=False):
+    """What a transition checks and writes besides its target (see
+    :meth:`JobStore.transition`)."""
 
-
-def _to_attempt(job_id: str, raw: Sequence[bytes | None]) -> Attempt | None:
-    state, attempt, node, native_id, until, boot, claimed, pid = (_decode(v) for v in raw)
-    if state is None:
-        return None
-    return Attempt(job_id, JobState(state), int(attempt or 0), node or None, native_id or None,
-                   _lease(until, boot, claimed is not None and claimed == attempt, pid))
+    expect_attempt: int | None
+    expect_node: str | None
+    sources: Iterable[JobState] | None
+    fence: int | None
+    new_attempt: bool
+    lease: LeaseGrant | LeaseEnd | None
+    fields: Mapping[str, Any] | None
+    event: Mapping[str, Any] | None
+    draw: Mapping[str, int] | None
 
 
 class JobStore(StreamingStore):
@@ -283,8 +279,8 @@ class JobStore(StreamingStore):
     def attempt(self, job_id: str) -> Attempt:
         """The job's current attempt with its lease (one round trip), or
         :class:`JobNotFound`."""
-        raw = self.connection.hmget(self.keys.job(job_id), _ATTEMPT_FIELDS)
-        found = _to_attempt(job_id, cast(list[bytes | None], raw))
+        raw = self.connection.hmget(self.keys.job(job_id), ATTEMPT_FIELDS)
+        found = to_attempt(job_id, cast(list[bytes | None], raw))
         if found is None:
             raise JobNotFound(job_id)
         return found
@@ -294,8 +290,8 @@ class JobStore(StreamingStore):
         trip; ids that no longer exist are left out."""
         pipe = self.connection.pipeline(transaction=False)
         for job_id in job_ids:
-            pipe.hmget(self.keys.job(job_id), _ATTEMPT_FIELDS)
-        found = (_to_attempt(job_id, raw)
+            pipe.hmget(self.keys.job(job_id), ATTEMPT_FIELDS)
+        found = (to_attempt(job_id, raw)
                  for job_id, raw in zip(job_ids, pipe.execute(), strict=True))
         return [a for a in found if a is not None]
 
@@ -383,10 +379,9 @@ class JobStore(StreamingStore):
             fields["native_scheduler"] = data["cluster"]
         if data.get("losses"):
             fields["losses"] = int(data["losses"])
-        if data.get("lease_until"):  # a lease is current only while it has an end
-            fields["lease"] = _lease(data["lease_until"], data.get("boot"),
-                                     data.get("claimed") == data.get("attempt", "0"),
-                                     data.get("pid"))
+        lease = lease_of(data)
+        if lease is not None:
+            fields["lease"] = lease
         return Job.model_validate(fields)
 
     # ------------------------------------------------------------------ listing
@@ -521,20 +516,18 @@ class JobStore(StreamingStore):
         job_id: str,
         target: JobState,
         *,
-        expect_attempt: int | None = None,
-        expect_node: str | None = None,
-        fields: Mapping[str, Any] | None = None,
-        new_attempt: bool = False,
-        event: Mapping[str, Any] | None = None,
-        fence: int | None = None,
-        sources: Iterable[JobState] | None = None,
-        draw: Mapping[str, int] | None = None,
         nudge: bool = False,
         push: tuple[str, str] | None = None,
+        **move: Unpack[Move],
     ) -> str:
         """Move a job to ``target`` atomically; returns the event id. ``nudge`` wakes the
         dispatcher in the same call (a job that ended freed room); ``push`` is ``(Celery
         queue, message)``, a task message put on that queue in the same atomic step.
+
+        ``fields`` are set on the job (None deletes one); ``lease`` hands the attempt to
+        a worker (:class:`~.leases.LeaseGrant`) or ends its lease
+        (:class:`~.leases.LeaseEnd`); ``new_attempt`` starts the next attempt; ``event``
+        is added to the state event's data.
 
         ``draw`` (with ``target`` scheduled): licences of the farm's pools the job takes
         in the same step (:class:`LicensesUnavailable`, nothing changed, when a pool has
@@ -550,25 +543,21 @@ class JobStore(StreamingStore):
         Raises :class:`JobNotFound`, :class:`IllegalTransition` (nothing changed) or
         :class:`StaleAttempt` when ``expect_attempt``/``expect_node``/``fence`` do not hold.
         """
-        keys, args = self._transition_call(job_id, target, expect_attempt=expect_attempt,
-                                           expect_node=expect_node, fields=fields,
-                                           new_attempt=new_attempt, event=event, fence=fence,
-                                           sources=sources, draw=draw)
+        keys, args = self._transition_call(job_id, target, move)
         args += ["0", "1" if nudge else "0", push[1] if push else ""]
         if push:
             keys.append(self.keys.celery_queue(push[0]))
-        result = self._checked(job_id, target, expect_attempt, self._transition(keys=keys,
-                                                                               args=args))
+        result = self._checked(job_id, target, move.get("expect_attempt"),
+                               self._transition(keys=keys, args=args))
         return _decode(result[2]) or ""
 
-    def start_attempt(self, job_id: str, attempt: int, node: str,
-                      fields: Mapping[str, Any]) -> Job:
-        """Move the job's attempt ``scheduled -> running`` on ``node`` (refused, as
-        :meth:`transition` refuses, unless both are still the job's) and return the job as
-        it is then, in one round trip."""
-        keys, args = self._transition_call(job_id, JobState.RUNNING, expect_attempt=attempt,
-                                           expect_node=node, fields=fields,
-                                           sources=[JobState.SCHEDULED])
+    def start_attempt(self, job_id: str, attempt: int, lease: LeaseGrant) -> Job:
+        """Move the job's attempt ``scheduled -> running`` on ``lease.node`` with this
+        lease (refused, as :meth:`transition` refuses, unless both attempt and node are
+        still the job's) and return the job as it is then, in one round trip."""
+        keys, args = self._transition_call(job_id, JobState.RUNNING, {
+            "expect_attempt": attempt, "expect_node": lease.node, "lease": lease,
+            "sources": [JobState.SCHEDULED]})
         args += ["1", "0", ""]
         result = self._checked(job_id, JobState.RUNNING, attempt,
                                self._transition(keys=keys, args=args))
@@ -590,29 +579,20 @@ class JobStore(StreamingStore):
         log.info("job %s: %s -> %s", job_id, info, target.value)
         return cast(list[Any], result)
 
-    def _transition_call(
-        self,
-        job_id: str,
-        target: JobState,
-        *,
-        expect_attempt: int | None = None,
-        expect_node: str | None = None,
-        fields: Mapping[str, Any] | None = None,
-        new_attempt: bool = False,
-        event: Mapping[str, Any] | None = None,
-        fence: int | None = None,
-        sources: Iterable[JobState] | None = None,
-        draw: Mapping[str, int] | None = None,
-    ) -> tuple[list[str], list[Any]]:
+    def _transition_call(self, job_id: str, target: JobState,
+                         move: Move) -> tuple[list[str], list[Any]]:
         """The keys and arguments of one call of the transition script."""
         allowed = sources_of(target)
+        sources = move.get("sources")
         if sources is not None:
             narrowed = set(sources)
             allowed = [s for s in allowed if s in narrowed]
         now = time.time()
+        lease = move.get("lease")
         # Structured fields (progress, artifacts) are stored as JSON, as update_fields does.
         values = {k: (json.dumps(v) if isinstance(v, dict | list) else v)
-                  for k, v in (fields or {}).items()}
+                  for k, v in {**(move.get("fields") or {}),
+                               **(lease.fields() if lease else {})}.items()}
         timestamp_field = {
             JobState.SCHEDULED: "scheduled_at",
             JobState.RUNNING: "started_at",
@@ -623,18 +603,20 @@ class JobStore(StreamingStore):
         if timestamp_field:
             values.setdefault(timestamp_field, repr(now))
         k = self.keys
+        expect_attempt, fence, draw = (move.get("expect_attempt"), move.get("fence"),
+                                       move.get("draw"))
         return [k.job(job_id), k.events, k.job_events(job_id)], [
             job_id,
             target.value,
             json.dumps([s.value for s in allowed]),
             "" if expect_attempt is None else str(expect_attempt),
-            expect_node or "",
+            move.get("expect_node") or "",
             json.dumps(values),
             repr(now),
             self.events_global,
             self.events_per_job,
-            "1" if new_attempt else "0",
-            json.dumps(dict(event or {})),
+            "1" if move.get("new_attempt") else "0",
+            json.dumps(dict(move.get("event") or {})),
             "" if fence is None else str(fence),
             json.dumps(dict(draw)) if draw else "",
         ]
@@ -657,8 +639,8 @@ class JobStore(StreamingStore):
             chunk = job_ids[start : start + 1000]
             pipe = self.connection.pipeline(transaction=False)
             for job_id in chunk:
-                keys, args = self._transition_call(job_id, target, fields=fields, event=event,
-                                                   sources=narrowed)
+                keys, args = self._transition_call(
+                    job_id, target, {"fields": fields, "event": event, "sources": narrowed})
                 self._transition(keys=keys, args=args, client=pipe)
             for job_id, result in zip(chunk, pipe.execute(), strict=True):
                 if _decode(result[0]) == "ok":
@@ -713,14 +695,26 @@ class JobStore(StreamingStore):
         return self.get(job_id)
 
     def update_fields(self, job_id: str, fields: Mapping[str, Any]) -> None:
-        """Set informational fields (progress, artifacts, native id, lease) on a job.
-        Never use this for state: states change only through :meth:`transition`."""
+        """Set informational fields (progress, artifacts, results...) on a job. Never
+        use this for state: states change only through :meth:`transition`; the lease
+        and the attempt's cluster job through the typed writes (:meth:`set_pid`,
+        :meth:`record_cluster_job`, ``lease=``)."""
         if "state" in fields:
             raise ValueError("state changes must go through transition()")
         values = {
             k: (json.dumps(v) if isinstance(v, dict | list) else str(v)) for k, v in fields.items()
         }
         self.connection.hset(self.keys.job(job_id), mapping=values)  # type: ignore[arg-type]
+
+    def set_pid(self, job_id: str, pid: int) -> None:
+        """Record the process (group leader) that runs the job's attempt on its node."""
+        self.update_fields(job_id, pid_fields(pid))
+
+    def record_cluster_job(self, job_id: str, cluster: str, native_id: str,
+                           reason: str) -> None:
+        """Record the cluster job (scheduler kind, its id there) that runs the job's
+        attempt, which a later attempt adopts, with the job's reason, in one command."""
+        self.update_fields(job_id, {**cluster_fields(cluster, native_id), "reason": reason})
 
     def claim_scheduled(self, job_id: str, attempt: int, node: str, lease_until: float) -> bool:
         """Take a scheduled attempt for one task without moving it to running; False if
@@ -736,11 +730,10 @@ class JobStore(StreamingStore):
     # ------------------------------------------------------------------ events
     def append_events(
         self, job_id: str, events: Sequence[tuple[str, Mapping[str, Any]]],
-        fields: Mapping[str, Any] | None = None,
+        pid: int | None = None,
     ) -> list[str]:
         """Append ``(type, data)`` events (log lines, progress...) in one round trip;
-        ``fields`` (informational, as :meth:`update_fields`) are set just before, in the
-        same round trip."""
+        ``pid`` (as :meth:`set_pid`) is recorded just before, in the same round trip."""
         if not events:
             return []
         args: list[Any] = [job_id, self.events_global, self.events_per_job]
@@ -748,12 +741,11 @@ class JobStore(StreamingStore):
             args.extend([kind, json.dumps(dict(data))])
         k = self.keys
         keys = [k.events, k.job_events(job_id), k.job(job_id)]
-        if not fields:
+        if pid is None:
             ids = self._append(keys=keys, args=args)
         else:
             pipe = self.connection.pipeline(transaction=False)
-            values = {n: (json.dumps(v) if isinstance(v, dict | list) else str(v))
-                      for n, v in fields.items()}
+            values = {n: str(v) for n, v in pid_fields(pid).items()}
             pipe.hset(k.job(job_id), mapping=values)  # type: ignore[arg-type]
             self._append(keys=keys, args=args, client=pipe)
             ids = pipe.execute()[1]
