@@ -16,7 +16,7 @@ from simfarm.client import api, flows
 from simfarm.client.base import ClientConfig, ws_error
 from simfarm.client.errors import ConnectionFailed
 from simfarm.client.extras import AsyncExtrasMixin
-from simfarm.client.progress import WaitProgress
+from simfarm.client.progress import wait_progress
 from simfarm.client.specs import SpecLike, job_body
 from simfarm.client.team import AsyncTeamMixin
 from simfarm.common.convergence import Convergence
@@ -123,15 +123,8 @@ class AsyncClient(AsyncExtrasMixin, AsyncTeamMixin):
         since: str | None = None,
     ) -> AsyncIterator[JobEvent]:
         """Live events over the WebSocket (``async for``), resuming after disconnects."""
-        subscription = Subscribe.model_validate(
-            {
-                "jobs": list(jobs) if jobs is not None else None,
-                "states": list(states) if states is not None else None,
-                "types": list(types) if types is not None else None,
-                "since": since,
-            }
-        )
-        return _Runner(self).iterate(flows.stream_flow(subscription))
+        return _Runner(self).iterate(
+            flows.stream_flow(flows.subscription(jobs, states, types, since)))
 
     async def wait(
         self, job_id: str, timeout: float | None = None, raise_on_failure: bool = False,
@@ -152,12 +145,9 @@ class AsyncClient(AsyncExtrasMixin, AsyncTeamMixin):
         """Wait until every job is final, following them all on one WebSocket (no task
         per job); the jobs in the order given (see :meth:`Client.wait_all`)."""
         ids = builtins.list(job_ids)
-        if not progress:
+        with wait_progress(progress, ids) as on_change:
             return JobList(await _Runner(self).run(
-                flows.wait_flow(ids, timeout, raise_on_failure)))
-        with WaitProgress(len(dict.fromkeys(ids))) as bar:
-            return JobList(await _Runner(self).run(flows.wait_flow(
-                ids, timeout, raise_on_failure, on_change=bar.update)))
+                flows.wait_flow(ids, timeout, raise_on_failure, on_change=on_change)))
 
     # ------------------------------------------------------------------ farm
     async def workers(self) -> builtins.list[NodeInfo]:
@@ -199,45 +189,33 @@ class _Runner:
 
     async def run(self, flow: flows.Flow[T]) -> T:
         """Run a flow that emits nothing; its return value."""
-        result: Any = None
-        error: BaseException | None = None
+        steps = flows.Steps(flow)
         try:
-            while True:
-                try:
-                    action = flow.throw(error) if error is not None else flow.send(result)
-                except StopIteration as stop:
-                    value: T = stop.value
-                    return value
-                result, error = None, None
-                try:
-                    result = await self._perform(action)
-                except Exception as exc:
-                    error = exc
+            for action in steps:
+                await self._answer(steps, action)
+            return steps.value
         finally:
-            flow.close()
+            steps.close()
             await self._close_ws()
 
     async def iterate(self, flow: flows.Flow[None]) -> AsyncIterator[Any]:
         """Run a flow, yielding what it emits."""
-        result: Any = None
-        error: BaseException | None = None
+        steps = flows.Steps(flow)
         try:
-            while True:
-                try:
-                    action = flow.throw(error) if error is not None else flow.send(result)
-                except StopIteration:
-                    return
-                result, error = None, None
+            for action in steps:
                 if isinstance(action, flows.Emit):
                     yield action.value
-                    continue
-                try:
-                    result = await self._perform(action)
-                except Exception as exc:
-                    error = exc
+                else:
+                    await self._answer(steps, action)
         finally:
-            flow.close()
+            steps.close()
             await self._close_ws()
+
+    async def _answer(self, steps: flows.Steps[Any], action: flows.Action) -> None:
+        try:
+            steps.answer(await self._perform(action))
+        except Exception as exc:
+            steps.fail(exc)
 
     async def _perform(self, action: flows.Action) -> Any:
         if isinstance(action, flows.Call):

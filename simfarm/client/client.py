@@ -17,7 +17,7 @@ from simfarm.client import api, flows
 from simfarm.client.base import ClientConfig, ws_error
 from simfarm.client.errors import ConnectionFailed
 from simfarm.client.extras import ExtrasMixin
-from simfarm.client.progress import WaitProgress
+from simfarm.client.progress import wait_progress
 from simfarm.client.specs import SpecLike, job_body
 from simfarm.client.team import TeamMixin
 from simfarm.common.convergence import Convergence
@@ -128,15 +128,8 @@ class Client(ExtrasMixin, TeamMixin):
     ) -> Iterator[JobEvent]:
         """Live events over the WebSocket, forever (break out of the loop to stop).
         Reconnects and resumes by itself, losing and repeating nothing."""
-        subscription = Subscribe.model_validate(
-            {
-                "jobs": list(jobs) if jobs is not None else None,
-                "states": list(states) if states is not None else None,
-                "types": list(types) if types is not None else None,
-                "since": since,
-            }
-        )
-        return _Runner(self).iterate(flows.stream_flow(subscription))
+        return _Runner(self).iterate(
+            flows.stream_flow(flows.subscription(jobs, states, types, since)))
 
     def wait(
         self, job_id: str, timeout: float | None = None, raise_on_failure: bool = False,
@@ -162,11 +155,9 @@ class Client(ExtrasMixin, TeamMixin):
         raises at once. ``progress`` shows a tqdm bar (a widget in Jupyter) with the
         jobs' states counted."""
         ids = list(job_ids)
-        if not progress:
-            return JobList(_Runner(self).run(flows.wait_flow(ids, timeout, raise_on_failure)))
-        with WaitProgress(len(dict.fromkeys(ids))) as bar:
-            return JobList(_Runner(self).run(flows.wait_flow(
-                ids, timeout, raise_on_failure, on_change=bar.update)))
+        with wait_progress(progress, ids) as on_change:
+            return JobList(_Runner(self).run(
+                flows.wait_flow(ids, timeout, raise_on_failure, on_change=on_change)))
 
     # ------------------------------------------------------------------ farm
     def workers(self) -> builtins.list[NodeInfo]:
@@ -209,45 +200,33 @@ class _Runner:
 
     def run(self, flow: flows.Flow[T]) -> T:
         """Run a flow that emits nothing; its return value."""
-        result: Any = None
-        error: BaseException | None = None
+        steps = flows.Steps(flow)
         try:
-            while True:
-                try:
-                    action = flow.throw(error) if error is not None else flow.send(result)
-                except StopIteration as stop:
-                    value: T = stop.value
-                    return value
-                result, error = None, None
-                try:
-                    result = self._perform(action)
-                except Exception as exc:
-                    error = exc
+            for action in steps:
+                self._answer(steps, action)
+            return steps.value
         finally:
-            flow.close()
+            steps.close()
             self._close_ws()
 
     def iterate(self, flow: flows.Flow[None]) -> Iterator[Any]:
         """Run a flow, yielding what it emits."""
-        result: Any = None
-        error: BaseException | None = None
+        steps = flows.Steps(flow)
         try:
-            while True:
-                try:
-                    action = flow.throw(error) if error is not None else flow.send(result)
-                except StopIteration:
-                    return
-                result, error = None, None
+            for action in steps:
                 if isinstance(action, flows.Emit):
                     yield action.value
-                    continue
-                try:
-                    result = self._perform(action)
-                except Exception as exc:
-                    error = exc
+                else:
+                    self._answer(steps, action)
         finally:
-            flow.close()
+            steps.close()
             self._close_ws()
+
+    def _answer(self, steps: flows.Steps[Any], action: flows.Action) -> None:
+        try:
+            steps.answer(self._perform(action))
+        except Exception as exc:
+            steps.fail(exc)
 
     def _perform(self, action: flows.Action) -> Any:
         if isinstance(action, flows.Call):

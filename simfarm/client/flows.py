@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from simfarm.client import api
 from simfarm.client.errors import ConnectionFailed, JobCancelled, JobFailed, WaitTimeout
@@ -23,6 +23,7 @@ from simfarm.common.ws_protocol import (
     CloseCode,
     ErrorMessage,
     EventMessage,
+    EventType,
     Gap,
     Heartbeat,
     ServerMessage,
@@ -79,6 +80,48 @@ class Emit:
 
 Action = Call | CallMany | Open | Receive | Pause | Emit
 Flow = Generator[Action, Any, T]
+
+
+class Steps(Generic[T]):
+    """A flow as a runner drives it: iterate for the actions to perform and hand each
+    one's result (:meth:`answer`) or error (:meth:`fail`) back before taking the next.
+    Once the iteration ends, :attr:`value` is what the flow returned; :meth:`close`
+    closes the flow (the runner does, whatever happened)."""
+
+    def __init__(self, flow: Flow[T]) -> None:
+        self._flow = flow
+        self._result: Any = None
+        self._error: BaseException | None = None
+        self._value: Any = None
+
+    def __iter__(self) -> Iterator[Action]:
+        return self
+
+    def __next__(self) -> Action:
+        result, error = self._result, self._error
+        self._result, self._error = None, None
+        try:
+            return self._flow.throw(error) if error is not None else self._flow.send(result)
+        except StopIteration as stop:
+            self._value = stop.value
+            raise StopIteration from None
+
+    def answer(self, result: Any) -> None:
+        """The result of the last action, sent into the flow."""
+        self._result = result
+
+    def fail(self, error: BaseException) -> None:
+        """The error of the last action, thrown into the flow."""
+        self._error = error
+
+    @property
+    def value(self) -> T:
+        """What the flow returned."""
+        return cast(T, self._value)
+
+    def close(self) -> None:
+        """Close the flow."""
+        self._flow.close()
 
 
 class WsClosed(Exception):
@@ -302,6 +345,23 @@ def logs_flow(job_id: str, follow: bool = False, wait_s: float = 10.0) -> Flow[N
 
 
 # ---------------------------------------------------------------------- streams
+def subscription(
+    jobs: Sequence[str] | None = None,
+    states: Iterable[JobState | str] | None = None,
+    types: Iterable[EventType] | None = None,
+    since: str | None = None,
+) -> Subscribe:
+    """The subscription of the façades' ``stream()`` (checked as the gateway checks it)."""
+    return Subscribe.model_validate(
+        {
+            "jobs": list(jobs) if jobs is not None else None,
+            "states": list(states) if states is not None else None,
+            "types": list(types) if types is not None else None,
+            "since": since,
+        }
+    )
+
+
 def stream_flow(subscription: Subscribe) -> Flow[None]:
     """Emit every matching :class:`JobEvent`, forever, resuming after each disconnect
     from the last event (or heartbeat) id, so no event is lost or repeated."""

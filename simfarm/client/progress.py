@@ -4,6 +4,8 @@ counted (``completed 3 · failed 1 · running 2 · pending 4``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
@@ -42,3 +44,15 @@ class WaitProgress:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.bar.close()
+
+
+@contextmanager
+def wait_progress(show: bool, job_ids: Sequence[str]
+                  ) -> Iterator[Callable[[WaitTracker], None] | None]:
+    """The ``on_change`` of a wait flow: a bar's update while the block runs (closed
+    after it), or None when ``show`` is false."""
+    if not show:
+        yield None
+        return
+    with WaitProgress(len(dict.fromkeys(job_ids))) as bar:
+        yield bar.update

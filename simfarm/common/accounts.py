@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from simfarm.common.names import check_name, unique_names
 from simfarm.common.tokens import TokenEntry
 
 ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
@@ -27,9 +28,7 @@ EVERYONE = "*"
 
 def check_account_name(value: str) -> str:
     """``value`` if it is a valid account name, else ValueError."""
-    if not ACCOUNT_NAME.match(value):
-        raise ValueError(f"account name {value!r} must match {ACCOUNT_NAME.pattern}")
-    return value
+    return check_name(value, ACCOUNT_NAME, "account name")
 
 
 class Account(BaseModel):
@@ -69,13 +68,7 @@ class Account(BaseModel):
 
 def check_unique_accounts(accounts: Iterable[Account]) -> list[Account]:
     """``accounts`` as a list, or ValueError naming an account defined twice."""
-    out = list(accounts)
-    seen: set[str] = set()
-    for account in out:
-        if account.name in seen:
-            raise ValueError(f"account {account.name!r} is defined twice")
-        seen.add(account.name)
-    return out
+    return unique_names(accounts, "account")
 
 
 @dataclass(frozen=True)

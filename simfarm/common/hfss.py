@@ -124,6 +124,17 @@ def aedt_release(version: str) -> str:
 class _Model(BaseModel):
     model_config = ConfigDict(validate_assignment=True, extra="forbid")
 
+    def validate_fields(self) -> None:
+        """Re-check every field (kept for PyEDB compatibility; construction already validates)."""
+        self.model_validate(self.model_dump())
+
+
+def _one_of(value: str, choices: tuple[str, ...], what: str) -> str:
+    """``value`` if it is one of ``choices``, else PyEDB's ValueError."""
+    if value not in choices:
+        raise ValueError(f"{what} must be one of: {list(choices)}")
+    return value
+
 
 class SchedulerOptions(_Model):
     """Resource requirements and scheduler directives (PyEDB ``SchedulerOptions``).
@@ -177,13 +188,7 @@ class SchedulerOptions(_Model):
     @field_validator("priority")
     @classmethod
     def _check_priority(cls, value: str) -> str:
-        if value not in SCHEDULER_PRIORITIES:
-            raise ValueError(f"Priority must be one of: {list(SCHEDULER_PRIORITIES)}")
-        return value
-
-    def validate_fields(self) -> None:
-        """Re-check every field (kept for PyEDB compatibility; construction already validates)."""
-        self.model_validate(self.model_dump())
+        return _one_of(value, SCHEDULER_PRIORITIES, "Priority")
 
     @property
     def walltime_seconds(self) -> int:
@@ -223,10 +228,6 @@ class MachineNode(_Model):
             raise ValueError("cores must be -1 (all) or at least 1")
         return value
 
-    def validate_fields(self) -> None:
-        """Re-check every field (kept for PyEDB compatibility)."""
-        self.model_validate(self.model_dump())
-
     def __str__(self) -> str:
         return f"{self.hostname}:{self.cores}:{self.max_cores}:{self.utilization}%"
 
@@ -247,16 +248,12 @@ class HFSS3DLayoutBatchOptions(_Model):
     @field_validator("default_process_priority")
     @classmethod
     def _check_priority(cls, value: str) -> str:
-        if value not in PROCESS_PRIORITIES:
-            raise ValueError(f"Priority must be one of: {list(PROCESS_PRIORITIES)}")
-        return value
+        return _one_of(value, PROCESS_PRIORITIES, "Priority")
 
     @field_validator("mpi_vendor")
     @classmethod
     def _check_mpi_vendor(cls, value: str) -> str:
-        if value not in MPI_VENDORS:
-            raise ValueError(f"MPI vendor must be one of: {list(MPI_VENDORS)}")
-        return value
+        return _one_of(value, MPI_VENDORS, "MPI vendor")
 
     @field_validator("temp_directory")
     @classmethod
@@ -264,10 +261,6 @@ class HFSS3DLayoutBatchOptions(_Model):
         if not value:
             raise ValueError("Temp directory cannot be empty")
         return value
-
-    def validate_fields(self) -> None:
-        """Re-check every field (kept for PyEDB compatibility)."""
-        self.model_validate(self.model_dump())
 
     def to_batch_options_dict(self) -> dict[str, str]:
         """Return the ``-batchoptions`` key/value pairs, in PyEDB's order."""
@@ -362,10 +355,6 @@ class HFSSSimulationConfig(_Model):
             raise ValueError("Project path must be a .aedt or .aedb file")
         return value
 
-    def validate_fields(self) -> None:
-        """Re-check every field (kept for PyEDB compatibility; construction already validates)."""
-        self.model_validate(self.model_dump())
-
     def generate_machinelist_string(self) -> str:
         """Return the local ``-machinelist`` value ``list=host:cores:max:util%,...`` or ``""``."""
         if not self.machine_nodes:
@@ -432,6 +421,39 @@ class HFSSSimulationConfig(_Model):
             payload["layout_options"] = {}
         return cls.model_validate(payload)
 
+    @classmethod
+    def create(
+        cls,
+        project_path: str,
+        jobid: str | None = "",
+        ansys_edt_path: str | None = "",
+        design_name: str | None = "",
+        setup_name: str | None = "",
+        machine_nodes: list[MachineNode] | None = None,
+        scheduler_type: SchedulerType = SchedulerType.NONE,
+        scheduler_options: SchedulerOptions | None = None,
+        **kwargs: Any,
+    ) -> Self:
+        """A validated config in one call: PyEDB's ``create_hfss_config`` (the module
+        function of that name is this method).
+
+        ``machine_nodes`` defaults to ``[MachineNode()]`` and ``scheduler_options``
+        to ``SchedulerOptions()``; other keyword arguments go to the config as fields.
+        """
+        return cls(
+            ansys_edt_path=ansys_edt_path or "",
+            jobid=jobid or "",
+            project_path=project_path,
+            design_name=design_name or "",
+            setup_name=setup_name or "",
+            machine_nodes=machine_nodes if machine_nodes is not None else [MachineNode()],
+            scheduler_type=scheduler_type,
+            scheduler_options=scheduler_options
+            if scheduler_options is not None
+            else SchedulerOptions(),
+            **kwargs,
+        )
+
     def __str__(self) -> str:
         return (
             f"HFSSSimulationConfig(jobid={self.jobid}, project={self.project_path}, "
@@ -439,32 +461,4 @@ class HFSSSimulationConfig(_Model):
         )
 
 
-def create_hfss_config(
-    project_path: str,
-    jobid: str | None = "",
-    ansys_edt_path: str | None = "",
-    design_name: str | None = "",
-    setup_name: str | None = "",
-    machine_nodes: list[MachineNode] | None = None,
-    scheduler_type: SchedulerType = SchedulerType.NONE,
-    scheduler_options: SchedulerOptions | None = None,
-    **kwargs: Any,
-) -> HFSSSimulationConfig:
-    """Build a validated :class:`HFSSSimulationConfig` in one call (PyEDB signature).
-
-    ``machine_nodes`` defaults to ``[MachineNode()]`` and ``scheduler_options``
-    to ``SchedulerOptions()``; other keyword arguments go to the config as fields.
-    """
-    return HFSSSimulationConfig(
-        ansys_edt_path=ansys_edt_path or "",
-        jobid=jobid or "",
-        project_path=project_path,
-        design_name=design_name or "",
-        setup_name=setup_name or "",
-        machine_nodes=machine_nodes if machine_nodes is not None else [MachineNode()],
-        scheduler_type=scheduler_type,
-        scheduler_options=scheduler_options
-        if scheduler_options is not None
-        else SchedulerOptions(),
-        **kwargs,
-    )
+create_hfss_config = HFSSSimulationConfig.create

@@ -14,6 +14,8 @@ from collections.abc import Collection, Iterable, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from simfarm.common.names import check_name, unique_names
+
 _NAME = re.compile(r"^[A-Za-z0-9_.\-/]{1,64}$")
 _SERVER = re.compile(r"^\d{1,5}@[A-Za-z0-9_.\-]{1,253}$")
 #: a name as SLURM/LSF/PBS spell licences and resources (SLURM's remote ones: name@server)
@@ -41,9 +43,7 @@ class LicensePool(BaseModel):
     @field_validator("name", "feature")
     @classmethod
     def _check_name(cls, value: str | None) -> str | None:
-        if value is not None and not _NAME.match(value):
-            raise ValueError(f"licence name {value!r} must match {_NAME.pattern}")
-        return value
+        return value if value is None else check_name(value, _NAME, "licence name")
 
     @field_validator("server")
     @classmethod
@@ -55,10 +55,8 @@ class LicensePool(BaseModel):
     @field_validator("cluster")
     @classmethod
     def _check_cluster(cls, value: str | None) -> str | None:
-        if value is not None and not _CLUSTER_NAME.match(value):
-            raise ValueError(f"cluster licence name {value!r} must match "
-                             f"{_CLUSTER_NAME.pattern}")
-        return value
+        return value if value is None else check_name(value, _CLUSTER_NAME,
+                                                      "cluster licence name")
 
     @property
     def vendor_feature(self) -> str:
@@ -68,13 +66,7 @@ class LicensePool(BaseModel):
 
 def check_unique(pools: Iterable[LicensePool]) -> list[LicensePool]:
     """``pools`` as a list, or ValueError naming a pool defined twice."""
-    out = list(pools)
-    seen: set[str] = set()
-    for pool in out:
-        if pool.name in seen:
-            raise ValueError(f"licence pool {pool.name!r} is defined twice")
-        seen.add(pool.name)
-    return out
+    return unique_names(pools, "licence pool")
 
 
 def pools_by_name(pools: Iterable[LicensePool]) -> dict[str, LicensePool]:

@@ -13,6 +13,7 @@ from simfarm.common.deps import Dependencies
 from simfarm.common.files import ProjectFiles, ResultsInfo
 from simfarm.common.hfss import HFSSSimulationConfig, SchedulerOptions
 from simfarm.common.hfss_licensing import JobLicensing
+from simfarm.common.names import check_name
 from simfarm.common.notify import NotifySpec
 from simfarm.common.states import JobState
 
@@ -76,8 +77,7 @@ class ResourceRequest(StrictModel):
         if len(value) > MAX_LABELS:
             raise ValueError(f"at most {MAX_LABELS} labels")
         for key, label in value.items():
-            if not _LABEL_KEY.match(key):
-                raise ValueError(f"label name {key!r} must match {_LABEL_KEY.pattern}")
+            check_name(key, _LABEL_KEY, "label name")
             if len(label) > 256:
                 raise ValueError(f"label {key!r} value longer than 256 characters")
         return value
@@ -86,8 +86,7 @@ class ResourceRequest(StrictModel):
     @classmethod
     def _check_licenses(cls, value: dict[str, int]) -> dict[str, int]:
         for key, count in value.items():
-            if not _LABEL_KEY.match(key):
-                raise ValueError(f"licence name {key!r} must match {_LABEL_KEY.pattern}")
+            check_name(key, _LABEL_KEY, "licence name")
             if count < 1 or count > MAX_LICENSES:
                 raise ValueError(f"licence {key!r} count must be between 1 and {MAX_LICENSES}")
         return value

@@ -123,23 +123,9 @@ class HFSSSimulationConfig(_models.HFSSSimulationConfig):
         return result
 
 
-def create_hfss_config(
-    project_path: str,
-    jobid: str | None = "",
-    ansys_edt_path: str | None = "",
-    design_name: str | None = "",
-    setup_name: str | None = "",
-    machine_nodes: list[MachineNode] | None = None,
-    scheduler_type: SchedulerType = SchedulerType.NONE,
-    scheduler_options: SchedulerOptions | None = None,
-    **kwargs: Any,
-) -> HFSSSimulationConfig:
-    """PyEDB's factory (see :func:`simfarm.common.hfss.create_hfss_config`)."""
-    base = _models.create_hfss_config(
-        project_path, jobid=jobid, ansys_edt_path=ansys_edt_path, design_name=design_name,
-        setup_name=setup_name, machine_nodes=machine_nodes, scheduler_type=scheduler_type,
-        scheduler_options=scheduler_options, **kwargs)
-    return HFSSSimulationConfig.model_validate(base.model_dump())
+#: PyEDB's factory (see :func:`simfarm.common.hfss.create_hfss_config`), building this
+#: module's config
+create_hfss_config = HFSSSimulationConfig.create
 
 
 class JobStatus(StrEnum):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from simfarm.client.errors import ApiError, ConnectionFailed
 from simfarm.common.projects import scan_projects
+from simfarm.compat import scripts
 from simfarm.compat.pyedb_client import (
     JobSubmissionError,
     PyEDBClient,
@@ -32,19 +32,12 @@ from simfarm.compat.pyedb_client import (
 
 log = logging.getLogger(__name__)
 
-EXIT_OK, EXIT_INVALID = 0, 1
-
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
-    parser = argparse.ArgumentParser(
-        prog="submit_batch_jobs",
-        description="Submit every HFSS project of a folder to the job-manager service.")
-    parser.add_argument("--host", default=os.environ.get("PYEDB_JOB_MANAGER_HOST", "localhost"),
-                        help="job-manager host (default: $PYEDB_JOB_MANAGER_HOST or localhost)")
-    parser.add_argument("--port", type=int,
-                        default=int(os.environ.get("PYEDB_JOB_MANAGER_PORT", "8080")),
-                        help="job-manager port (default: $PYEDB_JOB_MANAGER_PORT or 8080)")
+    parser = scripts.service_parser(
+        "submit_batch_jobs", "Submit every HFSS project of a folder to the job-manager service.",
+        int_port=True)
     parser.add_argument("--root-dir", required=True, type=Path,
                         help="folder to scan for .aedb folders and .aedt files")
     parser.add_argument("--num-cores", type=int, default=8, help="cores per job (default: 8)")
@@ -88,7 +81,7 @@ def submit_all(host: str, port: int, projects: list[Path], num_cores: int,
         print(f"{project}: {'queued as ' + job_id if job_id else 'FAILED'}")
     failed = sum(1 for r in results if r is None)
     print(f"{len(projects) - failed} of {len(projects)} projects queued at {host}:{port}")
-    return EXIT_INVALID if failed else EXIT_OK
+    return scripts.EXIT_INVALID if failed else scripts.EXIT_OK
 
 
 def submit_folder(host: str, port: int, root: Path, num_cores: int, recursive: bool = False,
@@ -97,22 +90,20 @@ def submit_folder(host: str, port: int, root: Path, num_cores: int, recursive: b
     projects = scan_projects(root, recursive)
     if not projects:
         print(f"Warning: no .aedb folders or .aedt files found in {root}")
-        return EXIT_OK
+        return scripts.EXIT_OK
     return submit_all(host, port, projects, num_cores, max_concurrent, delay_ms)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``submit_batch_jobs`` console script."""
     args = build_parser().parse_args(argv)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO)
+    scripts.start_logging(logging.DEBUG if args.verbose else logging.INFO)
     for bad, message in ((not args.root_dir.is_dir(), f"not a folder: {args.root_dir}"),
                          (args.num_cores <= 0, "--num-cores must be positive"),
                          (args.max_concurrent <= 0, "--max-concurrent must be positive"),
                          (args.delay_ms < 0, "--delay-ms must be non-negative")):
         if bad:
-            print(f"Error: {message}", file=sys.stderr)
-            return EXIT_INVALID
+            return scripts.fail(message, scripts.EXIT_INVALID)
     return submit_folder(args.host, args.port, args.root_dir, args.num_cores, args.recursive,
                          args.max_concurrent, args.delay_ms)
 

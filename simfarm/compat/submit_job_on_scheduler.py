@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -28,8 +27,8 @@ from pydantic import ValidationError
 
 from simfarm.client.errors import ApiError, ConnectionFailed
 from simfarm.common.hfss import SchedulerOptions, SchedulerType, create_hfss_config
+from simfarm.compat import scripts
 from simfarm.compat.pyedb_client import PyEDBClient, submit_body
-from simfarm.compat.submit_local_job import EXIT_INVALID, EXIT_UNEXPECTED, fail, send
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +37,8 @@ CLUSTERS = [t.value for t in SchedulerType if t is not SchedulerType.NONE]
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
-    parser = argparse.ArgumentParser(
-        prog="submit_job_on_scheduler",
-        description="Submit an HFSS job to the scheduler back-end service.")
-    parser.add_argument("--host", default=os.environ.get("PYEDB_JOB_MANAGER_HOST", "localhost"),
-                        help="job-manager host (default: $PYEDB_JOB_MANAGER_HOST or localhost)")
-    parser.add_argument("--port", default=os.environ.get("PYEDB_JOB_MANAGER_PORT", "8080"),
-                        help="job-manager port (default: $PYEDB_JOB_MANAGER_PORT or 8080)")
+    parser = scripts.service_parser("submit_job_on_scheduler",
+                                    "Submit an HFSS job to the scheduler back-end service.")
     parser.add_argument("--project-path", required=True, type=Path,
                         help="the .aedb or .aedt project (a path valid on the cluster)")
     parser.add_argument("--partition", default="default",
@@ -66,38 +60,34 @@ def _farm_scheduler(host: str, port: int) -> SchedulerType | int:
         with PyEDBClient(url, timeout=60) as client:
             kind = client.scheduler_type()
     except ConnectionFailed as exc:
-        return fail(f"cannot reach the job manager at {url}: {exc.__cause__ or exc}",
-                     EXIT_UNEXPECTED)
+        return scripts.fail(f"cannot reach the job manager at {url}: {exc.__cause__ or exc}",
+                            scripts.EXIT_UNEXPECTED)
     except ApiError as exc:
-        return fail(f"job manager error {exc.status}: {exc.detail}", EXIT_UNEXPECTED)
+        return scripts.fail(f"job manager error {exc.status}: {exc.detail}",
+                            scripts.EXIT_UNEXPECTED)
     if kind not in CLUSTERS:
-        return fail(f"no worker of the job manager at {host}:{port} is attached to a "
-                     "cluster scheduler; start one (see docs/clusters.md) or name one with "
-                     "--scheduler", EXIT_INVALID)
+        return scripts.fail(f"no worker of the job manager at {host}:{port} is attached to a "
+                            "cluster scheduler; start one (see docs/clusters.md) or name one "
+                            "with --scheduler", scripts.EXIT_INVALID)
     return SchedulerType(kind)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``submit_job_on_scheduler`` console script."""
     args = build_parser().parse_args(argv)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s | %(message)s")
-    try:
-        port = int(args.port)
-        if not 0 < port < 65536:
-            raise ValueError
-    except ValueError:
-        return fail(f"--port must be a TCP port number, got {args.port!r}", EXIT_INVALID)
-    if not args.project_path.exists():
-        return fail(f"project path does not exist: {args.project_path}", EXIT_INVALID)
+    scripts.start_logging(format="%(levelname)s | %(message)s")
+    port = scripts.checked_port(args)
+    if port is None:
+        return scripts.EXIT_INVALID
     if args.nodes <= 0 or args.cores_per_node <= 0:
-        return fail("--nodes and --cores-per-node must be positive", EXIT_INVALID)
+        return scripts.fail("--nodes and --cores-per-node must be positive", scripts.EXIT_INVALID)
     try:
         options = SchedulerOptions(queue=args.partition, nodes=args.nodes,
                                    cores_per_node=args.cores_per_node, time=args.time)
     except ValidationError as exc:
-        return fail("invalid scheduler options: " + "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()), EXIT_INVALID)
+        return scripts.fail("invalid scheduler options: " + "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()),
+            scripts.EXIT_INVALID)
     scheduler = (SchedulerType(args.scheduler) if args.scheduler
                  else _farm_scheduler(args.host, port))
     if not isinstance(scheduler, SchedulerType):
@@ -105,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     config = create_hfss_config(project_path=str(args.project_path.absolute()),
                                 scheduler_type=scheduler, scheduler_options=options)
     config.auto = True  # as PyEDB: AEDT takes the hosts the scheduler allocated
-    return send(args.host, port, submit_body(config), unreachable=EXIT_UNEXPECTED,
-                queued=f" on {scheduler.value} partition {args.partition}")
+    return scripts.send(args.host, port, submit_body(config), unreachable=scripts.EXIT_UNEXPECTED,
+                        queued=f" on {scheduler.value} partition {args.partition}")
 
 
 if __name__ == "__main__":

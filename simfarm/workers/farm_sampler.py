@@ -12,53 +12,40 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
-import time
 from collections.abc import Callable
 
 from simfarm.common.farm_sampling import bucket_counts, gauges
 from simfarm.common.farm_series import METRICS, combine, parse_series_name
 from simfarm.common.store.farm_stats import FarmStatsStore
 from simfarm.workers.context import WorkerContext
+from simfarm.workers.leader_thread import LeaderThread
 
 log = logging.getLogger(__name__)
 BACKFILL_BUCKETS = 60
 
 
-class FarmSampler:
+class FarmSampler(LeaderThread):
     """Writes the fine and coarse tiers while ``is_leader()`` holds."""
 
+    failure = "sample failed"
+
     def __init__(self, ctx: WorkerContext, is_leader: Callable[[], bool]) -> None:
+        super().__init__("farm-sampler", ctx.node_name, is_leader,
+                         min(1.0, ctx.settings.stats_bucket_s / 4))
         self.ctx = ctx
-        self.is_leader = is_leader
         self.stats = FarmStatsStore(ctx.redis, ctx.settings.key_prefix)
         settings = ctx.settings
         self.step = settings.stats_bucket_s
         self.keep = settings.stats_buckets
         self.coarse_step = max(settings.stats_coarse_bucket_s, self.step)
         self.coarse_keep = settings.stats_coarse_buckets
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="simfarm-farm-sampler",
-                                        daemon=True)
         self._next = 0.0
 
-    def start(self) -> None:
-        self._thread.start()
+    def lead(self, now: float) -> None:
+        self.tick(now)
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(min(1.0, self.step / 4)):
-            if not self.is_leader():
-                self._next = 0.0  # a new term starts from what Redis says
-                continue
-            try:
-                self.tick(time.time())
-            except Exception:
-                log.exception("farm sampler on %s: sample failed", self.ctx.node_name)
+    def not_leading(self) -> None:
+        self._next = 0.0  # a new term starts from what Redis says
 
     def tick(self, now: float) -> bool:
         """Write the samples due at ``now``; True when something was written."""

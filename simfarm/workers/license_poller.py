@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import subprocess
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from simfarm.common.license_pools import Checkout, LicensePool, LicenseStatus
 from simfarm.common.lmstat import ServerReport, parse_lmstat
 from simfarm.common.store.licenses import LicenseStore, Reconciled
 from simfarm.workers.context import WorkerContext
+from simfarm.workers.leader_thread import LeaderThread
 
 log = logging.getLogger(__name__)
 #: how often holdings are recounted when no server is polled
@@ -59,24 +59,23 @@ def _clock(t: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(t))
 
 
-class LicensePoller:
+class LicensePoller(LeaderThread):
     """Polls the servers and publishes the pools while ``is_leader()`` holds."""
 
+    what, failure = "licence poller", "tick failed"
+
     def __init__(self, ctx: WorkerContext, is_leader: Callable[[], bool]) -> None:
+        super().__init__("license-poller", ctx.node_name, is_leader, LEADER_CHECK_S)
         self.settings = ctx.settings
         self.pools: list[LicensePool] = list(ctx.settings.licenses)
         self.store = LicenseStore(ctx.redis, ctx.settings.key_prefix)
-        self.is_leader = is_leader
-        self.node_name = ctx.node_name
         self.nodes = ctx.nodes
         self._good: dict[str, Good] = {}
         self._said: dict[str, str | None] = {}
         #: short host names of the farm's nodes (checkouts there may be farm jobs')
         self.farm_hosts: set[str] = set()
         self._restored = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="simfarm-license-poller",
-                                        daemon=True)
+        self._next_tick = 0.0
 
     @property
     def interval_s(self) -> float:
@@ -85,26 +84,16 @@ class LicensePoller:
 
     def start(self) -> None:
         if self.pools:
-            self._thread.start()
+            super().start()
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
+    def lead(self, now: float) -> None:
+        if time.monotonic() < self._next_tick:
+            return
+        self._next_tick = time.monotonic() + self.interval_s
+        self.tick(now)
 
-    def _loop(self) -> None:
-        next_tick = 0.0
-        while not self._stop.wait(LEADER_CHECK_S):
-            if not self.is_leader():
-                self._restored, next_tick = False, 0.0
-                continue
-            if time.monotonic() < next_tick:
-                continue
-            next_tick = time.monotonic() + self.interval_s
-            try:
-                self.tick(time.time())
-            except Exception:
-                log.exception("licence poller on %s: tick failed", self.node_name)
+    def not_leading(self) -> None:
+        self._restored, self._next_tick = False, 0.0
 
     # ------------------------------------------------------------------ one tick
     def tick(self, now: float) -> list[LicenseStatus]:

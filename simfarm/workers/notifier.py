@@ -41,6 +41,7 @@ from simfarm.common.store.notify import NotifyStore
 from simfarm.common.store.sweeps import SweepStore
 from simfarm.common.sweeps import sweep_state
 from simfarm.workers.context import WorkerContext
+from simfarm.workers.leader_thread import LeaderThread
 
 log = logging.getLogger(__name__)
 POLL_S = 0.25
@@ -48,12 +49,12 @@ SENDERS = 4
 _FINAL = ("completed", "failed", "cancelled")
 
 
-class Notifier:
+class Notifier(LeaderThread):
     """Turns ended jobs into deliveries and delivers them, while ``is_leader()``."""
 
     def __init__(self, ctx: WorkerContext, is_leader: Callable[[], bool]) -> None:
+        super().__init__("notifier", ctx.node_name, is_leader, POLL_S)
         self.ctx = ctx
-        self.is_leader = is_leader
         self.store = NotifyStore(ctx.redis, ctx.settings.key_prefix)
         self.sweeps = SweepStore(ctx.redis, ctx.settings.key_prefix)
         settings = ctx.settings
@@ -63,37 +64,27 @@ class Notifier:
         self._pool = ThreadPoolExecutor(SENDERS, thread_name_prefix="simfarm-notify-send")
         self._in_flight = 0  # attempts handed to the pool and not finished
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="simfarm-notifier", daemon=True)
         self._leading = False
 
-    def start(self) -> None:
-        self._thread.start()
-
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
+        super().stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.http.close()
 
-    def _loop(self) -> None:
-        while not self._stop.wait(POLL_S):
-            if not self.is_leader():
-                self._leading = False
-                continue
-            try:
-                if not self._leading:
-                    moved = self.store.recover_expanding()
-                    if moved:
-                        log.info("notifier: %d ended job(s) taken over from the last leader",
-                                 moved)
-                    self._leading = True
-                self.expand(time.time())
-                self.send_due(time.time())
-            except Exception:
-                log.exception("notifier on %s: round failed", self.ctx.node_name)
-                self._leading = False  # what was being expanded goes back first
+    def lead(self, now: float) -> None:
+        if not self._leading:
+            moved = self.store.recover_expanding()
+            if moved:
+                log.info("notifier: %d ended job(s) taken over from the last leader", moved)
+            self._leading = True
+        self.expand(now)
+        self.send_due(time.time())
+
+    def not_leading(self) -> None:
+        self._leading = False
+
+    def failed(self) -> None:
+        self._leading = False  # what was being expanded goes back first
 
     # ------------------------------------------------------------------ expanding
     def expand(self, now: float) -> int:

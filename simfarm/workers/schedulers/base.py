@@ -28,7 +28,9 @@ from simfarm.workers.schedulers.commands import (
 )
 from simfarm.workers.schedulers.errors import CommandError, InvalidOptions, SubmitError
 from simfarm.workers.schedulers.options import ClusterOptions
+from simfarm.workers.schedulers.paths import check_directive_path
 from simfarm.workers.schedulers.render import render
+from simfarm.workers.schedulers.timefmt import hms
 from simfarm.workers.schedulers.types import (
     ClusterJobRequest,
     ClusterState,
@@ -59,6 +61,15 @@ class BackendConfig:
     env: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def choice(self, name: str, choices: Sequence[str], what: str | None = None) -> str:
+        """``extra[name]`` when it is one of ``choices`` (the first is the default), else
+        ValueError naming it (``what``, default ``name``)."""
+        value = str(self.extra.get(name, choices[0]))
+        if value not in choices:
+            allowed = ", ".join(choices[:-1]) + " or " + choices[-1]
+            raise ValueError(f"{what or name} must be {allowed}, not {value!r}")
+        return value
+
 
 def read_exit_code_file(job_dir: Path, native_id: str) -> int | None:
     """The exit code the job script recorded in ``<job_dir>/<native_id>.ec``, if any."""
@@ -78,12 +89,15 @@ class ClusterBackend(ABC):
     """A batch scheduler reached through its command-line tools."""
 
     kind: ClassVar[str]
-    template: ClassVar[str]
-    script_suffix: ClassVar[str] = ".sh"
+    #: the job script's suffix; its template is ``<kind><suffix>.tmpl`` beside the module
+    script_suffix = ".sh"
     # Expression that expands to the native job id inside the running script.
     native_id_expr: ClassVar[str]
     # Substrings of submit errors that say "try again" rather than "rejected".
     transient_submit_errors: ClassVar[tuple[str, ...]] = ()
+    #: the scheduler reads the script's directive lines (#SBATCH, #BSUB, #PBS): the job
+    #: directory, written on them, must be a plain path
+    directives: ClassVar[bool] = True
 
     def __init__(self, config: BackendConfig | None = None) -> None:
         self.config = config or BackendConfig()
@@ -100,9 +114,20 @@ class ClusterBackend(ABC):
         """The name the cluster shows for this job (unique per attempt)."""
         return f"simfarm-{request.job_id}-{request.attempt}"
 
+    def format_time(self, seconds: int) -> str:
+        """A time limit as this scheduler writes it (``HH:MM:SS`` unless it says else)."""
+        return hms(seconds)
+
+    def transient(self, text: str) -> bool:
+        """Whether a command's output says "try again" (:attr:`transient_submit_errors`)."""
+        return any(marker in text for marker in self.transient_submit_errors)
+
     def script_context(self, request: ClusterJobRequest,
                        options: ClusterOptions) -> dict[str, Any]:
-        """Variables for the template; backends add their formatted directives."""
+        """Variables for the template (``time``: the limit in :meth:`format_time`'s
+        words, or None); backends add their formatted directives."""
+        if self.directives:
+            check_directive_path(request.job_dir)
         return {
             "job_id": request.job_id,
             "attempt": request.attempt,
@@ -114,6 +139,7 @@ class ClusterBackend(ABC):
             "opts": options,
             "native_id_expr": self.native_id_expr,
             "licenses": sorted(request.licenses.items()),
+            "time": self.format_time(options.time_limit_s) if options.time_limit_s else None,
         }
 
     def render_script(self, request: ClusterJobRequest, options: ClusterOptions) -> str:
@@ -123,7 +149,7 @@ class ClusterBackend(ABC):
 
     def template_name(self) -> str:
         """The template file this backend renders (beside its module)."""
-        return self.template
+        return f"{self.kind}{self.script_suffix}.tmpl"
 
     # ------------------------------------------------------------------ submit
     @abstractmethod
@@ -178,7 +204,7 @@ class ClusterBackend(ABC):
     def _submit_result(self, result: CommandResult, request: ClusterJobRequest) -> str:
         if not result.ok:
             text = result.stderr + result.stdout
-            if any(marker in text for marker in self.transient_submit_errors):
+            if self.transient(text):
                 raise result.error("cluster busy")
             raise SubmitError(f"{self.kind} rejected job {request.job_id}: "
                               + (text.strip()[:500] or f"exit status {result.returncode}"))
@@ -288,9 +314,8 @@ class ClusterBackend(ABC):
             result = self.runner.run(self.get_cancel_command(native_id))
             if result.ok or self.cancel_already_done(result):
                 return
-            text = result.stderr + result.stdout
-            transient = any(m in text for m in self.transient_submit_errors)
-            raise result.error(f"cancel of {native_id} failed", transient=transient)
+            raise result.error(f"cancel of {native_id} failed",
+                               transient=self.transient(result.stderr + result.stdout))
 
         with_retries(once, self.config.cancel_retry, what=f"{self.kind} cancel {native_id}")
         log.info("cluster job %s: cancel sent to %s", native_id, self.kind)

@@ -19,13 +19,12 @@ import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from simfarm.workers.schedulers.base import ClusterBackend
 from simfarm.workers.schedulers.commands import CommandResult
 from simfarm.workers.schedulers.errors import CommandError
 from simfarm.workers.schedulers.options import ClusterOptions
-from simfarm.workers.schedulers.paths import check_directive_path
 from simfarm.workers.schedulers.timefmt import lsf_time
 from simfarm.workers.schedulers.types import (
     ClusterJobRequest,
@@ -56,22 +55,11 @@ class LsfBackend(ClusterBackend):
     """Forward jobs to IBM Spectrum LSF."""
 
     kind = "lsf"
-    template = "lsf.sh.tmpl"
     native_id_expr = '"${LSB_JOBID:?}"'
     transient_submit_errors = _TRANSIENT
-    _STATE_MAP: ClassVar[dict[str, ClusterState]] = _STATE_MAP
 
-    def script_context(self, request: ClusterJobRequest,
-                       options: ClusterOptions) -> dict[str, Any]:
-        ctx = super().script_context(request, options)
-        check_directive_path(request.job_dir)
-        ctx["time"] = lsf_time(options.time_limit_s) if options.time_limit_s else None
-        gpu = None
-        if options.gpus:
-            gpu = f"num={options.gpus}" + (f":gmodel={options.gpu_type}"
-                                           if options.gpu_type else "")
-        ctx["gpu"] = gpu
-        return ctx
+    def format_time(self, seconds: int) -> str:
+        return lsf_time(seconds)
 
     def get_submit_command(self, script: Path, request: ClusterJobRequest,
                            options: ClusterOptions) -> tuple[list[str], Path | None]:
@@ -113,7 +101,7 @@ class LsfBackend(ClusterBackend):
 
     def _status(self, record: dict[str, Any]) -> ClusterStatus | None:
         word = str(record.get("STAT", ""))
-        state = self._STATE_MAP.get(word)
+        state = _STATE_MAP.get(word)
         if state is None:
             return None
         code_text = str(record.get("EXIT_CODE", "") or "").strip()

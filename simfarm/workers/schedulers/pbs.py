@@ -24,14 +24,12 @@ import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from simfarm.workers.schedulers.base import BackendConfig, ClusterBackend
 from simfarm.workers.schedulers.commands import CommandResult
 from simfarm.workers.schedulers.errors import CommandError
 from simfarm.workers.schedulers.options import ClusterOptions
-from simfarm.workers.schedulers.paths import check_directive_path
-from simfarm.workers.schedulers.timefmt import hms
 from simfarm.workers.schedulers.types import (
     ClusterJobRequest,
     ClusterState,
@@ -106,18 +104,14 @@ class PbsBackend(ClusterBackend):
     """Forward jobs to PBS Pro / OpenPBS or Torque (see module docstring)."""
 
     kind = "pbs"
-    template = "pbs.sh.tmpl"
     # The slurm-wlm-torque qsub does not set PBS_JOBID; SLURM's id equals the one
     # its qsub printed.
     native_id_expr = '"${PBS_JOBID:-${SLURM_JOB_ID:?}}"'
     transient_submit_errors = _TRANSIENT
-    _STATE_MAP: ClassVar[dict[str, ClusterState]] = _STATE_MAP
 
     def __init__(self, config: BackendConfig | None = None) -> None:
         super().__init__(config)
-        flavour = str(self.config.extra.get("flavour", "auto"))
-        if flavour not in ("auto", "pro", "torque"):
-            raise ValueError(f"PBS flavour must be auto, pro or torque, not {flavour!r}")
+        flavour = self.config.choice("flavour", ("auto", "pro", "torque"), "PBS flavour")
         self._flavour = None if flavour == "auto" else flavour
 
     @property
@@ -131,9 +125,7 @@ class PbsBackend(ClusterBackend):
     def script_context(self, request: ClusterJobRequest,
                        options: ClusterOptions) -> dict[str, Any]:
         ctx = super().script_context(request, options)
-        check_directive_path(request.job_dir)
         ctx["flavour"] = self.flavour
-        ctx["walltime"] = hms(options.time_limit_s) if options.time_limit_s else None
         ctx["priority"] = _PRIORITY[options.priority]
         ctx["queue"] = options.queue
         if options.reservation and self.flavour == "pro":
@@ -189,7 +181,7 @@ class PbsBackend(ClusterBackend):
 
     def _status(self, record: dict[str, Any]) -> ClusterStatus | None:
         word = str(record.get("job_state", ""))
-        state = self._STATE_MAP.get(word)
+        state = _STATE_MAP.get(word)
         if state is None:
             return None
         comment = str(record["comment"]) if record.get("comment") else None

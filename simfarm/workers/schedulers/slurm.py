@@ -11,13 +11,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from simfarm.workers.schedulers.base import BackendConfig, ClusterBackend
 from simfarm.workers.schedulers.commands import CommandResult
 from simfarm.workers.schedulers.errors import CommandError
 from simfarm.workers.schedulers.options import ClusterOptions
-from simfarm.workers.schedulers.paths import check_directive_path
 from simfarm.workers.schedulers.timefmt import slurm_time
 from simfarm.workers.schedulers.types import (
     ClusterJobRequest,
@@ -66,20 +65,15 @@ class SlurmBackend(ClusterBackend):
     """
 
     kind = "slurm"
-    template = "slurm.sh.tmpl"
     native_id_expr = '"${SLURM_JOB_ID:?}"'
     transient_submit_errors = _TRANSIENT
-    _STATE_MAP: ClassVar[dict[str, ClusterState]] = _STATE_MAP
+
+    def format_time(self, seconds: int) -> str:
+        return slurm_time(seconds)
 
     def script_context(self, request: ClusterJobRequest,
                        options: ClusterOptions) -> dict[str, Any]:
         ctx = super().script_context(request, options)
-        check_directive_path(request.job_dir)
-        ctx["time"] = slurm_time(options.time_limit_s) if options.time_limit_s else None
-        gpus = None
-        if options.gpus:
-            gpus = f"{options.gpu_type}:{options.gpus}" if options.gpu_type else str(options.gpus)
-        ctx["gpus"] = gpus
         ctx["nice"] = {"Low": 200, "BelowNormal": 100}.get(options.priority)
         return ctx
 
@@ -119,7 +113,7 @@ class SlurmBackend(ClusterBackend):
             if len(parts) != 3 or not parts[0].strip():
                 raise CommandError(f"unexpected squeue line {line!r}", argv=result.argv)
             native_id, word, reason = (p.strip() for p in parts)
-            state = self._STATE_MAP.get(word)
+            state = _STATE_MAP.get(word)
             if state is None:
                 out[native_id] = None
                 continue
@@ -172,7 +166,7 @@ class SlurmBackend(ClusterBackend):
             if len(parts) < 3 or parts[0] not in wanted:
                 continue
             word = parts[1].split()[0] if parts[1].strip() else ""
-            state = self._STATE_MAP.get(word)
+            state = _STATE_MAP.get(word)
             if state is None or not state.final:
                 continue
             code = None if state is ClusterState.CANCELLED else _exit_code(parts[2])

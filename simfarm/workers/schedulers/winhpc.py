@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from simfarm.workers.schedulers.base import BackendConfig, ClusterBackend
 from simfarm.workers.schedulers.commands import CommandResult
@@ -69,23 +69,17 @@ class WinHpcBackend(ClusterBackend):
     """Forward jobs to a Microsoft HPC Pack cluster."""
 
     kind = "winhpc"
-    template = "winhpc.ps1.tmpl"
     native_id_expr = '"${CCP_JOBID:?}"'
     transient_submit_errors = _TRANSIENT
-    _STATE_MAP: ClassVar[dict[str, ClusterState]] = _STATE_MAP
+    directives = False  # resources go on `job new`'s command line
 
     def __init__(self, config: BackendConfig | None = None) -> None:
         super().__init__(config)
-        self.node_os = str(self.config.extra.get("node_os", "windows"))
-        if self.node_os not in ("windows", "linux"):
-            raise ValueError(f"node_os must be windows or linux, not {self.node_os!r}")
+        self.node_os = self.config.choice("node_os", ("windows", "linux"))
+        self.script_suffix = ".ps1" if self.node_os == "windows" else ".sh"
 
-    def script_path(self, request: ClusterJobRequest) -> Path:
-        suffix = ".ps1" if self.node_os == "windows" else ".sh"
-        return request.job_dir / f"{request.job_id}.{self.kind}{suffix}"
-
-    def template_name(self) -> str:
-        return self.template if self.node_os == "windows" else "winhpc.sh.tmpl"
+    def format_time(self, seconds: int) -> str:
+        return hpc_runtime(seconds)
 
     def job_new_command(self, request: ClusterJobRequest, options: ClusterOptions) -> list[str]:
         """``job new`` with the job-level resources."""
@@ -96,7 +90,7 @@ class WinHpcBackend(ClusterBackend):
         else:
             argv.append(f"/numcores:{options.total_cores}")
         if options.time_limit_s:
-            argv.append(f"/runtime:{hpc_runtime(options.time_limit_s)}")
+            argv.append(f"/runtime:{self.format_time(options.time_limit_s)}")
         if options.queue:
             argv.append(f"/nodegroup:{options.queue}")
         if options.account:
@@ -147,8 +141,7 @@ class WinHpcBackend(ClusterBackend):
             if not result.ok:
                 self._discard(native_id)
                 text = result.stdout + result.stderr
-                raise result.error(f"{argv[1]} failed",
-                                   transient=any(m in text for m in _TRANSIENT))
+                raise result.error(f"{argv[1]} failed", transient=self.transient(text))
         return native_id
 
     def _discard(self, native_id: str) -> None:
@@ -185,7 +178,7 @@ class WinHpcBackend(ClusterBackend):
 
     def _status(self, record: dict[str, str]) -> ClusterStatus | None:
         word = record.get("State", "")
-        state = self._STATE_MAP.get(word)
+        state = _STATE_MAP.get(word)
         if state is None:
             return None
         message = record.get("ErrorMessage") or None

@@ -8,11 +8,7 @@ if state == 'running' then
   if redis.call('HGET', KEYS[1], 'cancel_requested') == '1' then return {'requested', state} end
   redis.call('HSET', KEYS[1], 'cancel_requested', '1', 'updated_at', ARGV[2])
   local payload = cjson.encode({message = 'cancel requested', reason = ARGV[5]})
-  local eid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'job', id, 'type', 'info',
-    'data', payload)
-  materialize(KEYS[1], KEYS[3], id)
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], eid, 'job', id, 'type', 'info',
-    'data', payload)
+  emit(KEYS[1], KEYS[2], KEYS[3], ARGV[3], ARGV[4], id, 'info', payload)
   return {'requested', state}
 end
 if state ~= 'pending' and state ~= 'scheduled' and state ~= 'held' then
@@ -31,9 +27,5 @@ redis.call('ZADD', K.finished, ARGV[2], id)
 notify_ended(KEYS[1], id)
 if redis.call('HGET', KEYS[1], 'watched') == '1' then redis.call('SADD', K.gate_checks, id) end
 local payload = cjson.encode({from = state, to = 'cancelled', reason = ARGV[5]})
-local eid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'job', id, 'type', 'state',
-  'data', payload)
-materialize(KEYS[1], KEYS[3], id)
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], eid, 'job', id, 'type', 'state',
-  'data', payload)
+emit(KEYS[1], KEYS[2], KEYS[3], ARGV[3], ARGV[4], id, 'state', payload)
 return {'cancelled', state}

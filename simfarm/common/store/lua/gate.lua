@@ -26,9 +26,5 @@ else
 end
 redis.call('HSET', KEYS[1], 'updated_at', ARGV[4])
 local payload = cjson.encode({message = message, gate = ARGV[2], reason = ARGV[3]})
-local eid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'job', ARGV[1],
-  'type', 'info', 'data', payload)
-materialize(KEYS[1], KEYS[3], ARGV[1])
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], eid, 'job', ARGV[1], 'type', 'info',
-  'data', payload)
+emit(KEYS[1], KEYS[2], KEYS[3], ARGV[5], ARGV[6], ARGV[1], 'info', payload)
 return {'ok', state}

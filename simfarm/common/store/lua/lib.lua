@@ -12,11 +12,20 @@ end
 local function materialize(jobkey, streamkey, id)
   local ev0 = redis.call('HGET', jobkey, 'ev0')
   if ev0 then
-    local sep = string.find(ev0, ' ', 1, true)
-    redis.call('XADD', streamkey, string.sub(ev0, 1, sep - 1), 'job', id, 'type', 'state',
-      'data', string.sub(ev0, sep + 1))
+    write_ev0(streamkey, id, ev0)
     redis.call('HDEL', jobkey, 'ev0')
   end
+end
+
+-- One event of a job: on the global stream (capped at global_max), then with the same
+-- id on the job's own stream (capped at job_max), after its first event. Its id.
+local function emit(jobkey, globalkey, streamkey, global_max, job_max, id, kind, payload)
+  local eid = redis.call('XADD', globalkey, 'MAXLEN', '~', global_max, '*', 'job', id,
+    'type', kind, 'data', payload)
+  materialize(jobkey, streamkey, id)
+  redis.call('XADD', streamkey, 'MAXLEN', '~', job_max, eid, 'job', id, 'type', kind,
+    'data', payload)
+  return eid
 end
 
 -- A job that just ended goes to the notifier's queue (docs/notifications.md) when it

@@ -15,9 +15,5 @@ if state == 'pending' and redis.call('HEXISTS', KEYS[1], 'gate') == 1 then
 end
 redis.call('ZADD', K.state(state), score, ARGV[1])
 local payload = cjson.encode({message = 'priority changed', old = tonumber(old), new = priority})
-local eid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'job', ARGV[1],
-  'type', 'info', 'data', payload)
-materialize(KEYS[1], KEYS[3], ARGV[1])
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], eid, 'job', ARGV[1], 'type', 'info',
-  'data', payload)
+emit(KEYS[1], KEYS[2], KEYS[3], ARGV[4], ARGV[5], ARGV[1], 'info', payload)
 return {'ok', state}

@@ -76,11 +76,7 @@ data['to'] = target
 data['attempt'] = tonumber(redis.call('HGET', KEYS[1], 'attempt'))
 if new_node ~= '' then data['node'] = new_node end
 local payload = cjson.encode(data)
-local eid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[8], '*', 'job', id, 'type', 'state',
-  'data', payload)
-materialize(KEYS[1], KEYS[3], id)
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[9], eid, 'job', id, 'type', 'state',
-  'data', payload)
+local eid = emit(KEYS[1], KEYS[2], KEYS[3], ARGV[8], ARGV[9], id, 'state', payload)
 if ARGV[16] and ARGV[16] ~= '' then redis.call('LPUSH', KEYS[4], ARGV[16]) end
 if ARGV[15] == '1' then
   redis.call('LPUSH', K.wakeup, '1')
