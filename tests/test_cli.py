@@ -109,3 +109,6 @@ def test_demo_runs_jobs_and_exits(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "hello    completed" in result.stdout and "hello from simfarm" in result.stdout
     assert "fails    failed" in result.stdout and "exit=3" in result.stdout
+    # the dashboard link it prints signs the browser in (the farm needs its local token)
+    assert "dashboard (one-time sign-in link): http://127.0.0.1:" in result.stdout
+    assert "/login?code=" in result.stdout

@@ -43,7 +43,8 @@ def run_demo(count: int, echo: Callable[[str], None],
     service = EmbeddedService(settings)
     echo(f"starting private Redis, gateway and worker (state in {settings.state_dir}) ...")
     start(service)
-    echo(f"simfarm is up: {service.url}  (dashboard: {service.url}/)")
+    echo(f"simfarm is up: {service.url}")
+    echo(f"dashboard (one-time sign-in link): {service.login_url}")
     with Client(service.url) as client:
         jobs = [client.submit(spec) for spec in demo_specs(count)]
         for job in jobs:

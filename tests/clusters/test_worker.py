@@ -51,6 +51,7 @@ def slurm_node(slurm_cluster: SlurmCluster, settings: Settings, node_store: Node
     proc = start_cluster_worker(node, node_store, directory)
     yield node
     stop_process(proc)
+    node_store.forget(node.node_name)  # a registered slurm node admits slurm jobs
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +67,7 @@ def lsf_node(settings: Settings, node_store: NodeStore, gateway: str,
                                 SIMFARM_FAKE_PEND_S="0.5")
     yield node
     stop_process(proc)
+    node_store.forget(node.node_name)  # a registered lsf node, even stopped, admits lsf jobs
 
 
 def submit(http: httpx.Client, **spec: Any) -> str:
@@ -207,6 +209,7 @@ def test_restarted_worker_adopts_its_cluster_job_instead_of_resubmitting(
         job = job_state(http, job_id, timeout_s=90)
     finally:
         stop_process(proc)
+        node_store.forget(node.node_name)
     assert (job["state"], job["exit_code"], job["native_id"]) == ("completed", 0, native_id)
     assert job["attempt"] >= 2
     assert cluster_jobs_named(f"simfarm-{job_id}-") == {native_id}, \
@@ -234,6 +237,7 @@ def test_redis_outage_while_following_a_cluster_job_changes_nothing(
         job = job_state(http, job_id, timeout_s=60)
     finally:
         stop_process(proc)
+        node_store.forget(node.node_name)
         proxy.close()
     assert (job["state"], job["exit_code"], job["attempt"]) == ("completed", 0, 1), job
     assert job["native_id"] == native_id
