@@ -3,9 +3,9 @@ worker's orphan guard can read it even when the worker died before it could.
 
 A job's program is not started by the worker directly but through this file, run as
 ``python -I -S exit_note.py <note> <argv...>`` (no site, no simfarm import: a few
-milliseconds). It starts the program as its child in the same process group, waits for
-it and appends one line to the note — when it ended (the system's monotonic clock) and
-its exit status — then ends the same way (the same exit code, or killed by the same
+milliseconds). It notes its own pid (the process group to stop), starts the program as
+its child in the same process group, waits for it and appends one line to the note —
+when it ended (the system's monotonic clock) and its exit status — then ends the same way (the same exit code, or killed by the same
 signal), so the worker sees exactly what it would have seen without it. The note is an
 open file descriptor it inherits (``fd:<n>``; POSIX: it works under a job account that
 cannot open the worker's folder) or a path (``path:<file>``; Windows).
@@ -33,9 +33,9 @@ SPAWN_FAILED = 127
 
 @dataclass(frozen=True)
 class Note:
-    """What a note says: the header the worker wrote (``fields``) and, once the program
-    ended, when (``ended_at``, monotonic clock) and how: ``code`` (negative: killed by
-    that signal) or ``spawn_error`` (the ``OSError`` class name and message)."""
+    """What a note says: the header the worker wrote (``fields``; ``pid`` added once
+    the note writer started) and, once the program ended, when (``ended_at``, monotonic
+    clock) and how: ``code`` (negative: killed by that signal) or ``spawn_error`` (the ``OSError`` class name and message)."""
 
     fields: dict[str, str]
     ended_at: float | None = None
@@ -52,9 +52,12 @@ def read_note(data: bytes) -> Note:
     """Parse a note (a missing or cut end line: the program has not ended)."""
     lines = data.decode("utf-8", errors="replace").split("\n")
     fields = dict(part.split("=", 1) for part in lines[0].split() if "=" in part)
-    if len(lines) < 3:  # the end line is complete only with its newline
+    complete = lines[1:-1]  # a line is complete only with its newline
+    if complete and complete[0].startswith("started "):
+        fields["pid"] = complete.pop(0).split()[1]
+    if not complete:
         return Note(fields)
-    parts = lines[1].split(" ", 3)
+    parts = complete[0].split(" ", 3)
     try:
         ended_at = float(parts[0])
         if parts[1] == "exit":
@@ -84,6 +87,8 @@ def _write(fd: int, line: str) -> None:
 
 def main(argv: list[str]) -> None:
     fd = _open(argv[0])
+    # Who to stop if the worker dies before it could note this process's pid itself.
+    os.write(fd, f"started {os.getpid()}\n".encode())
     try:
         child = subprocess.Popen(argv[1:])
     except OSError as exc:

@@ -13,8 +13,9 @@ expires and the dispatcher hands the job to another node):
 1. records the outcome of every attempt whose program had ended by itself by then —
    the exit status the note holds, fenced like the worker's own record (only the
    attempt's number, on this node, still ``running``): it is not run again;
-2. kills every recorded group still alive (SIGTERM, then SIGKILL): those attempts did not
-   finish, and the dispatcher runs them again (their retries permitting).
+2. kills every recorded group still alive (SIGTERM, then SIGKILL) — the note writer
+   notes its pid first, so a program the worker was starting when it died is found too:
+   those attempts did not finish, and the dispatcher runs them again (their retries permitting).
 
 What it cannot know it does not guess: a program that ends in the same instant the
 guard stops it, an attempt whose results a worker still had to send back (staged files),
@@ -59,6 +60,8 @@ POLL_S = 0.2
 NOTES = "notes"
 #: how long the guard tries to record outcomes while Redis cannot be reached
 RECORD_RETRY_S = 30.0
+#: how long the guard waits for a note writer the worker was starting to note its pid
+START_WAIT_S = 5.0
 
 
 @dataclass
@@ -184,14 +187,22 @@ def _kill_groups(pids: list[int]) -> None:
             pass
 
 
-def _ended_notes(folder: Path, before: float) -> list[exit_note.Note]:
-    """The notes of programs that ended by themselves before ``before`` (monotonic)."""
-    ended = []
-    for path in sorted((folder / NOTES).glob("*")):
-        note = JobNote(path, None).read()
-        if note.ended_at is not None and note.ended_at < before:
-            ended.append(note)
-    return ended
+def _notes(folder: Path) -> list[exit_note.Note]:
+    return [JobNote(path, None).read() for path in sorted((folder / NOTES).glob("*"))]
+
+
+def _unstarted(folder: Path, wait_s: float) -> list[int]:
+    """Pids of note writers that were being started when the worker died (their notes
+    have no pid yet), waiting up to ``wait_s`` for each to note its pid."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        notes = _notes(folder)
+        if all("pid" in n.fields or n.ended_at is not None for n in notes) \
+                or time.monotonic() >= deadline:
+            # (an ended program's pid may belong to another process by now)
+            return [int(n.fields["pid"]) for n in notes
+                    if "pid" in n.fields and n.ended_at is None]
+        time.sleep(0.05)
 
 
 def record_ended(store: JobStore, node: str, note: exit_note.Note) -> bool:
@@ -240,9 +251,13 @@ def guard(worker_pid: int, folder: Path, settings: Settings | None) -> None:
     while folder.is_dir():
         if _worker_gone(worker):
             # What ended before the kill below ended by itself: its note says how.
-            ended = _ended_notes(folder, time.monotonic())
-            pids = [int(p.name) for p in folder.iterdir() if p.name.isdigit()]
-            _kill_groups(pids)
+            before = time.monotonic()
+            ended = [n for n in _notes(folder)
+                     if n.ended_at is not None and n.ended_at < before]
+            pids = {int(p.name) for p in folder.iterdir() if p.name.isdigit()}
+            # and the programs the worker had no time to note (it died starting them)
+            pids |= set(_unstarted(folder, START_WAIT_S))
+            _kill_groups(sorted(pids))
             if ended and settings is not None:
                 store = JobStore.for_settings(connect(settings), settings)
                 for note in ended:
