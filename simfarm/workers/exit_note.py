@@ -5,8 +5,9 @@ A job's program is not started by the worker directly but through this file, run
 ``python -I -S exit_note.py <note> <argv...>`` (no site, no simfarm import: a few
 milliseconds). It notes its own pid (the process group to stop), starts the program as
 its child in the same process group, waits for it and appends one line to the note —
-when it ended (the system's monotonic clock) and its exit status — then ends the same way (the same exit code, or killed by the same
-signal), so the worker sees exactly what it would have seen without it. The note is an
+when it ended (the system's monotonic clock) and its exit status — then ends the same
+way (the same exit code, or killed by the same signal), so the worker sees exactly what
+it would have seen without it. The note is an
 open file descriptor it inherits (``fd:<n>``; POSIX: it works under a job account that
 cannot open the worker's folder) or a path (``path:<file>``; Windows).
 
@@ -35,7 +36,8 @@ SPAWN_FAILED = 127
 class Note:
     """What a note says: the header the worker wrote (``fields``; ``pid`` added once
     the note writer started) and, once the program ended, when (``ended_at``, monotonic
-    clock) and how: ``code`` (negative: killed by that signal) or ``spawn_error`` (the ``OSError`` class name and message)."""
+    clock) and how: ``code`` (negative: killed by that signal) or ``spawn_error`` (the
+    ``OSError`` class name and message)."""
 
     fields: dict[str, str]
     ended_at: float | None = None
