@@ -7,9 +7,9 @@ milliseconds). It notes its own pid (the process group to stop), starts the prog
 its child in the same process group, waits for it and appends one line to the note —
 when it ended (the system's monotonic clock) and its exit status — then ends the same
 way (the same exit code, or killed by the same signal), so the worker sees exactly what
-it would have seen without it. The note is an
-open file descriptor it inherits (``fd:<n>``; POSIX: it works under a job account that
-cannot open the worker's folder) or a path (``path:<file>``; Windows).
+it would have seen without it. The note is an open file descriptor it inherits
+(``fd:<n>``; POSIX: it works under a job account that cannot open the worker's folder)
+or a path (``path:<file>``; Windows).
 
 Only a process that exits by itself after its worker is gone needs the note: the orphan
 guard (:mod:`simfarm.workers.orphan_guard`) records that outcome instead of letting the
