@@ -28,7 +28,7 @@ from simfarm.common.states import JobState
 from simfarm.workers.attempt import AttemptSupervisor, StopKind
 from simfarm.workers.context import WorkerContext
 from simfarm.workers.job_account import job_account, job_environment
-from simfarm.workers.orphan_guard import JobNote
+from simfarm.workers.orphan_guard import JobNote, note_python
 from simfarm.workers.outcome import Outcome, exit_status_outcome
 from simfarm.workers.process_tree import kill_tree, popen_group_kwargs
 
@@ -197,12 +197,14 @@ class LocalRunner:
         self._program = argv[0]
         command, extra = argv, dict[str, Any]()
         orphans = self.ctx.orphans
-        if orphans is not None:  # how it ends is noted for the guard if this worker dies
+        python = note_python(self.account is not None)
+        if orphans is not None and python is not None:
+            # how it ends is noted for the guard, should this worker die meanwhile
             self._note = orphans.note(job_id, self.supervisor.number,
                                       recordable=self.outcome_is_exit_status and (
                                           self.job.spec.files is None
                                           or self.job.spec.files.mode != "staged"))
-            command, extra = self._note.wrap(argv)
+            command, extra = self._note.wrap(argv, python)
         try:
             proc = subprocess.Popen(
                 command,

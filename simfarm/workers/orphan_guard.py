@@ -33,6 +33,7 @@ import functools
 import logging
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -64,6 +65,38 @@ RECORD_RETRY_S = 30.0
 START_WAIT_S = 5.0
 
 
+@functools.cache
+def _note_source() -> str:
+    return Path(exit_note.__file__).read_text(encoding="utf-8")
+
+
+def _usable_by_anyone(path: Path) -> bool:
+    """Whether every user may run ``path``: it and each folder above it executable by
+    others (a job account runs it; this worker's interpreter may sit in a private home)."""
+    try:
+        real = path.resolve(strict=True)
+        return all(p.stat().st_mode & stat.S_IXOTH for p in (real, *real.parents))
+    except OSError:
+        return False
+
+
+@functools.cache
+def note_python(job_account: bool) -> str | None:
+    """The interpreter that runs the note writer: this worker's, or for a job account
+    the first Python 3 every user may run (None: none is, jobs then run without a
+    note and are treated as lost when their worker dies)."""
+    candidates = [sys.executable]
+    if job_account:
+        candidates = [sys.executable, getattr(sys, "_base_executable", ""), "/usr/bin/python3",
+                      shutil.which("python3") or ""]
+        candidates = [c for c in candidates if c and _usable_by_anyone(Path(c))]
+        if not candidates:
+            log.warning("no Python interpreter every user may run: jobs run under the job "
+                        "account without exit notes")
+            return None
+    return candidates[0]
+
+
 @dataclass
 class JobNote:
     """The exit note of one attempt's program (see :mod:`.exit_note`)."""
@@ -71,14 +104,15 @@ class JobNote:
     path: Path
     fd: int | None
 
-    def wrap(self, argv: list[str]) -> tuple[list[str], dict[str, Any]]:
-        """The command that runs ``argv`` under the note writer, and the extra
-        ``subprocess.Popen`` arguments it needs (the note's descriptor, on POSIX)."""
-        script = str(Path(exit_note.__file__).resolve())
+    def wrap(self, argv: list[str], python: str) -> tuple[list[str], dict[str, Any]]:
+        """The command that runs ``argv`` under the note writer (its source passed with
+        ``-c``: the job's account need not read simfarm's files) with interpreter
+        ``python``, and the extra ``subprocess.Popen`` arguments it needs (the note's
+        descriptor, on POSIX)."""
+        prefix = [python, "-I", "-S", "-c", _note_source()]
         if self.fd is None:
-            return [sys.executable, "-I", "-S", script, f"path:{self.path}", *argv], {}
-        return ([sys.executable, "-I", "-S", script, f"fd:{self.fd}", *argv],
-                {"pass_fds": (self.fd,)})
+            return [*prefix, f"path:{self.path}", *argv], {}
+        return [*prefix, f"fd:{self.fd}", *argv], {"pass_fds": (self.fd,)}
 
     def started(self) -> None:
         """The program started (or could not): the worker's descriptor is not needed."""
