@@ -48,6 +48,7 @@ if target == 'pending' and redis.call('HEXISTS', KEYS[1], 'gate') == 1 then
 end
 redis.call('ZADD', K.state(target), score, id)
 redis.call('HSET', KEYS[1], 'state', target, 'updated_at', ARGV[7])
+count_waiting(KEYS[1], state, target)
 if target ~= 'scheduled' and target ~= 'running' then
   return_licenses(KEYS[1])
 elseif draw then
