@@ -352,6 +352,11 @@ class Settings(BaseSettings):
     expiry_interval_s: float = Field(
         default=60.0, ge=0, description="gateway: retention sweep interval (0 = off)"
     )
+    usage_retention_days: int = Field(
+        default=400, ge=1, le=36_600,
+        description="gateway: keep the usage roll-ups (GET /api/v1/usage) this many UTC "
+        "days; older days are deleted by the retention sweep"
+    )
     stats_bucket_s: float = Field(
         default=60.0, ge=1, le=3600,
         description="farm time series: bucket length (one point per series per bucket)",

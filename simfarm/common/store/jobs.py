@@ -368,7 +368,7 @@ class JobStore(StreamingStore):
                 fields[name] = data[name]
         if data.get("sweep_index"):
             fields["sweep_index"] = int(data["sweep_index"])
-        for name in ("dependencies", "variation", "results", "licenses_held"):
+        for name in ("dependencies", "variation", "results", "licenses_held", "usage"):
             if data.get(name):
                 fields[name] = json.loads(data[name])
         if data.get("exit_code"):

@@ -84,6 +84,15 @@ key                                type        content
 ``P notify:joblog:<job/sweep id>`` list        attempts about one job or sweep (capped, TTL)
 ``P notify:sweep:<id>``            hash        a notifying sweep's ended children, and
                                                whether its end was notified
+``P usage:days``                   zset        UTC day numbers (days since the epoch) that
+                                               have usage roll-ups, score = the day
+``P usage:<day>:<dim>``            hash        usage roll-up of one UTC day by ``user``,
+                                               ``account``, ``node``, ``account.user`` or
+                                               ``node.user``: ``<row>|<metric>`` -> number
+                                               (attempts, core_s, wall_s, wait_s,
+                                               end:<how>, lic:<name>, pool:<name>); written
+                                               only by the Lua that ends an attempt
+                                               (lib.lua record_usage)
 =================================  ==========  ===============================================
 """
 
@@ -268,3 +277,10 @@ class Keys:
 
     def node_drain(self, name: str) -> str:
         return f"{self.prefix}node:{name}:drain"
+
+    @property
+    def usage_days(self) -> str:
+        return f"{self.prefix}usage:days"
+
+    def usage_day(self, day: int, dim: str) -> str:
+        return f"{self.prefix}usage:{day}:{dim}"

@@ -14,6 +14,7 @@ end
 if state ~= 'pending' and state ~= 'scheduled' and state ~= 'held' then
   return {'final', state}
 end
+if state == 'scheduled' then record_usage(KEYS[1], state, 'cancelled', tonumber(ARGV[2])) end
 local rank = redis.call('HGET', KEYS[1], 'rank')
 redis.call('ZREM', K.state(state), id)
 redis.call('ZADD', K.state('cancelled'), rank, id)
