@@ -36,6 +36,7 @@ from simfarm.common.store.leases import (
     pid_fields,
     to_attempt,
 )
+from simfarm.common.store.rows import ROW_FIELDS, JobRow, to_row
 from simfarm.common.store.streams import StreamingStore
 from simfarm.common.waiting import ShapeWait, explain, request_shape
 
@@ -122,6 +123,7 @@ class JobStore(StreamingStore):
         self._set_priority = load("set_priority")
         self._renew = load("renew_lease")
         self._claim = load("claim")
+        self._rows = load("rows")
 
     # ------------------------------------------------------------------ create / read
     def create(
@@ -444,6 +446,26 @@ class JobStore(StreamingStore):
             found = found[:limit]
             return JobPage(jobs=found, next_cursor=str(self._seq_of(found[-1].id)))
         return JobPage(jobs=found, next_cursor=None if last_score is None else str(int(last_score)))
+
+    def newest_rows(self, *, owner: str | None = None, kind: str | None = None,
+                    limit: int = MAX_PAGE) -> list[JobRow]:
+        """Up to ``limit`` jobs (of ``owner``; of ``kind``) as :class:`JobRow`, newest
+        first: no job model is built. One script call (``lua/rows.lua``) per ``limit``
+        jobs looked at: more than one only while jobs of another kind are passed over."""
+        key = self.keys.owner(owner) if owner else self.keys.all_jobs
+        found: list[JobRow] = []
+        high = "+inf"
+        width = 1 + len(ROW_FIELDS)
+        while len(found) < limit:
+            flat = self._rows(keys=[key], args=[high, limit, *ROW_FIELDS])
+            for at in range(1, len(flat), width):
+                row = to_row(flat[at].decode(), flat[at + 1 : at + width])
+                if row is not None and (kind is None or row.kind == kind):
+                    found.append(row)
+            if (len(flat) - 1) // width < limit:
+                break
+            high = f"({int(float(flat[0]))}"
+        return found[:limit]
 
     def _seq_of(self, job_id: str) -> int:
         return int(cast(bytes, self.connection.hget(self.keys.job(job_id), "seq")))
