@@ -24,11 +24,19 @@ import httpx
 import pytest
 import redis
 
-from simfarm.client.embedded import EmbeddedService, free_port
+from simfarm.client.embedded import EmbeddedService
 from simfarm.client.embedded_auth import RedisUsers
 from simfarm.common.settings import Settings
 from tests.conftest import RedisServer
-from tests.helpers import ROOT, start_gateway, start_worker, stop_process, wait_for, wait_until
+from tests.helpers import (
+    ROOT,
+    free_port,
+    start_gateway,
+    start_worker,
+    stop_process,
+    wait_for,
+    wait_until,
+)
 
 PREFIX = "atk:"
 #: The test account cannot run the venv's interpreter (under /root): jobs and the other
