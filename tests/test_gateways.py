@@ -352,3 +352,22 @@ def test_one_blob_uploaded_through_two_gateways_at_once(farm: Farm) -> None:
             assert stored.status_code == 200 and stored.content == body
     finally:
         slow.close()
+
+
+def test_the_audit_names_the_client_behind_a_trusted_balancer(farm: Farm) -> None:
+    """Behind a balancer every connection comes from it: the audit log records the
+    client's address from X-Forwarded-For when the balancer is trusted, and only then
+    (a client cannot make itself someone else by sending the header directly)."""
+    farm.start_gateway("gw-a")
+    farm.start_gateway("gw-b", gateway_trusted_proxies=[])
+    for name, forwarded, source in (("gw-a", "203.0.113.9, 127.0.0.1", "203.0.113.9"),
+                                    ("gw-b", "203.0.113.9", "127.0.0.1")):
+        with farm.direct(name) as http:
+            made = http.post("/api/v1/jobs", json={"argv": ["true"], "name": name},
+                             headers={"X-Forwarded-For": forwarded})
+            assert made.status_code == 201, made.text
+            job = made.json()["id"]
+            entries = wait_for(lambda h=http, j=job: h.get(  # type: ignore[misc]
+                "/api/v1/audit", params={"target": j}).json()["entries"],
+                lambda e: len(e) == 1, 10, "the audit entry")
+            assert entries[0]["source"] == source
