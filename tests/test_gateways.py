@@ -25,10 +25,10 @@ from simfarm.client import Client
 from simfarm.common.models import JobEvent
 from simfarm.common.settings import Settings
 from simfarm.common.tokens import TokenEntry, hash_token
+from tests.balancer import Balancer
 from tests.chaos import RECORDER, assert_never_twice_at_once
 from tests.conftest import RedisServer
 from tests.helpers import (
-    ROOT,
     free_port,
     start_gateway,
     start_worker,
@@ -39,68 +39,7 @@ from tests.helpers import (
 
 TOKEN = "gateways-admin-token"
 PUBLIC_NAME = "simfarm.lab.example"  # the balancer's name in deploy/haproxy/haproxy.cfg
-HAPROXY_CFG = ROOT / "deploy" / "haproxy" / "haproxy.cfg"
 FINAL = {"completed", "failed", "cancelled"}
-
-
-def haproxy_binary() -> str:
-    import shutil
-
-    binary = shutil.which("haproxy")
-    if binary is None:
-        pytest.fail("haproxy is not installed; `make test` installs it "
-                    "(scripts/install-system-deps.sh --test)")
-    return binary
-
-
-class Balancer:
-    """HAProxy running deploy/haproxy/haproxy.cfg, with the gateways' and its own
-    addresses put on loopback ports and a stats socket to read the servers' states."""
-
-    def __init__(self, folder: Path, gateway_ports: dict[str, int]) -> None:
-        self.port = free_port()
-        self.socket = folder / "haproxy.sock"
-        text = HAPROXY_CFG.read_text()
-        text = text.replace("bind :8765", f"bind 127.0.0.1:{self.port}")
-        # (fewer connections: 20,000 need more open files than a test process may have)
-        text = text.replace("    maxconn 20000\n",
-                            f"    maxconn 2000\n    stats socket {self.socket} level admin\n")
-        for name, port in gateway_ports.items():
-            assert f"server {name} {name}:8765 check" in text
-            text = text.replace(f"{name}:8765", f"127.0.0.1:{port}")
-        self.config = folder / "haproxy.cfg"
-        self.config.write_text(text)
-        check = subprocess.run([haproxy_binary(), "-c", "-f", str(self.config)],
-                               capture_output=True, text=True, timeout=30, check=False)
-        assert check.returncode == 0, check.stdout + check.stderr
-        self.log = open(folder / "haproxy.log", "ab")
-        self.proc = subprocess.Popen([haproxy_binary(), "-db", "-f", str(self.config)],
-                                     stdin=subprocess.DEVNULL, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
-        wait_until(self.socket.exists, 20, "haproxy's stats socket")
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def states(self) -> dict[str, str]:
-        """Each gateway's status as HAProxy sees it (UP, DOWN, ...)."""
-        with socket.socket(socket.AF_UNIX) as sock:
-            sock.connect(str(self.socket))
-            sock.sendall(b"show stat\n")
-            data = b""
-            while chunk := sock.recv(65536):
-                data += chunk
-        rows = [line.split(",") for line in data.decode().splitlines() if line]
-        header = rows[0][0].lstrip("# ").split(",") if rows else []
-        names = [h.lstrip("# ") for h in rows[0]] if rows else header
-        status = names.index("status")
-        return {row[1]: row[status] for row in rows[1:]
-                if len(row) > status and row[0] == "gateways" and row[1] != "BACKEND"}
-
-    def stop(self) -> None:
-        stop_process(self.proc)
-        self.log.close()
 
 
 def kill_tree(proc: subprocess.Popen[bytes]) -> None:
