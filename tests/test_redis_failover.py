@@ -232,3 +232,21 @@ def test_a_worker_rides_out_failover_after_failover(
         http.close()
         stop_process(worker)
         stop_process(gateway)
+
+
+def test_the_worker_keeps_its_broker_transport_when_it_moves_to_another_sentinel() -> None:
+    """kombu parses the next URL of the sentinel list again when a reconnect moves on
+    to it, and takes the transport its scheme names: simfarm's (which rides out refused
+    writes and channels left behind by a reconnect), not kombu's own, which stopped busy
+    workers in the failover soak."""
+    from simfarm.workers.app import make_celery
+    from simfarm.workers.broker import SentinelTransport
+
+    app = make_celery(Settings(redis_url="redis+sentinel://127.0.0.1:1,127.0.0.1:2/m/0"))
+    connection = app.connection_for_read()
+    try:
+        assert isinstance(connection.transport, SentinelTransport)
+        connection.switch(connection.alt[1])  # what a failed connect does
+        assert isinstance(connection.transport, SentinelTransport)
+    finally:
+        connection.release()

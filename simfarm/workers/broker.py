@@ -97,3 +97,15 @@ class SentinelTransport(kombu_redis.SentinelTransport):
 
 TRANSPORT = f"{__name__}:Transport"
 SENTINEL_TRANSPORT = f"{__name__}:SentinelTransport"
+
+
+def install() -> None:
+    """Make kombu take these transports for ``redis://`` and ``sentinel://`` URLs
+    everywhere. ``broker_transport`` alone is not enough: a reconnect that moves on to
+    the next URL of a ``;`` list (every sentinel is one) parses that URL again and takes
+    the transport its scheme names, so after the first failover the worker ran on
+    kombu's own transports, without the fixes above."""
+    from kombu.transport import TRANSPORT_ALIASES
+
+    TRANSPORT_ALIASES["redis"] = TRANSPORT
+    TRANSPORT_ALIASES["sentinel"] = SENTINEL_TRANSPORT
