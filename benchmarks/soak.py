@@ -163,7 +163,7 @@ class Soak:
                         time.sleep(0.5)
                     time.sleep(threads / rate)
 
-        pool = [threading.Thread(target=loop) for _ in range(threads)]
+        pool = [threading.Thread(target=loop, daemon=True) for _ in range(threads)]
         for thread in pool:
             thread.start()
         for thread in pool:
