@@ -238,6 +238,21 @@ def test_to_dict_from_dict_round_trip_through_json() -> None:
     assert HFSSSimulationConfig(**data).model_dump() == cfg.model_dump()
 
 
+@pytest.mark.parametrize("cfg", [
+    HFSSSimulationConfig(),
+    HFSSSimulationConfig.from_dict({"project_path": "/p/x.aedb", "jobid": "j1"}),
+    create_hfss_config(project_path="/p/y.aedt", jobid="j2", scheduler_type=SchedulerType.PBS,
+                       machine_nodes=[MachineNode(hostname="h1", cores=4), MachineNode()],
+                       scheduler_options=SchedulerOptions(nodes=2, account="acc", gpus=1),
+                       layout_options=HFSS3DLayoutBatchOptions(enable_gpu=True)),
+])
+def test_dump_of_stored_puts_the_defaults_back(cfg: HFSSSimulationConfig) -> None:
+    """What the gateway stores (defaults left out) reads back as the full dump, without
+    building the model: PyEDB's job list shows every key of every config."""
+    stored = json.loads(cfg.model_dump_json(exclude_defaults=True))
+    assert HFSSSimulationConfig.dump_of_stored(stored) == cfg.model_dump(mode="json")
+
+
 def test_from_dict_fallbacks_match_pyedb() -> None:
     cfg = HFSSSimulationConfig.from_dict({"project_path": "/p/x.aedb", "user": None})
     assert (cfg.design_name, cfg.design_mode, cfg.setup_name) == ("main", "Nominal", "Setup1")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import getpass
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from simfarm.common.hfss import create_hfss_config
+from simfarm.common.hfss import HFSSSimulationConfig, create_hfss_config
 from simfarm.common.settings import Settings
 from tests.helpers import wait_for
 
@@ -79,6 +80,43 @@ def test_api_submit_with_user_machine_nodes_and_batch_options(
     assert job["priority"] == 3
     assert job["config"]["machine_nodes"][0]["cores"] == 2
     assert job["config"]["layout_options"]["enable_gpu"] is True
+
+
+def test_listed_jobs_show_pyedb_to_dict_of_their_config(
+    http: httpx.Client, hfss_node: Settings, project: Path
+) -> None:
+    """GET /api/jobs renders each job from its stored fields: the config as PyEDB's
+    to_dict of what was submitted (defaults included), the times and the state of the
+    job as /api/v1 shows it."""
+    tag = uuid.uuid4().hex[:6]
+    bodies = [
+        {"config": config_dict(project, jobid=f"plain_{tag}")},
+        {"config": config_dict(project, jobid=f"custom_{tag}", design_name="top",
+                               setup_name="S2"), "priority": 2,
+         "machine_nodes": [{"hostname": "localhost", "cores": 2, "max_cores": 2},
+                           {"hostname": "localhost", "cores": 1, "utilization": 50}],
+         "batch_options": {"enable_gpu": True, "mpi_vendor": "Open MPI"}},
+    ]
+    ids = [http.post("/jobs/submit", json=b).json()["job_id"] for b in bodies]
+    for job_id in ids:
+        wait_status(http, job_id, *TERMINAL)
+    for job_id in ids:
+        listed = pyedb_job(http, job_id)
+        job = http.get(f"/api/v1/jobs/{job_id}").json()
+        expected = HFSSSimulationConfig.model_validate(job["spec"]["hfss"]).to_dict()
+        assert {k: v for k, v in listed["config"].items() if k != "timestamp"} == {
+            k: v for k, v in expected.items() if k != "timestamp"}
+        assert listed["status"] == job["state"] == "completed"
+        assert listed["priority"] == job["priority"] - 5
+        assert listed["return_code"] == job.get("exit_code")
+        for ours, theirs in (("start_time", "started_at"), ("end_time", "finished_at")):
+            assert (_instant(listed[ours]) == _instant(job.get(theirs))), (ours, listed, job)
+    assert pyedb_job(http, ids[1])["config"]["machine_nodes"][1] == {
+        "hostname": "localhost", "cores": 1, "max_cores": 20, "utilization": 50}
+
+
+def _instant(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
 
 
 def test_resubmitting_a_finished_jobid_keeps_history(

@@ -6,6 +6,7 @@ import fakeredis
 import pytest
 
 from simfarm.common.errors import IllegalTransition, JobNotFound, StaleAttempt
+from simfarm.common.hfss import HFSSSimulationConfig
 from simfarm.common.models import JobSpec
 from simfarm.common.states import JobState
 from simfarm.common.store import JobStore
@@ -204,3 +205,23 @@ def test_a_cluster_job_seen_only_once_over_completes_from_scheduled(jobs: JobSto
     done = jobs.get(job.id)
     assert done.state is JobState.COMPLETED and done.finished_at is not None
     assert [e.data["to"] for e in jobs.events(job.id)] == ["pending", "scheduled", "completed"]
+
+
+def test_newest_rows_of_one_kind_and_owner_page_past_other_kinds(jobs: JobStore) -> None:
+    def hfss(jobid: str) -> JobSpec:
+        config = HFSSSimulationConfig.from_dict({"project_path": "/p/b.aedt", "jobid": jobid})
+        return JobSpec(name=jobid, kind="hfss", hfss=config)
+
+    made = []
+    for n in range(3):
+        made.append(jobs.create(hfss(f"h{n}"), owner="ann")[0].id)
+        for _ in range(3):
+            jobs.create(spec(), owner="ann")  # other kinds in between fill whole pages
+    jobs.create(hfss("bobs"), owner="bob")
+    rows = jobs.newest_rows(owner="ann", kind="hfss", limit=2)
+    assert [r.id for r in rows] == made[::-1][:2]
+    assert rows[0].spec["hfss"]["jobid"] == "h2" and rows[0].owner == "ann"
+    assert rows[0].state is JobState.PENDING and rows[0].exit_code is None
+    assert [r.id for r in jobs.newest_rows(owner="ann", kind="hfss")] == made[::-1]
+    assert len(jobs.newest_rows(kind="hfss")) == 4
+    assert len(jobs.newest_rows(owner="ann")) == 12

@@ -19,6 +19,7 @@ from simfarm.client.extras import AsyncExtrasMixin
 from simfarm.client.progress import wait_progress
 from simfarm.client.specs import SpecLike, job_body
 from simfarm.client.team import AsyncTeamMixin
+from simfarm.client.usage import AsyncUsageMixin
 from simfarm.common.convergence import Convergence
 from simfarm.common.job_html import JobList
 from simfarm.common.license_pools import LicenseStatus
@@ -31,7 +32,7 @@ T = TypeVar("T")
 PARALLEL_CALLS = 16
 
 
-class AsyncClient(AsyncExtrasMixin, AsyncTeamMixin):
+class AsyncClient(AsyncExtrasMixin, AsyncTeamMixin, AsyncUsageMixin):
     """Talks to a simfarm gateway from asyncio; use ``async with AsyncClient() as c``.
 
     Arguments as for :class:`~simfarm.client.client.Client`. With ``embedded=True`` the

@@ -3,9 +3,9 @@
 Commands live in small modules and are added to the :func:`cli` group at the end of this
 file: ``cli_jobs`` (submit, status, list, logs, cancel, priority), ``cli_watch`` (watch),
 ``cli_farm`` (workers, limits, drain, resume), ``cli_files`` (fetch, upload,
-submit-batch, sweep, resubmit, history, audit), ``cli_team`` (hold, release, accounts);
-service commands (up, worker, gateway, demo) and ``completion`` are here. Shell
-completion: docs/cli.md.
+submit-batch, sweep, resubmit, history, audit), ``cli_team`` (hold, release, accounts),
+``cli_usage`` (usage); service commands (up, worker, gateway, demo) and ``completion``
+are here. Shell completion: docs/cli.md.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from simfarm.client import cli_farm, cli_files, cli_jobs, cli_team, cli_watch
+from simfarm.client import cli_farm, cli_files, cli_jobs, cli_team, cli_usage, cli_watch
 from simfarm.client.cli_common import UserError
 from simfarm.client.cli_tokens import hash_token_command, redis_users_command
 from simfarm.client.errors import ApiError, ConnectionFailed
@@ -173,8 +173,8 @@ def completion(shell: str) -> None:
 
 
 for _command in [*cli_jobs.COMMANDS, *cli_watch.COMMANDS, *cli_farm.COMMANDS,
-                 *cli_files.COMMANDS, *cli_team.COMMANDS, hash_token_command,
-                 redis_users_command]:
+                 *cli_files.COMMANDS, *cli_team.COMMANDS, *cli_usage.COMMANDS,
+                 hash_token_command, redis_users_command]:
     cli.add_command(_command)
 
 

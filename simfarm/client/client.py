@@ -20,6 +20,7 @@ from simfarm.client.extras import ExtrasMixin
 from simfarm.client.progress import wait_progress
 from simfarm.client.specs import SpecLike, job_body
 from simfarm.client.team import TeamMixin
+from simfarm.client.usage import UsageMixin
 from simfarm.common.convergence import Convergence
 from simfarm.common.job_html import JobList
 from simfarm.common.license_pools import LicenseStatus
@@ -32,7 +33,7 @@ T = TypeVar("T")
 PARALLEL_CALLS = 8
 
 
-class Client(ExtrasMixin, TeamMixin):
+class Client(ExtrasMixin, TeamMixin, UsageMixin):
     """Talks to a simfarm gateway over HTTP and WebSocket. Safe to share between threads.
 
     ``url`` defaults to ``SIMFARM_URL``, then to a running ``simfarm up``, then to

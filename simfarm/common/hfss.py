@@ -26,8 +26,9 @@ import tempfile
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from functools import cache
 from pathlib import PurePath
-from typing import Any, Self
+from typing import Any, Self, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -127,6 +128,43 @@ class _Model(BaseModel):
     def validate_fields(self) -> None:
         """Re-check every field (kept for PyEDB compatibility; construction already validates)."""
         self.model_validate(self.model_dump())
+
+    @classmethod
+    def dump_of_stored(cls, stored: dict[str, Any]) -> dict[str, Any]:
+        """``model_dump(mode="json")`` of the model whose ``model_dump_json(
+        exclude_defaults=True)`` is ``stored`` (parsed), without building the model: the
+        defaults put back. For pages that list many stored jobs; ``stored`` was
+        validated when it was stored."""
+        defaults = _defaults_dump(cls)
+        out = {**defaults, **stored}  # the nested fields are replaced below: never shared
+        for name, (sub, many) in _nested_fields(cls).items():
+            value = stored.get(name, defaults[name])
+            if value is None:
+                out[name] = None
+            elif many:
+                out[name] = [sub.dump_of_stored(v) for v in value]
+            else:
+                out[name] = sub.dump_of_stored(value)
+        return out
+
+
+@cache
+def _nested_fields(cls: type[_Model]) -> dict[str, tuple[type[_Model], bool]]:
+    """The fields of ``cls`` that hold models: name → (model class, a list of them)."""
+    out: dict[str, tuple[type[_Model], bool]] = {}
+    for name, info in cls.model_fields.items():
+        kind = info.annotation
+        many = get_origin(kind) is list
+        if many:
+            kind = get_args(kind)[0]
+        if isinstance(kind, type) and issubclass(kind, _Model):
+            out[name] = (kind, many)
+    return out
+
+
+@cache
+def _defaults_dump(cls: type[_Model]) -> dict[str, Any]:
+    return cls.model_construct().model_dump(mode="json")
 
 
 def _one_of(value: str, choices: tuple[str, ...], what: str) -> str:
@@ -379,27 +417,7 @@ class HFSSSimulationConfig(_Model):
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-safe dict with PyEDB's keys (plus ``user``)."""
-        return {
-            "solver": self.solver,
-            "ansys_edt_path": self.ansys_edt_path,
-            "jobid": self.jobid,
-            "user": self.user,
-            "distributed": self.distributed,
-            "machine_nodes": [node.model_dump() for node in self.machine_nodes],
-            "auto": self.auto,
-            "non_graphical": self.non_graphical,
-            "monitor": self.monitor,
-            "layout_options": self.layout_options.model_dump(),
-            "project_path": self.project_path,
-            "design_name": self.design_name,
-            "design_mode": self.design_mode,
-            "setup_name": self.setup_name,
-            "scheduler_type": self.scheduler_type.value,
-            "scheduler_options": self.scheduler_options.model_dump(),
-            "platform": platform.system(),
-            "timestamp": datetime.now().isoformat(),
-            "version": "1.0.0",
-        }
+        return pyedb_dict(self.model_dump(mode="json"))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
@@ -462,3 +480,11 @@ class HFSSSimulationConfig(_Model):
 
 
 create_hfss_config = HFSSSimulationConfig.create
+
+
+def pyedb_dict(dump: dict[str, Any], timestamp: str | None = None) -> dict[str, Any]:
+    """PyEDB's ``to_dict`` of a config from its JSON dump (``model_dump(mode="json")`` or
+    :meth:`~_Model.dump_of_stored`): the dump with PyEDB's bookkeeping keys
+    (``timestamp``: now unless given, as PyEDB stamps every call)."""
+    return {**dump, "platform": platform.system(),
+            "timestamp": timestamp or datetime.now().isoformat(), "version": "1.0.0"}

@@ -35,6 +35,7 @@ __all__ = [
     "hfss_routing_labels",
     "normalize_aedt_version",
     "pyedb_priority",
+    "pyedb_state",
     "pyedb_status",
     "simfarm_priority",
 ]
@@ -181,12 +182,18 @@ def pyedb_priority(simfarm: int) -> int:
 
 
 def pyedb_status(job: Job) -> str:
-    """The job's state under PyEDB's names (a held job is PyEDB's ``pending``: in the
-    farm, not yet queued to start)."""
-    if job.state is JobState.PENDING:
+    """The job's state under PyEDB's names (see :func:`pyedb_state`)."""
+    return pyedb_state(job.state, job.native_id)
+
+
+def pyedb_state(state: JobState, native_id: str | None) -> str:
+    """A job's state under PyEDB's names (a held job is PyEDB's ``pending``: in the
+    farm, not yet queued to start; a scheduled one is ``queued`` until its cluster job
+    exists)."""
+    if state is JobState.PENDING:
         return "queued"
-    if job.state is JobState.HELD:
+    if state is JobState.HELD:
         return "pending"
-    if job.state is JobState.SCHEDULED:
-        return "scheduled" if job.native_id else "queued"
-    return job.state.value
+    if state is JobState.SCHEDULED:
+        return "scheduled" if native_id else "queued"
+    return state.value

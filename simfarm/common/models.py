@@ -16,6 +16,7 @@ from simfarm.common.hfss_licensing import JobLicensing
 from simfarm.common.names import check_name
 from simfarm.common.notify import NotifySpec
 from simfarm.common.states import JobState
+from simfarm.common.usage import AttemptUsage
 
 MAX_ARGV_ITEMS = 4096
 MAX_ARG_LENGTH = 32_768
@@ -276,6 +277,9 @@ class Job(BaseModel):
     resubmit_of: str | None = Field(default=None, description="the job this one re-runs")
     resubmitted_as: str | None = Field(default=None, description="latest re-run of this job")
     results: ResultsInfo | None = Field(default=None, description="uploaded results (staged)")
+    usage: list[AttemptUsage] = Field(
+        default_factory=list, description="what each ended attempt used (usage accounting: "
+        "docs/operations.md#usage-accounting)")
 
     @property
     def final(self) -> bool:

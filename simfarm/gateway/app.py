@@ -12,6 +12,7 @@ from simfarm.gateway import (
     accounts_api,
     batch_api,
     dashboard,
+    fairshare_api,
     files_api,
     health_api,
     history_api,
@@ -23,6 +24,7 @@ from simfarm.gateway import (
     pyedb_limits,
     pyedb_routes,
     sweeps_api,
+    usage_api,
     workers_api,
     workflows_api,
     ws,
@@ -68,7 +70,9 @@ def create_app(settings: Settings | None = None, connection: redis.Redis | None 
     app.register_blueprint(history_api.bp)  # finished jobs, resubmit
     app.register_blueprint(workflows_api.bp)  # jobs that depend on each other by name
     app.register_blueprint(accounts_api.bp)  # accounts, shares, usage
+    app.register_blueprint(fairshare_api.bp)  # fair share: usage against shares
     app.register_blueprint(holds_api.bp)  # hold and release jobs and sweeps
+    app.register_blueprint(usage_api.bp)  # usage accounting: who used how much
     install_audit(app)
     install_expiry(app)  # the retention sweep
     install_visuals(app)  # progress series, farm series, result summaries, webhooks

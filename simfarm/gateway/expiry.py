@@ -1,6 +1,6 @@
-"""The retention sweep: forgets finished jobs older than ``job_retention_s`` and blobs
-unused that long, in a background thread of the gateway (one gateway at a time, by a
-Redis lock)."""
+"""The retention sweep: forgets finished jobs older than ``job_retention_s``, blobs
+unused that long and usage roll-ups older than ``usage_retention_days``, in a
+background thread of the gateway (one gateway at a time, by a Redis lock)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import time
 from flask import Flask
 
 from simfarm.common.store.history import HistoryStore
+from simfarm.common.store.usage import UsageStore
+from simfarm.common.usage import day_of
 from simfarm.gateway.services import Services
 
 log = logging.getLogger(__name__)
@@ -78,6 +80,8 @@ class Expirer:
             log.info("retention: %d interrupted uploads deleted", parts)
         if expired:
             log.info("retention: %d finished jobs expired", expired)
+        UsageStore(self.svc.redis, self.svc.settings.key_prefix).forget_before(
+            day_of(now) - self.svc.settings.usage_retention_days + 1)
         return expired
 
 

@@ -34,16 +34,19 @@ from simfarm.common.hfss import (
     HFSSSimulationConfig,
     MachineNode,
     SchedulerType,
+    pyedb_dict,
 )
 from simfarm.common.hfss_jobs import (
     SCHEDULER_LABEL,
     aedt_version_label,
     pyedb_priority,
+    pyedb_state,
     pyedb_status,
     simfarm_priority,
 )
 from simfarm.common.models import Job, JobSpec, NodeInfo, ResourceRequest
 from simfarm.common.states import JobState
+from simfarm.common.store.rows import JobRow
 from simfarm.gateway.admission import Admission, check_all, store
 from simfarm.gateway.auth import can_see, current_user
 from simfarm.gateway.errors import ApiError, pyedb_error, validation_fields
@@ -58,40 +61,28 @@ MAX_RESUBMITS = 50
 _GB = 1024.0
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+def _iso(ts: float | None) -> str | None:
+    return datetime.fromtimestamp(ts, UTC).isoformat() if ts is not None else None
 
 
-def _job_json(job: Job) -> dict[str, Any]:
-    config = job.spec.hfss
+def _row_json(row: JobRow, timestamp: str) -> dict[str, Any]:
+    """PyEDB's job shape, straight from the stored fields (no job model is built)."""
+    stored = row.spec.get("hfss")
+    config = (pyedb_dict(HFSSSimulationConfig.dump_of_stored(stored), timestamp)
+              if stored is not None else {})
     return {
-        "id": job.id,
-        "user": job.owner or (config.user if config else "unknown"),
-        "config": config.to_dict() if config else {},
-        "status": pyedb_status(job),
-        "start_time": _iso(job.started_at),
-        "end_time": _iso(job.finished_at),
-        "return_code": job.exit_code,
-        "scheduler_job_id": job.native_id,
-        "priority": pyedb_priority(job.priority),
-        "error": job.error,
-        "progress": job.progress,
+        "id": row.id,
+        "user": row.owner or (config.get("user") if config else "unknown"),
+        "config": config,
+        "status": pyedb_state(row.state, row.native_id),
+        "start_time": _iso(row.started_at),
+        "end_time": _iso(row.finished_at),
+        "return_code": row.exit_code,
+        "scheduler_job_id": row.native_id,
+        "priority": pyedb_priority(row.priority),
+        "error": row.error,
+        "progress": row.progress,
     }
-
-
-def _hfss_jobs(limit: int = MAX_LISTED) -> list[Job]:
-    jobs = services().jobs
-    principal = current_user()
-    owner = None if principal.admin else principal.user
-    found: list[Job] = []
-    cursor: str | None = None
-    while len(found) < limit:
-        page = jobs.list_jobs(cursor=cursor, owner=owner, limit=200)
-        found.extend(j for j in page.jobs if j.spec.kind == "hfss")
-        cursor = page.next_cursor
-        if cursor is None:
-            break
-    return found[:limit]
 
 
 def _alive_nodes() -> list[NodeInfo]:
@@ -158,7 +149,11 @@ def _queue_stats(nodes: list[NodeInfo]) -> dict[str, Any]:
 @bp.get("/api/jobs")
 def list_jobs() -> Response:
     """All HFSS jobs, newest first, as PyEDB lists them."""
-    return jsonify([_job_json(job) for job in _hfss_jobs()])
+    principal = current_user()
+    rows = services().jobs.newest_rows(owner=None if principal.admin else principal.user,
+                                       kind="hfss", limit=MAX_LISTED)
+    timestamp = datetime.now().isoformat()  # PyEDB's to_dict stamps each config with now
+    return jsonify([_row_json(row, timestamp) for row in rows])
 
 
 @bp.get("/resources")

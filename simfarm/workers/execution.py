@@ -146,7 +146,7 @@ def _record(ctx: WorkerContext, job_id: str, attempt: int, outcome: Outcome,
             expect_attempt=attempt,
             sources=[JobState.SCHEDULED, JobState.RUNNING] if from_scheduled
             else [JobState.RUNNING],
-            lease=LeaseEnd(requeued=outcome.interrupted),
+            lease=LeaseEnd(requeued=outcome.interrupted, timed_out=outcome.timed_out),
             fields=fields,
             event=event,
             nudge=True,  # the room this attempt held is free

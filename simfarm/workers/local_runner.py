@@ -231,7 +231,8 @@ class LocalRunner:
             if stop is not None:
                 continue
             if deadline is not None and time.monotonic() >= deadline:
-                stop = Outcome(JobState.FAILED, reason=f"timeout: exceeded {timeout_s:g} s")
+                stop = Outcome(JobState.FAILED, reason=f"timeout: exceeded {timeout_s:g} s",
+                               timed_out=True)
             elif (ended := self.supervisor.check()) is not None:
                 stop = ended.outcome()
                 if ended.kind is StopKind.LEASE_EXPIRED:

@@ -36,6 +36,7 @@ from simfarm.common.store.leases import (
     pid_fields,
     to_attempt,
 )
+from simfarm.common.store.rows import ROW_FIELDS, JobRow, to_row
 from simfarm.common.store.streams import StreamingStore
 from simfarm.common.waiting import ShapeWait, explain, request_shape
 
@@ -122,6 +123,7 @@ class JobStore(StreamingStore):
         self._set_priority = load("set_priority")
         self._renew = load("renew_lease")
         self._claim = load("claim")
+        self._rows = load("rows")
 
     # ------------------------------------------------------------------ create / read
     def create(
@@ -248,7 +250,8 @@ class JobStore(StreamingStore):
     def _explain_waiting(self, jobs: list[Job]) -> list[Job]:
         """Put the dispatcher's note on each startable pending job's ``reason`` (one more
         round trip when there are such jobs), unless the job's own reason is newer."""
-        waiting = {j.id: request_shape(j.spec.resources, j.spec.timeout_s)
+        waiting = {j.id: request_shape(j.spec.resources, j.spec.timeout_s,
+                                       j.spec.account or "", j.owner or "")
                    for j in jobs if j.state is JobState.PENDING and not j.gate}
         if not waiting:
             return jobs
@@ -366,7 +369,7 @@ class JobStore(StreamingStore):
                 fields[name] = data[name]
         if data.get("sweep_index"):
             fields["sweep_index"] = int(data["sweep_index"])
-        for name in ("dependencies", "variation", "results", "licenses_held"):
+        for name in ("dependencies", "variation", "results", "licenses_held", "usage"):
             if data.get(name):
                 fields[name] = json.loads(data[name])
         if data.get("exit_code"):
@@ -444,6 +447,26 @@ class JobStore(StreamingStore):
             return JobPage(jobs=found, next_cursor=str(self._seq_of(found[-1].id)))
         return JobPage(jobs=found, next_cursor=None if last_score is None else str(int(last_score)))
 
+    def newest_rows(self, *, owner: str | None = None, kind: str | None = None,
+                    limit: int = MAX_PAGE) -> list[JobRow]:
+        """Up to ``limit`` jobs (of ``owner``; of ``kind``) as :class:`JobRow`, newest
+        first: no job model is built. One script call (``lua/rows.lua``) per ``limit``
+        jobs looked at: more than one only while jobs of another kind are passed over."""
+        key = self.keys.owner(owner) if owner else self.keys.all_jobs
+        found: list[JobRow] = []
+        high = "+inf"
+        width = 1 + len(ROW_FIELDS)
+        while len(found) < limit:
+            flat = self._rows(keys=[key], args=[high, limit, *ROW_FIELDS])
+            for at in range(1, len(flat), width):
+                row = to_row(flat[at].decode(), flat[at + 1 : at + width])
+                if row is not None and (kind is None or row.kind == kind):
+                    found.append(row)
+            if (len(flat) - 1) // width < limit:
+                break
+            high = f"({int(float(flat[0]))}"
+        return found[:limit]
+
     def _seq_of(self, job_id: str) -> int:
         return int(cast(bytes, self.connection.hget(self.keys.job(job_id), "seq")))
 
@@ -464,6 +487,14 @@ class JobStore(StreamingStore):
         for s in JobState:
             pipe.zcard(self.keys.state(s.value))
         return {s.value: int(n) for s, n in zip(JobState, pipe.execute(), strict=True)}
+
+    def queued(self, user: str | None, account: str | None) -> tuple[int, int]:
+        """How many jobs of ``user`` and of ``account`` have not started yet (pending or
+        held): ``(user's, account's)``, one round trip (counted by the Lua that changes
+        states, ``P queued``)."""
+        raw = cast(list[bytes | None], self.connection.hmget(
+            self.keys.queued, [f"user/{user or ''}", f"account/{account or ''}"]))
+        return int(raw[0] or 0) if user else 0, int(raw[1] or 0) if account else 0
 
     def pending_by_priority(self, gated: bool = False) -> dict[int, int]:
         """Number of pending jobs at each priority 0-10 that the dispatcher may place

@@ -33,6 +33,14 @@ key                                type        content
 ``P dispatch:fence``               string      fencing token counter
 ``P dispatch:waits``               hash        why pending jobs of each request shape wait:
                                                shape name -> '<written at> <note JSON>'
+``P queued``                       hash        jobs not started yet (pending, held) per owner
+                                               and per account: ``user/<name>``,
+                                               ``account/<name>`` -> count (the Lua that
+                                               changes a job's state keeps it: lib.lua
+                                               count_waiting); the pending limits read it
+``P fairshare``                    string      fair share: every account's and user's
+                                               decayed usage and when it was counted (JSON,
+                                               written by the dispatcher leader)
 ``P replicated``                   string      replication barrier counter: a write whose
                                                ``WAIT`` covers every earlier write
 ``P finished``                     zset        final jobs, score = finished_at (history, expiry)
@@ -86,6 +94,15 @@ key                                type        content
 ``P notify:joblog:<job/sweep id>`` list        attempts about one job or sweep (capped, TTL)
 ``P notify:sweep:<id>``            hash        a notifying sweep's ended children, and
                                                whether its end was notified
+``P usage:days``                   zset        UTC day numbers (days since the epoch) that
+                                               have usage roll-ups, score = the day
+``P usage:<day>:<dim>``            hash        usage roll-up of one UTC day by ``user``,
+                                               ``account``, ``node``, ``account.user`` or
+                                               ``node.user``: ``<row>|<metric>`` -> number
+                                               (attempts, core_s, wall_s, wait_s,
+                                               end:<how>, lic:<name>, pool:<name>); written
+                                               only by the Lua that ends an attempt
+                                               (lib.lua record_usage)
 =================================  ==========  ===============================================
 """
 
@@ -135,6 +152,14 @@ class Keys:
     @property
     def dispatch_waits(self) -> str:
         return f"{self.prefix}dispatch:waits"
+
+    @property
+    def queued(self) -> str:
+        return f"{self.prefix}queued"
+
+    @property
+    def fairshare(self) -> str:
+        return f"{self.prefix}fairshare"
 
     @property
     def replicated(self) -> str:
@@ -273,3 +298,10 @@ class Keys:
 
     def node_drain(self, name: str) -> str:
         return f"{self.prefix}node:{name}:drain"
+
+    @property
+    def usage_days(self) -> str:
+        return f"{self.prefix}usage:days"
+
+    def usage_day(self, day: int, dim: str) -> str:
+        return f"{self.prefix}usage:{day}:{dim}"

@@ -83,10 +83,13 @@ class LeaseGrant:
 class LeaseEnd:
     """The attempt's lease ends: its end, worker process and pid go. ``requeued``: the
     job goes back to the queue, off its node; ``losses``: how many of its attempts were
-    lost with their worker, now."""
+    lost with their worker, now (the reaper's verdict: usage accounting records the
+    attempt as ``lost``); ``timed_out``: the run was stopped at its time limit
+    (recorded as ``timeout``)."""
 
     requeued: bool = False
     losses: int | None = None
+    timed_out: bool = False
 
     def fields(self) -> dict[str, Any]:
         """The hash fields it sets (None deletes)."""
@@ -95,6 +98,8 @@ class LeaseEnd:
             out["node"] = None
         if self.losses is not None:
             out["losses"] = self.losses
+        if self.timed_out:
+            out["timed_out"] = 1
         return out
 
 

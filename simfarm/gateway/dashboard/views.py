@@ -1,4 +1,5 @@
-"""Dashboard pages: jobs table, job page, workers, submit form, and their assets."""
+"""Dashboard pages: jobs table, job page, workers, overview, usage, submit form, and
+their assets."""
 
 from __future__ import annotations
 
@@ -131,6 +132,14 @@ def overview_page() -> str:
     svc = services()
     return render_template("overview.html", bucket_s=svc.settings.stats_bucket_s,
                            pools=pool_statuses(svc))
+
+
+@bp.get("/ui/usage")
+@document(tags=["dashboard"], responses={200: _HTML})
+def usage_page() -> str:
+    """Usage over time: core-hours per UTC day by account (or user, or node), and the
+    window's totals, from ``GET /api/v1/usage`` (admins see everyone, others their own)."""
+    return render_template("usage.html")
 
 
 @bp.get("/ui/submit")

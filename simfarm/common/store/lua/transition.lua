@@ -34,10 +34,20 @@ if ARGV[13] ~= '' then
 end
 local target = ARGV[2]
 local id = ARGV[1]
+local fields = cjson.decode(ARGV[6])
+if (state == 'scheduled' or state == 'running') and target ~= 'scheduled'
+    and target ~= 'running' then
+  -- the attempt ends: account for it (lib.lua) before anything of it is changed; the
+  -- reaper's verdict carries 'losses', a run stopped at its time limit 'timed_out'
+  local ended = target
+  if fields['losses'] ~= nil and target ~= 'cancelled' then ended = 'lost'
+  elseif target == 'pending' then ended = 'requeued'
+  elseif fields['timed_out'] ~= nil and target == 'failed' then ended = 'timeout' end
+  record_usage(KEYS[1], state, ended, tonumber(ARGV[7]))
+end
 local rank = redis.call('HGET', KEYS[1], 'rank')
 redis.call('ZREM', K.state(state), id)
 if ARGV[10] == '1' then redis.call('HINCRBY', KEYS[1], 'attempt', 1) end
-local fields = cjson.decode(ARGV[6])
 for k, v in pairs(fields) do
   if v == cjson.null or v == '' then redis.call('HDEL', KEYS[1], k)
   else redis.call('HSET', KEYS[1], k, tostring(v)) end
@@ -48,6 +58,10 @@ if target == 'pending' and redis.call('HEXISTS', KEYS[1], 'gate') == 1 then
 end
 redis.call('ZADD', K.state(target), score, id)
 redis.call('HSET', KEYS[1], 'state', target, 'updated_at', ARGV[7])
+count_waiting(KEYS[1], state, target)
+if target == 'pending' then  -- back in line (released, requeued): its wait starts again
+  redis.call('HSET', KEYS[1], 'queued_at', ARGV[7])
+end
 if target ~= 'scheduled' and target ~= 'running' then
   return_licenses(KEYS[1])
 elseif draw then

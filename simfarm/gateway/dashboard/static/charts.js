@@ -21,17 +21,19 @@ var simfarmCharts = (function () {
 
   function width(el) { return Math.max(320, Math.min(el.clientWidth || 640, 1100)); }
 
-  // Draws (or redraws with new data) the chart called name inside el.plot.
+  // Draws (or redraws with new data) the chart called name inside el.plot; a chart
+  // whose series changed (other labels) is drawn anew.
   function draw(name, el, options, data) {
     var holder = el.querySelector(".plot");
     var known = charts[name];
-    if (known && known.seriesCount === options.series.length) {
+    var labels = options.series.map(function (s) { return s.label; }).join("\u0000");
+    if (known && known.labels === labels) {
       known.plot.setData(data);
     } else {
       if (known) { known.plot.destroy(); }
       options.width = width(holder);
       options.height = options.height || 260;
-      charts[name] = { plot: new uPlot(options, data, holder), seriesCount: options.series.length };
+      charts[name] = { plot: new uPlot(options, data, holder), labels: labels };
     }
     var points = 0;
     for (var s = 1; s < data.length; s++) {

@@ -1,0 +1,53 @@
+"""Jobs read as rows: the few stored fields a listing shows, decoded without building a
+:class:`~simfarm.common.models.Job` (no spec model, no waiting note). For pages that
+render many jobs in a shape of their own, such as PyEDB's ``GET /api/jobs``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+from simfarm.common.models import JobSpec
+from simfarm.common.states import JobState
+
+_DEFAULT_KIND = str(JobSpec.model_fields["kind"].default)
+
+
+class JobRow(NamedTuple):
+    """A job's listed fields as stored. ``spec`` is the stored spec's JSON, parsed: its
+    defaults are left out (a model's ``dump_of_stored`` puts them back)."""
+
+    id: str
+    state: JobState
+    kind: str
+    spec: dict[str, Any]
+    owner: str | None
+    priority: int
+    started_at: float | None
+    finished_at: float | None
+    exit_code: int | None
+    native_id: str | None
+    error: str | None
+    progress: dict[str, Any] | None
+
+
+#: the hash fields :func:`to_row` reads, in its order
+ROW_FIELDS = ["state", "spec", "owner", "priority", "started_at", "finished_at", "exit_code",
+              "native_id", "error", "progress"]
+
+
+def to_row(job_id: str, raw: Sequence[bytes | None]) -> JobRow | None:
+    """The row of :data:`ROW_FIELDS` as read (None: no such job)."""
+    state, spec, owner, priority, started, finished, code, native, error, progress = (
+        v.decode() if v is not None else None for v in raw)
+    if state is None or spec is None:
+        return None
+    parsed: dict[str, Any] = json.loads(spec)
+    return JobRow(
+        id=job_id, state=JobState(state), kind=str(parsed.get("kind", _DEFAULT_KIND)),
+        spec=parsed, owner=owner or None, priority=int(priority or 0),
+        started_at=float(started) if started else None,
+        finished_at=float(finished) if finished else None,
+        exit_code=int(code) if code else None, native_id=native or None, error=error or None,
+        progress=json.loads(progress) if progress else None)
