@@ -180,7 +180,7 @@ def test_two_gateways_behind_haproxy_one_killed_mid_load(farm: Farm, tmp_path: P
                  lambda c: c[0] >= 1 and c[1] >= 1 and sum(c) == 4, 30,
                  "followers on both gateways")
         spec = {"argv": [sys.executable, "-c", RECORDER, str(records), "0.2"], "retries": 2}
-        total, threads = 90, 3
+        total, threads = 120, 3  # paced over about 6 s: the kill lands mid-load
         acked: dict[int, str] = {}
         retried: list[str] = []
         errors: list[BaseException] = []
@@ -191,7 +191,7 @@ def test_two_gateways_behind_haproxy_one_killed_mid_load(farm: Farm, tmp_path: P
                                   headers={"Authorization": f"Bearer {TOKEN}"}) as mine:
                     for n in range(first, total, threads):
                         acked[n] = submit_retrying(mine, spec, f"ha-{n}", retried)
-                        time.sleep(0.05)
+                        time.sleep(0.15)
             except BaseException as exc:
                 errors.append(exc)
 
@@ -199,8 +199,8 @@ def test_two_gateways_behind_haproxy_one_killed_mid_load(farm: Farm, tmp_path: P
         for thread in pool:
             thread.start()
         wait_for(lambda: len(acked), lambda n: n >= total // 3, 60, "a third acknowledged")
-        kill_tree(farm.gateways.pop("gw-a"))  # mid-load, with followers and submits on it
         killed_at = len(acked)
+        kill_tree(farm.gateways.pop("gw-a"))  # mid-load, with followers and submits on it
         for thread in pool:
             thread.join(timeout=120)
         assert not errors, errors
