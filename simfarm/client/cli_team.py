@@ -1,5 +1,5 @@
 """Commands of a farm shared by a team: ``hold`` and ``release`` (jobs or whole sweeps)
-and ``accounts``."""
+``accounts`` and ``share``."""
 
 from __future__ import annotations
 
@@ -75,4 +75,36 @@ def accounts(ctx: click.Context, as_json: bool) -> None:
     print_table(ACCOUNT_COLUMNS, rows)
 
 
-COMMANDS = [hold, release, accounts]
+SHARE_COLUMNS = [Column("ACCOUNT"), Column("USER"), Column("SHARES"), Column("SHARE"),
+                 Column("USAGE (core-h)"), Column("USED"), Column("FACTOR"),
+                 Column("STANDING", flexible=True)]
+
+
+@click.command()
+@client_options
+@click.pass_context
+def share(ctx: click.Context, as_json: bool) -> None:
+    """Fair share: each account's and user's share of the farm, decayed usage, and factor
+    (1 unused, 0.5 at its share; the dispatcher favours the highest)."""
+    client = make_client(ctx)
+    body = call(client.fairshare)
+    if as_json:
+        echo_json(body)
+        return
+    users: dict[str, list[dict[str, object]]] = {}
+    for u in body["users"]:
+        users.setdefault(str(u["account"]), []).append(u)
+    rows = []
+    for a in body["accounts"]:
+        for row in [a, *users.get(a["account"], [])]:
+            rows.append([row["account"] if row["user"] is None else "",
+                         row["user"] or "-", f"{row['shares']:g}",
+                         f"{100 * float(row['share']):.1f} %",
+                         f"{float(row['usage_core_s']) / 3600:.2f}",
+                         f"{100 * float(row['used']):.1f} %", f"{float(row['factor']):.3f}",
+                         "over its share" if row["over"] else "-"])
+    print_table(SHARE_COLUMNS, rows)
+    click.echo(f"usage halves every {body['half_life_s'] / 3600:g} h")
+
+
+COMMANDS = [hold, release, accounts, share]

@@ -26,6 +26,12 @@ class TeamMixin:
         the caller's ``default_account``."""
         return self._call(tapi.accounts())
 
+    def fairshare(self) -> dict[str, Any]:
+        """Where each account and user stands against its share: ``accounts`` and
+        ``users``, each with ``share``, decayed ``usage_core_s``, ``used`` and ``factor``
+        (``GET /api/v1/fairshare``)."""
+        return self._call(tapi.fairshare())
+
     def drain(self, node: str, reason: str = "") -> NodeInfo:
         """Drain a node (admins): no new jobs start there; running ones finish."""
         return self._call(tapi.drain(node, reason))
@@ -60,6 +66,10 @@ class AsyncTeamMixin:
     async def accounts(self) -> dict[str, Any]:
         """See :meth:`TeamMixin.accounts`."""
         return await self._call(tapi.accounts())
+
+    async def fairshare(self) -> dict[str, Any]:
+        """See :meth:`TeamMixin.fairshare`."""
+        return await self._call(tapi.fairshare())
 
     async def drain(self, node: str, reason: str = "") -> NodeInfo:
         """See :meth:`TeamMixin.drain`."""

@@ -20,6 +20,11 @@ def accounts() -> Operation[dict[str, Any]]:
     return Operation(Request("GET", "/api/v1/accounts"), dict)
 
 
+def fairshare() -> Operation[dict[str, Any]]:
+    """GET every account's and user's fair-share standing (``accounts``, ``users``)."""
+    return Operation(Request("GET", "/api/v1/fairshare"), dict)
+
+
 def drain(node: str, reason: str = "") -> Operation[NodeInfo]:
     """Drain a node: it takes no new jobs; those it runs finish."""
     return Operation(Request("POST", _node_path(node, "drain"), json={"reason": reason}),

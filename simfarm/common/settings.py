@@ -19,6 +19,7 @@ from simfarm.common.accounts import Account, AccountBook, check_account_name, ch
 from simfarm.common.hfss_licensing import HfssLicensing
 from simfarm.common.license_pools import LicensePool, check_unique
 from simfarm.common.tokens import TokenEntry
+from simfarm.common.user_limits import Limits
 
 #: What a job inherits from the worker's environment by default: the locale, the
 #: program search path, temporary folders, Windows' own variables, Ansys and licence
@@ -141,6 +142,17 @@ class Settings(BaseSettings):
         description="the account of users who belong to no account (empty: such users "
         "cannot submit)",
     )
+    limits: Limits = Field(
+        default_factory=Limits,
+        description="what one user or account may hold at once ([limits] tables: default, "
+        "users.<name>, accounts.<name>, each with max_running_jobs, max_cores, "
+        "max_pending_jobs, max_licenses); docs/scheduling.md",
+    )
+    fairshare_half_life_s: float = Field(
+        default=86400.0, gt=0,
+        description="fair share: usage (core-seconds and pool licence-seconds) counts half "
+        "after this long",
+    )
     allowed_roots: list[str] = Field(
         default_factory=list,
         description="folders that job paths (cwd, project files) must lie under; "
@@ -215,6 +227,11 @@ class Settings(BaseSettings):
     dispatch_aging_s: float | None = Field(
         default=3600.0, gt=0,
         description="seconds of waiting worth one priority level (unset: strict priority)",
+    )
+    dispatch_fairshare_s: float = Field(
+        default=86400.0, ge=0,
+        description="seconds of waiting a fair-share factor of 1 is worth in the dispatch "
+        "order (users and accounts furthest below their share first; 0: no fair share)",
     )
     dispatch_size_credit_s: float = Field(
         default=450.0, ge=0,

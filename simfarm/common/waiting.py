@@ -25,8 +25,9 @@ from simfarm.common.models import ResourceRequest
 class PendingReason:
     """Why a job is still pending, in words and as a machine-readable code.
 
-    Codes: ``never-fits`` (no live node could ever run it), ``no-room`` (waiting for
-    resources), ``licenses`` (waiting for licences of a farm pool),
+    Codes: ``never-fits`` (no live node could ever run it), ``limit`` (its user or
+    account is at a running limit), ``no-room`` (waiting for resources), ``licenses``
+    (waiting for licences of a farm pool),
     ``licenses-reserved`` (the pool's free licences are reserved for a job ahead in
     line), ``held`` (every node that could run it is held by its local limits),
     ``reserved`` (free resources are reserved for a job ahead in line), ``behind``
@@ -64,11 +65,14 @@ class ShapeWait:
     text: str | None = None
     #: reservations of jobs of this shape: job id -> (node, start)
     holds: Mapping[str, tuple[str, float]] = field(default_factory=dict)
+    #: "account cfd is over its share: ..." while its account (or user) is over its
+    #: fair share and other users' jobs wait too
+    share: str | None = None
 
     def to_json(self) -> str:
         """The stored form (compact JSON)."""
         data: dict[str, Any] = {"code": self.code}
-        for name in ("head", "need", "eligible", "never", "node", "blocker", "text"):
+        for name in ("head", "need", "eligible", "never", "node", "blocker", "text", "share"):
             value = getattr(self, name)
             if value:
                 data[name] = value
@@ -95,21 +99,28 @@ class ShapeWait:
         return float(at), cls.from_json(note)
 
 
-def shape_key(demand: Demand, time_limit_s: float | None) -> str:
-    """A short stable name for a request shape (the dispatcher and readers agree on it).
-    A node's licence tokens and a farm pool's licences count alike: readers see only
-    the request, and which licences are pooled is the same for every job."""
+def shape_key(demand: Demand, time_limit_s: float | None, account: str = "",
+              user: str = "") -> str:
+    """A short stable name for a request shape and who pays for it (the dispatcher and
+    readers agree on it). A node's licence tokens and a farm pool's licences count
+    alike: readers see only the request, and which licences are pooled is the same for
+    every job."""
     licences = {**demand.licenses, **demand.pool}
-    raw = json.dumps([demand.cores, demand.memory_mb, demand.disk_mb,
-                      sorted(demand.labels.items()), sorted(licences.items()),
-                      time_limit_s], separators=(",", ":"))
+    parts: list[Any] = [demand.cores, demand.memory_mb, demand.disk_mb,
+                        sorted(demand.labels.items()), sorted(licences.items()), time_limit_s]
+    if account or user:
+        parts += [account, user]
+    raw = json.dumps(parts, separators=(",", ":"))
     return hashlib.blake2b(raw.encode(), digest_size=8).hexdigest()
 
 
-def request_shape(resources: ResourceRequest, timeout_s: float | None) -> str:
-    """The shape name of a job with this request and time limit."""
+def request_shape(resources: ResourceRequest, timeout_s: float | None, account: str = "",
+                  user: str = "") -> str:
+    """The shape name of a job with this request and time limit, of ``user`` charging
+    ``account``."""
     return shape_key(Demand(resources.cores, resources.memory_mb, resources.disk_mb,
-                            dict(resources.labels), dict(resources.licenses)), timeout_s)
+                            dict(resources.labels), dict(resources.licenses)), timeout_s,
+                     account, user)
 
 
 def fmt_time(t: float) -> str:
@@ -129,6 +140,8 @@ def explain(wait: ShapeWait, job_id: str, now: float) -> PendingReason:
                                            f"{fmt_time(hold[1])}", hold[0], hold[1])
         return PendingReason("behind", text)
     code = wait.code
+    if code == "limit":
+        return PendingReason("limit", f"{wait.text}; it starts when one of those jobs ends")
     if code == "reserved":
         text = (f"free resources on {wait.node} are reserved for job {wait.blocker}, "
                 f"ahead in line")
@@ -144,6 +157,8 @@ def explain(wait: ShapeWait, job_id: str, now: float) -> PendingReason:
         text = wait.text
     else:
         return PendingReason("new", "not considered by the dispatcher yet")
+    if wait.share:
+        text = f"{text}; {wait.share}"
     if hold is not None:
         when = "now" if hold[1] <= now else fmt_time(hold[1])
         return PendingReason(code, f"{text}; reserved on {hold[0]}, starting by {when}",

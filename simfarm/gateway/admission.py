@@ -51,6 +51,9 @@ class Round:
     svc: Services
     archives: set[str] = field(default_factory=set)
     caller: Principal = field(default_factory=current_user)
+    #: jobs not started yet per ``("user"|"account", name)``: stored ones plus this
+    #: request's admitted so far (the pending limits)
+    queued: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 def account_chosen(rnd: Round, job: Admission) -> None:
@@ -73,6 +76,36 @@ def account_chosen(rnd: Round, job: Admission) -> None:
 
 
 Check = Callable[[Round, Admission], None]
+
+
+def within_pending_limits(rnd: Round, job: Admission) -> None:
+    """No more jobs waiting to start than the owner's and the account's
+    ``max_pending_jobs`` (:mod:`simfarm.common.user_limits`), counting the jobs of this
+    request admitted before it: 429 naming the limit."""
+    limits = rnd.svc.settings.limits
+    user, account = job.owner or "", job.extra.get("account") or job.spec.account or ""
+    wanted = [("user", user, limits.of_user(user).max_pending_jobs if user else None),
+              ("account", account,
+               limits.of_account(account).max_pending_jobs if account else None)]
+    if all(cap is None for _, _, cap in wanted):
+        return
+    if any((kind, name) not in rnd.queued for kind, name, _ in wanted):
+        stored = rnd.svc.jobs.queued(user, account)
+        for (kind, name, _), count in zip(wanted, stored, strict=True):
+            rnd.queued.setdefault((kind, name), count)
+    for kind, name, cap in wanted:
+        if cap is None:
+            continue
+        count = rnd.queued[(kind, name)]
+        if count + 1 > cap:
+            who = f"user {name}" if kind == "user" else f"account {name}"
+            why = (f"{who} may have at most {cap} jobs waiting to start (max_pending_jobs); "
+                   f"{count} are pending or held")
+            raise ApiError(429, "limit_exceeded", why,
+                           [{"field": "account" if kind == "account" else "owner",
+                             "reason": why}])
+    for kind, name, _ in wanted:
+        rnd.queued[(kind, name)] += 1
 
 
 def hfss_resources(rnd: Round, job: Admission) -> None:
@@ -150,6 +183,7 @@ CHECKS: tuple[Check, ...] = (
     fits_some_node,
     files_uploaded,
     dependencies_known,
+    within_pending_limits,
 )
 
 

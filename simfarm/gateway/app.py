@@ -12,6 +12,7 @@ from simfarm.gateway import (
     accounts_api,
     batch_api,
     dashboard,
+    fairshare_api,
     files_api,
     health_api,
     history_api,
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None, connection: redis.Redis | None 
     app.register_blueprint(history_api.bp)  # finished jobs, resubmit
     app.register_blueprint(workflows_api.bp)  # jobs that depend on each other by name
     app.register_blueprint(accounts_api.bp)  # accounts, shares, usage
+    app.register_blueprint(fairshare_api.bp)  # fair share: usage against shares
     app.register_blueprint(holds_api.bp)  # hold and release jobs and sweeps
     app.register_blueprint(usage_api.bp)  # usage accounting: who used how much
     install_audit(app)

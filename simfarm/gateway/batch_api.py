@@ -50,7 +50,7 @@ def _owner(index: int, spec: JobSpec) -> str | None:
     tags=["jobs"],
     body=BatchIn,
     responses={201: Body(BatchOut, "all stored")},
-    errors=(400, 403, 413, 415, 422),
+    errors=(400, 403, 413, 415, 422, 429),
 )
 def submit_batch() -> tuple[Response, int]:
     """Submit up to 1000 jobs at once; all are checked first, then stored together."""

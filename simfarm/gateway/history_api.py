@@ -45,7 +45,7 @@ class HistoryQuery(BaseModel):
 
 @bp.post("/jobs/<job_id>/resubmit")
 @document(tags=["jobs"], path_params={"job_id": "the job to run again"}, body=ResubmitBody,
-          responses={201: Body(JobOut, "the new job")}, errors=(404, 422))
+          responses={201: Body(JobOut, "the new job")}, errors=(404, 422, 429))
 def resubmit(job_id: str) -> tuple[Response, int, dict[str, str]]:
     """Submit a new job from a job's stored spec, linked to it: the new job's
     ``resubmit_of`` names the old one, whose ``resubmitted_as`` names the newest.

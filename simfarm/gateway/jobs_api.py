@@ -54,7 +54,7 @@ def job_body(job: Job) -> dict[str, Any]:
     body=JobSpec,
     headers={"Idempotency-Key": "retrying with the same key returns the same job (24 h)"},
     responses={201: Body(JobOut, "created"), 200: Body(JobOut, "idempotent replay")},
-    errors=(400, 403, 413, 415, 422),
+    errors=(400, 403, 413, 415, 422, 429),
 )
 def submit_job() -> tuple[Response, int, dict[str, str]]:
     """Submit a job; 201 with the job and Location, 200 on an idempotent replay."""

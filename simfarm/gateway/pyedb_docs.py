@@ -136,7 +136,7 @@ document(
 document(
     tags=TAG,
     body=PyedbSubmit,
-    responses={200: PyedbSubmitted, 400: _ERR, 409: _ERR, 422: _ERR},
+    responses={200: PyedbSubmitted, 400: _ERR, 409: _ERR, 422: _ERR, 429: _ERR},
 )(r.submit)
 document(tags=TAG, path_params=_JOB, responses={200: PyedbResult, 404: _ERR})(r.cancel)
 document(tags=TAG, path_params=_JOB, responses={200: PyedbCancelResult, 404: _ERR})(

@@ -57,7 +57,7 @@ def _load(svc: Services, sweep_id: str) -> Sweep:
 
 
 @bp.post("/sweeps")
-@document(tags=["sweeps"], body=SweepSpec, responses={201: Sweep}, errors=(400, 413, 415, 422))
+@document(tags=["sweeps"], body=SweepSpec, responses={201: Sweep}, errors=(400, 413, 415, 422, 429))
 def submit_sweep() -> tuple[Response, int, dict[str, str]]:
     """Submit a sweep: one child job per variation (list or grid), with an optional
     throttle and dependencies (element-wise on other sweeps with ``elementwise``)."""

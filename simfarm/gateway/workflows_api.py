@@ -80,7 +80,7 @@ def _order(spec: WorkflowSpec) -> list[str]:
 
 @bp.post("/workflows")
 @document(tags=["jobs"], body=WorkflowSpec, responses={201: WorkflowOut},
-          errors=(400, 413, 415, 422))
+          errors=(400, 413, 415, 422, 429))
 def submit_workflow() -> tuple[Response, int]:
     """Submit several jobs at once, depending on each other by local name.
 

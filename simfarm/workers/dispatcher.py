@@ -52,7 +52,11 @@ def policy_config(settings: Settings) -> PolicyConfig:
     return PolicyConfig(backfill=BackfillMode(settings.dispatch_backfill),
                         aging_s_per_priority=settings.dispatch_aging_s,
                         size_credit_s_per_core=settings.dispatch_size_credit_s,
-                        unlimited_runtime_s=settings.dispatch_unlimited_runtime_s)
+                        unlimited_runtime_s=settings.dispatch_unlimited_runtime_s,
+                        fairshare_s=settings.dispatch_fairshare_s,
+                        half_life_s=settings.fairshare_half_life_s,
+                        accounts=tuple(settings.account_book().accounts),
+                        limits=settings.limits)
 
 
 class Dispatcher:
@@ -153,6 +157,7 @@ class Dispatcher:
                 else:
                     feed.not_placed(placement)
         feed.write_waits()
+        feed.save_usage()
         if self.pool_names:
             waiting = feed.scheduler.pool_waiting()
             if waiting != self.license_waiting:

@@ -20,7 +20,7 @@ from simfarm.common.store.keys import Keys
 from simfarm.common.waiting import ShapeWait
 
 _BRIEF = ["id", "state", "gate", "priority", "seq", "created_at", "started_at", "scheduled_at",
-          "spec"]
+          "spec", "owner"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +47,9 @@ class JobBrief:
     started_at: float | None
     resources: ResourceRequest
     timeout_s: float | None
+    #: who pays: the job's owner and account ("" for none)
+    owner: str = ""
+    account: str = ""
 
     @property
     def startable(self) -> bool:
@@ -60,7 +63,7 @@ def _resources(raw: str) -> ResourceRequest:
 
 
 def _brief(raw: Sequence[bytes | None]) -> JobBrief | None:
-    job_id, state, gate, priority, seq, created, started, scheduled, spec_raw = (
+    job_id, state, gate, priority, seq, created, started, scheduled, spec_raw, owner = (
         v.decode() if v is not None else None for v in raw)
     if job_id is None or state is None or spec_raw is None:
         return None
@@ -72,7 +75,8 @@ def _brief(raw: Sequence[bytes | None]) -> JobBrief | None:
     began = started or scheduled
     return JobBrief(job_id, state, gate or None, int(priority or 0), int(seq or 0),
                     float(created or 0.0), float(began) if began else None, resources,
-                    float(timeout) if timeout is not None else None)
+                    float(timeout) if timeout is not None else None, owner or "",
+                    spec.get("account") or "")
 
 
 class DispatchStore:

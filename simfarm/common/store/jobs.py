@@ -250,7 +250,8 @@ class JobStore(StreamingStore):
     def _explain_waiting(self, jobs: list[Job]) -> list[Job]:
         """Put the dispatcher's note on each startable pending job's ``reason`` (one more
         round trip when there are such jobs), unless the job's own reason is newer."""
-        waiting = {j.id: request_shape(j.spec.resources, j.spec.timeout_s)
+        waiting = {j.id: request_shape(j.spec.resources, j.spec.timeout_s,
+                                       j.spec.account or "", j.owner or "")
                    for j in jobs if j.state is JobState.PENDING and not j.gate}
         if not waiting:
             return jobs
@@ -486,6 +487,14 @@ class JobStore(StreamingStore):
         for s in JobState:
             pipe.zcard(self.keys.state(s.value))
         return {s.value: int(n) for s, n in zip(JobState, pipe.execute(), strict=True)}
+
+    def queued(self, user: str | None, account: str | None) -> tuple[int, int]:
+        """How many jobs of ``user`` and of ``account`` have not started yet (pending or
+        held): ``(user's, account's)``, one round trip (counted by the Lua that changes
+        states, ``P queued``)."""
+        raw = cast(list[bytes | None], self.connection.hmget(
+            self.keys.queued, [f"user/{user or ''}", f"account/{account or ''}"]))
+        return int(raw[0] or 0) if user else 0, int(raw[1] or 0) if account else 0
 
     def pending_by_priority(self, gated: bool = False) -> dict[int, int]:
         """Number of pending jobs at each priority 0-10 that the dispatcher may place

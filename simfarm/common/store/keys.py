@@ -33,6 +33,14 @@ key                                type        content
 ``P dispatch:fence``               string      fencing token counter
 ``P dispatch:waits``               hash        why pending jobs of each request shape wait:
                                                shape name -> '<written at> <note JSON>'
+``P queued``                       hash        jobs not started yet (pending, held) per owner
+                                               and per account: ``user/<name>``,
+                                               ``account/<name>`` -> count (the Lua that
+                                               changes a job's state keeps it: lib.lua
+                                               count_waiting); the pending limits read it
+``P fairshare``                    string      fair share: every account's and user's
+                                               decayed usage and when it was counted (JSON,
+                                               written by the dispatcher leader)
 ``P replicated``                   string      replication barrier counter: a write whose
                                                ``WAIT`` covers every earlier write
 ``P finished``                     zset        final jobs, score = finished_at (history, expiry)
@@ -142,6 +150,14 @@ class Keys:
     @property
     def dispatch_waits(self) -> str:
         return f"{self.prefix}dispatch:waits"
+
+    @property
+    def queued(self) -> str:
+        return f"{self.prefix}queued"
+
+    @property
+    def fairshare(self) -> str:
+        return f"{self.prefix}fairshare"
 
     @property
     def replicated(self) -> str:

@@ -75,6 +75,7 @@ _ERROR_TEXT = {
     413: "body too large",
     415: "body is not JSON",
     422: "validation error; `fields` names each bad field and why",
+    429: "a limit is reached (the user's or account's `max_pending_jobs`); `detail` names it",
     503: "Redis unavailable",
 }
 

@@ -16,15 +16,17 @@ from simfarm.workers.dispatch.data import Key, PendingJob
 from simfarm.workers.dispatch.nodes import Hold, NodeState
 
 Shape = tuple[int, int, int, tuple[tuple[str, int], ...], tuple[tuple[str, str], ...],
-              float | None, tuple[tuple[str, int], ...]]
+              float | None, tuple[tuple[str, int], ...], str, str]
 
 
 def shape_of(job: PendingJob) -> Shape:
-    """The grouping key of a job."""
+    """The grouping key of a job: its request, and who pays (jobs of different users
+    rank apart under fair share and limits)."""
     dem = job.demand
     return (
         dem.cores, dem.memory_mb, dem.disk_mb, tuple(sorted(dem.licenses.items())),
         tuple(sorted(dem.labels.items())), job.time_limit_s, tuple(sorted(dem.pool.items())),
+        job.account, job.user,
     )
 
 
@@ -33,28 +35,34 @@ class JobClass:
     last learned about it (candidate nodes, reservations, why it is blocked)."""
 
     __slots__ = (
-        "block", "c", "checked", "d", "demand", "eligible", "eligible_set", "entry",
-        "fresh", "holds", "in_round", "lic", "limit", "m", "maybe", "name", "never", "pool",
-        "queue", "shape", "uid",
+        "block", "bucket", "c", "checked", "d", "demand", "eligible", "eligible_set",
+        "entry", "fresh", "holds", "in_round", "lic", "limit", "m", "maybe", "name", "never",
+        "offset", "pool", "queue", "shape", "uid",
     )
 
-    def __init__(self, shape: Shape, demand: Demand, limit: float | None, uid: int) -> None:
+    def __init__(self, shape: Shape, demand: Demand, limit: float | None, uid: int,
+                 account: str = "", user: str = "") -> None:
         self.shape = shape
         self.uid = uid
         #: the shape's stable name, shared with readers of pending reasons
-        self.name = shape_key(demand, limit)
+        self.name = shape_key(demand, limit, account, user)
+        #: the :class:`~.shares.Bucket` of its jobs, and its fair-share offset (seconds
+        #: its jobs rank earlier than their own keys say)
+        self.bucket: object = None
+        self.offset = 0.0
         self.demand = demand
         self.c, self.m, self.d = demand.cores, demand.memory_mb, demand.disk_mb
         self.lic: Mapping[str, int] = dict(demand.licenses)
         #: licences of the farm's pools (counted farm-wide, not on a node)
         self.pool: Mapping[str, int] = dict(demand.pool)
         self.limit = limit
-        #: ``(key, job id)`` of the pending jobs, sorted
+        #: ``(key, job id)`` of the pending jobs, sorted (their own keys: :meth:`rank`
+        #: places them among other classes)
         self.queue: list[tuple[Key, str]] = []
         self.eligible: list[NodeState] = []
         self.eligible_set: set[int] = set()
         self.never: str | None = None
-        #: ``(head key, uid, self)`` while the class is in the scheduler's order
+        #: ``(head rank, uid, self)`` while the class is in the scheduler's order
         self.entry: tuple[Key, int, JobClass] | None = None
         #: number of the dispatch round that last queued this class for a visit
         self.in_round = 0
@@ -68,6 +76,10 @@ class JobClass:
         self.holds: dict[str, Hold] = {}
         #: why the head could not start last time: a code and the node or hold involved
         self.block: tuple[str, object] = ("new", None)
+
+    def rank(self, key: Key) -> Key:
+        """Where a job of this class with order key ``key`` stands among all jobs."""
+        return (key[0] - self.offset, key[1]) if self.offset else key
 
     def push(self, key: Key, job_id: str) -> None:
         """Queue a job."""

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from simfarm.common.accounts import Account
+from simfarm.common.user_limits import Limits
+
 
 class BackfillMode(StrEnum):
     """How jobs may start ahead of a blocked higher-priority job.
@@ -36,3 +39,11 @@ class PolicyConfig:
     aging_s_per_priority: float | None = 3600.0
     #: job-size credit (with aging only): seconds of waiting each requested core is worth
     size_credit_s_per_core: float = 450.0
+    #: fair share: seconds of waiting a factor of 1 is worth (0: no fair share)
+    fairshare_s: float = 86400.0
+    #: fair share: usage counts half after this long
+    half_life_s: float = 86400.0
+    #: the accounts and their shares (none: every account has one share)
+    accounts: tuple[Account, ...] = ()
+    #: running limits of users and accounts (None: none)
+    limits: Limits | None = None

@@ -41,6 +41,9 @@ class PendingJob:
     demand: Demand = field(default_factory=Demand)
     time_limit_s: float | None = None
     submitted_at: float = 0.0
+    #: who pays: the account and the user (fair share, limits); "" for none
+    account: str = ""
+    user: str = ""
 
 
 def order_key(
@@ -54,7 +57,8 @@ def order_key(
     much earlier, so a job that has waited long enough passes newer jobs of higher
     priority, and a large job (hard to place: it needs a whole node to drain) is favoured
     over a small one of the same priority. The rank does not change with time, only the
-    jobs it is compared with do.
+    jobs it is compared with do. Fair share moves all the jobs of one user in one
+    account earlier together (:mod:`.shares`), on top of this key.
     """
     if aging_s_per_priority is None:
         return (-float(job.priority), job.seq)
@@ -71,6 +75,8 @@ class RunningJob:
     demand: Demand
     started_at: float
     time_limit_s: float | None = None
+    account: str = ""
+    user: str = ""
 
 
 @dataclass(frozen=True, slots=True)

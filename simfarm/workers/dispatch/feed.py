@@ -34,6 +34,7 @@ from simfarm.common.models import NodeInfo, ResourceRequest
 from simfarm.common.states import JobState
 from simfarm.common.store import JobStore, NodeStore
 from simfarm.common.store.dispatch import Change, DispatchStore, JobBrief
+from simfarm.common.store.fairshare import FairShareStore
 from simfarm.common.waiting import ShapeWait
 from simfarm.workers.dispatch.config import PolicyConfig
 from simfarm.workers.dispatch.data import NodeView, PendingJob, Placement, RunningJob
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 EVENT_BATCH = 10_000
 #: pending jobs read per request while loading the queue
 LOAD_PAGE = 1000
+#: the fair-share usage is stored at most this often (seconds)
+USAGE_EVERY_S = 1.0
 _FINAL = frozenset({JobState.COMPLETED.value, JobState.FAILED.value, JobState.CANCELLED.value})
 _ACTIVE = frozenset({JobState.SCHEDULED.value, JobState.RUNNING.value})
 
@@ -75,7 +78,12 @@ def node_view(node: NodeInfo) -> NodeView:
 def pending_job(job: JobBrief, pools: Collection[str] = ()) -> PendingJob:
     """The policy's view of a pending job."""
     return PendingJob(job.id, job.priority, job.seq, demand_of(job.resources, pools),
-                      job.timeout_s, job.created_at)
+                      job.timeout_s, job.created_at, job.account, job.owner)
+
+
+def event_time(event_id: str) -> float:
+    """When an event of the stream was written (its id is ``<ms>-<n>``)."""
+    return int(event_id.split("-", 1)[0]) / 1000.0
 
 
 class SchedulerFeed:
@@ -93,6 +101,9 @@ class SchedulerFeed:
         self.nodes = nodes
         self.pools = frozenset(pools)
         self.queue = DispatchStore(jobs.connection, jobs.keys.prefix)
+        self.usage = FairShareStore(jobs.connection, jobs.keys.prefix)
+        self._next_usage = 0.0
+        self._idle_saved = False
         self.scheduler = Scheduler(config)
         self.node_every_s = node_every_s
         self.trim_every_s = trim_every_s
@@ -126,6 +137,7 @@ class SchedulerFeed:
             if self.jobs.trimmed_after(self._since) is not None:
                 log.warning("dispatcher: events were trimmed before it read them; "
                             "loading the queue again")
+                self.save_usage(force=True)
                 self.scheduler = Scheduler(self.scheduler.config)
                 self._views, self._running, self._since = {}, {}, None
                 self._notes, self._fresh_notes = {}, True
@@ -142,6 +154,9 @@ class SchedulerFeed:
         self._next_trim_check = started + self.trim_every_s
         self._since = self.jobs.last_event_id()
         self._nodes_version = self.nodes.version()
+        at, usage = self.usage.load()
+        if at is not None:  # go on from the last leader's count
+            self.scheduler.shares.load(at, usage)
         self._sync_nodes(now)
         after: int | None = None
         count = 0
@@ -168,13 +183,13 @@ class SchedulerFeed:
                 to, source = data.get("to"), data.get("from")
                 if to == JobState.PENDING.value:
                     if job_id in self._running:  # handed back to the queue
-                        self._finish(job_id)
+                        self._finish(job_id, event_time(event.id))
                     load[job_id] = None
                 elif source == JobState.PENDING.value:
                     load.pop(job_id, None)
                     sched.withdraw(job_id)
                 if to in _FINAL and job_id in self._running:
-                    self._finish(job_id)
+                    self._finish(job_id, event_time(event.id))
             elif event.type == "info":
                 message = data.get("message")
                 if message == "ungated":
@@ -190,8 +205,8 @@ class SchedulerFeed:
                 sched.submit(pending_job(job, self.pools))
         return len(wanted)
 
-    def _finish(self, job_id: str) -> None:
-        self.scheduler.finish(job_id)
+    def _finish(self, job_id: str, at: float | None = None) -> None:
+        self.scheduler.finish(job_id, at)
         self._running.pop(job_id, None)
 
     def _sync_nodes(self, now: float) -> None:
@@ -220,7 +235,8 @@ class SchedulerFeed:
                 continue
             node = current[job.id]
             sched.add_running(RunningJob(job.id, node, demand_of(job.resources, self.pools),
-                                         job.started_at or now, job.timeout_s))
+                                         job.started_at or now, job.timeout_s, job.account,
+                                         job.owner))
             self._running[job.id] = node
 
     def nodes_changed(self) -> None:
@@ -239,6 +255,22 @@ class SchedulerFeed:
         for job in self.queue.briefs([placement.job_id]):
             if job.startable:
                 self.scheduler.submit(pending_job(job, self.pools))
+
+    def save_usage(self, force: bool = False) -> bool:
+        """Store the fair-share usage (at most every ``USAGE_EVERY_S``, or now with
+        ``force``); True if it was written. A new leader goes on from it: what jobs that
+        ended in between used since the last write is lost (a second's worth at most)."""
+        clock = time.monotonic()
+        shares = self.scheduler.shares
+        if shares.clock is None or (not force and clock < self._next_usage):
+            return False
+        busy = shares.busy()
+        if not busy and self._idle_saved and not force:
+            return False  # nothing accrues: the stored value decays as it is
+        self._next_usage = clock + USAGE_EVERY_S
+        self._idle_saved = not busy
+        self.usage.save(shares.clock, shares.usage())
+        return True
 
     def write_waits(self) -> int:
         """Store why jobs wait, for the request shapes whose note changed; returns how many

@@ -27,11 +27,12 @@ class Run:
     """A job holding resources on a node (and licences of the farm's pools) until its
     planned ``end``."""
 
-    __slots__ = ("c", "d", "end", "job_id", "key", "lic", "m", "node", "pool")
+    __slots__ = ("bucket", "c", "d", "end", "job_id", "key", "lic", "m", "node", "pool")
 
     def __init__(
         self, job_id: str, node: NodeState, c: int, m: int, d: int,
         lic: Mapping[str, int], end: float, key: Key, pool: Mapping[str, int] = NO_LICENSES,
+        bucket: object = None,
     ) -> None:
         self.job_id = job_id
         self.node = node
@@ -39,6 +40,13 @@ class Run:
         self.end = end
         self.key = key
         self.pool = pool
+        #: who pays (a :class:`~.shares.Bucket`)
+        self.bucket = bucket
+
+    @property
+    def units(self) -> int:
+        """What it is charged per second: cores plus licences of the farm's pools."""
+        return self.c + sum(self.pool.values())
 
 
 class Hold:

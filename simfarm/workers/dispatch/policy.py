@@ -22,6 +22,9 @@ Policy (docs/scheduling.md has a worked example):
   Licence pools are reserved the same way, farm-wide: a blocked job's reservation
   starts when both a node and its licences are due, so a job waiting for licences holds
   no cores before then, and later jobs take licences only if they leave it intact.
+* Fair share and limits (:mod:`.shares`): a job's rank is its order key moved earlier
+  by its user's fair-share offset (furthest below their share first); a job whose user
+  or account is at a running limit waits without a reservation, out of others' way.
 * Starvation: prevented by reservations, not aging. A job holding a reservation starts
   no later than the reservation unless a *higher*-priority job takes the resources, so
   smaller or lower-priority jobs can never starve a large one. The first job of every
@@ -61,6 +64,7 @@ from simfarm.workers.dispatch.placement import choose_node, pools_allow
 from simfarm.workers.dispatch.pools import Pools, PoolView
 from simfarm.workers.dispatch.reasons import shape_wait, why
 from simfarm.workers.dispatch.reservations import FIRST, ReservationBook
+from simfarm.workers.dispatch.shares import Bucket, ShareBook, Tally
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +114,11 @@ class Scheduler:
         #: nodes where a job ended since the last round (reservations may move earlier)
         self._freed: dict[int, NodeState] = {}
         self.decisions = 0
+        cfg = self.config
+        #: who pays: usage, fair-share offsets, running limits
+        self.shares = ShareBook(cfg.accounts, cfg.limits, cfg.fairshare_s, cfg.half_life_s,
+                                self._rerank)
+        self._limits = cfg.limits is not None and cfg.limits.any_running
 
     # ------------------------------------------------------------------ nodes
     def upsert_node(self, view: NodeView) -> None:
@@ -152,7 +161,9 @@ class Scheduler:
         node.alive = False
         self._book.drop(list(node.holds))
         for job_id in node.runs:
-            self._running.pop(job_id, None)
+            run = self._running.pop(job_id, None)
+            if run is not None:
+                self._stop_run(run, None)
             self.pools.remove_run(job_id)  # the feed counts what Redis says they hold
         self._node_ver += 1
         return sorted(node.runs)
@@ -208,7 +219,11 @@ class Scheduler:
         shape = shape_of(job)
         cls = self._classes.get(shape)
         if cls is None:
-            cls = JobClass(shape, job.demand, job.time_limit_s, len(self._classes) + 1)
+            cls = JobClass(shape, job.demand, job.time_limit_s, len(self._classes) + 1,
+                           job.account, job.user)
+            bucket = self.shares.bucket(job.account, job.user)
+            cls.bucket, cls.offset = bucket, bucket.offset
+            bucket.classes[cls.uid] = cls
             self._classes[shape] = cls
             for name in cls.pool:
                 self._pool_classes.setdefault(name, {})[cls.uid] = cls
@@ -220,8 +235,15 @@ class Scheduler:
         self._keys[job.id] = key
         self._class_of[job.id] = cls
         cls.push(key, job.id)
+        self.shares.pending_changed(self._bucket(cls), 1)
         if old_head is None or key < old_head[0]:
             self._head_changed(cls)
+
+    @staticmethod
+    def _bucket(cls: JobClass) -> Bucket:
+        bucket = cls.bucket
+        assert isinstance(bucket, Bucket)
+        return bucket
 
     def _order_key(self, job: PendingJob) -> Key:
         cfg = self.config
@@ -236,6 +258,7 @@ class Scheduler:
         cls = self._class_of.pop(job_id)
         was_head = cls.head is not None and cls.head[1] == job_id
         cls.remove(key, job_id)
+        self.shares.pending_changed(self._bucket(cls), -1)
         self._book.drop_job(cls, job_id)
         if was_head:
             self._head_changed(cls)
@@ -271,17 +294,20 @@ class Scheduler:
         end = job.started_at + (limit if limit is not None else self.config.unlimited_runtime_s)
         dem = job.demand
         run = Run(job.id, node, dem.cores, dem.memory_mb, dem.disk_mb, dict(dem.licenses),
-                  max(end, self._now), _FIRST, dict(dem.pool))
-        self._start_run(run)
+                  max(end, self._now), _FIRST, dict(dem.pool),
+                  self.shares.bucket(job.account, job.user))
+        self._start_run(run, job.started_at)
         self._book.revalidate(node)
         if run.pool:
             self._book.revalidate_pools()
 
-    def finish(self, job_id: str) -> bool:
-        """A running job ended (any way): its resources are free again."""
+    def finish(self, job_id: str, at: float | None = None) -> bool:
+        """A running job ended (any way), at ``at`` if known (else at the last round):
+        its resources are free again, and its usage is counted up to then."""
         run = self._running.pop(job_id, None)
         if run is None:
             return False
+        self._stop_run(run, at)
         if run.pool:
             self.pools.remove_run(job_id)
             self._book.drop_pool_holds(run.pool, self._now)
@@ -312,6 +338,7 @@ class Scheduler:
         """One dispatch round at time ``now``: the jobs to start, in dispatch order."""
         self._now = now
         self._round += 1
+        self.shares.advance(now)
         self._extend_overruns(now)
         if self._elig_ver != self._node_ver:
             self._refresh_eligibility()
@@ -330,19 +357,41 @@ class Scheduler:
         """Strict order (baseline): stop at the first job that cannot start."""
         placements = []
         self._changes.wake(_ignore, _FIRST)  # notes loosened nodes on the classes
-        while self._order:
-            cls = self._order[0][2]
+        i = 0  # the classes before it are at a limit: they wait out of the way
+        while i < len(self._order):
+            cls = self._order[i][2]
+            if self._limited(cls):
+                i += 1
+                continue
             job = self._pending[cls.queue[0][1]]
             node = self._try_place(cls, job, now, holds=False)
             if node is None:
-                for _, _, other in self._order[1:]:
-                    if other.block[0] != "order":
+                for _, _, other in self._order[i + 1:]:
+                    if other.block[0] not in ("order", "limit"):
                         other.block = ("order", None)
                         self._touch(other)
                 break
             self._start(cls, job, node, now)
             placements.append(Placement(job.id, node.name, False))
         return placements
+
+    def _limited(self, cls: JobClass) -> bool:
+        """Whether one more job of ``cls`` would break a running limit of its user or
+        account; if so it waits on that limit (parked, without a reservation) until one
+        of their jobs ends."""
+        if not self._limits:
+            return False
+        hit = self._bucket(cls).limited(cls)
+        if hit is None:
+            return False
+        tally, why = hit
+        tally.parked[cls.uid] = cls
+        if cls.block != ("limit", why):
+            cls.block = ("limit", why)
+            self._touch(cls)
+        if cls.holds:
+            self._book.drop(list(cls.holds.values()))
+        return True
 
     def _schedule_backfill(self, now: float) -> list[Placement]:
         use_holds = self.config.backfill is BackfillMode.RESERVATION
@@ -364,10 +413,13 @@ class Scheduler:
             key, _, cls = entry
             if cls.entry is not entry:
                 continue
-            job = self._pending[cls.queue[0][1]]
-            node = self._try_place(cls, job, now, holds=use_holds)
+            if self._limits and self._limited(cls):
+                node = None
+            else:
+                job = self._pending[cls.queue[0][1]]
+                node = self._try_place(cls, job, now, holds=use_holds)
             if node is None:
-                if use_holds:
+                if use_holds and cls.block[0] != "limit":
                     self._book.ensure(cls, now)
             else:
                 backfill = self._order[0][0] < key
@@ -468,7 +520,7 @@ class Scheduler:
             cls.entry = None
         head = cls.head
         if head is not None and cls.never is None and (cls.eligible or cls.uid < 0):
-            cls.entry = (head[0], cls.uid, cls)
+            cls.entry = (cls.rank(head[0]), cls.uid, cls)
             insort(self._order, cls.entry)
 
     def _touch(self, cls: JobClass) -> None:
@@ -493,7 +545,7 @@ class Scheduler:
     ) -> NodeState | None:
         """The node ``job`` (first of ``cls``) starts on now, or None (see :func:`choose_node`;
         its licences of the farm's pools first: :func:`pools_allow`)."""
-        key = self._keys[job.id]
+        key = cls.rank(self._keys[job.id])
         self._touched[cls.uid] = cls
         if cls.pool and not pools_allow(cls, key, self.pools, now, holds):
             cls.checked = False  # looked at in full once the licences are free
@@ -514,14 +566,18 @@ class Scheduler:
             self._dirty[cls.uid] = cls
 
     def _start(self, cls: JobClass, job: PendingJob, node: NodeState, now: float) -> None:
-        key = self._keys.pop(job.id)
+        own = self._keys.pop(job.id)
         del self._pending[job.id]
         del self._class_of[job.id]
-        cls.remove(key, job.id)
+        cls.remove(own, job.id)
+        key = cls.rank(own)
+        bucket = self._bucket(cls)
+        self.shares.pending_changed(bucket, -1)
         self._book.pass_on(cls, job.id, node)
         limit = job.time_limit_s
         end = now + (limit if limit is not None else self.config.unlimited_runtime_s)
-        self._start_run(Run(job.id, node, cls.c, cls.m, cls.d, cls.lic, end, key, cls.pool))
+        self._start_run(Run(job.id, node, cls.c, cls.m, cls.d, cls.lic, end, key, cls.pool,
+                            bucket))
         cls.block = ("new", None)
         self._touched[cls.uid] = cls
         self._reorder(cls)
@@ -530,11 +586,56 @@ class Scheduler:
         if cls.pool and self.pools.holds:
             self._book.revalidate_pools(after=key)
 
-    def _start_run(self, run: Run) -> None:
+    def _start_run(self, run: Run, since: float | None = None) -> None:
         run.node.add_run(run)
         self.pools.add_run(run)
         self._running[run.job_id] = run
         heapq.heappush(self._ends, (run.end, run.job_id))
+        bucket = run.bucket
+        assert isinstance(bucket, Bucket)
+        self.shares.charge(bucket, run.units, 1, since)
+        for tally in bucket.tallies:
+            tally.add(run.c, run.pool, 1)
+
+    def _stop_run(self, run: Run, at: float | None) -> None:
+        """Stop counting a run that ended at ``at`` (its usage up to then)."""
+        bucket = run.bucket
+        assert isinstance(bucket, Bucket)
+        shares = self.shares
+        if at is not None and shares.clock is not None:
+            if at > shares.clock:
+                shares.settle(at)
+            else:  # ended before the last round: take back what was counted since
+                bucket.usage = max(0.0, bucket.usage - run.units * (shares.clock - at))
+        shares.charge(bucket, run.units, -1)
+        for tally in bucket.tallies:
+            tally.add(run.c, run.pool, -1)
+            if tally.parked:
+                self._wake_parked(tally)
+
+    def _wake_parked(self, tally: Tally) -> None:
+        """A job under ``tally``'s limits ended: the classes waiting on them may start."""
+        for cls in tally.parked.values():
+            if cls.queue:
+                self._dirty[cls.uid] = cls
+        tally.parked.clear()
+
+    def _rerank(self, bucket: Bucket, old_offset: float) -> None:
+        """``bucket``'s fair-share offset (or what its jobs' reasons say about its share)
+        changed: put its classes and their reservations at their new ranks."""
+        moved = bucket.offset != old_offset
+        for cls in bucket.classes.values():
+            self._touch(cls)
+            if not moved:
+                continue
+            cls.offset = bucket.offset
+            if cls.entry is not None:
+                self._reorder(cls)
+                self._dirty[cls.uid] = cls
+            for job_id, hold in cls.holds.items():
+                hold.key = cls.rank(self._keys[job_id])
+        if moved and self._book.count:
+            self._book.rerank()
 
     def _extend_overruns(self, now: float) -> None:
         """Jobs still running past their planned end are assumed to end a little later."""

@@ -7,6 +7,7 @@ from simfarm.common.waiting import PendingReason, ShapeWait, explain
 from simfarm.workers.dispatch.classes import JobClass
 from simfarm.workers.dispatch.nodes import Hold, NodeState
 from simfarm.workers.dispatch.pools import Pools
+from simfarm.workers.dispatch.shares import Bucket
 
 
 def licence_wait(pools: Pools, name: str, need: int) -> str:
@@ -36,11 +37,15 @@ def shape_wait(cls: JobClass, pools: Pools | None = None) -> ShapeWait:
         node, blocker = ref.node.name, ref.job_id
     elif code == "held" and isinstance(ref, NodeState):
         node, blocker = ref.name, ref.held
+    elif code == "limit" and isinstance(ref, str):
+        text = ref
     elif code not in ("no-room", "order"):
         code = "new"
+    bucket = cls.bucket
+    share = bucket.over if isinstance(bucket, Bucket) and code != "limit" else None
     return ShapeWait(code, head=head[1] if head else None, need=cls.demand.describe(),
                      eligible=len(cls.eligible), node=node, blocker=blocker, text=text,
-                     holds=holds)
+                     holds=holds, share=share)
 
 
 def why(cls: JobClass, job_id: str, now: float, pools: Pools | None = None) -> PendingReason:

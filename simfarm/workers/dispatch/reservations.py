@@ -60,11 +60,12 @@ class ReservationBook:
         if not queue:
             return
         held = self.all
-        if len(held) >= self.config.max_reservations and held[-1].key <= queue[0][0]:
+        if len(held) >= self.config.max_reservations and held[-1].key <= cls.rank(queue[0][0]):
             return  # every reservation ranks ahead of this class (the common case)
-        for key, job_id in queue[: self.config.reservations_per_shape]:
+        for own, job_id in queue[: self.config.reservations_per_shape]:
             if job_id in cls.holds:
                 continue
+            key = cls.rank(own)
             if self.count >= self.config.max_reservations and not self.evict_lowest(key):
                 return
             if not self.reserve(cls, key, job_id, now):
@@ -171,7 +172,7 @@ class ReservationBook:
                 if other not in cls.holds:
                     del cls.holds[job_id]
                     self.all.remove(hold)
-                    hold.job_id, hold.key = other, key
+                    hold.job_id, hold.key = other, cls.rank(key)
                     insort(self.all, hold, key=_rank)
                     cls.holds[other] = hold
                     self._changed(cls)
@@ -179,6 +180,21 @@ class ReservationBook:
                     self._loosen(hold.node)
                     return
         self.drop([hold])
+
+    def rerank(self) -> None:
+        """Some reservations changed rank (fair share moved their owners): keep the book
+        in rank order, drop those that no longer fit behind the ones now ahead of them,
+        and let the classes that may use what they held look again."""
+        self.all.sort(key=_rank)
+        nodes = {h.node.index: h.node for h in self.all}
+        for node in nodes.values():
+            self.revalidate(node)
+            self._loosen(node)
+        if self.pools.holds:
+            self.revalidate_pools()
+            if self._loosen_pools is not None:
+                for h in list(self.pools.holds):
+                    self._loosen_pools(h.pool)
 
     def drop_job(self, cls: JobClass, job_id: str) -> None:
         """Release the reservation of a job that no longer needs it."""

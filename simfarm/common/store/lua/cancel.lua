@@ -23,6 +23,7 @@ if node then redis.call('SREM', K.node_jobs(node), id) end
 redis.call('HSET', KEYS[1], 'state', 'cancelled', 'updated_at', ARGV[2], 'finished_at', ARGV[2],
   'reason', ARGV[5], 'cancel_requested', '1')
 redis.call('HDEL', KEYS[1], 'gate')
+count_waiting(KEYS[1], state, 'cancelled')
 return_licenses(KEYS[1])
 redis.call('ZADD', K.finished, ARGV[2], id)
 notify_ended(KEYS[1], id)

@@ -24,6 +24,7 @@ if ARGV[10] and ARGV[10] ~= '' then
   if extra['gate'] then score = string.format('%.0f', rank + 100000000000000) end
 end
 redis.call('ZADD', KEYS[4], score, ARGV[1])
+count_waiting(KEYS[2], '', 'pending')
 if KEYS[8] ~= KEYS[1] then redis.call('ZADD', KEYS[8], seq, ARGV[1]) end
 if KEYS[7] ~= KEYS[1] then redis.call('SET', KEYS[7], ARGV[1], 'EX', tonumber(ARGV[8])) end
 local eid = redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[6], '*',

@@ -50,6 +50,27 @@ local function return_licenses(jobkey)
   end
 end
 
+-- The jobs of each owner and each account that have not started yet (pending or held),
+-- for the limits on pending jobs (gateway/admission.py): K.queued, one field per
+-- 'user/<owner>' and 'account/<account>'. Called by every script that changes a job's
+-- state, with the state before ('' for a new job) and after.
+local function count_waiting(jobkey, from, to)
+  local was = from == 'pending' or from == 'held'
+  local now = to == 'pending' or to == 'held'
+  if was == now then return end
+  local who = redis.call('HMGET', jobkey, 'owner', 'account')
+  local step = now and 1 or -1
+  local kinds = {'user/', 'account/'}
+  for i = 1, 2 do
+    local name = who[i]
+    if name and name ~= '' then
+      if redis.call('HINCRBY', K.queued, kinds[i] .. name, step) < 0 then
+        redis.call('HSET', K.queued, kinds[i] .. name, 0)  -- jobs from before the count
+      end
+    end
+  end
+end
+
 -- Usage accounting (docs/operations.md#usage-accounting). Called by the transition that
 -- ends an attempt (from scheduled or running to anything else), before it writes: the
 -- attempt's node, licences and times are still as they were. In the same atomic step,

@@ -58,6 +58,7 @@ if target == 'pending' and redis.call('HEXISTS', KEYS[1], 'gate') == 1 then
 end
 redis.call('ZADD', K.state(target), score, id)
 redis.call('HSET', KEYS[1], 'state', target, 'updated_at', ARGV[7])
+count_waiting(KEYS[1], state, target)
 if target == 'pending' then  -- back in line (released, requeued): its wait starts again
   redis.call('HSET', KEYS[1], 'queued_at', ARGV[7])
 end
