@@ -28,7 +28,21 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ.setdefault(leaks.MARKER, f"pytest-{os.getpid()}-{uuid.uuid4().hex[:8]}")
 
 
-@pytest.hookimpl(trylast=True)  # after xdist stopped its workers (their fixtures are done)
+@pytest.hookimpl(tryfirst=True)  # before xdist turns the marks into node ids
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep each test module on one xdist worker (``--dist loadgroup``): a module's
+    farm fixture is started once, and a test may rely on what an earlier test of its
+    module started (a worker, a pool), which a split module would not have. The
+    cluster tests share one SLURM and are one group (tests/clusters/conftest.py)."""
+    clusters = Path(__file__).parent / "clusters"
+    for item in items:
+        if item.get_closest_marker("xdist_group") is not None:
+            continue  # a module that names its group (tests/test_farm_network.py)
+        path = Path(str(item.fspath))
+        group = "clusters" if clusters in path.parents else path.stem
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if hasattr(session.config, "workerinput"):
         return
@@ -92,7 +106,15 @@ class RedisServer:
             stdin=subprocess.DEVNULL,
         )
         client = redis.Redis.from_url(self.url)
-        wait_until(client.ping, 20, "redis-server")
+        proc = self.proc
+
+        def ours() -> bool:  # not a server some other test left on this port
+            if proc.poll() is not None:
+                pytest.fail(f"redis-server on port {self.port} exited: "
+                            f"{(self.data_dir / 'redis.log').read_text(errors='replace')[-600:]}")
+            return bool(client.info("server")["process_id"] == proc.pid)
+
+        wait_until(ours, 20, "redis-server")
         client.close()
 
     def stop(self, kill: bool = False) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import socket
 import subprocess
 import sys
 import time
@@ -14,7 +16,7 @@ from typing import Any, TypeVar
 import httpx
 import redis
 
-from simfarm.client.embedded import free_port, wait_until
+from simfarm.client.embedded import port_is_free, wait_until
 from simfarm.common.settings import DEFAULT_JOB_ENV_INHERIT, Settings
 
 T = TypeVar("T")
@@ -22,6 +24,29 @@ ROOT = Path(__file__).resolve().parent.parent
 FAKES = Path(__file__).resolve().parent / "fakes"
 
 __all__ = ["FAKES", "ROOT", "free_port", "start_gateway", "start_worker", "wait_for", "wait_until"]
+
+
+#: Test ports come from below the kernel's ephemeral range (32768-60999 on Linux), a
+#: slice per xdist worker: a port chosen here and bound a moment later cannot meanwhile
+#: become the source port of some connection or another process's bind(0), nor be chosen
+#: by the other worker; a Redis restarted on its port finds it still free.
+PORT_SLICE, PORT_BASE, PORT_SLICES = 7000, 10000, 3
+_handed_out: set[int] = set()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` now that no other test of this run is given."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    index = int(worker) % PORT_SLICES if worker.isdigit() else 0
+    low = PORT_BASE + index * PORT_SLICE
+    for _ in range(200):
+        port = random.randrange(low, low + PORT_SLICE)
+        if port not in _handed_out and port_is_free(port, host):
+            _handed_out.add(port)
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # the slice is full
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 def wait_for(

@@ -161,7 +161,8 @@ def test_held_jobs_wait_keep_their_place_and_are_released(farm: Farm) -> None:
     # back at its place in line: ahead of the job submitted while it was held
     assert done[first]["started_at"] < done[late]["started_at"]
     # a job an admin holds is released by an admin only; holding a running job is a 409
-    filler = farm.submit("bob", argv=["sleep", "2"], resources=_pin("n1"))
+    # the filler holds n1 until it is cancelled: the released job is seen pending
+    filler = farm.submit("bob", argv=["sleep", "60"], resources=_pin("n1"))
     farm.wait_state(filler, "running")
     assert bob.post(f"/api/v1/jobs/{filler}/hold").status_code == 409
     blocked = farm.submit("alice", argv=["true"], resources=_pin("n1"))
@@ -174,6 +175,7 @@ def test_held_jobs_wait_keep_their_place_and_are_released(farm: Farm) -> None:
     assert refused.returncode == 1 and "only an admin releases it" in refused.stderr
     released = farm.cli("root", "release", blocked)
     assert released.returncode == 0 and "pending" in released.stdout, released.stderr
+    assert bob.post(f"/api/v1/jobs/{filler}/cancel").status_code == 202
     farm.wait_state(blocked, "completed")
 
 
