@@ -8,6 +8,7 @@ import sys
 import threading
 from typing import Any
 
+import httpx
 import pytest
 
 import simfarm.client.async_client as async_client_module
@@ -74,8 +75,14 @@ def test_wait_all_follows_1000_jobs_on_one_websocket(
         for job_id in ids:
             store.request_cancel(job_id)
 
+    requests: list[str] = []
+
+    async def count(request: httpx.Request) -> None:
+        requests.append(f"{request.method} {request.url.path}")
+
     async def main() -> list[Any]:
         async with AsyncClient(gateway_url) as client:
+            client._http.event_hooks["request"].append(count)
             waiting = asyncio.create_task(client.wait_all(ids, timeout=60))
             while not opened:  # the subscription is on its way: cancel from elsewhere
                 await asyncio.sleep(0.01)
@@ -87,6 +94,7 @@ def test_wait_all_follows_1000_jobs_on_one_websocket(
     jobs = asyncio.run(main())
     canceller.join(30)
     assert len(opened) == 1
+    assert requests == ["POST /api/v1/jobs/query"]  # the ended jobs read at once, not 1000 GETs
     assert [j.id for j in jobs] == ids
     assert {j.state for j in jobs} == {JobState.CANCELLED}
 

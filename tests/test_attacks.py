@@ -51,6 +51,8 @@ import json, os, socket, sys
 out = {"uid": os.getuid(), "own": sorted(k for k in os.environ
                                           if k.startswith("SIMFARM_") and k != "SIMFARM_JOB_ID")}
 ppid = os.getppid()
+if os.stat(f"/proc/{ppid}").st_uid == os.getuid():  # the exit-note writer, the job's own:
+    ppid = int(open(f"/proc/{ppid}/stat").read().rsplit(")", 1)[1].split()[1])  # its worker
 for what in ("environ", "mem"):
     try:
         with open(f"/proc/{ppid}/{what}", "rb") as f:

@@ -12,9 +12,10 @@ import psutil
 import pytest
 
 from simfarm import Client
+from simfarm.client import flows
 from simfarm.client.errors import ApiError, JobCancelled, JobFailed, NotFound, WaitTimeout
 from simfarm.common.hfss import create_hfss_config
-from simfarm.common.models import JobSpec
+from simfarm.common.models import Job, JobSpec
 from simfarm.common.settings import Settings
 from simfarm.common.states import JobState
 
@@ -87,6 +88,33 @@ def test_stream_follows_a_job_over_the_websocket(client: Client) -> None:
         ("state", "pending"), ("state", "scheduled"), ("state", "running"),
         ("log", "hello"), ("state", "completed"),
     ]
+
+
+def test_get_jobs_reads_many_in_order_and_names_a_missing_one(client: Client) -> None:
+    jobs = [client.submit([PY, "-c", f"print({i})"]) for i in range(3)]
+    ids = [jobs[2].id, jobs[0].id, jobs[1].id]
+    assert [j.id for j in client.get_jobs(ids)] == ids
+    with pytest.raises(NotFound, match="no-such-job"):
+        client.get_jobs([jobs[0].id, "no-such-job"])
+    assert client.get_jobs([]) == []
+
+
+def test_get_jobs_from_a_gateway_without_the_query_route_reads_one_by_one() -> None:
+    """An older gateway answers 405 to POST /api/v1/jobs/query: the flow asks per job."""
+    steps = flows.Steps(flows.read_jobs(["a", "b"]))
+    first = next(steps)
+    assert isinstance(first, flows.CallMany)
+    assert [op.request.path for op in first.ops] == ["/api/v1/jobs/query"]
+    steps.fail(ApiError(405, "method_not_allowed", "no such route"))
+    second = next(steps)
+    assert isinstance(second, flows.CallMany)
+    assert [op.request.path for op in second.ops] == ["/api/v1/jobs/a", "/api/v1/jobs/b"]
+    made = [Job(id=i, spec=JobSpec(argv=["true"]), state=JobState.PENDING, priority=5,
+                created_at=0.0, updated_at=0.0) for i in ("b", "a")]
+    steps.answer(made)
+    with pytest.raises(StopIteration):
+        next(steps)
+    assert [j.id for j in steps.value] == ["a", "b"]
 
 
 def test_wait_all_without_websocket_falls_back_to_polling(client: Client) -> None:

@@ -58,6 +58,16 @@ RECORDER = ("import os, sys, time\n"
             "log.write(f'{os.getpid()} end\\n')\n")
 
 
+#: waits for the file ``argv[1]``, writes ``ended`` beside it (counting runs), exits argv[2]
+GATED_EXIT = ("import os, sys, time\n"
+              "while not os.path.exists(sys.argv[1]):\n"
+              "    time.sleep(0.02)\n"
+              "marker = os.path.join(os.path.dirname(sys.argv[1]), 'ended')\n"
+              "runs = int(open(marker).read()) if os.path.exists(marker) else 0\n"
+              "open(marker, 'w').write(str(runs + 1))\n"
+              "sys.exit(int(sys.argv[2]))\n")
+
+
 @dataclass
 class Farm(FarmApi):
     """The running farm and how to reach and disturb it."""
@@ -234,6 +244,33 @@ def test_kill_9_of_a_worker_mid_job_requeues_it_and_it_finishes_elsewhere(
     assert runs[1].endswith("start") and runs[2] == runs[1].replace("start", "end")
     victim = farm.worker("victim")
     assert not victim["alive"] and victim["status"] == "lost"
+
+
+def test_job_that_ends_after_its_worker_died_is_recorded_as_it_ended_not_run_again(
+    farm: Farm, tmp_path: Path
+) -> None:
+    farm.start("brief", node_cores=1, worker_concurrency=1, node_labels={"brief": "yes"})
+    gate = tmp_path / "go"
+    done_ok = farm.submit(argv=[PY, "-c", GATED_EXIT, str(gate), "0"], retries=3,
+                          resources={"labels": {"brief": "yes"}})
+    assert farm.wait_state(done_ok, "running")["node"] == "brief"
+    worker = psutil.Process(farm.procs["brief"].pid)
+    guard = next(p for p in worker.children() if "simfarm.workers.orphan_guard" in p.cmdline())
+    # The guard paused, the worker killed, then the job's program ends by itself: when the
+    # guard goes on it finds the worker gone and the program's exit status in its note.
+    guard.suspend()
+    try:
+        os.kill(worker.pid, signal.SIGKILL)
+        farm.procs["brief"].wait(timeout=10)
+        gate.touch()
+        wait_for(lambda: (tmp_path / "ended").exists(), bool, 10, "the program to end")
+    finally:
+        guard.resume()
+    job = farm.wait_state(done_ok, "completed", "failed", timeout_s=20)
+    assert (job["state"], job["exit_code"], job["attempt"]) == ("completed", 0, 1), job
+    state_events = [e for e in farm.jobs.events(done_ok) if e.type == "state"]
+    assert state_events[-1].data["recorded_by"] == "orphan guard of brief"
+    assert (tmp_path / "ended").read_text() == "1"  # it ran once, to its end
 
 
 def test_worker_hung_up_hands_its_job_back_and_restarts_in_place(

@@ -31,6 +31,34 @@ def test_idempotency_key_makes_retries_safe(http: httpx.Client) -> None:
     assert first.json()["id"] == second.json()["id"]
 
 
+def test_query_reads_many_jobs_by_id_in_one_request(http: httpx.Client) -> None:
+    ids = [http.post("/api/v1/jobs", json={**OK, "name": f"q{n}"}).json()["id"]
+           for n in range(3)]
+    asked = [ids[2], "no-such-job", ids[0], ids[2], ids[1]]
+    response = http.post("/api/v1/jobs/query", json={"ids": asked})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [j["id"] for j in body["jobs"]] == [ids[2], ids[0], ids[1]]  # asked order, once
+    assert [j["spec"]["name"] for j in body["jobs"]] == ["q2", "q0", "q1"]
+    assert body["jobs"][0]["links"]["self"] == f"/api/v1/jobs/{ids[2]}"
+    assert body["missing"] == ["no-such-job"]
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"ids": []}, "ids"),
+    ({"ids": "abc"}, "ids"),
+    ({}, "ids"),
+    ([], "ids"),
+    ({"ids": ["a"] * 1001}, "ids"),
+    ({"ids": ["ok", "../etc/passwd"]}, "ids.1"),
+    ({"ids": ["ok", 7]}, "ids.1"),
+])
+def test_query_refuses_too_many_or_bad_ids(http: httpx.Client, body: Any, field: str) -> None:
+    response = http.post("/api/v1/jobs/query", json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["fields"][0]["field"] == field
+
+
 def test_health(http: httpx.Client) -> None:
     body = http.get("/api/v1/health").json()
     assert body["status"] == "ok" and "pending" in body["jobs"]

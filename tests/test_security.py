@@ -140,6 +140,10 @@ def test_jobs_belong_to_the_token_user_and_stay_private(
     assert alice.get(f"/api/v1/jobs/{job_id}").json()["state"] == "pending"
     assert job_id not in {j["id"] for j in bob.get("/api/v1/jobs").json()["jobs"]}
     assert job_id in {j["id"] for j in alice.get("/api/v1/jobs").json()["jobs"]}
+    asked = {"ids": [job_id]}
+    assert bob.post("/api/v1/jobs/query", json=asked).json() == {"jobs": [], "missing": [job_id]}
+    assert [j["id"] for j in alice.post("/api/v1/jobs/query", json=asked).json()["jobs"]] == [
+        job_id]
     bob_pending = bob.get("/api/v1/jobs", params={"state": "pending", "limit": 1000}).json()
     assert job_id not in {j["id"] for j in bob_pending["jobs"]}
     # The admin sees everyone's jobs, can filter by owner and cancels alice's job.

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
@@ -16,7 +16,7 @@ import httpx
 from simfarm.client.errors import ApiError, NotFound
 from simfarm.common.convergence import Convergence
 from simfarm.common.license_pools import LicenseStatus
-from simfarm.common.models import Job, JobEvent, JobPage, NodeInfo
+from simfarm.common.models import Job, JobBatch, JobEvent, JobPage, NodeInfo
 from simfarm.common.states import JobState
 
 T = TypeVar("T")
@@ -97,6 +97,13 @@ def submit(body: Mapping[str, Any], idempotency_key: str | None = None) -> Opera
 def get(job_id: str) -> Operation[Job]:
     """GET one job."""
     return Operation(Request("GET", _job_path(job_id)), Job.model_validate)
+
+
+def query_jobs(job_ids: Sequence[str]) -> Operation[JobBatch]:
+    """Read up to :data:`~simfarm.common.models.MAX_JOBS_PER_QUERY` jobs by id in one
+    request (``POST /api/v1/jobs/query``)."""
+    return Operation(Request("POST", "/api/v1/jobs/query", json={"ids": list(job_ids)}),
+                     JobBatch.model_validate)
 
 
 def progress(job_id: str) -> Operation[Convergence]:

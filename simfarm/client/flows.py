@@ -15,8 +15,15 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
 from simfarm.client import api
-from simfarm.client.errors import ConnectionFailed, JobCancelled, JobFailed, WaitTimeout
-from simfarm.common.models import Job
+from simfarm.client.errors import (
+    ApiError,
+    ConnectionFailed,
+    JobCancelled,
+    JobFailed,
+    NotFound,
+    WaitTimeout,
+)
+from simfarm.common.models import MAX_JOBS_PER_QUERY, Job
 from simfarm.common.states import JobState
 from simfarm.common.ws_protocol import (
     MAX_SUBSCRIBED_JOBS,
@@ -171,6 +178,31 @@ class _Deadline:
         return self.at is not None and time.monotonic() >= self.at
 
 
+# ---------------------------------------------------------------------- reading
+def read_jobs(job_ids: Sequence[str]) -> Flow[list[Job]]:
+    """The jobs of these ids, in the order given: one request per
+    :data:`~simfarm.common.models.MAX_JOBS_PER_QUERY` ids (``POST /api/v1/jobs/query``,
+    sent concurrently where the transport can), not one per job. Raises
+    :class:`~simfarm.client.errors.NotFound` for an id that is no job (of yours), as
+    ``get`` does. A gateway without that route (405) is asked one job at a time."""
+    ids = list(dict.fromkeys(job_ids))
+    if not ids:
+        return []
+    chunks = [ids[n : n + MAX_JOBS_PER_QUERY] for n in range(0, len(ids), MAX_JOBS_PER_QUERY)]
+    try:
+        batches = yield CallMany([api.query_jobs(chunk) for chunk in chunks])
+    except ApiError as exc:
+        if exc.status != 405:
+            raise
+        found = {j.id: j for j in (yield CallMany([api.get(i) for i in ids]))}
+    else:
+        missing = [i for batch in batches for i in batch.missing]
+        if missing:
+            raise NotFound(404, "not_found", f"job {missing[0]} not found")
+        found = {j.id: j for batch in batches for j in batch.jobs}
+    return [found[i] for i in job_ids]
+
+
 # ---------------------------------------------------------------------- waiting
 class WaitTracker:
     """Which of the waited-for jobs have finished, fed by snapshots, events and polls."""
@@ -264,7 +296,7 @@ def wait_flow(
             raise WaitTimeout(tracker.remaining, timeout)
         if not use_ws:
             try:
-                jobs = yield CallMany([api.get(i) for i in tracker.remaining])
+                jobs = yield from read_jobs(tracker.remaining)
             except ConnectionFailed as exc:  # the gateway restarts: keep waiting
                 log.info("gateway unreachable while waiting (%s); retrying", exc)
                 yield Pause(deadline.left(poll_interval))
@@ -291,7 +323,7 @@ def wait_flow(
                     idle_limit = 3 * message.heartbeat_s
                     attempt = 0
                     if message.jobs is None:  # too many jobs for a snapshot: ask once
-                        jobs = yield CallMany([api.get(i) for i in tracker.remaining])
+                        jobs = yield from read_jobs(tracker.remaining)
                         ended = [j.id for j in jobs if tracker.set_state(j.id, j.state)]
                         notify(tracker)
                         yield from finished(ended)
@@ -316,7 +348,7 @@ def wait_flow(
             yield Pause(deadline.left(_backoff(attempt)))
     while True:
         try:
-            return list((yield CallMany([api.get(i) for i in tracker.ids])))
+            return (yield from read_jobs(tracker.ids))
         except ConnectionFailed:
             if deadline.passed:
                 raise

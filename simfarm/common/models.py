@@ -24,6 +24,7 @@ MAX_ENV_ITEMS = 256
 MAX_LABELS = 64
 MAX_CORES = 4096
 MAX_LICENSES = 10_000  # of one feature, per job
+MAX_JOBS_PER_QUERY = 1000  # ids of one POST /api/v1/jobs/query
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9_.\-/]{1,64}$")
 # Variables a job may not set (a documented denylist, docs/security.md): they make the
@@ -301,6 +302,21 @@ class JobEvent(BaseModel):
     type: Literal["state", "log", "progress", "info"]
     ts: float
     data: dict[str, Any]
+
+
+class JobQuery(BaseModel):
+    """Many jobs read by id in one request (``POST /api/v1/jobs/query``)."""
+
+    ids: list[str] = Field(min_length=1, max_length=MAX_JOBS_PER_QUERY,
+                           description="job ids (at most 1000); repeated ids count once")
+
+
+class JobBatch(BaseModel):
+    """Jobs read by id: those found, in the order asked, and the ids of the others
+    (no such job, or another user's)."""
+
+    jobs: list[Job]
+    missing: list[str] = Field(default_factory=list)
 
 
 class JobPage(BaseModel):

@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 bp = Blueprint("audit", __name__, url_prefix="/api/v1")
 _WRITER = "simfarm.audit_writer"
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: POST routes that only read (a body too large for a URL): not audited
+READS = frozenset({"jobs.query_jobs"})
 MAX_DETAIL_BYTES = 16 * 1024
 _ACTIONS = {
     "jobs.submit_job": "submit",
@@ -97,7 +99,8 @@ def _target(response: Response) -> str | None:
 
 def record(response: Response) -> Response:
     """The ``after_request`` hook: append mutating requests to the audit log."""
-    if request.method not in MUTATING or request.endpoint in (None, "static"):
+    if (request.method not in MUTATING or request.endpoint in (None, "static")
+            or request.endpoint in READS):
         return response
     try:
         details: dict[str, Any] = {}

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from simfarm.common.models import Job, JobSpec
+from simfarm.common.models import MAX_JOBS_PER_QUERY, Job, JobQuery, JobSpec
 from simfarm.common.states import JobState
 from simfarm.gateway.admission import Admission, admit
 from simfarm.gateway.auth import (
@@ -21,11 +21,20 @@ from simfarm.gateway.openapi import Body, document
 from simfarm.gateway.openapi.bodies import (
     EventListOut,
     EventsQuery,
+    JobBatchOut,
     JobListOut,
     JobOut,
     ListJobsQuery,
 )
-from simfarm.gateway.parsing import check_job_id, float_arg, idempotency_key, int_arg, parse_body
+from simfarm.gateway.parsing import (
+    JOB_ID,
+    check_job_id,
+    float_arg,
+    idempotency_key,
+    int_arg,
+    json_body,
+    parse_body,
+)
 from simfarm.gateway.services import services
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1")
@@ -91,6 +100,38 @@ def list_jobs() -> Response:
     owner = visible_owner_filter(request.args.get("owner"))
     page = services().jobs.list_jobs(state=state, owner=owner, cursor=cursor, limit=limit)
     return jsonify({"jobs": [job_body(j) for j in page.jobs], "next_cursor": page.next_cursor})
+
+
+def _query_ids() -> list[str]:
+    """The ids of a job query's body, each once, in order (400 naming what is wrong)."""
+    data = json_body()
+    ids = data.get("ids") if isinstance(data, dict) else None
+    if not isinstance(ids, list) or not ids:
+        raise field_error("ids", "send {\"ids\": [...]}: a list of 1 to "
+                          f"{MAX_JOBS_PER_QUERY} job ids", status=400)
+    if len(ids) > MAX_JOBS_PER_QUERY:
+        raise field_error("ids", f"{len(ids)} ids: at most {MAX_JOBS_PER_QUERY} per request",
+                          status=400)
+    for n, job_id in enumerate(ids):
+        if not isinstance(job_id, str) or not JOB_ID.match(job_id):
+            raise field_error(f"ids.{n}", "not a job id (1-128 letters, digits, '_' or '-')",
+                              status=400)
+    return list(dict.fromkeys(ids))
+
+
+@bp.post("/jobs/query")
+@document(tags=["jobs"], body=JobQuery, responses={200: JobBatchOut}, errors=(400, 415))
+def query_jobs() -> Response:
+    """Many jobs by id in one request (a read, though a POST: a thousand ids do not fit
+    in a URL).
+
+    The jobs found come in the order asked; ``missing`` lists the ids of the others
+    (no such job, or another user's: as ``GET /api/v1/jobs/<id>`` answers 404). At most
+    1000 ids; too many, or an id that cannot be one, is a 400."""
+    ids = _query_ids()
+    found = {j.id: j for j in services().jobs.get_many(ids) if can_see(j.owner)}
+    return jsonify({"jobs": [job_body(found[i]) for i in ids if i in found],
+                    "missing": [i for i in ids if i not in found]})
 
 
 @bp.get("/jobs/<job_id>")

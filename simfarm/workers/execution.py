@@ -115,6 +115,8 @@ def execute(ctx: WorkerContext, job_id: str, attempt: int) -> JobState | None:
         return recorded
     finally:
         ctx.active.discard(job_id)
+        if ctx.orphans is not None:  # the outcome is this worker's to record, done
+            ctx.orphans.forget(job_id, attempt)
         if recorded is None:  # a recorded outcome woke the dispatcher already
             try:
                 store.nudge_dispatcher()
@@ -124,20 +126,7 @@ def execute(ctx: WorkerContext, job_id: str, attempt: int) -> JobState | None:
 
 def _record(ctx: WorkerContext, job_id: str, attempt: int, outcome: Outcome,
             from_scheduled: bool = False) -> JobState | None:
-    fields = dict(outcome.fields)
-    if outcome.interrupted:
-        fields["reason"] = outcome.reason
-        target = JobState.PENDING
-    else:
-        assert outcome.state is not None
-        target = outcome.state
-        if outcome.exit_code is not None:
-            fields["exit_code"] = outcome.exit_code
-        if outcome.reason:
-            fields["reason"] = outcome.reason
-            if target is JobState.FAILED:
-                fields["error"] = outcome.reason
-    event = {"exit_code": outcome.exit_code, "reason": outcome.reason}
+    target, fields, event = outcome.recorded()
 
     def record() -> None:
         ctx.jobs.transition(

@@ -43,6 +43,8 @@ BATCH_LOG_STREAM = "aedt_log"
 class HFSSRunner(LocalRunner):
     """Runs one HFSS job (``job.spec.hfss``) with ``ansysedt`` on this node."""
 
+    outcome_is_exit_status = False  # AEDT's log says whether the solve failed
+
     def __init__(self, supervisor: AttemptSupervisor, job: Job) -> None:
         super().__init__(supervisor, job)
         if job.spec.hfss is None:

@@ -19,7 +19,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from simfarm.common.job_paths import node_roots
 from simfarm.common.models import Job
@@ -28,7 +28,8 @@ from simfarm.common.states import JobState
 from simfarm.workers.attempt import AttemptSupervisor, StopKind
 from simfarm.workers.context import WorkerContext
 from simfarm.workers.job_account import job_account, job_environment
-from simfarm.workers.outcome import Outcome
+from simfarm.workers.orphan_guard import JobNote, note_python
+from simfarm.workers.outcome import Outcome, exit_status_outcome
 from simfarm.workers.process_tree import kill_tree, popen_group_kwargs
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,10 @@ def job_workdir(ctx: WorkerContext, job: Job) -> Path:
 class LocalRunner:
     """Runs ``job.spec.argv`` on this machine and reports an :class:`Outcome`."""
 
+    #: the program's exit status is the attempt's whole outcome (:meth:`exit_outcome`
+    #: not refined), so the orphan guard may record it when this worker died
+    outcome_is_exit_status = True
+
     def __init__(self, supervisor: AttemptSupervisor, job: Job) -> None:
         self.supervisor = supervisor
         self.ctx = supervisor.ctx
@@ -160,6 +165,8 @@ class LocalRunner:
         self._unsent: list[tuple[str, dict[str, object]]] = []
         self._pipes: _Pipes | None = None
         self._pid: int | None = None
+        self._note: JobNote | None = None
+        self._program = ""
         self.account = job_account(self.ctx.settings)
 
     def argv(self) -> list[str]:
@@ -187,29 +194,51 @@ class LocalRunner:
         if not cwd.is_dir():
             return Outcome(JobState.FAILED, reason=f"working directory does not exist: {cwd}")
         argv = self.argv()
+        self._program = argv[0]
+        command, extra = argv, dict[str, Any]()
+        orphans = self.ctx.orphans
+        python = note_python(self.account is not None)
+        if orphans is not None and python is not None:
+            # how it ends is noted for the guard, should this worker die meanwhile
+            self._note = orphans.note(job_id, self.supervisor.number,
+                                      recordable=self.outcome_is_exit_status and (
+                                          self.job.spec.files is None
+                                          or self.job.spec.files.mode != "staged"))
+            command, extra = self._note.wrap(argv, python)
         try:
             proc = subprocess.Popen(
-                argv,
+                command,
                 cwd=cwd,
                 env=self.environment(),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
+                **extra,
                 **popen_group_kwargs(),
                 **(self.account.popen_kwargs() if self.account else {}),
             )
-        except FileNotFoundError:
-            return Outcome(JobState.FAILED, reason=f"executable not found: {argv[0]}")
-        except PermissionError:
-            return Outcome(JobState.FAILED, reason=f"executable not runnable: {argv[0]}")
         except OSError as exc:
-            return Outcome(JobState.FAILED, reason=f"cannot start {argv[0]}: {exc}")
-        if self.ctx.orphans is not None:  # killed if this worker dies before reaping it
-            self.ctx.orphans.track(proc.pid)
+            return self._not_started(argv[0], exc)
+        finally:
+            if self._note is not None:
+                self._note.started()
+        if orphans is not None:  # killed if this worker dies before reaping it
+            orphans.track(proc.pid)
         log.info("job %s: started pid %d: %s", job_id, proc.pid, argv)
         self._pid = proc.pid  # written with the first output, or after the first tick
         self._pipes = _Pipes(proc, self.lines)
         return self._supervise(proc)
+
+    @staticmethod
+    def _not_started(executable: str, exc: OSError | tuple[str, str]) -> Outcome:
+        """The program could not be started (``exc``, or its class name and message as
+        the exit note tells them)."""
+        kind, message = (type(exc).__name__, str(exc)) if isinstance(exc, OSError) else exc
+        if kind == "FileNotFoundError":
+            return Outcome(JobState.FAILED, reason=f"executable not found: {executable}")
+        if kind == "PermissionError":
+            return Outcome(JobState.FAILED, reason=f"executable not runnable: {executable}")
+        return Outcome(JobState.FAILED, reason=f"cannot start {executable}: {message}")
 
     def _supervise(self, proc: subprocess.Popen[bytes]) -> Outcome:
         """Stream the output until the process ends; stop its tree on a timeout or when
@@ -248,13 +277,16 @@ class LocalRunner:
         if stop is not None:
             stop.exit_code = code
             return stop
+        if self._note is not None:
+            note = self._note.read()
+            if note.spawn_error is not None:
+                return self._not_started(self._program, note.spawn_error)
         return self.exit_outcome(code)
 
     def exit_outcome(self, code: int) -> Outcome:
-        """The outcome of a program that ended by itself; subclasses (HFSS) refine it."""
-        if code == 0:
-            return Outcome(JobState.COMPLETED, exit_code=0)
-        return Outcome(JobState.FAILED, exit_code=code, reason=f"exit code {code}")
+        """The outcome of a program that ended by itself; subclasses (HFSS) refine it
+        (and then :attr:`outcome_is_exit_status` is False)."""
+        return exit_status_outcome(code)
 
     def _flush(self, timeout: float) -> None:
         """Wait up to ``timeout`` for output (or, once the pipes ended, for the process)

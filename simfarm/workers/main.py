@@ -117,7 +117,7 @@ def run_worker(settings: Settings, loglevel: str = "INFO") -> None:
     code: str | int | None = 0
     # kills this worker's jobs if it dies without stopping them
     ctx.orphans = OrphanGuard.start(
-        settings.state_dir / "orphan-guard" / f"{ctx.node_name}-{ctx.boot_id}")
+        settings.state_dir / "orphan-guard" / f"{ctx.node_name}-{ctx.boot_id}", settings)
     if ctx.cluster is not None:
         ctx.cluster.start()
     try:

@@ -1,39 +1,139 @@
 """Orphan guard: when a worker process dies without cleaning up (kill -9, power loss of the
 Python process, OOM killer), the solvers it started must die too, or a re-queued job
-would run twice at once — once as the orphan, once on the node that took it over.
+would run twice at once — once as the orphan, once on the node that took it over — and a
+job that ended in the moments the worker was gone must be recorded as it ended, or it
+would run to its end twice.
 
 The worker records the process group of every job it starts as a file in a folder of its
-own; a small guard process, started with the worker, polls the worker's pid and, when the
-worker is gone, kills every recorded group (SIGTERM, then SIGKILL) long before the
-worker's heartbeat expires and the dispatcher hands the job to another node.
+own, and starts the job's program through :mod:`.exit_note`, which writes how the program
+ended to a note in ``notes/`` there. A small guard process, started with the worker,
+polls the worker's pid and, when the worker is gone (long before the worker's heartbeat
+expires and the dispatcher hands the job to another node):
 
-Run as ``python -m simfarm.workers.orphan_guard <worker pid> <folder>``.
+1. records the outcome of every attempt whose program had ended by itself by then —
+   the exit status the note holds, fenced like the worker's own record (only the
+   attempt's number, on this node, still ``running``): it is not run again;
+2. kills every recorded group still alive (SIGTERM, then SIGKILL) — the note writer
+   notes its pid first, so a program the worker was starting when it died is found too:
+   those attempts did not finish, and the dispatcher runs them again (their retries permitting).
+
+What it cannot know it does not guess: a program that ends in the same instant the
+guard stops it, an attempt whose results a worker still had to send back (staged files),
+an HFSS solve (its outcome is read from AEDT's log, not the exit status) and the jobs of a
+machine that lost power go back to the queue — the at-least-once cases of
+docs/operations.md.
+
+Run as ``python -m simfarm.workers.orphan_guard <worker pid> <folder>`` with the worker's
+settings as JSON on stdin.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
+import redis
 
+from simfarm.common.errors import IllegalTransition, JobNotFound, StaleAttempt
+from simfarm.common.settings import Settings
+from simfarm.common.states import JobState
+from simfarm.common.store import JobStore
+from simfarm.common.store.leases import LeaseEnd
+from simfarm.workers import exit_note
+from simfarm.workers.context import connect
+from simfarm.workers.outcome import exit_status_outcome
 from simfarm.workers.process_tree import IS_WINDOWS, popen_group_kwargs
+from simfarm.workers.redis_guard import retry_while_redis_away
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.2
+NOTES = "notes"
+#: how long the guard tries to record outcomes while Redis cannot be reached
+RECORD_RETRY_S = 30.0
+#: how long the guard waits for a note writer the worker was starting to note its pid
+START_WAIT_S = 5.0
+
+
+@functools.cache
+def _note_source() -> str:
+    return Path(exit_note.__file__).read_text(encoding="utf-8")
+
+
+def _usable_by_anyone(path: Path) -> bool:
+    """Whether every user may run ``path``: it and each folder above it executable by
+    others (a job account runs it; this worker's interpreter may sit in a private home)."""
+    try:
+        real = path.resolve(strict=True)
+        return all(p.stat().st_mode & stat.S_IXOTH for p in (real, *real.parents))
+    except OSError:
+        return False
+
+
+@functools.cache
+def note_python(job_account: bool) -> str | None:
+    """The interpreter that runs the note writer: this worker's, or for a job account
+    the first Python 3 every user may run (None: none is, jobs then run without a
+    note and are treated as lost when their worker dies)."""
+    candidates = [sys.executable]
+    if job_account:
+        candidates = [sys.executable, getattr(sys, "_base_executable", ""), "/usr/bin/python3",
+                      shutil.which("python3") or ""]
+        candidates = [c for c in candidates if c and _usable_by_anyone(Path(c))]
+        if not candidates:
+            log.warning("no Python interpreter every user may run: jobs run under the job "
+                        "account without exit notes")
+            return None
+    return candidates[0]
+
+
+@dataclass
+class JobNote:
+    """The exit note of one attempt's program (see :mod:`.exit_note`)."""
+
+    path: Path
+    fd: int | None
+
+    def wrap(self, argv: list[str], python: str) -> tuple[list[str], dict[str, Any]]:
+        """The command that runs ``argv`` under the note writer (its source passed with
+        ``-c``: the job's account need not read simfarm's files) with interpreter
+        ``python``, and the extra ``subprocess.Popen`` arguments it needs (the note's
+        descriptor, on POSIX)."""
+        prefix = [python, "-I", "-S", "-c", _note_source()]
+        if self.fd is None:
+            return [*prefix, f"path:{self.path}", *argv], {}
+        return [*prefix, f"fd:{self.fd}", *argv], {"pass_fds": (self.fd,)}
+
+    def started(self) -> None:
+        """The program started (or could not): the worker's descriptor is not needed."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def read(self) -> exit_note.Note:
+        """What the note says now."""
+        try:
+            return exit_note.read_note(self.path.read_bytes())
+        except OSError:
+            return exit_note.Note({})
 
 
 class OrphanGuard:
     """The guard process of this worker process and the folder of job processes it covers.
 
     The folder holds one empty file per job process, named by its pid (the leader of its
-    own group/session); the guard exits when the folder disappears.
+    own group/session), and the notes of the attempts not yet recorded by the worker
+    (``notes/<job id>.<attempt>``); the guard exits when the folder disappears.
     """
 
     def __init__(self, folder: Path, process: subprocess.Popen[bytes]) -> None:
@@ -41,16 +141,38 @@ class OrphanGuard:
         self.process = process
 
     @classmethod
-    def start(cls, folder: Path) -> OrphanGuard:
-        """Start the guard for this process; jobs recorded with :meth:`track` are covered."""
-        folder.mkdir(parents=True, exist_ok=True)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "simfarm.workers.orphan_guard", str(os.getpid()),
-             str(folder)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            **popen_group_kwargs(),  # its own group: killing the worker's group spares it
-        )
+    def start(cls, folder: Path, settings: Settings) -> OrphanGuard:
+        """Start the guard for this process; jobs recorded with :meth:`track` are covered,
+        outcomes recorded through ``settings``' Redis."""
+        (folder / NOTES).mkdir(parents=True, exist_ok=True)
+        with open(folder.parent / f"{folder.name}.log", "ab") as log_file:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "simfarm.workers.orphan_guard", str(os.getpid()),
+                 str(folder)],
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log_file,
+                **popen_group_kwargs(),  # its own group: killing the worker's group spares it
+            )
+        assert process.stdin is not None
+        process.stdin.write(settings.model_dump_json().encode())  # not in argv: secrets
+        process.stdin.close()
         return cls(folder, process)
+
+    def note(self, job_id: str, attempt: int, *, recordable: bool) -> JobNote:
+        """A new exit note for one attempt's program; ``recordable``: its exit status is
+        its whole outcome (a plain command job, no staged results to send back), so the
+        guard may record it."""
+        path = self.folder / NOTES / f"{job_id}.{attempt}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+                     | getattr(os, "O_BINARY", 0), 0o600)
+        os.write(fd, exit_note.header(job=job_id, attempt=attempt, record=int(recordable)))
+        if IS_WINDOWS:  # no descriptor passing: the note writer opens the path
+            os.close(fd)
+            return JobNote(path, None)
+        return JobNote(path, fd)
+
+    def forget(self, job_id: str, attempt: int) -> None:
+        """The worker recorded (or gave up) the attempt's outcome itself."""
+        (self.folder / NOTES / f"{job_id}.{attempt}").unlink(missing_ok=True)
 
     def track(self, pid: int) -> None:
         """Record a job's process (the leader of its own group/session)."""
@@ -68,6 +190,7 @@ class OrphanGuard:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=5)
+        (self.folder.parent / f"{self.folder.name}.log").unlink(missing_ok=True)
 
 
 def _kill_groups(pids: list[int]) -> None:
@@ -98,20 +221,94 @@ def _kill_groups(pids: list[int]) -> None:
             pass
 
 
-def guard(worker_pid: int, folder: Path) -> None:
-    """Wait for the worker to die (then kill its jobs) or for the folder to go away."""
+def _notes(folder: Path) -> list[exit_note.Note]:
+    return [JobNote(path, None).read() for path in sorted((folder / NOTES).glob("*"))]
+
+
+def _unstarted(folder: Path, wait_s: float) -> list[int]:
+    """Pids of note writers that were being started when the worker died (their notes
+    have no pid yet), waiting up to ``wait_s`` for each to note its pid."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        notes = _notes(folder)
+        if all("pid" in n.fields or n.ended_at is not None for n in notes) \
+                or time.monotonic() >= deadline:
+            # (an ended program's pid may belong to another process by now)
+            return [int(n.fields["pid"]) for n in notes
+                    if "pid" in n.fields and n.ended_at is None]
+        time.sleep(0.05)
+
+
+def record_ended(store: JobStore, node: str, note: exit_note.Note) -> bool:
+    """Record the outcome of an attempt whose program ended after its worker died, as
+    its worker would have: only while the attempt is still the job's, running on this
+    node. True when it was recorded."""
+    job_id, attempt = note.fields.get("job", ""), int(note.fields.get("attempt", "0"))
+    if note.fields.get("record") != "1" or note.code is None:
+        log.info("job %s: attempt %d ended, its outcome is not the exit status alone: "
+                 "left to the dispatcher", job_id, attempt)
+        return False
+    target, fields, event = exit_status_outcome(note.code).recorded()
+    event["recorded_by"] = f"orphan guard of {node}"
+    move = functools.partial(
+        store.transition, job_id, target, expect_attempt=attempt, expect_node=node,
+        sources=[JobState.RUNNING], lease=LeaseEnd(), fields=fields, event=event, nudge=True)
+    try:
+        retry_while_redis_away(move, RECORD_RETRY_S)
+    except (StaleAttempt, IllegalTransition, JobNotFound) as exc:
+        log.info("job %s: outcome of attempt %d not recorded: %s", job_id, attempt, exc)
+        return False
+    except redis.RedisError as exc:
+        log.error("job %s: outcome of attempt %d lost, Redis unavailable: %s", job_id,
+                  attempt, exc)
+        return False
+    log.warning("job %s: attempt %d ended after its worker died: recorded %s (exit code %s)",
+                job_id, attempt, target.value, note.code)
+    return True
+
+
+def _worker_gone(worker: psutil.Process | None) -> bool:
+    try:
+        return (worker is None or not worker.is_running()
+                or worker.status() == psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return True
+
+
+def guard(worker_pid: int, folder: Path, settings: Settings | None) -> None:
+    """Wait for the worker to die (then record what ended and kill the rest of its jobs)
+    or for the folder to go away."""
     try:
         worker = psutil.Process(worker_pid)
     except psutil.NoSuchProcess:
         worker = None
     while folder.is_dir():
-        if worker is None or not worker.is_running() or worker.status() == psutil.STATUS_ZOMBIE:
-            pids = [int(p.name) for p in folder.iterdir() if p.name.isdigit()]
-            _kill_groups(pids)
+        if _worker_gone(worker):
+            # What ended before the kill below ended by itself: its note says how.
+            before = time.monotonic()
+            ended = [n for n in _notes(folder)
+                     if n.ended_at is not None and n.ended_at < before]
+            pids = {int(p.name) for p in folder.iterdir() if p.name.isdigit()}
+            # and the programs the worker had no time to note (it died starting them)
+            pids |= set(_unstarted(folder, START_WAIT_S))
+            _kill_groups(sorted(pids))
+            if ended and settings is not None:
+                store = JobStore.for_settings(connect(settings), settings)
+                for note in ended:
+                    record_ended(store, settings.node_name, note)
             shutil.rmtree(folder, ignore_errors=True)
             return
         time.sleep(POLL_S)
 
 
+def main() -> None:
+    """The guard process: settings from stdin (JSON), then :func:`guard`."""
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s orphan guard: %(message)s")
+    data = sys.stdin.read()
+    settings = Settings.model_validate_json(data) if data.strip() else None
+    guard(int(sys.argv[1]), Path(sys.argv[2]), settings)
+
+
 if __name__ == "__main__":
-    guard(int(sys.argv[1]), Path(sys.argv[2]))
+    main()

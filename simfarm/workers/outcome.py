@@ -26,3 +26,28 @@ class Outcome:
     @property
     def interrupted(self) -> bool:
         return self.state is None
+
+    def recorded(self) -> tuple[JobState, dict[str, Any], dict[str, Any]]:
+        """What recording it writes: the target state, the job's fields and the state
+        event's data (an interrupted attempt goes back to ``pending`` with its reason)."""
+        fields = dict(self.fields)
+        if self.interrupted:
+            fields["reason"] = self.reason
+            return JobState.PENDING, fields, {"exit_code": self.exit_code,
+                                              "reason": self.reason}
+        assert self.state is not None
+        if self.exit_code is not None:
+            fields["exit_code"] = self.exit_code
+        if self.reason:
+            fields["reason"] = self.reason
+            if self.state is JobState.FAILED:
+                fields["error"] = self.reason
+        return self.state, fields, {"exit_code": self.exit_code, "reason": self.reason}
+
+
+def exit_status_outcome(code: int) -> Outcome:
+    """The outcome of a program that ended by itself with exit status ``code``
+    (negative: killed by that signal)."""
+    if code == 0:
+        return Outcome(JobState.COMPLETED, exit_code=0)
+    return Outcome(JobState.FAILED, exit_code=code, reason=f"exit code {code}")

@@ -54,6 +54,16 @@ class JobListOut(BaseModel):
     next_cursor: str | None = None
 
 
+class JobBatchOut(BaseModel):
+    """Jobs read by id: those found, in the order asked; ``missing`` names the others
+    (no such job, or one you may not see)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    jobs: list[JobOut]
+    missing: list[str]
+
+
 class EventListOut(BaseModel):
     """A job's events; pass ``last_id`` back as ``since`` to continue."""
 
