@@ -40,7 +40,7 @@ DISPATCHER_KEYS = ("dispatch:*", "fairshare")
 #: simfarm keys only the gateway writes (a test checks that every key of the key map is
 #: in one of these lists: a new key must be given to the roles that need it).
 GATEWAY_KEYS = ("seq", "owner:*", "idem:*", "audit", "expiry:lock", "blobs", "replicated",
-                "uploads:*")
+                "uploads:*", "login:*")
 _COMMANDS = "+@all -@admin -@dangerous"
 
 
