@@ -13,6 +13,7 @@ import io
 import json
 import os
 import signal
+import sys
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +29,9 @@ from tests.test_team_farm import TOKENS, Farm
 farm = test_team_farm.farm  # the team farm's fixture: a farm of this module's own
 
 pytestmark = pytest.mark.timeout(240)
+#: sleeps 60 s the first time it runs (it leaves a marker file), 2 s after that
+RUN_ONCE_LONG = ("import os, sys, time; first = not os.path.exists(sys.argv[1]); "
+                 "open(sys.argv[1], 'a').close(); time.sleep(60 if first else 2)")
 
 
 def _expected(farm: Farm) -> dict[str, dict[str, dict[str, float]]]:
@@ -134,7 +138,7 @@ def test_bad_parameters_are_refused_with_the_field(farm: Farm, params: dict[str,
 
 
 def test_cli_prints_a_table_json_and_csv(farm: Farm) -> None:
-    _ran(farm, [("alice", "n2", 1)])
+    _ran(farm, [("alice", "n2", 1), ("bob", "n1", 1)])
     table = farm.cli("root", "usage", "--by", "account", "--since", "30d")
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
@@ -153,6 +157,7 @@ def test_cli_prints_a_table_json_and_csv(farm: Farm) -> None:
 
 
 def test_client_and_async_client_read_the_report(farm: Farm) -> None:
+    _ran(farm, [("alice", "n1", 1), ("bob", "n2", 1)])
     url = str(farm.users["root"].base_url).rstrip("/")
     with Client(url, token=TOKENS["bob"]) as client:
         report = client.usage(by="node", since="7d", bucket="day")
@@ -174,8 +179,10 @@ def test_a_worker_killed_mid_job_is_counted_once(farm: Farm) -> None:
         wait_for(lambda: farm.nodes.is_alive(name), bool, 60, f"worker {name}")
 
     start("victim")
-    job_id = farm.submit("alice", argv=["sleep", "3"], retries=1,
-                         resources={"cores": 2, "labels": {"rescue": "yes"}})
+    # the first run outlasts the rescuer's start however loaded the machine; the rerun is short
+    marker = farm.root / "first-run"
+    job_id = farm.submit("alice", argv=[sys.executable, "-c", RUN_ONCE_LONG, str(marker)],
+                         retries=1, resources={"cores": 2, "labels": {"rescue": "yes"}})
     assert farm.wait_state(job_id, "running")["node"] == "victim"
     start("rescuer")
     os.kill(farm.procs["victim"].pid, signal.SIGKILL)
