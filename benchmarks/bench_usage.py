@@ -13,7 +13,7 @@ one, measured in the same run on the same server: the report the API builds
 total), median of ``--rounds``. Prints both times, their ratio, the Redis commands per
 report and the roll-ups' memory, and ``target ...: met|NOT met``.
 
-Run: ``PYTHONPATH=. python benchmarks/bench_usage.py [--small N] [--large N] [--days N]``
+Run: ``PYTHONPATH=. python -m benchmarks.bench_usage [--small N] [--large N] [--days N]``
 """
 
 from __future__ import annotations
