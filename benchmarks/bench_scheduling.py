@@ -32,8 +32,10 @@ import random
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from simfarm.common.accounts import Account
 from simfarm.common.capacity import Capacity, Demand
 from simfarm.workers.dispatch import (
     BackfillMode,
@@ -52,6 +54,14 @@ AGING_S: float | None = PolicyConfig().aging_s_per_priority
 #: seconds of waiting each requested core is worth (the policy's default)
 SIZE_CREDIT_S: float = PolicyConfig().size_credit_s_per_core
 LIMITS = [900.0, 1800.0, 3600.0, 2 * 3600.0, 4 * 3600.0, 8 * 3600.0]
+#: each account's fair-share offset (seconds) in the current round, read from the policy
+#: after it: an input of the audit like priorities, not its own arithmetic
+RANK_OFFSETS: dict[str, float] = {}
+#: the fair-share weight of the next simulation (None: the policy's default)
+FAIRSHARE_S: float | None = None
+#: per-interval observer of the multi-user scenario: (from, to, running cores by
+#: account, pending cores by account)
+Observer = Callable[[float, float, dict[str, int], dict[str, int]], None]
 
 
 @dataclass
@@ -67,14 +77,17 @@ class SimJob:
     demand: Demand
     start: float | None = None
     node: str | None = None
+    #: who pays (one user per account here); "" in the single-user scenarios
+    account: str = ""
 
     @property
     def key(self) -> tuple[float, int]:
-        """The documented dispatch order, with aging and size credit (docs/scheduling.md)."""
+        """The documented dispatch order, with aging, size credit and the fair-share offset
+        of the job's account as the policy had it this round (docs/scheduling.md)."""
         if AGING_S is None:
             return (-float(self.priority), self.seq)
         credit = self.priority * AGING_S + self.demand.cores * SIZE_CREDIT_S
-        return (self.arrival - credit, self.seq)
+        return (self.arrival - credit - RANK_OFFSETS.get(self.account, 0.0), self.seq)
 
 
 @dataclass
@@ -394,15 +407,23 @@ class Result:
 
 
 def simulate(mode: BackfillMode, caps: list[Capacity], workload: list[SimJob],
-             audit: bool, pools: dict[str, int] | None = None) -> Result:
+             audit: bool, pools: dict[str, int] | None = None,
+             accounts: tuple[Account, ...] = (), observe: Observer | None = None) -> Result:
     """Run the workload through the policy in ``mode`` with a virtual clock (and the
-    farm's licence ``pools``: without them, jobs' pool licences are ignored)."""
-    config = PolicyConfig(backfill=mode, unlimited_runtime_s=UNLIMITED_ESTIMATE_S)
+    farm's licence ``pools``: without them, jobs' pool licences are ignored; the
+    ``accounts`` and their shares: fair share between the jobs' accounts)."""
+    config = PolicyConfig(backfill=mode, unlimited_runtime_s=UNLIMITED_ESTIMATE_S,
+                          accounts=accounts)
+    if FAIRSHARE_S is not None:
+        config = replace(config, fairshare_s=FAIRSHARE_S)
     sched = Scheduler(config)
+    RANK_OFFSETS.clear()
     strip = pools is None
-    jobs = {j.id: SimJob(j.id, j.priority, j.seq, j.arrival, j.duration, j.limit,
-                         replace(j.demand, pool={}) if strip else j.demand)
+    jobs = {j.id: replace(j, demand=replace(j.demand, pool={}) if strip else j.demand,
+                          start=None, node=None)
             for j in workload}
+    run_by: dict[str, int] = defaultdict(int)
+    pend_by: dict[str, int] = defaultdict(int)
     arrivals = sorted(jobs.values(), key=lambda j: (j.arrival, j.seq))
     nodes = {c.name: SimNode(c) for c in caps}
     sim_pools = SimPools(dict(pools or {}))
@@ -416,7 +437,7 @@ def simulate(mode: BackfillMode, caps: list[Capacity], workload: list[SimJob],
     def shape(j: SimJob) -> tuple:
         d = j.demand
         return (d.cores, d.memory_mb, d.disk_mb, tuple(sorted(d.licenses.items())),
-                tuple(sorted(d.labels.items())), j.limit)
+                tuple(sorted(d.labels.items())), j.limit, j.account)
 
     policy_s = 0.0  # CPU time of this thread inside the policy (other agents share the cores)
     policy_wall = 0.0
@@ -451,6 +472,8 @@ def simulate(mode: BackfillMode, caps: list[Capacity], workload: list[SimJob],
         if pending:
             waited_busy += (now - last) * running_cores
             waited_cap += (now - last) * capacity
+        if observe is not None and now > last:
+            observe(last, now, run_by, pend_by)
         last = now
         t0, w0 = time.thread_time(), time.perf_counter()
         while ends and ends[0][0] <= now:
@@ -462,14 +485,16 @@ def simulate(mode: BackfillMode, caps: list[Capacity], workload: list[SimJob],
             sim_pools.take(job, -1, now)
             del node.running[job_id]
             running_cores -= job.demand.cores
-            sched.finish(job_id)
+            run_by[job.account] -= job.demand.cores
+            sched.finish(job_id, now)
             makespan = max(makespan, now)
         while ai < len(arrivals) and arrivals[ai].arrival <= now:
             job = arrivals[ai]
             ai += 1
             sched.submit(PendingJob(job.id, job.priority, job.seq, job.demand, job.limit,
-                                    job.arrival))
+                                    job.arrival, job.account, job.account))
             pending += 1
+            pend_by[job.account] += job.demand.cores
             if pools:
                 waiting[job.id] = job
             if audit:
@@ -479,6 +504,8 @@ def simulate(mode: BackfillMode, caps: list[Capacity], workload: list[SimJob],
         policy_s += time.thread_time() - t0
         policy_wall += time.perf_counter() - w0
         rounds += 1
+        if accounts:
+            RANK_OFFSETS.update({b.account: b.offset for b in sched.shares.buckets.values()})
         started = []
         for p in placements:
             job = jobs[p.job_id]
@@ -491,6 +518,8 @@ def simulate(mode: BackfillMode, caps: list[Capacity], workload: list[SimJob],
             node.running[job.id] = job
             heapq.heappush(ends, (now + job.duration, job.id))
             running_cores += job.demand.cores
+            run_by[job.account] += job.demand.cores
+            pend_by[job.account] -= job.demand.cores
             pending -= 1
             waiting.pop(job.id, None)
             busy += job.demand.cores * job.duration
@@ -780,6 +809,165 @@ def run_licence_scenario(args: argparse.Namespace) -> list[tuple[str, str, bool]
     ]
 
 
+# ---------------------------------------------------------------------- multi-user
+#: the multi-user scenario's accounts and shares; "burst" submits most of the work at once
+FAIR_ACCOUNTS = {"burst": 10.0, "cfd": 30.0, "emc": 25.0, "rf": 20.0, "thermal": 15.0}
+BURST_FRACTION = 0.65
+
+
+def make_fair_jobs(count: int, nodes: list[Capacity], rng: random.Random,
+                   load: float) -> list[SimJob]:
+    """The seeded job mix, split between five accounts: ``BURST_FRACTION`` of the jobs
+    are the burst account's, all submitted at t = 0; the others keep their arrivals over
+    the day and go to the four light accounts in proportion to their shares."""
+    jobs = make_jobs(count, nodes, rng, load)
+    light = [a for a in FAIR_ACCOUNTS if a != "burst"]
+    weights = [FAIR_ACCOUNTS[a] for a in light]
+    for job in jobs:
+        if rng.random() < BURST_FRACTION:
+            job.account, job.arrival = "burst", 0.0
+        else:
+            job.account = rng.choices(light, weights)[0]
+    return jobs
+
+
+class ShareMeter:
+    """Core-seconds each account received and was entitled to while the burst account
+    had jobs waiting (contention): entitled by water-filling each instant's demand
+    (running plus pending cores) over the farm's cores in proportion to the shares, so
+    an account asking for less than its share is entitled to what it asks."""
+
+    def __init__(self, cores: int) -> None:
+        self.cores = cores
+        self.received: dict[str, float] = defaultdict(float)
+        self.entitled: dict[str, float] = defaultdict(float)
+        self.span = 0.0
+
+    def __call__(self, t0: float, t1: float, running: dict[str, int],
+                 pending: dict[str, int]) -> None:
+        if pending.get("burst", 0) <= 0:
+            return
+        dt = t1 - t0
+        self.span += dt
+        demand = {a: running.get(a, 0) + pending.get(a, 0) for a in FAIR_ACCOUNTS}
+        for account, cores in water_fill(demand, FAIR_ACCOUNTS, self.cores).items():
+            self.entitled[account] += cores * dt
+            self.received[account] += running.get(account, 0) * dt
+
+    def jain(self) -> float:
+        """Jain's fairness index of received over entitled, over the accounts entitled
+        to anything: 1 when each got the same fraction of its entitlement."""
+        x = [self.received[a] / self.entitled[a] for a in FAIR_ACCOUNTS if self.entitled[a]]
+        return sum(x) ** 2 / (len(x) * sum(v * v for v in x)) if x else 1.0
+
+
+def water_fill(demand: dict[str, int], shares: dict[str, float],
+               capacity: float) -> dict[str, float]:
+    """Max-min fair split of ``capacity`` by ``shares``, no one above its demand."""
+    out = {a: 0.0 for a in demand}
+    left = {a for a, d in demand.items() if d > 0}
+    free = float(capacity)
+    while left and free > 1e-9:
+        total = sum(shares[a] for a in left)
+        level = free / total
+        capped = {a for a in left if demand[a] - out[a] <= level * shares[a]}
+        if not capped:
+            for a in left:
+                out[a] += level * shares[a]
+            break
+        for a in capped:
+            free -= demand[a] - out[a]
+            out[a] = float(demand[a])
+        left -= capped
+    return out
+
+
+def run_fairshare_scenario(args: argparse.Namespace) -> list[tuple[str, str, bool]]:
+    """Five accounts with unequal shares, one submitting most of the work in one burst:
+    fair share against the same policy without it, and the light accounts' waits
+    against an empty farm."""
+    rng = random.Random(args.seed + 29)
+    caps = make_nodes(args.nodes, rng)
+    workload = make_fair_jobs(args.jobs, caps, rng, args.load)
+    cores = sum(c.cores for c in caps)
+    accounts = tuple(Account(name=a, shares=s) for a, s in FAIR_ACCOUNTS.items())
+    counts = {a: sum(1 for j in workload if j.account == a) for a in FAIR_ACCOUNTS}
+    print(f"### multi-user farm: {len(caps)} nodes ({cores} cores), {len(workload)} jobs, "
+          f"seed {args.seed + 29}; accounts (shares: jobs) "
+          + ", ".join(f"{a} ({FAIR_ACCOUNTS[a]:g}: {counts[a]})" for a in FAIR_ACCOUNTS)
+          + "; burst's jobs all at t = 0")
+    runs = {}
+    for label, weight in (("fair share", None), ("without fair share", 0.0)):
+        meter = ShareMeter(cores)
+        res = _simulate_accounts(caps, workload, accounts, meter, weight,
+                                 audit=not args.no_audit and weight is None)
+        for _ in range(args.repeat - 1 if weight is None else 0):
+            again = _simulate_accounts(caps, workload, accounts, None, weight, audit=False)
+            if again.policy_s < res.policy_s:
+                res.policy_s, res.policy_wall_s = again.policy_s, again.policy_wall_s
+        runs[label] = (res, meter)
+    light = [j for j in workload if j.account != "burst"]
+    alone = simulate(BackfillMode.RESERVATION, caps, light, audit=False, accounts=accounts)
+    empty = {a: pct(_waits(alone, a), 0.95) for a in FAIR_ACCOUNTS if a != "burst"}
+    longest = max((j.limit for j in workload if j.limit is not None), default=0.0)
+    for label, (res, meter) in runs.items():
+        print(f"== {label}" + ("" if label == "fair share" else
+                                " (dispatch_fairshare_s = 0: aging and size credit only)"))
+        print(f"   contention (burst has jobs waiting): {meter.span / 3600:.2f} h; per account, "
+              "core-hours received / entitled, and share of what the farm ran:")
+        ran = sum(meter.received.values()) or 1.0
+        for a in FAIR_ACCOUNTS:
+            ent = meter.entitled[a]
+            print(f"      {a:8s} share {FAIR_ACCOUNTS[a] / sum(FAIR_ACCOUNTS.values()):5.0%}  "
+                  f"received {meter.received[a] / 3600:8.1f} / entitled {ent / 3600:8.1f} "
+                  f"core-h ({meter.received[a] / ent if ent else 1:.3f}); "
+                  f"{meter.received[a] / ran:5.1%} of the farm")
+        print(f"   Jain's fairness index of received/entitled: {meter.jain():.3f}")
+        for a in empty:
+            w = _waits(res, a)
+            print(f"   {a:8s} wait p95 {pct(w, 0.95) / 60:7.1f} min, mean "
+                  f"{sum(w) / max(1, len(w)) / 60:6.1f} min (empty farm: p95 "
+                  f"{empty[a] / 60:.1f} min)")
+        print(f"   utilisation (lower bound / makespan): {res.bound / res.makespan:.3f}; "
+              f"undocumented inversions: {len(res.auditor.undocumented)}; "
+              f"{res.decisions / res.policy_s:,.0f} decisions per CPU-second inside the policy")
+        for line in res.auditor.undocumented[:5]:
+            print(f"      ! {line}")
+    res, meter = runs["fair share"]
+    jain = meter.jain()
+    util = res.bound / res.makespan
+    rate = res.decisions / res.policy_s
+    worst = max(empty, key=lambda a: pct(_waits(res, a), 0.95) - (2 * empty[a] + longest))
+    p95 = pct(_waits(res, worst), 0.95)
+    bound = 2 * empty[worst] + longest
+    return [
+        ("Jain's index during contention", f"{jain:.3f} >= 0.95", jain >= 0.95),
+        ("light accounts' p95 wait", f"{p95 / 60:.1f} min ({worst}, the worst) <= 2 x "
+         f"{empty[worst] / 60:.1f} min on an empty farm + {longest / 60:.0f} min (the longest "
+         "time limit)", p95 <= bound),
+        ("utilisation", f"{util:.3f} >= 0.95 of the bound", util >= 0.95),
+        ("undocumented inversions", f"{len(res.auditor.undocumented)}",
+         not res.auditor.undocumented),
+        ("decisions", f"{rate:,.0f} >= 5,000 per CPU-second", rate >= 5000),
+    ]
+
+
+def _simulate_accounts(caps: list[Capacity], workload: list[SimJob],
+                       accounts: tuple[Account, ...], meter: ShareMeter | None,
+                       weight: float | None, audit: bool) -> Result:
+    global FAIRSHARE_S
+    FAIRSHARE_S = weight
+    try:
+        return simulate(BackfillMode.RESERVATION, caps, workload, audit=audit,
+                        accounts=accounts, observe=meter)
+    finally:
+        FAIRSHARE_S = None
+
+
+def _waits(res: Result, account: str) -> list[float]:
+    return [j.start - j.arrival for j in res.jobs if j.account == account and j.start is not None]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=10_000)
@@ -794,6 +982,8 @@ def main(argv: list[str] | None = None) -> int:
                              "what its licence pools can run (0 = skip)")
     parser.add_argument("--licence-core-load", type=float, default=1.0,
                         help="offered core load of the licence-bound scenario")
+    parser.add_argument("--fairshare", type=int, default=1,
+                        help="run the multi-user scenario (0 = skip)")
     parser.add_argument("--modes", default="reservation,none,greedy")
     parser.add_argument("--no-audit", action="store_true")
     parser.add_argument("--repeat", type=int, default=3,
@@ -823,6 +1013,11 @@ def main(argv: list[str] | None = None) -> int:
         checks += licence_checks
         lines += [f"target, licence-bound farm, {name}: {text}: " + ("met" if ok else "NOT met")
                   for name, text, ok in licence_checks]
+    if args.fairshare:
+        fair_checks = run_fairshare_scenario(args)
+        checks += fair_checks
+        lines += [f"target, multi-user farm, {name}: {text}: " + ("met" if ok else "NOT met")
+                  for name, text, ok in fair_checks]
     for line in lines:
         print(line)
     return 0 if all(ok for _, _, ok in checks) else 1

@@ -23,6 +23,7 @@ import httpx
 import redis
 
 from simfarm.client.embedded import free_port, wait_until
+from simfarm.common.redis_url import connect
 from simfarm.common.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,7 +67,8 @@ class Farm:
         return f"redis://127.0.0.1:{self.redis_port}/0"
 
     def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(self.redis_url)
+        """A client of the farm's Redis (its primary, when the farm runs on Sentinel)."""
+        return connect(self.settings.require_redis_url())
 
     def env(self, settings: Settings) -> dict[str, str]:
         env = dict(os.environ)

@@ -16,9 +16,20 @@ SERVICE = "simfarm-primary"
 
 
 class Sentinel:
-    """One ``redis-server --sentinel`` watching :data:`SERVICE`."""
+    """One ``redis-server --sentinel`` watching :data:`SERVICE`.
 
-    def __init__(self, folder: Path, primary_port: int, down_after_ms: int) -> None:
+    ``info_period_ms``: how often it sends INFO to the servers it watches (Sentinel's
+    default is 10 s; ``SENTINEL DEBUG info-period``). A primary that comes back after a
+    failover reports itself a primary; a sentinel makes it the new one's replica only
+    when that report is 8 s old (4 x the 2 s publish period) and the server has not been
+    marked down for 8 s, and it looks only when an INFO answer arrives. With the 10 s
+    default the rejoin takes 10-20 s, and every time a loaded machine delays a PING
+    answer past ``down_after_ms`` the server is marked down again and the 8 s start
+    over, checked 10 s apart: that is how a busy CI run waited past 30 s. Tests ask
+    every second; the soak keeps the default, as deployed."""
+
+    def __init__(self, folder: Path, primary_port: int, down_after_ms: int,
+                 info_period_ms: int | None = 1000) -> None:
         self.folder = folder
         self.port = free_port()
         folder.mkdir(parents=True, exist_ok=True)
@@ -37,6 +48,9 @@ class Sentinel:
                                      stderr=subprocess.STDOUT)
         self.client = redis.Redis(port=self.port, decode_responses=True)
         wait_until(self.client.ping, 20, f"sentinel on port {self.port}")
+        if info_period_ms is not None:
+            self.client.execute_command("SENTINEL", "DEBUG", "info-period",
+                                        str(info_period_ms))
 
     def primary(self) -> tuple[str, int] | None:
         """Where this sentinel says the primary is."""
@@ -49,9 +63,11 @@ class Sentinel:
 
 
 class ReplicatedRedis:
-    """A primary, one replica of it and three sentinels (quorum 2)."""
+    """A primary, one replica of it and three sentinels (quorum 2); ``info_period_ms``
+    as for :class:`Sentinel` (None: Sentinel's default, 10 s)."""
 
-    def __init__(self, folder: Path, down_after_ms: int = 1000) -> None:
+    def __init__(self, folder: Path, down_after_ms: int = 2000,
+                 info_period_ms: int | None = 1000) -> None:
         self.folder = folder
         common = ("--appendfsync", "always", "--repl-diskless-sync-delay", "0")
         self.servers = [RedisServer(folder / "a", extra_args=common)]
@@ -61,8 +77,8 @@ class ReplicatedRedis:
             *common, "--replicaof", "127.0.0.1", str(primary_port))))
         self.servers[1].start()
         wait_until(lambda: self.replicas_of(self.servers[0]) == 1, 20, "the replica to sync")
-        self.sentinels = [Sentinel(folder / f"sentinel-{i}", primary_port, down_after_ms)
-                          for i in range(3)]
+        self.sentinels = [Sentinel(folder / f"sentinel-{i}", primary_port, down_after_ms,
+                                   info_period_ms) for i in range(3)]
         wait_until(lambda: all(s.client.execute_command(
             "SENTINEL", "replicas", SERVICE) for s in self.sentinels), 30,
             "the sentinels to find the replica")

@@ -99,3 +99,24 @@ def test_compose_files_use_existing_commands() -> None:
     assert gateway["services"]["flower"]["command"][0] in commands
     assert worker["services"]["worker"]["command"] == ["worker"]
     assert (DEPLOY / "docker" / "Dockerfile").read_text().count("ENTRYPOINT") == 1
+
+
+def test_the_nginx_balancer_config_is_valid(tmp_path: Path) -> None:
+    """deploy/nginx/simfarm.conf passes `nginx -t` (its gateways put on loopback; the
+    HAProxy config is checked and run by tests/test_gateways.py)."""
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
+                                      else None)
+    if nginx is None:
+        pytest.skip("nginx is not installed (the HAProxy config is the tested one)")
+    site = (DEPLOY / "nginx" / "simfarm.conf").read_text()
+    assert "gw-a:8765" in site and "gw-b:8765" in site and "listen 8765;" in site
+    site = site.replace("gw-a:8765", "127.0.0.1:18765").replace("gw-b:8765", "127.0.0.1:18766")
+    site = site.replace("listen 8765;", "listen 127.0.0.1:18767;")
+    (tmp_path / "simfarm.conf").write_text(site)
+    (tmp_path / "nginx.conf").write_text(
+        f"pid {tmp_path}/nginx.pid;\nerror_log stderr;\nevents {{}}\n"
+        f"http {{\n  access_log off;\n  client_body_temp_path {tmp_path};\n"
+        f"  include {tmp_path}/simfarm.conf;\n}}\n")
+    result = subprocess.run([nginx, "-t", "-c", str(tmp_path / "nginx.conf"), "-p",
+                             str(tmp_path)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr

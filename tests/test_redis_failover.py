@@ -192,3 +192,61 @@ def test_a_submit_no_replica_confirmed_is_not_acknowledged(
     finally:
         http.close()
         stop_process(gateway)
+
+
+def test_a_worker_rides_out_failover_after_failover(
+        replicated: ReplicatedRedis, tmp_path: Path) -> None:
+    """A Celery worker on Sentinel, running a job each time, survives one failover after
+    another and still runs jobs."""
+    settings = Settings(redis_url=replicated.url, state_dir=tmp_path / "state",
+                        gateway_port=free_port(), node_name="twice-gw",
+                        heartbeat_s=0.5, heartbeat_ttl_s=10.0)
+    gateway = start_gateway(settings, tmp_path / "gateway.log")
+    node = settings.model_copy(update={"node_name": "twice", "worker_concurrency": 1})
+    worker = start_worker(node, tmp_path / "twice.log")
+    http = httpx.Client(base_url=f"http://127.0.0.1:{settings.gateway_port}", timeout=30)
+    try:
+        wait_for(lambda: http.get("/api/v1/health").json().get("nodes_alive"),
+                 lambda n: n == 1, 60, "the worker")
+        for round_ in range(3):
+            running = submit_retrying(http, {"argv": ["sleep", "3"]}, f"busy-{round_}")
+            wait_for(lambda j=running: http.get(f"/api/v1/jobs/{j}").json()["state"],  # type: ignore[misc]
+                     lambda s: s == "running", 30, "a running job (an unacknowledged message)")
+            old = replicated.kill_primary()
+            new = replicated.wait_failover(old)
+            replicated.restart(old)
+            wait_until(lambda n=new: replicated.replicas_of(n) == 1, 30,  # type: ignore[misc]
+                       "the old primary to rejoin")
+            job = submit_retrying(http, {"argv": ["true"]}, f"twice-{round_}")
+
+            def state(j: str = job) -> str:
+                try:
+                    return str(http.get(f"/api/v1/jobs/{j}").json()["state"])
+                except (httpx.TransportError, KeyError):
+                    return "?"
+
+            assert worker.poll() is None, (tmp_path / "twice.log").read_text()[-3000:]
+            wait_for(state, lambda s: s == "completed", 60, f"the job after failover {round_}")
+        assert worker.poll() is None
+    finally:
+        http.close()
+        stop_process(worker)
+        stop_process(gateway)
+
+
+def test_the_worker_keeps_its_broker_transport_when_it_moves_to_another_sentinel() -> None:
+    """kombu parses the next URL of the sentinel list again when a reconnect moves on
+    to it, and takes the transport its scheme names: simfarm's (which rides out refused
+    writes and channels left behind by a reconnect), not kombu's own, which stopped busy
+    workers in the failover soak."""
+    from simfarm.workers.app import make_celery
+    from simfarm.workers.broker import SentinelTransport
+
+    app = make_celery(Settings(redis_url="redis+sentinel://127.0.0.1:1,127.0.0.1:2/m/0"))
+    connection = app.connection_for_read()
+    try:
+        assert isinstance(connection.transport, SentinelTransport)
+        connection.switch(connection.alt[1])  # what a failed connect does
+        assert isinstance(connection.transport, SentinelTransport)
+    finally:
+        connection.release()

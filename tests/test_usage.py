@@ -3,7 +3,8 @@ Celery workers, one private redis-server, the real gateway over HTTP in token mo
 alice charges cfd, bob em, root is an admin). The report must match the jobs that ran,
 computed here independently from each job's own state events (when each attempt started
 and ended) and its cores; users see only their own rows; the CLI prints it as a table,
-JSON and CSV; a worker killed mid-job does not make its attempt count twice."""
+JSON and CSV; a worker killed mid-job does not make its attempt count twice; usage
+outlives the expired jobs, and the retention sweep trims days past retention."""
 
 from __future__ import annotations
 
@@ -13,21 +14,32 @@ import io
 import json
 import os
 import signal
+import sys
+import time
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import redis
 
 from simfarm.client import AsyncClient, Client
-from simfarm.common.usage import UsageReport
+from simfarm.common.settings import Settings
+from simfarm.common.store import JobStore
+from simfarm.common.store.usage import UsageStore
+from simfarm.common.usage import DAY_S, UsageReport, day_of
 from tests import test_team_farm
 from tests.helpers import start_worker, wait_for
+from tests.test_history import own_gateway  # noqa: F401 (a gateway with its own prefix)
 from tests.test_team_farm import TOKENS, Farm
+from tests.test_usage_rollups import _run
 
 farm = test_team_farm.farm  # the team farm's fixture: a farm of this module's own
 
 pytestmark = pytest.mark.timeout(240)
+#: sleeps 60 s the first time it runs (it leaves a marker file), 2 s after that
+RUN_ONCE_LONG = ("import os, sys, time; first = not os.path.exists(sys.argv[1]); "
+                 "open(sys.argv[1], 'a').close(); time.sleep(60 if first else 2)")
 
 
 def _expected(farm: Farm) -> dict[str, dict[str, dict[str, float]]]:
@@ -134,7 +146,7 @@ def test_bad_parameters_are_refused_with_the_field(farm: Farm, params: dict[str,
 
 
 def test_cli_prints_a_table_json_and_csv(farm: Farm) -> None:
-    _ran(farm, [("alice", "n2", 1)])
+    _ran(farm, [("alice", "n2", 1), ("bob", "n1", 1)])
     table = farm.cli("root", "usage", "--by", "account", "--since", "30d")
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
@@ -153,6 +165,7 @@ def test_cli_prints_a_table_json_and_csv(farm: Farm) -> None:
 
 
 def test_client_and_async_client_read_the_report(farm: Farm) -> None:
+    _ran(farm, [("alice", "n1", 1), ("bob", "n2", 1)])
     url = str(farm.users["root"].base_url).rstrip("/")
     with Client(url, token=TOKENS["bob"]) as client:
         report = client.usage(by="node", since="7d", bucket="day")
@@ -174,8 +187,10 @@ def test_a_worker_killed_mid_job_is_counted_once(farm: Farm) -> None:
         wait_for(lambda: farm.nodes.is_alive(name), bool, 60, f"worker {name}")
 
     start("victim")
-    job_id = farm.submit("alice", argv=["sleep", "3"], retries=1,
-                         resources={"cores": 2, "labels": {"rescue": "yes"}})
+    # the first run outlasts the rescuer's start however loaded the machine; the rerun is short
+    marker = farm.root / "first-run"
+    job_id = farm.submit("alice", argv=[sys.executable, "-c", RUN_ONCE_LONG, str(marker)],
+                         retries=1, resources={"cores": 2, "labels": {"rescue": "yes"}})
     assert farm.wait_state(job_id, "running")["node"] == "victim"
     start("rescuer")
     os.kill(farm.procs["victim"].pid, signal.SIGKILL)
@@ -190,3 +205,32 @@ def test_a_worker_killed_mid_job_is_counted_once(farm: Farm) -> None:
         assert nodes[node]["core_seconds"] == pytest.approx(expected[node]["core_s"], abs=0.05)
     # the reaped attempt was charged until it was reaped: longer than it was seen running
     assert nodes["victim"]["core_seconds"] > 0
+
+
+def test_usage_outlives_its_jobs_and_old_days_are_trimmed(
+        own_gateway: Any, settings: Settings) -> None:  # noqa: F811
+    prefix = "usage-retention:"
+    jobs = JobStore(redis.Redis.from_url(settings.require_redis_url()), prefix)
+    now = time.time()
+    # attempts recorded by the store's transitions: one 10 days ago, one a minute ago
+    old = _run(jobs, owner="", account="default", node="n1", cores=2,
+               start=now - 10 * DAY_S, end=now - 10 * DAY_S + 100)
+    recent = _run(jobs, owner="", account="default", node="n1", cores=4, start=now - 60,
+                  end=now - 30)
+    rollups = UsageStore(jobs.connection, prefix)
+    assert len(rollups.days(day_of(now) - 30, day_of(now))) == 2
+    http, _ = own_gateway(prefix, job_retention_s=1.0, expiry_interval_s=0.2,
+                          usage_retention_days=3)
+    for job_id in (old, recent):  # the retention sweep forgets the finished jobs...
+        wait_for(lambda j=job_id: http.get(f"/api/v1/jobs/{j}").status_code,  # type: ignore[misc]
+                 lambda status: status == 404, 15, f"job {job_id} to expire")
+
+    def report() -> dict[str, Any]:
+        return dict(http.get("/api/v1/usage", params={"since": "30d"}).json())
+
+    # ...their usage stays, but only for the last usage_retention_days days
+    kept = wait_for(report, lambda r: r["total"]["attempts"] == 1, 15,
+                    "the old day's roll-up to be trimmed")
+    assert kept["total"]["core_seconds"] == pytest.approx(4 * 30)
+    kept_days = rollups.days(day_of(now) - 30, day_of(now))
+    assert kept_days and day_of(now - 10 * DAY_S) not in kept_days

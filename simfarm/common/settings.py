@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 from pathlib import Path
@@ -117,6 +118,12 @@ class Settings(BaseSettings):
         default_factory=list,
         description="host names the gateway answers to besides this machine's names, "
         "localhost and IP addresses (others get 400: DNS rebinding); '*' allows any",
+    )
+    gateway_trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses or networks (10.0.0.5, 10.0.0.0/24) of load balancers in "
+        "front of the gateway: for their requests the client's address (logs, audit) is "
+        "the last untrusted one of X-Forwarded-For",
     )
     gateway_origins: list[str] = Field(
         default_factory=list,
@@ -428,6 +435,17 @@ class Settings(BaseSettings):
     @classmethod
     def _unique_accounts(cls, value: list[Account]) -> list[Account]:
         return check_unique_accounts(value)
+
+    @field_validator("gateway_trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an address or a network (10.0.0.5, "
+                                 "10.0.0.0/24)") from None
+        return value
 
     @field_validator("default_account")
     @classmethod

@@ -35,6 +35,7 @@ from simfarm.gateway.errors import install_error_handlers
 from simfarm.gateway.expiry import install_expiry
 from simfarm.gateway.openapi import routes as openapi_routes
 from simfarm.gateway.parsing import install_request_parsing
+from simfarm.gateway.proxies import install_proxies
 from simfarm.gateway.services import build_services
 from simfarm.gateway.visuals import install_visuals
 from simfarm.gateway.web_guard import install_web_guard
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None, connection: redis.Redis | None 
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["simfarm"] = build_services(settings, connection)
     install_error_handlers(app)
+    install_proxies(app, settings)  # the client's address behind a balancer: first
     install_web_guard(app, settings)  # Host, Origin, form posts: before authentication
     install_auth(app, settings)  # first: refuses an exposed bind without tokens
     install_request_parsing(app)

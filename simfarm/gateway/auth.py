@@ -47,6 +47,7 @@ from pydantic import BaseModel, Field
 
 from simfarm.common.errors import JobNotFound, SimfarmError
 from simfarm.common.settings import Settings
+from simfarm.common.store.logins import LoginCodes
 from simfarm.common.tokens import TokenTable
 from simfarm.gateway import peer
 from simfarm.gateway.errors import ApiError
@@ -337,12 +338,14 @@ window.location.replace("/");
 
 
 class OneTimeLogin:
-    """The one-time dashboard login code of ``simfarm up`` (one gateway process): the
-    first browser that opens the printed URL gets the owner's token, nobody after it."""
+    """The one-time dashboard login code of ``simfarm up``: the first browser that opens
+    the printed URL gets the owner's token, nobody after it - on any process of any
+    gateway sharing the farm's Redis (:class:`~simfarm.common.store.logins.LoginCodes`)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, codes: LoginCodes) -> None:
         self.code_sha256 = settings.login_code_sha256
         self.token = settings.local_token
+        self.codes = codes
         self._lock = threading.Lock()
 
     def redeem(self, code: str) -> str | None:
@@ -353,8 +356,9 @@ class OneTimeLogin:
         with self._lock:
             if self.code_sha256 is None or not hmac.compare_digest(digest, self.code_sha256):
                 return None
-            self.code_sha256 = None
-            return self.token
+            first = self.codes.use(digest)  # a Redis error leaves the code unused
+            self.code_sha256 = None  # used, here or on another gateway: never ask again
+            return self.token if first else None
 
 
 class LoginQuery(BaseModel):
@@ -393,7 +397,8 @@ def install_auth(app: Flask, settings: Settings) -> None:
     """Check the bind address, then authenticate every request of ``app``."""
     check_bind(settings)
     app.extensions[_EXTENSION] = TokenTable(list(settings.auth_tokens))
-    app.extensions[_LOGIN] = OneTimeLogin(settings)
+    svc = app.extensions["simfarm"]
+    app.extensions[_LOGIN] = OneTimeLogin(settings, LoginCodes(svc.redis, settings.key_prefix))
     app.before_request(_authenticate)
     app.register_blueprint(bp)
     app.register_blueprint(login_bp)

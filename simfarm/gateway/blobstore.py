@@ -8,6 +8,11 @@ name. An interrupted upload leaves its part file, and the same user resumes at i
 part files untouched for ``upload_part_retention_s`` are deleted by the retention sweep.
 No upload may leave less than ``blob_min_free_bytes`` free on the blob folder's disk
 (the embedded Redis writes its AOF to the same disk by default).
+
+Several gateways behind a balancer share one blob folder (a shared file system): an
+upload of a blob holds a lock file beside the uploads (``uploads/.locks/<sha>.lock``,
+``flock``) as well as a lock of its process, so no two uploads on any gateway or process
+write one part file at once.
 """
 
 from __future__ import annotations
@@ -17,8 +22,16 @@ import logging
 import os
 import shutil
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
+
+try:
+    import fcntl
+except ImportError:  # Windows: one gateway process (waitress threads), the thread lock
+    fcntl = None  # type: ignore[assignment]
 
 from simfarm.common.archive import CHUNK
 from simfarm.common.files import SHA256
@@ -40,11 +53,7 @@ class BlobError(Exception):
 
 
 class FolderBlobStore:
-    """Blobs in ``root/sha256/<aa>/<sha>``; partial uploads in ``root/uploads``.
-
-    The gateway is one process (threads), so an in-process lock per blob is enough to
-    keep two uploads of the same blob from writing one part file at once.
-    """
+    """Blobs in ``root/sha256/<aa>/<sha>``; partial uploads in ``root/uploads``."""
 
     def __init__(self, root: Path, min_free_bytes: int = 0) -> None:
         self.root = root
@@ -118,6 +127,7 @@ class FolderBlobStore:
         """Remove a blob (and any partial upload of it); True if it existed."""
         for part in (self.root / "uploads").glob(f"*/{sha}.part"):
             part.unlink(missing_ok=True)
+        (self.root / "uploads" / ".locks" / f"{sha}.lock").unlink(missing_ok=True)
         try:
             self.path(sha).unlink()
         except FileNotFoundError:
@@ -127,6 +137,38 @@ class FolderBlobStore:
     def _lock(self, sha: str) -> threading.Lock:
         with self._guard:
             return self._locks.setdefault(sha, threading.Lock())
+
+    @contextmanager
+    def _exclusive(self, sha: str) -> Iterator[bool]:
+        """Hold the upload of ``sha`` (this process's lock, then the lock file every
+        gateway sharing the folder takes); yields False after ``LOCK_WAIT_S``."""
+        deadline = time.monotonic() + LOCK_WAIT_S
+        lock = self._lock(sha)
+        if not lock.acquire(timeout=LOCK_WAIT_S):
+            yield False
+            return
+        try:
+            if fcntl is None:
+                yield True
+                return
+            folder = self.root / "uploads" / ".locks"
+            folder.mkdir(parents=True, exist_ok=True)
+            with open(folder / f"{sha}.lock", "a+b") as handle:
+                while True:  # non-blocking tries: a gevent worker must not block
+                    try:
+                        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() > deadline:
+                            yield False
+                            return
+                        time.sleep(0.02)
+                try:
+                    yield True
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+        finally:
+            lock.release()
 
     def receive(
         self, sha: str, body: IO[bytes], offset: int, limit: int, length: int | None = None,
@@ -141,18 +183,15 @@ class FolderBlobStore:
         to ``sha``, 400 when fewer than ``length`` bytes arrived (the connection broke:
         what arrived is kept for resuming).
         """
-        lock = self._lock(sha)
         # A finishing upload of the same blob (fsync) gets a moment; a running one, 409.
-        if not lock.acquire(timeout=LOCK_WAIT_S):
-            raise BlobError(409, "conflict", f"blob {sha} is being uploaded by another request",
-                            self.partial_size(sha, user))
-        try:
+        with self._exclusive(sha) as held:
+            if not held:
+                raise BlobError(409, "conflict", f"blob {sha} is being uploaded by another "
+                                "request", self.partial_size(sha, user))
             existing = self.size(sha)
             if existing is not None:
                 return existing
             return self._receive(sha, body, offset, limit, length, user)
-        finally:
-            lock.release()
 
     def _receive(
         self, sha: str, body: IO[bytes], offset: int, limit: int, length: int | None,

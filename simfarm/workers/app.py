@@ -9,6 +9,7 @@ from celery import Celery
 
 from simfarm.common.redis_url import celery_urls
 from simfarm.common.settings import Settings
+from simfarm.workers import broker
 from simfarm.workers.broker import SENTINEL_TRANSPORT, TRANSPORT
 
 RUN_JOB_TASK = "simfarm.run_job"
@@ -23,6 +24,7 @@ def make_celery(settings: Settings) -> Celery:
     """
     # A Sentinel URL becomes kombu's sentinel:// list plus its master_name option.
     url, sentinel = celery_urls(settings.redis_url or _FALLBACK_URL)
+    broker.install()  # also for the URLs kombu parses again when it reconnects
     celery = Celery(
         "simfarm",
         broker=url,

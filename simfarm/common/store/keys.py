@@ -52,6 +52,8 @@ key                                type        content
 ``P sweep:<id>:jobs``              zset        the sweep's child job ids, score = index
 ``P audit``                        stream      append-only audit log (who, what, from where)
 ``P expiry:lock``                  string      retention sweeper lock (TTL)
+``P login:used:<code sha256>``     string      a one-time dashboard login code was redeemed
+                                               (on any gateway: never again on another)
 ``<queue>`` (no prefix)            list        Celery's queue of a node (``simfarm.node.<name>``,
                                                kombu's Redis transport): the dispatcher puts
                                                a job's task message there as it schedules it
@@ -186,6 +188,9 @@ class Keys:
     @property
     def blobs(self) -> str:
         return f"{self.prefix}blobs"
+
+    def login_used(self, code_sha256: str) -> str:
+        return f"{self.prefix}login:used:{code_sha256}"
 
     @property
     def stats_names(self) -> str:
