@@ -130,3 +130,31 @@ def test_events_cancel_reprioritise_hold_release_and_requeue(farm: Farm) -> None
     assert farm.round()[0] == [held]
     farm.finish(late)
     assert farm.round()[0] == [b]
+
+
+def test_fair_share_usage_goes_on_from_the_stored_count_after_a_failover(farm: Farm) -> None:
+    ids = [uuid.uuid4().hex for _ in range(3)]
+    farm.jobs.create_batch([(i, JobSpec(argv=["true"], account="cfd"), {"account": "cfd"})
+                            for i in ids], owner="ann")
+    start = time.time()
+    farm.feed.refresh(start)
+    placed = farm.feed.scheduler.schedule(start)
+    assert len(placed) == 2  # two slots, one core each
+    for p in placed:
+        farm.jobs.transition(p.job_id, JobState.SCHEDULED, new_attempt=True,
+                             fields={"node": p.node})
+        farm.feed.placed(p)
+    farm.feed.refresh(start + 100)
+    farm.feed.scheduler.schedule(start + 100)
+    assert farm.feed.save_usage(force=True)
+    counted = farm.feed.scheduler.shares.usage()[("cfd", "ann")]
+    assert counted == pytest.approx(2 * 100, rel=0.01)
+    # the leader dies; the next one loads the stored count and the running jobs
+    successor = SchedulerFeed(farm.jobs, farm.nodes, PolicyConfig(), node_every_s=3600,
+                              trim_every_s=3600)
+    successor.refresh(start + 150)
+    assert not successor.scheduler.schedule(start + 200)  # the third job still waits
+    usage = successor.scheduler.shares.usage()[("cfd", "ann")]
+    assert usage == pytest.approx(2 * 200, rel=0.01)  # both jobs, all the time, once
+    waiting = next(i for i in ids if i not in {p.job_id for p in placed})
+    assert successor.scheduler.is_pending(waiting)

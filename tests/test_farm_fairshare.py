@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -42,6 +41,10 @@ pytestmark = pytest.mark.timeout(240)
 TOKENS = {name: f"{name}-token-0123456789" for name in ("ann", "bob", "carol", "root")}
 NODES = ("n1", "n2")
 SLOTS = 4
+#: a job that runs until the file named by its argument exists
+WAIT_FOR_FILE = ("import os, sys, time\n"
+                 "while not os.path.exists(sys.argv[1]):\n"
+                 "    time.sleep(0.02)\n")
 
 
 @dataclass
@@ -131,9 +134,9 @@ def test_a_flood_does_not_keep_another_user_waiting(farm: Farm) -> None:
     # ann has the farm to herself for a while: she builds up usage
     wait_for(lambda: sum(j["state"] == "completed" for j in farm.jobs(flood[:24])),
              lambda n: n >= 24, 60, "ann's first jobs to complete")
-    came = time.time()
     mine = farm.batch("bob", [{"argv": ["sleep", "0.3"]} for _ in range(20)])
     done = [farm.wait_state(j, "completed") for j in mine]
+    came = max(datetime.fromisoformat(j["created_at"]).timestamp() for j in done)
     last = max(started(j) for j in done)
     # every placement after bob came went to bob, but for the slots being filled then
     flooded = [j for j in farm.jobs(flood) if j.get("started_at")
@@ -162,7 +165,8 @@ def test_a_flood_does_not_keep_another_user_waiting(farm: Farm) -> None:
 
 
 def test_limits_refuse_past_pending_and_hold_past_running(farm: Farm, tmp_path: Path) -> None:
-    first = farm.submit("carol", argv=["sleep", "2"])
+    go = tmp_path / "go"  # carol's first job runs until the doors are tried
+    first = farm.submit("carol", argv=[sys.executable, "-c", WAIT_FOR_FILE, str(go)])
     farm.wait_state(first, "running")
     second = farm.submit("carol", argv=["true"])
     third = farm.submit("carol", argv=["true"])
@@ -199,6 +203,7 @@ def test_limits_refuse_past_pending_and_hold_past_running(farm: Farm, tmp_path: 
     cli = farm.cli("carol", "submit", "true")
     assert cli.returncode == 1 and "max_pending_jobs" in (cli.stderr + cli.stdout)
     # the running limit releases: one after another, never two at once
+    go.write_text("")
     done = [farm.wait_state(j, "completed") for j in (first, second, third)]
     starts = sorted(started(j) for j in done)
     ends = sorted(datetime.fromisoformat(j["finished_at"]).timestamp() for j in done)

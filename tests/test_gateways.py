@@ -29,6 +29,7 @@ from tests.balancer import Balancer
 from tests.chaos import RECORDER, assert_never_twice_at_once
 from tests.conftest import RedisServer
 from tests.helpers import (
+    ROOT,
     free_port,
     start_gateway,
     start_worker,
@@ -310,3 +311,39 @@ def test_the_audit_names_the_client_behind_a_trusted_balancer(farm: Farm) -> Non
                 "/api/v1/audit", params={"target": j}).json()["entries"],
                 lambda e: len(e) == 1, 10, "the audit entry")
             assert entries[0]["source"] == source
+
+
+def test_nginx_from_the_deploy_file_serves_rest_and_websockets(farm: Farm,
+                                                               tmp_path: Path) -> None:
+    """deploy/nginx/simfarm.conf in front of two gateways: REST calls and a WebSocket
+    subscription (the Upgrade passed through) work through it."""
+    import shutil
+
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
+                                      else None)
+    if nginx is None:
+        pytest.skip("nginx is not installed (HAProxy is the balancer the tests run)")
+    for name in ("gw-a", "gw-b"):
+        farm.start_gateway(name)
+    port = free_port()
+    site = (ROOT / "deploy" / "nginx" / "simfarm.conf").read_text()
+    site = site.replace("gw-a:8765", f"127.0.0.1:{farm.ports['gw-a']}")
+    site = site.replace("gw-b:8765", f"127.0.0.1:{farm.ports['gw-b']}")
+    site = site.replace("listen 8765;", f"listen 127.0.0.1:{port};")
+    (tmp_path / "simfarm.conf").write_text(site)
+    (tmp_path / "nginx.conf").write_text(
+        f"daemon off;\nmaster_process off;\npid {tmp_path}/nginx.pid;\n"
+        f"error_log {tmp_path}/nginx-error.log;\nevents {{}}\n"
+        f"http {{\n  access_log off;\n  client_body_temp_path {tmp_path};\n"
+        f"  proxy_temp_path {tmp_path};\n  include {tmp_path}/simfarm.conf;\n}}\n")
+    proc = subprocess.Popen([nginx, "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.STDOUT)
+    farm.others.append(proc)
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: httpx.get(f"{url}/api/v1/health", timeout=2).status_code == 200, 20,
+               "nginx")
+    with Client(url, token=TOKEN, timeout=30) as client:
+        job = client.submit(["true"])
+        first = next(iter(client.stream(jobs=[job.id], since="0")))
+        assert first.job_id == job.id and first.data.get("to") == "pending"

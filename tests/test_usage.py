@@ -3,7 +3,8 @@ Celery workers, one private redis-server, the real gateway over HTTP in token mo
 alice charges cfd, bob em, root is an admin). The report must match the jobs that ran,
 computed here independently from each job's own state events (when each attempt started
 and ended) and its cores; users see only their own rows; the CLI prints it as a table,
-JSON and CSV; a worker killed mid-job does not make its attempt count twice."""
+JSON and CSV; a worker killed mid-job does not make its attempt count twice; usage
+outlives the expired jobs, and the retention sweep trims days past retention."""
 
 from __future__ import annotations
 
@@ -14,17 +15,24 @@ import json
 import os
 import signal
 import sys
+import time
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import redis
 
 from simfarm.client import AsyncClient, Client
-from simfarm.common.usage import UsageReport
+from simfarm.common.settings import Settings
+from simfarm.common.store import JobStore
+from simfarm.common.store.usage import UsageStore
+from simfarm.common.usage import DAY_S, UsageReport, day_of
 from tests import test_team_farm
 from tests.helpers import start_worker, wait_for
+from tests.test_history import own_gateway  # noqa: F401 (a gateway with its own prefix)
 from tests.test_team_farm import TOKENS, Farm
+from tests.test_usage_rollups import _run
 
 farm = test_team_farm.farm  # the team farm's fixture: a farm of this module's own
 
@@ -197,3 +205,32 @@ def test_a_worker_killed_mid_job_is_counted_once(farm: Farm) -> None:
         assert nodes[node]["core_seconds"] == pytest.approx(expected[node]["core_s"], abs=0.05)
     # the reaped attempt was charged until it was reaped: longer than it was seen running
     assert nodes["victim"]["core_seconds"] > 0
+
+
+def test_usage_outlives_its_jobs_and_old_days_are_trimmed(
+        own_gateway: Any, settings: Settings) -> None:  # noqa: F811
+    prefix = "usage-retention:"
+    jobs = JobStore(redis.Redis.from_url(settings.require_redis_url()), prefix)
+    now = time.time()
+    # attempts recorded by the store's transitions: one 10 days ago, one a minute ago
+    old = _run(jobs, owner="", account="default", node="n1", cores=2,
+               start=now - 10 * DAY_S, end=now - 10 * DAY_S + 100)
+    recent = _run(jobs, owner="", account="default", node="n1", cores=4, start=now - 60,
+                  end=now - 30)
+    rollups = UsageStore(jobs.connection, prefix)
+    assert len(rollups.days(day_of(now) - 30, day_of(now))) == 2
+    http, _ = own_gateway(prefix, job_retention_s=1.0, expiry_interval_s=0.2,
+                          usage_retention_days=3)
+    for job_id in (old, recent):  # the retention sweep forgets the finished jobs...
+        wait_for(lambda j=job_id: http.get(f"/api/v1/jobs/{j}").status_code,  # type: ignore[misc]
+                 lambda status: status == 404, 15, f"job {job_id} to expire")
+
+    def report() -> dict[str, Any]:
+        return dict(http.get("/api/v1/usage", params={"since": "30d"}).json())
+
+    # ...their usage stays, but only for the last usage_retention_days days
+    kept = wait_for(report, lambda r: r["total"]["attempts"] == 1, 15,
+                    "the old day's roll-up to be trimmed")
+    assert kept["total"]["core_seconds"] == pytest.approx(4 * 30)
+    kept_days = rollups.days(day_of(now) - 30, day_of(now))
+    assert kept_days and day_of(now - 10 * DAY_S) not in kept_days

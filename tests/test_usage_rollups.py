@@ -1,7 +1,8 @@
 """Usage accounting, unit level (fakeredis runs the store's real Lua): the record of an
 ended attempt, the per-day roll-ups it feeds (a run across midnight is split between
-the two days), how attempts end, reports combining days into buckets, ownership of
-rows, the retention trim, and the parsing of a report's range."""
+the two days), how attempts end, a leader failover (only the leader holding the lock
+may end an attempt, once), reports combining days into buckets, ownership of rows, the
+retention trim, and the parsing of a report's range."""
 
 from __future__ import annotations
 
@@ -11,13 +12,16 @@ from unittest import mock
 import fakeredis
 import pytest
 
-from simfarm.common.errors import IllegalTransition
+from simfarm.common.errors import IllegalTransition, StaleAttempt
 from simfarm.common.models import JobSpec
 from simfarm.common.states import JobState
 from simfarm.common.store import JobStore
+from simfarm.common.store.jobs import Move
+from simfarm.common.store.leader import LeaderLock
 from simfarm.common.store.leases import LeaseEnd, LeaseGrant
 from simfarm.common.store.usage import UsageStore
 from simfarm.common.usage import DAY_S, combine, day_date, day_of, parse_when
+from tests.helpers import wait_for
 
 MIDNIGHT = 20_000 * DAY_S  # 2024-10-04 00:00 UTC
 
@@ -121,6 +125,32 @@ def test_each_ending_is_counted_once(stores: tuple[JobStore, UsageStore]) -> Non
     assert total.ended == {"cancelled": 1, "completed": 1, "failed": 1, "lost": 1,
                            "requeued": 1, "timeout": 1}
     assert total.core_seconds == pytest.approx(4 * 10 + 30)
+
+
+def test_after_a_leader_failover_only_the_new_leaders_verdict_counts(
+        stores: tuple[JobStore, UsageStore]) -> None:
+    jobs, usage = stores
+    old = LeaderLock(jobs.connection, ttl_s=0.05)
+    assert old.acquire_or_renew()
+    job_id = jobs.create(JobSpec(argv=["true"], resources={"cores": 2}), owner="a",
+                         extra={"account": "x"})[0].id
+    grant = LeaseGrant("n1", time.time() + 60)
+    jobs.transition(job_id, JobState.SCHEDULED, new_attempt=True, fence=old.fence,
+                    lease=grant, sources=[JobState.PENDING])
+    jobs.start_attempt(job_id, 1, grant)
+    new = LeaderLock(jobs.connection, ttl_s=60)  # takes over once the old lock ran out
+    wait_for(new.acquire_or_renew, bool, 5, "the new leader")
+    verdict: Move = {"expect_attempt": 1, "sources": [JobState.RUNNING],
+                     "lease": LeaseEnd(requeued=True, losses=1)}
+    with pytest.raises(StaleAttempt):  # the paused former leader's reaper
+        jobs.transition(job_id, JobState.PENDING, fence=old.fence, **verdict)
+    assert jobs.get(job_id).usage == []
+    jobs.transition(job_id, JobState.PENDING, fence=new.fence, **verdict)
+    with pytest.raises(IllegalTransition):  # the same verdict again (a retried reply)
+        jobs.transition(job_id, JobState.PENDING, fence=new.fence, **verdict)
+    assert [u.ended for u in jobs.get(job_id).usage] == ["lost"]
+    _, total = combine(usage.rows("node", 0, day_of(time.time())), "total")
+    assert total.attempts == 1 and total.ended == {"lost": 1}
 
 
 def test_users_see_their_own_rows_only(stores: tuple[JobStore, UsageStore]) -> None:
