@@ -96,9 +96,10 @@ key                                type        content
                                                whether its end was notified
 ``P usage:days``                   zset        UTC day numbers (days since the epoch) that
                                                have usage roll-ups, score = the day
-``P usage:<day>:<dim>``            hash        usage roll-up of one UTC day by ``user``,
-                                               ``account``, ``node``, ``account.user`` or
-                                               ``node.user``: ``<row>|<metric>`` -> number
+``P usage:<day>:<dim>``            hash        usage roll-up of one UTC day by
+                                               ``account.user`` or ``node.user`` (reports
+                                               by user, account or node add rows up):
+                                               ``<first>|<user>|<metric>`` -> number
                                                (attempts, core_s, wall_s, wait_s,
                                                end:<how>, lic:<name>, pool:<name>); written
                                                only by the Lua that ends an attempt

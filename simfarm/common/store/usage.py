@@ -1,6 +1,7 @@
-"""The usage roll-ups: one hash per UTC day and dimension, written only by the Lua that
-ends an attempt (``record_usage`` in ``lua/lib.lua``), read here for reports and trimmed
-by the retention sweep (:mod:`simfarm.common.usage` has the models and arithmetic)."""
+"""The usage roll-ups: two hashes per UTC day (each account's and each node's users),
+written only by the Lua that ends an attempt (``record_usage`` in ``lua/lib.lua``), read
+here for reports (by user, account or node: their rows added up) and trimmed by the
+retention sweep (:mod:`simfarm.common.usage` has the models and arithmetic)."""
 
 from __future__ import annotations
 
@@ -14,21 +15,26 @@ from simfarm.common.usage import DayRow, Dimension
 
 log = logging.getLogger(__name__)
 
-#: every dimension a roll-up is kept by; ``<dim>.user``: a user's own rows of ``<dim>``
-STORED = ("user", "account", "node", "account.user", "node.user")
+#: the roll-ups kept: each account's and each node's users (``<first>|<user>`` rows); a
+#: report by user, account or node adds up the rows of one of them
+STORED = ("account.user", "node.user")
+#: roll-ups of the first version of usage accounting (by user, account, node as well):
+#: no longer written, deleted by the retention sweep with the others
+_FORMER = ("user", "account", "node")
 
 
-def _parse(day: int, raw: dict[bytes, bytes], user: str | None) -> list[DayRow]:
-    """A roll-up hash (``<row>|<metric>`` -> number) as rows; with ``user``, a crossed
-    dimension's rows of that user only, named by their first part."""
+def _parse(day: int, raw: dict[bytes, bytes], by: Dimension,
+           user: str | None) -> list[DayRow]:
+    """A roll-up hash (``<first>|<user>|<metric>`` -> number) as rows by ``by`` (the
+    first part, or the user), added up; with ``user``, that user's usage only."""
     rows: dict[str, dict[str, float]] = {}
     for field, value in raw.items():
         row, _, metric = field.decode().rpartition("|")
-        if user is not None:
-            row, _, owner = row.rpartition("|")
-            if owner != user:
-                continue
-        rows.setdefault(row, {})[metric] = float(value)
+        first, _, owner = row.rpartition("|")
+        if user is not None and owner != user:
+            continue
+        metrics = rows.setdefault(owner if by == "user" else first, {})
+        metrics[metric] = metrics.get(metric, 0.0) + float(value)
     return [DayRow(day, name, metrics) for name, metrics in rows.items()]
 
 
@@ -50,15 +56,13 @@ class UsageStore:
         only that user's usage (by user: their row; by account or node: theirs in each).
         One round trip per call; reads one hash per day that has usage."""
         days = self.days(first, last)
-        crossed = user is not None and by != "user"
-        dim = f"{by}.user" if crossed else by
+        dim = "node.user" if by == "node" else "account.user"
         pipe = self.connection.pipeline(transaction=False)
         for day in days:
             pipe.hgetall(self.keys.usage_day(day, dim))
         found: list[DayRow] = []
         for day, raw in zip(days, pipe.execute(), strict=True):
-            rows = _parse(day, cast(dict[bytes, bytes], raw), user if crossed else None)
-            found.extend(r for r in rows if crossed or user is None or r.name == user)
+            found.extend(_parse(day, cast(dict[bytes, bytes], raw), by, user))
         return found
 
     def forget_before(self, day: int) -> int:
@@ -69,7 +73,7 @@ class UsageStore:
             return 0
         pipe = self.connection.pipeline(transaction=False)
         for d in old:
-            pipe.delete(*(self.keys.usage_day(d, dim) for dim in STORED))
+            pipe.delete(*(self.keys.usage_day(d, dim) for dim in (*STORED, *_FORMER)))
         pipe.zremrangebyscore(self.keys.usage_days, "-inf", day - 1)
         pipe.execute()
         log.info("usage: roll-ups of %d days before day %d forgotten", len(old), day)
