@@ -33,6 +33,7 @@ import functools
 import logging
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -61,6 +62,8 @@ POLL_S = 0.2
 NOTES = "notes"
 #: how long the guard tries to record outcomes while Redis cannot be reached
 RECORD_RETRY_S = 30.0
+#: how long the guard's SIGTERM has before SIGKILL
+KILL_GRACE_S = 2.0
 #: how long the guard waits for a note writer the worker was starting to note its pid
 START_WAIT_S = 5.0
 
@@ -193,7 +196,8 @@ class OrphanGuard:
         (self.folder.parent / f"{self.folder.name}.log").unlink(missing_ok=True)
 
 
-def _kill_groups(pids: list[int]) -> None:
+def _signal_groups(pids: list[int], sig: int) -> list[psutil.Process]:
+    """Send ``sig`` to each job's group and process tree; the processes still there."""
     procs: list[psutil.Process] = []
     for pid in pids:
         try:
@@ -202,23 +206,30 @@ def _kill_groups(pids: list[int]) -> None:
         except psutil.NoSuchProcess:
             pass
         if not IS_WINDOWS:
-            import signal
-
             try:
-                os.killpg(pid, signal.SIGTERM)  # the session/group the job started
+                os.killpg(pid, sig)  # the session/group the job started
             except (ProcessLookupError, PermissionError):
                 pass
     for proc in procs:
         try:
-            proc.terminate()
+            proc.send_signal(sig)
         except psutil.NoSuchProcess:
             pass
-    _, alive = psutil.wait_procs(procs, timeout=2)
-    for proc in alive:
-        try:
-            proc.kill()
-        except psutil.NoSuchProcess:
-            pass
+    return procs
+
+
+def _kill_groups(pids: list[int]) -> None:
+    """Stop the jobs' groups: SIGTERM, sent again every 0.1 s (a process between fork and
+    exec when the first arrives never sees it: it would run on), SIGKILL after 2 s."""
+    deadline = time.monotonic() + KILL_GRACE_S
+    while True:
+        procs = _signal_groups(pids, signal.SIGTERM)
+        _, alive = psutil.wait_procs(procs, timeout=0.1)
+        if not alive:
+            return
+        if time.monotonic() >= deadline:
+            _signal_groups(pids, getattr(signal, "SIGKILL", signal.SIGTERM))
+            return
 
 
 def _notes(folder: Path) -> list[exit_note.Note]:
