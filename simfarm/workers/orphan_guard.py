@@ -218,6 +218,18 @@ def _signal_groups(pids: list[int], sig: int) -> list[psutil.Process]:
     return procs
 
 
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of the group is left (one whose parent died is no longer in
+    the tree of the group's leader)."""
+    if IS_WINDOWS:
+        return False
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
 def _kill_groups(pids: list[int]) -> None:
     """Stop the jobs' groups: SIGTERM, sent again every 0.1 s (a process between fork and
     exec when the first arrives never sees it: it would run on), SIGKILL after 2 s."""
@@ -225,7 +237,7 @@ def _kill_groups(pids: list[int]) -> None:
     while True:
         procs = _signal_groups(pids, signal.SIGTERM)
         _, alive = psutil.wait_procs(procs, timeout=0.1)
-        if not alive:
+        if not alive and not any(_group_alive(pid) for pid in pids):
             return
         if time.monotonic() >= deadline:
             _signal_groups(pids, getattr(signal, "SIGKILL", signal.SIGTERM))
