@@ -1,7 +1,11 @@
 """Workers SIGKILLed mid-run (and Redis once): a job whose program ends in the moments
 after its worker died is recorded as it ended by the worker's orphan guard, never run to
 its end a second time nor marked failed; nothing is lost, no runs overlap.
-(The 300-job version is ``python -m benchmarks.chaos_kills``; docs/benchmarks.md.)"""
+(The 300-job version is ``python -m benchmarks.chaos_kills``; docs/benchmarks.md.)
+
+The jobs exit the moment they wrote their last line: one stopped by the guard while
+Python tears down after its work (the one case the guard cannot know finished,
+docs/operations.md) would make the test depend on the machine's load."""
 
 from __future__ import annotations
 
@@ -17,7 +21,8 @@ pytestmark = pytest.mark.timeout(300)
 @pytest.mark.parametrize("retries", [3, 0])
 def test_worker_kills_lose_nothing_and_run_nothing_to_the_end_twice(
         tmp_path: Path, retries: int) -> None:
-    report = kill_run(tmp_path, jobs=60, retries=retries, kill_every_s=3.0, job_seconds=0.5)
+    report = kill_run(tmp_path, jobs=60, retries=retries, kill_every_s=3.0, job_seconds=0.5,
+                      fast_exit=True)
     print("\n".join(report.lines()))
     assert report.worker_kills >= 2 and report.redis_kills == 1, report.lines()
     assert report.ok, "\n".join(report.lines())
