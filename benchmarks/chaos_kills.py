@@ -13,6 +13,7 @@ exits 1 if any must-be-0 figure is not.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -25,16 +26,20 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=300)
     parser.add_argument("--every", type=float, default=10.0, help="seconds between kills")
     parser.add_argument("--seconds", type=float, default=0.5, help="each job's run time")
+    parser.add_argument("--retries", type=int, nargs="*", default=[3, 0])
     args = parser.parse_args()
     ok = True
-    for retries in (3, 0):
-        with tempfile.TemporaryDirectory(prefix="simfarm-kills-") as root:
-            report = kill_run(Path(root), jobs=args.jobs, retries=retries,
-                              kill_every_s=args.every, job_seconds=args.seconds,
-                              timeout_s=1800)
+    for retries in args.retries:
+        root = Path(tempfile.mkdtemp(prefix="simfarm-kills-"))
+        report = kill_run(root, jobs=args.jobs, retries=retries, kill_every_s=args.every,
+                          job_seconds=args.seconds, timeout_s=1800)
         print(f"chaos_kills: {args.jobs} jobs, retries={retries}, a worker SIGKILL every "
               f"{args.every:g} s")
         print("\n".join(report.lines()), flush=True)
+        if report.ok:
+            shutil.rmtree(root, ignore_errors=True)
+        else:
+            print(f"  (records and logs kept in {root})")
         ok = ok and report.ok
     print(f"target 0 lost, 0 overlapping, 0 ran to the end twice, 0 completed marked failed: "
           f"{'met' if ok else 'NOT met'}")

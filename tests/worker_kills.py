@@ -7,7 +7,10 @@ restarted). Every job records its runs (tests/chaos.py's RECORDER), so the run c
 * overlapping: runs of one job at the same time;
 * ended twice: jobs whose program ran to its end more than once;
 * completed marked failed: jobs recorded ``failed`` whose one run had ended (a job that
-  finished in the moments after its worker died, not recorded as it ended).
+  finished in the moments after its worker died, not recorded as it ended);
+* usage miscounted: jobs whose usage records are not exactly one per attempt placed,
+  and whether the usage roll-ups count as many attempts as all the jobs' records
+  (docs/operations.md#usage-accounting).
 
 Used at a small size by tests/test_worker_kills.py and at full size (300 jobs, a kill every
 10 s) by ``python -m benchmarks.chaos_kills``.
@@ -29,6 +32,8 @@ import redis
 
 from simfarm.common.settings import Settings
 from simfarm.common.store import JobStore, NodeStore
+from simfarm.common.store.usage import UsageStore
+from simfarm.common.usage import combine, day_of
 from tests.chaos import RECORDER, runs_of
 from tests.conftest import RedisServer
 from tests.helpers import free_port, start_gateway, start_worker, stop_process, wait_for
@@ -50,6 +55,8 @@ class KillReport:
     ended_twice: list[str] = field(default_factory=list)
     completed_marked_failed: list[str] = field(default_factory=list)
     recorded_by_guard: int = 0
+    usage_miscounted: list[str] = field(default_factory=list)
+    usage_attempts: tuple[int, int] = (0, 0)  # (the roll-ups', the jobs' records)
     seconds: float = 0.0
 
     def lines(self) -> list[str]:
@@ -65,12 +72,16 @@ class KillReport:
             f"{self.ended_twice[:5]}",
             f"  completed but marked failed: {len(self.completed_marked_failed)} (must be 0) "
             f"{self.completed_marked_failed[:5]}",
+            f"  usage not one record per attempt: {len(self.usage_miscounted)} (must be 0) "
+            f"{self.usage_miscounted[:5]}; attempts in the roll-ups "
+            f"{self.usage_attempts[0]} vs {self.usage_attempts[1]} recorded with the jobs",
         ]
 
     @property
     def ok(self) -> bool:
         return not (self.lost or self.overlapping or self.ended_twice
-                    or self.completed_marked_failed)
+                    or self.completed_marked_failed or self.usage_miscounted
+                    or self.usage_attempts[0] != self.usage_attempts[1])
 
 
 class KillFarm:
@@ -141,6 +152,7 @@ def kill_run(root: Path, *, jobs: int, retries: int, kill_every_s: float,
     farm = KillFarm(root, workers)
     report = farm.report
     started = time.monotonic()
+    started_at = time.time()
     try:
         farm.start()
         spec = {"argv": [sys.executable, "-c", RECORDER, str(farm.records), str(job_seconds)],
@@ -195,6 +207,11 @@ def kill_run(root: Path, *, jobs: int, retries: int, kill_every_s: float,
             if any(e.type == "state" and e.data.get("recorded_by")
                    for e in store.events(job_id)):
                 report.recorded_by_guard += 1
+            if [u.attempt for u in job.usage] != list(range(1, job.attempt + 1)):
+                report.usage_miscounted.append(job_id)
+        _, total = combine(UsageStore(store.connection).rows(
+            "node", day_of(started_at) - 1, day_of(time.time())), "total")
+        report.usage_attempts = (total.attempts, sum(len(j.usage) for j in final.values()))
     finally:
         farm.close()
     return report

@@ -250,6 +250,10 @@ class Job(BaseModel):
     native_scheduler: str | None = Field(
         default=None, description="the scheduler (slurm, lsf...) that native_id belongs to"
     )
+    native_cluster: str | None = Field(
+        default=None, description="the cluster (<scheduler>:<cluster name>) native_id "
+        "belongs to: any worker of it can follow the job"
+    )
     lease: Lease | None = Field(
         default=None, description="the current attempt's lease (scheduled and running jobs)"
     )

@@ -307,6 +307,12 @@ class Settings(BaseSettings):
         default=None,
         description="forward this worker's jobs to a cluster: slurm, lsf, pbs or windows_hpc",
     )
+    scheduler_cluster: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_.@-]{1,128}$",
+        description="the cluster's name: a worker takes over the cluster jobs of a lost "
+        "worker of the same scheduler and cluster name (default: the name the cluster "
+        "gives itself, SLURM's ClusterName; else this node's name)",
+    )
     scheduler_bin_dir: Path | None = Field(
         default=None, description="folder of the scheduler's commands (default: PATH)"
     )

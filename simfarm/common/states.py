@@ -70,9 +70,14 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
         # a cluster job seen only once it was over (it ran between two polls) ends from
         # scheduled: the cluster runner keeps the job scheduled while it is queued there
         JobState.COMPLETED,
+        # a cluster job whose worker was lost or handed it back goes, as a new attempt,
+        # to another worker of its cluster, which follows it (takeover)
+        JobState.SCHEDULED,
     }),
     JobState.RUNNING: frozenset(
-        {JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.PENDING}
+        {JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.PENDING,
+         # takeover of a running cluster job, as from scheduled
+         JobState.SCHEDULED}
     ),
     JobState.COMPLETED: frozenset(),
     JobState.FAILED: frozenset(),

@@ -6,8 +6,12 @@ when the cluster starts it and ends with the cluster's verdict (exit code from t
 job's exit-code file or accounting, the cluster's reason kept). Output the job script
 writes to ``<native_id>.out`` is streamed as log events.
 
-A worker that stops leaves its cluster jobs alone: the attempt goes back to
-``pending`` and the next attempt adopts the cluster job instead of submitting again.
+A worker that stops (or loses Redis past its lease) leaves its cluster jobs alone and
+hands the attempt back; a worker that is lost leaves it too. Either way the job keeps its
+state and its cluster job, and the dispatcher hands it to another live worker of the same
+cluster (same scheduler and cluster name, :meth:`ClusterService.identity`), whose attempt
+adopts the cluster job instead of submitting again: it follows it to its end and relays a
+cancel (``scancel``, ``bkill``, ``qdel``, ``job cancel``).
 """
 
 from __future__ import annotations
@@ -119,7 +123,8 @@ class ClusterJobRunner:
     def _start(self) -> Outcome | None:
         """Adopt the cluster job of an earlier attempt, or submit a new one."""
         previous = self.job.native_id
-        if previous and self.job.native_scheduler == self.service.kind:
+        if previous and self.job.native_scheduler == self.service.kind \
+                and self.job.native_cluster in (None, self.service.identity()):
             self.native_id = previous
             self._info(f"following {self.where} submitted by an earlier attempt")
             return None
@@ -148,7 +153,8 @@ class ClusterJobRunner:
         Redis is away as long as the lease holds; False if it could not be recorded."""
         record = functools.partial(
             self.ctx.jobs.record_cluster_job, self.job.id, self.service.kind, self.native_id,
-            f"submitted to {self.service.kind} as job {self.native_id}")
+            f"submitted to {self.service.kind} as job {self.native_id}",
+            self.service.identity())
         while not self.supervisor.send(record):
             if time.monotonic() >= self.supervisor.lease_deadline:
                 return False
@@ -190,13 +196,13 @@ class ClusterJobRunner:
                 self._relay_cancel()
             if stop is None:
                 continue
-            if stop.kind is StopKind.SHUTDOWN:
-                return Outcome(None, reason=f"{stop.reason}; {self.where} keeps its place")
             if stop.kind is StopKind.LEASE_LOST:
                 log.warning("job %s: %s left to the current attempt", self.job.id, self.where)
                 return stop.outcome()
-            return Outcome(None, reason=f"{stop.reason}; {self.where} keeps running and the "
-                           "next attempt follows it")
+            # The cluster job goes on: another worker of the cluster follows it (and
+            # relays a cancel) from where this one stops, never a second cluster job.
+            return Outcome(None, reason=f"{stop.reason}; {self.where} keeps running and "
+                           "another worker of the cluster follows it", handed_back=True)
 
     def _on_status(self, status: ClusterStatus) -> Outcome | None:
         where = f"{self.service.kind} job {self.native_id}"

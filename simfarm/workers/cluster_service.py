@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 
 CAPACITY_TTL_S = 30.0
 SCHEDULER_LABEL = "scheduler"
+#: the node label naming the cluster a scheduler worker forwards to (``<kind>:<name>``):
+#: workers with the same value take over each other's cluster jobs
+CLUSTER_LABEL = "scheduler.cluster"
 
 
 @dataclass
@@ -42,6 +45,7 @@ class ClusterService:
     poller: ClusterPoller
     _partition: Partition | None = None
     _problem: str | None = None
+    _identity: str | None = None
     _checked: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -52,6 +56,23 @@ class ClusterService:
     @property
     def label(self) -> str:
         return scheduler_label(self.kind)
+
+    def identity(self) -> str:
+        """Which cluster this is, ``<kind>:<name>``: the ``scheduler_cluster`` setting,
+        else the name the cluster gives itself, else this node's name (then only this
+        node follows its cluster jobs)."""
+        if self._identity is not None:
+            return self._identity
+        name = self.settings.scheduler_cluster
+        if name is None:
+            try:
+                name = self.backend.cluster_name()
+            except SchedulerError as exc:  # asked again next time
+                log.warning("node %s: cannot read the %s cluster's name: %s",
+                            self.settings.node_name, self.kind, exc)
+                return f"{self.kind}:{self.settings.node_name}"
+        self._identity = f"{self.kind}:{name or self.settings.node_name}"
+        return self._identity
 
     def partition(self) -> tuple[Partition | None, str | None]:
         """The advertised partition (cached) and, if the cluster cannot be read, why."""
@@ -83,6 +104,7 @@ class ClusterService:
         labels = {k: v for k, v in info.labels.items()
                   if not k.startswith("aedt") or k in self.settings.node_labels}
         labels[SCHEDULER_LABEL] = self.label
+        labels[CLUSTER_LABEL] = self.identity()
         update: dict[str, object] = {"labels": labels,
                                      "max_jobs": self.settings.worker_concurrency}
         if partition is not None:

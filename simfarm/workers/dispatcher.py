@@ -28,7 +28,8 @@ from simfarm.common.models import Job, NodeInfo
 from simfarm.common.settings import Settings
 from simfarm.common.states import JobState
 from simfarm.common.store.leader import LeaderLock
-from simfarm.common.store.leases import Attempt, LeaseEnd, LeaseGrant
+from simfarm.common.store.leases import HANDED_BACK, Attempt, LeaseEnd, LeaseGrant
+from simfarm.workers.cluster_service import CLUSTER_LABEL
 from simfarm.workers.context import WorkerContext, lease_slack_s
 from simfarm.workers.dispatch import BackfillMode, PolicyConfig
 from simfarm.workers.dispatch.feed import SchedulerFeed
@@ -76,6 +77,9 @@ class Dispatcher:
         # Running jobs whose lease ran out, with when this dispatcher first saw that:
         # reaped only if it still holds a heartbeat TTL later (see reap_lost).
         self._overdue: dict[tuple[str, int], float] = {}
+        # Cluster jobs whose worker is lost and no worker of their cluster is alive: the
+        # reason written (once) while they wait for one.
+        self._orphaned: dict[str, str] = {}
         # The farm's time series, written by the leader in a thread of its own.
         self.sampler = FarmSampler(ctx, is_leader=lambda: self.lock.token is not None)
         # Notifications when jobs end, delivered beside dispatch, never in its way.
@@ -215,7 +219,9 @@ class Dispatcher:
 
     # ------------------------------------------------------------------ lost workers
     def reap_lost(self) -> int:
-        """Requeue or fail jobs whose node is gone or whose lease expired."""
+        """Requeue or fail jobs whose node is gone or whose lease expired; a job whose
+        cluster job is recorded is taken over by another worker of its cluster instead
+        (:meth:`_take_over`): the cluster job is not lost with its worker."""
         store = self.ctx.jobs
         ids = store.ids_in_state(JobState.SCHEDULED) + store.ids_in_state(JobState.RUNNING)
         if not ids:
@@ -232,7 +238,9 @@ class Dispatcher:
             boot = attempt.lease.boot
             running = attempt.state is JobState.RUNNING
             why = None
-            if node is None or not node.alive:
+            if until == HANDED_BACK and attempt.native_id:
+                why = "handed back"  # its worker stopped following the cluster job
+            elif node is None or not node.alive:
                 if running and until is not None and until >= now - slack:
                     # The node may only be cut off from Redis with its job still running;
                     # its runner stops the job when the lease runs out (self-fencing).
@@ -244,7 +252,7 @@ class Dispatcher:
                 why = "worker restarted"
             elif until is not None and until < now - slack:
                 why = "lease expired"
-            if why is not None and running and why != "worker restarted":
+            if why is not None and running and why not in ("worker restarted", "handed back"):
                 # A worker back from a Redis outage may hold the finished job's outcome and
                 # record it within moments: give it one heartbeat TTL to do so (the job's
                 # process is gone by now: stopped by the lease or finished).
@@ -261,9 +269,48 @@ class Dispatcher:
         reaped = 0
         for attempt, why in lost:
             job = jobs.get(attempt.job_id)
-            if job is not None and (job.state, job.attempt) == (attempt.state, attempt.number):
+            if job is None or (job.state, job.attempt) != (attempt.state, attempt.number):
+                continue
+            if job.native_id:  # the cluster job may well go on: never lost, taken over
+                reaped += self._take_over(job, why, nodes)
+            else:
                 reaped += self._requeue_lost(job, why)
         return reaped
+
+    def _take_over(self, job: Job, why: str, nodes: dict[str, NodeInfo]) -> int:
+        """Hand a cluster job whose worker is lost (or handed it back) to another live
+        worker of the same cluster, as a new attempt that follows the cluster job (and
+        relays a cancel); with none alive it waits, its state unchanged, for one."""
+        cluster = job.native_cluster
+        peers = [n for n in nodes.values() if n.alive and n.drain is None
+                 and n.labels.get(CLUSTER_LABEL) == cluster
+                 and (n.name != job.node or why == "worker restarted")]
+        reason = f"worker lost ({job.node}: {why})"
+        if not cluster or not peers:
+            waiting = (f"{reason}; waiting for a worker of {cluster or job.node} to follow "
+                       f"{job.native_scheduler} job {job.native_id}")
+            if self._orphaned.get(job.id) != waiting:
+                self._orphaned[job.id] = waiting
+                self.ctx.jobs.update_fields(job.id, {"reason": waiting})
+                log.warning("job %s: %s", job.id, waiting)
+            return 0
+        peer = min(peers, key=lambda n: (len(n.jobs) / max(1, n.max_jobs), n.name))
+        attempt = job.attempt + 1
+        taken = (f"{reason}; {peer.name} follows {job.native_scheduler} job {job.native_id}"
+                 + (" and relays the cancel" if job.cancel_requested else ""))
+        try:
+            self.ctx.jobs.transition(
+                job.id, JobState.SCHEDULED, new_attempt=True, fence=self.lock.fence,
+                expect_attempt=job.attempt, sources=[job.state],
+                lease=LeaseGrant(peer.name, time.time() + SCHEDULED_LEASE_S,
+                                 peer.boot_id or None),
+                fields={"reason": taken}, event={"reason": taken, "takeover": True},
+                push=(peer.queue, self.message(peer, job, attempt)))
+        except (IllegalTransition, StaleAttempt, JobNotFound):
+            return 0
+        self._orphaned.pop(job.id, None)
+        log.warning("job %s: %s (attempt %d)", job.id, taken, attempt)
+        return 1
 
     def _requeue_lost(self, job: Job, why: str) -> int:
         never_started = job.state is JobState.SCHEDULED

@@ -91,6 +91,9 @@ def execute(ctx: WorkerContext, job_id: str, attempt: int) -> JobState | None:
                     job_id, attempt, exc)
         return None
     supervisor = AttemptSupervisor(ctx, job_id, attempt, claim.lease_until)
+    # A cluster runner relays a cancel to the cluster job (one it adopts may be running):
+    # a cancel is not a reason for it not to start.
+    supervisor.cancel_stops = not claim.self_starting
     ctx.active.add(job_id, attempt)
     recorded: JobState | None = None
     try:
@@ -126,6 +129,9 @@ def execute(ctx: WorkerContext, job_id: str, attempt: int) -> JobState | None:
 
 def _record(ctx: WorkerContext, job_id: str, attempt: int, outcome: Outcome,
             from_scheduled: bool = False) -> JobState | None:
+    if outcome.handed_back:
+        _hand_back(ctx, job_id, attempt, outcome)
+        return None
     target, fields, event = outcome.recorded()
 
     def record() -> None:
@@ -158,3 +164,19 @@ def _record(ctx: WorkerContext, job_id: str, attempt: int, outcome: Outcome,
                   job_id, target.value, attempt, exc)
         return None
     return target
+
+
+def _hand_back(ctx: WorkerContext, job_id: str, attempt: int, outcome: Outcome) -> None:
+    """The attempt's cluster job goes on without this worker: end the lease so another
+    worker of the cluster takes it over (fenced by the attempt, retried while Redis is
+    away; meanwhile the lease runs out and the dispatcher hands it on anyway)."""
+    try:
+        current = retry_while_redis_away(
+            lambda: ctx.jobs.hand_back(job_id, attempt),
+            max(RECORD_RETRY_S, 10 * ctx.settings.heartbeat_ttl_s))
+    except redis.RedisError as exc:
+        log.warning("job %s: attempt %d not handed back, Redis unavailable: %s", job_id,
+                    attempt, exc)
+        return
+    if current:
+        log.info("job %s: attempt %d handed back: %s", job_id, attempt, outcome.reason)

@@ -225,17 +225,21 @@ def _notes(folder: Path) -> list[exit_note.Note]:
     return [JobNote(path, None).read() for path in sorted((folder / NOTES).glob("*"))]
 
 
+def _running(notes: list[exit_note.Note]) -> list[int]:
+    """The note writers' pids of programs not ended (an ended program's pid may belong
+    to another process by now)."""
+    return [int(n.fields["pid"]) for n in notes if "pid" in n.fields and n.ended_at is None]
+
+
 def _unstarted(folder: Path, wait_s: float) -> list[int]:
     """Pids of note writers that were being started when the worker died (their notes
-    have no pid yet), waiting up to ``wait_s`` for each to note its pid."""
+    had no pid yet), waiting up to ``wait_s`` for each to note its pid."""
     deadline = time.monotonic() + wait_s
     while True:
         notes = _notes(folder)
         if all("pid" in n.fields or n.ended_at is not None for n in notes) \
                 or time.monotonic() >= deadline:
-            # (an ended program's pid may belong to another process by now)
-            return [int(n.fields["pid"]) for n in notes
-                    if "pid" in n.fields and n.ended_at is None]
+            return _running(notes)
         time.sleep(0.05)
 
 
@@ -284,18 +288,23 @@ def guard(worker_pid: int, folder: Path, settings: Settings | None) -> None:
         worker = None
     while folder.is_dir():
         if _worker_gone(worker):
-            # What ended before the kill below ended by itself: its note says how.
-            before = time.monotonic()
-            ended = [n for n in _notes(folder)
-                     if n.ended_at is not None and n.ended_at < before]
             pids = {int(p.name) for p in folder.iterdir() if p.name.isdigit()}
-            # and the programs the worker had no time to note (it died starting them)
-            pids |= set(_unstarted(folder, START_WAIT_S))
+            pids |= set(_running(_notes(folder)))
+            killed_at = time.monotonic()
             _kill_groups(sorted(pids))
-            if ended and settings is not None:
+            # What ended before the kill ended by itself: its note says how.
+            ended = [n for n in _notes(folder)
+                     if n.ended_at is not None and n.ended_at < killed_at]
+            if ended and settings is not None:  # before the dispatcher may hand them on
                 store = JobStore.for_settings(connect(settings), settings)
                 for note in ended:
                     record_ended(store, settings.node_name, note)
+            # then the programs the worker had no time to note (it died starting them)
+            late = set(_unstarted(folder, START_WAIT_S)) - pids
+            if late:
+                _kill_groups(sorted(late))
+            log.info("worker %d gone: stopped %d job process(es), %d ended by themselves",
+                     worker_pid, len(pids | late), len(ended))
             shutil.rmtree(folder, ignore_errors=True)
             return
         time.sleep(POLL_S)

@@ -13,8 +13,9 @@ class Outcome:
     """The end of one attempt of a job.
 
     ``state`` is the final state to record, or ``None`` when the worker is stopping and
-    the job must go back to ``pending`` for another worker; ``timed_out``: stopped at
-    the job's time limit.
+    the job must go back to ``pending`` for another worker — or, ``handed_back``, stays
+    as it is with its cluster job, for another worker of the cluster to follow;
+    ``timed_out``: stopped at the job's time limit.
     """
 
     state: JobState | None
@@ -22,6 +23,7 @@ class Outcome:
     reason: str | None = None
     fields: dict[str, Any] = field(default_factory=dict)
     timed_out: bool = False
+    handed_back: bool = False
 
     @property
     def interrupted(self) -> bool:

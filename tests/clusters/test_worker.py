@@ -191,10 +191,12 @@ def test_job_demanding_lsf_goes_to_the_lsf_worker(http: httpx.Client, lsf_node: 
 
 
 @pytest.mark.timeout(180)
-def test_restarted_worker_adopts_its_cluster_job_instead_of_resubmitting(
+def test_a_stopped_worker_hands_its_cluster_job_to_another_instead_of_resubmitting(
         http: httpx.Client, settings: Settings, node_store: NodeStore, slurm_node: Settings,
         tmp_path: Path) -> None:
-    node = pool_worker(settings, "b", tmp_path)
+    # workers of one cluster share its job folder (scripts, output, exit codes)
+    node = pool_worker(settings, "b", tmp_path,
+                       scheduler_job_dir=slurm_node.scheduler_job_dir)
     marker = tmp_path / "started"
     proc = start_cluster_worker(node, node_store, tmp_path)
     try:
@@ -202,20 +204,21 @@ def test_restarted_worker_adopts_its_cluster_job_instead_of_resubmitting(
         job = job_state(http, job_id, "running")
         native_id = job["native_id"]
         wait_until(marker.exists, 30, "the cluster job to start")
-        stop_process(proc)  # warm shutdown: the attempt goes back, the cluster job stays
-        job = job_state(http, job_id, "pending", "scheduled", timeout_s=30)
+        stop_process(proc)  # warm shutdown: the attempt is handed back, the cluster job stays
         assert squeue_state(native_id) == "RUNNING"
-        proc = start_cluster_worker(node, node_store, tmp_path)
+        assert _follower(http, job_id, "slurm-b", timeout_s=30)["node"] == "slurm-node"
         job = job_state(http, job_id, timeout_s=90)
     finally:
         stop_process(proc)
         node_store.forget(node.node_name)
     assert (job["state"], job["exit_code"], job["native_id"]) == ("completed", 0, native_id)
-    assert job["attempt"] >= 2
+    assert job["attempt"] >= 2 and job["node"] == "slurm-node"
     assert cluster_jobs_named(f"simfarm-{job_id}-") == {native_id}, \
         "later attempts must follow the first cluster job, not submit another"
+    seen = events(http, job_id)
+    assert "pending" not in [e["data"]["to"] for e in seen if e["type"] == "state"][1:]
     assert any("earlier attempt" in e["data"].get("message", "")
-               for e in events(http, job_id) if e["type"] == "info")
+               for e in seen if e["type"] == "info")
 
 
 def test_redis_outage_while_following_a_cluster_job_changes_nothing(
@@ -242,6 +245,84 @@ def test_redis_outage_while_following_a_cluster_job_changes_nothing(
     assert (job["state"], job["exit_code"], job["attempt"]) == ("completed", 0, 1), job
     assert job["native_id"] == native_id
     assert cluster_jobs_named(f"simfarm-{job_id}-") == {native_id}
+
+
+def _follower(http: httpx.Client, job_id: str, node: str, timeout_s: float = 60) -> Any:
+    """The job once a worker other than ``node`` follows it."""
+    return wait_for(lambda: http.get(f"/api/v1/jobs/{job_id}").json(),
+                    lambda j: j["node"] != node or j["state"] in TERMINAL, timeout_s,
+                    f"another worker to follow job {job_id}")
+
+
+@pytest.mark.timeout(180)
+def test_a_lost_cluster_worker_s_job_is_followed_by_another_worker_to_its_true_end(
+        http: httpx.Client, settings: Settings, node_store: NodeStore, slurm_node: Settings,
+        tmp_path: Path) -> None:
+    """Its worker killed for good and no retry left: the other SLURM worker of the same
+    cluster adopts the cluster job (not a second one) and the job completes."""
+    # workers of one cluster share its job folder (scripts, output, exit codes)
+    node = pool_worker(settings, "d", tmp_path,
+                       scheduler_job_dir=slurm_node.scheduler_job_dir)
+    marker = tmp_path / "started"
+    proc = start_cluster_worker(node, node_store, tmp_path)
+    try:
+        job_id = submit(http, argv=["bash", "-c", f"touch {marker}; sleep 25; exit 0"],
+                        resources={"labels": {"scheduler": "slurm", "pool": "d"}}, retries=0)
+        native_id = job_state(http, job_id, "running")["native_id"]
+        wait_until(marker.exists, 30, "the cluster job to start")
+        proc.kill()  # for good: never started again
+        proc.wait(timeout=10)
+        taken = _follower(http, job_id, "slurm-d")
+        assert taken["node"] == "slurm-node" and taken["state"] in ("scheduled", "running"), taken
+        assert squeue_state(native_id) == "RUNNING"  # the gap cost the cluster job nothing
+        job = job_state(http, job_id, timeout_s=60)
+    finally:
+        stop_process(proc)
+        node_store.forget(node.node_name)
+    assert (job["state"], job["exit_code"], job["native_id"]) == ("completed", 0, native_id), job
+    assert job["node"] == "slurm-node" and job["attempt"] == 2 and job["losses"] == 0
+    assert cluster_jobs_named(f"simfarm-{job_id}-") == {native_id}
+    moves = [e["data"] for e in events(http, job_id) if e["type"] == "state"]
+    assert [m["to"] for m in moves][-3:] == ["scheduled", "running", "completed"]
+    assert "slurm-node follows slurm job" in moves[-3]["reason"]
+
+
+@pytest.mark.timeout(180)
+def test_a_cancel_while_a_cluster_job_has_no_worker_reaches_scancel(
+        http: httpx.Client, settings: Settings, node_store: NodeStore, slurm_node: Settings,
+        tmp_path: Path) -> None:
+    """Cancelled while its worker is lost and before another took it over: the job stays
+    cancel-requested, the next worker of the cluster relays it to scancel and the job
+    ends cancelled once SLURM says so."""
+    # workers of one cluster share its job folder (scripts, output, exit codes)
+    node = pool_worker(settings, "e", tmp_path,
+                       scheduler_job_dir=slurm_node.scheduler_job_dir)
+    marker = tmp_path / "started"
+    proc = start_cluster_worker(node, node_store, tmp_path)
+    try:
+        job_id = submit(http, argv=["bash", "-c", f"touch {marker}; exec sleep 300"],
+                        resources={"labels": {"scheduler": "slurm", "pool": "e"}}, retries=0)
+        native_id = job_state(http, job_id, "running")["native_id"]
+        wait_until(marker.exists, 30, "the cluster job to start")
+        proc.kill()
+        proc.wait(timeout=10)
+        response = http.post(f"/api/v1/jobs/{job_id}/cancel")
+        assert response.status_code == 202, response.text  # asked; not over yet
+        during = http.get(f"/api/v1/jobs/{job_id}").json()
+        assert (during["state"], during["node"]) == ("running", "slurm-e"), during  # the gap
+        assert squeue_state(native_id) == "RUNNING"
+        job = job_state(http, job_id, timeout_s=90)
+    finally:
+        stop_process(proc)
+        node_store.forget(node.node_name)
+    assert (job["state"], job["native_id"], job["node"]) == ("cancelled", native_id,
+                                                             "slurm-node"), job
+    wait_for(lambda: (squeue_state(native_id), subprocess.run(
+        ["sacct", "-c", "-n", "-P", "-j", native_id, "-o", "State"], capture_output=True,
+        text=True).stdout), lambda s: "CANCELLED" in s[0] + s[1], 30,
+        "SLURM to record the cancel (squeue, sacct)")
+    assert any("cancel sent to slurm job" in e["data"].get("message", "")
+               for e in events(http, job_id) if e["type"] == "info")
 
 
 def pool_worker(settings: Settings, pool: str, directory: Path, **update: Any) -> Settings:

@@ -28,6 +28,7 @@ from simfarm.common.states import JobState, sources_of
 from simfarm.common.store import scripts
 from simfarm.common.store.leases import (
     ATTEMPT_FIELDS,
+    HANDED_BACK,
     Attempt,
     LeaseEnd,
     LeaseGrant,
@@ -380,6 +381,8 @@ class JobStore(StreamingStore):
             fields["artifacts"] = json.loads(data["artifacts"])
         if data.get("cluster"):
             fields["native_scheduler"] = data["cluster"]
+        if data.get("cluster_name"):
+            fields["native_cluster"] = data["cluster_name"]
         if data.get("losses"):
             fields["losses"] = int(data["losses"])
         lease = lease_of(data)
@@ -682,7 +685,8 @@ class JobStore(StreamingStore):
 
     def request_cancel(self, job_id: str, reason: str = "cancelled by user") -> str:
         """Cancel a job. Returns ``"cancelled"`` when the job was pending/scheduled and is
-        now cancelled, ``"requested"`` when it is running and its worker will stop it.
+        now cancelled, ``"requested"`` when it is running (or scheduled with a cluster
+        job: queued there, or taken over) and its worker will stop it.
         Raises :class:`IllegalTransition` for a finished job."""
         k = self.keys
         result = self._cancel(
@@ -742,10 +746,20 @@ class JobStore(StreamingStore):
         self.update_fields(job_id, pid_fields(pid))
 
     def record_cluster_job(self, job_id: str, cluster: str, native_id: str,
-                           reason: str) -> None:
-        """Record the cluster job (scheduler kind, its id there) that runs the job's
-        attempt, which a later attempt adopts, with the job's reason, in one command."""
-        self.update_fields(job_id, {**cluster_fields(cluster, native_id), "reason": reason})
+                           reason: str, name: str | None = None) -> None:
+        """Record the cluster job (scheduler kind, its id there, the cluster's identity)
+        that runs the job's attempt, which a later attempt adopts, with the job's reason,
+        in one command."""
+        fields = {k: v for k, v in cluster_fields(cluster, native_id, name).items()
+                  if v is not None}
+        self.update_fields(job_id, {**fields, "reason": reason})
+
+    def hand_back(self, job_id: str, attempt: int) -> bool:
+        """The worker stops following the attempt's cluster job (it is stopping, or lost
+        Redis past its lease): the job keeps its state and its cluster job, its lease
+        ends (:data:`~.leases.HANDED_BACK`) so the dispatcher hands it to another worker
+        of the cluster at once. False if the attempt is no longer current."""
+        return self.renew_lease(job_id, attempt, HANDED_BACK)
 
     def claim_scheduled(self, job_id: str, attempt: int, node: str, lease_until: float) -> bool:
         """Take a scheduled attempt for one task without moving it to running; False if

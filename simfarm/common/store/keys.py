@@ -101,7 +101,7 @@ key                                type        content
                                                by user, account or node add rows up):
                                                ``<first>|<user>|<metric>`` -> number
                                                (attempts, core_s, wall_s, wait_s,
-                                               end:<how>, lic:<name>, pool:<name>); written
+                                               end/<how>, lic/<name>, pool/<name>); written
                                                only by the Lua that ends an attempt
                                                (lib.lua record_usage)
 =================================  ==========  ===============================================

@@ -1,8 +1,8 @@
 """The lease of a job's current attempt as the store keeps it in the job's hash
 (``node``, ``lease_until``, ``boot``, ``claimed``, ``pid``; the attempt's cluster job in
-``native_id`` and ``cluster``; attempts lost with their worker in ``losses``): read as a
-typed :class:`Attempt`, written through the typed values of this module, so no code
-outside the store names those fields. Handing the attempt to a worker is a
+``native_id``, ``cluster`` and ``cluster_name``; attempts lost with their worker in
+``losses``): read as a typed :class:`Attempt`, written through the typed values of this
+module, so no code outside the store names those fields. Handing the attempt to a worker is a
 :class:`LeaseGrant`, its end a :class:`LeaseEnd`, both passed to
 :meth:`~simfarm.common.store.jobs.JobStore.transition`; ``claim.lua`` and
 ``renew_lease.lua`` keep the lease of a running attempt."""
@@ -108,7 +108,13 @@ def pid_fields(pid: int) -> dict[str, Any]:
     return {"pid": pid}
 
 
-def cluster_fields(cluster: str, native_id: str) -> dict[str, Any]:
+def cluster_fields(cluster: str, native_id: str, name: str | None) -> dict[str, Any]:
     """The hash fields of the cluster job that runs the attempt (a later attempt adopts
-    it): the scheduler's kind and the job's id there."""
-    return {"cluster": cluster, "native_id": native_id}
+    it): the scheduler's kind, the job's id there and the cluster's identity
+    (``<kind>:<name>``: which workers can follow it)."""
+    return {"cluster": cluster, "native_id": native_id, "cluster_name": name}
+
+
+#: the lease end of an attempt its worker handed back (a cluster job it stopped
+#: following): the dispatcher hands the cluster job to another worker at once
+HANDED_BACK = 0.0

@@ -545,7 +545,8 @@ class Scheduler:
     ) -> NodeState | None:
         """The node ``job`` (first of ``cls``) starts on now, or None (see :func:`choose_node`;
         its licences of the farm's pools first: :func:`pools_allow`)."""
-        key = cls.rank(self._keys[job.id])
+        own = self._keys[job.id]
+        key = (own[0] - cls.offset, own[1]) if cls.offset else own  # cls.rank, inlined
         self._touched[cls.uid] = cls
         if cls.pool and not pools_allow(cls, key, self.pools, now, holds):
             cls.checked = False  # looked at in full once the licences are free

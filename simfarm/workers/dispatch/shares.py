@@ -176,6 +176,8 @@ class ShareBook:
         if self.clock is None:
             self.clock = now
         self._accrue(now)
+        if len(self.buckets) < 2:
+            return  # one user ranks as before: offsets matter once a second one comes
         if self._dirty or now >= self._next_refresh:
             self._dirty = False
             self._next_refresh = now + REFRESH_S

@@ -329,6 +329,11 @@ class ClusterBackend(ABC):
     def parse_partitions(self, results: Sequence[CommandResult]) -> list[Partition]:
         """Partitions from the outputs of :meth:`get_partitions_commands`."""
 
+    def cluster_name(self) -> str | None:
+        """The cluster's own name, if the scheduler has one to ask for (None: it has not;
+        workers then name it in ``scheduler_cluster``)."""
+        return None
+
     def partitions(self) -> list[Partition]:
         """Partitions/queues with nodes, cores and memory, as the cluster reports them."""
         results = [

@@ -182,6 +182,14 @@ class SlurmBackend(ClusterBackend):
     def cancel_already_done(self, result: CommandResult) -> bool:
         return any(marker in result.stderr for marker in _GONE)
 
+    def cluster_name(self) -> str | None:
+        """``ClusterName`` of the controller's configuration."""
+        for line in self._checked(["scontrol", "show", "config"]).stdout.splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() == "ClusterName" and value.strip():
+                return value.strip()
+        return None
+
     def get_partitions_commands(self) -> list[list[str]]:
         return [["sinfo", "-h", "-o", "%P|%a|%D|%F|%C|%m"]]
 

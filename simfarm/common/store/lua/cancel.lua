@@ -1,10 +1,13 @@
--- Cancel a job: pending/held/scheduled jobs become cancelled at once; running jobs get a cancel
--- request their worker acts on. KEYS: 1 job hash, 2 global events, 3 job events
+-- Cancel a job: pending/held/scheduled jobs become cancelled at once; running jobs, and
+-- scheduled ones with a cluster job (queued there, or between two workers following it),
+-- get a cancel request their worker acts on (relayed to the cluster).
+-- KEYS: 1 job hash, 2 global events, 3 job events
 -- ARGV: 1 job id, 2 now, 3 global maxlen, 4 job maxlen, 5 reason
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'missing', ''} end
 local id = ARGV[1]
-if state == 'running' then
+if state == 'running'
+    or (state == 'scheduled' and redis.call('HEXISTS', KEYS[1], 'native_id') == 1) then
   if redis.call('HGET', KEYS[1], 'cancel_requested') == '1' then return {'requested', state} end
   redis.call('HSET', KEYS[1], 'cancel_requested', '1', 'updated_at', ARGV[2])
   local payload = cjson.encode({message = 'cancel requested', reason = ARGV[5]})
