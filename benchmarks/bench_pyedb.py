@@ -17,6 +17,10 @@ Both sides get the same FAKE ``ansysedt`` (tests/fakes/ansysedt) through
 ``ANSYSEM_ROOT252`` (PyEDB refuses to start without an installed AEDT) and are driven
 by one ``httpx`` client, requests one after the other:
 
+Both services run at once. Phases 1 and 2 alternate between them (50 submits to one,
+then 50 to the other; one ``GET`` each in turn), so a change of the shared machine's
+load hits both alike; phases 3 and 4 run on one service, then on the other.
+
 1. ``POST /jobs/submit`` of ``--jobs`` HFSS configs, each with its own ``jobid``:
    accepted submits per second, submit p50;
    with nothing solving (PyEDB's ``max_concurrent_jobs`` 0, the simfarm worker held by its
@@ -52,6 +56,7 @@ from simfarm.client.embedded import free_port, wait_until
 
 FAKES = ROOT / "tests" / "fakes"
 CONCURRENCY = 2
+CHUNK = 50  # idle submits sent to one service before the other's turn
 FINAL = {"completed", "failed", "cancelled"}
 # PyEDB's own start_service.py, with scheduler detection answered "none" (local mode).
 LAUNCHER = """
@@ -118,27 +123,58 @@ def _wait_finished(http: httpx.Client, count: int) -> list[dict[str, object]]:
         time.sleep(0.2)
 
 
-def drive(url: str, jobs: int, lost_probe: int, project: Path, tag: str,
-          start_solving: Callable[[], None]) -> Figures:
-    """The measurements against one service; ``start_solving`` lets its jobs run."""
-    with httpx.Client(base_url=url, timeout=120) as http:
-        idle_rate, idle_p50 = _submit(http, project, [f"BENCH_{tag}_{i}" for i in range(jobs)])
-        list_times = []
-        for _ in range(100):
-            t = time.perf_counter()
-            count = len(_statuses(http))
-            list_times.append(time.perf_counter() - t)
-        start = time.perf_counter()
-        start_solving()
-        busy_rate, _ = _submit(http, project, [f"BENCH_{tag}_b{i}" for i in range(jobs)])
-        listed = _wait_finished(http, 2 * jobs)
-        e2e = 2 * jobs / (time.perf_counter() - start)
-        failed = sum(1 for j in listed if j["status"] != "completed")
-        before = {str(j["id"]) for j in listed}
-        _submit(http, project, [None] * lost_probe)
-        new = {str(j["id"]) for j in _statuses(http)} - before
-    return Figures(idle_rate, idle_p50, busy_rate, e2e, percentile(list_times, 50),
-                   percentile(list_times, 99), count, failed, lost_probe - len(new))
+@dataclass
+class Side:
+    """One service under test: its URL and how to let its jobs run."""
+
+    tag: str
+    url: str
+    start_solving: Callable[[], None]
+
+
+def drive(sides: list[Side], jobs: int, lost_probe: int, project: Path) -> list[Figures]:
+    """The measurements against both services, both up at once. The idle submits and
+    the ``GET /api/jobs`` timings alternate between them (chunks of ``CHUNK`` submits,
+    one GET each in turn), so a change in the shared machine's load hits both alike;
+    solving, busy submits and the lost-jobs probe run one service after the other."""
+    clients = [httpx.Client(base_url=side.url, timeout=120) for side in sides]
+    try:
+        spent = [0.0] * len(sides)
+        p50s: list[list[float]] = [[] for _ in sides]
+        for start in range(0, jobs, CHUNK):
+            for n, (side, http) in enumerate(zip(sides, clients, strict=True)):
+                ids: list[str | None] = [f"BENCH_{side.tag}_{i}"
+                                         for i in range(start, min(jobs, start + CHUNK))]
+                t = time.perf_counter()
+                _, p50 = _submit(http, project, ids)
+                spent[n] += time.perf_counter() - t
+                p50s[n].append(p50)
+        list_times: list[list[float]] = [[] for _ in sides]
+        counts = [0] * len(sides)
+        for round_ in range(100):
+            order = list(range(len(sides)))[:: 1 if round_ % 2 == 0 else -1]
+            for n in order:
+                t = time.perf_counter()
+                counts[n] = len(_statuses(clients[n]))
+                list_times[n].append(time.perf_counter() - t)
+        out = []
+        for n, (side, http) in enumerate(zip(sides, clients, strict=True)):
+            start_t = time.perf_counter()
+            side.start_solving()
+            busy_rate, _ = _submit(http, project, [f"BENCH_{side.tag}_b{i}" for i in range(jobs)])
+            listed = _wait_finished(http, 2 * jobs)
+            e2e = 2 * jobs / (time.perf_counter() - start_t)
+            failed = sum(1 for j in listed if j["status"] != "completed")
+            before = {str(j["id"]) for j in listed}
+            _submit(http, project, [None] * lost_probe)
+            new = {str(j["id"]) for j in _statuses(http)} - before
+            out.append(Figures(jobs / spent[n], percentile(p50s[n], 50), busy_rate, e2e,
+                               percentile(list_times[n], 50), percentile(list_times[n], 99),
+                               counts[n], failed, lost_probe - len(new)))
+        return out
+    finally:
+        for http in clients:
+            http.close()
 
 
 def pyedb_service(python: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -192,7 +228,20 @@ def main() -> None:
     pyedb = pyedb_service(python, port, env)
     url = f"http://localhost:{port}"
     try:
-        theirs = drive(url, args.jobs, args.lost, project, "pyedb", lambda: pyedb_solve(url))
+        os.environ.update(fake)
+        with farm() as the_farm:
+            # The gateway takes HFSS jobs only when a live worker has AEDT: the worker
+            # runs, held by its local limit max_jobs = 0 (as PyEDB's max_concurrent_jobs 0).
+            the_farm.start_worker("bench-aedt", worker_concurrency=CONCURRENCY, node_cores=4)
+            limits = f"{the_farm.url}/api/v1/workers/bench-aedt/limits"
+            httpx.patch(limits, json={"max_jobs": 0}, timeout=30).raise_for_status()
+
+            def release() -> None:
+                httpx.patch(limits, json={"max_jobs": None}, timeout=30).raise_for_status()
+
+            theirs, ours = drive([Side("pyedb", url, lambda: pyedb_solve(url)),
+                                  Side("simfarm", the_farm.url, release)],
+                                 args.jobs, args.lost, project)
     finally:
         pyedb.terminate()
         try:
@@ -200,18 +249,6 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             pyedb.kill()
             pyedb.wait(timeout=10)
-    os.environ.update(fake)
-    with farm() as the_farm:
-        # The gateway takes HFSS jobs only when a live worker has AEDT: the worker runs,
-        # held by its local limit max_jobs = 0 (as PyEDB's max_concurrent_jobs = 0).
-        the_farm.start_worker("bench-aedt", worker_concurrency=CONCURRENCY, node_cores=4)
-        limits = f"{the_farm.url}/api/v1/workers/bench-aedt/limits"
-        httpx.patch(limits, json={"max_jobs": 0}, timeout=30).raise_for_status()
-
-        def release() -> None:
-            httpx.patch(limits, json={"max_jobs": None}, timeout=30).raise_for_status()
-
-        ours = drive(the_farm.url, args.jobs, args.lost, project, "simfarm", release)
     print(f"PyEDB 0.65.2 job manager (local mode) vs simfarm on PyEDB's routes: {args.jobs} "
           f"HFSS jobs, unique jobids, one client, {CONCURRENCY} jobs at a time, fake solve "
           f"{args.solve_s:g} s")

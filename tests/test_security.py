@@ -183,6 +183,32 @@ def test_pyedb_routes_are_scoped_to_the_token_user(
     admin.post(f"/api/v1/jobs/{job['id']}/cancel")
 
 
+def test_a_pyedb_jobid_another_user_has_reveals_nothing(
+    alice: httpx.Client, bob: httpx.Client, admin: httpx.Client, data_root: Path
+) -> None:
+    """With tokens a PyEDB jobid is the user's own: two users sending the same one each
+    get their own job, and neither answer differs from what a fresh id would get (the
+    old answer, ``<jobid>-2``, told bob that a job of that id existed)."""
+    project = data_root / "proj" / "board.aedt"
+    project.parent.mkdir(parents=True, exist_ok=True)
+    project.write_text("$begin 'Setup1'\n$end 'Setup1'\n")
+    config = {"project_path": str(project), "jobid": "shared_run"}
+    ids = []
+    for user, client in (("alice", alice), ("bob", bob)):
+        answer = client.post("/jobs/submit", json={"config": config})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["job_id"] == f"{user}_shared_run"
+        ids.append(answer.json()["job_id"])
+    assert bob.get(f"/api/jobs/{ids[0]}").status_code == 404
+    assert [j["id"] for j in bob.get("/api/jobs").json() if "shared_run" in j["id"]
+            ] == ["bob_shared_run"]
+    long = alice.post("/jobs/submit", json={"config": {**config, "jobid": "x" * 117}})
+    assert long.status_code == 422 and "alice_" in long.json()["detail"], long.text
+    assert long.json()["fields"][0]["field"] == "config.jobid"
+    for job_id in ids:
+        admin.post(f"/api/v1/jobs/{job_id}/cancel")
+
+
 # ---------------------------------------------------------------- paths
 
 

@@ -34,12 +34,12 @@ CELERY_KEYS = ("simfarm.*", "celery*", "_kombu.*", "unacked*", "*.celery.pidbox*
 #: simfarm keys (after the prefix) a worker reads and writes (see store/keys.py).
 WORKER_KEYS = ("job:*", "jobs", "state:*", "events", "node:*", "nodes", "nodes:version",
                "dispatch:wakeup", "finished", "gates:check", "sweep:*", "sweeps", "notify:*",
-               "stats:*", "licenses:*", "usage:*", "queued")
+               "stats:*", "licenses:*", "usage:*", "queued", "replicated")
 #: ... and a dispatcher in addition.
 DISPATCHER_KEYS = ("dispatch:*", "fairshare")
 #: simfarm keys only the gateway writes (a test checks that every key of the key map is
 #: in one of these lists: a new key must be given to the roles that need it).
-GATEWAY_KEYS = ("seq", "owner:*", "idem:*", "audit", "expiry:lock", "blobs", "replicated",
+GATEWAY_KEYS = ("seq", "owner:*", "idem:*", "audit", "expiry:lock", "blobs",
                 "uploads:*", "login:*")
 _COMMANDS = "+@all -@admin -@dangerous"
 

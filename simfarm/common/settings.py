@@ -59,9 +59,9 @@ class Settings(BaseSettings):
     )
     redis_wait_replicas: int | None = Field(
         default=None, ge=0,
-        description="gateway: a submit is acknowledged only once this many Redis replicas "
-        "have the job (Redis WAIT), so a failover cannot lose it; default 1 with a "
-        "`redis+sentinel://` URL, else 0 (no wait)",
+        description="a submit is acknowledged (gateway), and a job's outcome taken as "
+        "recorded (worker), only once this many Redis replicas have it (Redis WAIT), so a "
+        "failover cannot lose it; default 1 with a `redis+sentinel://` URL, else 0 (no wait)",
     )
     redis_wait_timeout_ms: int = Field(
         default=1000, ge=1,

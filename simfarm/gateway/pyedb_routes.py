@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import getpass
 import logging
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,11 +50,14 @@ from simfarm.common.states import JobState
 from simfarm.common.store.rows import JobRow
 from simfarm.gateway.admission import Admission, check_all, store
 from simfarm.gateway.auth import can_see, current_user
-from simfarm.gateway.errors import ApiError, pyedb_error, validation_fields
+from simfarm.gateway.errors import ApiError, field_error, pyedb_error, validation_fields
 from simfarm.gateway.parsing import JOB_ID
 from simfarm.gateway.services import services
 
 log = logging.getLogger(__name__)
+
+#: longest stored PyEDB job id (route ids go up to 128 characters; a resubmission adds -N)
+MAX_JOBID = 120
 
 bp = Blueprint("pyedb", __name__)
 MAX_LISTED = 1000
@@ -317,8 +321,21 @@ def _pyedb_fields(exc: ApiError) -> list[dict[str, str]]:
     return out
 
 
+def scoped_jobid(jobid: str, owner: str | None, tokens: bool) -> str:
+    """The id a PyEDB ``jobid`` is stored under: as sent in open mode (one user); with
+    tokens prefixed by its owner (``alice_run1``), so that users' ids never meet and no
+    answer tells a user that someone else's job has an id."""
+    scoped = f"{re.sub(r'[^A-Za-z0-9_-]', '_', owner)}_{jobid}" if tokens and owner else jobid
+    if len(scoped) > MAX_JOBID:  # room for the -N of a resubmission
+        raise field_error("config.jobid", f"too long: at most {MAX_JOBID} characters"
+                          + (f" with the owner's prefix {scoped[:-len(jobid)]!r}"
+                             if scoped != jobid else ""))
+    return scoped
+
+
 def _create(job: Admission) -> Job:
-    """Admit and store the job under the config's job id (PyEDB returns ``config.jobid``).
+    """Admit and store the job under the config's job id (PyEDB returns ``config.jobid``;
+    with tokens the owner's name goes first, see :func:`scoped_jobid`).
 
     Resubmitting the id of a queued/running job returns that job, as PyEDB did; the id
     of a finished job gets a ``-2``, ``-3``... suffix (history is never overwritten).
@@ -326,7 +343,7 @@ def _create(job: Admission) -> Job:
     svc = services()
     check_all(svc, [job])
     assert job.spec.hfss is not None
-    base = job.spec.hfss.jobid
+    base = scoped_jobid(job.spec.hfss.jobid, job.owner, bool(svc.settings.auth_tokens))
     for n in range(1, MAX_RESUBMITS + 1):
         job_id = base if n == 1 else f"{base}-{n}"
         job.job_id = job_id

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 
 import redis
 
-from simfarm.common.errors import IllegalTransition, JobNotFound, StaleAttempt
+from simfarm.common.errors import IllegalTransition, JobNotFound, NotReplicated, StaleAttempt
 from simfarm.common.models import Job
 from simfarm.common.states import JobState
 from simfarm.common.store.leases import LeaseEnd, LeaseGrant
+from simfarm.common.store.replication import ReplicationBarrier
 from simfarm.workers.attempt import AttemptSupervisor
 from simfarm.workers.context import WorkerContext
 from simfarm.workers.files import run_with_files
@@ -134,18 +135,34 @@ def _record(ctx: WorkerContext, job_id: str, attempt: int, outcome: Outcome,
         return None
     target, fields, event = outcome.recorded()
 
+    barrier = ReplicationBarrier(ctx.redis, ctx.jobs.keys, ctx.settings.wait_replicas(),
+                                 ctx.settings.redis_wait_timeout_ms)
+
     def record() -> None:
-        ctx.jobs.transition(
-            job_id,
-            target,
-            expect_attempt=attempt,
-            sources=[JobState.SCHEDULED, JobState.RUNNING] if from_scheduled
-            else [JobState.RUNNING],
-            lease=LeaseEnd(requeued=outcome.interrupted, timed_out=outcome.timed_out),
-            fields=fields,
-            event=event,
-            nudge=True,  # the room this attempt held is free
-        )
+        try:
+            ctx.jobs.transition(
+                job_id,
+                target,
+                expect_attempt=attempt,
+                sources=[JobState.SCHEDULED, JobState.RUNNING] if from_scheduled
+                else [JobState.RUNNING],
+                lease=LeaseEnd(requeued=outcome.interrupted, timed_out=outcome.timed_out),
+                fields=fields,
+                event=event,
+                nudge=True,  # the room this attempt held is free
+            )
+        except IllegalTransition:
+            now = ctx.jobs.attempt(job_id)  # a retry: did an earlier try record it?
+            if not (now.state is target and now.number == attempt):
+                raise
+        # With replicas (Sentinel) the outcome counts once a replica has it: a primary
+        # that dies first takes it along, the job would look running on the promoted
+        # replica, and its lease would run out and run it again. Until confirmed the
+        # record is retried (on the new primary after a failover).
+        try:
+            barrier.wait()
+        except NotReplicated as exc:
+            raise redis.ConnectionError(str(exc)) from exc
 
     def retrying(exc: redis.RedisError) -> None:
         log.warning("job %s: Redis unavailable, retrying to record %s: %s",
