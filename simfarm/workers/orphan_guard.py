@@ -314,14 +314,16 @@ def guard(worker_pid: int, folder: Path, settings: Settings | None) -> None:
             pids = {int(p.name) for p in folder.iterdir() if p.name.isdigit()}
             pids |= set(_running(_notes(folder)))
             killed_at = time.monotonic()
-            _kill_groups(sorted(pids))
-            # What ended before the kill ended by itself: its note says how.
+            _signal_groups(sorted(pids), signal.SIGTERM)
+            # What ended before the kill ended by itself: its note says how. Recorded
+            # before the dispatcher may hand it on, while the kill goes on.
             ended = [n for n in _notes(folder)
                      if n.ended_at is not None and n.ended_at < killed_at]
-            if ended and settings is not None:  # before the dispatcher may hand them on
+            if ended and settings is not None:
                 store = JobStore.for_settings(connect(settings), settings)
                 for note in ended:
                     record_ended(store, settings.node_name, note)
+            _kill_groups(sorted(pids))
             # then the programs the worker had no time to note (it died starting them)
             late = set(_unstarted(folder, START_WAIT_S)) - pids
             if late:
