@@ -9,7 +9,6 @@ from pathlib import Path
 
 import redis
 
-from tests.chaos import TcpProxy
 from tests.conftest import RedisServer
 from tests.helpers import free_port, stop_process, wait_until
 
@@ -68,18 +67,14 @@ class ReplicatedRedis:
     as for :class:`Sentinel` (None: Sentinel's default, 10 s)."""
 
     def __init__(self, folder: Path, down_after_ms: int = 2000,
-                 info_period_ms: int | None = 1000, proxied_link: bool = False) -> None:
+                 info_period_ms: int | None = 1000) -> None:
         self.folder = folder
         common = ("--appendfsync", "always", "--repl-diskless-sync-delay", "0")
         self.servers = [RedisServer(folder / "a", extra_args=common)]
         self.servers[0].start()
         primary_port = self.servers[0].port
-        #: with ``proxied_link`` the replica replicates through this proxy: cut it and
-        #: the primary's writes stop reaching the replica (clients still reach both)
-        self.link = TcpProxy(primary_port) if proxied_link else None
-        upstream = self.link.port if self.link is not None else primary_port
         self.servers.append(RedisServer(folder / "b", extra_args=(
-            *common, "--replicaof", "127.0.0.1", str(upstream))))
+            *common, "--replicaof", "127.0.0.1", str(primary_port))))
         self.servers[1].start()
         wait_until(lambda: self.replicas_of(self.servers[0]) == 1, 20, "the replica to sync")
         self.sentinels = [Sentinel(folder / f"sentinel-{i}", primary_port, down_after_ms,
@@ -133,5 +128,3 @@ class ReplicatedRedis:
             sentinel.stop()
         for server in self.servers:
             server.stop()
-        if self.link is not None:
-            self.link.close()

@@ -37,7 +37,9 @@ def test_invalid_specs_name_the_field(data: dict[str, object], field: str) -> No
 def test_state_machine() -> None:
     assert JobState.PENDING.can_go_to(JobState.SCHEDULED)
     assert not JobState.COMPLETED.can_go_to(JobState.RUNNING)
-    assert not JobState.RUNNING.can_go_to(JobState.SCHEDULED)
+    # a cluster job handed to another worker of its cluster (takeover) is scheduled again
+    assert JobState.RUNNING.can_go_to(JobState.SCHEDULED)
+    assert not JobState.RUNNING.can_go_to(JobState.HELD)
     assert not JobState.PENDING.can_go_to(JobState.COMPLETED)
     assert JobState.SCHEDULED.can_go_to(JobState.COMPLETED)  # a cluster job over between polls
     assert JobState.CANCELLED.final and not JobState.RUNNING.final

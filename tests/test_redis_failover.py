@@ -18,8 +18,6 @@ import redis
 
 from simfarm.common.redis_url import celery_urls, connect, parse_sentinel_url, redact
 from simfarm.common.settings import Settings
-from simfarm.common.states import JobState
-from simfarm.common.store import JobStore
 from tests.chaos import RECORDER, assert_never_twice_at_once
 from tests.helpers import (
     free_port,
@@ -160,56 +158,6 @@ def test_farm_on_sentinel_survives_the_primary_killed_mid_run(
         for proc in workers:
             stop_process(proc)
         stop_process(gateway)
-
-
-def test_an_outcome_the_dying_primary_took_along_is_recorded_on_the_new_one(
-        tmp_path: Path) -> None:
-    """A job ends while the replica is cut off: its outcome reaches only the primary, so
-    the worker does not take it as recorded. The primary dies, the replica (where the job
-    still runs) takes over, and the worker records the outcome there: the job completes
-    as its first attempt and ran once (it used to be requeued when its lease ran out on
-    the new primary and run to its end a second time)."""
-    cluster = ReplicatedRedis(tmp_path / "redis", proxied_link=True)
-    records = tmp_path / "records"
-    records.mkdir()
-    settings = Settings(redis_url=cluster.url, state_dir=tmp_path / "state",
-                        gateway_port=free_port(), node_name="outcome-gw", heartbeat_s=0.5,
-                        heartbeat_ttl_s=20.0, kill_grace_s=1.0, redis_wait_timeout_ms=300)
-    gateway = start_gateway(settings, tmp_path / "gateway.log")
-    node = settings.model_copy(update={"node_name": "outcome", "worker_concurrency": 1})
-    worker = start_worker(node, tmp_path / "outcome.log")
-    http = httpx.Client(base_url=f"http://127.0.0.1:{settings.gateway_port}", timeout=30)
-    primary, replica = cluster.servers
-    assert cluster.link is not None
-    try:
-        wait_for(lambda: http.get("/api/v1/health").json().get("nodes_alive"),
-                 lambda n: n == 1, 60, "the worker")
-        job = submit_retrying(http, {"argv": [sys.executable, "-c", RECORDER, str(records),
-                                              "4"]}, "took-along")
-        at = {s.port: JobStore(redis.Redis(port=s.port)) for s in (primary, replica)}
-        wait_for(lambda: at[replica.port].state_of(job), lambda s: s is JobState.RUNNING,
-                 30, "the replica to have the job running")
-        cluster.link.cut()  # from now on the primary's writes stay on the primary
-        wait_for(lambda: at[primary.port].state_of(job), lambda s: s is JobState.COMPLETED,
-                 30, "the outcome on the primary")
-        wait_for(lambda: (tmp_path / "outcome.log").read_text(errors="replace"),
-                 lambda log: "replica(s) confirmed the write" in log, 30,
-                 "the worker to see its outcome unconfirmed")
-        assert at[replica.port].state_of(job) is JobState.RUNNING
-        old = cluster.kill_primary()
-        assert old is primary
-        assert cluster.wait_failover(old) is replica
-        cluster.restart(old)  # back as the new primary's replica: WAIT is answered again
-        done = wait_for(lambda: http.get(f"/api/v1/jobs/{job}").json(),
-                        lambda j: j.get("state") == "completed", 90, "the job on the new primary")
-        assert done["attempt"] == 1
-        runs = assert_never_twice_at_once(records, [job])[job]
-        assert len(runs) == 1 and runs[0].ended, runs
-    finally:
-        http.close()
-        stop_process(worker)
-        stop_process(gateway)
-        cluster.stop()
 
 
 def test_a_submit_no_replica_confirmed_is_not_acknowledged(

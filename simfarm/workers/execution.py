@@ -137,6 +137,9 @@ def _record(ctx: WorkerContext, job_id: str, attempt: int, outcome: Outcome,
 
     barrier = ReplicationBarrier(ctx.redis, ctx.jobs.keys, ctx.settings.wait_replicas(),
                                  ctx.settings.redis_wait_timeout_ms)
+    # How long an unconfirmed outcome is kept: a failover comes within this (the job's
+    # lease); a replica that is just down must not hold the worker's slot for longer.
+    confirm_until = time.monotonic() + ctx.settings.heartbeat_ttl_s
 
     def record() -> None:
         try:
@@ -157,12 +160,15 @@ def _record(ctx: WorkerContext, job_id: str, attempt: int, outcome: Outcome,
                 raise
         # With replicas (Sentinel) the outcome counts once a replica has it: a primary
         # that dies first takes it along, the job would look running on the promoted
-        # replica, and its lease would run out and run it again. Until confirmed the
-        # record is retried (on the new primary after a failover).
+        # replica, and its lease would run out and run it again. Until confirmed (for
+        # up to a lease) the record is retried, on the new primary after a failover.
         try:
             barrier.wait()
         except NotReplicated as exc:
-            raise redis.ConnectionError(str(exc)) from exc
+            if time.monotonic() < confirm_until:
+                raise redis.ConnectionError(str(exc)) from exc
+            log.warning("job %s: outcome %s of attempt %d recorded on the primary only: %s",
+                        job_id, target.value, attempt, exc)
 
     def retrying(exc: redis.RedisError) -> None:
         log.warning("job %s: Redis unavailable, retrying to record %s: %s",
