@@ -21,8 +21,8 @@ pytestmark = pytest.mark.timeout(300)
 @pytest.mark.parametrize("retries", [3, 0])
 def test_worker_kills_lose_nothing_and_run_nothing_to_the_end_twice(
         tmp_path: Path, retries: int) -> None:
-    report = kill_run(tmp_path, jobs=60, retries=retries, kill_every_s=3.0, job_seconds=0.5,
-                      fast_exit=True)
+    report = kill_run(tmp_path, jobs=60, retries=retries, kill_every_s=2.0, job_seconds=0.5,
+                      fast_exit=True, min_worker_kills=2)
     print("\n".join(report.lines()))
     assert report.worker_kills >= 2 and report.redis_kills == 1, report.lines()
     assert not (report.lost or report.overlapping), "\n".join(report.lines())

@@ -154,10 +154,11 @@ FAST_EXIT_RECORDER = RECORDER + "log.close()\nos._exit(0)\n"
 
 def kill_run(root: Path, *, jobs: int, retries: int, kill_every_s: float,
              job_seconds: float = 0.5, workers: int = 3, timeout_s: float = 600,
-             fast_exit: bool = False) -> KillReport:
+             fast_exit: bool = False, min_worker_kills: int = 0) -> KillReport:
     """One chaos run; returns what it saw (the farm is stopped before it returns).
     ``fast_exit``: the jobs exit as soon as they wrote their end (see
-    :data:`FAST_EXIT_RECORDER`)."""
+    :data:`FAST_EXIT_RECORDER`); ``min_worker_kills``: the faults go on until that many
+    workers and Redis were killed even if the jobs ended sooner (a fast machine)."""
     farm = KillFarm(root, workers)
     report = farm.report
     started = time.monotonic()
@@ -191,7 +192,8 @@ def kill_run(root: Path, *, jobs: int, retries: int, kill_every_s: float,
                 return []
 
         try:
-            wait_for(states, lambda s: len(s) == len(ids) and all(x in FINAL for x in s),
+            wait_for(states, lambda s: len(s) == len(ids) and all(x in FINAL for x in s)
+                     and report.worker_kills >= min_worker_kills and report.redis_kills >= 1,
                      timeout_s, f"{len(ids)} jobs to end", interval_s=1.0)
         except AssertionError:
             pass  # counted as lost below
