@@ -7,39 +7,26 @@ limits: one running job, two waiting; admin root."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import redis
 
 from simfarm.common.accounts import Account
-from simfarm.common.settings import Settings
-from simfarm.common.store import NodeStore
-from simfarm.common.tokens import TokenEntry, hash_token
 from simfarm.common.user_limits import Limits, LimitSet
-from tests.conftest import RedisServer
 from tests.helpers import (
     FAKES,
-    ROOT,
-    free_port,
-    start_gateway,
-    start_worker,
-    stop_process,
     wait_for,
 )
+from tests.team import TeamFarm as Farm
+from tests.team import team_farm
 
 pytestmark = pytest.mark.timeout(240)
 
 TOKENS = {name: f"{name}-token-0123456789" for name in ("ann", "bob", "carol", "root")}
-NODES = ("n1", "n2")
 SLOTS = 4
 #: a job that runs until the file named by its argument exists
 WAIT_FOR_FILE = ("import os, sys, time\n"
@@ -47,82 +34,16 @@ WAIT_FOR_FILE = ("import os, sys, time\n"
                  "    time.sleep(0.02)\n")
 
 
-@dataclass
-class Farm:
-    """The running farm: one HTTP client per user, the processes."""
-
-    settings: Settings
-    root: Path
-    users: dict[str, httpx.Client]
-    nodes: NodeStore
-    procs: dict[str, Any] = field(default_factory=dict)
-
-    def submit(self, user: str, **spec: Any) -> str:
-        response = self.users[user].post("/api/v1/jobs", json=spec)
-        assert response.status_code == 201, response.text
-        return str(response.json()["id"])
-
-    def batch(self, user: str, specs: list[dict[str, Any]]) -> list[str]:
-        response = self.users[user].post("/api/v1/jobs/batch", json={"jobs": specs})
-        assert response.status_code == 201, response.text
-        return [str(j["id"]) for j in response.json()["jobs"]]
-
-    def job(self, job_id: str) -> dict[str, Any]:
-        return dict(self.users["root"].get(f"/api/v1/jobs/{job_id}").json())
-
-    def jobs(self, ids: list[str]) -> list[dict[str, Any]]:
-        return [self.job(i) for i in ids]
-
-    def wait_state(self, job_id: str, *states: str, timeout_s: float = 60) -> dict[str, Any]:
-        return wait_for(lambda: self.job(job_id), lambda j: j["state"] in states, timeout_s,
-                        f"job {job_id} to be {'/'.join(states)}")
-
-    def cli(self, user: str, *args: str) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "SIMFARM_URL": str(self.users[user].base_url).rstrip("/"),
-               "SIMFARM_TOKEN": TOKENS[user], "PYTHONPATH": str(ROOT)}
-        return subprocess.run([sys.executable, "-m", "simfarm.client.cli", *args], env=env,
-                              capture_output=True, text=True, timeout=60, cwd=ROOT)
-
-
 @pytest.fixture(scope="module")
 def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
-    root = tmp_path_factory.mktemp("fairshare")
-    server = RedisServer(root / "redis", appendonly=False)
-    server.start()
-    settings = Settings(
-        redis_url=server.url, state_dir=root / "state", gateway_port=free_port(),
-        node_name="gateway", heartbeat_s=0.3, heartbeat_ttl_s=3.0, kill_grace_s=1.0,
-        accounts=[Account(name="cfd", shares=1, users=("ann",)),
-                  Account(name="em", shares=1, users=("bob", "carol"))],
-        limits=Limits(users={"carol": LimitSet(max_running_jobs=1, max_pending_jobs=2)}),
-        auth_tokens=[TokenEntry(user=u, hash=hash_token(t), admin=u == "root")
-                     for u, t in TOKENS.items()])
-    gateway = start_gateway(settings, root / "gateway.log")
-    connection = redis.Redis.from_url(server.url)
-    url = f"http://127.0.0.1:{settings.gateway_port}"
-    users = {name: httpx.Client(base_url=url, timeout=60,
-                                headers={"Authorization": f"Bearer {token}"})
-             for name, token in TOKENS.items()}
-    farm = Farm(settings, root, users, NodeStore(connection))
-    try:
-        for name in NODES:
-            node = settings.model_copy(update={
-                "node_name": name, "node_cores": 2, "node_memory_mb": 4096,
-                "worker_concurrency": 2, "node_labels": {"node": name}})
-            extra = {"ANSYSEM_ROOT252": str(FAKES), "FAKE_ANSYSEDT_SECONDS": "0.3"} \
-                if name == "n2" else {}
-            farm.procs[name] = start_worker(node, root / f"{name}.log", **extra)
-        for name in NODES:
-            wait_for(lambda n=name: farm.nodes.is_alive(n), bool, 60,  # type: ignore[misc]
-                     f"worker {name} to register")
-        yield farm
-    finally:
-        for proc in farm.procs.values():
-            stop_process(proc)
-        stop_process(gateway)
-        for client in users.values():
-            client.close()
-        server.stop()
+    with team_farm(
+            tmp_path_factory.mktemp("fairshare"), TOKENS, http_timeout_s=60, wait_s=60,
+            worker_env={"n2": {"ANSYSEM_ROOT252": str(FAKES), "FAKE_ANSYSEDT_SECONDS": "0.3"}},
+            accounts=[Account(name="cfd", shares=1, users=("ann",)),
+                      Account(name="em", shares=1, users=("bob", "carol"))],
+            limits=Limits(users={"carol": LimitSet(max_running_jobs=1,
+                                                   max_pending_jobs=2)})) as running:
+        yield running
 
 
 def started(job: dict[str, Any]) -> float:

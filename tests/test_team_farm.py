@@ -6,104 +6,28 @@ bob (account em), admin root. Drain and resume a node.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import redis
 
 from simfarm.common.accounts import Account
-from simfarm.common.settings import Settings
-from simfarm.common.store import JobStore, NodeStore
-from simfarm.common.tokens import TokenEntry, hash_token
-from tests.conftest import RedisServer
-from tests.helpers import ROOT, free_port, start_gateway, start_worker, stop_process, wait_for
+from tests.helpers import wait_for
+from tests.team import TeamFarm as Farm
+from tests.team import team_farm
 
 pytestmark = pytest.mark.timeout(180)
 
 TOKENS = {"alice": "alice-token-0123456789", "bob": "bob-token-0123456789",
           "root": "root-token-0123456789"}
-NODES = ("n1", "n2")
-
-
-@dataclass
-class Farm:
-    """The running farm: one HTTP client per user, the stores, the processes."""
-
-    settings: Settings
-    root: Path
-    users: dict[str, httpx.Client]
-    nodes: NodeStore
-    jobs: JobStore
-    procs: dict[str, Any] = field(default_factory=dict)
-
-    def submit(self, user: str, **spec: Any) -> str:
-        response = self.users[user].post("/api/v1/jobs", json=spec)
-        assert response.status_code == 201, response.text
-        return str(response.json()["id"])
-
-    def job(self, job_id: str) -> dict[str, Any]:
-        return dict(self.users["root"].get(f"/api/v1/jobs/{job_id}").json())
-
-    def wait_state(self, job_id: str, *states: str, timeout_s: float = 30) -> dict[str, Any]:
-        return wait_for(lambda: self.job(job_id), lambda j: j["state"] in states, timeout_s,
-                        f"job {job_id} to be {'/'.join(states)}")
-
-    def cli(self, user: str, *args: str) -> subprocess.CompletedProcess[str]:
-        """Run ``simfarm ARGS`` as ``user``."""
-        env = {**os.environ, "SIMFARM_URL": str(self.users[user].base_url).rstrip("/"),
-               "SIMFARM_TOKEN": TOKENS[user], "PYTHONPATH": str(ROOT)}
-        return subprocess.run([sys.executable, "-m", "simfarm.client.cli", *args], env=env,
-                              capture_output=True, text=True, timeout=60, cwd=ROOT)
-
-    def worker(self, name: str) -> dict[str, Any]:
-        rows = self.users["root"].get("/api/v1/workers").json()["workers"]
-        return next(dict(r) for r in rows if r["name"] == name)
 
 
 @pytest.fixture(scope="module")
 def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
-    root = tmp_path_factory.mktemp("team")
-    server = RedisServer(root / "redis", appendonly=False)
-    server.start()
-    settings = Settings(
-        redis_url=server.url, state_dir=root / "state", gateway_port=free_port(),
-        node_name="gateway", heartbeat_s=0.3, heartbeat_ttl_s=3.0, kill_grace_s=1.0,
-        accounts=[Account(name="cfd", shares=1, users=("alice",)),
-                  Account(name="em", shares=1, users=("bob",))],
-        auth_tokens=[TokenEntry(user="alice", hash=hash_token(TOKENS["alice"])),
-                     TokenEntry(user="bob", hash=hash_token(TOKENS["bob"])),
-                     TokenEntry(user="root", hash=hash_token(TOKENS["root"]), admin=True)])
-    gateway = start_gateway(settings, root / "gateway.log")
-    connection = redis.Redis.from_url(server.url)
-    url = f"http://127.0.0.1:{settings.gateway_port}"
-    users = {name: httpx.Client(base_url=url, timeout=30,
-                                headers={"Authorization": f"Bearer {token}"})
-             for name, token in TOKENS.items()}
-    farm = Farm(settings, root, users, NodeStore(connection), JobStore(connection))
-    try:
-        for name in NODES:
-            node = settings.model_copy(update={
-                "node_name": name, "node_cores": 2, "node_memory_mb": 4096,
-                "worker_concurrency": 2, "node_labels": {"node": name}})
-            farm.procs[name] = start_worker(node, root / f"{name}.log")
-        for name in NODES:
-            wait_for(lambda n=name: farm.nodes.is_alive(n), bool, 60,  # type: ignore[misc]
-                     f"worker {name} to register")
-        yield farm
-    finally:
-        for proc in farm.procs.values():
-            stop_process(proc)
-        stop_process(gateway)
-        for client in users.values():
-            client.close()
-        server.stop()
+    with team_farm(tmp_path_factory.mktemp("team"), TOKENS, http_timeout_s=30, wait_s=30,
+                   accounts=[Account(name="cfd", shares=1, users=("alice",)),
+                             Account(name="em", shares=1, users=("bob",))]) as running:
+        yield running
 
 
 def test_drain_lets_running_jobs_finish_and_sends_new_ones_elsewhere(farm: Farm) -> None:
