@@ -83,11 +83,12 @@ def _all_taken(cls: JobClass) -> bool:
     if cls.lic:
         return False
     c, m, d = cls.c, cls.m, cls.d
-    for node in cls.maybe:
-        if (not node.alive or node.held is not None
-                or (node.free_c >= c and node.free_m >= m and node.free_d >= d
-                    and node.free_s >= 1)):
-            return False
+    if cls.maybe:
+        for node in cls.maybe:
+            if (not node.alive or node.held is not None
+                    or (node.free_c >= c and node.free_m >= m and node.free_d >= d
+                        and node.free_s >= 1)):
+                return False
     for node in cls.fresh.values():
         if (not node.alive or node.held is not None
                 or (node.free_c >= c and node.free_m >= m and node.free_d >= d
@@ -436,21 +437,28 @@ class Scheduler:
         changes.wake_into(work, rnd, _FIRST, heap=False)
         heapq.heapify(work)
         placements: list[Placement] = []
+        touched = self._touched
+        limits = self._limits
+        pop = heapq.heappop
         while work:
-            entry = heapq.heappop(work)
+            entry = pop(work)
             key, _, cls = entry
             if cls.entry is not entry:
                 continue
-            if self._limits and self._limited(cls):
+            if limits and self._limited(cls):
                 node = None
             elif cls.checked and not cls.pool and _all_taken(cls):
                 # the common visit under a backlog: the nodes that woke it were taken by
                 # better-ranked classes this round; what _try_place would conclude
-                node = None
                 cls.block = _NO_ROOM
                 cls.maybe = []
                 cls.fresh.clear()
-                self._touched[cls.uid] = cls
+                touched[cls.uid] = cls
+                if use_holds:
+                    held = book.all
+                    if len(held) >= max_res and held[-1].key <= key:
+                        continue  # ensure's quick exit: nothing changed, nothing to wake
+                node = None
             else:
                 job = self._pending[cls.queue[0][1]]
                 node = self._try_place(cls, job, now, holds=use_holds)
