@@ -23,8 +23,8 @@ from simfarm.workers.dispatch.nodes import NodeState
 LOG_MAX = 100_000
 #: queue a class for a visit this round, if it ranks after the given key
 Want = Callable[[JobClass, Key], None]
-#: a class's place in the scheduler's order: ``(head rank, uid, class)``
-Entry = tuple[Key, int, JobClass]
+#: a class's place in the scheduler's order: ``(*head rank, uid, class)``
+Entry = tuple[float, int, int, JobClass]
 
 
 class ChangeLog:
@@ -123,6 +123,7 @@ class ChangeLog:
             return
         seen: set[int] = set()
         by_node = self.by_node
+        a0, a1 = after
         for node in log[self.mark:]:
             index = node.index
             if index in seen or not node.alive or node.held is not None:
@@ -138,7 +139,8 @@ class ChangeLog:
                     for cls in group.active.values():
                         cls.fresh[index] = node
                         entry = cls.entry
-                        if cls.in_round != rnd and entry is not None and entry[0] > after:
+                        if (cls.in_round != rnd and entry is not None
+                                and (entry[0] > a0 or (entry[0] == a0 and entry[1] > a1))):
                             cls.in_round = rnd
                             if heap:
                                 heappush(work, entry)

@@ -86,8 +86,9 @@ class JobClass:
         self.never: str | None = None
         #: the :class:`Group` of classes with the same request (None until indexed)
         self.group: Group | None = None
-        #: ``(head rank, uid, self)`` while the class is in the scheduler's order
-        self.entry: tuple[Key, int, JobClass] | None = None
+        #: ``(*head rank, uid, self)`` while the class is in the scheduler's order (flat:
+        #: the round's heap compares these)
+        self.entry: tuple[float, int, int, JobClass] | None = None
         #: number of the dispatch round that last queued this class for a visit
         self.in_round = 0
         #: nodes that had room at the last check; others only after they loosen

@@ -380,14 +380,14 @@ class Scheduler:
         self._changes.wake(_ignore, _FIRST)  # notes loosened nodes on the classes
         i = 0  # the classes before it are at a limit: they wait out of the way
         while i < len(self._order):
-            cls = self._order[i][2]
+            cls = self._order[i][3]
             if self._limited(cls):
                 i += 1
                 continue
             job = self._pending[cls.queue[0][1]]
             node = self._try_place(cls, job, now, holds=False)
             if node is None:
-                for _, _, other in self._order[i + 1:]:
+                for *_, other in self._order[i + 1:]:
                     if other.block[0] not in ("order", "limit"):
                         other.block = ("order", None)
                         self._touch(other)
@@ -423,7 +423,7 @@ class Scheduler:
 
         def want(cls: JobClass, after: Key) -> None:
             entry = cls.entry
-            if entry is not None and cls.in_round != rnd and entry[0] > after:
+            if entry is not None and cls.in_round != rnd and (entry[0], entry[1]) > after:
                 cls.in_round = rnd
                 heapq.heappush(work, entry)
 
@@ -442,9 +442,10 @@ class Scheduler:
         pop = heapq.heappop
         while work:
             entry = pop(work)
-            key, _, cls = entry
+            cls = entry[3]
             if cls.entry is not entry:
                 continue
+            key = (entry[0], entry[1])
             if limits and self._limited(cls):
                 node = None
             elif cls.checked and not cls.pool and _all_taken(cls):
@@ -468,7 +469,8 @@ class Scheduler:
                     if len(held) < max_res or held[-1].key > key:  # ensure's quick exit
                         book.ensure(cls, now)
             else:
-                backfill = self._order[0][0] < key
+                first = self._order[0]
+                backfill = (first[0], first[1]) < key
                 self._start(cls, job, node, now)
                 placements.append(Placement(job.id, node.name, backfill))
                 if cls.entry is not None:
@@ -576,7 +578,8 @@ class Scheduler:
         head = cls.head
         group = cls.group
         if head is not None and cls.never is None and (cls.eligible or cls.uid < 0):
-            cls.entry = (cls.rank(head[0]), cls.uid, cls)
+            rank = cls.rank(head[0])
+            cls.entry = (rank[0], rank[1], cls.uid, cls)
             insort(self._order, cls.entry)
             if group is not None:
                 group.active[cls.uid] = cls
