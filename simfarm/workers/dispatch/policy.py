@@ -34,7 +34,11 @@ Policy (docs/scheduling.md has a worked example):
 Efficiency: pending jobs are grouped by shape (:mod:`.classes`); a round visits only the
 shapes that could have changed — those able to use a node that freed resources or lost a
 reservation since they were last checked — so a round costs about the number of
-placements, not the number of pending jobs.
+placements, not the number of pending jobs. Under a backlog a freed node wakes every
+shape with pending work that fits it, and the best-ranked takes it: the others' visits
+find their nodes taken and end in a few comparisons (:func:`_all_taken`, and the
+reservations' quick exit) without building candidate lists; shapes with nothing pending
+cost a wake nothing (the node index lists groups of shapes, each with its active ones).
 """
 
 from __future__ import annotations
