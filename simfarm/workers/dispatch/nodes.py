@@ -241,20 +241,18 @@ def earliest_node(
     from planned ends alone), and the search stops at the first node whose bound cannot
     beat the best found: the answer is the same as trying every node in turn.
     """
-    order: list[tuple[float, int, NodeState]] = []
-    for pos, node in enumerate(nodes):
-        if node.held is not None:
-            continue
-        bound = node._bounds.get(c)  # cores_free_from's cache, read inline: hot loop
-        if bound is None:
-            bound = node.cores_free_from(c)
-        if bound < INF:
-            order.append((bound, pos, node))
-    order.sort()  # by bound, then position (unique: nodes are never compared)
+    # cores_free_from's cache read inline: this runs over every eligible node
+    ranked = [
+        (bound, pos, node) for pos, node in enumerate(nodes)
+        if node.held is None and (bound := (
+            cached if (cached := node._bounds.get(c)) is not None
+            else node.cores_free_from(c))) < INF
+    ]
+    ranked.sort()  # by bound, then position (unique: nodes are never compared)
     best: NodeState | None = None
     best_t = INF
     best_pos = -1
-    for bound, pos, node in order:
+    for bound, pos, node in ranked:
         if bound > best_t or (bound == best_t and pos > best_pos):
             break  # it and every node after it start no earlier, or lose the tie
         holds = node.holds
