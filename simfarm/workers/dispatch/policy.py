@@ -391,7 +391,7 @@ class Scheduler:
             job = self._pending[cls.queue[0][1]]
             node = self._try_place(cls, job, now, holds=False)
             if node is None:
-                for *_, other in self._order[i + 1:]:
+                for _, _, _, other in self._order[i + 1:]:
                     if other.block[0] not in ("order", "limit"):
                         other.block = ("order", None)
                         self._touch(other)
