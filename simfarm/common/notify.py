@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from simfarm.common.names import each_matching
+
 Template = Literal["simfarm", "slack", "teams"]
 Ending = Literal["completed", "failed", "cancelled"]
 ENDINGS: tuple[Ending, ...] = ("completed", "failed", "cancelled")
@@ -90,18 +92,13 @@ class NotifySpec(BaseModel):
     @field_validator("webhooks")
     @classmethod
     def _ids(cls, value: list[str]) -> list[str]:
-        for item in value:
-            if not _WEBHOOK_ID.match(item):
-                raise ValueError(f"not a webhook id: {item[:40]!r} (wh_ and 16 hex digits)")
-        return value
+        return each_matching(value, _WEBHOOK_ID, "not a webhook id: {value} (wh_ and 16 hex "
+                             "digits)")
 
     @field_validator("email")
     @classmethod
     def _emails(cls, value: list[str]) -> list[str]:
-        for item in value:
-            if not _EMAIL.match(item):
-                raise ValueError(f"not an e-mail address: {item[:80]!r}")
-        return value
+        return each_matching(value, _EMAIL, "not an e-mail address: {value}")
 
 
 class Delivery(BaseModel):

@@ -20,6 +20,8 @@ import threading
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from simfarm.common.names import each_matching
+
 PBKDF2_ITERATIONS = 200_000
 _MAX_REJECTED = 4096
 _SHA256 = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -59,10 +61,7 @@ class TokenEntry(BaseModel):
     @field_validator("groups")
     @classmethod
     def _check_groups(cls, value: list[str]) -> list[str]:
-        for group in value:
-            if not _USER.match(group):
-                raise ValueError(f"group name must match {_USER.pattern}")
-        return value
+        return each_matching(value, _USER, "group name {value} must match " + _USER.pattern)
 
     @field_validator("hash")
     @classmethod

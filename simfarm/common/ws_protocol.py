@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from simfarm.common.models import JobEvent
+from simfarm.common.names import each_matching
 from simfarm.common.states import JobState
 
 WS_PATH = "/api/v1/ws"
@@ -73,11 +74,7 @@ class Subscribe(_Message):
     @field_validator("jobs")
     @classmethod
     def _check_jobs(cls, value: list[str] | None) -> list[str] | None:
-        if value is not None:
-            for job_id in value:
-                if not _JOB_ID.match(job_id):
-                    raise ValueError(f"not a job id: {job_id[:64]!r}")
-        return value
+        return each_matching(value, _JOB_ID, "not a job id: {value}")
 
     @field_validator("since")
     @classmethod
