@@ -95,6 +95,8 @@ def execute(ctx: WorkerContext, job_id: str, attempt: int) -> JobState | None:
     # A cluster runner relays a cancel to the cluster job (one it adopts may be running):
     # a cancel is not a reason for it not to start.
     supervisor.cancel_stops = not claim.self_starting
+    if claim.job is not None:
+        supervisor.claimed(claim.job)
     ctx.active.add(job_id, attempt)
     recorded: JobState | None = None
     try:
