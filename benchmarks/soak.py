@@ -224,15 +224,15 @@ class Soak:
 
 def explain(soak: Soak, record: Path) -> tuple[str, str, float]:
     """What happened to a duplicated job: overlapping runs or two runs to the end, the
-    last fault before its second run started and how long before."""
+    last fault before its first run ended (the one that made it run again) and how long
+    before that end."""
     runs = runs_of(record.parent, record.name)
     overlap = any(a.last >= b.start for a, b in itertools.pairwise(runs))
     kind = "overlapping runs" if overlap else "ran to the end twice"
-    second = runs[1].start if len(runs) > 1 else runs[0].start
-    before = [f for f in soak.fault_times if f[0] <= second]
+    before = [f for f in soak.fault_times if f[0] <= runs[0].last]
     if not before:
         return kind, "no fault", 0.0
-    return kind, before[-1][1], second - before[-1][0]
+    return kind, before[-1][1], runs[0].last - before[-1][0]
 
 
 def timeline(soak: Soak, store: JobStore, record: Path, t0: float) -> list[str]:
@@ -335,9 +335,10 @@ def main() -> None:
         # Read the run records before the farm's folder (which holds them) is removed.
         dup = [i for i in soak.accepted if (records / i).exists() and duplicated(records / i)]
         explained = {i: explain(soak, records / i) for i in dup}
-        why = collections.Counter(f"{kind} after {fault}" for kind, fault, _ in
+        why = collections.Counter(f"{kind}, first run ended after {fault}"
+                                  for kind, fault, _ in
                                   explained.values())
-        details = [f"{i}: {kind}, second run {ago:.1f} s after {fault}"
+        details = [f"{i}: {kind}, first run ended {ago:.1f} s after {fault}"
                    for i, (kind, fault, ago) in list(explained.items())[:10]]
         never_ran = [i for i in soak.accepted if i in jobs and jobs[i].state.value == "completed"
                      and not (records / i).exists()]

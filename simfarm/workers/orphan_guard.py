@@ -353,12 +353,19 @@ def _stop_jobs(worker_pid: int, folder: Path, settings: Settings | None) -> None
              if settings is not None else None)
     recorded: set[str] = set()
 
-    def record(notes: list[exit_note.Note], signalled: dict[int, float]) -> None:
+    def record(notes: list[exit_note.Note], signalled: dict[int, float],
+               last: bool = False) -> None:
         for note in notes:
             key = f"{note.fields.get('job')}.{note.fields.get('attempt')}"
             pid = int(note.fields.get("pid", "0"))
-            if (note.ended_at is None or key in recorded
-                    or note.ended_at >= signalled.get(pid, float("inf"))):
+            if note.ended_at is None or key in recorded:
+                continue
+            if note.ended_at >= signalled.get(pid, float("inf")):
+                if last:
+                    log.info("job %s: attempt %s stopped: its program ended %.3f s after "
+                             "the guard's SIGTERM (exit code %s); left to the dispatcher",
+                             note.fields.get("job"), note.fields.get("attempt"),
+                             note.ended_at - signalled[pid], note.code)
                 continue
             recorded.add(key)
             if store is not None:
@@ -376,7 +383,8 @@ def _stop_jobs(worker_pid: int, folder: Path, settings: Settings | None) -> None
     # Notes written meanwhile: a program that ended before its group was signalled (one
     # the worker was starting may have run to its end while the guard waited) ended by
     # itself; every group signalled is gone now, so its note is complete.
-    record(_notes(folder), {**dict.fromkeys(pids, killed_at), **dict.fromkeys(late, late_at)})
+    record(_notes(folder), {**dict.fromkeys(pids, killed_at), **dict.fromkeys(late, late_at)},
+           last=True)
     log.info("worker %d gone: stopped %d job process(es), %d ended by themselves",
              worker_pid, len(pids | late), len(recorded))
     shutil.rmtree(folder, ignore_errors=True)
