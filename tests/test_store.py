@@ -10,6 +10,7 @@ from simfarm.common.hfss import HFSSSimulationConfig
 from simfarm.common.models import JobSpec
 from simfarm.common.states import JobState
 from simfarm.common.store import JobStore
+from simfarm.common.store.rows import JobRow, RenderedRows
 
 
 @pytest.fixture
@@ -225,3 +226,22 @@ def test_newest_rows_of_one_kind_and_owner_page_past_other_kinds(jobs: JobStore)
     assert [r.id for r in jobs.newest_rows(owner="ann", kind="hfss")] == made[::-1]
     assert len(jobs.newest_rows(kind="hfss")) == 4
     assert len(jobs.newest_rows(owner="ann")) == 12
+
+
+def test_a_listing_renders_again_only_the_jobs_that_changed(jobs: JobStore) -> None:
+    rendered: list[str] = []
+
+    def render(row: JobRow) -> tuple[str, str, int]:
+        rendered.append(row.id)
+        return row.id, row.state.value, row.priority
+
+    rows = RenderedRows(render)
+    made = [jobs.create(spec())[0].id for _ in range(3)]
+    assert jobs.newest_rendered(rows) == [(i, "pending", 5) for i in made[::-1]]
+    assert jobs.newest_rendered(rows) == [(i, "pending", 5) for i in made[::-1]]
+    assert sorted(rendered) == sorted(made)  # the second listing rendered nothing
+    jobs.set_priority(made[0], 9)
+    jobs.transition(made[1], JobState.CANCELLED)
+    assert jobs.newest_rendered(rows) == [
+        (made[2], "pending", 5), (made[1], "cancelled", 5), (made[0], "pending", 9)]
+    assert sorted(rendered[3:]) == sorted(made[:2])

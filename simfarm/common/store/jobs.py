@@ -37,7 +37,7 @@ from simfarm.common.store.leases import (
     pid_fields,
     to_attempt,
 )
-from simfarm.common.store.rows import ROW_FIELDS, JobRow, to_row
+from simfarm.common.store.rows import ROW_FIELDS, JobRow, RenderedRows, T
 from simfarm.common.store.streams import StreamingStore
 from simfarm.common.waiting import ShapeWait, explain, request_shape
 
@@ -453,18 +453,26 @@ class JobStore(StreamingStore):
     def newest_rows(self, *, owner: str | None = None, kind: str | None = None,
                     limit: int = MAX_PAGE) -> list[JobRow]:
         """Up to ``limit`` jobs (of ``owner``; of ``kind``) as :class:`JobRow`, newest
-        first: no job model is built. One script call (``lua/rows.lua``) per ``limit``
-        jobs looked at: more than one only while jobs of another kind are passed over."""
+        first: no job model is built. See :meth:`newest_rendered`."""
+        return self.newest_rendered(RenderedRows(lambda row: row, size=limit + 1),
+                                    owner=owner, kind=kind, limit=limit)
+
+    def newest_rendered(self, rendered: RenderedRows[T], *, owner: str | None = None,
+                        kind: str | None = None, limit: int = MAX_PAGE) -> list[T]:
+        """Up to ``limit`` jobs (of ``owner``; of ``kind``), newest first, each as
+        ``rendered`` renders its row (rows it rendered before are not decoded again).
+        One script call (``lua/rows.lua``) per ``limit`` jobs looked at: more than one
+        only while jobs of another kind are passed over."""
         key = self.keys.owner(owner) if owner else self.keys.all_jobs
-        found: list[JobRow] = []
+        found: list[T] = []
         high = "+inf"
         width = 1 + len(ROW_FIELDS)
         while len(found) < limit:
             flat = self._rows(keys=[key], args=[high, limit, *ROW_FIELDS])
             for at in range(1, len(flat), width):
-                row = to_row(flat[at].decode(), flat[at + 1 : at + width])
-                if row is not None and (kind is None or row.kind == kind):
-                    found.append(row)
+                row = rendered.of(tuple(flat[at : at + width]))
+                if row is not None and (kind is None or row[0] == kind):
+                    found.append(row[1])
             if (len(flat) - 1) // width < limit:
                 break
             high = f"({int(float(flat[0]))}"

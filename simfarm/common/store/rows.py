@@ -5,13 +5,15 @@ render many jobs in a shape of their own, such as PyEDB's ``GET /api/jobs``."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Any, NamedTuple
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from simfarm.common.models import JobSpec
 from simfarm.common.states import JobState
 
 _DEFAULT_KIND = str(JobSpec.model_fields["kind"].default)
+T = TypeVar("T")
 
 
 class JobRow(NamedTuple):
@@ -51,3 +53,34 @@ def to_row(job_id: str, raw: Sequence[bytes | None]) -> JobRow | None:
         finished_at=float(finished) if finished else None,
         exit_code=int(code) if code else None, native_id=native or None, error=error or None,
         progress=json.loads(progress) if progress else None)
+
+
+class RenderedRows(Generic[T]):
+    """What ``render`` made of rows already read, keyed by the stored fields themselves:
+    a job whose listed fields did not change since the last listing is not decoded or
+    rendered again, and a change of any of them (state, priority, progress...) is a
+    miss, so nothing shown is ever stale. Bounded: emptied when ``size`` is reached.
+    Safe to share between threads (a gateway serves requests from several)."""
+
+    def __init__(self, render: Callable[[JobRow], T], size: int = 20_000) -> None:
+        self.render = render
+        self.size = size
+        self._done: dict[tuple[bytes | None, ...], tuple[str, T]] = {}
+        self._lock = threading.Lock()
+
+    def of(self, raw: tuple[bytes | None, ...]) -> tuple[str, T] | None:
+        """``(kind, rendered)`` of the job whose id and :data:`ROW_FIELDS` are ``raw``
+        (None: no such job)."""
+        found = self._done.get(raw)
+        if found is not None:
+            return found
+        assert raw[0] is not None
+        row = to_row(raw[0].decode(), raw[1:])
+        if row is None:
+            return None
+        found = (row.kind, self.render(row))
+        with self._lock:
+            if len(self._done) >= self.size:
+                self._done.clear()
+            self._done[raw] = found
+        return found
