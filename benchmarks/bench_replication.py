@@ -23,12 +23,14 @@ acknowledged (same machine, same clock): dispatch, the Celery task, the claim, i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -123,33 +125,41 @@ def start_latencies(the_farm: Farm, port: int, count: int) -> list[list[float]]:
     return out
 
 
+@contextlib.contextmanager
+def replicated_farm() -> Iterator[Farm]:
+    """A private farm (its gateway with ``redis_wait_replicas=0``) whose redis-server
+    has one replica on loopback, synced."""
+    with farm(redis_wait_replicas=0) as the_farm:
+        replica: subprocess.Popen[bytes] = start_redis(
+            Path(the_farm.root / "replica"), free_port(),
+            "--replicaof", "127.0.0.1", str(the_farm.redis_port))
+        try:
+            client = redis.Redis(port=the_farm.redis_port)
+            wait_until(lambda: client.info("replication").get("slave0", {}).get("state")
+                       == "online", 60, "the replica to sync")
+            yield the_farm
+        finally:
+            replica.terminate()
+            replica.wait(timeout=20)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=1000, help="submits per gateway")
     parser.add_argument("--threads", type=int, default=4, help="clients for throughput")
     parser.add_argument("--starts", type=int, default=200, help="jobs started per worker")
     args = parser.parse_args()
-    with farm() as the_farm:
-        replica_port = free_port()
-        replica: subprocess.Popen[bytes] = start_redis(
-            Path(the_farm.root / "replica"), replica_port,
-            "--replicaof", "127.0.0.1", str(the_farm.redis_port))
-        try:
-            client = redis.Redis(port=the_farm.redis_port)
-            wait_until(lambda: client.info("replication").get("slave0", {}).get("state")
-                       == "online", 60, "the replica to sync")
-            ports = [start_gateway(the_farm, f"gateway-wait{n}", redis_wait_replicas=n)[1]
-                     for n in (0, 1)]
-            latencies(ports, 100)  # warm-up
-            plain, waited = latencies(ports, args.jobs)
-            rates = [0.0, 0.0]
-            for _ in range(3):  # best of 3, interleaved
-                for i, port in enumerate(ports):
-                    rates[i] = max(rates[i], throughput(port, args.jobs, args.threads))
-            starts = start_latencies(the_farm, ports[0], args.starts)
-        finally:
-            replica.terminate()
-            replica.wait(timeout=20)
+    with replicated_farm() as the_farm:
+        ports = [start_gateway(the_farm, f"gateway-wait{n}", redis_wait_replicas=n)[1]
+                 for n in (0, 1)]
+        latencies(ports, 100)  # warm-up
+        plain, waited = latencies(ports, args.jobs)
+        rates = [0.0, 0.0]
+        for _ in range(3):  # best of 3, interleaved
+            for i, port in enumerate(ports):
+                rates[i] = max(rates[i], throughput(port, args.jobs, args.threads))
+    with replicated_farm() as the_farm:  # a farm of its own: none of the jobs above queued
+        starts = start_latencies(the_farm, the_farm.settings.gateway_port, args.starts)
     p50 = [percentile(v, 50) * 1000 for v in (plain, waited)]
     p95 = [percentile(v, 95) * 1000 for v in (plain, waited)]
     ratio = p50[1] / p50[0]
