@@ -291,6 +291,30 @@ def _between(note_writers: list[int], folder: Path, wait_s: float) -> None:
         time.sleep(0.01)
 
 
+def _exited(pid: int) -> bool:
+    """Whether the program under note writer ``pid`` has exited and is not reaped yet
+    (a zombie): it ended by itself, whatever its note will say."""
+    try:
+        children = psutil.Process(pid).children()
+        return bool(children) and all(c.status() == psutil.STATUS_ZOMBIE for c in children)
+    except psutil.Error:
+        return False
+
+
+def _signal_each(pids: list[int]) -> dict[int, float]:
+    """SIGTERM each job's group, checking just before whether its program has exited
+    by itself (then it is not signalled now); when each group was signalled (monotonic
+    clock; never: infinity)."""
+    signalled: dict[int, float] = {}
+    for pid in pids:
+        if _exited(pid):
+            signalled[pid] = float("inf")
+            continue
+        signalled[pid] = time.monotonic()
+        _signal_groups([pid], signal.SIGTERM)
+    return signalled
+
+
 def record_ended(store: JobStore, node: str, note: exit_note.Note) -> bool:
     """Record the outcome of an attempt whose program ended after its worker died, as
     its worker would have: only while the attempt is still the job's, running on this
@@ -347,8 +371,7 @@ def _stop_jobs(worker_pid: int, folder: Path, settings: Settings | None) -> None
     pids = {int(p.name) for p in folder.iterdir() if p.name.isdigit()}
     pids |= set(_running(_notes(folder)))
     _between(sorted(pids), folder, SETTLE_S)
-    killed_at = time.monotonic()
-    _signal_groups(sorted(pids), signal.SIGTERM)
+    signalled = _signal_each(sorted(pids))
     store = (JobStore.for_settings(connect(settings), settings)
              if settings is not None else None)
     recorded: set[str] = set()
@@ -373,7 +396,7 @@ def _stop_jobs(worker_pid: int, folder: Path, settings: Settings | None) -> None
 
     # What ended before the kill ended by itself: its note says how. Recorded before the
     # dispatcher may hand it on, while the kill goes on.
-    record(_notes(folder), dict.fromkeys(pids, killed_at))
+    record(_notes(folder), signalled)
     _kill_groups(sorted(pids))
     # then the programs the worker had no time to note (it died starting them)
     late = set(_unstarted(folder, START_WAIT_S)) - pids
@@ -383,8 +406,7 @@ def _stop_jobs(worker_pid: int, folder: Path, settings: Settings | None) -> None
     # Notes written meanwhile: a program that ended before its group was signalled (one
     # the worker was starting may have run to its end while the guard waited) ended by
     # itself; every group signalled is gone now, so its note is complete.
-    record(_notes(folder), {**dict.fromkeys(pids, killed_at), **dict.fromkeys(late, late_at)},
-           last=True)
+    record(_notes(folder), {**signalled, **dict.fromkeys(late, late_at)}, last=True)
     log.info("worker %d gone: stopped %d job process(es), %d ended by themselves",
              worker_pid, len(pids | late), len(recorded))
     shutil.rmtree(folder, ignore_errors=True)
