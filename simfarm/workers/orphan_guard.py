@@ -5,7 +5,8 @@ job that ended in the moments the worker was gone must be recorded as it ended, 
 would run to its end twice.
 
 The worker records the process group of every job it starts as a file in a folder of its
-own, and starts the job's program through :mod:`.exit_note`, which writes how the program
+own, and starts the job's program through a note writer (:mod:`.note_writer`, the note:
+:mod:`.exit_note`), which writes how the program
 ended to a note in ``notes/`` there. A small guard process, started with the worker,
 polls the worker's pid and, when the worker is gone (long before the worker's heartbeat
 expires and the dispatcher hands the job to another node):
@@ -31,13 +32,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,8 +52,9 @@ from simfarm.common.settings import Settings
 from simfarm.common.states import JobState
 from simfarm.common.store import JobStore
 from simfarm.common.store.leases import LeaseEnd
-from simfarm.workers import exit_note
+from simfarm.workers import exit_note, note_writer
 from simfarm.workers.context import connect
+from simfarm.workers.job_account import JobAccount
 from simfarm.workers.outcome import exit_status_outcome
 from simfarm.workers.process_tree import IS_WINDOWS, popen_group_kwargs
 from simfarm.workers.redis_guard import retry_while_redis_away
@@ -70,38 +73,6 @@ START_WAIT_S = 5.0
 SETTLE_S = 0.5
 
 
-@functools.cache
-def _note_source() -> str:
-    return Path(exit_note.__file__).read_text(encoding="utf-8")
-
-
-def _usable_by_anyone(path: Path) -> bool:
-    """Whether every user may run ``path``: it and each folder above it executable by
-    others (a job account runs it; this worker's interpreter may sit in a private home)."""
-    try:
-        real = path.resolve(strict=True)
-        return all(p.stat().st_mode & stat.S_IXOTH for p in (real, *real.parents))
-    except OSError:
-        return False
-
-
-@functools.cache
-def note_python(job_account: bool) -> str | None:
-    """The interpreter that runs the note writer: this worker's, or for a job account
-    the first Python 3 every user may run (None: none is, jobs then run without a
-    note and are treated as lost when their worker dies)."""
-    candidates = [sys.executable]
-    if job_account:
-        candidates = [sys.executable, getattr(sys, "_base_executable", ""), "/usr/bin/python3",
-                      shutil.which("python3") or ""]
-        candidates = [c for c in candidates if c and _usable_by_anyone(Path(c))]
-        if not candidates:
-            log.warning("no Python interpreter every user may run: jobs run under the job "
-                        "account without exit notes")
-            return None
-    return candidates[0]
-
-
 @dataclass
 class JobNote:
     """The exit note of one attempt's program (see :mod:`.exit_note`)."""
@@ -109,15 +80,13 @@ class JobNote:
     path: Path
     fd: int | None
 
-    def wrap(self, argv: list[str], python: str) -> tuple[list[str], dict[str, Any]]:
-        """The command that runs ``argv`` under the note writer (its source passed with
-        ``-c``: the job's account need not read simfarm's files) with interpreter
-        ``python``, and the extra ``subprocess.Popen`` arguments it needs (the note's
-        descriptor, on POSIX)."""
-        prefix = [python, "-I", "-S", "-c", _note_source()]
-        if self.fd is None:
-            return [*prefix, f"path:{self.path}", *argv], {}
-        return [*prefix, f"fd:{self.fd}", *argv], {"pass_fds": (self.fd,)}
+    def wrap(self, argv: list[str], *, env: Mapping[str, str], cwd: Path,
+             account: JobAccount | None) -> tuple[list[str], dict[str, Any]] | None:
+        """The command that runs ``argv`` (in ``cwd`` with ``env``, as ``account``)
+        under a note writer, and the extra ``subprocess.Popen`` arguments it needs (the
+        note's descriptor, on POSIX); None: no writer can (see :mod:`.note_writer`)."""
+        return note_writer.wrap(argv, str(self.path), self.fd, env=env, cwd=cwd,
+                                account=account)
 
     def started(self) -> None:
         """The program started (or could not): the worker's descriptor is not needed."""
@@ -301,16 +270,22 @@ def _exited(pid: int) -> bool:
         return False
 
 
+def _note_clock() -> float:
+    """Now on the notes' clock, in whole hundredths (the sh writer's): a note that says
+    it ended before this ended before now."""
+    return math.floor(exit_note.clock() * 100) / 100
+
+
 def _signal_each(pids: list[int]) -> dict[int, float]:
     """SIGTERM each job's group, checking just before whether its program has exited
-    by itself (then it is not signalled now); when each group was signalled (monotonic
+    by itself (then it is not signalled now); when each group was signalled (the notes'
     clock; never: infinity)."""
     signalled: dict[int, float] = {}
     for pid in pids:
         if _exited(pid):
             signalled[pid] = float("inf")
             continue
-        signalled[pid] = time.monotonic()
+        signalled[pid] = _note_clock()
         _signal_groups([pid], signal.SIGTERM)
     return signalled
 
@@ -400,7 +375,7 @@ def _stop_jobs(worker_pid: int, folder: Path, settings: Settings | None) -> None
     _kill_groups(sorted(pids))
     # then the programs the worker had no time to note (it died starting them)
     late = set(_unstarted(folder, START_WAIT_S)) - pids
-    late_at = time.monotonic()
+    late_at = _note_clock()
     if late:
         _kill_groups(sorted(late))
     # Notes written meanwhile: a program that ended before its group was signalled (one
