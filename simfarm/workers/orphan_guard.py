@@ -69,6 +69,8 @@ RECORD_RETRY_S = 30.0
 KILL_GRACE_S = 2.0
 #: how long the guard waits for a note writer the worker was starting to note its pid
 START_WAIT_S = 5.0
+#: how long the guard waits for a note writer between programs (see :func:`_between`)
+SETTLE_S = 0.5
 
 
 @dataclass
@@ -235,6 +237,59 @@ def _unstarted(folder: Path, wait_s: float) -> list[int]:
         time.sleep(0.05)
 
 
+def _between(note_writers: list[int], folder: Path, wait_s: float) -> None:
+    """Wait up to ``wait_s`` while one of these note writers has no program running
+    (none started yet, or it ended and its note is not written yet: under load that
+    takes tens of milliseconds). A SIGTERM in that gap would make a program that ended
+    by itself look stopped, and the job would run again."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        pending = set(_running(_notes(folder)))
+        waiting = False
+        for pid in note_writers:
+            if pid not in pending:
+                continue  # its note says it ended, or it is not a note writer
+            try:
+                children = psutil.Process(pid).children()
+                waiting = waiting or not any(c.status() != psutil.STATUS_ZOMBIE
+                                             for c in children)
+            except psutil.NoSuchProcess:
+                continue
+        if not waiting:
+            return
+        time.sleep(0.01)
+
+
+def _exited(pid: int) -> bool:
+    """Whether the program under note writer ``pid`` has exited and is not reaped yet
+    (a zombie): it ended by itself, whatever its note will say."""
+    try:
+        children = psutil.Process(pid).children()
+        return bool(children) and all(c.status() == psutil.STATUS_ZOMBIE for c in children)
+    except psutil.Error:
+        return False
+
+
+def _note_clock() -> float:
+    """Now on the notes' clock, in whole hundredths (the sh writer's): a note that says
+    it ended before this ended before now."""
+    return math.floor(exit_note.clock() * 100) / 100
+
+
+def _signal_each(pids: list[int]) -> dict[int, float]:
+    """SIGTERM each job's group, checking just before whether its program has exited
+    by itself (then it is not signalled now); when each group was signalled (the notes'
+    clock; never: infinity)."""
+    signalled: dict[int, float] = {}
+    for pid in pids:
+        if _exited(pid):
+            signalled[pid] = float("inf")
+            continue
+        signalled[pid] = _note_clock()
+        _signal_groups([pid], signal.SIGTERM)
+    return signalled
+
+
 def record_ended(store: JobStore, node: str, note: exit_note.Note) -> bool:
     """Record the outcome of an attempt whose program ended after its worker died, as
     its worker would have: only while the attempt is still the job's, running on this
@@ -280,30 +335,56 @@ def guard(worker_pid: int, folder: Path, settings: Settings | None) -> None:
         worker = None
     while folder.is_dir():
         if _worker_gone(worker):
-            pids = {int(p.name) for p in folder.iterdir() if p.name.isdigit()}
-            pids |= set(_running(_notes(folder)))
-            # the notes' clock, in whole hundredths (the sh writer's): what is noted
-            # before it ended before the kill
-            killed_at = math.floor(exit_note.clock() * 100) / 100
-            _signal_groups(sorted(pids), signal.SIGTERM)
-            # What ended before the kill ended by itself: its note says how. Recorded
-            # before the dispatcher may hand it on, while the kill goes on.
-            ended = [n for n in _notes(folder)
-                     if n.ended_at is not None and n.ended_at < killed_at]
-            if ended and settings is not None:
-                store = JobStore.for_settings(connect(settings), settings)
-                for note in ended:
-                    record_ended(store, settings.node_name, note)
-            _kill_groups(sorted(pids))
-            # then the programs the worker had no time to note (it died starting them)
-            late = set(_unstarted(folder, START_WAIT_S)) - pids
-            if late:
-                _kill_groups(sorted(late))
-            log.info("worker %d gone: stopped %d job process(es), %d ended by themselves",
-                     worker_pid, len(pids | late), len(ended))
-            shutil.rmtree(folder, ignore_errors=True)
+            _stop_jobs(worker_pid, folder, settings)
             return
         time.sleep(POLL_S)
+
+
+def _stop_jobs(worker_pid: int, folder: Path, settings: Settings | None) -> None:
+    """The worker is gone: record the outcome of each program that ended by itself
+    (before the guard signalled its group), stop the others."""
+    pids = {int(p.name) for p in folder.iterdir() if p.name.isdigit()}
+    pids |= set(_running(_notes(folder)))
+    _between(sorted(pids), folder, SETTLE_S)
+    signalled = _signal_each(sorted(pids))
+    store = (JobStore.for_settings(connect(settings), settings)
+             if settings is not None else None)
+    recorded: set[str] = set()
+
+    def record(notes: list[exit_note.Note], signalled: dict[int, float],
+               last: bool = False) -> None:
+        for note in notes:
+            key = f"{note.fields.get('job')}.{note.fields.get('attempt')}"
+            pid = int(note.fields.get("pid", "0"))
+            if note.ended_at is None or key in recorded:
+                continue
+            if note.ended_at >= signalled.get(pid, float("inf")):
+                if last:
+                    log.info("job %s: attempt %s stopped: its program ended %.3f s after "
+                             "the guard's SIGTERM (exit code %s); left to the dispatcher",
+                             note.fields.get("job"), note.fields.get("attempt"),
+                             note.ended_at - signalled[pid], note.code)
+                continue
+            recorded.add(key)
+            if store is not None:
+                record_ended(store, settings.node_name if settings else "", note)
+
+    # What ended before the kill ended by itself: its note says how. Recorded before the
+    # dispatcher may hand it on, while the kill goes on.
+    record(_notes(folder), signalled)
+    _kill_groups(sorted(pids))
+    # then the programs the worker had no time to note (it died starting them)
+    late = set(_unstarted(folder, START_WAIT_S)) - pids
+    late_at = _note_clock()
+    if late:
+        _kill_groups(sorted(late))
+    # Notes written meanwhile: a program that ended before its group was signalled (one
+    # the worker was starting may have run to its end while the guard waited) ended by
+    # itself; every group signalled is gone now, so its note is complete.
+    record(_notes(folder), {**signalled, **dict.fromkeys(late, late_at)}, last=True)
+    log.info("worker %d gone: stopped %d job process(es), %d ended by themselves",
+             worker_pid, len(pids | late), len(recorded))
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def main() -> None:
