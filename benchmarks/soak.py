@@ -65,16 +65,16 @@ def duplicated(record: Path) -> bool:
 
 
 @contextlib.contextmanager
-def sentinel_farm(**values: Any) -> Iterator[tuple[Farm, ReplicatedRedis]]:
-    """A private farm on a primary, a replica and three sentinels (gateway, no workers)."""
+def sentinel_farm(keep: threading.Event, **values: Any) -> Iterator[tuple[Farm, ReplicatedRedis]]:
+    """A private farm on a primary, a replica and three sentinels (gateway, no workers);
+    its folder (run records, logs, Redis data) is kept when ``keep`` is set at the end."""
     root = Path(tempfile.mkdtemp(prefix="simfarm-soak-"))
     # Sentinel's own INFO cadence (10 s), as deployed: the rejoin times it prints are real.
     replicated = ReplicatedRedis(root / "redis", info_period_ms=None)
     primary = replicated.primary()
     assert primary.proc is not None
     settings = Settings(redis_url=replicated.url, state_dir=root / "state",
-                        gateway_port=free_port(), node_name="soak-gateway",
-                        log_level="WARNING", **values)
+                        gateway_port=free_port(), node_name="soak-gateway", **values)
     the_farm = Farm(root, settings, primary.port, primary.proc)
     try:
         the_farm.start_gateway()
@@ -83,7 +83,10 @@ def sentinel_farm(**values: Any) -> Iterator[tuple[Farm, ReplicatedRedis]]:
         for name in list(the_farm.procs):
             the_farm.stop(name)
         replicated.stop()
-        shutil.rmtree(root, ignore_errors=True)
+        if keep.is_set():
+            print(f"  kept for analysis: {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 class Soak:
@@ -102,6 +105,7 @@ class Soak:
         self.only: set[str] | None = None  # --faults: inject only these kinds
         self.stop = threading.Event()
         self.elapsed = 0.0
+        self.t0 = time.time()  # wall clock at the start of the run (for timelines)
 
     def start_worker(self, name: str) -> None:
         through = {"redis_url": self.proxy.url} if self.proxy is not None else {}
@@ -220,15 +224,35 @@ class Soak:
 
 def explain(soak: Soak, record: Path) -> tuple[str, str, float]:
     """What happened to a duplicated job: overlapping runs or two runs to the end, the
-    last fault before its second run started and how long before."""
+    last fault before its first run ended (the one that made it run again) and how long
+    before that end."""
     runs = runs_of(record.parent, record.name)
     overlap = any(a.last >= b.start for a, b in itertools.pairwise(runs))
     kind = "overlapping runs" if overlap else "ran to the end twice"
-    second = runs[1].start if len(runs) > 1 else runs[0].start
-    before = [f for f in soak.fault_times if f[0] <= second]
+    before = [f for f in soak.fault_times if f[0] <= runs[0].last]
     if not before:
         return kind, "no fault", 0.0
-    return kind, before[-1][1], second - before[-1][0]
+    return kind, before[-1][1], runs[0].last - before[-1][0]
+
+
+def timeline(soak: Soak, store: JobStore, record: Path, t0: float) -> list[str]:
+    """A duplicated job's runs (from its record), its state changes (from its events, as
+    the store has them at the end) and the faults around them, in order, in seconds
+    since the soak started."""
+    rows = [(r.start, f"run {r.pid} start") for r in runs_of(record.parent, record.name)]
+    rows += [(r.last, f"run {r.pid} {'end' if r.ended else 'last tick'}")
+             for r in runs_of(record.parent, record.name)]
+    with contextlib.suppress(Exception):
+        for event in store.events(record.name):
+            if event.type == "state":
+                d = event.data
+                rows.append((event.ts, f"{d.get('from', '')}->{d.get('to', d.get('state'))} "
+                             f"attempt {d.get('attempt')} {d.get('node', '')} "
+                             f"{d.get('reason') or ''}".rstrip()))
+    first, last = min(r[0] for r in rows), max(r[0] for r in rows)
+    rows += [(t, f"fault {kind}") for t, kind in soak.fault_times
+             if first - 20 <= t <= last + 5]
+    return [f"{t - t0:8.3f} {what}" for t, what in sorted(rows)]
 
 
 def wait_final(store: JobStore, ids: list[str], deadline: float) -> None:
@@ -250,6 +274,7 @@ def run(soak: Soak, args: argparse.Namespace, redis_dir: Path) -> dict[str, Any]
         soak.start_worker(name)
     injector = threading.Thread(target=soak.inject, args=(redis_dir,), daemon=True)
     started = time.monotonic()
+    soak.t0 = time.time()
     injector.start()
     if soak.replicated is not None:
         soak.submit_keyed(args.jobs, args.seconds, args.rate)
@@ -277,14 +302,17 @@ def main() -> None:
     parser.add_argument("--redis", choices=("single", "sentinel"), default="single",
                         help="one Redis (killed, cut off) or a primary, a replica and three "
                         "sentinels (failed over)")
+    parser.add_argument("--log-level", default="WARNING", help="workers' and gateway's")
     parser.add_argument("--faults", default="",
                         help="inject only these faults (comma-separated kinds), e.g. "
                         "failover-redis")
     args = parser.parse_args()
-    timings = {"heartbeat_s": 0.5, "heartbeat_ttl_s": 4.0, "kill_grace_s": 1.0}
+    timings = {"heartbeat_s": 0.5, "heartbeat_ttl_s": 4.0, "kill_grace_s": 1.0,
+               "log_level": args.log_level}
+    keep = threading.Event()  # a figure not met: keep the folder (sentinel farm)
     with contextlib.ExitStack() as stack:
         if args.redis == "sentinel":
-            the_farm, replicated = stack.enter_context(sentinel_farm(**timings))
+            the_farm, replicated = stack.enter_context(sentinel_farm(keep, **timings))
             records = the_farm.root / "records"
             records.mkdir()
             soak = Soak(the_farm, None, records, args.workers, replicated)
@@ -307,12 +335,17 @@ def main() -> None:
         # Read the run records before the farm's folder (which holds them) is removed.
         dup = [i for i in soak.accepted if (records / i).exists() and duplicated(records / i)]
         explained = {i: explain(soak, records / i) for i in dup}
-        why = collections.Counter(f"{kind} after {fault}" for kind, fault, _ in
+        why = collections.Counter(f"{kind}, first run ended after {fault}"
+                                  for kind, fault, _ in
                                   explained.values())
-        details = [f"{i}: {kind}, second run {ago:.1f} s after {fault}"
+        details = [f"{i}: {kind}, first run ended {ago:.1f} s after {fault}"
                    for i, (kind, fault, ago) in list(explained.items())[:10]]
         never_ran = [i for i in soak.accepted if i in jobs and jobs[i].state.value == "completed"
                      and not (records / i).exists()]
+        store = JobStore(the_farm.redis())
+        timelines = {i: timeline(soak, store, records / i, soak.t0) for i in dup[:10]}
+        if dup or never_ran or any(i not in jobs or not jobs[i].final for i in soak.accepted):
+            keep.set()
     final = collections.Counter(j.state.value for j in jobs.values())
     reasons = collections.Counter(j.reason or j.error or "?" for j in jobs.values()
                                   if j.state.value == "failed")
@@ -332,6 +365,10 @@ def main() -> None:
         print(f"  lost ids: {lost[:10]}")
         for line in details:
             print(f"  duplicated {line}")
+        for job_id, rows in timelines.items():
+            print(f"  {job_id} (s since the start):")
+            for row in rows:
+                print(f"    {row}")
         sys.exit(1)
 
 

@@ -194,6 +194,61 @@ def test_a_submit_no_replica_confirmed_is_not_acknowledged(
         stop_process(gateway)
 
 
+def test_a_job_starts_only_once_a_replica_has_its_claim(
+        replicated: ReplicatedRedis, tmp_path: Path) -> None:
+    """With the replica stalled (SIGSTOP), a worker that waits for a replica claims its
+    job (``running`` on the primary) but does not start the program - a failover now
+    would lose the claim and the job would run again - while a worker that does not wait
+    runs a job to its end meanwhile. With the replica back the program starts; it ran
+    once."""
+    records = tmp_path / "records"
+    records.mkdir()
+    # The gateway acknowledges at once (the replica is stalled); the lease outlasts the stall.
+    settings = Settings(redis_url=replicated.url, state_dir=tmp_path / "state",
+                        gateway_port=free_port(), node_name="claim-gw",
+                        redis_wait_replicas=0, heartbeat_s=0.5, heartbeat_ttl_s=60.0)
+    gateway = start_gateway(settings, tmp_path / "gateway.log")
+    workers = [start_worker(settings.model_copy(update={
+        "node_name": f"claim-w{n}", "redis_wait_replicas": n, "redis_wait_timeout_ms": 200,
+        "node_labels": {"pool": f"w{n}"}}), tmp_path / f"w{n}.log") for n in (0, 1)]
+    replica = next(s for s in replicated.servers if s is not replicated.primary())
+    assert replica.proc is not None
+    http = httpx.Client(base_url=f"http://127.0.0.1:{settings.gateway_port}", timeout=30)
+
+    def submit(pool: str) -> str:
+        spec = {"argv": [sys.executable, "-c", RECORDER, str(records), "0.2"],
+                "resources": {"labels": {"pool": pool}}}
+        response = http.post("/api/v1/jobs", json=spec)
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
+    def state(job_id: str) -> str:
+        return str(http.get(f"/api/v1/jobs/{job_id}").json()["state"])
+
+    try:
+        wait_for(lambda: http.get("/api/v1/health").json().get("nodes_alive"),
+                 lambda n: n == 2, 60, "both workers")
+        os.kill(replica.proc.pid, signal.SIGSTOP)
+        try:
+            waiting = submit("w1")
+            wait_for(lambda: state(waiting), lambda s: s == "running", 30, "the claim")
+            plain = submit("w0")
+            wait_for(lambda: state(plain), lambda s: s == "completed", 30, "the other job")
+            assert "end" in (records / plain).read_text()
+            assert not (records / waiting).exists(), "started before a replica had its claim"
+            assert state(waiting) == "running"
+        finally:
+            os.kill(replica.proc.pid, signal.SIGCONT)
+        wait_for(lambda: state(waiting), lambda s: s == "completed", 60, "the waiting job")
+        runs = assert_never_twice_at_once(records, [waiting, plain])
+        assert [len(runs[waiting]), len(runs[plain])] == [1, 1]
+    finally:
+        http.close()
+        for proc in workers:
+            stop_process(proc)
+        stop_process(gateway)
+
+
 def test_a_worker_rides_out_failover_after_failover(
         replicated: ReplicatedRedis, tmp_path: Path) -> None:
     """A Celery worker on Sentinel, running a job each time, survives one failover after

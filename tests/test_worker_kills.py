@@ -26,10 +26,13 @@ def test_worker_kills_lose_nothing_and_run_nothing_to_the_end_twice(
     print("\n".join(report.lines()))
     assert report.worker_kills >= 2 and report.redis_kills == 1, report.lines()
     assert not (report.lost or report.overlapping), "\n".join(report.lines())
-    # A rare escape is not explained yet (about 1 run in 5 here: one job whose worker
-    # died as it was being started ran to its end without its guard stopping it, and ran
-    # again); more than one is a regression. The deterministic case is
-    # tests/test_farm_scheduling.py's job that ends after its worker died.
+    # A rare escape (about 1 run in 5 here before the guard read the notes again after its
+    # kill): a job whose worker died as it was being started ran to its end while the
+    # guard waited for its note writer, and was neither stopped nor recorded, so it ran
+    # again (seen in the failover soak's timelines, docs/benchmarks.md). Still tolerated
+    # once until runs on a quiet machine show none; more than one is a regression. The
+    # deterministic case is tests/test_farm_scheduling.py's job that ends after its
+    # worker died.
     assert len(report.ended_twice) + len(report.completed_marked_failed) <= 1, \
         "\n".join(report.lines())
     if retries:

@@ -59,14 +59,16 @@ class Settings(BaseSettings):
     )
     redis_wait_replicas: int | None = Field(
         default=None, ge=0,
-        description="a submit is acknowledged (gateway), and a job's outcome taken as "
-        "recorded (worker), only once this many Redis replicas have it (Redis WAIT), so a "
-        "failover cannot lose it; default 1 with a `redis+sentinel://` URL, else 0 (no wait)",
+        description="a submit is acknowledged (gateway), and a worker's claim of an attempt "
+        "(before the program starts) and its outcome taken as recorded, only once this many "
+        "Redis replicas have it (Redis WAIT), so a failover cannot lose it (a worker retries "
+        "for up to `heartbeat_ttl_s`, then carries on); default 1 with a "
+        "`redis+sentinel://` URL, else 0 (no wait)",
     )
     redis_wait_timeout_ms: int = Field(
         default=1000, ge=1,
-        description="gateway: how long a submit waits for those replicas; past it the "
-        "submit answers 503 (retry it with the same Idempotency-Key)",
+        description="how long one WAIT for those replicas lasts; past it a submit answers "
+        "503 (retry it with the same Idempotency-Key), a worker tries again",
     )
     key_prefix: str = Field(default="simfarm:", description="prefix of every Redis key")
     state_dir: Path = Field(

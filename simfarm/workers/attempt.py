@@ -105,6 +105,12 @@ class AttemptSupervisor:
         """Like :meth:`call` for a write without a result; True when it was done."""
         return self.call(lambda: (fn(), True)[1]) is True
 
+    def claimed(self, job: Job) -> None:
+        """The claim just read ``job``: its cancel flag stands for the first cancel poll
+        (one Redis round trip less before the program starts)."""
+        self.cancelled = self.cancelled or job.cancel_requested
+        self._next_cancel_check = time.monotonic() + CANCEL_CHECK_S
+
     def check(self) -> Stop | None:
         """Do what is due (cancel poll, lease renewal) and say whether to stop."""
         settings = self.ctx.settings

@@ -3,7 +3,9 @@
 
 Exactly-once is enforced here, not by Celery: the job moves ``scheduled → running`` only
 if the task's attempt number and node are still the job's current ones, so a redelivered
-or stale Celery message exits without running anything.
+or stale Celery message exits without running anything. With Redis replicas (Sentinel)
+the claim and the outcome count only once a replica has them (``WAIT``), so a failover
+cannot take either along and make the job run again.
 """
 
 from __future__ import annotations
@@ -43,9 +45,32 @@ class Claim:
     job: Job | None = None
 
 
-def _claim(ctx: WorkerContext, job_id: str, attempt: int) -> Claim | None:
+def _confirmed(barrier: ReplicationBarrier, until: float, job_id: str, what: str) -> None:
+    """Wait for the replicas to have every write so far (a claim, an outcome): with
+    replicas (Sentinel), a primary that dies first takes it along. Unconfirmed, raise a
+    connection error (the caller retries the write, on the new primary after a failover)
+    until ``until`` (monotonic), then carry on with a warning: a replica that is just
+    down must not hold the worker's slot for longer."""
+    try:
+        barrier.wait()
+    except NotReplicated as exc:
+        if time.monotonic() < until:
+            raise redis.ConnectionError(str(exc)) from exc
+        log.warning("job %s: %s on the primary only: %s", job_id, what, exc)
+
+
+def _barrier(ctx: WorkerContext) -> tuple[ReplicationBarrier, float]:
+    """The replication barrier for one write of an attempt and until when (monotonic)
+    an unconfirmed write is retried: the attempt's lease, within which a failover comes."""
+    barrier = ReplicationBarrier(ctx.redis, ctx.jobs.keys, ctx.settings.wait_replicas(),
+                                 ctx.settings.redis_wait_timeout_ms)
+    return barrier, time.monotonic() + ctx.settings.heartbeat_ttl_s
+
+
+def _claim(ctx: WorkerContext, job_id: str, attempt: int, retry: bool) -> Claim | None:
     """Claim the attempt on this node (``scheduled → running`` unless its runner starts
-    itself); None when this attempt must not run."""
+    itself); None when this attempt must not run. ``retry``: an earlier try of this
+    delivery may have claimed it already (its reply lost)."""
     store = ctx.jobs
     until = time.time() + ctx.settings.heartbeat_ttl_s
     # Only scheduler workers have self-starting runners; others skip the read.
@@ -59,13 +84,37 @@ def _claim(ctx: WorkerContext, job_id: str, attempt: int) -> Claim | None:
         job = store.start_attempt(job_id, attempt, LeaseGrant(ctx.node_name, until, ctx.boot_id))
     except IllegalTransition:
         # A retry after a lost reply: the first try may have claimed it for this process.
+        # Only a retry: another delivery of the same message (kombu hands unacknowledged
+        # messages back at a reconnect) finds the attempt running here and must not run
+        # it a second time.
         now = store.attempt(job_id)
-        if (now.state is JobState.RUNNING and now.number == attempt
+        if (retry and now.state is JobState.RUNNING and now.number == attempt
                 and now.lease.boot == ctx.boot_id):
             first = now.lease.until.timestamp() if now.lease.until else until
             return Claim(self_starting=False, lease_until=first)
         raise
     return Claim(self_starting=False, lease_until=until, job=job)
+
+
+def _claim_replicated(ctx: WorkerContext, job_id: str, attempt: int) -> Claim | None:
+    """:func:`_claim`, retried while Redis is away, and taken as made only once the
+    replicas have it: a claim that a dying primary took along would leave the job
+    ``scheduled`` on the new one, the outcome of this run could not be recorded there
+    and the job would run again. The job's program starts only after this."""
+    barrier, confirm_until = _barrier(ctx)
+    tries = 0
+
+    def claim() -> Claim | None:
+        nonlocal tries
+        tries += 1
+        made = _claim(ctx, job_id, attempt, retry=tries > 1)
+        if made is not None and not made.self_starting:
+            _confirmed(barrier, confirm_until, job_id, f"claim of attempt {attempt}")
+        return made
+
+    # The claim is fenced by attempt and node, so retrying it is safe; past the
+    # scheduled lease the dispatcher hands the job on and the claim goes stale.
+    return retry_while_redis_away(claim, CLAIM_RETRY_S)
 
 
 def execute(ctx: WorkerContext, job_id: str, attempt: int) -> JobState | None:
@@ -78,9 +127,7 @@ def execute(ctx: WorkerContext, job_id: str, attempt: int) -> JobState | None:
                  ctx.node_name)
         return None
     try:
-        # The claim is fenced by attempt and node, so retrying it is safe; past the
-        # scheduled lease the dispatcher hands the job on and the claim goes stale.
-        claim = retry_while_redis_away(lambda: _claim(ctx, job_id, attempt), CLAIM_RETRY_S)
+        claim = _claim_replicated(ctx, job_id, attempt)
         if claim is None:
             return None
         job = claim.job or retry_while_redis_away(lambda: store.get(job_id), CLAIM_RETRY_S)
@@ -95,6 +142,8 @@ def execute(ctx: WorkerContext, job_id: str, attempt: int) -> JobState | None:
     # A cluster runner relays a cancel to the cluster job (one it adopts may be running):
     # a cancel is not a reason for it not to start.
     supervisor.cancel_stops = not claim.self_starting
+    if claim.job is not None:
+        supervisor.claimed(claim.job)
     ctx.active.add(job_id, attempt)
     recorded: JobState | None = None
     try:
@@ -134,12 +183,7 @@ def _record(ctx: WorkerContext, job_id: str, attempt: int, outcome: Outcome,
         _hand_back(ctx, job_id, attempt, outcome)
         return None
     target, fields, event = outcome.recorded()
-
-    barrier = ReplicationBarrier(ctx.redis, ctx.jobs.keys, ctx.settings.wait_replicas(),
-                                 ctx.settings.redis_wait_timeout_ms)
-    # How long an unconfirmed outcome is kept: a failover comes within this (the job's
-    # lease); a replica that is just down must not hold the worker's slot for longer.
-    confirm_until = time.monotonic() + ctx.settings.heartbeat_ttl_s
+    barrier, confirm_until = _barrier(ctx)
 
     def record() -> None:
         try:
@@ -158,17 +202,11 @@ def _record(ctx: WorkerContext, job_id: str, attempt: int, outcome: Outcome,
             now = ctx.jobs.attempt(job_id)  # a retry: did an earlier try record it?
             if not (now.state is target and now.number == attempt):
                 raise
-        # With replicas (Sentinel) the outcome counts once a replica has it: a primary
-        # that dies first takes it along, the job would look running on the promoted
-        # replica, and its lease would run out and run it again. Until confirmed (for
-        # up to a lease) the record is retried, on the new primary after a failover.
-        try:
-            barrier.wait()
-        except NotReplicated as exc:
-            if time.monotonic() < confirm_until:
-                raise redis.ConnectionError(str(exc)) from exc
-            log.warning("job %s: outcome %s of attempt %d recorded on the primary only: %s",
-                        job_id, target.value, attempt, exc)
+        # The outcome counts once a replica has it: a primary that dies first takes it
+        # along, the job would look running on the promoted replica, and its lease
+        # would run out and run it again.
+        _confirmed(barrier, confirm_until, job_id,
+                   f"outcome {target.value} of attempt {attempt} recorded")
 
     def retrying(exc: redis.RedisError) -> None:
         log.warning("job %s: Redis unavailable, retrying to record %s: %s",

@@ -1,15 +1,17 @@
 """The exit note of a job process: how the job's program ended, written where the
 worker's orphan guard can read it even when the worker died before it could.
 
-A job's program is not started by the worker directly but through this file, run as
-``python -I -S exit_note.py <note> <argv...>`` (no site, no simfarm import: a few
-milliseconds). It notes its own pid (the process group to stop), starts the program as
-its child in the same process group, waits for it and appends one line to the note —
-when it ended (the system's monotonic clock) and its exit status — then ends the same
-way (the same exit code, or killed by the same signal), so the worker sees exactly what
-it would have seen without it. The note is an open file descriptor it inherits
-(``fd:<n>``; POSIX: it works under a job account that cannot open the worker's folder)
-or a path (``path:<file>``; Windows).
+A job's program is not started by the worker directly but through a note writer: on
+Linux a ``sh`` script (:mod:`.note_writer`, about a millisecond), elsewhere — and whenever
+the script could not start the program exactly as ``subprocess.Popen`` would — this
+file, run as ``python -I -S -c <this file> <note> <argv...>`` (no site, no simfarm
+import; 20 ms or more). Either notes its own pid (the process group to stop), starts the
+program as its child in the same process group, waits for it and appends one line to the
+note — when it ended (:func:`clock`) and its exit status — then ends the same way (the
+same exit code, or killed by the same signal), so the worker sees exactly what it would
+have seen without it. The note is an open file descriptor it inherits (``fd:<n>``;
+POSIX: it works under a job account that cannot open the worker's folder) or a path
+(``path:<file>``; Windows).
 
 Only a process that exits by itself after its worker is gone needs the note: the orphan
 guard (:mod:`simfarm.workers.orphan_guard`) records that outcome instead of letting the
@@ -35,14 +37,23 @@ SPAWN_FAILED = 127
 @dataclass(frozen=True)
 class Note:
     """What a note says: the header the worker wrote (``fields``; ``pid`` added once
-    the note writer started) and, once the program ended, when (``ended_at``, monotonic
-    clock) and how: ``code`` (negative: killed by that signal) or ``spawn_error`` (the
+    the note writer started) and, once the program ended, when (``ended_at``,
+    :func:`clock`) and how: ``code`` (negative: killed by that signal) or ``spawn_error`` (the
     ``OSError`` class name and message)."""
 
     fields: dict[str, str]
     ended_at: float | None = None
     code: int | None = None
     spawn_error: tuple[str, str] | None = None
+
+
+def clock() -> float:
+    """The clock of a note's end time: on Linux the boot-time clock (what
+    ``/proc/uptime`` shows, the clock of the ``sh`` writer), elsewhere the monotonic
+    clock."""
+    if sys.platform.startswith("linux"):
+        return time.clock_gettime(time.CLOCK_BOOTTIME)
+    return time.monotonic()
 
 
 def header(**fields: object) -> bytes:
@@ -95,14 +106,14 @@ def main(argv: list[str]) -> None:
         child = subprocess.Popen(argv[1:])
     except OSError as exc:
         message = str(exc.strerror or exc).replace("\n", " ")
-        _write(fd, f"{time.monotonic()!r} spawn {type(exc).__name__} {message}\n")
+        _write(fd, f"{clock()!r} spawn {type(exc).__name__} {message}\n")
         sys.exit(SPAWN_FAILED)
     # Ignored only now: an ignored signal would stay ignored in the child across exec.
     for name in ("SIGTERM", "SIGINT", "SIGHUP", "SIGBREAK"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), signal.SIG_IGN)
     code = child.wait()
-    _write(fd, f"{time.monotonic()!r} exit {code}\n")
+    _write(fd, f"{clock()!r} exit {code}\n")
     if code < 0 and os.name == "posix":
         signal.signal(-code, signal.SIG_DFL)
         os.kill(os.getpid(), -code)

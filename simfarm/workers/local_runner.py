@@ -28,7 +28,7 @@ from simfarm.common.states import JobState
 from simfarm.workers.attempt import AttemptSupervisor, StopKind
 from simfarm.workers.context import WorkerContext
 from simfarm.workers.job_account import job_account, job_environment
-from simfarm.workers.orphan_guard import JobNote, note_python
+from simfarm.workers.orphan_guard import JobNote
 from simfarm.workers.outcome import Outcome, exit_status_outcome
 from simfarm.workers.process_tree import kill_tree, popen_group_kwargs
 
@@ -195,22 +195,28 @@ class LocalRunner:
             return Outcome(JobState.FAILED, reason=f"working directory does not exist: {cwd}")
         argv = self.argv()
         self._program = argv[0]
-        command, extra = argv, dict[str, Any]()
+        env = self.environment()
+        command, extra = argv, dict[str, Any](stdin=subprocess.DEVNULL)
         orphans = self.ctx.orphans
-        python = note_python(self.account is not None)
-        if orphans is not None and python is not None:
+        if orphans is not None:
             # how it ends is noted for the guard, should this worker die meanwhile
             self._note = orphans.note(job_id, self.supervisor.number,
                                       recordable=self.outcome_is_exit_status and (
                                           self.job.spec.files is None
                                           or self.job.spec.files.mode != "staged"))
-            command, extra = self._note.wrap(argv, python)
+            wrapped = self._note.wrap(argv, env=env, cwd=cwd, account=self.account)
+            if wrapped is None:
+                self._note.started()
+                orphans.forget(job_id, self.supervisor.number)
+                self._note = None
+            else:
+                command = wrapped[0]
+                extra.update(wrapped[1])
         try:
             proc = subprocess.Popen(
                 command,
                 cwd=cwd,
-                env=self.environment(),
-                stdin=subprocess.DEVNULL,
+                env=env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 **extra,

@@ -5,7 +5,8 @@ job that ended in the moments the worker was gone must be recorded as it ended, 
 would run to its end twice.
 
 The worker records the process group of every job it starts as a file in a folder of its
-own, and starts the job's program through :mod:`.exit_note`, which writes how the program
+own, and starts the job's program through a note writer (:mod:`.note_writer`, the note:
+:mod:`.exit_note`), which writes how the program
 ended to a note in ``notes/`` there. A small guard process, started with the worker,
 polls the worker's pid and, when the worker is gone (long before the worker's heartbeat
 expires and the dispatcher hands the job to another node):
@@ -31,13 +32,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,8 +52,9 @@ from simfarm.common.settings import Settings
 from simfarm.common.states import JobState
 from simfarm.common.store import JobStore
 from simfarm.common.store.leases import LeaseEnd
-from simfarm.workers import exit_note
+from simfarm.workers import exit_note, note_writer
 from simfarm.workers.context import connect
+from simfarm.workers.job_account import JobAccount
 from simfarm.workers.outcome import exit_status_outcome
 from simfarm.workers.process_tree import IS_WINDOWS, popen_group_kwargs
 from simfarm.workers.redis_guard import retry_while_redis_away
@@ -66,38 +69,8 @@ RECORD_RETRY_S = 30.0
 KILL_GRACE_S = 2.0
 #: how long the guard waits for a note writer the worker was starting to note its pid
 START_WAIT_S = 5.0
-
-
-@functools.cache
-def _note_source() -> str:
-    return Path(exit_note.__file__).read_text(encoding="utf-8")
-
-
-def _usable_by_anyone(path: Path) -> bool:
-    """Whether every user may run ``path``: it and each folder above it executable by
-    others (a job account runs it; this worker's interpreter may sit in a private home)."""
-    try:
-        real = path.resolve(strict=True)
-        return all(p.stat().st_mode & stat.S_IXOTH for p in (real, *real.parents))
-    except OSError:
-        return False
-
-
-@functools.cache
-def note_python(job_account: bool) -> str | None:
-    """The interpreter that runs the note writer: this worker's, or for a job account
-    the first Python 3 every user may run (None: none is, jobs then run without a
-    note and are treated as lost when their worker dies)."""
-    candidates = [sys.executable]
-    if job_account:
-        candidates = [sys.executable, getattr(sys, "_base_executable", ""), "/usr/bin/python3",
-                      shutil.which("python3") or ""]
-        candidates = [c for c in candidates if c and _usable_by_anyone(Path(c))]
-        if not candidates:
-            log.warning("no Python interpreter every user may run: jobs run under the job "
-                        "account without exit notes")
-            return None
-    return candidates[0]
+#: how long the guard waits for a note writer between programs (see :func:`_between`)
+SETTLE_S = 0.5
 
 
 @dataclass
@@ -107,15 +80,13 @@ class JobNote:
     path: Path
     fd: int | None
 
-    def wrap(self, argv: list[str], python: str) -> tuple[list[str], dict[str, Any]]:
-        """The command that runs ``argv`` under the note writer (its source passed with
-        ``-c``: the job's account need not read simfarm's files) with interpreter
-        ``python``, and the extra ``subprocess.Popen`` arguments it needs (the note's
-        descriptor, on POSIX)."""
-        prefix = [python, "-I", "-S", "-c", _note_source()]
-        if self.fd is None:
-            return [*prefix, f"path:{self.path}", *argv], {}
-        return [*prefix, f"fd:{self.fd}", *argv], {"pass_fds": (self.fd,)}
+    def wrap(self, argv: list[str], *, env: Mapping[str, str], cwd: Path,
+             account: JobAccount | None) -> tuple[list[str], dict[str, Any]] | None:
+        """The command that runs ``argv`` (in ``cwd`` with ``env``, as ``account``)
+        under a note writer, and the extra ``subprocess.Popen`` arguments it needs (the
+        note's descriptor, on POSIX); None: no writer can (see :mod:`.note_writer`)."""
+        return note_writer.wrap(argv, str(self.path), self.fd, env=env, cwd=cwd,
+                                account=account)
 
     def started(self) -> None:
         """The program started (or could not): the worker's descriptor is not needed."""
@@ -266,6 +237,59 @@ def _unstarted(folder: Path, wait_s: float) -> list[int]:
         time.sleep(0.05)
 
 
+def _between(note_writers: list[int], folder: Path, wait_s: float) -> None:
+    """Wait up to ``wait_s`` while one of these note writers has no program running
+    (none started yet, or it ended and its note is not written yet: under load that
+    takes tens of milliseconds). A SIGTERM in that gap would make a program that ended
+    by itself look stopped, and the job would run again."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        pending = set(_running(_notes(folder)))
+        waiting = False
+        for pid in note_writers:
+            if pid not in pending:
+                continue  # its note says it ended, or it is not a note writer
+            try:
+                children = psutil.Process(pid).children()
+                waiting = waiting or not any(c.status() != psutil.STATUS_ZOMBIE
+                                             for c in children)
+            except psutil.NoSuchProcess:
+                continue
+        if not waiting:
+            return
+        time.sleep(0.01)
+
+
+def _exited(pid: int) -> bool:
+    """Whether the program under note writer ``pid`` has exited and is not reaped yet
+    (a zombie): it ended by itself, whatever its note will say."""
+    try:
+        children = psutil.Process(pid).children()
+        return bool(children) and all(c.status() == psutil.STATUS_ZOMBIE for c in children)
+    except psutil.Error:
+        return False
+
+
+def _note_clock() -> float:
+    """Now on the notes' clock, in whole hundredths (the sh writer's): a note that says
+    it ended before this ended before now."""
+    return math.floor(exit_note.clock() * 100) / 100
+
+
+def _signal_each(pids: list[int]) -> dict[int, float]:
+    """SIGTERM each job's group, checking just before whether its program has exited
+    by itself (then it is not signalled now); when each group was signalled (the notes'
+    clock; never: infinity)."""
+    signalled: dict[int, float] = {}
+    for pid in pids:
+        if _exited(pid):
+            signalled[pid] = float("inf")
+            continue
+        signalled[pid] = _note_clock()
+        _signal_groups([pid], signal.SIGTERM)
+    return signalled
+
+
 def record_ended(store: JobStore, node: str, note: exit_note.Note) -> bool:
     """Record the outcome of an attempt whose program ended after its worker died, as
     its worker would have: only while the attempt is still the job's, running on this
@@ -311,28 +335,56 @@ def guard(worker_pid: int, folder: Path, settings: Settings | None) -> None:
         worker = None
     while folder.is_dir():
         if _worker_gone(worker):
-            pids = {int(p.name) for p in folder.iterdir() if p.name.isdigit()}
-            pids |= set(_running(_notes(folder)))
-            killed_at = time.monotonic()
-            _signal_groups(sorted(pids), signal.SIGTERM)
-            # What ended before the kill ended by itself: its note says how. Recorded
-            # before the dispatcher may hand it on, while the kill goes on.
-            ended = [n for n in _notes(folder)
-                     if n.ended_at is not None and n.ended_at < killed_at]
-            if ended and settings is not None:
-                store = JobStore.for_settings(connect(settings), settings)
-                for note in ended:
-                    record_ended(store, settings.node_name, note)
-            _kill_groups(sorted(pids))
-            # then the programs the worker had no time to note (it died starting them)
-            late = set(_unstarted(folder, START_WAIT_S)) - pids
-            if late:
-                _kill_groups(sorted(late))
-            log.info("worker %d gone: stopped %d job process(es), %d ended by themselves",
-                     worker_pid, len(pids | late), len(ended))
-            shutil.rmtree(folder, ignore_errors=True)
+            _stop_jobs(worker_pid, folder, settings)
             return
         time.sleep(POLL_S)
+
+
+def _stop_jobs(worker_pid: int, folder: Path, settings: Settings | None) -> None:
+    """The worker is gone: record the outcome of each program that ended by itself
+    (before the guard signalled its group), stop the others."""
+    pids = {int(p.name) for p in folder.iterdir() if p.name.isdigit()}
+    pids |= set(_running(_notes(folder)))
+    _between(sorted(pids), folder, SETTLE_S)
+    signalled = _signal_each(sorted(pids))
+    store = (JobStore.for_settings(connect(settings), settings)
+             if settings is not None else None)
+    recorded: set[str] = set()
+
+    def record(notes: list[exit_note.Note], signalled: dict[int, float],
+               last: bool = False) -> None:
+        for note in notes:
+            key = f"{note.fields.get('job')}.{note.fields.get('attempt')}"
+            pid = int(note.fields.get("pid", "0"))
+            if note.ended_at is None or key in recorded:
+                continue
+            if note.ended_at >= signalled.get(pid, float("inf")):
+                if last:
+                    log.info("job %s: attempt %s stopped: its program ended %.3f s after "
+                             "the guard's SIGTERM (exit code %s); left to the dispatcher",
+                             note.fields.get("job"), note.fields.get("attempt"),
+                             note.ended_at - signalled[pid], note.code)
+                continue
+            recorded.add(key)
+            if store is not None:
+                record_ended(store, settings.node_name if settings else "", note)
+
+    # What ended before the kill ended by itself: its note says how. Recorded before the
+    # dispatcher may hand it on, while the kill goes on.
+    record(_notes(folder), signalled)
+    _kill_groups(sorted(pids))
+    # then the programs the worker had no time to note (it died starting them)
+    late = set(_unstarted(folder, START_WAIT_S)) - pids
+    late_at = _note_clock()
+    if late:
+        _kill_groups(sorted(late))
+    # Notes written meanwhile: a program that ended before its group was signalled (one
+    # the worker was starting may have run to its end while the guard waited) ended by
+    # itself; every group signalled is gone now, so its note is complete.
+    record(_notes(folder), {**signalled, **dict.fromkeys(late, late_at)}, last=True)
+    log.info("worker %d gone: stopped %d job process(es), %d ended by themselves",
+             worker_pid, len(pids | late), len(recorded))
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def main() -> None:

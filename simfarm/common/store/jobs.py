@@ -460,20 +460,29 @@ class JobStore(StreamingStore):
     def newest_rendered(self, rendered: RenderedRows[T], *, owner: str | None = None,
                         kind: str | None = None, limit: int = MAX_PAGE) -> list[T]:
         """Up to ``limit`` jobs (of ``owner``; of ``kind``), newest first, each as
-        ``rendered`` renders its row (rows it rendered before are not decoded again).
-        One script call (``lua/rows.lua``) per ``limit`` jobs looked at: more than one
-        only while jobs of another kind are passed over."""
+        ``rendered`` renders its row. One script call (``lua/rows.lua``) per ``limit`` jobs
+        looked at (more than one only while jobs of another kind are passed over), and
+        one more round trip for the specs of the jobs ``rendered`` has not seen as they
+        are now."""
         key = self.keys.owner(owner) if owner else self.keys.all_jobs
         found: list[T] = []
         high = "+inf"
         width = 1 + len(ROW_FIELDS)
         while len(found) < limit:
             flat = self._rows(keys=[key], args=[high, limit, *ROW_FIELDS])
-            for at in range(1, len(flat), width):
-                row = rendered.of(tuple(flat[at : at + width]))
-                if row is not None and (kind is None or row[0] == kind):
-                    found.append(row[1])
-            if (len(flat) - 1) // width < limit:
+            raws = [tuple(flat[at : at + width]) for at in range(1, len(flat), width)]
+            rows = [rendered.known(raw) for raw in raws]
+            new = [raw for raw, row in zip(raws, rows, strict=True) if row is None]
+            if new:
+                pipe = self.connection.pipeline(transaction=False)
+                for raw in new:
+                    pipe.hget(self.keys.job(cast(bytes, raw[0]).decode()), "spec")
+                specs = dict(zip(new, pipe.execute(), strict=True))
+                rows = [row or rendered.add(raw, specs[raw])
+                        for raw, row in zip(raws, rows, strict=True)]
+            found.extend(row[1] for row in rows
+                         if row is not None and (kind is None or row[0] == kind))
+            if len(raws) < limit:
                 break
             high = f"({int(float(flat[0]))}"
         return found[:limit]

@@ -34,14 +34,18 @@ class JobRow(NamedTuple):
     progress: dict[str, Any] | None
 
 
-#: the hash fields :func:`to_row` reads, in its order
-ROW_FIELDS = ["state", "spec", "owner", "priority", "started_at", "finished_at", "exit_code",
+#: the hash fields a listing reads of every job, in :func:`to_row`'s order: all it shows
+#: but the spec, which never changes once stored (``seq`` tells one stored job from a later
+#: one under the same id) and is read only for jobs not rendered before
+ROW_FIELDS = ["seq", "state", "owner", "priority", "started_at", "finished_at", "exit_code",
               "native_id", "error", "progress"]
 
+Raw = tuple[bytes | None, ...]
 
-def to_row(job_id: str, raw: Sequence[bytes | None]) -> JobRow | None:
-    """The row of :data:`ROW_FIELDS` as read (None: no such job)."""
-    state, spec, owner, priority, started, finished, code, native, error, progress = (
+
+def to_row(job_id: str, raw: Sequence[bytes | None], spec: bytes | None) -> JobRow | None:
+    """The row of :data:`ROW_FIELDS` and the stored spec as read (None: no such job)."""
+    _, state, owner, priority, started, finished, code, native, error, progress = (
         v.decode() if v is not None else None for v in raw)
     if state is None or spec is None:
         return None
@@ -56,26 +60,28 @@ def to_row(job_id: str, raw: Sequence[bytes | None]) -> JobRow | None:
 
 
 class RenderedRows(Generic[T]):
-    """What ``render`` made of rows already read, keyed by the stored fields themselves:
-    a job whose listed fields did not change since the last listing is not decoded or
-    rendered again, and a change of any of them (state, priority, progress...) is a
-    miss, so nothing shown is ever stale. Bounded: emptied when ``size`` is reached.
-    Safe to share between threads (a gateway serves requests from several)."""
+    """What ``render`` made of rows already read, keyed by the listed fields as stored
+    (the job's id first): a job none of whose listed fields changed since the last
+    listing is not read in full, decoded or rendered again, and a change of any of them
+    (state, priority, progress...) is a miss, so nothing shown is ever stale. Bounded:
+    emptied when ``size`` is reached. Safe to share between threads (a gateway serves
+    requests from several)."""
 
     def __init__(self, render: Callable[[JobRow], T], size: int = 20_000) -> None:
         self.render = render
         self.size = size
-        self._done: dict[tuple[bytes | None, ...], tuple[str, T]] = {}
+        self._done: dict[Raw, tuple[str, T]] = {}
         self._lock = threading.Lock()
 
-    def of(self, raw: tuple[bytes | None, ...]) -> tuple[str, T] | None:
-        """``(kind, rendered)`` of the job whose id and :data:`ROW_FIELDS` are ``raw``
-        (None: no such job)."""
-        found = self._done.get(raw)
-        if found is not None:
-            return found
+    def known(self, raw: Raw) -> tuple[str, T] | None:
+        """``(kind, rendered)`` of a row rendered before (None: not yet)."""
+        return self._done.get(raw)
+
+    def add(self, raw: Raw, spec: bytes | None) -> tuple[str, T] | None:
+        """Render the row of ``raw`` (id and :data:`ROW_FIELDS`) with its stored ``spec``
+        and keep it; ``(kind, rendered)``, or None for a job that is gone."""
         assert raw[0] is not None
-        row = to_row(raw[0].decode(), raw[1:])
+        row = to_row(raw[0].decode(), raw[1:], spec)
         if row is None:
             return None
         found = (row.kind, self.render(row))
