@@ -2,8 +2,9 @@
 
 Nodes that *loosen* — free resources, lose a reservation, get released from a hold, join
 the farm — are appended to a log. Each round reads the log from where it stopped and,
-through an index from node to the classes it could run (sorted by cores), wakes the
-classes that now fit a loosened node and notes that node on the class. A class remembers
+through an index from node to the groups of classes it could run (sorted by cores; a
+:class:`~.classes.Group` is the classes of one request), wakes the active classes that
+now fit a loosened node and notes that node on the class. A class remembers
 the nodes that fitted at its last check; next time only those and the nodes noted since
 are candidates, so a visit costs a few nodes, not every eligible one.
 """
@@ -12,8 +13,9 @@ from __future__ import annotations
 
 from bisect import insort
 from collections.abc import Callable, Sequence
+from heapq import heappush
 
-from simfarm.workers.dispatch.classes import JobClass
+from simfarm.workers.dispatch.classes import Group, JobClass
 from simfarm.workers.dispatch.data import Key
 from simfarm.workers.dispatch.nodes import NodeState
 
@@ -21,6 +23,8 @@ from simfarm.workers.dispatch.nodes import NodeState
 LOG_MAX = 100_000
 #: queue a class for a visit this round, if it ranks after the given key
 Want = Callable[[JobClass, Key], None]
+#: a class's place in the scheduler's order: ``(*head rank, uid, class)``
+Entry = tuple[float, int, int, JobClass]
 
 
 class ChangeLog:
@@ -29,7 +33,10 @@ class ChangeLog:
     def __init__(self, on_reset: Callable[[], None]) -> None:
         self.log: list[NodeState] = []
         self.mark = 0
-        self.by_node: dict[int, list[tuple[int, int, int, int, JobClass]]] = {}
+        self.by_node: dict[int, list[tuple[int, int, int, int, Group]]] = {}
+        #: version of :attr:`by_node` (a new one whenever the set of nodes changed)
+        self.epoch = 0
+        self.groups: dict[tuple[object, ...], Group] = {}
         self._on_reset = on_reset
 
     def loosen(self, node: NodeState) -> None:
@@ -40,11 +47,29 @@ class ChangeLog:
             self._on_reset()
         self.log.append(node)
 
-    def index(self, cls: JobClass) -> None:
-        """List ``cls`` under every node it is eligible on."""
-        entry = (cls.c, cls.m, cls.d, cls.uid, cls)
-        for node in cls.eligible:
+    def group_of(self, cls: JobClass) -> Group:
+        """The group of ``cls`` (the classes of the same request), joined on first use."""
+        group = cls.group
+        if group is None:
+            key = cls.shape[:5]  # cores, memory, disk, node licences, labels
+            group = self.groups.get(key)
+            if group is None:
+                group = self.groups[key] = Group(len(self.groups), cls.demand)
+            cls.group = group
+        return group
+
+    def reset_index(self) -> None:
+        """The set of nodes changed: every group is indexed again (:meth:`index`)."""
+        self.by_node = {}
+        self.epoch += 1
+
+    def index(self, group: Group) -> None:
+        """List ``group`` under every node it is eligible on (its :attr:`~.Group.eligible`
+        just computed)."""
+        entry = (group.c, group.m, group.d, group.gid, group)
+        for node in group.eligible:
             insort(self.by_node.setdefault(node.index, []), entry)
+        group.epoch = self.epoch
 
     def candidates(self, cls: JobClass) -> Sequence[NodeState]:
         """Nodes worth checking for ``cls``: those that fitted at its last check plus the
@@ -77,10 +102,48 @@ class ChangeLog:
             if node.free_s < 1:
                 continue
             fc, fm, fd = node.free_c, node.free_m, node.free_d
-            for c, m, d, _, cls in self.by_node.get(node.index, ()):
+            for c, m, d, _, group in self.by_node.get(node.index, ()):
                 if c > fc:
                     break
-                if m <= fm and d <= fd and cls.entry is not None:
-                    cls.fresh[node.index] = node
-                    want(cls, after)
+                if m <= fm and d <= fd:
+                    for cls in group.active.values():
+                        cls.fresh[node.index] = node
+                        want(cls, after)
+        self.mark = len(log)
+
+    def wake_into(self, work: list[Entry], rnd: int, after: Key, heap: bool) -> None:
+        """:meth:`wake` for the backfill round, its ``want`` inlined (the hot loop of a
+        round under a backlog: every class that fits a loosened node passes here): queue
+        on ``work`` the entry of each class ranked after ``after`` not yet queued in round
+        ``rnd`` — pushed on the heap with ``heap``, else appended (the caller heapifies)."""
+        log = self.log
+        if self.mark > len(log):  # the log was reset: look at everything
+            self.mark = 0
+        if self.mark == len(log):
+            return
+        seen: set[int] = set()
+        by_node = self.by_node
+        a0, a1 = after
+        for node in log[self.mark:]:
+            index = node.index
+            if index in seen or not node.alive or node.held is not None:
+                continue
+            seen.add(index)
+            if node.free_s < 1:
+                continue
+            fc, fm, fd = node.free_c, node.free_m, node.free_d
+            for c, m, d, _, group in by_node.get(index, ()):
+                if c > fc:
+                    break
+                if m <= fm and d <= fd:
+                    for cls in group.active.values():
+                        cls.fresh[index] = node
+                        entry = cls.entry
+                        if (cls.in_round != rnd and entry is not None
+                                and (entry[0] > a0 or (entry[0] == a0 and entry[1] > a1))):
+                            cls.in_round = rnd
+                            if heap:
+                                heappush(work, entry)
+                            else:
+                                work.append(entry)
         self.mark = len(log)

@@ -30,13 +30,35 @@ def shape_of(job: PendingJob) -> Shape:
     )
 
 
+class Group:
+    """The classes of one request — cores, memory, disk, node licences, labels — which
+    are therefore eligible on the same nodes (computed once for all of them). A loosened
+    node wakes the classes of the groups that fit it, and only the *active* ones (with a
+    pending job some node could run): the classes of a user whose jobs all started, or of
+    a shape seen once, cost a wake nothing."""
+
+    __slots__ = ("active", "c", "d", "eligible", "eligible_set", "epoch", "gid", "m", "never")
+
+    def __init__(self, gid: int, demand: Demand) -> None:
+        self.gid = gid
+        self.c, self.m, self.d = demand.cores, demand.memory_mb, demand.disk_mb
+        #: the classes with an entry in the scheduler's order, by uid
+        self.active: dict[int, JobClass] = {}
+        self.eligible: list[NodeState] = []
+        self.eligible_set: set[int] = set()
+        self.never: str | None = None
+        #: the node index version :attr:`eligible` was computed for (-1: never)
+        self.epoch = -1
+
+
 class JobClass:
     """The queue of pending jobs of one shape, in dispatch order, plus what the policy
     last learned about it (candidate nodes, reservations, why it is blocked)."""
 
     __slots__ = (
         "block", "bucket", "c", "checked", "d", "demand", "eligible", "eligible_set",
-        "entry", "fresh", "holds", "in_round", "lic", "limit", "m", "maybe", "name", "never",
+        "entry", "fresh", "group", "holds", "in_round", "lic", "limit", "m", "maybe", "name",
+        "never",
         "offset", "pool", "queue", "shape", "uid",
     )
 
@@ -62,8 +84,11 @@ class JobClass:
         self.eligible: list[NodeState] = []
         self.eligible_set: set[int] = set()
         self.never: str | None = None
-        #: ``(head rank, uid, self)`` while the class is in the scheduler's order
-        self.entry: tuple[Key, int, JobClass] | None = None
+        #: the :class:`Group` of classes with the same request (None until indexed)
+        self.group: Group | None = None
+        #: ``(*head rank, uid, self)`` while the class is in the scheduler's order (flat:
+        #: the round's heap compares these)
+        self.entry: tuple[float, int, int, JobClass] | None = None
         #: number of the dispatch round that last queued this class for a visit
         self.in_round = 0
         #: nodes that had room at the last check; others only after they loosen

@@ -236,25 +236,30 @@ def earliest_node(
     reservations ranked ahead of it, and that time (``(None, INF)`` if nowhere); the
     first node wins a tie.
 
-    This runs for every new reservation over every eligible node, so nodes that cannot
-    beat the best time found so far are skipped on a cheap bound (when enough cores are
-    free, from planned ends alone) before the full timeline check.
+    This runs for every new reservation over every eligible node, so the nodes are
+    tried in the order of a cheap lower bound of their time (when enough cores are free,
+    from planned ends alone), and the search stops at the first node whose bound cannot
+    beat the best found: the answer is the same as trying every node in turn.
     """
+    # cores_free_from's cache read inline: this runs over every eligible node
+    ranked = [
+        (bound, pos, node) for pos, node in enumerate(nodes)
+        if node.held is None and (bound := (
+            cached if (cached := node._bounds.get(c)) is not None
+            else node.cores_free_from(c))) < INF
+    ]
+    ranked.sort()  # by bound, then position (unique: nodes are never compared)
     best: NodeState | None = None
     best_t = INF
-    for node in nodes:
-        if node.held is not None:
-            continue
-        bound = node._bounds.get(c)  # cores_free_from's cache, read inline: hot loop
-        if bound is None:
-            bound = node.cores_free_from(c)
-        if bound >= best_t:
-            continue
+    best_pos = -1
+    for bound, pos, node in ranked:
+        if bound > best_t or (bound == best_t and pos > best_pos):
+            break  # it and every node after it start no earlier, or lose the tie
         holds = node.holds
         before = [h for h in holds if h.key < key] if holds else []
-        t = node.earliest(c, m, d, lic, length, now, before, best_t)
-        if t < best_t:
-            best, best_t = node, t
-            if t <= now:
-                break
+        # a node listed before the best wins a tie: let it reach the best time itself
+        cutoff = best_t if pos > best_pos or best_t == INF else math.nextafter(best_t, INF)
+        t = node.earliest(c, m, d, lic, length, now, before, cutoff)
+        if t < best_t or (t == best_t < INF and pos < best_pos):
+            best, best_t, best_pos = node, t, pos
     return best, best_t

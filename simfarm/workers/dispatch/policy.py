@@ -34,7 +34,11 @@ Policy (docs/scheduling.md has a worked example):
 Efficiency: pending jobs are grouped by shape (:mod:`.classes`); a round visits only the
 shapes that could have changed — those able to use a node that freed resources or lost a
 reservation since they were last checked — so a round costs about the number of
-placements, not the number of pending jobs.
+placements, not the number of pending jobs. Under a backlog a freed node wakes every
+shape with pending work that fits it, and the best-ranked takes it: the others' visits
+find their nodes taken and end in a few comparisons (:func:`_all_taken`, and the
+reservations' quick exit) without building candidate lists; shapes with nothing pending
+cost a wake nothing (the node index lists groups of shapes, each with its active ones).
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from collections.abc import Iterable, Iterator, Mapping
 
 from simfarm.common.capacity import Capacity, Demand, never_fits_reason, shortfall
 from simfarm.common.waiting import ShapeWait
-from simfarm.workers.dispatch.changes import ChangeLog, Want
+from simfarm.workers.dispatch.changes import ChangeLog, Entry, Want
 from simfarm.workers.dispatch.classes import JobClass, Shape, shape_of
 from simfarm.workers.dispatch.config import BackfillMode, PolicyConfig
 from simfarm.workers.dispatch.data import (
@@ -73,7 +77,28 @@ _FIRST: Key = FIRST
 
 def _ignore(cls: JobClass, after: Key) -> None:
     """A ``want`` that queues nothing (strict order visits classes itself)."""
-Entry = tuple[Key, int, JobClass]
+_NO_ROOM: tuple[str, object] = ("no-room", None)
+
+
+def _all_taken(cls: JobClass) -> bool:
+    """Whether none of a checked class's candidate nodes has room for it now (each alive,
+    not held and short of a free resource): then its visit can only conclude "no room",
+    as :func:`~.placement.choose_node` would, without building the candidate list."""
+    if cls.lic:
+        return False
+    c, m, d = cls.c, cls.m, cls.d
+    if cls.maybe:
+        for node in cls.maybe:
+            if (not node.alive or node.held is not None
+                    or (node.free_c >= c and node.free_m >= m and node.free_d >= d
+                        and node.free_s >= 1)):
+                return False
+    for node in cls.fresh.values():
+        if (not node.alive or node.held is not None
+                or (node.free_c >= c and node.free_m >= m and node.free_d >= d
+                    and node.free_s >= 1)):
+            return False
+    return True
 
 
 class Scheduler:
@@ -359,14 +384,14 @@ class Scheduler:
         self._changes.wake(_ignore, _FIRST)  # notes loosened nodes on the classes
         i = 0  # the classes before it are at a limit: they wait out of the way
         while i < len(self._order):
-            cls = self._order[i][2]
+            cls = self._order[i][3]
             if self._limited(cls):
                 i += 1
                 continue
             job = self._pending[cls.queue[0][1]]
             node = self._try_place(cls, job, now, holds=False)
             if node is None:
-                for _, _, other in self._order[i + 1:]:
+                for _, _, _, other in self._order[i + 1:]:
                     if other.block[0] not in ("order", "limit"):
                         other.block = ("order", None)
                         self._touch(other)
@@ -395,34 +420,61 @@ class Scheduler:
 
     def _schedule_backfill(self, now: float) -> list[Placement]:
         use_holds = self.config.backfill is BackfillMode.RESERVATION
+        book = self._book
+        max_res = self.config.max_reservations
         work: list[Entry] = []
         rnd = self._round
 
         def want(cls: JobClass, after: Key) -> None:
             entry = cls.entry
-            if entry is not None and cls.in_round != rnd and entry[0] > after:
+            if entry is not None and cls.in_round != rnd and (entry[0], entry[1]) > after:
                 cls.in_round = rnd
                 heapq.heappush(work, entry)
 
         changes = self._changes
-        self._wake_dirty(want, _FIRST)
-        changes.wake(want, _FIRST)
+        for cls in self._dirty.values():  # want(cls, _FIRST), then one heapify
+            entry = cls.entry
+            if entry is not None and cls.in_round != rnd:
+                cls.in_round = rnd
+                work.append(entry)
+        self._dirty.clear()
+        changes.wake_into(work, rnd, _FIRST, heap=False)
+        heapq.heapify(work)
         placements: list[Placement] = []
+        touched = self._touched
+        limits = self._limits
+        pop = heapq.heappop
         while work:
-            entry = heapq.heappop(work)
-            key, _, cls = entry
+            entry = pop(work)
+            cls = entry[3]
             if cls.entry is not entry:
                 continue
-            if self._limits and self._limited(cls):
+            key = (entry[0], entry[1])
+            if limits and self._limited(cls):
+                node = None
+            elif cls.checked and not cls.pool and _all_taken(cls):
+                # the common visit under a backlog: the nodes that woke it were taken by
+                # better-ranked classes this round; what _try_place would conclude
+                cls.block = _NO_ROOM
+                cls.maybe = []
+                cls.fresh.clear()
+                touched[cls.uid] = cls
+                if use_holds:
+                    held = book.all
+                    if len(held) >= max_res and held[-1].key <= key:
+                        continue  # ensure's quick exit: nothing changed, nothing to wake
                 node = None
             else:
                 job = self._pending[cls.queue[0][1]]
                 node = self._try_place(cls, job, now, holds=use_holds)
             if node is None:
                 if use_holds and cls.block[0] != "limit":
-                    self._book.ensure(cls, now)
+                    held = book.all
+                    if len(held) < max_res or held[-1].key > key:  # ensure's quick exit
+                        book.ensure(cls, now)
             else:
-                backfill = self._order[0][0] < key
+                first = self._order[0]
+                backfill = (first[0], first[1]) < key
                 self._start(cls, job, node, now)
                 placements.append(Placement(job.id, node.name, backfill))
                 if cls.entry is not None:
@@ -430,7 +482,7 @@ class Scheduler:
             if self._dirty:  # checked inline: this loop runs once per class visit
                 self._wake_dirty(want, key)
             if changes.mark != len(changes.log):
-                changes.wake(want, key)
+                changes.wake_into(work, rnd, key, heap=True)
         return placements
 
     def _wake_dirty(self, want: Want, after: Key) -> None:
@@ -493,18 +545,27 @@ class Scheduler:
 
     # ------------------------------------------------------------------ classes
     def _set_eligible(self, cls: JobClass) -> None:
-        dem = cls.demand
-        cls.eligible = sorted((n for n in self._nodes.values() if shortfall(dem, n.cap) is None),
-                              key=lambda n: n.index)
-        cls.eligible_set = {n.index for n in cls.eligible}
-        cls.never = None if cls.eligible else never_fits_reason(dem, self.capacities())
+        """Which nodes can run ``cls``: computed once per group of classes with the same
+        request, and listed in the node→groups index."""
+        changes = self._changes
+        group = changes.group_of(cls)
+        if group.epoch != changes.epoch:
+            dem = cls.demand
+            group.eligible = sorted(
+                (n for n in self._nodes.values() if shortfall(dem, n.cap) is None),
+                key=lambda n: n.index)
+            group.eligible_set = {n.index for n in group.eligible}
+            group.never = None if group.eligible else never_fits_reason(dem,
+                                                                        self.capacities())
+            changes.index(group)
+        cls.eligible, cls.eligible_set, cls.never = (group.eligible, group.eligible_set,
+                                                     group.never)
         cls.checked = False
         self._touch(cls)
-        self._changes.index(cls)
 
     def _refresh_eligibility(self) -> None:
         """The set of nodes changed: recompute which nodes can run which class."""
-        self._changes.by_node = {}
+        self._changes.reset_index()
         for cls in self._classes.values():
             self._set_eligible(cls)
             self._reorder(cls)
@@ -519,9 +580,15 @@ class Scheduler:
             del self._order[i]
             cls.entry = None
         head = cls.head
+        group = cls.group
         if head is not None and cls.never is None and (cls.eligible or cls.uid < 0):
-            cls.entry = (cls.rank(head[0]), cls.uid, cls)
+            rank = cls.rank(head[0])
+            cls.entry = (rank[0], rank[1], cls.uid, cls)
             insort(self._order, cls.entry)
+            if group is not None:
+                group.active[cls.uid] = cls
+        elif group is not None:
+            group.active.pop(cls.uid, None)
 
     def _touch(self, cls: JobClass) -> None:
         """``cls``'s pending reason may have changed."""
