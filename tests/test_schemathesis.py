@@ -5,8 +5,8 @@ and sends them over real HTTP to a real gateway in token mode, as an ordinary us
 running what it accepts as an unprivileged test account (``job_account``), inside an
 allowed root folder.
 
-Bounded for CI: ``SCHEMATHESIS_EXAMPLES`` examples per operation (default 50, about
-2,000 requests over the documented operations); raise it locally for a longer run. Every
+Bounded for CI: ``SCHEMATHESIS_EXAMPLES`` examples per operation (default 30, about
+1,200 requests over the documented operations); raise it locally for a longer run. Every
 answer must be non-5xx and match the documented schema for its status (and the
 status must be documented). The gateway and worker have their own key prefix.
 """
@@ -34,7 +34,7 @@ from simfarm.common.tokens import TokenEntry, hash_token
 from tests.helpers import free_port, start_gateway, start_worker, stop_process, wait_until
 
 TOKEN = "fuzz-user-token-0123456789"
-EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "50"))
+EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "30"))
 # Long polls and WebSockets would only make the generator wait; blob uploads write files.
 SKIPPED = r"(/ws$|/docs|/blobs/|/events$)"
 
