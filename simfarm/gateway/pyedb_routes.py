@@ -174,13 +174,8 @@ def list_jobs() -> Response:
         _ROWS, owner=None if principal.admin else principal.user, kind="hfss",
         limit=MAX_LISTED)
     now = json.dumps(datetime.now().isoformat()).encode()
-    parts = [b"["]
-    for n, row in enumerate(rows):
-        if n:
-            parts.append(b",")
-        parts.append(now.join(row))
-    parts.append(b"]\n")
-    return Response(b"".join(parts), mimetype="application/json")
+    body = b"[" + b",".join(now.join(row) for row in rows) + b"]\n"
+    return Response(body, mimetype="application/json")
 
 
 @bp.get("/resources")

@@ -12,7 +12,7 @@ are candidates, so a visit costs a few nodes, not every eligible one.
 from __future__ import annotations
 
 from bisect import insort
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from heapq import heappush
 
 from simfarm.workers.dispatch.classes import Group, JobClass
@@ -89,18 +89,7 @@ class ChangeLog:
     def wake(self, want: Want, after: Key) -> None:
         """Note every node loosened since the mark on the classes that now fit it, and call
         ``want`` for each of those classes."""
-        log = self.log
-        if self.mark > len(log):  # the log was reset: look at everything
-            self.mark = 0
-        if self.mark == len(log):
-            return
-        seen: set[int] = set()
-        for node in log[self.mark:]:
-            if node.index in seen or not node.alive or node.held is not None:
-                continue
-            seen.add(node.index)
-            if node.free_s < 1:
-                continue
+        for node in self._loosened():
             fc, fm, fd = node.free_c, node.free_m, node.free_d
             for c, m, d, _, group in self.by_node.get(node.index, ()):
                 if c > fc:
@@ -109,6 +98,20 @@ class ChangeLog:
                     for cls in group.active.values():
                         cls.fresh[node.index] = node
                         want(cls, after)
+
+    def _loosened(self) -> Iterator[NodeState]:
+        """Each live, unheld node with a free slot loosened since the mark, once; the mark
+        moves past the log when the walk is done."""
+        log = self.log
+        if self.mark > len(log):  # the log was reset: look at everything
+            self.mark = 0
+        seen: set[int] = set()
+        for node in log[self.mark:]:
+            if node.index in seen or not node.alive or node.held is not None:
+                continue
+            seen.add(node.index)
+            if node.free_s >= 1:
+                yield node
         self.mark = len(log)
 
     def wake_into(self, work: list[Entry], rnd: int, after: Key, heap: bool) -> None:
@@ -116,21 +119,10 @@ class ChangeLog:
         round under a backlog: every class that fits a loosened node passes here): queue
         on ``work`` the entry of each class ranked after ``after`` not yet queued in round
         ``rnd`` — pushed on the heap with ``heap``, else appended (the caller heapifies)."""
-        log = self.log
-        if self.mark > len(log):  # the log was reset: look at everything
-            self.mark = 0
-        if self.mark == len(log):
-            return
-        seen: set[int] = set()
         by_node = self.by_node
         a0, a1 = after
-        for node in log[self.mark:]:
+        for node in self._loosened():
             index = node.index
-            if index in seen or not node.alive or node.held is not None:
-                continue
-            seen.add(index)
-            if node.free_s < 1:
-                continue
             fc, fm, fd = node.free_c, node.free_m, node.free_d
             for c, m, d, _, group in by_node.get(index, ()):
                 if c > fc:
@@ -146,4 +138,3 @@ class ChangeLog:
                                 heappush(work, entry)
                             else:
                                 work.append(entry)
-        self.mark = len(log)
