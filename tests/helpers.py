@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -122,6 +122,23 @@ def stop_process(proc: subprocess.Popen[Any], timeout_s: float = 15) -> None:
         proc.terminate()
         try:
             proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def stop_processes(procs: Iterable[subprocess.Popen[Any] | None], timeout_s: float = 15) -> None:
+    """Terminate several children at once, then wait for each (kill what does not stop).
+
+    One after the other, a farm's teardown waited for each worker's warm shutdown in turn.
+    """
+    running = [p for p in procs if p is not None and p.poll() is None]
+    for proc in running:
+        proc.terminate()
+    deadline = time.monotonic() + timeout_s
+    for proc in running:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)

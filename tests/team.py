@@ -21,7 +21,14 @@ from simfarm.common.settings import Settings
 from simfarm.common.store import NodeStore
 from simfarm.common.tokens import TokenEntry, hash_token
 from tests.conftest import RedisServer
-from tests.helpers import ROOT, free_port, start_gateway, start_worker, stop_process, wait_for
+from tests.helpers import (
+    ROOT,
+    free_port,
+    start_gateway,
+    start_worker,
+    stop_processes,
+    wait_for,
+)
 
 NODES = ("n1", "n2")
 
@@ -104,9 +111,7 @@ def team_farm(root: Path, tokens: Mapping[str, str], *, http_timeout_s: float,
                      f"worker {name} to register")
         yield farm
     finally:
-        for proc in farm.procs.values():
-            stop_process(proc)
-        stop_process(gateway)
+        stop_processes([*farm.procs.values(), gateway])
         for client in users.values():
             client.close()
         server.stop()

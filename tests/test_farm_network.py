@@ -31,7 +31,7 @@ from tests.helpers import (
     free_port,
     start_gateway,
     start_worker,
-    stop_process,
+    stop_processes,
     wait_for,
 )
 from tests.netns import TestHost, require_netns
@@ -109,9 +109,7 @@ def netfarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetFarm]:
                              f"worker {name} to register over its link")
                 yield farm
             finally:
-                for proc in farm.procs.values():
-                    stop_process(proc)
-                stop_process(gateway)
+                stop_processes([*farm.procs.values(), gateway])
                 server.stop()
     finally:
         for host in hosts.values():

@@ -34,7 +34,7 @@ from tests.helpers import (
     free_port,
     start_gateway,
     start_worker,
-    stop_process,
+    stop_processes,
     wait_for,
 )
 
@@ -105,9 +105,7 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
                 farm.start(name, **overrides)
             yield farm
         finally:
-            for proc in farm.procs.values():
-                stop_process(proc)
-            stop_process(gateway)
+            stop_processes([*farm.procs.values(), gateway])
             server.stop()
 
 

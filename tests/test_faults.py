@@ -31,7 +31,14 @@ from simfarm.common.settings import Settings
 from simfarm.common.store import JobStore, NodeStore
 from tests.chaos import RECORDER, SmallDisk, TcpProxy, assert_never_twice_at_once, runs_of
 from tests.conftest import RedisServer
-from tests.helpers import FAKES, free_port, start_gateway, start_worker, stop_process, wait_for
+from tests.helpers import (
+    FAKES,
+    free_port,
+    start_gateway,
+    start_worker,
+    stop_processes,
+    wait_for,
+)
 
 pytestmark = pytest.mark.timeout(120)
 PY = sys.executable
@@ -119,10 +126,7 @@ def ff(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultFarm]:
             wait_for(lambda n=name: nodes.is_alive(n), bool, 60, f"worker {name}")
         yield farm
     finally:
-        for proc in farm.workers.values():
-            stop_process(proc)
-        if farm.gateway is not None:
-            stop_process(farm.gateway)
+        stop_processes([*farm.workers.values(), farm.gateway])
         farm.http.close()
         proxy.close()
         link.close()
@@ -367,8 +371,7 @@ def test_full_disk_under_the_state_folder(tmp_path: Path) -> None:
         http.close()
     finally:
         done.set()
-        for proc in procs:
-            stop_process(proc)
+        stop_processes(procs)
         server.stop()
         disk.close()
 

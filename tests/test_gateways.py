@@ -33,7 +33,7 @@ from tests.helpers import (
     free_port,
     start_gateway,
     start_worker,
-    stop_process,
+    stop_processes,
     wait_for,
     wait_until,
 )
@@ -96,8 +96,7 @@ def farm(tmp_path: Path) -> Iterator[Farm]:
     try:
         yield the_farm
     finally:
-        for proc in [*the_farm.others, *the_farm.gateways.values()]:
-            stop_process(proc)
+        stop_processes([*the_farm.others, *the_farm.gateways.values()])
         redis_server.stop()
 
 

@@ -18,7 +18,7 @@ from simfarm.common.models import JobSpec
 from simfarm.common.settings import Settings
 from simfarm.common.store import JobStore, new_job_id
 from simfarm.common.store.history import FinishedRecord, HistoryStore
-from tests.helpers import free_port, start_gateway, stop_process, wait_for
+from tests.helpers import free_port, start_gateway, stop_processes, wait_for
 
 PY = sys.executable
 FINAL = ("completed", "failed", "cancelled")
@@ -44,8 +44,7 @@ def own_gateway(settings: Settings, tmp_path: Path) -> Iterator[Any]:
         return http, JobStore(redis.Redis.from_url(own.require_redis_url()), prefix)
 
     yield start
-    for proc in procs:
-        stop_process(proc)
+    stop_processes(procs)
 
 
 def test_resubmit_runs_the_stored_spec_again(farm: httpx.Client, tmp_path: Path) -> None:

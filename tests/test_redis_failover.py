@@ -24,6 +24,7 @@ from tests.helpers import (
     start_gateway,
     start_worker,
     stop_process,
+    stop_processes,
     wait_for,
     wait_until,
 )
@@ -155,9 +156,7 @@ def test_farm_on_sentinel_survives_the_primary_killed_mid_run(
         wait_until(lambda: replicated.replicas_of(new) == 1, 30, "the old primary to rejoin")
         http.close()
     finally:
-        for proc in workers:
-            stop_process(proc)
-        stop_process(gateway)
+        stop_processes([*workers, gateway])
 
 
 def test_a_submit_no_replica_confirmed_is_not_acknowledged(
@@ -244,9 +243,7 @@ def test_a_job_starts_only_once_a_replica_has_its_claim(
         assert [len(runs[waiting]), len(runs[plain])] == [1, 1]
     finally:
         http.close()
-        for proc in workers:
-            stop_process(proc)
-        stop_process(gateway)
+        stop_processes([*workers, gateway])
 
 
 def test_a_worker_rides_out_failover_after_failover(
@@ -285,8 +282,7 @@ def test_a_worker_rides_out_failover_after_failover(
         assert worker.poll() is None
     finally:
         http.close()
-        stop_process(worker)
-        stop_process(gateway)
+        stop_processes([worker, gateway])
 
 
 def test_the_worker_keeps_its_broker_transport_when_it_moves_to_another_sentinel() -> None:

@@ -9,11 +9,12 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from simfarm.common.settings import Settings, redact_url
 from simfarm.workers.context import node_queue
-from tests.helpers import child_env, free_port, stop_process, wait_until
+from tests.helpers import child_env, free_port, start_gateway, stop_process, wait_until
 
 
 class Service:
@@ -81,3 +82,25 @@ def test_gateway_and_workers_say_what_they_serve(settings: Settings, tmp_path: P
 ])
 def test_passwords_never_appear_in_startup_lines(url: str, shown: str) -> None:
     assert redact_url(url) == shown
+
+
+def test_a_gateway_stops_at_once_with_idle_keep_alive_clients(settings: Settings,
+                                                              tmp_path: Path) -> None:
+    """A client that keeps its connection open between requests (every HTTP client does)
+    does not hold a gateway's stop for gunicorn's graceful timeout."""
+    own = settings.model_copy(update={"key_prefix": "keepalive:", "gateway_port": free_port(),
+                                      "gateway_header_timeout_s": 600.0,
+                                      "gateway_read_timeout_s": 600.0,
+                                      "gateway_stop_grace_s": 600.0})
+    log = tmp_path / "gateway.log"
+    gateway = start_gateway(own, log)
+    clients = [httpx.Client(base_url=f"http://127.0.0.1:{own.gateway_port}") for _ in range(3)]
+    try:
+        for client in clients:
+            assert client.get("/api/v1/health").status_code == 200  # left open, idle
+        stop_process(gateway, timeout_s=20)  # else killed: the stop would take 600 s
+        assert gateway.returncode == 0, log.read_text()[-2000:]
+    finally:
+        for client in clients:
+            client.close()
+        stop_process(gateway)

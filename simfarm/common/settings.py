@@ -108,6 +108,11 @@ class Settings(BaseSettings):
         description="gevent: a connection silent this long while a request body is read "
         "or an answer sent is closed",
     )
+    gateway_stop_grace_s: float = Field(
+        default=5.0, gt=0, le=3600,
+        description="a stopping gateway gives the requests in flight this long to finish "
+        "(idle keep-alive connections are closed at once)",
+    )
     url: str | None = Field(default=None, description="gateway URL used by clients and the CLI")
     token: str | None = Field(default=None, description="bearer token used by clients")
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="largest API body")

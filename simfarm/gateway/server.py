@@ -79,7 +79,7 @@ def serve(settings: Settings, app: Flask | None = None) -> None:
                 "worker_connections": settings.gateway_connections,
                 "threads": settings.gateway_threads,
                 "timeout": 120,
-                "graceful_timeout": 5,
+                "graceful_timeout": max(1, round(settings.gateway_stop_grace_s)),
                 # also the time a request's line and headers may take (gevent workers)
                 "keepalive": max(1, round(settings.gateway_header_timeout_s)),
                 "accesslog": None,
@@ -96,11 +96,15 @@ def serve(settings: Settings, app: Flask | None = None) -> None:
 
     def _close_websockets_on_sigterm(worker: Any) -> None:
         # gunicorn waits up to graceful_timeout for open connections when it stops;
-        # WebSockets never end by themselves, so close them (1001) as the stop begins.
+        # WebSockets and idle keep-alive connections never end by themselves, so close
+        # them (WebSockets with 1001) as the stop begins.
         previous = signal.getsignal(signal.SIGTERM)
 
         def _on_sigterm(signum: int, frame: Any) -> None:
             ws.shutdown(loaded[0])
+            close_idle = getattr(worker, "close_idle_connections", None)
+            if callable(close_idle):
+                close_idle()
             if callable(previous):
                 previous(signum, frame)
 
