@@ -8,6 +8,7 @@ import math
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -144,8 +145,16 @@ def test_series_api_on_the_farm(farm: httpx.Client) -> None:
         return sum(v for _, v in body["series"][0]["points"])
 
     wait_for(finished, lambda n: n >= 1, 10, "the finished job in the series")
-    body = farm.get("/api/v1/stats/series", params={
-        "metric": "cores_busy,jobs_pending", "since": -60, "node": "*", "priority": "*"}).json()
+
+    def by_node() -> dict[str, Any]:
+        return dict(farm.get("/api/v1/stats/series", params={
+            "metric": "cores_busy,jobs_pending", "since": -60, "node": "*",
+            "priority": "*"}).json())
+
+    # A node's series starts with the leading dispatcher's first sample that sees it,
+    # which need not be the one that counted the finished job.
+    body = wait_for(by_node, lambda b: {"node": "test-node"} in [s["labels"] for s in b["series"]],
+                    30, "test-node's cores in the series")
     names = [(s["metric"], s["labels"]) for s in body["series"]]
     assert ("cores_busy", {"node": "test-node"}) in names
     assert ("jobs_pending", {"priority": "10"}) in names

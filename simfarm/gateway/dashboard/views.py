@@ -63,10 +63,13 @@ def jobs_page() -> tuple[str, int]:
     query, errors = _query()
     svc = services()
     owner = visible_owner_filter(query.owner)
+    # read before the page: live updates start there, so a change made while the page
+    # loads and its WebSocket opens is not missed
+    last_id = svc.jobs.last_event_id()
     page = svc.jobs.list_jobs(state=query.state, owner=owner, cursor=query.cursor,
                               limit=query.limit)
     html = render_template("jobs.html", page=page, query=query, errors=errors,
-                           counts=svc.jobs.counts())
+                           counts=svc.jobs.counts(), last_id=last_id)
     return html, 422 if errors else 200
 
 

@@ -189,13 +189,13 @@ var simfarm = (function () {
     return { stop: function () { stopped = true; } };
   }
 
-  function jobsPage() {
+  function jobsPage(lastId) {
     bindToken();
     bindActions(document);
     var ids = Array.prototype.map.call(
       document.querySelectorAll("tr[data-job]"), function (row) { return row.getAttribute("data-job"); });
     if (!ids.length) { return; }
-    follow({ jobs: ids, types: ["state"] }, function (event) {
+    follow({ jobs: ids, types: ["state"], since: lastId }, function (event) {
       var badge = document.querySelector('tr[data-job="' + event.job_id + '"] .state');
       if (event.data && event.data.to) { setBadge(badge, event.data.to); }
     }, function () {});
