@@ -263,10 +263,12 @@ def test_a_lost_cluster_worker_s_job_is_followed_by_another_worker_to_its_true_e
     # workers of one cluster share its job folder (scripts, output, exit codes)
     node = pool_worker(settings, "d", tmp_path,
                        scheduler_job_dir=slurm_node.scheduler_job_dir)
-    marker = tmp_path / "started"
+    marker, release = tmp_path / "started", tmp_path / "release"
     proc = start_cluster_worker(node, node_store, tmp_path)
     try:
-        job_id = submit(http, argv=["bash", "-c", f"touch {marker}; sleep 25; exit 0"],
+        # runs until the test has seen the takeover (the folder is shared with the cluster)
+        job_id = submit(http, argv=["bash", "-c", f"touch {marker}; while [ ! -e {release} ]; "
+                                    "do sleep 0.2; done; exit 0"],
                         resources={"labels": {"scheduler": "slurm", "pool": "d"}}, retries=0)
         native_id = job_state(http, job_id, "running")["native_id"]
         wait_until(marker.exists, 30, "the cluster job to start")
@@ -275,6 +277,7 @@ def test_a_lost_cluster_worker_s_job_is_followed_by_another_worker_to_its_true_e
         taken = _follower(http, job_id, "slurm-d")
         assert taken["node"] == "slurm-node" and taken["state"] in ("scheduled", "running"), taken
         assert squeue_state(native_id) == "RUNNING"  # the gap cost the cluster job nothing
+        release.touch()
         job = job_state(http, job_id, timeout_s=60)
     finally:
         stop_process(proc)
