@@ -271,6 +271,32 @@ def test_job_that_ends_after_its_worker_died_is_recorded_as_it_ended_not_run_aga
     assert (tmp_path / "ended").read_text() == "1"  # it ran once, to its end
 
 
+def test_job_ending_just_after_its_worker_died_is_let_finish_not_stopped_and_run_again(
+    farm: Farm, tmp_path: Path
+) -> None:
+    """The worker dies while its job writes its last results: the orphan guard gives the
+    program ``orphan_finish_s`` to end by itself before it stops it, and records the
+    outcome; stopped in its last moments, it would have run again."""
+    farm.start("finishing", node_cores=1, worker_concurrency=1, orphan_finish_s=30.0,
+               node_labels={"finishing": "yes"})
+    gate = tmp_path / "go"
+    job_id = farm.submit(argv=[PY, "-c", GATED_EXIT, str(gate), "0"], retries=3,
+                         resources={"labels": {"finishing": "yes"}})
+    assert farm.wait_state(job_id, "running")["node"] == "finishing"
+    os.kill(farm.procs["finishing"].pid, signal.SIGKILL)
+    farm.procs["finishing"].wait(timeout=10)
+    guard_logs = farm.settings.state_dir / "orphan-guard"
+    wait_for(lambda: "get 30.0 s to end by themselves" in "".join(
+        f.read_text(errors="replace") for f in guard_logs.glob("finishing-*.log")),
+        bool, 20, "the guard to wait for the program")
+    gate.touch()  # the program ends now, by itself
+    job = farm.wait_state(job_id, "completed", "failed", timeout_s=30)
+    assert (job["state"], job["exit_code"], job["attempt"]) == ("completed", 0, 1), job
+    state_events = [e for e in farm.jobs.events(job_id) if e.type == "state"]
+    assert state_events[-1].data["recorded_by"] == "orphan guard of finishing"
+    assert (tmp_path / "ended").read_text() == "1"  # it ran once, to its end
+
+
 def test_worker_hung_up_hands_its_job_back_and_restarts_in_place(
     farm: Farm, tmp_path: Path
 ) -> None:

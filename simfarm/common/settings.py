@@ -310,6 +310,12 @@ class Settings(BaseSettings):
     kill_grace_s: float = Field(
         default=5.0, ge=0, description="seconds between SIGTERM and SIGKILL on cancel/timeout"
     )
+    orphan_finish_s: float = Field(
+        default=0.5, ge=0, le=60,
+        description="when a worker dies, its orphan guard gives the job programs this long "
+        "to end by themselves (then recorded as they ended, not run again) before it stops "
+        "them; keep it well below heartbeat_ttl_s",
+    )
     scheduler: str | None = Field(
         default=None,
         description="forward this worker's jobs to a cluster: slurm, lsf, pbs or windows_hpc",

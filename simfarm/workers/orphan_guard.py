@@ -14,7 +14,10 @@ expires and the dispatcher hands the job to another node):
 1. records the outcome of every attempt whose program had ended by itself by then —
    the exit status the note holds, fenced like the worker's own record (only the
    attempt's number, on this node, still ``running``): it is not run again;
-2. kills every recorded group still alive (SIGTERM, then SIGKILL) — the note writer
+2. gives the programs still running ``orphan_finish_s`` (0.5 s) to end by themselves —
+   one that was writing its last results when the worker died is then recorded as in 1.,
+   not stopped in its last moments and run again;
+3. kills every recorded group still alive (SIGTERM, then SIGKILL) — the note writer
    notes its pid first, so a program the worker was starting when it died is found too:
    those attempts did not finish, and the dispatcher runs them again (their retries permitting).
 
@@ -71,6 +74,8 @@ KILL_GRACE_S = 2.0
 START_WAIT_S = 5.0
 #: how long the guard waits for a note writer between programs (see :func:`_between`)
 SETTLE_S = 0.5
+#: how long programs get to end by themselves without settings (``orphan_finish_s``)
+FINISH_S = 0.5
 
 
 @dataclass
@@ -260,6 +265,18 @@ def _between(note_writers: list[int], folder: Path, wait_s: float) -> None:
         time.sleep(0.01)
 
 
+def _let_finish(note_writers: list[int], folder: Path, wait_s: float) -> None:
+    """Wait up to ``wait_s`` until the programs of these note writers have all ended
+    (their notes say so, or they are zombies): a program that ends in that time ended by
+    itself, and its outcome is recorded instead of the job running again."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        running = set(_running(_notes(folder))) & set(note_writers)
+        if not any(not _exited(pid) for pid in running):
+            return
+        time.sleep(0.02)
+
+
 def _exited(pid: int) -> bool:
     """Whether the program under note writer ``pid`` has exited and is not reaped yet
     (a zombie): it ended by itself, whatever its note will say."""
@@ -346,6 +363,11 @@ def _stop_jobs(worker_pid: int, folder: Path, settings: Settings | None) -> None
     pids = {int(p.name) for p in folder.iterdir() if p.name.isdigit()}
     pids |= set(_running(_notes(folder)))
     _between(sorted(pids), folder, SETTLE_S)
+    finish_s = settings.orphan_finish_s if settings is not None else FINISH_S
+    if finish_s > 0 and pids:
+        log.info("worker %d gone: %d job process(es) get %.1f s to end by themselves",
+                 worker_pid, len(pids), finish_s)
+        _let_finish(sorted(pids), folder, finish_s)
     signalled = _signal_each(sorted(pids))
     store = (JobStore.for_settings(connect(settings), settings)
              if settings is not None else None)
