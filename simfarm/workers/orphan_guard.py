@@ -42,7 +42,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -266,15 +266,21 @@ def _between(note_writers: list[int], folder: Path, wait_s: float) -> None:
 
 
 def _let_finish(note_writers: list[int], folder: Path, wait_s: float) -> None:
-    """Wait up to ``wait_s`` until the programs of these note writers have all ended
-    (their notes say so, or they are zombies): a program that ends in that time ended by
-    itself, and its outcome is recorded instead of the job running again."""
+    """Wait up to ``wait_s`` until the notes of these note writers all say their program
+    ended: a program that ends in that time ended by itself, and its outcome is recorded
+    instead of the job running again. (A zombie program is not enough: its writer reaps
+    it and notes it a moment later, and a SIGTERM in that moment reads as a stop.)"""
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
-        running = set(_running(_notes(folder))) & set(note_writers)
-        if not any(not _exited(pid) for pid in running):
+        if not set(_running(_notes(folder))) & set(note_writers):
             return
         time.sleep(0.02)
+
+
+def _noted_ended(folder: Path) -> set[int]:
+    """Note writers whose notes say their program ended."""
+    return {int(n.fields["pid"]) for n in _notes(folder)
+            if "pid" in n.fields and n.ended_at is not None}
 
 
 def _exited(pid: int) -> bool:
@@ -293,13 +299,13 @@ def _note_clock() -> float:
     return math.floor(exit_note.clock() * 100) / 100
 
 
-def _signal_each(pids: list[int]) -> dict[int, float]:
+def _signal_each(pids: list[int], ended: Collection[int] = ()) -> dict[int, float]:
     """SIGTERM each job's group, checking just before whether its program has exited
-    by itself (then it is not signalled now); when each group was signalled (the notes'
-    clock; never: infinity)."""
+    by itself (a zombie, or ``ended``: its note says so; then it is not signalled); when
+    each group was signalled (the notes' clock; never: infinity)."""
     signalled: dict[int, float] = {}
     for pid in pids:
-        if _exited(pid):
+        if pid in ended or _exited(pid):
             signalled[pid] = float("inf")
             continue
         signalled[pid] = _note_clock()
@@ -368,7 +374,7 @@ def _stop_jobs(worker_pid: int, folder: Path, settings: Settings | None) -> None
         log.info("worker %d gone: %d job process(es) get %.1f s to end by themselves",
                  worker_pid, len(pids), finish_s)
         _let_finish(sorted(pids), folder, finish_s)
-    signalled = _signal_each(sorted(pids))
+    signalled = _signal_each(sorted(pids), _noted_ended(folder))
     store = (JobStore.for_settings(connect(settings), settings)
              if settings is not None else None)
     recorded: set[str] = set()
