@@ -124,7 +124,7 @@ local function record_usage(jobkey, from, ended, now)
     while day <= last do
       local seconds = math.min(now, (day + 1) * 86400) - math.max(started, day * 86400)
       if seconds > 0 then
-        redis.call('ZADD', K.usage_days, day, day)
+        if day < last then redis.call('ZADD', K.usage_days, day, day) end  -- last: below
         add(day, 'wall_s', seconds)
         add(day, 'core_s', seconds * cores)
         for lic, n in pairs(tokens) do add(day, 'lic/' .. lic, seconds * n) end
