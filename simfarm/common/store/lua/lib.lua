@@ -9,8 +9,9 @@ local function write_ev0(streamkey, id, ev0)
     'data', string.sub(ev0, sep + 1))
 end
 
-local function materialize(jobkey, streamkey, id)
-  local ev0 = redis.call('HGET', jobkey, 'ev0')
+-- ``ev0``: the field as the caller already read it (false: unset), or nil to read it.
+local function materialize(jobkey, streamkey, id, ev0)
+  if ev0 == nil then ev0 = redis.call('HGET', jobkey, 'ev0') end
   if ev0 then
     write_ev0(streamkey, id, ev0)
     redis.call('HDEL', jobkey, 'ev0')
@@ -19,10 +20,12 @@ end
 
 -- One event of a job: on the global stream (capped at global_max), then with the same
 -- id on the job's own stream (capped at job_max), after its first event. Its id.
-local function emit(jobkey, globalkey, streamkey, global_max, job_max, id, kind, payload)
+-- ``ev0`` as for materialize (a transition reads it with the rest of the job).
+local function emit(jobkey, globalkey, streamkey, global_max, job_max, id, kind, payload,
+                    ev0)
   local eid = redis.call('XADD', globalkey, 'MAXLEN', '~', global_max, '*', 'job', id,
     'type', kind, 'data', payload)
-  materialize(jobkey, streamkey, id)
+  materialize(jobkey, streamkey, id, ev0)
   redis.call('XADD', streamkey, 'MAXLEN', '~', job_max, eid, 'job', id, 'type', kind,
     'data', payload)
   return eid

@@ -10,7 +10,8 @@
 --       dispatcher, 16 a task message to push on KEYS[4], a Celery queue ('' = none)
 -- What the script needs of the job, read once (the fields it may change are worked out
 -- from ARGV[6] below, not read again).
-local h = redis.call('HMGET', KEYS[1], 'state', 'attempt', 'node', 'rank', 'gate', 'watched')
+local h = redis.call('HMGET', KEYS[1], 'state', 'attempt', 'node', 'rank', 'gate', 'watched',
+                      'ev0')
 local state = h[1]
 if not state then return {'missing', ''} end
 if ARGV[12] ~= '' then
@@ -108,7 +109,8 @@ data['to'] = target
 data['attempt'] = attempt
 if new_node ~= '' then data['node'] = new_node end
 local payload = cjson.encode(data)
-local eid = emit(KEYS[1], KEYS[2], KEYS[3], ARGV[8], ARGV[9], id, 'state', payload)
+local eid = emit(KEYS[1], KEYS[2], KEYS[3], ARGV[8], ARGV[9], id, 'state', payload,
+                 h[7] or false)
 if ARGV[16] and ARGV[16] ~= '' then redis.call('LPUSH', KEYS[4], ARGV[16]) end
 if ARGV[15] == '1' then
   redis.call('LPUSH', K.wakeup, '1')
