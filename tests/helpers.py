@@ -118,13 +118,7 @@ def start_gateway(settings: Settings, log_path: Path, **extra: str) -> subproces
 
 def stop_process(proc: subprocess.Popen[Any], timeout_s: float = 15) -> None:
     """Terminate a child and wait for it (kill if it does not stop)."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+    stop_processes([proc], timeout_s)
 
 
 def stop_processes(procs: Iterable[subprocess.Popen[Any] | None], timeout_s: float = 15) -> None:

@@ -75,7 +75,7 @@ START_WAIT_S = 5.0
 #: how long the guard waits for a note writer between programs (see :func:`_between`)
 SETTLE_S = 0.5
 #: how long programs get to end by themselves without settings (``orphan_finish_s``)
-FINISH_S = 0.5
+FINISH_S: float = Settings.model_fields["orphan_finish_s"].default
 
 
 @dataclass
@@ -224,10 +224,11 @@ def _notes(folder: Path) -> list[exit_note.Note]:
     return [JobNote(path, None).read() for path in sorted((folder / NOTES).glob("*"))]
 
 
-def _running(notes: list[exit_note.Note]) -> list[int]:
+def _running(notes: list[exit_note.Note], ended: bool = False) -> list[int]:
     """The note writers' pids of programs not ended (an ended program's pid may belong
-    to another process by now)."""
-    return [int(n.fields["pid"]) for n in notes if "pid" in n.fields and n.ended_at is None]
+    to another process by now); with ``ended``, of those whose notes say they ended."""
+    return [int(n.fields["pid"]) for n in notes
+            if "pid" in n.fields and (n.ended_at is not None) == ended]
 
 
 def _unstarted(folder: Path, wait_s: float) -> list[int]:
@@ -275,12 +276,6 @@ def _let_finish(note_writers: list[int], folder: Path, wait_s: float) -> None:
         if not set(_running(_notes(folder))) & set(note_writers):
             return
         time.sleep(0.02)
-
-
-def _noted_ended(folder: Path) -> set[int]:
-    """Note writers whose notes say their program ended."""
-    return {int(n.fields["pid"]) for n in _notes(folder)
-            if "pid" in n.fields and n.ended_at is not None}
 
 
 def _exited(pid: int) -> bool:
@@ -374,7 +369,7 @@ def _stop_jobs(worker_pid: int, folder: Path, settings: Settings | None) -> None
         log.info("worker %d gone: %d job process(es) get %.1f s to end by themselves",
                  worker_pid, len(pids), finish_s)
         _let_finish(sorted(pids), folder, finish_s)
-    signalled = _signal_each(sorted(pids), _noted_ended(folder))
+    signalled = _signal_each(sorted(pids), set(_running(_notes(folder), ended=True)))
     store = (JobStore.for_settings(connect(settings), settings)
              if settings is not None else None)
     recorded: set[str] = set()
