@@ -26,6 +26,7 @@ first fit ignoring blocked jobs, are baselines run in the same process):
 from __future__ import annotations
 
 import argparse
+import hashlib
 import heapq
 import math
 import random
@@ -62,6 +63,9 @@ FAIRSHARE_S: float | None = None
 #: per-interval observer of the multi-user scenario: (from, to, running cores by
 #: account, pending cores by account)
 Observer = Callable[[float, float, dict[str, int], dict[str, int]], None]
+#: every placement (job, start time, node) of every simulation run so far, hashed
+#: (``--fingerprint``: a change meant to be faster must leave it as it was)
+FINGERPRINT = hashlib.sha256()
 
 
 @dataclass
@@ -542,6 +546,8 @@ def simulate(mode: BackfillMode, caps: list[Capacity], workload: list[SimJob],
                     heads.append(jobs[q[0][1]])
             auditor.check_round(now, started, heads, sched.reservations(), jobs)
     wall = time.perf_counter() - wall0
+    for job in sorted(jobs.values(), key=lambda j: j.seq):
+        FINGERPRINT.update(f"{job.id} {job.start!r} {job.node}\n".encode())
     never = [j for j in jobs.values() if j.start is None]
     if never:
         print(f"warning: {len(never)} jobs never started", file=sys.stderr)
@@ -989,6 +995,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs per mode; decisions per second come from the fastest "
                              "(as timeit does: the slower runs measure the machine's noise)")
+    parser.add_argument("--fingerprint", action="store_true",
+                        help="print a hash of every placement (job, start time, node) of "
+                             "every simulation: equal before and after a change that must "
+                             "not change any decision")
     args = parser.parse_args(argv)
     results = run_scenario("fully loaded farm", args, args.load)
     fifo = run_scenario("fully loaded farm, every job at priority 5", args, args.load, True)
@@ -1020,6 +1030,8 @@ def main(argv: list[str] | None = None) -> int:
                   for name, text, ok in fair_checks]
     for line in lines:
         print(line)
+    if args.fingerprint:
+        print(f"fingerprint of every placement: {FINGERPRINT.hexdigest()}")
     return 0 if all(ok for _, _, ok in checks) else 1
 
 

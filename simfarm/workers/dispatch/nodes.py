@@ -75,7 +75,7 @@ class NodeState:
 
     __slots__ = (
         "_bounds", "_prof", "alive", "cap", "free_c", "free_d", "free_lic", "free_m", "free_s",
-        "held", "holds", "index", "name", "runs",
+        "held", "holds", "index", "name", "runs", "watch",
     )
 
     def __init__(self, cap: Capacity, index: int, held: str | None = None) -> None:
@@ -92,6 +92,9 @@ class NodeState:
         self._prof: Profile | None = None
         #: :meth:`cores_free_from` by core count, until the running jobs change
         self._bounds: dict[int, float] = {}
+        #: where to note that the running jobs changed (a :class:`~.bounds.BoundIndex`'s
+        #: log), if anywhere
+        self.watch: list[NodeState] | None = None
 
     # ------------------------------------------------------------------ now
     def add_run(self, run: Run) -> None:
@@ -105,6 +108,8 @@ class NodeState:
             self.free_lic[name] = self.free_lic.get(name, 0) - count
         self._prof = None
         self._bounds = {}
+        if self.watch is not None:
+            self.watch.append(self)
 
     def remove_run(self, job_id: str) -> Run | None:
         """Give back a job's resources; returns the run, or None if unknown here."""
@@ -119,6 +124,8 @@ class NodeState:
             self.free_lic[name] = self.free_lic.get(name, 0) + count
         self._prof = None
         self._bounds = {}
+        if self.watch is not None:
+            self.watch.append(self)
         return run
 
     def set_end(self, run: Run, end: float) -> None:
@@ -126,6 +133,8 @@ class NodeState:
         run.end = end
         self._prof = None
         self._bounds = {}
+        if self.watch is not None:
+            self.watch.append(self)
 
     def fits_now(self, c: int, m: int, d: int, lic: Mapping[str, int]) -> bool:
         """Whether the request fits what is free right now (ignoring reservations)."""

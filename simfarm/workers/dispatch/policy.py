@@ -50,6 +50,7 @@ from collections.abc import Iterable, Iterator, Mapping
 
 from simfarm.common.capacity import Capacity, Demand, never_fits_reason, shortfall
 from simfarm.common.waiting import ShapeWait
+from simfarm.workers.dispatch.bounds import BoundIndex
 from simfarm.workers.dispatch.changes import ChangeLog, Entry, Want
 from simfarm.workers.dispatch.classes import JobClass, Shape, shape_of
 from simfarm.workers.dispatch.config import BackfillMode, PolicyConfig
@@ -132,9 +133,10 @@ class Scheduler:
         self._pool_classes: dict[str, dict[int, JobClass]] = {}
         #: classes whose pending reason may have changed since :meth:`shape_waits`
         self._touched: dict[int, JobClass] = {}
+        self._bounds = BoundIndex()
         self._book = ReservationBook(self.config, self._nodes.values, self._mark_dirty,
                                      self._loosen, self.pools, self._loosen_pools,
-                                     self._touch)
+                                     self._touch, self._bounds)
         self._now = 0.0
         #: nodes where a job ended since the last round (reservations may move earlier)
         self._freed: dict[int, NodeState] = {}
@@ -158,7 +160,9 @@ class Scheduler:
                     fresh.add_run(run)
                 self._book.drop(list(node.holds))
                 node.alive = False
+                self._bounds.remove(node)
             self._nodes[view.name] = fresh
+            self._bounds.add(fresh)
             self._node_ver += 1
             self._loosen(fresh)
             return
@@ -184,6 +188,7 @@ class Scheduler:
         if node is None:
             return []
         node.alive = False
+        self._bounds.remove(node)
         self._book.drop(list(node.holds))
         for job_id in node.runs:
             run = self._running.pop(job_id, None)

@@ -13,10 +13,11 @@ from __future__ import annotations
 from bisect import insort
 from collections.abc import Callable, Iterable, Mapping
 
+from simfarm.workers.dispatch.bounds import BoundIndex, earliest_indexed
 from simfarm.workers.dispatch.classes import JobClass
 from simfarm.workers.dispatch.config import PolicyConfig
 from simfarm.workers.dispatch.data import Key
-from simfarm.workers.dispatch.nodes import INF, Hold, NodeState, earliest_node
+from simfarm.workers.dispatch.nodes import INF, Hold, NodeState
 from simfarm.workers.dispatch.pools import Pools
 
 FIRST: Key = (-INF, -1)
@@ -37,6 +38,7 @@ class ReservationBook:
         pools: Pools | None = None,
         loosen_pools: Callable[[Mapping[str, int]], None] | None = None,
         changed: Callable[[JobClass], None] = lambda cls: None,
+        bounds: BoundIndex | None = None,
     ) -> None:
         self.config = config
         #: every reservation held now, best-ranked first
@@ -48,6 +50,8 @@ class ReservationBook:
         self._loosen_pools = loosen_pools
         #: told about every class whose reservations were made, moved or dropped
         self._changed = changed
+        #: the nodes in the order of their bound, per core count
+        self.bounds = bounds if bounds is not None else BoundIndex()
 
     @property
     def count(self) -> int:
@@ -89,7 +93,8 @@ class ReservationBook:
         before then."""
         length = cls.limit if cls.limit is not None else INF
         c, m, d, lic = cls.c, cls.m, cls.d, cls.lic
-        best, best_t = earliest_node(cls.eligible, c, m, d, lic, length, now, key)
+        best, best_t = earliest_indexed(self.bounds.ranked(c), cls.eligible_set, c, m, d, lic,
+                                        length, now, key)
         if best is None:
             return False
         if cls.pool:
@@ -117,8 +122,8 @@ class ReservationBook:
                 return None, INF
             if due <= t and node is not None:
                 return node, t
-            node, t = earliest_node(cls.eligible, cls.c, cls.m, cls.d, cls.lic, length, due,
-                                    key)
+            node, t = earliest_indexed(self.bounds.ranked(cls.c), cls.eligible_set, cls.c,
+                                       cls.m, cls.d, cls.lic, length, due, key)
             if node is None:
                 return None, INF
         return None, INF
