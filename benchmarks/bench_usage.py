@@ -36,7 +36,7 @@ from simfarm.common.states import JobState
 from simfarm.common.store import JobStore
 from simfarm.common.store.jobs import Move
 from simfarm.common.store.leases import LeaseEnd, LeaseGrant
-from simfarm.common.store.usage import STORED, UsageStore
+from simfarm.common.store.usage import UsageStore
 from simfarm.common.usage import DAY_S, Bucket, Dimension, combine, day_of
 
 USERS, ACCOUNTS, NODES = 10, 4, 10
@@ -115,8 +115,8 @@ def settle(connection: redis.Redis) -> None:
 
 
 def rollup_bytes(connection: redis.Redis, usage: UsageStore, first: int, last: int) -> int:
-    return sum(int(connection.memory_usage(usage.keys.usage_day(d, dim), samples=0) or 0)
-               for d in range(first, last + 1) for dim in STORED)
+    return sum(int(connection.memory_usage(usage.keys.usage_rollup(d), samples=0) or 0)
+               for d in range(first, last + 1))
 
 
 def main() -> None:

@@ -181,6 +181,26 @@ def test_retention_forgets_old_days_only(stores: tuple[JobStore, UsageStore]) ->
     assert [r.day for r in usage.rows("node", first, first + 2)] == [first + 2]
 
 
+def test_a_day_recorded_in_the_former_layout_still_counts(
+        stores: tuple[JobStore, UsageStore]) -> None:
+    """Roll-ups written before 2026-12 (one hash per dimension, one field per number)
+    are still read beside the current ones, and forgotten with them."""
+    jobs, usage = stores
+    t = MIDNIGHT + 7000
+    _run(jobs, owner="alice", account="cfd", node="n1", cores=2, start=t, end=t + 100)
+    day = day_of(t)
+    former = usage.keys.usage_day(day, "account.user")
+    jobs.connection.hset(former, mapping={"cfd|alice|core_s": 50, "cfd|alice|attempts": 1,
+                                          "em|bob|core_s": 30})
+    by_account = {r.name: r.metrics for r in usage.rows("account", day, day)}
+    assert by_account["cfd"]["core_s"] == pytest.approx(250)
+    assert by_account["cfd"]["attempts"] == 2 and by_account["em"]["core_s"] == 30
+    [bob] = usage.rows("user", day, day, "bob")
+    assert bob.metrics == {"core_s": 30}
+    usage.forget_before(day + 1)
+    assert usage.rows("account", day, day) == [] and not jobs.connection.exists(former)
+
+
 def test_report_ranges_parse_as_documented() -> None:
     now = 1_000_000.0
     assert parse_when("30d", now) == now - 30 * DAY_S

@@ -96,14 +96,20 @@ key                                type        content
                                                whether its end was notified
 ``P usage:days``                   zset        UTC day numbers (days since the epoch) that
                                                have usage roll-ups, score = the day
-``P usage:<day>:<dim>``            hash        usage roll-up of one UTC day by
-                                               ``account.user`` or ``node.user`` (reports
-                                               by user, account or node add rows up):
-                                               ``<first>|<user>|<metric>`` -> number
-                                               (attempts, core_s, wall_s, wait_s,
-                                               end/<how>, lic/<name>, pool/<name>); written
-                                               only by the Lua that ends an attempt
-                                               (lib.lua record_usage)
+``P usage:<day>``                  hash        usage roll-up of one UTC day: two rows per
+                                               attempt's user, ``account.user|<account>|
+                                               <user>`` and ``node.user|<node>|<user>``
+                                               (reports by user, account or node add rows
+                                               up), each a JSON map of metrics (attempts,
+                                               core_s, wall_s, wait_s, end/<how>,
+                                               lic/<name>, pool/<name>); written only by
+                                               the Lua that ends an attempt (lib.lua
+                                               record_usage)
+``P usage:<day>:<dim>``            hash        the same day's roll-up as versions before
+                                               2026-12 wrote it, one hash per ``<dim>``
+                                               (``account.user``, ``node.user``) with a
+                                               field ``<first>|<user>|<metric>`` per
+                                               number: still read, no longer written
 =================================  ==========  ===============================================
 """
 
@@ -303,6 +309,9 @@ class Keys:
     @property
     def usage_days(self) -> str:
         return f"{self.prefix}usage:days"
+
+    def usage_rollup(self, day: int) -> str:
+        return f"{self.prefix}usage:{day}"
 
     def usage_day(self, day: int, dim: str) -> str:
         return f"{self.prefix}usage:{day}:{dim}"

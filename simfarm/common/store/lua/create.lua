@@ -13,24 +13,26 @@ if redis.call('EXISTS', KEYS[2]) == 1 then return {'exists', ARGV[1]} end
 local seq = redis.call('INCR', KEYS[1])
 local priority = tonumber(ARGV[3])
 local rank = (10 - priority) * 1000000000000 + seq
-redis.call('HSET', KEYS[2], 'id', ARGV[1], 'spec', ARGV[2], 'state', 'pending',
-  'priority', priority, 'seq', seq, 'rank', rank, 'created_at', ARGV[4], 'updated_at', ARGV[4],
-  'attempt', 0, 'owner', ARGV[5])
+local job = {id = ARGV[1], spec = ARGV[2], state = 'pending', priority = tostring(priority),
+  seq = tostring(seq), rank = string.format('%.0f', rank), created_at = ARGV[4], updated_at = ARGV[4],
+  attempt = '0', owner = ARGV[5]}
 redis.call('ZADD', KEYS[3], seq, ARGV[1])
 local score = rank
 if ARGV[10] and ARGV[10] ~= '' then
   local extra = cjson.decode(ARGV[10])
-  for k, v in pairs(extra) do redis.call('HSET', KEYS[2], k, tostring(v)) end
+  for k, v in pairs(extra) do job[k] = tostring(v) end
   if extra['gate'] then score = string.format('%.0f', rank + 100000000000000) end
 end
 redis.call('ZADD', KEYS[4], score, ARGV[1])
-count_waiting(KEYS[2], '', 'pending')
+count_waiting(job, '', 'pending')
 if KEYS[8] ~= KEYS[1] then redis.call('ZADD', KEYS[8], seq, ARGV[1]) end
 if KEYS[7] ~= KEYS[1] then redis.call('SET', KEYS[7], ARGV[1], 'EX', tonumber(ARGV[8])) end
 local eid = redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[6], '*',
   'job', ARGV[1], 'type', 'state', 'data', ARGV[9])
-redis.call('HSET', KEYS[2], 'ev0', eid .. ' ' .. ARGV[9])  -- see lib.lua
-redis.call('LPUSH', KEYS[9], '1')
-redis.call('LTRIM', KEYS[9], 0, 0)
+job['ev0'] = eid .. ' ' .. ARGV[9]  -- see lib.lua
+local flat = {}
+for k, v in pairs(job) do table.insert(flat, k); table.insert(flat, v) end
+redis.call('HSET', KEYS[2], unpack(flat))
+if redis.call('LPUSH', KEYS[9], '1') > 1 then redis.call('LTRIM', KEYS[9], 0, 0) end
 -- The stored hash comes back with the answer: the caller needs no second read.
-return {'ok', ARGV[1], eid, redis.call('HGETALL', KEYS[2])}
+return {'ok', ARGV[1], eid, flat}

@@ -8,11 +8,21 @@
 --       when one pool has too few free, nothing at all ({'licenses', state, name, free})
 --       14 '1' to answer with the job's hash as it is afterwards, 15 '1' to nudge the
 --       dispatcher, 16 a task message to push on KEYS[4], a Celery queue ('' = none)
--- What the script needs of the job, read once (the fields it may change are worked out
--- from ARGV[6] below, not read again).
-local h = redis.call('HMGET', KEYS[1], 'state', 'attempt', 'node', 'rank', 'gate', 'watched',
-                      'ev0')
-local state = h[1]
+-- What the script and its helpers need of the job, read once in one HMGET: the fields
+-- that decide the move, those the caller deletes (deleted only if present), and when the
+-- move can end an attempt those of its accounting (lib.lua ENDING_FIELDS).
+local target = ARGV[2]
+local fields = cjson.decode(ARGV[6])
+local names = {'state', 'attempt', 'node', 'rank', 'gate', 'watched', 'ev0', 'owner',
+               'account', 'licenses_held'}
+if target ~= 'scheduled' and target ~= 'running' then
+  for _, name in ipairs(ENDING_FIELDS) do table.insert(names, name) end
+end
+for k, v in pairs(fields) do
+  if v == cjson.null or v == '' then table.insert(names, k) end
+end
+local job = read_job(KEYS[1], names)
+local state = job.state
 if not state then return {'missing', ''} end
 if ARGV[12] ~= '' then
   local fence = redis.call('GET', K.dispatch_lock)
@@ -22,10 +32,10 @@ local allowed = cjson.decode(ARGV[3])
 local ok = false
 for _, s in ipairs(allowed) do if s == state then ok = true end end
 if not ok then return {'illegal', state} end
-if ARGV[4] ~= '' and h[2] ~= ARGV[4] then
+if ARGV[4] ~= '' and job.attempt ~= ARGV[4] then
   return {'stale', state}
 end
-local node = h[3] or ''
+local node = job.node or ''
 if ARGV[5] ~= '' and node ~= ARGV[5] then return {'stale', state} end
 local draw = nil
 if ARGV[13] ~= '' then
@@ -36,9 +46,8 @@ if ARGV[13] ~= '' then
     if n > free then return {'licenses', state, name, tostring(free)} end
   end
 end
-local target = ARGV[2]
 local id = ARGV[1]
-local fields = cjson.decode(ARGV[6])
+local usage = nil
 if (state == 'scheduled' or state == 'running') and target ~= 'scheduled'
     and target ~= 'running' then
   -- the attempt ends: account for it (lib.lua) before anything of it is changed; the
@@ -47,19 +56,22 @@ if (state == 'scheduled' or state == 'running') and target ~= 'scheduled'
   if fields['losses'] ~= nil and target ~= 'cancelled' then ended = 'lost'
   elseif target == 'pending' then ended = 'requeued'
   elseif fields['timed_out'] ~= nil and target == 'failed' then ended = 'timeout' end
-  record_usage(KEYS[1], state, ended, tonumber(ARGV[7]))
+  usage = record_usage(job, state, ended, tonumber(ARGV[7]))
 end
 -- The job's fields after this move: one HSET and at most one HDEL.
 local set = {'state', target, 'updated_at', ARGV[7]}
+if usage then table.insert(set, 'usage'); table.insert(set, usage) end
 local del = {}
 local after = {}  -- field -> value afterwards (false: deleted), for the fields it changes
-local attempt = tonumber(h[2] or '0')
+local attempt = tonumber(job.attempt or '0')
 if ARGV[10] == '1' then
   attempt = attempt + 1
   table.insert(set, 'attempt'); table.insert(set, tostring(attempt))
 end
 for k, v in pairs(fields) do
-  if v == cjson.null or v == '' then table.insert(del, k); after[k] = false
+  if v == cjson.null or v == '' then
+    if job[k] then table.insert(del, k) end
+    after[k] = false
   else table.insert(set, k); table.insert(set, tostring(v)); after[k] = tostring(v) end
 end
 local function now_value(name, before)
@@ -71,35 +83,37 @@ if target == 'pending' then  -- back in line (released, requeued): its wait star
   table.insert(set, 'queued_at'); table.insert(set, ARGV[7])
 end
 local final = target == 'completed' or target == 'failed' or target == 'cancelled'
-if final then table.insert(del, 'gate') end
+if final and job.gate then table.insert(del, 'gate') end
 if draw and (target == 'scheduled' or target == 'running') then
   table.insert(set, 'licenses_held'); table.insert(set, ARGV[13])
 end
-redis.call('ZREM', K.state(state), id)
-redis.call('HSET', KEYS[1], unpack(set))
-if #del > 0 then redis.call('HDEL', KEYS[1], unpack(del)) end
-local score = h[4]
-if target == 'pending' and now_value('gate', h[5]) then
-  score = string.format('%.0f', tonumber(h[4]) + 100000000000000)  -- gated (gate.lua)
-end
-redis.call('ZADD', K.state(target), score, id)
-count_waiting(KEYS[1], state, target)
 if target ~= 'scheduled' and target ~= 'running' then
-  return_licenses(KEYS[1])
+  if return_licenses(job) and after['licenses_held'] == nil then
+    table.insert(del, 'licenses_held')
+  end
 elseif draw then
   for name, n in pairs(draw) do redis.call('HINCRBY', K.licenses_held, name, n) end
 end
-local new_node = now_value('node', h[3]) or ''
+redis.call('ZREM', K.state(state), id)
+local score = job.rank
+if target == 'pending' and now_value('gate', job.gate) then
+  score = string.format('%.0f', tonumber(job.rank) + 100000000000000)  -- gated (gate.lua)
+end
+redis.call('ZADD', K.state(target), score, id)
+count_waiting(job, state, target)
+local new_node = now_value('node', job.node) or ''
 if node ~= '' and (node ~= new_node or target == 'pending' or final) then
   redis.call('SREM', K.node_jobs(node), id)
 end
-if new_node ~= '' and (target == 'scheduled' or target == 'running') then
+-- (a scheduled job moving to running on the same node is in the node's set already)
+if new_node ~= '' and (target == 'scheduled' or target == 'running')
+    and not (state == 'scheduled' and new_node == node) then
   redis.call('SADD', K.node_jobs(new_node), id)
 end
 if final then
   redis.call('ZADD', K.finished, ARGV[7], id)
-  notify_ended(KEYS[1], id)
-  if now_value('watched', h[6]) == '1' then
+  notify_ended(job, id)
+  if now_value('watched', job.watched) == '1' then
     redis.call('SADD', K.gate_checks, id)
   end
 end
@@ -110,11 +124,12 @@ data['attempt'] = attempt
 if new_node ~= '' then data['node'] = new_node end
 local payload = cjson.encode(data)
 local eid = emit(KEYS[1], KEYS[2], KEYS[3], ARGV[8], ARGV[9], id, 'state', payload,
-                 h[7] or false)
+                 job.ev0, del)
+redis.call('HSET', KEYS[1], unpack(set))
+if #del > 0 then redis.call('HDEL', KEYS[1], unpack(del)) end
 if ARGV[16] and ARGV[16] ~= '' then redis.call('LPUSH', KEYS[4], ARGV[16]) end
-if ARGV[15] == '1' then
-  redis.call('LPUSH', K.wakeup, '1')
-  redis.call('LTRIM', K.wakeup, 0, 0)
+if ARGV[15] == '1' and redis.call('LPUSH', K.wakeup, '1') > 1 then
+  redis.call('LTRIM', K.wakeup, 0, 0)  -- one nudge is enough
 end
 if ARGV[14] == '1' then return {'ok', state, eid, redis.call('HGETALL', KEYS[1])} end
 return {'ok', state, eid}
