@@ -56,7 +56,8 @@ def choose_node(
         if node.held is not None:
             held = held or node
             continue
-        if node.free_c < c or not node.fits_now(c, m, d, lic):  # inline reject: hot loop
+        if (node.free_c < c or node.free_m < m or node.free_d < d or node.free_s < 1
+                or (lic and not node.fits_now(c, m, d, lic))):  # fits_now inlined: hot loop
             continue
         intrudes = False
         if holds and node.holds:

@@ -139,11 +139,13 @@ class ReservationBook:
         for node in nodes:
             if not node.alive or node.held is not None:
                 continue
+            index = node.index
             for h in holds:
+                if h.start <= now:  # the cheapest test first: this runs per node and hold
+                    continue
                 owner = h.owner
                 assert isinstance(owner, JobClass)
-                if (owner.holds.get(h.job_id) is not h or h.start <= now
-                        or node.index not in owner.eligible_set
+                if (index not in owner.eligible_set or owner.holds.get(h.job_id) is not h
                         or node.cores_free_from(h.c) >= h.start):
                     continue
                 before = [o for o in node.holds if o.key < h.key]
