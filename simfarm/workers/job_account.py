@@ -16,10 +16,12 @@ the account's HOME/USER/LOGNAME, the job's own ``env`` and ``SIMFARM_JOB_ID``.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import logging
 import os
+import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,14 +92,22 @@ def job_account(settings: Settings) -> JobAccount | None:
     return JobAccount(entry.pw_name, entry.pw_uid, entry.pw_gid, groups, entry.pw_dir)
 
 
+@functools.cache
+def _inherit_matcher(patterns: tuple[str, ...]) -> Callable[[str], object]:
+    """One compiled test for all of ``job_env_inherit``'s patterns (upper case names):
+    a job's start tests every variable of the worker's environment against them."""
+    joined = "|".join(f"(?:{fnmatch.translate(p.upper())})" for p in patterns)
+    return re.compile(joined or "(?!)").match
+
+
 def _inherited(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
-    patterns = [p.upper() for p in settings.job_env_inherit]
+    matches = _inherit_matcher(tuple(settings.job_env_inherit))
     out = {}
     for key, value in environ.items():
         upper = key.upper()
         if upper.startswith("SIMFARM_"):
             continue  # simfarm's own settings: the Redis URL, tokens
-        if any(fnmatch.fnmatchcase(upper, p) for p in patterns):
+        if matches(upper):
             out[key] = value
     return out
 
