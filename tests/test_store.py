@@ -245,3 +245,29 @@ def test_a_listing_renders_again_only_the_jobs_that_changed(jobs: JobStore) -> N
     assert jobs.newest_rendered(rows) == [
         (made[2], "pending", 5), (made[1], "cancelled", 5), (made[0], "pending", 9)]
     assert sorted(rendered[3:]) == sorted(made[:2])
+
+
+def test_the_listing_version_moves_with_every_change_a_listing_shows(jobs: JobStore) -> None:
+    """A cached listing is served while the version stays: every write of a listed
+    field, a new job and an expired one move it; a write no listing shows does not."""
+    from simfarm.common.store.history import HistoryStore
+
+    seen = [jobs.listing_version()]
+
+    def moved() -> bool:
+        seen.append(jobs.listing_version())
+        return seen[-1] != seen[-2]
+
+    job, _ = jobs.create(spec())
+    assert moved()
+    jobs.set_pid(job.id, 4242)  # not listed, and no event
+    assert not moved()
+    jobs.update_fields(job.id, {"error": "disk full"})  # listed, and no event
+    assert moved()
+    jobs.set_priority(job.id, 8)
+    assert moved()
+    jobs.transition(job.id, JobState.CANCELLED)
+    assert moved()
+    assert not moved()  # nothing happened
+    assert HistoryStore(jobs).expire(job.id)[0] == "expired"
+    assert moved()

@@ -25,7 +25,7 @@ import json
 import logging
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import Blueprint, Response, jsonify, request
 from pydantic import ValidationError
@@ -165,16 +165,43 @@ def _encoded_row(row: JobRow) -> tuple[bytes, ...]:
 _ROWS = RenderedRows(_encoded_row)
 
 
+class _Listing(NamedTuple):
+    """A listing as last rendered: the store's listing version it is current for, and
+    its body cut where the listing's time goes."""
+
+    version: str
+    parts: list[bytes]
+
+
+#: the last listing per owner (None: an admin's, of every job), bounded
+_LISTINGS: dict[str | None, _Listing] = {}
+_MAX_LISTINGS = 64
+
+
+def _listing(owner: str | None) -> list[bytes]:
+    """The body of ``owner``'s listing without its time: rendered again only when the
+    store's listing version moved (one round trip to learn it), so a farm whose jobs did
+    not change since the last call costs no row read."""
+    jobs = services().jobs
+    version = jobs.listing_version()  # before the rows: a change after it is seen next call
+    cached = _LISTINGS.get(owner)
+    if cached is not None and cached.version == version:
+        return cached.parts
+    rows = jobs.newest_rendered(_ROWS, owner=owner, kind="hfss", limit=MAX_LISTED)
+    parts = (b"[" + b",".join(_NOW_JSON.join(row) for row in rows) + b"]\n").split(_NOW_JSON)
+    if len(_LISTINGS) >= _MAX_LISTINGS:
+        _LISTINGS.clear()
+    _LISTINGS[owner] = _Listing(version, parts)
+    return parts
+
+
 @bp.get("/jobs")
 @bp.get("/api/jobs")
 def list_jobs() -> Response:
     """All HFSS jobs, newest first, as PyEDB lists them."""
     principal = current_user()
-    rows = services().jobs.newest_rendered(
-        _ROWS, owner=None if principal.admin else principal.user, kind="hfss",
-        limit=MAX_LISTED)
     now = json.dumps(datetime.now().isoformat()).encode()
-    body = b"[" + b",".join(now.join(row) for row in rows) + b"]\n"
+    body = now.join(_listing(None if principal.admin else principal.user))
     return Response(body, mimetype="application/json")
 
 

@@ -136,6 +136,7 @@ class HistoryStore:
                     indexes.setdefault(k.owner(rec.owner), {})[rec.id] = n
             for key, members in indexes.items():
                 pipe.zadd(key, members)
+            pipe.incr(k.rows_version)  # jobs without events: listings change
             pipe.execute()
         log.info("imported %d finished jobs", len(records))
         return len(records)

@@ -48,6 +48,8 @@ MAX_PAGE = 1000
 #: gated pending jobs (dependencies, throttles) are ranked at ``rank + GATED_BAND`` (ranks
 #: stay below 1e13 + seq)
 GATED_BAND = 100_000_000_000_000
+#: the listed fields (rows.ROW_FIELDS): a write of one of them changes listing_version
+_LISTED = frozenset(ROW_FIELDS)
 RANK_STEP = 1_000_000_000_000  # rank = (10 - priority) * RANK_STEP + seq (lua/create.lua)
 
 
@@ -756,7 +758,13 @@ class JobStore(StreamingStore):
         values = {
             k: (json.dumps(v) if isinstance(v, dict | list) else str(v)) for k, v in fields.items()
         }
-        self.connection.hset(self.keys.job(job_id), mapping=values)  # type: ignore[arg-type]
+        if _LISTED.isdisjoint(values):
+            self.connection.hset(self.keys.job(job_id), mapping=values)  # type: ignore[arg-type]
+            return
+        pipe = self.connection.pipeline(transaction=False)  # the version after the write
+        pipe.hset(self.keys.job(job_id), mapping=values)  # type: ignore[arg-type]
+        pipe.incr(self.keys.rows_version)
+        pipe.execute()
 
     def set_pid(self, job_id: str, pid: int) -> None:
         """Record the process (group leader) that runs the job's attempt on its node."""
@@ -850,6 +858,18 @@ class JobStore(StreamingStore):
         for _stream, rows in cast(list[Any], result or []):
             out.extend(self._to_event(eid, fields) for eid, fields in rows)
         return out
+
+    def listing_version(self) -> str:
+        """A value that changes whenever a listing of jobs' rows (:meth:`newest_rows`)
+        may change: a job created, changed or expired. Every write of a listed field
+        appends an event or bumps ``rows:version`` after it, so a listing read after
+        this value was taken is current for as long as the value stays the same."""
+        pipe = self.connection.pipeline(transaction=False)
+        pipe.xrevrange(self.keys.events, count=1)
+        pipe.get(self.keys.rows_version)
+        newest, bumped = pipe.execute()
+        event = _decode(newest[0][0]) if newest else "0-0"
+        return f"{event}/{_decode(bumped) or 0}"
 
     def last_event_id(self) -> str:
         """Id of the newest event of any job, or ``0-0``."""

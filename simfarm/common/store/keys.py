@@ -14,6 +14,11 @@ key                                type        content
 ``P job:<id>:events``              stream      the job's events, capped, ids shared with
                                                ``P events``
 ``P events``                       stream      every event of every job, capped
+``P rows:version``                 string      counter bumped by the writes of listed job
+                                               fields (rows.ROW_FIELDS) that append no
+                                               event: ``update_fields``, expire.lua; with
+                                               the newest event's id, the version of every
+                                               listing (JobStore.listing_version)
 ``P jobs``                         zset        all job ids, score = submit sequence
 ``P state:<state>``                zset        job ids in that state, score = rank
                                                ((10 - priority) * 1e12 + sequence)
@@ -131,6 +136,10 @@ class Keys:
     @property
     def events(self) -> str:
         return f"{self.prefix}events"
+
+    @property
+    def rows_version(self) -> str:
+        return f"{self.prefix}rows:version"
 
     @property
     def all_jobs(self) -> str:

@@ -18,6 +18,7 @@ redis.call('ZREM', K.all_jobs, id)
 redis.call('ZREM', K.finished, id)
 if owner ~= '' then redis.call('ZREM', K.owner(owner), id) end
 redis.call('DEL', KEYS[1], KEYS[2], K.dependents(id))
+redis.call('INCR', K.rows_version)  -- listings change (JobStore.listing_version)
 local left = -1
 if sweep ~= '' then
   redis.call('ZREM', K.sweep_jobs(sweep), id)
