@@ -34,7 +34,7 @@ CELERY_KEYS = ("simfarm.*", "celery*", "_kombu.*", "unacked*", "*.celery.pidbox*
 #: simfarm keys (after the prefix) a worker reads and writes (see store/keys.py).
 WORKER_KEYS = ("job:*", "jobs", "state:*", "events", "node:*", "nodes", "nodes:version",
                "dispatch:wakeup", "finished", "gates:check", "sweep:*", "sweeps", "notify:*",
-               "stats:*", "licenses:*", "usage:*", "queued", "replicated")
+               "stats:*", "licenses:*", "usage:*", "queued", "replicated", "rows:version")
 #: ... and a dispatcher in addition.
 DISPATCHER_KEYS = ("dispatch:*", "fairshare")
 #: simfarm keys only the gateway writes (a test checks that every key of the key map is
