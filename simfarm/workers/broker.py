@@ -19,6 +19,10 @@ three busy workers: each worker stopped within two failovers. On such a channel 
 are skipped: its messages stay in kombu's unacked index and come back after the
 visibility timeout, and simfarm's attempt fencing makes such a late copy do nothing
 (the attempt it names was claimed and recorded already).
+
+A node's queue is read without acknowledgements (``no_ack``, see ``worker_app`` in
+:mod:`simfarm.workers.main`); Celery acknowledges its messages all the same, and the
+channel skips those acknowledgements (there is nothing to remove from the unacked index).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ class _ClosesAfterRelease:
 
     connection: Any
     do_restore: bool
+    qos: Any
 
     def _released(self) -> bool:
         return getattr(self.connection, "client", None) is None
@@ -56,7 +61,14 @@ class _ClosesAfterRelease:
                      "back its messages (%s); they come back after the visibility timeout",
                      exc)
 
+    def _unacknowledged(self, delivery_tag: Any) -> bool:
+        """Whether the message was delivered for acknowledgement (not from a queue read
+        with ``no_ack``, as a node's queue is: Celery acknowledges those too)."""
+        return delivery_tag in self.qos._delivered
+
     def basic_ack(self, delivery_tag: Any, multiple: bool = False) -> None:
+        if not multiple and not self._unacknowledged(delivery_tag):
+            return
         try:
             if not self._released():
                 super().basic_ack(delivery_tag, multiple)  # type: ignore[misc]
@@ -67,7 +79,7 @@ class _ClosesAfterRelease:
                  "the visibility timeout and its stale attempt does nothing", delivery_tag)
 
     def basic_reject(self, delivery_tag: Any, requeue: bool = False) -> None:
-        if self._released():
+        if self._released() or not self._unacknowledged(delivery_tag):
             return
         super().basic_reject(delivery_tag, requeue)  # type: ignore[misc]
 

@@ -10,6 +10,7 @@ import os
 import sys
 
 from celery import Celery
+from kombu.entity import Queue
 
 from simfarm.common.settings import Settings
 from simfarm.common.store import JobStore, NodeStore
@@ -76,6 +77,13 @@ def worker_app(ctx: WorkerContext) -> tuple[Celery, WorkerLifecycle]:
     """The Celery app of this worker: its settings, the ``run_job`` task and the
     lifecycle (heartbeat, dispatcher) bound to ``ctx``."""
     app = make_celery(ctx.settings)
+    # The node's queue is read without broker acknowledgements (no unacked index: eight
+    # Redis commands less per job). Nothing relies on them: the dispatcher pushes a
+    # message only with the attempt it schedules, and an attempt whose message is lost
+    # with its worker is handed on by the reaper (lease, node and boot checks), which
+    # is also what happens to a message kombu would hand back to this node's own queue.
+    queue = Queue(node_queue(ctx.settings.node_name), no_ack=True)  # type: ignore[no-untyped-call]
+    app.conf.task_queues = (queue,)
     register_tasks(app, ctx)
     lifecycle = WorkerLifecycle(ctx, task_message(app))
     lifecycle.connect()
