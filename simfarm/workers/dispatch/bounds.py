@@ -28,8 +28,8 @@ LOG_MAX = 4096
 
 class BoundIndex:
     """Every node of the policy, sorted by :meth:`~.nodes.NodeState.cores_free_from` of
-    each core count asked for. Nodes append themselves to :attr:`log` when their running
-    jobs change (:attr:`~.nodes.NodeState.watch`)."""
+    each core count asked for. Nodes tell :meth:`note` when their running jobs change
+    (:attr:`~.nodes.NodeState.watch`)."""
 
     def __init__(self) -> None:
         self._nodes: dict[int, NodeState] = {}
@@ -43,13 +43,21 @@ class BoundIndex:
     def add(self, node: NodeState) -> None:
         """Index a new node."""
         self._nodes[node.index] = node
-        node.watch = self.log
+        node.watch = self.note
         self._forget()
 
     def remove(self, node: NodeState) -> None:
         """Forget a node (replaced or removed)."""
         if self._nodes.pop(node.index, None) is not None:
             node.watch = None
+            self._forget()
+
+    def note(self, node: NodeState) -> None:
+        """``node``'s running jobs changed. The log is bounded: past :data:`LOG_MAX`
+        changes the orders are built again when next asked."""
+        log = self.log
+        log.append(node)
+        if len(log) >= LOG_MAX:
             self._forget()
 
     def _forget(self) -> None:
@@ -62,9 +70,7 @@ class BoundIndex:
         """Every node that can ever have ``c`` cores free, by ``(bound, index)``."""
         ranked = self._ranked.get(c)
         log = self.log
-        if ranked is None or len(log) >= LOG_MAX:
-            if len(log) >= LOG_MAX:
-                self._forget()
+        if ranked is None:
             filed = {i: n.cores_free_from(c) for i, n in self._nodes.items()}
             ranked = sorted((b, i, self._nodes[i]) for i, b in filed.items() if b < INF)
             self._ranked[c], self._filed[c], self._marks[c] = ranked, filed, len(log)

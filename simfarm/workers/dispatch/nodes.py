@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from simfarm.common.capacity import Capacity
 from simfarm.workers.dispatch.data import Key
@@ -92,9 +92,8 @@ class NodeState:
         self._prof: Profile | None = None
         #: :meth:`cores_free_from` by core count, until the running jobs change
         self._bounds: dict[int, float] = {}
-        #: where to note that the running jobs changed (a :class:`~.bounds.BoundIndex`'s
-        #: log), if anywhere
-        self.watch: list[NodeState] | None = None
+        #: told when the running jobs change (:meth:`~.bounds.BoundIndex.note`), if set
+        self.watch: Callable[[NodeState], None] | None = None
 
     # ------------------------------------------------------------------ now
     def add_run(self, run: Run) -> None:
@@ -109,7 +108,7 @@ class NodeState:
         self._prof = None
         self._bounds = {}
         if self.watch is not None:
-            self.watch.append(self)
+            self.watch(self)
 
     def remove_run(self, job_id: str) -> Run | None:
         """Give back a job's resources; returns the run, or None if unknown here."""
@@ -125,7 +124,7 @@ class NodeState:
         self._prof = None
         self._bounds = {}
         if self.watch is not None:
-            self.watch.append(self)
+            self.watch(self)
         return run
 
     def set_end(self, run: Run, end: float) -> None:
@@ -134,7 +133,7 @@ class NodeState:
         self._prof = None
         self._bounds = {}
         if self.watch is not None:
-            self.watch.append(self)
+            self.watch(self)
 
     def fits_now(self, c: int, m: int, d: int, lic: Mapping[str, int]) -> bool:
         """Whether the request fits what is free right now (ignoring reservations)."""

@@ -133,10 +133,10 @@ class Scheduler:
         self._pool_classes: dict[str, dict[int, JobClass]] = {}
         #: classes whose pending reason may have changed since :meth:`shape_waits`
         self._touched: dict[int, JobClass] = {}
-        self._bounds = BoundIndex()
+        self._by_bound = BoundIndex()
         self._book = ReservationBook(self.config, self._nodes.values, self._mark_dirty,
                                      self._loosen, self.pools, self._loosen_pools,
-                                     self._touch, self._bounds)
+                                     self._touch, self._by_bound)
         self._now = 0.0
         #: nodes where a job ended since the last round (reservations may move earlier)
         self._freed: dict[int, NodeState] = {}
@@ -160,9 +160,9 @@ class Scheduler:
                     fresh.add_run(run)
                 self._book.drop(list(node.holds))
                 node.alive = False
-                self._bounds.remove(node)
+                self._by_bound.remove(node)
             self._nodes[view.name] = fresh
-            self._bounds.add(fresh)
+            self._by_bound.add(fresh)
             self._node_ver += 1
             self._loosen(fresh)
             return
@@ -188,7 +188,7 @@ class Scheduler:
         if node is None:
             return []
         node.alive = False
-        self._bounds.remove(node)
+        self._by_bound.remove(node)
         self._book.drop(list(node.holds))
         for job_id in node.runs:
             run = self._running.pop(job_id, None)
