@@ -13,9 +13,10 @@ if redis.call('EXISTS', KEYS[2]) == 1 then return {'exists', ARGV[1]} end
 local seq = redis.call('INCR', KEYS[1])
 local priority = tonumber(ARGV[3])
 local rank = (10 - priority) * 1000000000000 + seq
+-- The job's hash, written once below (with the extra fields and its first event).
 local job = {id = ARGV[1], spec = ARGV[2], state = 'pending', priority = tostring(priority),
-  seq = tostring(seq), rank = string.format('%.0f', rank), created_at = ARGV[4], updated_at = ARGV[4],
-  attempt = '0', owner = ARGV[5]}
+  seq = tostring(seq), rank = string.format('%.0f', rank), created_at = ARGV[4],
+  updated_at = ARGV[4], attempt = '0', owner = ARGV[5]}
 redis.call('ZADD', KEYS[3], seq, ARGV[1])
 local score = rank
 if ARGV[10] and ARGV[10] ~= '' then
