@@ -323,3 +323,28 @@ def test_client_stream_resumes_across_a_gateway_restart(
         stop_process(proc)
     assert got == [e.id for e in store.events(job, limit=10_000)]
     assert len(got) == 1 + 150 + 1
+
+
+def test_a_replay_of_named_jobs_does_not_hide_a_later_event_of_an_earlier_job() -> None:
+    """The streams of the named jobs are replayed one after the other: an event of job A
+    written after A's stream was read (queued live for the client) may be older than one
+    read later from job B's stream. It must still go out; one the replay sent must not
+    go out twice. A replay of the global stream is read in order, so it covers everything
+    up to its newest event."""
+    from simfarm.common.models import JobEvent
+    from simfarm.common.ws_protocol import event_key
+    from simfarm.gateway.ws.replay import Replayed
+
+    def event(event_id: str, job: str) -> JobEvent:
+        return JobEvent(id=event_id, job_id=job, type="state", ts=0.0, data={"to": "running"})
+
+    by_job = Replayed(by_job=True)
+    by_job.add(event("1000-0", "a"))
+    by_job.add(event("3000-0", "b"))  # read from b's stream after a's was read
+    assert not by_job.covers(event_key("2000-0"), "a")  # a's event written in between
+    assert by_job.covers(event_key("1000-0"), "a") and by_job.covers(event_key("3000-0"), "b")
+    assert not by_job.covers(event_key("2500-0"), "c")  # a job the replay found nothing of
+    in_order = Replayed(by_job=False)
+    in_order.add(event("1000-0", "a"))
+    in_order.add(event("3000-0", "b"))
+    assert in_order.covers(event_key("2000-0"), "a")

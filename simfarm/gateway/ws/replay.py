@@ -32,10 +32,42 @@ def _job_stream(store: JobStore, job_id: str, since: str) -> Iterator[JobEvent]:
         cursor = events[-1].id
 
 
+def per_job(subscription: Subscribe) -> bool:
+    """Whether the replay reads the named jobs' own streams (a few jobs named), not the
+    global stream."""
+    return subscription.jobs is not None and len(subscription.jobs) <= PER_JOB_REPLAY_LIMIT
+
+
+class Replayed:
+    """Which of the live events queued for a subscriber the replay has sent already.
+
+    The global stream is read in order to its end: every event up to the newest replayed
+    was sent. The streams of named jobs are read one after the other: an event of job A
+    written after A's stream was read may be older than one read later from B's, so each
+    job's events count as sent only up to the last one replayed from its own stream.
+    """
+
+    def __init__(self, by_job: bool) -> None:
+        self.by_job = by_job
+        self.newest: tuple[int, int] = (0, 0)
+        self._last: dict[str, tuple[int, int]] = {}
+
+    def add(self, event: JobEvent) -> None:
+        """``event`` was sent by the replay."""
+        key = event_key(event.id)
+        self.newest = max(self.newest, key)
+        self._last[event.job_id] = max(self._last.get(event.job_id, (0, 0)), key)
+
+    def covers(self, key: tuple[int, int], job_id: str) -> bool:
+        """Whether the live event ``key`` of ``job_id`` was sent by the replay."""
+        return key <= (self._last.get(job_id, (0, 0)) if self.by_job else self.newest)
+
+
 def gaps(store: JobStore, subscription: Subscribe) -> list[str]:
     """Oldest kept ids of the streams a replay reads that lost events after ``since``."""
     assert subscription.since is not None
-    if subscription.jobs is not None and len(subscription.jobs) <= PER_JOB_REPLAY_LIMIT:
+    if per_job(subscription):
+        assert subscription.jobs is not None
         found = [store.trimmed_after(subscription.since, job) for job in subscription.jobs]
     else:
         found = [store.trimmed_after(subscription.since)]
@@ -52,7 +84,8 @@ def replay(store: JobStore, subscription: Subscribe) -> Iterator[JobEvent]:
     assert subscription.since is not None
     since = subscription.since
     flt = subscription.event_filter()
-    if subscription.jobs is not None and len(subscription.jobs) <= PER_JOB_REPLAY_LIMIT:
+    if per_job(subscription):
+        assert subscription.jobs is not None
         streams = [_job_stream(store, job, since) for job in dict.fromkeys(subscription.jobs)]
         source: Iterator[JobEvent] = heapq.merge(*streams, key=lambda e: event_key(e.id))
     else:

@@ -25,11 +25,10 @@ from simfarm.common.ws_protocol import (
     Subscribe,
     Subscribed,
     event_frame,
-    event_key,
     newer,
 )
 from simfarm.gateway.ws.hub import Hub, Subscriber
-from simfarm.gateway.ws.replay import gaps, replay
+from simfarm.gateway.ws.replay import Replayed, gaps, per_job, replay
 
 log = logging.getLogger(__name__)
 
@@ -108,14 +107,12 @@ class Session:
                 )
             )
             self.cursor = head
-            skip_until = (0, 0)
+            replayed = Replayed(by_job=per_job(subscription))
             if subscription.since is not None:
-                last = self._replay(subscription)
-                if last is not None:
-                    skip_until = event_key(last)
+                last = self._replay(subscription, replayed)
                 self.cursor = newer(last, head) or head
             self._send_model(Live(id=self.cursor))
-            self._relay(subscriber, skip_until)
+            self._relay(subscriber, replayed)
         finally:
             self.hub.unsubscribe(subscriber)
 
@@ -150,17 +147,18 @@ class Session:
         return {job: (JobState(s) if s and (self.visible is None or self.visible(job)) else None)
                 for job, s in zip(jobs, states, strict=True)}
 
-    def _replay(self, subscription: Subscribe) -> str | None:
+    def _replay(self, subscription: Subscribe, replayed: Replayed) -> str | None:
         assert subscription.since is not None
         for first_id in gaps(self.store, subscription)[:1]:
             self._send_model(Gap(since=subscription.since, first_id=first_id))
         last: str | None = None
         for event in replay(self.store, subscription):
             self._send_event(event)
+            replayed.add(event)
             last = event.id
         return last
 
-    def _relay(self, subscriber: Subscriber, skip_until: tuple[int, int]) -> None:
+    def _relay(self, subscriber: Subscriber, replayed: Replayed) -> None:
         heartbeat_s = self.settings.ws_heartbeat_s
         while True:
             if subscriber.close_code is not None:
@@ -184,7 +182,8 @@ class Session:
                 if item is not None:
                     key, event_id, frame, job_id = item
                     # Skipped: already sent by the replay, or another user's job.
-                    if key > skip_until and (self.visible is None or self.visible(job_id)):
+                    if not replayed.covers(key, job_id) and (
+                            self.visible is None or self.visible(job_id)):
                         frames.append(frame)
                         last = event_id
                 if len(frames) >= MAX_COALESCED:
