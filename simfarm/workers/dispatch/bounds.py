@@ -12,12 +12,11 @@ node.
 
 from __future__ import annotations
 
-import math
 from bisect import bisect_left, insort
 from collections.abc import Mapping
 
 from simfarm.workers.dispatch.data import Key
-from simfarm.workers.dispatch.nodes import INF, NodeState
+from simfarm.workers.dispatch.nodes import INF, NodeState, best_start
 
 #: ``(bound, node index, node)``, sorted: node indexes are unique, so nodes are never
 #: compared
@@ -105,19 +104,4 @@ def earliest_indexed(
     them in the order of their bound (:meth:`BoundIndex.ranked` of ``c``): the same node
     and time, since the eligible nodes are listed by index and the lowest index wins a
     tie."""
-    best: NodeState | None = None
-    best_t = INF
-    best_i = -1
-    for bound, index, node in ranked:
-        if bound > best_t or (bound == best_t and index > best_i):
-            break  # it and every node after it start no earlier, or lose the tie
-        if index not in eligible or node.held is not None:
-            continue
-        holds = node.holds
-        before = [h for h in holds if h.key < key] if holds else []
-        # a node listed before the best wins a tie: let it reach the best time itself
-        cutoff = best_t if index > best_i or best_t == INF else math.nextafter(best_t, INF)
-        t = node.earliest(c, m, d, lic, length, now, before, cutoff)
-        if t < best_t or (t == best_t < INF and index < best_i):
-            best, best_t, best_i = node, t, index
-    return best, best_t
+    return best_start(ranked, c, m, d, lic, length, now, key, usable=eligible)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 
 from simfarm.common.capacity import Capacity
 from simfarm.workers.dispatch.data import Key
@@ -257,12 +257,27 @@ def earliest_node(
             else node.cores_free_from(c))) < INF
     ]
     ranked.sort()  # by bound, then position (unique: nodes are never compared)
+    return best_start(ranked, c, m, d, lic, length, now, key)
+
+
+def best_start(
+    ranked: Iterable[tuple[float, int, NodeState]], c: int, m: int, d: int,
+    lic: Mapping[str, int], length: float, now: float, key: Key,
+    usable: Container[int] | None = None,
+) -> tuple[NodeState | None, float]:
+    """The node of ``ranked`` — (bound, position, node), by bound then position — where
+    the request can start earliest, and that time; the lowest position wins a tie. The
+    walk stops at the first node whose bound cannot beat the best found. ``usable``: the
+    positions that may be used, held nodes (`NodeState.held`) left out too (None: every
+    node; the caller left those out)."""
     best: NodeState | None = None
     best_t = INF
     best_pos = -1
     for bound, pos, node in ranked:
         if bound > best_t or (bound == best_t and pos > best_pos):
             break  # it and every node after it start no earlier, or lose the tie
+        if usable is not None and (pos not in usable or node.held is not None):
+            continue
         holds = node.holds
         before = [h for h in holds if h.key < key] if holds else []
         # a node listed before the best wins a tie: let it reach the best time itself
