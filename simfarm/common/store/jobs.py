@@ -76,6 +76,11 @@ def _decode(value: bytes | str | None) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _newest_id(rows: list[Any]) -> str:
+    """The id of the newest entry of ``XREVRANGE ... COUNT 1``, or ``0-0``."""
+    return _decode(rows[0][0]) or "0-0" if rows else "0-0"
+
+
 def _id_key(event_id: str) -> tuple[int, int]:
     ms, _, seq = event_id.partition("-")
     return int(ms), int(seq or 0)
@@ -868,13 +873,11 @@ class JobStore(StreamingStore):
         pipe.xrevrange(self.keys.events, count=1)
         pipe.get(self.keys.rows_version)
         newest, bumped = pipe.execute()
-        event = _decode(newest[0][0]) if newest else "0-0"
-        return f"{event}/{_decode(bumped) or 0}"
+        return f"{_newest_id(newest)}/{_decode(bumped) or 0}"
 
     def last_event_id(self) -> str:
         """Id of the newest event of any job, or ``0-0``."""
-        rows = cast(list[Any], self.connection.xrevrange(self.keys.events, count=1))
-        return _decode(rows[0][0]) or "0-0" if rows else "0-0"
+        return _newest_id(cast(list[Any], self.connection.xrevrange(self.keys.events, count=1)))
 
     def trimmed_after(self, since: str, job_id: str | None = None) -> str | None:
         """The oldest event id still kept when events after ``since`` may have been trimmed

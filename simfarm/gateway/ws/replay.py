@@ -32,10 +32,11 @@ def _job_stream(store: JobStore, job_id: str, since: str) -> Iterator[JobEvent]:
         cursor = events[-1].id
 
 
-def per_job(subscription: Subscribe) -> bool:
-    """Whether the replay reads the named jobs' own streams (a few jobs named), not the
-    global stream."""
-    return subscription.jobs is not None and len(subscription.jobs) <= PER_JOB_REPLAY_LIMIT
+def replayed_jobs(subscription: Subscribe) -> list[str] | None:
+    """The jobs whose own streams the replay reads (a few jobs named), or None when it
+    reads the global stream."""
+    jobs = subscription.jobs
+    return jobs if jobs is not None and len(jobs) <= PER_JOB_REPLAY_LIMIT else None
 
 
 class Replayed:
@@ -66,9 +67,9 @@ class Replayed:
 def gaps(store: JobStore, subscription: Subscribe) -> list[str]:
     """Oldest kept ids of the streams a replay reads that lost events after ``since``."""
     assert subscription.since is not None
-    if per_job(subscription):
-        assert subscription.jobs is not None
-        found = [store.trimmed_after(subscription.since, job) for job in subscription.jobs]
+    jobs = replayed_jobs(subscription)
+    if jobs is not None:
+        found = [store.trimmed_after(subscription.since, job) for job in jobs]
     else:
         found = [store.trimmed_after(subscription.since)]
     return sorted((f for f in found if f), key=event_key)
@@ -84,9 +85,9 @@ def replay(store: JobStore, subscription: Subscribe) -> Iterator[JobEvent]:
     assert subscription.since is not None
     since = subscription.since
     flt = subscription.event_filter()
-    if per_job(subscription):
-        assert subscription.jobs is not None
-        streams = [_job_stream(store, job, since) for job in dict.fromkeys(subscription.jobs)]
+    jobs = replayed_jobs(subscription)
+    if jobs is not None:
+        streams = [_job_stream(store, job, since) for job in dict.fromkeys(jobs)]
         source: Iterator[JobEvent] = heapq.merge(*streams, key=lambda e: event_key(e.id))
     else:
         source = _global_stream(store, since)

@@ -28,7 +28,7 @@ from simfarm.common.ws_protocol import (
     newer,
 )
 from simfarm.gateway.ws.hub import Hub, Subscriber
-from simfarm.gateway.ws.replay import Replayed, gaps, per_job, replay
+from simfarm.gateway.ws.replay import Replayed, gaps, replay, replayed_jobs
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ class Session:
                 )
             )
             self.cursor = head
-            replayed = Replayed(by_job=per_job(subscription))
+            replayed = Replayed(by_job=replayed_jobs(subscription) is not None)
             if subscription.since is not None:
                 last = self._replay(subscription, replayed)
                 self.cursor = newer(last, head) or head

@@ -34,6 +34,6 @@ job['ev0'] = eid .. ' ' .. ARGV[9]  -- see lib.lua
 local flat = {}
 for k, v in pairs(job) do table.insert(flat, k); table.insert(flat, v) end
 redis.call('HSET', KEYS[2], unpack(flat))
-if redis.call('LPUSH', KEYS[9], '1') > 1 then redis.call('LTRIM', KEYS[9], 0, 0) end
+nudge(KEYS[9])
 -- The stored hash comes back with the answer: the caller needs no second read.
 return {'ok', ARGV[1], eid, flat}

@@ -9,6 +9,11 @@ local function write_ev0(streamkey, id, ev0)
     'data', string.sub(ev0, sep + 1))
 end
 
+-- Wake the dispatcher (its BLPOP on ``key``): one nudge is enough, more are trimmed.
+local function nudge(key)
+  if redis.call('LPUSH', key, '1') > 1 then redis.call('LTRIM', key, 0, 0) end
+end
+
 -- A job's fields as a table (name -> value, false when unset), read in one HMGET: a
 -- script reads once what it and the helpers below need of the job.
 local function read_job(jobkey, names)

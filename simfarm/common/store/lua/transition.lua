@@ -128,8 +128,6 @@ local eid = emit(KEYS[1], KEYS[2], KEYS[3], ARGV[8], ARGV[9], id, 'state', paylo
 redis.call('HSET', KEYS[1], unpack(set))
 if #del > 0 then redis.call('HDEL', KEYS[1], unpack(del)) end
 if ARGV[16] and ARGV[16] ~= '' then redis.call('LPUSH', KEYS[4], ARGV[16]) end
-if ARGV[15] == '1' and redis.call('LPUSH', K.wakeup, '1') > 1 then
-  redis.call('LTRIM', K.wakeup, 0, 0)  -- one nudge is enough
-end
+if ARGV[15] == '1' then nudge(K.wakeup) end
 if ARGV[14] == '1' then return {'ok', state, eid, redis.call('HGETALL', KEYS[1])} end
 return {'ok', state, eid}
