@@ -384,3 +384,39 @@ def test_dispatcher_leader_failover(farm: Farm) -> None:
     assert done["node"] in anywhere
     second = wait_for(leader, lambda n: n not in (None, first), 10, "a new leader")
     assert second in anywhere
+
+
+def test_the_dispatcher_runs_beside_its_worker_is_restarted_and_dies_with_it(
+    farm: Farm,
+) -> None:
+    farm.start("beside", node_cores=2, node_labels={"beside": "yes"})
+    worker = psutil.Process(farm.procs["beside"].pid)
+
+    def dispatcher() -> psutil.Process | None:
+        for child in worker.children():
+            try:
+                if "simfarm.workers.dispatcher_process" in child.cmdline():
+                    return child
+            except psutil.NoSuchProcess:
+                continue
+        return None
+
+    first = wait_for(dispatcher, lambda p: p is not None, 20, "the dispatcher process")
+    assert first is not None
+    first.kill()
+    second = wait_for(dispatcher, lambda p: p is not None and p.pid != first.pid, 20,
+                      "the dispatcher process to be started again")
+    assert second is not None
+    assert "the dispatcher process exited with status -9" in farm.log("beside")
+    job_id = farm.submit(argv=["true"], resources={"labels": {"beside": "yes"}})
+    assert farm.wait_state(job_id, "completed", timeout_s=30)["node"] == "beside"
+    os.kill(worker.pid, signal.SIGKILL)
+    farm.procs["beside"].wait(timeout=10)
+    # its pipe closed with the worker: the dispatcher stops too, it is not left behind
+    def alive() -> bool:
+        try:
+            return second.is_running() and second.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    wait_for(alive, lambda running: not running, 15, "the dispatcher process to exit")

@@ -307,6 +307,12 @@ class Settings(BaseSettings):
         description="worker: take part in electing the dispatcher (needs the Redis "
         "'dispatcher' user); false for workers connecting as the 'worker' user",
     )
+    dispatcher_process: bool = Field(
+        default=True,
+        description="worker: run the dispatcher in a process of its own beside the worker "
+        "(restarted if it dies, stopped with the worker) instead of a thread of the worker; "
+        "a thread shares one interpreter lock with the jobs' supervisors",
+    )
     kill_grace_s: float = Field(
         default=5.0, ge=0, description="seconds between SIGTERM and SIGKILL on cancel/timeout"
     )

@@ -1,5 +1,6 @@
 """Starts and stops a worker's background parts with the Celery worker: the node
-heartbeat and the dispatcher; on warm shutdown (SIGTERM, or SIGHUP, after which Celery
+heartbeat and the dispatcher (a child process, or a thread with ``dispatcher_process``
+off); on warm shutdown (SIGTERM, or SIGHUP, after which Celery
 starts the worker again in the same process), running jobs are stopped and handed back
 to the queue instead of being waited for or lost."""
 
@@ -15,6 +16,7 @@ from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 
 from simfarm.workers.context import WorkerContext
 from simfarm.workers.dispatcher import Dispatcher, TaskMessage
+from simfarm.workers.dispatcher_process import DispatcherProcess
 from simfarm.workers.node_agent import NodeAgent, describe_node, startup_summary
 
 log = logging.getLogger(__name__)
@@ -27,7 +29,7 @@ class WorkerLifecycle:
         self.ctx = ctx
         self.message = message
         self.agent: NodeAgent | None = None
-        self.dispatcher: Dispatcher | None = None
+        self.dispatcher: Dispatcher | DispatcherProcess | None = None
 
     def connect(self) -> None:
         """Follow the Celery worker of this process (its signals are process-wide)."""
@@ -47,7 +49,8 @@ class WorkerLifecycle:
         self.agent = NodeAgent(ctx)
         self.agent.start()
         if ctx.settings.worker_dispatch:  # off for workers without the Redis dispatcher user
-            self.dispatcher = Dispatcher(ctx, self.message)
+            self.dispatcher = (DispatcherProcess(ctx.settings) if ctx.settings.dispatcher_process
+                               else Dispatcher(ctx, self.message))
             self.dispatcher.start()
         ctx.jobs.nudge_dispatcher()
         for level, line in startup_summary(ctx, describe_node(ctx)):
