@@ -18,6 +18,7 @@ import redis
 from simfarm.common import redis_url
 from simfarm.common.settings import Settings
 from simfarm.common.store import JobStore, NodeStore
+from simfarm.workers.job_account import inherited_environment
 
 if TYPE_CHECKING:
     from simfarm.workers.attempt import Runner
@@ -84,6 +85,14 @@ class WorkerContext:
     active: ActiveAttempts = field(default_factory=ActiveAttempts)
     shutting_down: threading.Event = field(default_factory=threading.Event)
     boot_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    _inherited: dict[str, str] | None = field(default=None, repr=False)
+
+    def inherited_environment(self) -> dict[str, str]:
+        """What every job inherits from this worker's environment (``job_env_inherit``),
+        read once: a worker's own environment does not change while it runs."""
+        if self._inherited is None:
+            self._inherited = inherited_environment(self.settings)
+        return self._inherited
 
     @property
     def node_name(self) -> str:

@@ -112,12 +112,22 @@ def _inherited(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]
     return out
 
 
+def inherited_environment(settings: Settings,
+                          environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What ``job_env_inherit`` lets through from ``environ`` (the worker's own by
+    default) to every job: a worker computes it once (:class:`.context.WorkerContext`),
+    since testing each variable at every job's start was a tenth of its CPU."""
+    return _inherited(settings, os.environ if environ is None else environ)
+
+
 def job_environment(settings: Settings, job_env: Mapping[str, str], job_id: str,
                     account: JobAccount | None,
-                    environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment a job starts with (see the module docstring)."""
+                    environ: Mapping[str, str] | None = None,
+                    inherited: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a job starts with (see the module docstring); ``inherited``:
+    :func:`inherited_environment` of ``environ`` when the caller has it already."""
     environ = os.environ if environ is None else environ
-    env = _inherited(settings, environ)
+    env = dict(inherited) if inherited is not None else _inherited(settings, environ)
     if account is not None:
         env.update({"HOME": account.home, "USER": account.name, "LOGNAME": account.name})
     else:

@@ -177,7 +177,7 @@ class LocalRunner:
         """The child's environment: what ``job_env_inherit`` lets through from the
         worker's (never its credentials), the account's, the job's extras and its id."""
         return job_environment(self.ctx.settings, self.job.spec.env, self.job.id,
-                               self.account)
+                               self.account, inherited=self.ctx.inherited_environment())
 
     def on_line(self, stream: str, line: str) -> list[tuple[str, dict[str, object]]]:
         """Events for one output line; subclasses add parsed progress."""
