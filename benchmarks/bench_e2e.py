@@ -8,7 +8,8 @@ queued behind them, so at least ``B`` wait during the whole measurement) and one
 that runs two jobs at a time:
 
 * simfarm: the jobs are submitted through the gateway's batch endpoint, then one worker
-  (``worker_concurrency = 2``, ``node_cores = 2``) starts: its dispatcher places them,
+  (``worker_concurrency = 2``, ``node_cores = 2``) starts: its dispatcher (a process
+  beside it; a thread of it with ``--dispatcher-thread``) places them,
   its Celery consumer runs them (claim, subprocess, outcome), as in production.
 * raw Celery (:mod:`benchmarks.celery_peer`): the same ``argv`` as a task, sent with
   ``apply_async`` to a fresh redis-server, then one ``celery worker --concurrency 2``
@@ -99,7 +100,8 @@ def steady_rate(times: list[float], skip: int, total: int) -> float:
     return (total - skip) / span if span > 0 else float("inf")
 
 
-def run_simfarm(depth: int, jobs: int, skip: int, timeout_s: float) -> Result:
+def run_simfarm(depth: int, jobs: int, skip: int, timeout_s: float,
+                dispatcher_process: bool = True) -> Result:
     with farm() as the_farm, httpx.Client(base_url=the_farm.url, timeout=300) as http:
         body = json.dumps({"jobs": [{"argv": ARGV, "name": "e2e"}] * BATCH})
         queued = 0
@@ -110,7 +112,8 @@ def run_simfarm(depth: int, jobs: int, skip: int, timeout_s: float) -> Result:
             queued += len(response.json()["jobs"])
         conn = the_farm.redis()
         finished = f"{the_farm.settings.key_prefix}finished"
-        the_farm.start_worker("e2e-node", worker_concurrency=CONCURRENCY, node_cores=CONCURRENCY)
+        the_farm.start_worker("e2e-node", worker_concurrency=CONCURRENCY, node_cores=CONCURRENCY,
+                              dispatcher_process=dispatcher_process)
         done, commands = watch(conn, lambda: int(conn.zcard(finished)), skip, jobs, timeout_s)
         rows = cast(list[tuple[bytes, float]], conn.zrange(finished, 0, -1, withscores=True))
         times = [score for _, score in rows]
@@ -179,6 +182,9 @@ def main() -> None:
     parser.add_argument("--pools", default="threads,prefork", help="Celery pools to try")
     parser.add_argument("--rounds", type=int, default=1, help="repeat the whole comparison")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per side")
+    parser.add_argument("--dispatcher-thread", action="store_true",
+                        help="run the dispatcher as a thread of the worker "
+                        "(dispatcher_process = false), as before issue 15's last change")
     args = parser.parse_args()
     depths = [int(d) for d in args.depths.split(",")]
     pools = args.pools.split(",")
@@ -192,7 +198,8 @@ def main() -> None:
               f"{'Redis cmds/job':>15}")
         for depth in depths:
             rows = run_celery(depth, args.jobs, args.skip, pools, args.timeout)
-            rows.append(run_simfarm(depth, args.jobs, args.skip, args.timeout))
+            rows.append(run_simfarm(depth, args.jobs, args.skip, args.timeout,
+                                    dispatcher_process=not args.dispatcher_thread))
             for row in rows:
                 note = f"  ({row.failed} failed)" if row.failed else ""
                 print(f"  {depth:13,}  {row.side:18} {row.rate:8.1f} {row.ms:8.2f} "
