@@ -110,7 +110,7 @@ def main() -> None:
         nodes.heartbeat(NodeInfo(name="n1", hostname="n1", queue="simfarm.node.n1",
                                  cores_total=64, boot_id="b1"), ttl_s=3600)
         fill(jobs, args.jobs, "n1", "b1")
-        dispatcher = Dispatcher(ctx, send=lambda node, job, attempt: None)
+        dispatcher = Dispatcher(ctx, lambda node, job_id, name, attempt: "{}")
         assert dispatcher.reap_lost() == 0
         new = measure(dispatcher.reap_lost, args.rounds)
         old = measure(lambda: previous_reads(jobs, nodes), args.rounds)

@@ -85,10 +85,10 @@ def trace_one_job() -> dict[str, list[str]]:
             NodeAgent(ctx).beat()
             sent: list[tuple[str, int]] = []
 
-            def message(node: Any, job: Any, attempt: int) -> str:
+            def message(node: Any, job_id: str, name: str | None, attempt: int) -> str:
                 # the task message the scheduling step pushes on the node's queue (no
                 # Celery worker reads it here: the run stage below is traced instead)
-                sent.append((job.id, attempt))
+                sent.append((job_id, attempt))
                 return "{}"
 
             dispatcher = Dispatcher(ctx, message)

@@ -27,6 +27,7 @@ from simfarm.common.license_pools import split_request
 from simfarm.common.models import Job, NodeInfo
 from simfarm.common.settings import Settings
 from simfarm.common.states import JobState
+from simfarm.common.store.dispatch import JobToPlace
 from simfarm.common.store.leader import LeaderLock
 from simfarm.common.store.leases import HANDED_BACK, Attempt, LeaseEnd, LeaseGrant
 from simfarm.workers.cluster_service import CLUSTER_LABEL
@@ -41,8 +42,9 @@ from simfarm.workers.notifier import Notifier
 
 log = logging.getLogger(__name__)
 
-#: the Celery message that runs attempt ``n`` of a job on a node (see tasks.task_message)
-TaskMessage = Callable[[NodeInfo, Job, int], str]
+#: the Celery message that runs attempt ``n`` of a job (its id and name) on a node (see
+#: tasks.task_message)
+TaskMessage = Callable[[NodeInfo, str, str | None, int], str]
 SCHEDULED_LEASE_S = 60.0
 #: the gate keeper runs at most this often (not in every round: it costs a command)
 GATES_EVERY_S = 0.1
@@ -150,8 +152,7 @@ class Dispatcher:
         placements = feed.scheduler.schedule(now)
         sent = 0
         if placements:
-            jobs = {j.id: j for j in self.ctx.jobs.get_many([p.job_id for p in placements],
-                                                            waits=False)}
+            jobs = feed.queue.to_place([p.job_id for p in placements])
             for placement in placements:
                 job = jobs.get(placement.job_id)
                 node = feed.live.get(placement.node)
@@ -186,12 +187,12 @@ class Dispatcher:
                                   status.server))
         feed.scheduler.set_pools(views)
 
-    def _schedule(self, job: Job, node: NodeInfo) -> bool:
+    def _schedule(self, job: JobToPlace, node: NodeInfo) -> bool:
         fence = self.lock.fence
         if fence is None:
             return False
         attempt = job.attempt + 1
-        draw = split_request(job.spec.resources.licenses, self.pool_names)[1]
+        draw = split_request(job.resources.licenses, self.pool_names)[1]
         try:
             self.ctx.jobs.transition(
                 job.id,
@@ -206,7 +207,7 @@ class Dispatcher:
                                  node.boot_id or None),
                 fields={"reason": None},
                 # the Celery task, pushed on the node's queue in the same atomic step
-                push=(node.queue, self.message(node, job, attempt)),
+                push=(node.queue, self.message(node, job.id, job.name, attempt)),
             )
         except LicensesUnavailable as exc:  # the policy's view was behind Redis' count
             log.info("job %s: not scheduled: %s", job.id, exc)
@@ -305,7 +306,7 @@ class Dispatcher:
                 lease=LeaseGrant(peer.name, time.time() + SCHEDULED_LEASE_S,
                                  peer.boot_id or None),
                 fields={"reason": taken}, event={"reason": taken, "takeover": True},
-                push=(peer.queue, self.message(peer, job, attempt)))
+                push=(peer.queue, self.message(peer, job.id, job.spec.name, attempt)))
         except (IllegalTransition, StaleAttempt, JobNotFound):
             return 0
         self._orphaned.pop(job.id, None)

@@ -10,7 +10,7 @@ from celery import Celery
 from kombu.utils.uuid import uuid
 
 from simfarm.common.logs import job_context
-from simfarm.common.models import Job, NodeInfo
+from simfarm.common.models import NodeInfo
 from simfarm.workers.app import RUN_JOB_TASK
 from simfarm.workers.context import WorkerContext
 from simfarm.workers.dispatcher import TaskMessage
@@ -38,11 +38,11 @@ def task_message(app: Celery) -> TaskMessage:
     atomic step that schedules the attempt, so a scheduled attempt always has its message
     and none is sent for one that was not scheduled."""
 
-    def message(node: NodeInfo, job: Job, attempt: int) -> str:
+    def message(node: NodeInfo, job_id: str, name: str | None, attempt: int) -> str:
         task_id = uuid()
         task = app.amqp.as_task_v2(
-            task_id, RUN_JOB_TASK, args=[job.id, attempt], kwargs={},
-            argsrepr=f"(job={job.id}, attempt={attempt}, name={job.spec.name!r})",
+            task_id, RUN_JOB_TASK, args=[job_id, attempt], kwargs={},
+            argsrepr=f"(job={job_id}, attempt={attempt}, name={name!r})",
             kwargsrepr="{}", reply_to=app.thread_oid, origin=app.conf.get("origin"),
             ignore_result=True,  # no result backend writes (results are in the job)
         )
