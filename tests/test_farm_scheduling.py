@@ -386,6 +386,24 @@ def test_dispatcher_leader_failover(farm: Farm) -> None:
     assert second in anywhere
 
 
+def dispatcher_child(worker: psutil.Process) -> psutil.Process | None:
+    """The dispatcher process a worker runs beside it, if it runs one now."""
+    for child in worker.children():
+        try:
+            if "simfarm.workers.dispatcher_process" in child.cmdline():
+                return child
+        except psutil.NoSuchProcess:
+            continue
+    return None
+
+
+def gone(process: psutil.Process) -> bool:
+    try:
+        return not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def test_the_dispatcher_runs_beside_its_worker_is_restarted_and_dies_with_it(
     farm: Farm,
 ) -> None:
@@ -393,13 +411,7 @@ def test_the_dispatcher_runs_beside_its_worker_is_restarted_and_dies_with_it(
     worker = psutil.Process(farm.procs["beside"].pid)
 
     def dispatcher() -> psutil.Process | None:
-        for child in worker.children():
-            try:
-                if "simfarm.workers.dispatcher_process" in child.cmdline():
-                    return child
-            except psutil.NoSuchProcess:
-                continue
-        return None
+        return dispatcher_child(worker)
 
     first = wait_for(dispatcher, lambda p: p is not None, 20, "the dispatcher process")
     assert first is not None
@@ -413,10 +425,22 @@ def test_the_dispatcher_runs_beside_its_worker_is_restarted_and_dies_with_it(
     os.kill(worker.pid, signal.SIGKILL)
     farm.procs["beside"].wait(timeout=10)
     # its pipe closed with the worker: the dispatcher stops too, it is not left behind
-    def alive() -> bool:
-        try:
-            return second.is_running() and second.status() != psutil.STATUS_ZOMBIE
-        except psutil.NoSuchProcess:
-            return False
+    wait_for(lambda: gone(second), bool, 15, "the dispatcher process to exit")
 
-    wait_for(alive, lambda running: not running, 15, "the dispatcher process to exit")
+
+def test_a_worker_stopped_with_its_dispatcher_by_the_service_manager_does_not_restart_it(
+    farm: Farm,
+) -> None:
+    # systemd's stop sends SIGTERM to every process of the unit at once
+    farm.start("unit", node_cores=2, node_labels={"unit": "yes"})
+    worker = psutil.Process(farm.procs["unit"].pid)
+    child = wait_for(lambda: dispatcher_child(worker), lambda p: p is not None, 20,
+                     "the dispatcher process")
+    assert child is not None
+    child.terminate()
+    worker.terminate()
+    assert farm.procs["unit"].wait(timeout=30) == 0, farm.log("unit")
+    assert gone(child)
+    log = farm.log("unit")
+    assert "the dispatcher process stopped with the worker" in log, log[-3000:]
+    assert "starting it again" not in log

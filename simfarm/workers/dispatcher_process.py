@@ -7,7 +7,9 @@ The worker starts the child when it is ready and hands it its settings as one JS
 on a pipe it keeps open (not in argv or the environment: they hold the Redis password).
 The child runs :class:`~simfarm.workers.dispatcher.Dispatcher` until the pipe closes — the
 worker stopping it, or the worker dying however it dies (the kernel closes the pipe) — or
-until SIGTERM. A child that dies is started again, after 1 s doubling to 30 s.
+until SIGTERM. A child that dies is started again, after 1 s doubling to 30 s; one
+stopped by SIGTERM while its worker stops too (a service manager stopping every process
+of the unit at once) is not.
 
 Nothing else changes: the child takes part in the same leader election and every
 placement it makes is fenced, so a child still finishing a round after its worker died
@@ -39,13 +41,18 @@ RESTART_MAX_S = 30.0
 HEALTHY_AFTER_S = 60.0
 #: how long :meth:`DispatcherProcess.stop` waits for the child before killing it
 STOP_WAIT_S = 10.0
+#: exit statuses of a child that was told to stop (SIGTERM), not one that failed
+STOPPED = frozenset({0, -signal.SIGTERM})
 
 
 class DispatcherProcess:
     """The dispatcher of one worker, run and kept running as a child process."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, worker_stopping: threading.Event | None = None) -> None:
         self.settings = settings
+        # Set when the worker begins to stop: a child that exits then (systemd's SIGTERM
+        # reaches the whole group) is not started again.
+        self._worker_stopping = worker_stopping or threading.Event()
         self._process: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -105,13 +112,20 @@ class DispatcherProcess:
             _close(process.stdin)
             if time.monotonic() - started >= HEALTHY_AFTER_S:
                 delay = RESTART_FIRST_S
+            # Stopped by SIGTERM (status 0 once its handler is installed, -SIGTERM while it
+            # starts): if that was the service manager stopping the whole group, the
+            # worker hears of it within moments.
+            if status in STOPPED and self._worker_stopping.wait(RESTART_FIRST_S):
+                log.info("node %s: the dispatcher process stopped with the worker",
+                         self.settings.node_name)
+                return
             log.error("node %s: the dispatcher process exited with status %s; starting it "
                       "again in %.0f s", self.settings.node_name, status, delay)
             if self._stopping.wait(delay):
                 return
             delay = min(RESTART_MAX_S, delay * 2)
             with self._lock:
-                if self._stopping.is_set():
+                if self._stopping.is_set() or self._worker_stopping.is_set():
                     return
                 try:
                     self._process = self._spawn()

@@ -49,7 +49,8 @@ class WorkerLifecycle:
         self.agent = NodeAgent(ctx)
         self.agent.start()
         if ctx.settings.worker_dispatch:  # off for workers without the Redis dispatcher user
-            self.dispatcher = (DispatcherProcess(ctx.settings) if ctx.settings.dispatcher_process
+            self.dispatcher = (DispatcherProcess(ctx.settings, ctx.shutting_down)
+                               if ctx.settings.dispatcher_process
                                else Dispatcher(ctx, self.message))
             self.dispatcher.start()
         ctx.jobs.nudge_dispatcher()
