@@ -271,3 +271,19 @@ def test_the_listing_version_moves_with_every_change_a_listing_shows(jobs: JobSt
     assert not moved()  # nothing happened
     assert HistoryStore(jobs).expire(job.id)[0] == "expired"
     assert moved()
+
+
+def test_placing_names_the_attempt_it_expects_even_for_a_job_stored_without_one(
+    jobs: JobStore,
+) -> None:
+    # the dispatcher's message names attempt + 1 of the attempt it read: a job that moved
+    # on since is not scheduled under a wrong number
+    job, _ = jobs.create(JobSpec(argv=["true"]))
+    with pytest.raises(StaleAttempt):
+        jobs.transition(job.id, JobState.SCHEDULED, new_attempt=True, expect_attempt=1,
+                        fields={"node": "a"})
+    # a job stored before the attempt field existed has made no attempt yet
+    jobs.connection.hdel(jobs.keys.job(job.id), "attempt")
+    jobs.transition(job.id, JobState.SCHEDULED, new_attempt=True, expect_attempt=0,
+                    fields={"node": "a"})
+    assert (jobs.get(job.id).state, jobs.get(job.id).attempt) == (JobState.SCHEDULED, 1)

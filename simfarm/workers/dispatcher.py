@@ -152,7 +152,11 @@ class Dispatcher:
         placements = feed.scheduler.schedule(now)
         sent = 0
         if placements:
-            jobs = feed.queue.to_place([p.job_id for p in placements])
+            ids = [p.job_id for p in placements]
+            jobs = {i: feed.fresh[i] for i in ids if i in feed.fresh}
+            unread = [i for i in ids if i not in jobs]
+            if unread:
+                jobs.update(feed.queue.to_place(unread))
             for placement in placements:
                 job = jobs.get(placement.job_id)
                 node = feed.live.get(placement.node)
@@ -198,6 +202,8 @@ class Dispatcher:
                 job.id,
                 JobState.SCHEDULED,
                 new_attempt=True,
+                # the message below names attempt + 1: only if the job is still at it
+                expect_attempt=job.attempt,
                 fence=fence,
                 sources=[JobState.PENDING],
                 draw=draw,

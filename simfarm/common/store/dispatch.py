@@ -20,7 +20,7 @@ from simfarm.common.store.keys import Keys
 from simfarm.common.waiting import ShapeWait
 
 _BRIEF = ["id", "state", "gate", "priority", "seq", "created_at", "started_at", "scheduled_at",
-          "spec", "owner"]
+          "spec", "owner", "attempt"]
 _TO_PLACE = ["id", "state", "attempt", "spec"]
 
 
@@ -51,11 +51,18 @@ class JobBrief:
     #: who pays: the job's owner and account ("" for none)
     owner: str = ""
     account: str = ""
+    #: the attempt it is at, and its name: what sending its next attempt needs besides
+    attempt: int = 0
+    name: str | None = None
 
     @property
     def startable(self) -> bool:
         """Pending and not gated: the dispatcher may place it."""
         return self.state == JobState.PENDING.value and not self.gate
+
+    def to_place(self) -> JobToPlace:
+        """What placing it needs, as :meth:`DispatchStore.to_place` reads it."""
+        return JobToPlace(self.id, self.state, self.attempt, self.name, self.resources)
 
 
 @lru_cache(maxsize=4096)
@@ -64,7 +71,7 @@ def _resources(raw: str) -> ResourceRequest:
 
 
 def _brief(raw: Sequence[bytes | None]) -> JobBrief | None:
-    job_id, state, gate, priority, seq, created, started, scheduled, spec_raw, owner = (
+    job_id, state, gate, priority, seq, created, started, scheduled, spec_raw, owner, attempt = (
         v.decode() if v is not None else None for v in raw)
     if job_id is None or state is None or spec_raw is None:
         return None
@@ -77,7 +84,7 @@ def _brief(raw: Sequence[bytes | None]) -> JobBrief | None:
     return JobBrief(job_id, state, gate or None, int(priority or 0), int(seq or 0),
                     float(created or 0.0), float(began) if began else None, resources,
                     float(timeout) if timeout is not None else None, owner or "",
-                    spec.get("account") or "")
+                    spec.get("account") or "", int(attempt or 0), spec.get("name"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ from simfarm.common.license_pools import split_request
 from simfarm.common.models import NodeInfo, ResourceRequest
 from simfarm.common.states import JobState
 from simfarm.common.store import JobStore, NodeStore
-from simfarm.common.store.dispatch import Change, DispatchStore, JobBrief
+from simfarm.common.store.dispatch import Change, DispatchStore, JobBrief, JobToPlace
 from simfarm.common.store.fairshare import FairShareStore
 from simfarm.common.waiting import ShapeWait
 from simfarm.workers.dispatch.config import PolicyConfig
@@ -119,10 +119,14 @@ class SchedulerFeed:
         self._fresh_notes = True
         #: per round, for the benchmarks and the log: events applied, jobs loaded
         self.last_round = (0, 0)
+        #: what placing each job read this round needs (a job that just arrived is placed
+        #: without reading it a second time)
+        self.fresh: dict[str, JobToPlace] = {}
 
     # ------------------------------------------------------------------ reading
     def refresh(self, now: float) -> None:
         """Bring the policy's picture up to date with Redis."""
+        self.fresh = {}
         if self._since is None:
             self._load(now)
             return
@@ -203,6 +207,7 @@ class SchedulerFeed:
         for job in self.queue.briefs(wanted) if wanted else []:
             if job.startable:
                 sched.submit(pending_job(job, self.pools))
+                self.fresh[job.id] = job.to_place()
         return len(wanted)
 
     def _finish(self, job_id: str, at: float | None = None) -> None:

@@ -32,7 +32,8 @@ local allowed = cjson.decode(ARGV[3])
 local ok = false
 for _, s in ipairs(allowed) do if s == state then ok = true end end
 if not ok then return {'illegal', state} end
-if ARGV[4] ~= '' and job.attempt ~= ARGV[4] then
+-- a job stored without the field has made no attempt yet
+if ARGV[4] ~= '' and (job.attempt or '0') ~= ARGV[4] then
   return {'stale', state}
 end
 local node = job.node or ''
