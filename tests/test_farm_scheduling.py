@@ -244,6 +244,23 @@ def test_kill_9_of_a_worker_mid_job_requeues_it_and_it_finishes_elsewhere(
     assert not victim["alive"] and victim["status"] == "lost"
 
 
+def wait_started(worker: psutil.Process, marker: Path) -> None:
+    """Wait until the job's own program (the interpreter, its argv naming ``marker``) runs
+    under ``worker``: a job is ``running`` from its claim, a moment before its program
+    starts, and a worker killed in that moment has started nothing."""
+    def started() -> bool:
+        for process in worker.children(recursive=True):
+            try:
+                argv = process.cmdline()
+            except psutil.NoSuchProcess:
+                continue
+            if argv and argv[0] == PY and str(marker) in argv:
+                return True
+        return False
+
+    wait_for(started, bool, 10, "the job's program to start")
+
+
 def test_job_that_ends_after_its_worker_died_is_recorded_as_it_ended_not_run_again(
     farm: Farm, tmp_path: Path
 ) -> None:
@@ -253,6 +270,7 @@ def test_job_that_ends_after_its_worker_died_is_recorded_as_it_ended_not_run_aga
                           resources={"labels": {"brief": "yes"}})
     assert farm.wait_state(done_ok, "running")["node"] == "brief"
     worker = psutil.Process(farm.procs["brief"].pid)
+    wait_started(worker, gate)
     guard = next(p for p in worker.children() if "simfarm.workers.orphan_guard" in p.cmdline())
     # The guard paused, the worker killed, then the job's program ends by itself: when the
     # guard goes on it finds the worker gone and the program's exit status in its note.
@@ -283,6 +301,7 @@ def test_job_ending_just_after_its_worker_died_is_let_finish_not_stopped_and_run
     job_id = farm.submit(argv=[PY, "-c", GATED_EXIT, str(gate), "0"], retries=3,
                          resources={"labels": {"finishing": "yes"}})
     assert farm.wait_state(job_id, "running")["node"] == "finishing"
+    wait_started(psutil.Process(farm.procs["finishing"].pid), gate)
     os.kill(farm.procs["finishing"].pid, signal.SIGKILL)
     farm.procs["finishing"].wait(timeout=10)
     guard_logs = farm.settings.state_dir / "orphan-guard"

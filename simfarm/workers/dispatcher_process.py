@@ -87,6 +87,8 @@ class DispatcherProcess:
                         self.settings.node_name)
             process.kill()
             process.wait()
+        log.info("node %s: the dispatcher process stopped with the worker (status %s)",
+                 self.settings.node_name, process.returncode)
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         process = subprocess.Popen(
@@ -116,9 +118,7 @@ class DispatcherProcess:
             # starts): if that was the service manager stopping the whole group, the
             # worker hears of it within moments.
             if status in STOPPED and self._worker_stopping.wait(RESTART_FIRST_S):
-                log.info("node %s: the dispatcher process stopped with the worker",
-                         self.settings.node_name)
-                return
+                return  # stop() says so when the worker gets there
             log.error("node %s: the dispatcher process exited with status %s; starting it "
                       "again in %.0f s", self.settings.node_name, status, delay)
             if self._stopping.wait(delay):
