@@ -103,9 +103,10 @@ def connect(url: str, **options: Any) -> redis.Redis:
         k: options[k] for k in ("socket_timeout", "socket_connect_timeout") if k in options}
     if parsed.sentinel_password:
         sentinel_kwargs["password"] = parsed.sentinel_password
-    manager = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
-        list(parsed.sentinels), sentinel_kwargs=sentinel_kwargs)
-    client: redis.Redis = manager.master_for(  # type: ignore[no-untyped-call]
+    # Any: redis-py types Sentinel in some releases and not in others (8.2 does)
+    sentinel: Any = redis.sentinel.Sentinel
+    manager = sentinel(list(parsed.sentinels), sentinel_kwargs=sentinel_kwargs)
+    client: redis.Redis = manager.master_for(
         parsed.service, db=parsed.db, username=parsed.username, password=parsed.password,
         **options)
     return client
