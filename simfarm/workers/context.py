@@ -87,6 +87,18 @@ class WorkerContext:
     boot_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     _inherited: dict[str, str] | None = field(default=None, repr=False)
 
+    @classmethod
+    def connected(cls, settings: Settings, runners: RunnerTable | None = None,
+                  cluster: ClusterService | None = None) -> WorkerContext:
+        """A context on a new Redis connection (:func:`connect`) with this worker's
+        stores; ``runners`` None: a process that runs no job (the dispatcher's)."""
+        connection = connect(settings)
+        return cls(settings=settings, redis=connection,
+                   jobs=JobStore.for_settings(connection, settings),
+                   nodes=NodeStore(connection, settings.key_prefix),
+                   runners=runners if runners is not None else RunnerTable({}),
+                   cluster=cluster)
+
     def inherited_environment(self) -> dict[str, str]:
         """What every job inherits from this worker's environment (``job_env_inherit``),
         read once: a worker's own environment does not change while it runs."""

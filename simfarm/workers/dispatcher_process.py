@@ -30,7 +30,6 @@ from types import FrameType
 from typing import IO
 
 from simfarm.common.settings import Settings
-from simfarm.common.store import JobStore, NodeStore
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +57,6 @@ class DispatcherProcess:
         self._lock = threading.Lock()
         self._watcher = threading.Thread(target=self._watch, name="simfarm-dispatcher-watch",
                                          daemon=True)
-
-    @property
-    def pid(self) -> int | None:
-        """The running child's pid (None before start and after stop)."""
-        process = self._process
-        return process.pid if process is not None and process.poll() is None else None
 
     def start(self) -> None:
         """Start the child and the thread that starts it again if it dies."""
@@ -153,15 +146,11 @@ def main() -> None:
 
     configure_logging(settings.log_level, settings.log_format, settings.node_name)
     from simfarm.workers.app import make_celery
-    from simfarm.workers.context import RunnerTable, WorkerContext, connect
+    from simfarm.workers.context import WorkerContext
     from simfarm.workers.dispatcher import Dispatcher
     from simfarm.workers.tasks import task_message
 
-    connection = connect(settings)
-    ctx = WorkerContext(settings=settings, redis=connection,
-                        jobs=JobStore.for_settings(connection, settings),
-                        nodes=NodeStore(connection, settings.key_prefix),
-                        runners=RunnerTable({}))  # it runs no job
+    ctx = WorkerContext.connected(settings)  # it runs no job: no runners
     done = threading.Event()
 
     def on_term(signum: int, frame: FrameType | None) -> None:

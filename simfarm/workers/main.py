@@ -13,11 +13,10 @@ from celery import Celery
 from kombu.entity import Queue
 
 from simfarm.common.settings import Settings
-from simfarm.common.store import JobStore, NodeStore
 from simfarm.workers.app import make_celery
 from simfarm.workers.cluster_runner import run_on_cluster
 from simfarm.workers.cluster_service import ClusterService, build_service
-from simfarm.workers.context import RunnerTable, WorkerContext, connect, node_queue
+from simfarm.workers.context import RunnerTable, WorkerContext, node_queue
 from simfarm.workers.hfss_runner import run_hfss
 from simfarm.workers.lifecycle import WorkerLifecycle
 from simfarm.workers.local_runner import run_local
@@ -61,16 +60,8 @@ def runner_table(cluster: ClusterService | None) -> RunnerTable:
 def build_context(settings: Settings) -> WorkerContext:
     """Connect to Redis and choose this worker's parts: a scheduler worker forwards every
     job to its cluster, any other runs jobs on this machine. Nothing is started yet."""
-    connection = connect(settings)
     cluster = build_service(settings) if settings.scheduler else None
-    return WorkerContext(
-        settings=settings,
-        redis=connection,
-        jobs=JobStore.for_settings(connection, settings),
-        nodes=NodeStore(connection, settings.key_prefix),
-        runners=runner_table(cluster),
-        cluster=cluster,
-    )
+    return WorkerContext.connected(settings, runner_table(cluster), cluster)
 
 
 def worker_app(ctx: WorkerContext) -> tuple[Celery, WorkerLifecycle]:

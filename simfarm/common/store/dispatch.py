@@ -21,7 +21,6 @@ from simfarm.common.waiting import ShapeWait
 
 _BRIEF = ["id", "state", "gate", "priority", "seq", "created_at", "started_at", "scheduled_at",
           "spec", "owner", "attempt"]
-_TO_PLACE = ["id", "state", "attempt", "spec"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,15 +99,6 @@ class JobToPlace:
     resources: ResourceRequest
 
 
-def _to_place(raw: Sequence[bytes | None]) -> JobToPlace | None:
-    job_id, state, attempt, spec_raw = (v.decode() if v is not None else None for v in raw)
-    if job_id is None or state is None or spec_raw is None:
-        return None
-    spec = json.loads(spec_raw)
-    return JobToPlace(job_id, state, int(attempt or 0), spec.get("name"),
-                      _resources(json.dumps(spec.get("resources", {}), sort_keys=True)))
-
-
 class DispatchStore:
     """The dispatcher's reads of the queue and its notes on why jobs wait."""
 
@@ -159,11 +149,7 @@ class DispatchStore:
     def to_place(self, job_ids: Sequence[str]) -> dict[str, JobToPlace]:
         """What placing each job needs, by id; ids that no longer exist are left out.
         One round trip."""
-        pipe = self.connection.pipeline(transaction=False)
-        for job_id in job_ids:
-            pipe.hmget(self.keys.job(job_id), _TO_PLACE)
-        found = (_to_place(raw) for raw in pipe.execute())
-        return {j.id: j for j in found if j is not None}
+        return {b.id: b.to_place() for b in self.briefs(job_ids)}
 
     def write_waits(self, notes: Mapping[str, ShapeWait | None], *, replace: bool = False) -> None:
         """Store the notes of these shapes (None removes one), stamped with the time;
