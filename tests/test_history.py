@@ -183,3 +183,57 @@ def test_audit_names_token_users_and_is_for_admins(own_gateway: Any) -> None:
     assert entries["entries"][2]["details"] == {"priority": 3}
     assert http.get("/api/v1/audit", params={"who": "bob"},
                     headers=root).json()["entries"][0]["target"] == job_id
+
+
+def test_retention_sweep_says_once_that_redis_is_away_and_once_that_it_is_back(
+    settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An operator reading the gateway's log during a Redis outage sees one warning, not a
+    traceback every sweep interval, and a line when the sweep runs again."""
+    import logging
+    import threading
+
+    from simfarm.gateway.expiry import Expirer
+    from simfarm.gateway.services import build_services
+    from tests.conftest import RedisServer
+
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    own = settings.model_copy(update={"redis_url": server.url, "key_prefix": "sweeplog:",
+                                      "expiry_interval_s": 0.05})
+    expirer = Expirer(build_services(own))
+    turns = 0
+    turned = threading.Condition()
+    take_turn = expirer._take_turn
+
+    def counted(interval: float) -> bool:
+        nonlocal turns
+        try:
+            return take_turn(interval)
+        finally:
+            with turned:
+                turns += 1
+                turned.notify_all()
+
+    def after(more: int) -> None:  # wait for that many more sweep intervals
+        with turned:
+            goal = turns + more
+            assert turned.wait_for(lambda: turns >= goal, 30), "the sweep stopped"
+
+    expirer._take_turn = counted  # type: ignore[method-assign]
+    caplog.set_level(logging.INFO, logger="simfarm.gateway.expiry")
+    try:
+        expirer.ensure_started()
+        after(2)
+        server.stop(kill=True)
+        after(10)  # ten sweeps while Redis is away
+        server.start()  # the same port
+        wait_for(lambda: [r.getMessage() for r in caplog.records],
+                 lambda m: "retention sweep resumed: Redis is back" in m, 30, "the sweep to resume")
+    finally:
+        expirer.stop()
+        server.stop()
+    records = [r for r in caplog.records if r.name == "simfarm.gateway.expiry"]
+    paused = [r for r in records if r.getMessage().startswith("retention sweep paused")]
+    assert len(paused) == 1 and paused[0].levelno == logging.WARNING
+    assert not [r for r in records if r.levelno >= logging.ERROR]

@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 
+import redis
 from flask import Flask
 
 from simfarm.common.store.history import HistoryStore
@@ -45,12 +46,21 @@ class Expirer:
 
     def _loop(self) -> None:
         interval = self.svc.settings.expiry_interval_s
+        away = False  # Redis unavailable at the last sweep: said once per outage
         while not self._stop.wait(interval):
             try:
                 if self._take_turn(interval):
                     self.sweep_once()
+            except redis.RedisError as exc:
+                if not away:
+                    log.warning("retention sweep paused: Redis unavailable: %s", exc)
+                away = True
+                continue
             except Exception:
                 log.exception("retention sweep failed")
+            if away:
+                log.info("retention sweep resumed: Redis is back")
+                away = False
 
     def _take_turn(self, interval: float) -> bool:
         # Held for most of an interval: one gateway sweeps per interval, and the next
