@@ -291,7 +291,9 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field(
         default="text", description="log lines as text or JSON (job id and node in each line)"
     )
-    log_level: str = Field(default="INFO", description="logging level of services")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        default="INFO", description="logging level of services (any case: info, WARNING...)"
+    )
     job_user: str | None = Field(
         default=None,
         description="worker: run jobs as this unprivileged OS account (POSIX; the worker "
@@ -444,6 +446,11 @@ class Settings(BaseSettings):
     smtp_user: str | None = Field(default=None, description="SMTP login (with smtp_password)")
     smtp_password: str | None = Field(default=None, description="SMTP password")
     smtp_starttls: bool = Field(default=False, description="upgrade the SMTP connection (TLS)")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_name(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("licenses")
     @classmethod

@@ -96,8 +96,9 @@ def _check_job_account(settings: Settings) -> None:
             settings.node_name)
 
 
-def run_worker(settings: Settings, loglevel: str = "INFO") -> None:
-    """Run the worker in this process until it is stopped."""
+def run_worker(settings: Settings, loglevel: str | None = None) -> None:
+    """Run the worker in this process until it is stopped; it logs at ``loglevel``
+    (default: the ``log_level`` setting), Celery's own lines included."""
     settings.require_redis_url()
     from simfarm.common.logs import configure_logging
 
@@ -110,7 +111,8 @@ def run_worker(settings: Settings, loglevel: str = "INFO") -> None:
 
     ctx = build_context(settings)
     app, lifecycle = worker_app(ctx)
-    argv = worker_argv(settings, loglevel)
+    # Celery sets the root logger to its --loglevel: the same level as configured above
+    argv = worker_argv(settings, loglevel or settings.log_level)
     if settings.log_format == "json":
         argv.insert(0, "--quiet")  # no start-up banner: stdout/stderr stay JSON lines only
     code: str | int | None = 0
