@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -138,6 +139,21 @@ def test_cancel_running_job_kills_process_tree(farm: httpx.Client, store: JobSto
             10,
             f"process {pid} to be gone",
         )
+
+
+def test_a_silent_running_job_names_its_process(farm: httpx.Client, store: JobStore) -> None:
+    """A job that prints nothing still shows which process runs it once it has run a
+    moment (a program that ends at once is not worth that write)."""
+    job_id = submit(farm, argv=[PY, "-c", "import time; time.sleep(300)", "silent-job"])
+    pid = wait_for(lambda: store.attempt(job_id).lease.pid, lambda p: p is not None, 30,
+                   "the running job's pid")
+    assert pid is not None
+    group = [p for p in psutil.process_iter(["cmdline"])
+             if (p.info["cmdline"] or [])[-1:] == ["silent-job"]]
+    assert group and all(os.getpgid(p.pid) == pid for p in group)
+    farm.post(f"/api/v1/jobs/{job_id}/cancel")
+    assert wait_state(farm, job_id, "cancelled", "failed", "completed")["state"] == "cancelled"
+    assert store.attempt(job_id).lease.pid is None  # the ended attempt's process is gone
 
 
 def test_timeout_kills_and_fails(farm: httpx.Client) -> None:

@@ -256,11 +256,14 @@ class LocalRunner:
         pipes = self._pipes
         assert pipes is not None
         stop: Outcome | None = None
+        # A program that closes its output first is seen running for a moment after: its
+        # pid is worth a write only once it has run a tick (or with its first output).
+        pid_due = time.monotonic() + TICK_S
         while True:
             self._flush(timeout=TICK_S)
             if proc.poll() is not None and pipes.open <= 0:
                 break
-            if self._pid is not None:  # it runs longer than a tick: say which process
+            if self._pid is not None and time.monotonic() >= pid_due:  # say which process
                 pid, self._pid = self._pid, None
                 self.supervisor.send(functools.partial(self.ctx.jobs.set_pid, job_id, pid))
             if stop is not None:
