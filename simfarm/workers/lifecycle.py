@@ -43,9 +43,11 @@ class WorkerLifecycle:
         worker_shutting_down.disconnect(self._on_shutting_down)
         worker_shutdown.disconnect(self._on_shutdown)
 
-    def _on_ready(self, **_: Any) -> None:
+    def _on_ready(self, sender: Any = None, **_: Any) -> None:
         ctx = self.ctx
         self._hand_back_on_hangup()
+        if ctx.settings.log_format == "json" and sender is not None:
+            _quiet_shutdown_banners(sender.controller)
         self.agent = NodeAgent(ctx)
         self.agent.start()
         if ctx.settings.worker_dispatch:  # off for workers without the Redis dispatcher user
@@ -86,3 +88,13 @@ class WorkerLifecycle:
             restart(signum, frame)
 
         signal.signal(hangup, on_hangup)
+
+
+def _quiet_shutdown_banners(worker: Any) -> None:
+    """Celery's SIGTERM and SIGQUIT handlers write "worker: Warm shutdown (MainProcess)"
+    straight to stdout, which breaks a log of JSON lines: the same handlers without it
+    (this worker logs its shutdown itself, :meth:`WorkerLifecycle._on_shutting_down`)."""
+    from celery.apps import worker as celery_worker
+
+    celery_worker.install_worker_term_handler(worker, verbose=False)
+    celery_worker.install_worker_term_hard_handler(worker, verbose=False)
