@@ -158,3 +158,24 @@ def test_fair_share_usage_goes_on_from_the_stored_count_after_a_failover(farm: F
     assert usage == pytest.approx(2 * 200, rel=0.01)  # both jobs, all the time, once
     waiting = next(i for i in ids if i not in {p.job_id for p in placed})
     assert successor.scheduler.is_pending(waiting)
+
+
+def test_a_queued_job_is_placed_from_the_read_that_queued_it(farm: Farm) -> None:
+    """What placing a job needs (its attempt, name and request) comes from the read that
+    queued it, so placing a job queued long ago reads nothing more; a job requeued is read
+    again at its new attempt, and one that leaves the queue is forgotten."""
+    ids = farm.submit(3, name="queued")
+    placed, _ = farm.round()  # loads the queue, places two
+    assert placed == ids[:2]
+    waiting = farm.feed.placing
+    assert set(waiting) == {ids[2]}
+    assert (waiting[ids[2]].attempt, waiting[ids[2]].name) == (0, "queued")
+    farm.jobs.transition(placed[0], JobState.PENDING)  # handed back to the queue...
+    urgent = farm.submit(1, priority=9)  # ...while a more urgent job takes its slot
+    farm.jobs.transition(ids[2], JobState.CANCELLED)
+    assert farm.round()[0] == urgent
+    assert set(waiting) == {placed[0]}  # the cancelled one is forgotten
+    assert waiting[placed[0]].attempt == 1  # read again at the attempt it is at now
+    farm.finish(placed[1])
+    assert farm.round()[0] == [placed[0]]
+    assert waiting == {} and farm.jobs.attempt(placed[0]).number == 2

@@ -153,7 +153,7 @@ class Dispatcher:
         sent = 0
         if placements:
             ids = [p.job_id for p in placements]
-            jobs = {i: feed.fresh[i] for i in ids if i in feed.fresh}
+            jobs = {i: feed.placing[i] for i in ids if i in feed.placing}
             unread = [i for i in ids if i not in jobs]
             if unread:
                 jobs.update(feed.queue.to_place(unread))

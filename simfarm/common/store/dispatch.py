@@ -5,6 +5,7 @@ of each request shape wait (``P dispatch:waits``, one hash field per shape)."""
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -80,7 +81,8 @@ def _brief(raw: Sequence[bytes | None]) -> JobBrief | None:
     # so it is validated once per distinct request.
     resources = _resources(json.dumps(spec.get("resources", {}), sort_keys=True))
     began = started or scheduled
-    return JobBrief(job_id, state, gate or None, int(priority or 0), int(seq or 0),
+    # interned: the feed keeps one per queued job (JobToPlace), all "pending"
+    return JobBrief(job_id, sys.intern(state), gate or None, int(priority or 0), int(seq or 0),
                     float(created or 0.0), float(began) if began else None, resources,
                     float(timeout) if timeout is not None else None, owner or "",
                     spec.get("account") or "", int(attempt or 0), spec.get("name"))

@@ -119,14 +119,14 @@ class SchedulerFeed:
         self._fresh_notes = True
         #: per round, for the benchmarks and the log: events applied, jobs loaded
         self.last_round = (0, 0)
-        #: what placing each job read this round needs (a job that just arrived is placed
-        #: without reading it a second time)
-        self.fresh: dict[str, JobToPlace] = {}
+        #: what placing each pending job the policy holds needs, from the read that queued
+        #: it (placing it reads nothing more; the placing transition is fenced by the
+        #: attempt it names, so an entry gone stale is refused, not misused)
+        self.placing: dict[str, JobToPlace] = {}
 
     # ------------------------------------------------------------------ reading
     def refresh(self, now: float) -> None:
         """Bring the policy's picture up to date with Redis."""
-        self.fresh = {}
         if self._since is None:
             self._load(now)
             return
@@ -144,6 +144,7 @@ class SchedulerFeed:
                 self.save_usage(force=True)
                 self.scheduler = Scheduler(self.scheduler.config)
                 self._views, self._running, self._since = {}, {}, None
+                self.placing = {}
                 self._notes, self._fresh_notes = {}, True
                 self._load(now)
                 return
@@ -172,7 +173,7 @@ class SchedulerFeed:
             ids = [e[0] for e in entries if e[0] not in self._running]
             for job in self.queue.briefs(ids):
                 if job.startable:
-                    self.scheduler.submit(pending_job(job, self.pools))
+                    self._queue(job)
                     count += 1
         log.info("dispatcher: loaded %d pending jobs and %d nodes in %.2f s", count,
                  len(self.live), time.monotonic() - started)
@@ -191,7 +192,7 @@ class SchedulerFeed:
                     load[job_id] = None
                 elif source == JobState.PENDING.value:
                     load.pop(job_id, None)
-                    sched.withdraw(job_id)
+                    self._withdraw(job_id)
                 if to in _FINAL and job_id in self._running:
                     self._finish(job_id, event_time(event.id))
             elif event.type == "info":
@@ -200,15 +201,23 @@ class SchedulerFeed:
                     load[job_id] = None
                 elif message == "gated":
                     load.pop(job_id, None)
-                    sched.withdraw(job_id)
+                    self._withdraw(job_id)
                 elif message == "priority changed" and isinstance(data.get("new"), int):
                     sched.set_priority(job_id, data["new"])
         wanted = [j for j in load if not sched.is_pending(j) and j not in self._running]
         for job in self.queue.briefs(wanted) if wanted else []:
             if job.startable:
-                sched.submit(pending_job(job, self.pools))
-                self.fresh[job.id] = job.to_place()
+                self._queue(job)
         return len(wanted)
+
+    def _queue(self, job: JobBrief) -> None:
+        """Hand a startable pending job to the policy, and keep what placing it needs."""
+        self.scheduler.submit(pending_job(job, self.pools))
+        self.placing[job.id] = job.to_place()
+
+    def _withdraw(self, job_id: str) -> None:
+        self.scheduler.withdraw(job_id)
+        self.placing.pop(job_id, None)
 
     def _finish(self, job_id: str, at: float | None = None) -> None:
         self.scheduler.finish(job_id, at)
@@ -243,6 +252,7 @@ class SchedulerFeed:
                                          job.started_at or now, job.timeout_s, job.account,
                                          job.owner))
             self._running[job.id] = node
+            self.placing.pop(job.id, None)  # add_running took it out of the queue
 
     def nodes_changed(self) -> None:
         """Re-read the nodes next round (the caller saw one die)."""
@@ -252,14 +262,16 @@ class SchedulerFeed:
     def placed(self, placement: Placement) -> None:
         """The dispatcher marked this job scheduled on the node."""
         self._running[placement.job_id] = placement.node
+        self.placing.pop(placement.job_id, None)
 
     def not_placed(self, placement: Placement) -> None:
         """The job could not be scheduled after all: it is read again and, if it is still
         startable, queued again (if it left the queue, an event says so next round)."""
         self.scheduler.unplace(placement.job_id)
+        self.placing.pop(placement.job_id, None)
         for job in self.queue.briefs([placement.job_id]):
             if job.startable:
-                self.scheduler.submit(pending_job(job, self.pools))
+                self._queue(job)
 
     def save_usage(self, force: bool = False) -> bool:
         """Store the fair-share usage (at most every ``USAGE_EVERY_S``, or now with
