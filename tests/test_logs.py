@@ -114,5 +114,6 @@ def test_a_worker_logs_at_the_level_its_settings_name(
 
 def test_log_level_is_read_in_any_case_and_an_unknown_one_is_refused_by_name() -> None:
     assert Settings(log_level=" warning").log_level == "WARNING"  # type: ignore[arg-type]
+    assert Settings(log_level="warn").log_level == "WARNING"  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="log_level"):
         Settings(log_level="loud")  # type: ignore[arg-type]

@@ -46,8 +46,9 @@ class WorkerLifecycle:
     def _on_ready(self, sender: Any = None, **_: Any) -> None:
         ctx = self.ctx
         self._hand_back_on_hangup()
-        if ctx.settings.log_format == "json" and sender is not None:
-            _quiet_shutdown_banners(sender.controller)
+        worker = getattr(sender, "controller", None)  # the consumer's WorkController
+        if ctx.settings.log_format == "json" and worker is not None:
+            _quiet_shutdown_banners(worker)
         self.agent = NodeAgent(ctx)
         self.agent.start()
         if ctx.settings.worker_dispatch:  # off for workers without the Redis dispatcher user
