@@ -53,7 +53,6 @@ import httpx
 
 from benchmarks.common import ROOT, farm, percentile
 from simfarm.client.embedded import free_port, wait_until
-from simfarm.common.settings import DEFAULT_JOB_ENV_INHERIT
 
 FAKES = ROOT / "tests" / "fakes"
 CONCURRENCY = 2
@@ -233,11 +232,9 @@ def main() -> None:
         with farm() as the_farm:
             # The gateway takes HFSS jobs only when a live worker has AEDT: the worker
             # runs, held by its local limit max_jobs = 0 (as PyEDB's max_concurrent_jobs 0).
-            # A job inherits only job_env_inherit from its worker: the fake's knobs too, as
-            # PyEDB's solves inherit its whole environment (without them every simfarm
-            # solve took the fake's default 0.3 s instead of --solve-s).
-            the_farm.start_worker("bench-aedt", worker_concurrency=CONCURRENCY, node_cores=4,
-                                  job_env_inherit=[*DEFAULT_JOB_ENV_INHERIT, "FAKE_ANSYSEDT_*"])
+            # Its jobs inherit the fake's knobs (benchmarks.common.Farm.env), as PyEDB's
+            # solves inherit its whole environment.
+            the_farm.start_worker("bench-aedt", worker_concurrency=CONCURRENCY, node_cores=4)
             limits = f"{the_farm.url}/api/v1/workers/bench-aedt/limits"
             httpx.patch(limits, json={"max_jobs": 0}, timeout=30).raise_for_status()
 

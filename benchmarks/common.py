@@ -6,6 +6,7 @@ Nothing here is imported by simfarm itself.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import statistics
@@ -24,7 +25,7 @@ import redis
 
 from simfarm.client.embedded import free_port, wait_until
 from simfarm.common.redis_url import connect
-from simfarm.common.settings import Settings
+from simfarm.common.settings import DEFAULT_JOB_ENV_INHERIT, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,6 +75,10 @@ class Farm:
         env = dict(os.environ)
         env.update(settings.export_env())
         env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        if "job_env_inherit" not in settings.model_fields_set:
+            # the fakes' knobs (FAKE_ANSYSEDT_SECONDS...) set on a worker reach its jobs, as
+            # a peer's jobs inherit its whole environment (tests/helpers.py does the same)
+            env["SIMFARM_JOB_ENV_INHERIT"] = json.dumps([*DEFAULT_JOB_ENV_INHERIT, "FAKE_*"])
         return env
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
